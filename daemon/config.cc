@@ -1,0 +1,125 @@
+#include "daemon/config.h"
+
+#include <grp.h>
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "kernel/errno_status.h"
+
+namespace devmem {
+namespace {
+
+class CollectErrors : public google::protobuf::io::ErrorCollector {
+ public:
+  explicit CollectErrors(absl::string_view source) : source_(source) {}
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    // The parser counts from 0; editors count from 1.
+    errors_.push_back(
+        absl::StrCat(source_, ":", line + 1, ":", column + 1, ": ", message));
+  }
+  void AddWarning(int line, google::protobuf::io::ColumnNumber column,
+                  const std::string& message) override {
+    AddError(line, column, message);
+  }
+  const std::vector<std::string>& errors() const { return errors_; }
+
+ private:
+  std::string source_;
+  std::vector<std::string> errors_;
+};
+
+absl::Status CheckRange(absl::string_view source, absl::string_view field,
+                        uint32_t value, uint32_t lo, uint32_t hi) {
+  if (value < lo || value > hi) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": field ", field, " = ", value, " is out of range [", lo, ", ",
+        hi, "]"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
+                            absl::string_view source) {
+  if (c->runtime_dir().empty()) c->set_runtime_dir(kDefaultRuntimeDir);
+  if (c->ticket_ttl_ms() == 0) c->set_ticket_ttl_ms(10000);
+  if (c->max_tickets_per_session() == 0) c->set_max_tickets_per_session(64);
+  if (c->max_sessions() == 0) c->set_max_sessions(4096);
+  if (c->default_backlog() == 0) c->set_default_backlog(128);
+  if (c->default_connect_timeout_ms() == 0) {
+    c->set_default_connect_timeout_ms(5000);
+  }
+  if (c->runtime_dir().front() != '/') {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": field runtime_dir = \"", c->runtime_dir(),
+        "\" must be an absolute path"));
+  }
+  absl::Status s = CheckRange(source, "ticket_ttl_ms", c->ticket_ttl_ms(), 100,
+                              600000);
+  if (s.ok()) {
+    s = CheckRange(source, "max_tickets_per_session",
+                   c->max_tickets_per_session(), 1, 4096);
+  }
+  if (s.ok()) s = CheckRange(source, "max_sessions", c->max_sessions(), 1, 65536);
+  if (s.ok()) {
+    s = CheckRange(source, "default_backlog", c->default_backlog(), 1, 65535);
+  }
+  if (s.ok()) {
+    s = CheckRange(source, "default_connect_timeout_ms",
+                   c->default_connect_timeout_ms(), 1, 600000);
+  }
+  if (!s.ok()) return s;
+  if (!c->socket_group().empty()) {
+    struct group gr;
+    struct group* result = nullptr;
+    std::vector<char> buf(16384);
+    int err = ::getgrnam_r(c->socket_group().c_str(), &gr, buf.data(),
+                           buf.size(), &result);
+    if (result == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source, ": field socket_group = \"", c->socket_group(),
+          "\": no such group",
+          err != 0 ? absl::StrCat(" (", std::strerror(err), ")") : "",
+          "; create it (e.g. with sysusers.d) or leave socket_group empty"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<devmem::v1::DaemonConfig> ParseConfig(absl::string_view text,
+                                                     absl::string_view source) {
+  devmem::v1::DaemonConfig config;
+  CollectErrors errors(source);
+  google::protobuf::TextFormat::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(std::string(text), &config)) {
+    if (errors.errors().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": not a valid devmem.v1.DaemonConfig"));
+    }
+    return absl::InvalidArgumentError(absl::StrJoin(errors.errors(), "\n"));
+  }
+  absl::Status s = FinalizeConfig(&config, source);
+  if (!s.ok()) return s;
+  return config;
+}
+
+absl::StatusOr<devmem::v1::DaemonConfig> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return ErrnoStatus(errno, absl::StrCat("cannot read config ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str(), path);
+}
+
+}  // namespace devmem

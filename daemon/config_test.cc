@@ -1,0 +1,61 @@
+#include "daemon/config.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace devmem {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ConfigTest, DefaultsFilled) {
+  auto c = ParseConfig("allow_uids: 1000\nallow_gids: [10, 20]\n", "t.textproto");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->runtime_dir(), "/run/devmemd");
+  EXPECT_EQ(c->ticket_ttl_ms(), 10000u);
+  EXPECT_EQ(c->max_tickets_per_session(), 64u);
+  EXPECT_EQ(c->allow_gids_size(), 2);
+}
+
+TEST(ConfigTest, UnknownFieldNamesFileLineAndField) {
+  auto c = ParseConfig("ticket_ttl_ms: 500\n  allow_uid: 3\n", "/etc/d.textproto");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(c.status().message(), HasSubstr("/etc/d.textproto:2:"));
+  EXPECT_THAT(c.status().message(), HasSubstr("allow_uid"));
+}
+
+TEST(ConfigTest, BadValueNamesLine) {
+  auto c = ParseConfig("\n\nallow_uids: -4\n", "x.textproto");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("x.textproto:3:"));
+}
+
+TEST(ConfigTest, RangeChecked) {
+  auto c = ParseConfig("ticket_ttl_ms: 5", "x.textproto");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("ticket_ttl_ms"));
+  EXPECT_THAT(c.status().message(), HasSubstr("out of range"));
+}
+
+TEST(ConfigTest, RelativeRuntimeDirRejected) {
+  auto c = ParseConfig("runtime_dir: \"run\"", "x.textproto");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("absolute"));
+}
+
+TEST(ConfigTest, UnknownGroupRejected) {
+  auto c = ParseConfig("socket_group: \"no-such-group-devmemd\"", "x.textproto");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("no such group"));
+}
+
+TEST(ConfigTest, MissingFileNamesPath) {
+  auto c = LoadConfigFile("/nonexistent/devmemd.textproto");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(c.status().message(), HasSubstr("/nonexistent/devmemd.textproto"));
+}
+
+}  // namespace
+}  // namespace devmem
