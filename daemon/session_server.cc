@@ -1,0 +1,252 @@
+#include "daemon/session_server.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "kernel/errno_status.h"
+#include "kernel/scm_rights.h"
+#include "proto/devmem/v1/frame.h"
+
+namespace devmem {
+namespace {
+
+// epoll user data for the two non-session fds; session ids start at 1 and never
+// reach these.
+constexpr uint64_t kListenTag = ~uint64_t{0};
+constexpr uint64_t kStopTag = ~uint64_t{0} - 1;
+constexpr uint32_t kMaxFdsPerFrame = 1;
+
+int RpcCode(const absl::Status& s) { return static_cast<int>(s.code()); }
+
+}  // namespace
+
+SessionServer::SessionServer(UniqueFd listen_fd, const AccessPolicy* policy,
+                             SessionManager* sessions)
+    : listen_fd_(std::move(listen_fd)), policy_(policy), sessions_(sessions) {}
+
+SessionServer::~SessionServer() { Stop(); }
+
+absl::Status SessionServer::Start() {
+  epoll_fd_.Reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_fd_) return ErrnoStatus(errno, "epoll_create1");
+  stop_fd_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_fd_) return ErrnoStatus(errno, "eventfd");
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kListenTag;
+  if (::epoll_ctl(epoll_fd_.get_unowned(), EPOLL_CTL_ADD,
+                  listen_fd_.get_unowned(), &ev) != 0) {
+    return ErrnoStatus(errno, "epoll_ctl(session listener)");
+  }
+  ev.data.u64 = kStopTag;
+  if (::epoll_ctl(epoll_fd_.get_unowned(), EPOLL_CTL_ADD, stop_fd_.get_unowned(),
+                  &ev) != 0) {
+    return ErrnoStatus(errno, "epoll_ctl(stop)");
+  }
+  thread_ = std::thread([this] { Loop(); });
+  return absl::OkStatus();
+}
+
+void SessionServer::Stop() {
+  if (!thread_.joinable()) return;
+  uint64_t one = 1;
+  (void)!::write(stop_fd_.get_unowned(), &one, sizeof(one));
+  thread_.join();
+  std::vector<uint64_t> ids;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, fd] : conns_) ids.push_back(id);
+  }
+  for (uint64_t id : ids) CloseSession(id);
+}
+
+size_t SessionServer::connection_count() const {
+  absl::MutexLock lock(&mu_);
+  return conns_.size();
+}
+
+void SessionServer::Loop() {
+  // Expire tickets often enough that an expired fd is closed within ~1/4 TTL.
+  const int tick_ms = static_cast<int>(std::clamp<int64_t>(
+      absl::ToInt64Milliseconds(sessions_->ticket_ttl()) / 4, 25, 1000));
+  struct epoll_event events[64];
+  for (;;) {
+    int n = ::epoll_wait(epoll_fd_.get_unowned(), events, 64, tick_ms);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    sessions_->ExpireTickets();
+    for (int i = 0; i < n; ++i) {
+      const uint64_t tag = events[i].data.u64;
+      if (tag == kStopTag) return;
+      if (tag == kListenTag) {
+        Accept();
+        continue;
+      }
+      int fd = -1;
+      {
+        absl::MutexLock lock(&mu_);
+        auto it = conns_.find(tag);
+        if (it == conns_.end()) continue;  // closed earlier in this batch
+        fd = it->second.get_unowned();
+      }
+      // Data first: a client may send its last frame and close right away.
+      bool keep = true;
+      if (events[i].events & EPOLLIN) keep = Serve(tag, fd);
+      if (keep && (events[i].events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) &&
+          !(events[i].events & EPOLLIN)) {
+        keep = false;
+      }
+      if (!keep) CloseSession(tag);
+    }
+  }
+}
+
+void SessionServer::Accept() {
+  for (;;) {
+    UniqueFd conn(::accept4(listen_fd_.get_unowned(), nullptr, nullptr,
+                            SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!conn) return;  // EAGAIN (drained), or EMFILE etc.: retry on next event
+    auto cred = GetPeerCred(conn.get_unowned());
+    if (!cred.ok()) continue;
+    devmem::v1::SessionFrame frame;
+    devmem::v1::Hello* hello = frame.mutable_hello();
+    hello->set_protocol_version(kProtocolVersion);
+    hello->set_peer_uid(cred->uid);
+    hello->set_peer_gid(cred->gid);
+    hello->set_peer_pid(cred->pid);
+    absl::Status allowed = policy_->Check(*cred);
+    absl::StatusOr<SessionManager::Opened> opened =
+        allowed.ok() ? sessions_->Open(*cred)
+                     : absl::StatusOr<SessionManager::Opened>(allowed);
+    if (!opened.ok()) {
+      hello->set_code(RpcCode(opened.status()));
+      hello->set_message(std::string(opened.status().message()));
+      auto bytes = EncodeFrame(frame);
+      if (bytes.ok()) (void)SendWithFds(conn.get_unowned(), *bytes, {});
+      continue;  // conn closes here
+    }
+    hello->set_session_id(opened->id);
+    hello->set_session_token(opened->token);
+    hello->set_ticket_ttl_ms(static_cast<uint32_t>(
+        absl::ToInt64Milliseconds(sessions_->ticket_ttl())));
+    hello->set_max_fds_per_frame(kMaxFdsPerFrame);
+    hello->set_max_frame_bytes(kMaxFrameBytes);
+    auto bytes = EncodeFrame(frame);
+    if (!bytes.ok() || !SendWithFds(conn.get_unowned(), *bytes, {}).ok()) {
+      sessions_->Close(opened->id);
+      continue;
+    }
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = opened->id;
+    if (::epoll_ctl(epoll_fd_.get_unowned(), EPOLL_CTL_ADD, conn.get_unowned(),
+                    &ev) != 0) {
+      sessions_->Close(opened->id);
+      continue;
+    }
+    absl::MutexLock lock(&mu_);
+    conns_.emplace(opened->id, std::move(conn));
+  }
+}
+
+bool SessionServer::Reply(uint64_t session_id, int fd,
+                          const devmem::v1::SessionFrame& frame, int pass_fd) {
+  auto bytes = EncodeFrame(frame);
+  if (!bytes.ok()) return false;
+  std::vector<int> fds;
+  if (pass_fd >= 0) fds.push_back(pass_fd);
+  // Non-blocking socket: EAGAIN means the client stopped reading its replies.
+  return SendWithFds(fd, *bytes, fds).ok();
+}
+
+bool SessionServer::Serve(uint64_t session_id, int fd) {
+  auto msg = RecvWithFds(fd, kMaxFrameBytes, kMaxFdsPerFrame);
+  if (!msg.ok()) {
+    if (msg.status().code() == absl::StatusCode::kUnavailable) return true;
+    ++violations_;  // MSG_TRUNC/CTRUNC, too many fds, foreign cmsg: fds closed
+    return false;
+  }
+  if (msg->eof) return false;
+  auto frame = DecodeFrame(msg->data);
+  if (!frame.ok()) {
+    ++violations_;
+    return false;  // msg->fds close with it
+  }
+  devmem::v1::SessionFrame reply;
+  using F = devmem::v1::SessionFrame;
+  if (frame->body_case() != F::kDeposit && !msg->fds.empty()) {
+    ++violations_;
+    return false;
+  }
+  switch (frame->body_case()) {
+    case F::kRedeem: {
+      const std::string& ticket = frame->redeem().ticket();
+      auto taken = sessions_->Redeem(session_id, ticket);
+      if (!taken.ok()) {
+        auto* err = reply.mutable_error();
+        err->set_code(RpcCode(taken.status()));
+        err->set_message(std::string(taken.status().message()));
+        err->set_ticket(ticket);
+        return Reply(session_id, fd, reply);
+      }
+      reply.mutable_fd_grant()->set_ticket(ticket);
+      // Our copy of the fd closes when `taken` goes out of scope, after the
+      // kernel has duplicated it into the message.
+      if (!Reply(session_id, fd, reply, taken->get_unowned())) return false;
+      ++fds_handed_off_;
+      return true;
+    }
+    case F::kDeposit: {
+      if (msg->fds.size() != 1) {
+        auto* err = reply.mutable_error();
+        err->set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
+        err->set_message("Deposit frame must carry exactly one fd (SCM_RIGHTS)");
+        return Reply(session_id, fd, reply);
+      }
+      auto ticket = sessions_->IssueTicket(session_id, std::move(msg->fds[0]));
+      if (!ticket.ok()) {
+        auto* err = reply.mutable_error();
+        err->set_code(RpcCode(ticket.status()));
+        err->set_message(std::string(ticket.status().message()));
+        return Reply(session_id, fd, reply);
+      }
+      auto* dep = reply.mutable_deposited();
+      dep->set_ticket(*ticket);
+      dep->set_label(frame->deposit().label());
+      dep->set_ticket_ttl_ms(static_cast<uint32_t>(
+          absl::ToInt64Milliseconds(sessions_->ticket_ttl())));
+      return Reply(session_id, fd, reply);
+    }
+    case F::kPing:
+      reply.mutable_pong()->set_nonce(frame->ping().nonce());
+      return Reply(session_id, fd, reply);
+    default:
+      // A daemon->client body sent by the client.
+      ++violations_;
+      return false;
+  }
+}
+
+void SessionServer::CloseSession(uint64_t session_id) {
+  UniqueFd conn;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = conns_.find(session_id);
+    if (it == conns_.end()) return;
+    conn = std::move(it->second);
+    conns_.erase(it);
+  }
+  ::epoll_ctl(epoll_fd_.get_unowned(), EPOLL_CTL_DEL, conn.get_unowned(),
+              nullptr);
+  sessions_->Close(session_id);
+}
+
+}  // namespace devmem

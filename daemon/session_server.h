@@ -1,0 +1,64 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/peer_cred.h"
+#include "daemon/session_manager.h"
+#include "kernel/unique_fd.h"
+#include "proto/devmem/v1/session.pb.h"
+
+namespace devmem {
+
+// Serves the session socket (SOCK_SEQPACKET, docs/PROTOCOL.md): authenticates each
+// connection with SO_PEERCRED, sends Hello, answers Redeem/Deposit/Ping, and
+// closes a session on any protocol violation or when the peer goes away, which
+// releases everything the session owns (SessionManager::Close).
+//
+// One thread runs an epoll loop over the listening socket, every session
+// connection and a stop eventfd. Sends are non-blocking: a client that does not
+// read its replies loses its session instead of stalling everyone else.
+class SessionServer {
+ public:
+  SessionServer(UniqueFd listen_fd, const AccessPolicy* policy,
+                SessionManager* sessions);
+  ~SessionServer();
+
+  absl::Status Start();
+  // Closes every session and joins the thread. Idempotent.
+  void Stop();
+
+  size_t connection_count() const ABSL_LOCKS_EXCLUDED(mu_);
+  uint64_t fds_handed_off() const { return fds_handed_off_.load(); }
+  uint64_t sessions_closed_for_violation() const {
+    return violations_.load();
+  }
+
+ private:
+  void Loop();
+  void Accept();
+  // Reads and answers one frame; returns false if the session must close.
+  bool Serve(uint64_t session_id, int fd);
+  bool Reply(uint64_t session_id, int fd, const devmem::v1::SessionFrame& frame,
+             int pass_fd = -1);
+  void CloseSession(uint64_t session_id);
+
+  UniqueFd listen_fd_;
+  UniqueFd epoll_fd_;
+  UniqueFd stop_fd_;
+  const AccessPolicy* policy_;
+  SessionManager* sessions_;
+  std::thread thread_;
+  std::atomic<uint64_t> fds_handed_off_{0};
+  std::atomic<uint64_t> violations_{0};
+  mutable absl::Mutex mu_;
+  // session id -> its connection. Only the loop thread mutates it.
+  absl::flat_hash_map<uint64_t, UniqueFd> conns_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace devmem
