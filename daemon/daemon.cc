@@ -1,0 +1,173 @@
+#include "daemon/daemon.h"
+
+#include <grp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "kernel/errno_status.h"
+
+namespace devmem {
+namespace {
+
+absl::Status MakeDirs(const std::string& path) {
+  std::string partial;
+  for (size_t i = 1; i <= path.size(); ++i) {
+    if (i == path.size() || path[i] == '/') {
+      partial = path.substr(0, i);
+      if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
+        return ErrnoStatus(errno, absl::StrCat("mkdir ", partial));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Binds a Unix socket at `path` with mode 0660 and group `gid` (-1: keep).
+// A stale socket file is removed; a live one (someone accepts) is an error.
+absl::StatusOr<UniqueFd> BindUnix(const std::string& path, int type, gid_t gid) {
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "socket path ", path, " is longer than ", sizeof(addr.sun_path) - 1,
+        " bytes; choose a shorter --runtime_dir"));
+  }
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  {
+    UniqueFd probe(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+    if (probe && ::connect(probe.get_unowned(),
+                           reinterpret_cast<sockaddr*>(&addr),
+                           sizeof(addr)) == 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "another daemon is already serving ", path,
+          "; stop it or use a different --runtime_dir"));
+    }
+  }
+  ::unlink(path.c_str());
+  UniqueFd fd(::socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return ErrnoStatus(errno, "socket(AF_UNIX)");
+  // Create it private, then open it up to exactly 0660 after chown.
+  const mode_t old = ::umask(0177);
+  int rc = ::bind(fd.get_unowned(), reinterpret_cast<sockaddr*>(&addr),
+                  sizeof(addr));
+  const int bind_errno = errno;
+  ::umask(old);
+  if (rc != 0) return ErrnoStatus(bind_errno, absl::StrCat("bind ", path));
+  if (gid != static_cast<gid_t>(-1) &&
+      ::chown(path.c_str(), static_cast<uid_t>(-1), gid) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("chown ", path));
+  }
+  if (::chmod(path.c_str(), 0660) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("chmod ", path));
+  }
+  if (::listen(fd.get_unowned(), SOMAXCONN) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("listen ", path));
+  }
+  return fd;
+}
+
+absl::StatusOr<gid_t> GroupId(const std::string& name) {
+  if (name.empty()) return static_cast<gid_t>(-1);
+  struct group gr;
+  struct group* result = nullptr;
+  std::vector<char> buf(16384);
+  ::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &result);
+  if (result == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("socket_group \"", name, "\" does not exist"));
+  }
+  return result->gr_gid;
+}
+
+}  // namespace
+
+Daemon::Daemon(Options options) : options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
+  std::unique_ptr<Daemon> d(new Daemon(std::move(options)));
+  absl::Status s = d->Init();
+  if (!s.ok()) {
+    d->Shutdown();
+    return s;
+  }
+  return d;
+}
+
+std::string Daemon::grpc_socket_path() const {
+  return absl::StrCat(options_.config.runtime_dir(), "/grpc.sock");
+}
+
+std::string Daemon::session_socket_path() const {
+  return absl::StrCat(options_.config.runtime_dir(), "/session.sock");
+}
+
+absl::Status Daemon::Init() {
+  const auto& c = options_.config;
+  std::vector<uint32_t> uids(c.allow_uids().begin(), c.allow_uids().end());
+  std::vector<uint32_t> gids(c.allow_gids().begin(), c.allow_gids().end());
+  policy_ = std::make_unique<AccessPolicy>(uids, gids, options_.config_source);
+  SessionManager::Options so;
+  so.ticket_ttl = absl::Milliseconds(c.ticket_ttl_ms());
+  so.max_tickets_per_session = c.max_tickets_per_session();
+  so.max_sessions = c.max_sessions();
+  sessions_ = std::make_unique<SessionManager>(so, RealClock::Get());
+
+  absl::Status s = MakeDirs(c.runtime_dir());
+  if (!s.ok()) return s;
+  auto gid = GroupId(c.socket_group());
+  if (!gid.ok()) return gid.status();
+  auto grpc_fd = BindUnix(grpc_socket_path(), SOCK_STREAM, *gid);
+  if (!grpc_fd.ok()) return grpc_fd.status();
+  created_grpc_ = true;
+  auto session_fd = BindUnix(session_socket_path(), SOCK_SEQPACKET, *gid);
+  if (!session_fd.ok()) return session_fd.status();
+  created_session_ = true;
+
+  session_server_ = std::make_unique<SessionServer>(std::move(*session_fd),
+                                                    policy_.get(), sessions_.get());
+  DevmemService::Deps deps;
+  deps.config = &options_.config;
+  deps.policy = policy_.get();
+  deps.peers = &peers_;
+  deps.sessions = sessions_.get();
+  deps.inventory = options_.inventory.get();
+  SessionServer* ss = session_server_.get();
+  deps.fds_handed_off = [ss] { return ss->fds_handed_off(); };
+  deps.started = absl::Now();
+  deps.static_status = options_.static_status;
+  service_ = std::make_unique<DevmemService>(std::move(deps));
+
+  grpc::ServerBuilder builder;
+  builder.RegisterService(service_.get());
+  // No listening port: connections arrive through GrpcUnixListener so the daemon
+  // sees each peer's SO_PEERCRED.
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr) return absl::InternalError("gRPC server did not start");
+  grpc_listener_ = std::make_unique<GrpcUnixListener>(std::move(*grpc_fd),
+                                                      server_.get(), &peers_);
+  s = grpc_listener_->Start();
+  if (!s.ok()) return s;
+  return session_server_->Start();
+}
+
+void Daemon::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (grpc_listener_) grpc_listener_->Stop();
+  if (session_server_) session_server_->Stop();
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() +
+                                 std::chrono::seconds(2));
+  if (created_grpc_) ::unlink(grpc_socket_path().c_str());
+  if (created_session_) ::unlink(session_socket_path().c_str());
+}
+
+Daemon::~Daemon() { Shutdown(); }
+
+}  // namespace devmem

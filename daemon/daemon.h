@@ -1,0 +1,61 @@
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "daemon/devmem_service.h"
+#include "daemon/grpc_listener.h"
+#include "daemon/peer_cred.h"
+#include "daemon/session_manager.h"
+#include "daemon/session_server.h"
+#include "kernel/nic_inventory.h"
+#include "proto/devmem/v1/config.pb.h"
+
+namespace devmem {
+
+// The assembled daemon: runtime directory, the two Unix sockets, the session
+// server and the gRPC service. Tests start it in-process; main() adds flags and
+// signals. Shutdown() (or the destructor) closes every session and removes the
+// sockets it created.
+class Daemon {
+ public:
+  struct Options {
+    devmem::v1::DaemonConfig config;  // finalized (FinalizeConfig)
+    std::string config_source;        // for messages, e.g. the config path
+    std::unique_ptr<NicInventory> inventory;
+    devmem::v1::GetStatusResponse static_status;
+  };
+
+  // Creates the runtime directory and sockets and starts serving. Fails with
+  // FAILED_PRECONDITION if another devmemd answers on the sockets already.
+  static absl::StatusOr<std::unique_ptr<Daemon>> Start(Options options);
+  ~Daemon();
+
+  void Shutdown();
+
+  std::string grpc_socket_path() const;
+  std::string session_socket_path() const;
+  SessionManager& sessions() { return *sessions_; }
+  SessionServer& session_server() { return *session_server_; }
+
+ private:
+  explicit Daemon(Options options);
+  absl::Status Init();
+
+  Options options_;
+  std::unique_ptr<AccessPolicy> policy_;
+  std::unique_ptr<SessionManager> sessions_;
+  GrpcPeerRegistry peers_;
+  std::unique_ptr<DevmemService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<GrpcUnixListener> grpc_listener_;
+  std::unique_ptr<SessionServer> session_server_;
+  bool created_grpc_ = false;
+  bool created_session_ = false;
+  bool shut_down_ = false;
+};
+
+}  // namespace devmem

@@ -1,0 +1,71 @@
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "daemon/grpc_listener.h"
+#include "daemon/peer_cred.h"
+#include "daemon/session_manager.h"
+#include "kernel/nic_inventory.h"
+#include "proto/devmem/v1/config.pb.h"
+#include "proto/devmem/v1/devmem.grpc.pb.h"
+
+namespace devmem {
+
+// Maps absl codes to gRPC codes one to one (both follow google.rpc.Code).
+grpc::Status ToGrpc(const absl::Status& status);
+
+// The devmem.v1.Devmem service. Every call first identifies the peer from the
+// daemon-accepted connection (GrpcPeerRegistry) and checks the AccessPolicy;
+// session-scoped calls then check the session token. Sockets are created here and
+// parked behind tickets in the SessionManager; the client redeems them on its
+// session socket. Thread-safe (gRPC calls handlers from many threads).
+class DevmemService final : public devmem::v1::Devmem::Service {
+ public:
+  struct Deps {
+    const devmem::v1::DaemonConfig* config;
+    const AccessPolicy* policy;
+    const GrpcPeerRegistry* peers;
+    SessionManager* sessions;
+    NicInventory* inventory;
+    // Fds handed off so far (from the session server), for status.
+    std::function<uint64_t()> fds_handed_off;
+    absl::Time started;
+    // Facts fixed at start-up (version, kernel release, netlink families and
+    // their ops); copied into every GetStatus answer.
+    devmem::v1::GetStatusResponse static_status;
+  };
+  explicit DevmemService(Deps deps);
+
+  grpc::Status GetInventory(grpc::ServerContext* ctx,
+                            const devmem::v1::GetInventoryRequest* req,
+                            devmem::v1::GetInventoryResponse* resp) override;
+  grpc::Status GetStatus(grpc::ServerContext* ctx,
+                         const devmem::v1::GetStatusRequest* req,
+                         devmem::v1::GetStatusResponse* resp) override;
+  grpc::Status Listen(grpc::ServerContext* ctx,
+                      const devmem::v1::ListenRequest* req,
+                      devmem::v1::SocketResponse* resp) override;
+  grpc::Status Connect(grpc::ServerContext* ctx,
+                       const devmem::v1::ConnectRequest* req,
+                       devmem::v1::SocketResponse* resp) override;
+
+ private:
+  absl::StatusOr<PeerCred> Caller(grpc::ServerContext* ctx) const;
+  // Caller check + token check; returns the session id.
+  absl::StatusOr<uint64_t> SessionOf(grpc::ServerContext* ctx,
+                                     const std::string& token) const;
+  // Parks `fd` behind a ticket and fills the common response fields.
+  absl::Status Park(uint64_t session, UniqueFd fd, const std::string& nic,
+                    uint32_t ifindex, devmem::v1::SocketResponse* resp);
+
+  Deps deps_;
+};
+
+}  // namespace devmem

@@ -1,0 +1,12 @@
+#pragma once
+
+#include "kernel/nic_info.h"
+#include "proto/devmem/v1/devmem.pb.h"
+
+namespace devmem {
+
+// Converts the kernel layer's description of a NIC into the API message, and
+// decides devmem_capable / devmem_missing from its capabilities.
+devmem::v1::Nic NicToProto(const NicInfo& info);
+
+}  // namespace devmem

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "kernel/unique_fd.h"
+
+namespace devmem {
+
+// A numeric socket address. No name resolution happens in the daemon.
+struct SockAddr {
+  struct sockaddr_storage storage = {};
+  socklen_t len = 0;
+  int family() const { return storage.ss_family; }
+};
+
+// Parses a numeric IPv4/IPv6 address and port. `family` is AF_UNSPEC, AF_INET or
+// AF_INET6; an empty ip means the family's wildcard (IPv6 for AF_UNSPEC).
+// INVALID_ARGUMENT says which part is wrong.
+absl::StatusOr<SockAddr> ParseSockAddr(absl::string_view ip, uint32_t port,
+                                       int family);
+
+// "ip" and port of a bound socket (getsockname) or its peer (getpeername).
+absl::StatusOr<SockAddr> LocalAddress(int fd);
+absl::StatusOr<SockAddr> PeerAddress(int fd);
+std::string AddressIp(const SockAddr& addr);
+uint32_t AddressPort(const SockAddr& addr);
+
+// Creates a TCP socket bound to `ifname` (SO_BINDTODEVICE) and to `local`, and
+// listening with `backlog`. Blocking, close-on-exec. Errors carry the errno and
+// what failed (ALREADY_EXISTS for EADDRINUSE).
+absl::StatusOr<UniqueFd> CreateBoundListener(absl::string_view ifname,
+                                             const SockAddr& local, int backlog);
+
+// Creates a TCP socket bound to `ifname` (and to `local` if it has a family),
+// connects it to `remote` within `timeout`, and returns it blocking.
+// DEADLINE_EXCEEDED on timeout; UNAVAILABLE for refused/unreachable.
+absl::StatusOr<UniqueFd> CreateBoundConnected(absl::string_view ifname,
+                                              const SockAddr& remote,
+                                              const SockAddr* local,
+                                              absl::Duration timeout);
+
+}  // namespace devmem
