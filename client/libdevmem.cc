@@ -1,0 +1,444 @@
+#include "client/libdevmem.h"
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/grpc_status.h"
+#include "kernel/errno_status.h"
+#include "kernel/scm_rights.h"
+#include "proto/devmem/v1/frame.h"
+
+namespace devmem {
+namespace {
+
+using devmem::v1::SessionFrame;
+
+// Waits until `fd` is readable or `deadline` passes. poll() rather than
+// SO_RCVTIMEO so the deadline covers EINTR restarts and the socket's own
+// options stay untouched.
+absl::Status WaitReadable(int fd, absl::Time deadline) {
+  for (;;) {
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      return absl::DeadlineExceededError(
+          "devmemd sent no answer on the session socket in time "
+          "(daemon wedged or overloaded?)");
+    }
+    // Round up so a sub-millisecond remainder still waits instead of spinning.
+    int64_t ms = absl::ToInt64Milliseconds(left + absl::Microseconds(999));
+    struct pollfd pfd = {fd, POLLIN, 0};
+    int n = ::poll(&pfd, 1,
+                   static_cast<int>(
+                       std::min<int64_t>(ms, std::numeric_limits<int>::max())));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "poll(session socket)");
+    }
+    if (n == 0) continue;  // re-check the deadline
+    if (pfd.revents & POLLNVAL) {
+      return absl::FailedPreconditionError("session socket is not open");
+    }
+    // POLLIN, POLLHUP or POLLERR: recvmsg tells which.
+    return absl::OkStatus();
+  }
+}
+
+struct RawReply {
+  SessionFrame frame;
+  std::vector<UniqueFd> fds;
+};
+
+// Reads and decodes one daemon frame. Any error means the stream position is
+// unknown (or the socket is gone).
+absl::StatusOr<RawReply> ReadFrame(int fd, absl::Time deadline) {
+  absl::Status ready = WaitReadable(fd, deadline);
+  if (!ready.ok()) return ready;
+  absl::StatusOr<ReceivedMessage> msg =
+      RecvWithFds(fd, kMaxFrameBytes, /*max_fds=*/1);
+  if (!msg.ok()) {
+    return absl::Status(
+        msg.status().code(),
+        absl::StrCat("reading a session frame: ", msg.status().message()));
+  }
+  if (msg->eof) {
+    return absl::UnavailableError(
+        "devmemd closed the session socket (daemon restarted or stopped, or "
+        "it rejected a frame as a protocol violation)");
+  }
+  absl::StatusOr<SessionFrame> frame = DecodeFrame(msg->data);
+  if (!frame.ok()) {
+    return absl::InternalError(absl::StrCat("malformed frame from devmemd: ",
+                                            frame.status().message()));
+  }
+  return RawReply{*std::move(frame), std::move(msg->fds)};
+}
+
+absl::Time DeadlineAfter(absl::Duration timeout) {
+  return absl::Now() + timeout;
+}
+
+void SetRpcDeadline(grpc::ClientContext& context, absl::Duration timeout) {
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+}
+
+const char* BodyName(const SessionFrame& frame) {
+  switch (frame.body_case()) {
+    case SessionFrame::kHello:
+      return "Hello";
+    case SessionFrame::kRedeem:
+      return "Redeem";
+    case SessionFrame::kFdGrant:
+      return "FdGrant";
+    case SessionFrame::kDeposit:
+      return "Deposit";
+    case SessionFrame::kDeposited:
+      return "Deposited";
+    case SessionFrame::kError:
+      return "Error";
+    case SessionFrame::kPing:
+      return "Ping";
+    case SessionFrame::kPong:
+      return "Pong";
+    case SessionFrame::BODY_NOT_SET:
+      break;
+  }
+  return "(empty)";
+}
+
+absl::Status ErrorFrameStatus(const devmem::v1::Error& error) {
+  std::string message = error.message();
+  if (message.empty()) message = "devmemd refused the request (no message)";
+  absl::Status status = StatusFromCode(error.code(), message);
+  if (status.ok()) {
+    // An Error frame must carry a failure; code 0 is a daemon bug.
+    return absl::InternalError(
+        absl::StrCat("devmemd sent an Error frame with code 0: ", message));
+  }
+  return status;
+}
+
+}  // namespace
+
+Session::Session(UniqueFd session_fd, std::shared_ptr<grpc::Channel> channel,
+                 const SessionOptions& options, devmem::v1::Hello hello)
+    : session_fd_(std::move(session_fd)),
+      channel_(std::move(channel)),
+      stub_(channel_ ? devmem::v1::Devmem::NewStub(channel_) : nullptr),
+      options_(options),
+      hello_(std::move(hello)) {}
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Open(
+    absl::string_view runtime_dir) {
+  SessionOptions options;
+  options.runtime_dir = std::string(runtime_dir);
+  return Open(options);
+}
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Open(
+    const SessionOptions& options) {
+  const std::string session_path =
+      absl::StrCat(options.runtime_dir, "/session.sock");
+  const std::string grpc_target =
+      absl::StrCat("unix:", options.runtime_dir, "/grpc.sock");
+
+  struct sockaddr_un addr;
+  std::memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  if (session_path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "socket path ", session_path, " is longer than the ",
+        sizeof(addr.sun_path) - 1, " bytes a Unix socket address can hold"));
+  }
+  std::memcpy(addr.sun_path, session_path.data(), session_path.size());
+
+  UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return ErrnoStatus(errno, "socket(AF_UNIX, SOCK_SEQPACKET)");
+  int rc;
+  do {
+    rc = ::connect(fd.get_unowned(), reinterpret_cast<struct sockaddr*>(&addr),
+                   sizeof(addr));
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    const int err = errno;
+    switch (err) {
+      case ENOENT:
+      case ENOTDIR:
+        return ErrnoStatus(
+            err,
+            absl::StrCat("is devmemd running? no socket at ", session_path));
+      case ECONNREFUSED:
+        return ErrnoStatus(
+            err, absl::StrCat("is devmemd running? nobody accepts on ",
+                              session_path, " (stale socket file?)"));
+      case EACCES:
+      case EPERM:
+        return ErrnoStatus(
+            err, absl::StrCat("no permission to connect to ", session_path,
+                              " (is this user in the daemon's socket_group?)"));
+      case EPROTOTYPE:
+        return ErrnoStatus(
+            err, absl::StrCat(session_path,
+                              " is not a SOCK_SEQPACKET socket (wrong "
+                              "--runtime_dir, or not devmemd?)"));
+      default:
+        return ErrnoStatus(err, absl::StrCat("connect(", session_path, ")"));
+    }
+  }
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel(grpc_target, grpc::InsecureChannelCredentials());
+  return FromConnectedSocket(std::move(fd), std::move(channel), options);
+}
+
+absl::StatusOr<std::unique_ptr<Session>> Session::FromConnectedSocket(
+    UniqueFd session_fd, std::shared_ptr<grpc::Channel> channel,
+    const SessionOptions& options) {
+  if (!session_fd.valid()) {
+    return absl::InvalidArgumentError("FromConnectedSocket: invalid fd");
+  }
+  absl::StatusOr<RawReply> first =
+      ReadFrame(session_fd.get_unowned(), DeadlineAfter(options.frame_timeout));
+  if (!first.ok()) {
+    return absl::Status(first.status().code(),
+                        absl::StrCat("waiting for Hello from devmemd: ",
+                                     first.status().message()));
+  }
+  if (!first->frame.has_hello()) {
+    return absl::InternalError(absl::StrCat("devmemd's first frame is ",
+                                            BodyName(first->frame),
+                                            ", expected Hello"));
+  }
+  if (!first->fds.empty()) {
+    return absl::InternalError("devmemd's Hello carried fds");
+  }
+  const devmem::v1::Hello& hello = first->frame.hello();
+  if (hello.code() != 0) {
+    // The daemon refused us (e.g. 7 PERMISSION_DENIED for a uid that is not
+    // allowed); its message names the uid/gid it saw.
+    std::string message = hello.message();
+    if (message.empty()) message = "devmemd refused the session";
+    absl::Status refused = StatusFromCode(hello.code(), message);
+    return refused;
+  }
+  if (hello.protocol_version() != kProtocolVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "devmemd speaks session protocol version ", hello.protocol_version(),
+        "; this client speaks ", kProtocolVersion));
+  }
+  if (hello.session_token().empty()) {
+    return absl::InternalError("devmemd's Hello has no session_token");
+  }
+  return std::unique_ptr<Session>(
+      new Session(std::move(session_fd), std::move(channel), options, hello));
+}
+
+absl::Status Session::CheckRpcReady() const {
+  if (stub_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "this session has no gRPC channel (created without one)");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<devmem::v1::GetInventoryResponse> Session::GetInventory(
+    absl::Span<const std::string> nic_names) {
+  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
+  devmem::v1::GetInventoryRequest request;
+  for (const std::string& name : nic_names) request.add_nic_names(name);
+  devmem::v1::GetInventoryResponse response;
+  grpc::ClientContext context;
+  SetRpcDeadline(context, options_.rpc_timeout);
+  grpc::Status status = stub_->GetInventory(&context, request, &response);
+  if (!status.ok()) return StatusFromGrpc(status);
+  return response;
+}
+
+absl::StatusOr<devmem::v1::GetStatusResponse> Session::GetStatus() {
+  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
+  devmem::v1::GetStatusResponse response;
+  grpc::ClientContext context;
+  SetRpcDeadline(context, options_.rpc_timeout);
+  grpc::Status status =
+      stub_->GetStatus(&context, devmem::v1::GetStatusRequest(), &response);
+  if (!status.ok()) return StatusFromGrpc(status);
+  return response;
+}
+
+absl::StatusOr<SocketHandle> Session::Listen(const ListenOptions& options) {
+  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
+  devmem::v1::ListenRequest request;
+  request.set_session_token(session_token());
+  request.set_nic(options.nic);
+  request.mutable_local()->set_ip(options.ip);
+  request.mutable_local()->set_port(options.port);
+  request.set_family(options.family);
+  request.set_backlog(options.backlog);
+
+  SocketHandle handle;
+  grpc::ClientContext context;
+  SetRpcDeadline(context, options_.rpc_timeout);
+  grpc::Status status = stub_->Listen(&context, request, &handle.info);
+  if (!status.ok()) return StatusFromGrpc(status);
+  absl::StatusOr<UniqueFd> fd = Redeem(handle.info.ticket());
+  if (!fd.ok()) return fd.status();
+  handle.fd = *std::move(fd);
+  return handle;
+}
+
+absl::StatusOr<SocketHandle> Session::Connect(const ConnectOptions& options) {
+  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
+  devmem::v1::ConnectRequest request;
+  request.set_session_token(session_token());
+  request.set_nic(options.nic);
+  request.mutable_remote()->set_ip(options.remote.ip);
+  request.mutable_remote()->set_port(options.remote.port);
+  if (!options.local.ip.empty() || options.local.port != 0) {
+    request.mutable_local()->set_ip(options.local.ip);
+    request.mutable_local()->set_port(options.local.port);
+  }
+  const int64_t timeout_ms =
+      std::clamp<int64_t>(absl::ToInt64Milliseconds(options.timeout), 0,
+                          std::numeric_limits<uint32_t>::max());
+  request.set_timeout_ms(static_cast<uint32_t>(timeout_ms));
+
+  SocketHandle handle;
+  grpc::ClientContext context;
+  // The daemon may spend the whole connect timeout (its default is 5 s when
+  // we send 0) inside the call, so that time is on top of the RPC budget.
+  SetRpcDeadline(context, options_.rpc_timeout +
+                              (timeout_ms > 0 ? absl::Milliseconds(timeout_ms)
+                                              : absl::Seconds(5)));
+  grpc::Status status = stub_->Connect(&context, request, &handle.info);
+  if (!status.ok()) return StatusFromGrpc(status);
+  absl::StatusOr<UniqueFd> fd = Redeem(handle.info.ticket());
+  if (!fd.ok()) return fd.status();
+  handle.fd = *std::move(fd);
+  return handle;
+}
+
+absl::StatusOr<Session::Reply> Session::Exchange(
+    const SessionFrame& request, absl::Span<const int> fds,
+    SessionFrame::BodyCase expected) {
+  absl::StatusOr<std::string> bytes = EncodeFrame(request);
+  if (!bytes.ok()) return bytes.status();  // caller's input, session intact
+
+  absl::MutexLock lock(&mu_);
+  if (!broken_.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "session unusable after an earlier error (open a new session): ",
+        broken_.message()));
+  }
+  absl::Status sent = SendWithFds(session_fd_.get_unowned(), *bytes, fds);
+  if (!sent.ok()) {
+    // A SEQPACKET send either queues the whole frame or nothing, but an EPIPE
+    // means the daemon is gone; either way stop using the socket.
+    broken_ = absl::Status(sent.code(),
+                           absl::StrCat("sending ", BodyName(request),
+                                        " to devmemd: ", sent.message()));
+    return broken_;
+  }
+  absl::StatusOr<RawReply> reply = ReadFrame(
+      session_fd_.get_unowned(), DeadlineAfter(options_.frame_timeout));
+  if (!reply.ok()) {
+    // The answer may still arrive later and would then be taken as the
+    // answer to the next request: the stream is out of step for good.
+    broken_ = absl::Status(
+        reply.status().code(),
+        absl::StrCat("waiting for the answer to ", BodyName(request), ": ",
+                     reply.status().message()));
+    return broken_;
+  }
+  // Anything but the expected answer or an Error means the daemon and this
+  // client disagree about which request is being answered.
+  const SessionFrame::BodyCase body = reply->frame.body_case();
+  if (body != expected && body != SessionFrame::kError) {
+    broken_ = absl::InternalError(
+        absl::StrCat("devmemd answered ", BodyName(request), " with a ",
+                     BodyName(reply->frame), " frame"));
+    return broken_;
+  }
+  return Reply{std::move(reply->frame), std::move(reply->fds)};
+}
+
+absl::StatusOr<UniqueFd> Session::Redeem(absl::string_view ticket) {
+  SessionFrame request;
+  request.mutable_redeem()->set_ticket(std::string(ticket));
+  absl::StatusOr<Reply> reply = Exchange(request, {}, SessionFrame::kFdGrant);
+  if (!reply.ok()) return reply.status();
+  if (reply->frame.has_error()) {
+    return ErrorFrameStatus(reply->frame.error());
+  }
+  if (reply->frame.fd_grant().ticket() != ticket) {
+    // Answers come in request order, so a grant for another ticket means
+    // the exchange is out of step; the fd (if any) is closed with `reply`.
+    absl::MutexLock lock(&mu_);
+    broken_ = absl::InternalError(absl::StrCat(
+        "devmemd granted ticket '", reply->frame.fd_grant().ticket(),
+        "' in answer to Redeem of '", ticket, "'"));
+    return broken_;
+  }
+  if (reply->fds.size() != 1) {
+    return absl::InternalError(
+        absl::StrCat("devmemd's FdGrant for ticket ", ticket, " carried ",
+                     reply->fds.size(), " fds; expected exactly 1"));
+  }
+  return std::move(reply->fds[0]);
+}
+
+absl::StatusOr<std::string> Session::Deposit(int fd, absl::string_view label) {
+  SessionFrame request;
+  request.mutable_deposit()->set_label(std::string(label));
+  const int fds[] = {fd};
+  absl::StatusOr<Reply> reply =
+      Exchange(request, fds, SessionFrame::kDeposited);
+  if (!reply.ok()) return reply.status();
+  if (reply->frame.has_error()) {
+    return ErrorFrameStatus(reply->frame.error());
+  }
+  if (!reply->fds.empty()) {
+    return absl::InternalError("devmemd's Deposited frame carried fds");
+  }
+  if (reply->frame.deposited().ticket().empty()) {
+    return absl::InternalError("devmemd's Deposited frame has no ticket");
+  }
+  return reply->frame.deposited().ticket();
+}
+
+absl::Status Session::Ping() {
+  uint64_t nonce;
+  {
+    absl::MutexLock lock(&mu_);
+    nonce = next_nonce_++;
+  }
+  SessionFrame request;
+  request.mutable_ping()->set_nonce(nonce);
+  absl::StatusOr<Reply> reply = Exchange(request, {}, SessionFrame::kPong);
+  if (!reply.ok()) return reply.status();
+  if (reply->frame.has_error()) {
+    return ErrorFrameStatus(reply->frame.error());
+  }
+  if (reply->frame.pong().nonce() != nonce) {
+    absl::MutexLock lock(&mu_);
+    broken_ = absl::InternalError(
+        absl::StrCat("devmemd answered Ping{", nonce, "} with Pong{",
+                     reply->frame.pong().nonce(), "}"));
+    return broken_;
+  }
+  if (!reply->fds.empty()) {
+    return absl::InternalError("devmemd's Pong carried fds");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace devmem

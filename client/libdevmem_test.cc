@@ -1,0 +1,763 @@
+#include "client/libdevmem.h"
+
+#include <fcntl.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kernel/errno_status.h"
+#include "kernel/scm_rights.h"
+#include "kernel/unique_fd.h"
+#include "proto/devmem/v1/frame.h"
+
+namespace devmem {
+namespace {
+
+using devmem::v1::SessionFrame;
+using ::testing::HasSubstr;
+
+constexpr char kToken[] = "0123456789abcdef0123456789abcdef";
+
+// --- Daemon-side helpers for the fake daemons below. ---
+
+struct Received {
+  SessionFrame frame;
+  std::vector<UniqueFd> fds;
+  bool eof = false;
+};
+
+void SendFrame(int fd, const SessionFrame& frame,
+               absl::Span<const int> fds = {}) {
+  absl::StatusOr<std::string> bytes = EncodeFrame(frame);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  absl::Status sent = SendWithFds(fd, *bytes, fds);
+  // The client may already be gone in failure tests; that is not our error.
+  EXPECT_TRUE(sent.ok() || StatusErrno(sent) == EPIPE) << sent;
+}
+
+Received RecvFrame(int fd) {
+  Received out;
+  absl::StatusOr<ReceivedMessage> msg = RecvWithFds(fd, kMaxFrameBytes, 1);
+  if (!msg.ok() || msg->eof) {
+    out.eof = true;
+    return out;
+  }
+  absl::StatusOr<SessionFrame> frame = DecodeFrame(msg->data);
+  EXPECT_TRUE(frame.ok()) << frame.status();
+  if (frame.ok()) out.frame = *frame;
+  out.fds = std::move(msg->fds);
+  return out;
+}
+
+SessionFrame HelloFrame(uint64_t session_id = 7) {
+  SessionFrame frame;
+  devmem::v1::Hello* hello = frame.mutable_hello();
+  hello->set_session_id(session_id);
+  hello->set_session_token(kToken);
+  hello->set_ticket_ttl_ms(10000);
+  hello->set_max_fds_per_frame(1);
+  hello->set_max_frame_bytes(kMaxFrameBytes);
+  hello->set_protocol_version(kProtocolVersion);
+  hello->set_peer_uid(getuid());
+  hello->set_peer_gid(getgid());
+  return frame;
+}
+
+SessionFrame ErrorFrame(int code, const std::string& message,
+                        const std::string& ticket = "") {
+  SessionFrame frame;
+  frame.mutable_error()->set_code(code);
+  frame.mutable_error()->set_message(message);
+  frame.mutable_error()->set_ticket(ticket);
+  return frame;
+}
+
+SessionFrame GrantFrame(const std::string& ticket) {
+  SessionFrame frame;
+  frame.mutable_fd_grant()->set_ticket(ticket);
+  return frame;
+}
+
+// A pipe whose read end yields `text` and then EOF.
+UniqueFd PipeReading(absl::string_view text) {
+  int p[2];
+  EXPECT_EQ(pipe2(p, O_CLOEXEC), 0);
+  UniqueFd read_end(p[0]);
+  UniqueFd write_end(p[1]);
+  EXPECT_EQ(write(write_end.get_unowned(), text.data(), text.size()),
+            static_cast<ssize_t>(text.size()));
+  return read_end;
+}
+
+std::string ReadAll(int fd) {
+  std::string out;
+  char buf[256];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+// Runs `script` as the daemon end of a SOCK_SEQPACKET socketpair in a thread.
+// Declare it before the Session so the Session (the client end) closes first;
+// scripts that wait for more requests then see EOF and return.
+class FakeDaemon {
+ public:
+  explicit FakeDaemon(std::function<void(int daemon_fd)> script) {
+    int sv[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    client_end_.Reset(sv[0]);
+    daemon_end_.Reset(sv[1]);
+    thread_ = std::thread([this, script = std::move(script)] {
+      script(daemon_end_.get_unowned());
+    });
+  }
+  ~FakeDaemon() { thread_.join(); }
+
+  UniqueFd TakeClientEnd() { return std::move(client_end_); }
+
+ private:
+  UniqueFd client_end_;
+  UniqueFd daemon_end_;
+  std::thread thread_;
+};
+
+// Keeps reading (and dropping) requests until the client hangs up.
+void DrainUntilEof(int fd) {
+  while (!RecvFrame(fd).eof) {
+  }
+}
+
+SessionOptions FastOptions() {
+  SessionOptions options;
+  options.frame_timeout = absl::Seconds(5);
+  return options;
+}
+
+absl::StatusOr<std::unique_ptr<Session>> OpenOn(
+    FakeDaemon& daemon, const SessionOptions& options = FastOptions()) {
+  return Session::FromConnectedSocket(daemon.TakeClientEnd(), nullptr, options);
+}
+
+// --- Hello ---
+
+TEST(SessionHelloTest, ParsesHello) {
+  FakeDaemon daemon([](int fd) {
+    SendFrame(fd, HelloFrame(/*session_id=*/42));
+    DrainUntilEof(fd);
+  });
+  auto session = OpenOn(daemon);
+  ASSERT_TRUE(session.ok()) << session.status();
+  EXPECT_EQ((*session)->session_id(), 42u);
+  EXPECT_EQ((*session)->session_token(), kToken);
+  EXPECT_EQ((*session)->hello().ticket_ttl_ms(), 10000u);
+  EXPECT_GE((*session)->session_fd_unowned(), 0);
+  EXPECT_EQ((*session)->stub(), nullptr);
+}
+
+TEST(SessionHelloTest, RefusalBecomesStatusWithDaemonMessage) {
+  FakeDaemon daemon([](int fd) {
+    SessionFrame frame;
+    frame.mutable_hello()->set_code(7);
+    frame.mutable_hello()->set_message("uid 1000 gid 1000 is not allowed");
+    SendFrame(fd, frame);
+  });
+  auto session = OpenOn(daemon);
+  EXPECT_EQ(session.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(session.status().message(), "uid 1000 gid 1000 is not allowed");
+}
+
+TEST(SessionHelloTest, WrongProtocolVersionIsRejected) {
+  FakeDaemon daemon([](int fd) {
+    SessionFrame frame = HelloFrame();
+    frame.mutable_hello()->set_protocol_version(2);
+    SendFrame(fd, frame);
+  });
+  auto session = OpenOn(daemon);
+  EXPECT_EQ(session.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(session.status().message(), HasSubstr("version 2"));
+}
+
+TEST(SessionHelloTest, FirstFrameMustBeHello) {
+  FakeDaemon daemon([](int fd) {
+    SessionFrame frame;
+    frame.mutable_pong()->set_nonce(1);
+    SendFrame(fd, frame);
+  });
+  auto session = OpenOn(daemon);
+  EXPECT_EQ(session.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(session.status().message(), HasSubstr("Pong"));
+}
+
+TEST(SessionHelloTest, GarbageFrameIsRejected) {
+  FakeDaemon daemon(
+      [](int fd) { ASSERT_TRUE(SendWithFds(fd, "not a frame", {}).ok()); });
+  auto session = OpenOn(daemon);
+  EXPECT_EQ(session.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(session.status().message(), HasSubstr("malformed frame"));
+}
+
+TEST(SessionHelloTest, SilentDaemonTimesOut) {
+  FakeDaemon daemon(DrainUntilEof);
+  SessionOptions options;
+  options.frame_timeout = absl::Milliseconds(50);
+  auto session = OpenOn(daemon, options);
+  EXPECT_EQ(session.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(session.status().message(), HasSubstr("Hello"));
+}
+
+TEST(SessionHelloTest, ClosedBeforeHelloIsUnavailable) {
+  FakeDaemon daemon([](int fd) { shutdown(fd, SHUT_RDWR); });
+  auto session = OpenOn(daemon);
+  EXPECT_EQ(session.status().code(), absl::StatusCode::kUnavailable);
+}
+
+// --- Redeem ---
+
+TEST(SessionRedeemTest, GrantedFdWorks) {
+  FakeDaemon daemon([](int fd) {
+    SendFrame(fd, HelloFrame());
+    Received req = RecvFrame(fd);
+    ASSERT_TRUE(req.frame.has_redeem());
+    EXPECT_EQ(req.frame.redeem().ticket(), "t1");
+    EXPECT_TRUE(req.fds.empty());
+    UniqueFd pipe_end = PipeReading("through the daemon");
+    SendFrame(fd, GrantFrame("t1"), {pipe_end.get_unowned()});
+    DrainUntilEof(fd);
+  });
+  auto session = OpenOn(daemon);
+  ASSERT_TRUE(session.ok()) << session.status();
+  absl::StatusOr<UniqueFd> fd = (*session)->Redeem("t1");
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  // MSG_CMSG_CLOEXEC: a received fd must not leak into exec'd children.
+  EXPECT_EQ(fcntl(fd->get_unowned(), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+  EXPECT_EQ(ReadAll(fd->get_unowned()), "through the daemon");
+}
+
+TEST(SessionRedeemTest, ErrorFrameBecomesStatusAndSessionStaysUsable) {
+  FakeDaemon daemon([](int fd) {
+    SendFrame(fd, HelloFrame());
+    Received req = RecvFrame(fd);
+    SendFrame(fd, ErrorFrame(5, "unknown ticket", req.frame.redeem().ticket()));
+    req = RecvFrame(fd);
+    ASSERT_TRUE(req.frame.has_ping());
+    SessionFrame pong;
+    pong.mutable_pong()->set_nonce(req.frame.ping().nonce());
+    SendFrame(fd, pong);
+    DrainUntilEof(fd);
+  });
+  auto session = OpenOn(daemon);
+  ASSERT_TRUE(session.ok()) << session.status();
+  absl::StatusOr<UniqueFd> fd = (*session)->Redeem("nope");
+  EXPECT_EQ(fd.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(fd.status().message(), "unknown ticket");
+  EXPECT_TRUE((*session)->Ping().ok());
+}
+
+TEST(SessionRedeemTest, GrantWithoutFdIsAnError) {
+  FakeDaemon daemon([](int fd) {
+    SendFrame(fd, HelloFrame());
+    RecvFrame(fd);
+    SendFrame(fd, GrantFrame("t1"));  // no SCM_RIGHTS
+    DrainUntilEof(fd);
+  });
+  auto session = OpenOn(daemon);
+  ASSERT_TRUE(session.ok()) << session.status();
+  absl::StatusOr<UniqueFd> fd = (*session)->Redeem("t1");
+  EXPECT_EQ(fd.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(fd.status().message(), HasSubstr("carried 0 fds"));
+}
+
+TEST(SessionRedeemTest, GrantWithTwoFdsIsAnError) {
+  FakeDaemon daemon([](int fd) {
+    SendFrame(fd, HelloFrame());
+    RecvFrame(fd);
+    UniqueFd a = PipeReading("a");
+    UniqueFd b = PipeReading("b");
+    SendFrame(fd, GrantFrame("t1"), {a.get_unowned(), b.get_unowned()});
+    DrainUntilEof(fd);
+  });
+  auto session = OpenOn(daemon);
+  ASSERT_TRUE(session.ok()) << session.status();
+  EXPECT_FALSE((*session)->Redeem("t1").ok());
+}
+
+TEST(SessionRedeemTest, GrantForAnotherTicketBreaksSession) {
+  FakeDaemon daemon([](int fd) {
+    SendFrame(fd, HelloFrame());
+    RecvFrame(fd);
+    UniqueFd pipe_end = PipeReading("x");
+    SendFrame(fd, GrantFrame("other"), {pipe_end.get_unowned()});
+    DrainUntilEof(fd);
+  });
+  auto session = OpenOn(daemon);
+  ASSERT_TRUE(session.ok()) << session.status();
+  EXPECT_EQ((*session)->Redeem("t1").status().code(),
+            absl::StatusCode::kInternal);
+  // The answers are out of step now: refuse rather than mis-deliver.
+  absl::Status next = (*session)->Ping();
+  EXPECT_EQ(next.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(next.message(), HasSubstr("other"));
+}
+
+TEST(SessionRedeemTest, UnexpectedFrameBreaksSession) {
+  FakeDaemon daemon([](int fd) {
+    SendFrame(fd, HelloFrame());
+    RecvFrame(fd);
+    SessionFrame pong;
+    pong.mutable_pong()->set_nonce(9);
+    SendFrame(fd, pong);
+    DrainUntilEof(fd);
+  });
+  auto session = OpenOn(daemon);
+  ASSERT_TRUE(session.ok()) << session.status();
+  absl::StatusOr<UniqueFd> fd = (*session)->Redeem("t1");
+  EXPECT_EQ(fd.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(fd.status().message(), HasSubstr("answered Redeem with a Pong"));
+  EXPECT_EQ((*session)->Redeem("t2").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(SessionRedeemTest, SilentDaemonGivesDeadlineExceeded) {
+  FakeDaemon daemon([](int fd) {
+    SendFrame(fd, HelloFrame());
+    DrainUntilEof(fd);  // reads the Redeem, never answers
+  });
+  SessionOptions options;
+  options.frame_timeout = absl::Milliseconds(50);
+  auto session = OpenOn(daemon, options);
+  ASSERT_TRUE(session.ok()) << session.status();
+  const absl::Time start = absl::Now();
+  absl::StatusOr<UniqueFd> fd = (*session)->Redeem("t1");
+  EXPECT_EQ(fd.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(50));
+  // A late answer would be mistaken for the next one, so the session is done.
+  EXPECT_EQ((*session)->Ping().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(SessionRedeemTest, DaemonHangupIsUnavailable) {
+  FakeDaemon daemon([](int fd) {
+    SendFrame(fd, HelloFrame());
+    RecvFrame(fd);
+    shutdown(fd, SHUT_RDWR);
+  });
+  auto session = OpenOn(daemon);
+  ASSERT_TRUE(session.ok()) << session.status();
+  absl::StatusOr<UniqueFd> fd = (*session)->Redeem("t1");
+  EXPECT_EQ(fd.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(fd.status().message(), HasSubstr("closed the session"));
+}
+
+// Concurrent callers must each get the fd for their own ticket: the daemon
+// answers in request order and the Session serializes round trips.
+TEST(SessionRedeemTest, ConcurrentRedeemsGetTheirOwnFds) {
+  FakeDaemon daemon([](int fd) {
+    SendFrame(fd, HelloFrame());
+    for (;;) {
+      Received req = RecvFrame(fd);
+      if (req.eof) return;
+      ASSERT_TRUE(req.frame.has_redeem());
+      const std::string& ticket = req.frame.redeem().ticket();
+      UniqueFd pipe_end = PipeReading(ticket);
+      SendFrame(fd, GrantFrame(ticket), {pipe_end.get_unowned()});
+    }
+  });
+  auto session = OpenOn(daemon);
+  ASSERT_TRUE(session.ok()) << session.status();
+  constexpr int kThreads = 4;
+  constexpr int kEach = 50;
+  std::atomic<int> good{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string ticket = absl::StrCat("t", t, "-", i);
+        absl::StatusOr<UniqueFd> fd = (*session)->Redeem(ticket);
+        ASSERT_TRUE(fd.ok()) << fd.status();
+        if (ReadAll(fd->get_unowned()) == ticket) ++good;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(good.load(), kThreads * kEach);
+}
+
+// --- Deposit and Ping ---
+
+TEST(SessionDepositTest, ReturnsTicketAndDaemonGetsWorkingFd) {
+  FakeDaemon daemon([](int fd) {
+    SendFrame(fd, HelloFrame());
+    Received req = RecvFrame(fd);
+    ASSERT_TRUE(req.frame.has_deposit());
+    EXPECT_EQ(req.frame.deposit().label(), "mine");
+    ASSERT_EQ(req.fds.size(), 1u);
+    EXPECT_EQ(write(req.fds[0].get_unowned(), "dep", 3), 3);
+    req.fds.clear();  // so the client's reader sees EOF
+    SessionFrame reply;
+    reply.mutable_deposited()->set_ticket("d1");
+    reply.mutable_deposited()->set_label("mine");
+    reply.mutable_deposited()->set_ticket_ttl_ms(10000);
+    SendFrame(fd, reply);
+    DrainUntilEof(fd);
+  });
+  auto session = OpenOn(daemon);
+  ASSERT_TRUE(session.ok()) << session.status();
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  UniqueFd read_end(p[0]);
+  UniqueFd write_end(p[1]);
+  absl::StatusOr<std::string> ticket =
+      (*session)->Deposit(write_end.get_unowned(), "mine");
+  ASSERT_TRUE(ticket.ok()) << ticket.status();
+  EXPECT_EQ(*ticket, "d1");
+  write_end.Reset();  // ours; the fake daemon already closed its copy
+  EXPECT_EQ(ReadAll(read_end.get_unowned()), "dep");
+}
+
+TEST(SessionDepositTest, ErrorFrameBecomesStatus) {
+  FakeDaemon daemon([](int fd) {
+    SendFrame(fd, HelloFrame());
+    RecvFrame(fd);
+    SendFrame(fd, ErrorFrame(8, "too many open tickets"));
+    DrainUntilEof(fd);
+  });
+  auto session = OpenOn(daemon);
+  ASSERT_TRUE(session.ok()) << session.status();
+  UniqueFd pipe_end = PipeReading("");
+  absl::StatusOr<std::string> ticket =
+      (*session)->Deposit(pipe_end.get_unowned());
+  EXPECT_EQ(ticket.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ticket.status().message(), "too many open tickets");
+}
+
+TEST(SessionPingTest, WrongNonceBreaksSession) {
+  FakeDaemon daemon([](int fd) {
+    SendFrame(fd, HelloFrame());
+    Received req = RecvFrame(fd);
+    SessionFrame pong;
+    pong.mutable_pong()->set_nonce(req.frame.ping().nonce() + 1);
+    SendFrame(fd, pong);
+    DrainUntilEof(fd);
+  });
+  auto session = OpenOn(daemon);
+  ASSERT_TRUE(session.ok()) << session.status();
+  EXPECT_EQ((*session)->Ping().code(), absl::StatusCode::kInternal);
+}
+
+TEST(SessionGrpcTest, NoChannelIsFailedPrecondition) {
+  FakeDaemon daemon([](int fd) {
+    SendFrame(fd, HelloFrame());
+    DrainUntilEof(fd);
+  });
+  auto session = OpenOn(daemon);
+  ASSERT_TRUE(session.ok()) << session.status();
+  EXPECT_EQ((*session)->GetStatus().status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  ListenOptions listen;
+  listen.nic = "lo";
+  EXPECT_EQ((*session)->Listen(listen).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+// --- Open() against real sockets in a temporary runtime directory ---
+
+// A runtime dir short enough for sun_path (TEST_TMPDIR can be very long).
+std::string MakeRuntimeDir() {
+  std::string base = "/tmp";
+  if (const char* tmp = getenv("TEST_TMPDIR");
+      tmp != nullptr && std::strlen(tmp) < 60) {
+    base = tmp;
+  }
+  std::string templ = base + "/dmXXXXXX";
+  EXPECT_NE(mkdtemp(templ.data()), nullptr) << std::strerror(errno);
+  return templ;
+}
+
+UniqueFd ListenUnix(const std::string& path, int type) {
+  UniqueFd fd(socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+  struct sockaddr_un addr;
+  std::memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  EXPECT_EQ(
+      bind(fd.get_unowned(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+      0)
+      << std::strerror(errno);
+  EXPECT_EQ(listen(fd.get_unowned(), 8), 0);
+  return fd;
+}
+
+UniqueFd TcpListener(uint16_t* port) {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(
+      bind(fd.get_unowned(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+      0);
+  EXPECT_EQ(listen(fd.get_unowned(), 8), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(fd.get_unowned(), reinterpret_cast<sockaddr*>(&addr), &len);
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+// Tickets issued by the fake gRPC service, redeemed by the fake session loop.
+struct TicketStore {
+  absl::Mutex mu;
+  std::map<std::string, UniqueFd> fds ABSL_GUARDED_BY(mu);
+  int next ABSL_GUARDED_BY(mu) = 0;
+
+  std::string Put(UniqueFd fd) {
+    absl::MutexLock lock(&mu);
+    std::string ticket = absl::StrCat("ticket", next++);
+    fds[ticket] = std::move(fd);
+    return ticket;
+  }
+  UniqueFd Take(const std::string& ticket) {
+    absl::MutexLock lock(&mu);
+    auto it = fds.find(ticket);
+    if (it == fds.end()) return UniqueFd();
+    UniqueFd fd = std::move(it->second);
+    fds.erase(it);
+    return fd;
+  }
+};
+
+// Just enough of devmemd's gRPC side to test the client's RPC plumbing.
+class FakeDevmemService final : public devmem::v1::Devmem::Service {
+ public:
+  explicit FakeDevmemService(TicketStore* store) : store_(store) {}
+
+  grpc::Status GetStatus(grpc::ServerContext*,
+                         const devmem::v1::GetStatusRequest*,
+                         devmem::v1::GetStatusResponse* response) override {
+    response->set_version("fake-1");
+    response->set_sessions(1);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetInventory(
+      grpc::ServerContext*, const devmem::v1::GetInventoryRequest* request,
+      devmem::v1::GetInventoryResponse* response) override {
+    for (const std::string& name : request->nic_names()) {
+      if (name != "lo") {
+        return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                            "no NIC named " + name + "; NICs: lo");
+      }
+    }
+    response->set_backend("simulated");
+    response->add_nics()->set_name("lo");
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Listen(grpc::ServerContext*,
+                      const devmem::v1::ListenRequest* request,
+                      devmem::v1::SocketResponse* response) override {
+    if (request->session_token() != kToken) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
+    }
+    if (request->nic() != "lo") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          "no NIC named " + request->nic() + "; NICs: lo");
+    }
+    uint16_t port = 0;
+    UniqueFd fd = TcpListener(&port);
+    response->set_ticket(store_->Put(std::move(fd)));
+    response->mutable_local()->set_ip("127.0.0.1");
+    response->mutable_local()->set_port(port);
+    response->set_nic("lo");
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Connect(grpc::ServerContext*,
+                       const devmem::v1::ConnectRequest* request,
+                       devmem::v1::SocketResponse* response) override {
+    if (request->session_token() != kToken) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
+    }
+    last_connect_timeout_ms = request->timeout_ms();
+    UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(request->remote().port()));
+    if (connect(fd.get_unowned(), reinterpret_cast<sockaddr*>(&addr),
+                sizeof(addr)) != 0) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          std::string("connect: ") + std::strerror(errno));
+    }
+    response->set_ticket(store_->Put(std::move(fd)));
+    *response->mutable_remote() = request->remote();
+    response->set_nic(request->nic());
+    return grpc::Status::OK;
+  }
+
+  std::atomic<uint32_t> last_connect_timeout_ms{0};
+
+ private:
+  TicketStore* store_;
+};
+
+// A whole fake devmemd in a runtime directory: session.sock served by a
+// thread (one session), grpc.sock by an in-process gRPC server.
+class FakeDevmemd {
+ public:
+  FakeDevmemd() : dir_(MakeRuntimeDir()), service_(&store_) {
+    listener_ = ListenUnix(dir_ + "/session.sock", SOCK_SEQPACKET);
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("unix:" + dir_ + "/grpc.sock",
+                             grpc::InsecureServerCredentials());
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    EXPECT_NE(server_, nullptr);
+    thread_ = std::thread([this] { ServeOneSession(); });
+  }
+  ~FakeDevmemd() {
+    thread_.join();
+    server_->Shutdown();
+    unlink((dir_ + "/session.sock").c_str());
+    unlink((dir_ + "/grpc.sock").c_str());
+    rmdir(dir_.c_str());
+  }
+
+  const std::string& dir() const { return dir_; }
+  FakeDevmemService& service() { return service_; }
+
+ private:
+  void ServeOneSession() {
+    // Bounded wait: a test that never connects must not hang here.
+    struct pollfd pfd = {listener_.get_unowned(), POLLIN, 0};
+    if (poll(&pfd, 1, 10000) != 1) return;
+    UniqueFd conn(
+        accept4(listener_.get_unowned(), nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_TRUE(conn.valid());
+    SendFrame(conn.get_unowned(), HelloFrame());
+    for (;;) {
+      Received req = RecvFrame(conn.get_unowned());
+      if (req.eof) return;
+      ASSERT_TRUE(req.frame.has_redeem());
+      const std::string& ticket = req.frame.redeem().ticket();
+      UniqueFd fd = store_.Take(ticket);
+      if (!fd.valid()) {
+        SendFrame(conn.get_unowned(), ErrorFrame(5, "unknown ticket", ticket));
+      } else {
+        SendFrame(conn.get_unowned(), GrantFrame(ticket), {fd.get_unowned()});
+      }
+    }
+  }
+
+  std::string dir_;
+  TicketStore store_;
+  FakeDevmemService service_;
+  UniqueFd listener_;
+  std::unique_ptr<grpc::Server> server_;
+  std::thread thread_;
+};
+
+TEST(SessionOpenTest, MissingSocketSaysSo) {
+  auto session = Session::Open("/nonexistent-devmemd-dir");
+  EXPECT_EQ(session.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(session.status().message(),
+              HasSubstr("is devmemd running? no socket at "
+                        "/nonexistent-devmemd-dir/session.sock"));
+  EXPECT_EQ(StatusErrno(session.status()), ENOENT);
+}
+
+TEST(SessionOpenTest, StreamSocketInsteadOfSeqpacketSaysSo) {
+  std::string dir = MakeRuntimeDir();
+  UniqueFd listener = ListenUnix(dir + "/session.sock", SOCK_STREAM);
+  auto session = Session::Open(dir);
+  EXPECT_FALSE(session.ok());
+  EXPECT_THAT(session.status().message(), HasSubstr("SOCK_SEQPACKET"));
+  unlink((dir + "/session.sock").c_str());
+  rmdir(dir.c_str());
+}
+
+TEST(SessionOpenTest, TooLongPathIsInvalidArgument) {
+  auto session = Session::Open(std::string(200, 'x'));
+  EXPECT_EQ(session.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SessionOpenTest, ListenConnectAndStatusThroughFakeDaemon) {
+  FakeDevmemd daemon;
+  auto session = Session::Open(daemon.dir());
+  ASSERT_TRUE(session.ok()) << session.status();
+  ASSERT_NE((*session)->stub(), nullptr);
+
+  absl::StatusOr<devmem::v1::GetStatusResponse> status =
+      (*session)->GetStatus();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->version(), "fake-1");
+
+  absl::StatusOr<devmem::v1::GetInventoryResponse> inventory =
+      (*session)->GetInventory({"lo"});
+  ASSERT_TRUE(inventory.ok()) << inventory.status();
+  ASSERT_EQ(inventory->nics_size(), 1);
+  EXPECT_EQ(inventory->nics(0).name(), "lo");
+
+  ListenOptions listen;
+  listen.nic = "lo";
+  listen.ip = "127.0.0.1";
+  absl::StatusOr<SocketHandle> listening = (*session)->Listen(listen);
+  ASSERT_TRUE(listening.ok()) << listening.status();
+  ASSERT_NE(listening->info.local().port(), 0u);
+
+  // Connect back to our own listener through the daemon.
+  ConnectOptions connect;
+  connect.nic = "lo";
+  connect.remote = {"127.0.0.1",
+                    static_cast<uint16_t>(listening->info.local().port())};
+  connect.timeout = absl::Milliseconds(1500);
+  absl::StatusOr<SocketHandle> connected = (*session)->Connect(connect);
+  ASSERT_TRUE(connected.ok()) << connected.status();
+  EXPECT_EQ(daemon.service().last_connect_timeout_ms.load(), 1500u);
+
+  UniqueFd accepted(
+      accept4(listening->fd.get_unowned(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(accepted.valid()) << std::strerror(errno);
+  ASSERT_EQ(send(connected->fd.get_unowned(), "ping", 4, MSG_NOSIGNAL), 4);
+  shutdown(connected->fd.get_unowned(), SHUT_WR);
+  EXPECT_EQ(ReadAll(accepted.get_unowned()), "ping");
+}
+
+TEST(SessionOpenTest, GrpcErrorsKeepCodeAndMessage) {
+  FakeDevmemd daemon;
+  auto session = Session::Open(daemon.dir());
+  ASSERT_TRUE(session.ok()) << session.status();
+  ListenOptions listen;
+  listen.nic = "eth9";
+  absl::StatusOr<SocketHandle> sock = (*session)->Listen(listen);
+  EXPECT_EQ(sock.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(sock.status().message(), "no NIC named eth9; NICs: lo");
+
+  // A ticket this session was never given.
+  EXPECT_EQ((*session)->Redeem("ticket999").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace devmem
