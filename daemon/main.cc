@@ -1,0 +1,143 @@
+// devmemd: the privileged devmem TCP daemon. Process glue only: flags, config,
+// signals. Everything else lives in libraries that tests link.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "daemon/config.h"
+#include "daemon/daemon.h"
+#include "daemon/kernel_facts.h"
+#include "kernel/kernel_nic_inventory.h"
+
+ABSL_FLAG(std::string, config, "",
+          "Path of the devmem.v1.DaemonConfig textproto. Empty: built-in "
+          "defaults plus the flags below.");
+ABSL_FLAG(std::string, runtime_dir, "",
+          "Directory for grpc.sock and session.sock (overrides the config; "
+          "default /run/devmemd).");
+ABSL_FLAG(std::string, socket_group, "",
+          "Group that owns the sockets, mode 0660 (overrides the config).");
+ABSL_FLAG(std::vector<std::string>, allow_uids, {},
+          "Comma-separated uids allowed to connect, added to the config's "
+          "allow_uids.");
+ABSL_FLAG(std::vector<std::string>, allow_gids, {},
+          "Comma-separated gids allowed to connect, added to the config's "
+          "allow_gids.");
+ABSL_FLAG(uint32_t, ticket_ttl_ms, 0,
+          "Lifetime of an unredeemed fd ticket in ms (overrides the config).");
+
+namespace {
+
+int Fail(const std::string& message, int code) {
+  std::fprintf(stderr, "devmemd: %s\n", message.c_str());
+  return code;
+}
+
+// Appends numeric ids from a flag; false (with *bad set) on a non-number.
+bool AppendIds(const std::vector<std::string>& in,
+               google::protobuf::RepeatedField<uint32_t>* out, std::string* bad) {
+  for (const std::string& s : in) {
+    uint32_t v;
+    if (!absl::SimpleAtoi(s, &v)) {
+      *bad = s;
+      return false;
+    }
+    out->Add(v);
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "devmemd: hands NIC-bound (and, later, devmem-steered) TCP sockets to "
+      "unprivileged workloads.\n\n"
+      "Usage: devmemd [--config=/etc/devmemd/devmemd.textproto] "
+      "[--runtime_dir=/run/devmemd] [--allow_uids=1000,..]\n\n"
+      "Serves gRPC (devmem.v1.Devmem) on <runtime_dir>/grpc.sock and sessions on "
+      "<runtime_dir>/session.sock. See docs/PROTOCOL.md. Stops cleanly on "
+      "SIGTERM or SIGINT.");
+  absl::ParseCommandLine(argc, argv);
+
+  devmem::v1::DaemonConfig config;
+  std::string source = "built-in defaults";
+  if (!absl::GetFlag(FLAGS_config).empty()) {
+    source = absl::GetFlag(FLAGS_config);
+    auto loaded = devmem::LoadConfigFile(source);
+    if (!loaded.ok()) {
+      return Fail(absl::StrCat("refusing to start: ", loaded.status().message()),
+                  2);
+    }
+    config = *loaded;
+  }
+  if (!absl::GetFlag(FLAGS_runtime_dir).empty()) {
+    config.set_runtime_dir(absl::GetFlag(FLAGS_runtime_dir));
+  }
+  if (!absl::GetFlag(FLAGS_socket_group).empty()) {
+    config.set_socket_group(absl::GetFlag(FLAGS_socket_group));
+  }
+  if (absl::GetFlag(FLAGS_ticket_ttl_ms) != 0) {
+    config.set_ticket_ttl_ms(absl::GetFlag(FLAGS_ticket_ttl_ms));
+  }
+  std::string bad;
+  if (!AppendIds(absl::GetFlag(FLAGS_allow_uids), config.mutable_allow_uids(),
+                 &bad) ||
+      !AppendIds(absl::GetFlag(FLAGS_allow_gids), config.mutable_allow_gids(),
+                 &bad)) {
+    return Fail(absl::StrCat("--allow_uids/--allow_gids: \"", bad,
+                             "\" is not a number"),
+                2);
+  }
+  absl::Status s = devmem::FinalizeConfig(&config, source);
+  if (!s.ok()) return Fail(absl::StrCat("refusing to start: ", s.message()), 2);
+  if (config.allow_uids().empty() && config.allow_gids().empty()) {
+    std::fprintf(stderr,
+                 "devmemd: warning: allow_uids and allow_gids are empty, every "
+                 "peer will be refused\n");
+  }
+
+  // Block the stop signals in every thread; the main thread waits for them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  devmem::Daemon::Options options;
+  options.config = config;
+  options.config_source = source;
+  options.inventory = std::make_unique<devmem::KernelNicInventory>();
+  options.static_status = devmem::ProbeKernelFacts();
+  const std::string backend = options.inventory->BackendName();
+  auto daemon = devmem::Daemon::Start(std::move(options));
+  if (!daemon.ok()) {
+    return Fail(absl::StrCat("cannot start: ", daemon.status().message()), 1);
+  }
+  std::fprintf(stderr,
+               "devmemd %s: ready: grpc=%s session=%s backend=%s allow_uids=[%s] "
+               "allow_gids=[%s]\n",
+               devmem::kDevmemdVersion, (*daemon)->grpc_socket_path().c_str(),
+               (*daemon)->session_socket_path().c_str(), backend.c_str(),
+               absl::StrJoin(config.allow_uids(), ",").c_str(),
+               absl::StrJoin(config.allow_gids(), ",").c_str());
+  std::fflush(stderr);
+
+  int sig = 0;
+  sigwait(&stop, &sig);
+  std::fprintf(stderr, "devmemd: %s received, shutting down\n",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*daemon)->Shutdown();
+  return 0;
+}

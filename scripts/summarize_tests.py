@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Counts test cases from Bazel's test.xml files and prints the closing line.
+
+Every test target in //... is accounted for: its gtest cases are counted one by
+one (passed, failed, skipped); a target that did not produce a fresh test.xml in
+this run (failed to build, crashed before writing, or was never run) counts as one
+failure. The last line printed is "N passed, N failed, N skipped".
+"""
+import argparse
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+
+def test_targets():
+    out = subprocess.run(["bazel", "query", "tests(//...)"], capture_output=True,
+                         text=True, check=True).stdout
+    return [t for t in out.split() if t.startswith("//")]
+
+
+def xml_path(target):
+    pkg, name = target[2:].split(":")
+    return os.path.join("bazel-testlogs", pkg, name, "test.xml")
+
+
+def count(path):
+    """(passed, failed, skipped, failed_names) of one test.xml."""
+    passed = failed = skipped = 0
+    names = []
+    root = ET.parse(path).getroot()
+    for case in root.iter("testcase"):
+        name = case.get("classname", "") + "." + case.get("name", "")
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed += 1
+            names.append(name)
+        elif (case.find("skipped") is not None or case.get("result") == "skipped"
+              or case.get("status") == "notrun"):
+            skipped += 1
+        else:
+            passed += 1
+    if passed + failed + skipped == 0:
+        # A non-gtest target: Bazel's generated xml has no cases; use its totals.
+        f = int(root.get("failures", "0")) + int(root.get("errors", "0"))
+        if f:
+            failed, names = 1, [path]
+        else:
+            passed = 1
+    return passed, failed, skipped, names
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--since", type=float, required=True)
+    ap.add_argument("--lint-failed", type=int, default=0)
+    ap.add_argument("--log")
+    args = ap.parse_args()
+    passed = failed = skipped = 0
+    failures = []
+    for t in test_targets():
+        p = xml_path(t)
+        if not os.path.exists(p) or os.path.getmtime(p) < args.since - 1:
+            failed += 1
+            failures.append(t + " (no result: failed to build or did not run)")
+            continue
+        try:
+            a, b, c, names = count(p)
+        except ET.ParseError:
+            failed += 1
+            failures.append(t + " (unreadable test.xml)")
+            continue
+        passed, failed, skipped = passed + a, failed + b, skipped + c
+        failures += [t + ": " + n for n in names]
+    if args.lint_failed:
+        failed += 1
+        failures.append("lint: clang-format")
+    else:
+        passed += 1
+    for f in failures:
+        print("FAILED: " + f)
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
