@@ -59,3 +59,16 @@ TEST(ConfigTest, MissingFileNamesPath) {
 
 }  // namespace
 }  // namespace devmem
+
+namespace devmem {
+namespace {
+
+TEST(ConfigTest, ShippedDefaultConfigParses) {
+  auto c = LoadConfigFile("deploy/devmemd.textproto");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->runtime_dir(), "/run/devmemd");
+  EXPECT_EQ(c->allow_uids_size(), 1);
+}
+
+}  // namespace
+}  // namespace devmem
