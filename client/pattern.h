@@ -15,6 +15,11 @@ inline uint8_t PatternByte(uint64_t offset) {
   return static_cast<uint8_t>((offset * 131 + (offset >> 12)) & 0xff);
 }
 
+// The pattern repeats every 1 MiB: shifting i by 2^20 adds 2^20 * 131 (a
+// multiple of 256) and 2^8 to the (i >> 12) term, both 0 mod 256. Senders and
+// checkers can therefore precompute one period and use memcpy/memcmp.
+inline constexpr size_t kPatternPeriod = size_t{1} << 20;
+
 // Writes the pattern bytes for stream offsets [offset, offset + out.size()).
 inline void FillPattern(uint64_t offset, absl::Span<char> out) {
   for (size_t i = 0; i < out.size(); ++i) {

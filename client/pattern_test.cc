@@ -21,6 +21,16 @@ TEST(PatternTest, BlocksDiffer) {
   EXPECT_NE(PatternByte(10), PatternByte(4096 + 10));
 }
 
+TEST(PatternTest, RepeatsEveryPeriod) {
+  for (uint64_t i : {uint64_t{0}, uint64_t{1}, uint64_t{4095}, uint64_t{4096},
+                     uint64_t{777777}, kPatternPeriod - 1}) {
+    EXPECT_EQ(PatternByte(i), PatternByte(i + kPatternPeriod)) << i;
+    EXPECT_EQ(PatternByte(i), PatternByte(i + 5 * kPatternPeriod)) << i;
+  }
+  // ... and not sooner at the 4 KiB-block scale.
+  EXPECT_NE(PatternByte(0), PatternByte(kPatternPeriod / 2));
+}
+
 TEST(PatternTest, FillThenCheckAtAnyOffset) {
   std::string buf(10000, '\0');
   FillPattern(12345, absl::MakeSpan(buf));
