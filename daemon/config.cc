@@ -40,9 +40,9 @@ class CollectErrors : public google::protobuf::io::ErrorCollector {
 absl::Status CheckRange(absl::string_view source, absl::string_view field,
                         uint32_t value, uint32_t lo, uint32_t hi) {
   if (value < lo || value > hi) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ": field ", field, " = ", value, " is out of range [", lo, ", ",
-        hi, "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": field ", field, " = ", value,
+                     " is out of range [", lo, ", ", hi, "]"));
   }
   return absl::OkStatus();
 }
@@ -60,17 +60,18 @@ absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
     c->set_default_connect_timeout_ms(5000);
   }
   if (c->runtime_dir().front() != '/') {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ": field runtime_dir = \"", c->runtime_dir(),
-        "\" must be an absolute path"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": field runtime_dir = \"", c->runtime_dir(),
+                     "\" must be an absolute path"));
   }
-  absl::Status s = CheckRange(source, "ticket_ttl_ms", c->ticket_ttl_ms(), 100,
-                              600000);
+  absl::Status s =
+      CheckRange(source, "ticket_ttl_ms", c->ticket_ttl_ms(), 100, 600000);
   if (s.ok()) {
     s = CheckRange(source, "max_tickets_per_session",
                    c->max_tickets_per_session(), 1, 4096);
   }
-  if (s.ok()) s = CheckRange(source, "max_sessions", c->max_sessions(), 1, 65536);
+  if (s.ok())
+    s = CheckRange(source, "max_sessions", c->max_sessions(), 1, 65536);
   if (s.ok()) {
     s = CheckRange(source, "default_backlog", c->default_backlog(), 1, 65535);
   }
@@ -114,7 +115,8 @@ absl::StatusOr<devmem::v1::DaemonConfig> ParseConfig(absl::string_view text,
   return config;
 }
 
-absl::StatusOr<devmem::v1::DaemonConfig> LoadConfigFile(const std::string& path) {
+absl::StatusOr<devmem::v1::DaemonConfig> LoadConfigFile(
+    const std::string& path) {
   std::ifstream in(path);
   if (!in) return ErrnoStatus(errno, absl::StrCat("cannot read config ", path));
   std::stringstream ss;

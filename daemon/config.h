@@ -19,10 +19,11 @@ absl::StatusOr<devmem::v1::DaemonConfig> ParseConfig(absl::string_view text,
                                                      absl::string_view source);
 
 // Reads and parses a config file. NOT_FOUND / PERMISSION_DENIED name the path.
-absl::StatusOr<devmem::v1::DaemonConfig> LoadConfigFile(const std::string& path);
+absl::StatusOr<devmem::v1::DaemonConfig> LoadConfigFile(
+    const std::string& path);
 
-// Fills defaults for unset fields and validates ranges. `source` names the origin
-// for messages.
+// Fills defaults for unset fields and validates ranges. `source` names the
+// origin for messages.
 absl::Status FinalizeConfig(devmem::v1::DaemonConfig* config,
                             absl::string_view source);
 

@@ -9,7 +9,8 @@ namespace {
 using ::testing::HasSubstr;
 
 TEST(ConfigTest, DefaultsFilled) {
-  auto c = ParseConfig("allow_uids: 1000\nallow_gids: [10, 20]\n", "t.textproto");
+  auto c =
+      ParseConfig("allow_uids: 1000\nallow_gids: [10, 20]\n", "t.textproto");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->runtime_dir(), "/run/devmemd");
   EXPECT_EQ(c->ticket_ttl_ms(), 10000u);
@@ -18,7 +19,8 @@ TEST(ConfigTest, DefaultsFilled) {
 }
 
 TEST(ConfigTest, UnknownFieldNamesFileLineAndField) {
-  auto c = ParseConfig("ticket_ttl_ms: 500\n  allow_uid: 3\n", "/etc/d.textproto");
+  auto c =
+      ParseConfig("ticket_ttl_ms: 500\n  allow_uid: 3\n", "/etc/d.textproto");
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(c.status().message(), HasSubstr("/etc/d.textproto:2:"));
@@ -45,7 +47,8 @@ TEST(ConfigTest, RelativeRuntimeDirRejected) {
 }
 
 TEST(ConfigTest, UnknownGroupRejected) {
-  auto c = ParseConfig("socket_group: \"no-such-group-devmemd\"", "x.textproto");
+  auto c =
+      ParseConfig("socket_group: \"no-such-group-devmemd\"", "x.textproto");
   ASSERT_FALSE(c.ok());
   EXPECT_THAT(c.status().message(), HasSubstr("no such group"));
 }
@@ -54,7 +57,8 @@ TEST(ConfigTest, MissingFileNamesPath) {
   auto c = LoadConfigFile("/nonexistent/devmemd.textproto");
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(c.status().message(), HasSubstr("/nonexistent/devmemd.textproto"));
+  EXPECT_THAT(c.status().message(),
+              HasSubstr("/nonexistent/devmemd.textproto"));
 }
 
 }  // namespace

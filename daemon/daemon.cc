@@ -31,7 +31,8 @@ absl::Status MakeDirs(const std::string& path) {
 
 // Binds a Unix socket at `path` with mode 0660 and group `gid` (-1: keep).
 // A stale socket file is removed; a live one (someone accepts) is an error.
-absl::StatusOr<UniqueFd> BindUnix(const std::string& path, int type, gid_t gid) {
+absl::StatusOr<UniqueFd> BindUnix(const std::string& path, int type,
+                                  gid_t gid) {
   struct sockaddr_un addr = {};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path)) {
@@ -42,12 +43,12 @@ absl::StatusOr<UniqueFd> BindUnix(const std::string& path, int type, gid_t gid) 
   std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
   {
     UniqueFd probe(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
-    if (probe && ::connect(probe.get_unowned(),
-                           reinterpret_cast<sockaddr*>(&addr),
-                           sizeof(addr)) == 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "another daemon is already serving ", path,
-          "; stop it or use a different --runtime_dir"));
+    if (probe &&
+        ::connect(probe.get_unowned(), reinterpret_cast<sockaddr*>(&addr),
+                  sizeof(addr)) == 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("another daemon is already serving ", path,
+                       "; stop it or use a different --runtime_dir"));
     }
   }
   ::unlink(path.c_str());
@@ -130,8 +131,8 @@ absl::Status Daemon::Init() {
   if (!session_fd.ok()) return session_fd.status();
   created_session_ = true;
 
-  session_server_ = std::make_unique<SessionServer>(std::move(*session_fd),
-                                                    policy_.get(), sessions_.get());
+  session_server_ = std::make_unique<SessionServer>(
+      std::move(*session_fd), policy_.get(), sessions_.get());
   DevmemService::Deps deps;
   deps.config = &options_.config;
   deps.policy = policy_.get();
@@ -146,10 +147,11 @@ absl::Status Daemon::Init() {
 
   grpc::ServerBuilder builder;
   builder.RegisterService(service_.get());
-  // No listening port: connections arrive through GrpcUnixListener so the daemon
-  // sees each peer's SO_PEERCRED.
+  // No listening port: connections arrive through GrpcUnixListener so the
+  // daemon sees each peer's SO_PEERCRED.
   server_ = builder.BuildAndStart();
-  if (server_ == nullptr) return absl::InternalError("gRPC server did not start");
+  if (server_ == nullptr)
+    return absl::InternalError("gRPC server did not start");
   grpc_listener_ = std::make_unique<GrpcUnixListener>(std::move(*grpc_fd),
                                                       server_.get(), &peers_);
   s = grpc_listener_->Start();
@@ -162,8 +164,9 @@ void Daemon::Shutdown() {
   shut_down_ = true;
   if (grpc_listener_) grpc_listener_->Stop();
   if (session_server_) session_server_->Stop();
-  if (server_) server_->Shutdown(std::chrono::system_clock::now() +
-                                 std::chrono::seconds(2));
+  if (server_)
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::seconds(2));
   if (created_grpc_) ::unlink(grpc_socket_path().c_str());
   if (created_session_) ::unlink(session_socket_path().c_str());
 }

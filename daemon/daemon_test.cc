@@ -1,5 +1,6 @@
-// In-process tests of the assembled daemon over its real Unix sockets: gRPC with
-// peer credentials, tickets redeemed on the session socket, SO_BINDTODEVICE.
+// In-process tests of the assembled daemon over its real Unix sockets: gRPC
+// with peer credentials, tickets redeemed on the session socket,
+// SO_BINDTODEVICE.
 #include "daemon/daemon.h"
 
 #include <arpa/inet.h>
@@ -29,7 +30,8 @@ using F = devmem::v1::SessionFrame;
 
 std::string RuntimeDir() {
   static int n = 0;
-  return "/tmp/devmemd_dt_" + std::to_string(getpid()) + "_" + std::to_string(n++);
+  return "/tmp/devmemd_dt_" + std::to_string(getpid()) + "_" +
+         std::to_string(n++);
 }
 
 absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(const std::string& dir,
@@ -100,8 +102,9 @@ class DaemonTest : public ::testing::Test {
     auto d = StartDaemon(dir_, getuid());
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = std::move(*d);
-    stub_ = devmem::v1::Devmem::NewStub(grpc::CreateChannel(
-        "unix:" + daemon_->grpc_socket_path(), grpc::InsecureChannelCredentials()));
+    stub_ = devmem::v1::Devmem::NewStub(
+        grpc::CreateChannel("unix:" + daemon_->grpc_socket_path(),
+                            grpc::InsecureChannelCredentials()));
   }
   void TearDown() override {
     daemon_.reset();
@@ -170,8 +173,9 @@ TEST_F(DaemonTest, ListenHandsOverASocketBoundToTheNic) {
   ASSERT_TRUE(fd.ok()) << fd.status();
   char dev[IFNAMSIZ] = {};
   socklen_t len = sizeof(dev);
-  ASSERT_EQ(::getsockopt(fd->get_unowned(), SOL_SOCKET, SO_BINDTODEVICE, dev, &len),
-            0);
+  ASSERT_EQ(
+      ::getsockopt(fd->get_unowned(), SOL_SOCKET, SO_BINDTODEVICE, dev, &len),
+      0);
   EXPECT_STREQ(dev, "lo");
   int listening = 0;
   len = sizeof(listening);
@@ -215,8 +219,9 @@ TEST_F(DaemonTest, BadRequests) {
   EXPECT_THAT(s.error_message(), HasSubstr("NICs on this host: lo"));
   EXPECT_EQ(Listen("", "lo", "", &resp).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(Listen("0123456789abcdef0123456789abcdef", "lo", "", &resp).error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(
+      Listen("0123456789abcdef0123456789abcdef", "lo", "", &resp).error_code(),
+      grpc::StatusCode::UNAUTHENTICATED);
   s = Listen(token, "lo", "not-an-ip", &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("not-an-ip"));

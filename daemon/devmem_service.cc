@@ -41,9 +41,9 @@ DevmemService::DevmemService(Deps deps) : deps_(std::move(deps)) {}
 absl::StatusOr<PeerCred> DevmemService::Caller(grpc::ServerContext* ctx) const {
   auto cred = deps_.peers->Lookup(ctx->peer());
   if (!cred.has_value()) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "cannot identify the caller (peer \"", ctx->peer(),
-        "\"); connect through devmemd's gRPC Unix socket"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot identify the caller (peer \"", ctx->peer(),
+                     "\"); connect through devmemd's gRPC Unix socket"));
   }
   absl::Status allowed = deps_.policy->Check(*cred);
   if (!allowed.ok()) return allowed;
@@ -124,8 +124,8 @@ grpc::Status DevmemService::Listen(grpc::ServerContext* ctx,
                              FamilyOf(req->family()));
   if (!local.ok()) return ToGrpc(local.status());
   if (req->backlog() > 65535) {
-    return ToGrpc(absl::InvalidArgumentError(
-        absl::StrCat("backlog ", req->backlog(), " is out of range [0, 65535]")));
+    return ToGrpc(absl::InvalidArgumentError(absl::StrCat(
+        "backlog ", req->backlog(), " is out of range [0, 65535]")));
   }
   const int backlog = req->backlog() != 0
                           ? static_cast<int>(req->backlog())
@@ -150,13 +150,14 @@ grpc::Status DevmemService::Connect(grpc::ServerContext* ctx,
     return ToGrpc(absl::InvalidArgumentError(
         "remote.ip and remote.port are required for Connect"));
   }
-  auto remote = ParseSockAddr(req->remote().ip(), req->remote().port(), AF_UNSPEC);
+  auto remote =
+      ParseSockAddr(req->remote().ip(), req->remote().port(), AF_UNSPEC);
   if (!remote.ok()) return ToGrpc(remote.status());
   SockAddr local;
   if (req->has_local() &&
       (!req->local().ip().empty() || req->local().port() != 0)) {
-    auto parsed = ParseSockAddr(req->local().ip(), req->local().port(),
-                                remote->family());
+    auto parsed =
+        ParseSockAddr(req->local().ip(), req->local().port(), remote->family());
     if (!parsed.ok()) return ToGrpc(parsed.status());
     local = *parsed;
   }

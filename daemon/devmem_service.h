@@ -23,9 +23,9 @@ grpc::Status ToGrpc(const absl::Status& status);
 
 // The devmem.v1.Devmem service. Every call first identifies the peer from the
 // daemon-accepted connection (GrpcPeerRegistry) and checks the AccessPolicy;
-// session-scoped calls then check the session token. Sockets are created here and
-// parked behind tickets in the SessionManager; the client redeems them on its
-// session socket. Thread-safe (gRPC calls handlers from many threads).
+// session-scoped calls then check the session token. Sockets are created here
+// and parked behind tickets in the SessionManager; the client redeems them on
+// its session socket. Thread-safe (gRPC calls handlers from many threads).
 class DevmemService final : public devmem::v1::Devmem::Service {
  public:
   struct Deps {

@@ -20,7 +20,8 @@ void GrpcPeerRegistry::Set(int fd, const PeerCred& cred) {
   by_peer_[absl::StrCat("fd:", fd)] = cred;
 }
 
-std::optional<PeerCred> GrpcPeerRegistry::Lookup(const std::string& peer) const {
+std::optional<PeerCred> GrpcPeerRegistry::Lookup(
+    const std::string& peer) const {
   absl::MutexLock lock(&mu_);
   auto it = by_peer_.find(peer);
   if (it == by_peer_.end()) return std::nullopt;

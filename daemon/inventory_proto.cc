@@ -26,8 +26,8 @@ void SetIf(const std::optional<uint32_t>& v, T* msg,
 }
 
 // What devmem RX needs from a NIC (DESIGN.md, "The job, step by step").
-constexpr const char* kRequired[] = {"rings",      "tcp_data_split", "hds_thresh",
-                                     "ntuple",     "queues",         "bind_rx"};
+constexpr const char* kRequired[] = {"rings",  "tcp_data_split", "hds_thresh",
+                                     "ntuple", "queues",         "bind_rx"};
 
 }  // namespace
 
@@ -69,8 +69,8 @@ devmem::v1::Nic NicToProto(const NicInfo& info) {
     SetIf(r.rx_jumbo, m, &R::set_rx_jumbo);
     SetIf(r.tx, m, &R::set_tx);
     SetIf(r.rx_buf_len, m, &R::set_rx_buf_len);
-    m->set_tcp_data_split(
-        static_cast<devmem::v1::TcpDataSplit>(static_cast<int>(r.tcp_data_split)));
+    m->set_tcp_data_split(static_cast<devmem::v1::TcpDataSplit>(
+        static_cast<int>(r.tcp_data_split)));
     SetIf(r.hds_thresh, m, &R::set_hds_thresh);
     SetIf(r.hds_thresh_max, m, &R::set_hds_thresh_max);
   }

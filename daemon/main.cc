@@ -45,7 +45,8 @@ int Fail(const std::string& message, int code) {
 
 // Appends numeric ids from a flag; false (with *bad set) on a non-number.
 bool AppendIds(const std::vector<std::string>& in,
-               google::protobuf::RepeatedField<uint32_t>* out, std::string* bad) {
+               google::protobuf::RepeatedField<uint32_t>* out,
+               std::string* bad) {
   for (const std::string& s : in) {
     uint32_t v;
     if (!absl::SimpleAtoi(s, &v)) {
@@ -65,7 +66,8 @@ int main(int argc, char** argv) {
       "unprivileged workloads.\n\n"
       "Usage: devmemd [--config=/etc/devmemd/devmemd.textproto] "
       "[--runtime_dir=/run/devmemd] [--allow_uids=1000,..]\n\n"
-      "Serves gRPC (devmem.v1.Devmem) on <runtime_dir>/grpc.sock and sessions on "
+      "Serves gRPC (devmem.v1.Devmem) on <runtime_dir>/grpc.sock and sessions "
+      "on "
       "<runtime_dir>/session.sock. See docs/PROTOCOL.md. Stops cleanly on "
       "SIGTERM or SIGINT.");
   absl::ParseCommandLine(argc, argv);
@@ -76,8 +78,8 @@ int main(int argc, char** argv) {
     source = absl::GetFlag(FLAGS_config);
     auto loaded = devmem::LoadConfigFile(source);
     if (!loaded.ok()) {
-      return Fail(absl::StrCat("refusing to start: ", loaded.status().message()),
-                  2);
+      return Fail(
+          absl::StrCat("refusing to start: ", loaded.status().message()), 2);
     }
     config = *loaded;
   }
@@ -125,13 +127,14 @@ int main(int argc, char** argv) {
   if (!daemon.ok()) {
     return Fail(absl::StrCat("cannot start: ", daemon.status().message()), 1);
   }
-  std::fprintf(stderr,
-               "devmemd %s: ready: grpc=%s session=%s backend=%s allow_uids=[%s] "
-               "allow_gids=[%s]\n",
-               devmem::kDevmemdVersion, (*daemon)->grpc_socket_path().c_str(),
-               (*daemon)->session_socket_path().c_str(), backend.c_str(),
-               absl::StrJoin(config.allow_uids(), ",").c_str(),
-               absl::StrJoin(config.allow_gids(), ",").c_str());
+  std::fprintf(
+      stderr,
+      "devmemd %s: ready: grpc=%s session=%s backend=%s allow_uids=[%s] "
+      "allow_gids=[%s]\n",
+      devmem::kDevmemdVersion, (*daemon)->grpc_socket_path().c_str(),
+      (*daemon)->session_socket_path().c_str(), backend.c_str(),
+      absl::StrJoin(config.allow_uids(), ",").c_str(),
+      absl::StrJoin(config.allow_gids(), ",").c_str());
   std::fflush(stderr);
 
   int sig = 0;

@@ -24,8 +24,9 @@ std::string PeerCredToString(const PeerCred& cred);
 // SO_PEERCRED on a connected AF_UNIX socket.
 absl::StatusOr<PeerCred> GetPeerCred(int fd);
 
-// uid/gid allow-list. A peer is allowed if its uid is listed or its primary gid is
-// listed. Nothing is implicit: root too must be listed. Immutable; thread-safe.
+// uid/gid allow-list. A peer is allowed if its uid is listed or its primary gid
+// is listed. Nothing is implicit: root too must be listed. Immutable;
+// thread-safe.
 class AccessPolicy {
  public:
   AccessPolicy(const std::vector<uint32_t>& uids,

@@ -87,9 +87,9 @@ absl::StatusOr<uint64_t> SessionManager::Authorize(
   }
   const Session& s = sessions_.at(it->second);
   if (s.peer.uid != caller.uid) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "session belongs to uid ", s.peer.uid, ", the caller is uid ",
-        caller.uid));
+    return absl::PermissionDeniedError(
+        absl::StrCat("session belongs to uid ", s.peer.uid,
+                     ", the caller is uid ", caller.uid));
   }
   return it->second;
 }
@@ -113,9 +113,9 @@ absl::StatusOr<std::string> SessionManager::IssueTicket(uint64_t session_id,
     }
   }
   std::string ticket = RandomHex128();
-  tickets_.emplace(ticket, Ticket{session_id,
-                                  clock_->Now() + options_.ticket_ttl,
-                                  std::move(fd)});
+  tickets_.emplace(
+      ticket,
+      Ticket{session_id, clock_->Now() + options_.ticket_ttl, std::move(fd)});
   ++s.open_tickets;
   return ticket;
 }

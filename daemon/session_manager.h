@@ -17,15 +17,17 @@
 
 namespace devmem {
 
-// Sessions and the tickets that tie fds to them (docs/PROTOCOL.md sections 4-5).
+// Sessions and the tickets that tie fds to them (docs/PROTOCOL.md sections
+// 4-5).
 //
 // A session is created when a workload connects to the session socket and lives
-// until that socket closes; Close() then releases everything it owns. Tickets are
-// single-use, bound to one session and expire after `ticket_ttl`. Redeeming a
-// ticket of another session looks exactly like redeeming an unknown one.
+// until that socket closes; Close() then releases everything it owns. Tickets
+// are single-use, bound to one session and expire after `ticket_ttl`. Redeeming
+// a ticket of another session looks exactly like redeeming an unknown one.
 //
-// Thread-safe: gRPC threads issue tickets, the session-socket thread redeems and
-// closes. All state sits under one mutex; no callbacks run while it is held.
+// Thread-safe: gRPC threads issue tickets, the session-socket thread redeems
+// and closes. All state sits under one mutex; no callbacks run while it is
+// held.
 class SessionManager {
  public:
   struct Options {
@@ -44,12 +46,13 @@ class SessionManager {
   // RESOURCE_EXHAUSTED when max_sessions are open.
   absl::StatusOr<Opened> Open(const PeerCred& peer) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Releases the session and every fd it still holds behind tickets. Idempotent.
+  // Releases the session and every fd it still holds behind tickets.
+  // Idempotent.
   void Close(uint64_t session_id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Maps a session token from a gRPC request to its session id.
-  // UNAUTHENTICATED if missing/unknown; PERMISSION_DENIED if `caller`'s uid is not
-  // the session owner's.
+  // UNAUTHENTICATED if missing/unknown; PERMISSION_DENIED if `caller`'s uid is
+  // not the session owner's.
   absl::StatusOr<uint64_t> Authorize(absl::string_view token,
                                      const PeerCred& caller) const
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -61,7 +64,8 @@ class SessionManager {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Takes the fd behind `ticket` if it belongs to `session_id`.
-  // NOT_FOUND for unknown, spent or foreign tickets; DEADLINE_EXCEEDED if expired.
+  // NOT_FOUND for unknown, spent or foreign tickets; DEADLINE_EXCEEDED if
+  // expired.
   absl::StatusOr<UniqueFd> Redeem(uint64_t session_id, absl::string_view ticket)
       ABSL_LOCKS_EXCLUDED(mu_);
 

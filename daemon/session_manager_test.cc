@@ -12,7 +12,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// A pipe whose write end goes behind a ticket; the read end tells when it closes.
+// A pipe whose write end goes behind a ticket; the read end tells when it
+// closes.
 struct Pipe {
   UniqueFd r, w;
   Pipe() {

@@ -45,8 +45,8 @@ absl::Status SessionServer::Start() {
     return ErrnoStatus(errno, "epoll_ctl(session listener)");
   }
   ev.data.u64 = kStopTag;
-  if (::epoll_ctl(epoll_fd_.get_unowned(), EPOLL_CTL_ADD, stop_fd_.get_unowned(),
-                  &ev) != 0) {
+  if (::epoll_ctl(epoll_fd_.get_unowned(), EPOLL_CTL_ADD,
+                  stop_fd_.get_unowned(), &ev) != 0) {
     return ErrnoStatus(errno, "epoll_ctl(stop)");
   }
   thread_ = std::thread([this] { Loop(); });
@@ -208,7 +208,8 @@ bool SessionServer::Serve(uint64_t session_id, int fd) {
       if (msg->fds.size() != 1) {
         auto* err = reply.mutable_error();
         err->set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
-        err->set_message("Deposit frame must carry exactly one fd (SCM_RIGHTS)");
+        err->set_message(
+            "Deposit frame must carry exactly one fd (SCM_RIGHTS)");
         return Reply(session_id, fd, reply);
       }
       auto ticket = sessions_->IssueTicket(session_id, std::move(msg->fds[0]));

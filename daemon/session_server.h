@@ -15,10 +15,10 @@
 
 namespace devmem {
 
-// Serves the session socket (SOCK_SEQPACKET, docs/PROTOCOL.md): authenticates each
-// connection with SO_PEERCRED, sends Hello, answers Redeem/Deposit/Ping, and
-// closes a session on any protocol violation or when the peer goes away, which
-// releases everything the session owns (SessionManager::Close).
+// Serves the session socket (SOCK_SEQPACKET, docs/PROTOCOL.md): authenticates
+// each connection with SO_PEERCRED, sends Hello, answers Redeem/Deposit/Ping,
+// and closes a session on any protocol violation or when the peer goes away,
+// which releases everything the session owns (SessionManager::Close).
 //
 // One thread runs an epoll loop over the listening socket, every session
 // connection and a stop eventfd. Sends are non-blocking: a client that does not
@@ -35,9 +35,7 @@ class SessionServer {
 
   size_t connection_count() const ABSL_LOCKS_EXCLUDED(mu_);
   uint64_t fds_handed_off() const { return fds_handed_off_.load(); }
-  uint64_t sessions_closed_for_violation() const {
-    return violations_.load();
-  }
+  uint64_t sessions_closed_for_violation() const { return violations_.load(); }
 
  private:
   void Loop();

@@ -23,14 +23,16 @@ using ::testing::HasSubstr;
 using F = devmem::v1::SessionFrame;
 
 std::string SocketPath() {
-  // TEST_TMPDIR is often longer than sun_path allows; /tmp with the pid is unique.
+  // TEST_TMPDIR is often longer than sun_path allows; /tmp with the pid is
+  // unique.
   static int n = 0;
   return std::string("/tmp/devmemd_test_sess") + std::to_string(getpid()) +
          "_" + std::to_string(n++) + ".sock";
 }
 
 UniqueFd Listen(const std::string& path) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  UniqueFd fd(
+      ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   struct sockaddr_un addr = {};
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
@@ -166,7 +168,7 @@ TEST_F(SessionServerTest, RedeemHandsOverAWorkingFd) {
   char ch = 0;
   EXPECT_EQ(::read(p.r.get_unowned(), &ch, 1), 1);
   EXPECT_EQ(ch, 'x');
-  EXPECT_EQ(server_->fds_handed_off(), 1u);
+  EXPECT_TRUE(WaitUntil([&] { return server_->fds_handed_off() == 1; }));
   // Spent.
   c.Send(redeem);
   f = c.Read();

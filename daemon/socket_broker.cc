@@ -38,9 +38,10 @@ absl::StatusOr<SockAddr> ParseSockAddr(absl::string_view ip, uint32_t port,
   } else if (::inet_pton(AF_INET6, s.c_str(), &v6.sin6_addr) == 1) {
     is_v4 = false;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "\"", s, "\" is not a numeric IPv4 or IPv6 address (names are not "
-                 "resolved)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", s,
+                     "\" is not a numeric IPv4 or IPv6 address (names are not "
+                     "resolved)"));
   }
   if (family == AF_INET6 && is_v4) {
     return absl::InvalidArgumentError(
@@ -111,18 +112,21 @@ uint32_t AddressPort(const SockAddr& addr) {
     return ntohs(reinterpret_cast<const sockaddr_in*>(&addr.storage)->sin_port);
   }
   if (addr.family() == AF_INET6) {
-    return ntohs(reinterpret_cast<const sockaddr_in6*>(&addr.storage)->sin6_port);
+    return ntohs(
+        reinterpret_cast<const sockaddr_in6*>(&addr.storage)->sin6_port);
   }
   return 0;
 }
 
 absl::StatusOr<UniqueFd> CreateBoundListener(absl::string_view ifname,
-                                             const SockAddr& local, int backlog) {
+                                             const SockAddr& local,
+                                             int backlog) {
   auto fd = DeviceSocket(ifname, local.family());
   if (!fd.ok()) return fd.status();
   int one = 1;
   ::setsockopt(fd->get_unowned(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (::bind(fd->get_unowned(), reinterpret_cast<const sockaddr*>(&local.storage),
+  if (::bind(fd->get_unowned(),
+             reinterpret_cast<const sockaddr*>(&local.storage),
              local.len) != 0) {
     return ErrnoStatus(errno, absl::StrCat("bind ", AddressIp(local), " port ",
                                            AddressPort(local)));
@@ -164,9 +168,9 @@ absl::StatusOr<UniqueFd> CreateBoundConnected(absl::string_view ifname,
     for (;;) {
       const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
       if (left <= 0) {
-        return absl::DeadlineExceededError(absl::StrCat(
-            "connect ", target, ": no answer within ",
-            absl::FormatDuration(timeout)));
+        return absl::DeadlineExceededError(
+            absl::StrCat("connect ", target, ": no answer within ",
+                         absl::FormatDuration(timeout)));
       }
       struct pollfd p = {s, POLLOUT, 0};
       int n = ::poll(&p, 1, static_cast<int>(left));

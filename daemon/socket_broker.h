@@ -19,8 +19,8 @@ struct SockAddr {
   int family() const { return storage.ss_family; }
 };
 
-// Parses a numeric IPv4/IPv6 address and port. `family` is AF_UNSPEC, AF_INET or
-// AF_INET6; an empty ip means the family's wildcard (IPv6 for AF_UNSPEC).
+// Parses a numeric IPv4/IPv6 address and port. `family` is AF_UNSPEC, AF_INET
+// or AF_INET6; an empty ip means the family's wildcard (IPv6 for AF_UNSPEC).
 // INVALID_ARGUMENT says which part is wrong.
 absl::StatusOr<SockAddr> ParseSockAddr(absl::string_view ip, uint32_t port,
                                        int family);
@@ -35,7 +35,8 @@ uint32_t AddressPort(const SockAddr& addr);
 // listening with `backlog`. Blocking, close-on-exec. Errors carry the errno and
 // what failed (ALREADY_EXISTS for EADDRINUSE).
 absl::StatusOr<UniqueFd> CreateBoundListener(absl::string_view ifname,
-                                             const SockAddr& local, int backlog);
+                                             const SockAddr& local,
+                                             int backlog);
 
 // Creates a TCP socket bound to `ifname` (and to `local` if it has a family),
 // connects it to `remote` within `timeout`, and returns it blocking.

@@ -11,11 +11,12 @@
 
 namespace devmem {
 
-// In-memory inventory for daemon unit tests. Interface indexes are looked up for
-// real (if_nametoindex) so sockets can be bound to the listed names.
+// In-memory inventory for daemon unit tests. Interface indexes are looked up
+// for real (if_nametoindex) so sockets can be bound to the listed names.
 class FakeNicInventory : public NicInventory {
  public:
-  explicit FakeNicInventory(std::vector<NicInfo> nics) : nics_(std::move(nics)) {}
+  explicit FakeNicInventory(std::vector<NicInfo> nics)
+      : nics_(std::move(nics)) {}
 
   absl::StatusOr<std::vector<NicInfo>> List() override { return nics_; }
   absl::StatusOr<NicInfo> Get(absl::string_view name) override {
@@ -36,9 +37,9 @@ class FakeNicInventory : public NicInventory {
   absl::Status NotFound(absl::string_view name) const {
     std::vector<std::string> names;
     for (const NicInfo& n : nics_) names.push_back(n.link.name);
-    return absl::NotFoundError(absl::StrCat("no NIC named \"", name,
-                                            "\"; NICs on this host: ",
-                                            absl::StrJoin(names, ", ")));
+    return absl::NotFoundError(
+        absl::StrCat("no NIC named \"", name,
+                     "\"; NICs on this host: ", absl::StrJoin(names, ", ")));
   }
   std::vector<NicInfo> nics_;
 };

@@ -8,8 +8,9 @@
 
 namespace devmem {
 
-// Polls `done` until it returns true or `timeout` passes. For state that another
-// thread changes without a notification to wait on. Returns the last result.
+// Polls `done` until it returns true or `timeout` passes. For state that
+// another thread changes without a notification to wait on. Returns the last
+// result.
 inline bool WaitUntil(const std::function<bool()>& done,
                       absl::Duration timeout = absl::Seconds(10)) {
   const absl::Time deadline = absl::Now() + timeout;

@@ -10,8 +10,9 @@
 
 namespace devmem {
 
-// A devmemd child process for integration tests. Start() waits (with a deadline)
-// until both sockets accept connections; the destructor sends SIGTERM and reaps.
+// A devmemd child process for integration tests. Start() waits (with a
+// deadline) until both sockets accept connections; the destructor sends SIGTERM
+// and reaps.
 class DaemonProcess {
  public:
   // `binary` is the devmemd path (runfiles-relative "daemon/devmemd" in tests).

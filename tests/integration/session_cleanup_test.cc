@@ -79,7 +79,8 @@ TEST_F(SessionCleanupTest, ThousandSessionsLeaveNoFdBehind) {
         ASSERT_TRUE(h.ok()) << h.status();
         break;
       }
-      case 1: {  // ticket issued, never redeemed: the session close must free it
+      case 1: {  // ticket issued, never redeemed: the session close must free
+                 // it
         devmem::v1::ListenRequest req;
         req.set_session_token((*s)->session_token());
         req.set_nic("lo");
@@ -92,8 +93,9 @@ TEST_F(SessionCleanupTest, ThousandSessionsLeaveNoFdBehind) {
       case 2: {  // protocol violation with fds attached
         int p[2];
         ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
-        ASSERT_TRUE(SendWithFds((*s)->session_fd_unowned(), "garbage", {p[0], p[1]})
-                        .ok());
+        ASSERT_TRUE(
+            SendWithFds((*s)->session_fd_unowned(), "garbage", {p[0], p[1]})
+                .ok());
         ::close(p[0]);
         ::close(p[1]);
         break;
@@ -102,9 +104,9 @@ TEST_F(SessionCleanupTest, ThousandSessionsLeaveNoFdBehind) {
         break;
     }
   }
-  EXPECT_TRUE(WaitUntil(
-      [&] { return daemon_->FdCount() == baseline_with_bystander; },
-      absl::Seconds(20)))
+  EXPECT_TRUE(
+      WaitUntil([&] { return daemon_->FdCount() == baseline_with_bystander; },
+                absl::Seconds(20)))
       << "fd count " << daemon_->FdCount() << ", baseline "
       << baseline_with_bystander;
   // The bystander's session survived all of it.

@@ -1,9 +1,11 @@
-// pattern_peer: a plain-socket peer for tests, benchmarks and the demo. It never
-// talks to devmemd, so it is the independent end of every stream.
+// pattern_peer: a plain-socket peer for tests, benchmarks and the demo. It
+// never talks to devmemd, so it is the independent end of every stream.
 //
-//   pattern_peer send --to=IP:PORT --bytes=N     connect and send N pattern bytes
-//   pattern_peer recv --listen=IP:PORT [--nic=IF] accept one connection, check
-//                                                 every byte, print bytes and rate
+//   pattern_peer send --to=IP:PORT --bytes=N     connect and send N pattern
+//   bytes pattern_peer recv --listen=IP:PORT [--nic=IF] accept one connection,
+//   check
+//                                                 every byte, print bytes and
+//                                                 rate
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -24,9 +26,11 @@
 #include "client/pattern.h"
 #include "kernel/unique_fd.h"
 
-ABSL_FLAG(std::string, to, "", "send: numeric IP:PORT ([v6]:port) to connect to");
+ABSL_FLAG(std::string, to, "",
+          "send: numeric IP:PORT ([v6]:port) to connect to");
 ABSL_FLAG(std::string, listen, "", "recv: numeric IP:PORT to listen on");
-ABSL_FLAG(std::string, nic, "", "bind the socket to this interface (SO_BINDTODEVICE)");
+ABSL_FLAG(std::string, nic, "",
+          "bind the socket to this interface (SO_BINDTODEVICE)");
 ABSL_FLAG(uint64_t, bytes, 64ull << 20, "send: number of pattern bytes");
 ABSL_FLAG(int, connect_retry_ms, 5000,
           "send: keep retrying a refused connect for this long (the receiver "
@@ -34,7 +38,8 @@ ABSL_FLAG(int, connect_retry_ms, 5000,
 
 namespace {
 
-bool ToSockaddr(const devmem::HostPort& hp, sockaddr_storage* ss, socklen_t* len) {
+bool ToSockaddr(const devmem::HostPort& hp, sockaddr_storage* ss,
+                socklen_t* len) {
   std::memset(ss, 0, sizeof(*ss));
   auto* v4 = reinterpret_cast<sockaddr_in*>(ss);
   auto* v6 = reinterpret_cast<sockaddr_in6*>(ss);
@@ -79,7 +84,8 @@ int Send() {
   for (;;) {
     fd.Reset(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     BindToNic(fd.get_unowned());
-    if (connect(fd.get_unowned(), reinterpret_cast<sockaddr*>(&ss), len) == 0) break;
+    if (connect(fd.get_unowned(), reinterpret_cast<sockaddr*>(&ss), len) == 0)
+      break;
     if (errno != ECONNREFUSED || absl::Now() > deadline) return Die("connect");
     absl::SleepFor(absl::Milliseconds(20));
   }
@@ -104,7 +110,8 @@ int Send() {
   }
   const double secs = absl::ToDoubleSeconds(absl::Now() - start);
   std::printf("sent %llu bytes in %.3f s (%.2f Gbit/s)\n",
-              static_cast<unsigned long long>(sent), secs, sent * 8 / secs / 1e9);
+              static_cast<unsigned long long>(sent), secs,
+              sent * 8 / secs / 1e9);
   return 0;
 }
 
@@ -125,7 +132,8 @@ int Recv() {
   }
   if (listen(lfd.get_unowned(), 1) != 0) return Die("listen");
   std::fprintf(stderr, "pattern_peer: listening\n");
-  devmem::UniqueFd fd(accept4(lfd.get_unowned(), nullptr, nullptr, SOCK_CLOEXEC));
+  devmem::UniqueFd fd(
+      accept4(lfd.get_unowned(), nullptr, nullptr, SOCK_CLOEXEC));
   if (!fd) return Die("accept");
   std::vector<char> buf(1 << 20);
   uint64_t got = 0;

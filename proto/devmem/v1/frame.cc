@@ -22,34 +22,36 @@ absl::StatusOr<std::string> EncodeFrame(const devmem::v1::SessionFrame& frame) {
   std::string out(kFrameHeaderBytes, '\0');
   std::memcpy(out.data(), kFrameMagic, sizeof(kFrameMagic));
   const uint32_t len = static_cast<uint32_t>(payload.size());
-  for (int i = 0; i < 4; ++i) out[4 + i] = static_cast<char>((len >> (8 * i)) & 0xff);
+  for (int i = 0; i < 4; ++i)
+    out[4 + i] = static_cast<char>((len >> (8 * i)) & 0xff);
   out += payload;
   return out;
 }
 
 absl::StatusOr<devmem::v1::SessionFrame> DecodeFrame(absl::string_view bytes) {
   if (bytes.size() < kFrameHeaderBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "truncated frame: ", bytes.size(), " bytes, the header alone is ",
-        kFrameHeaderBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("truncated frame: ", bytes.size(),
+                     " bytes, the header alone is ", kFrameHeaderBytes));
   }
   if (bytes.size() > kMaxFrameBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "frame of ", bytes.size(), " bytes exceeds the ", kMaxFrameBytes,
-        "-byte limit"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("frame of ", bytes.size(), " bytes exceeds the ",
+                     kMaxFrameBytes, "-byte limit"));
   }
   if (std::memcmp(bytes.data(), kFrameMagic, sizeof(kFrameMagic)) != 0) {
     return absl::InvalidArgumentError("bad frame magic (expected \"DMv1\")");
   }
   uint32_t len = 0;
   for (int i = 0; i < 4; ++i) {
-    len |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[4 + i])) << (8 * i);
+    len |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[4 + i]))
+           << (8 * i);
   }
   const size_t got = bytes.size() - kFrameHeaderBytes;
   if (len != got) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "frame length field says ", len, " payload bytes but ", got,
-        " arrived"));
+    return absl::InvalidArgumentError(absl::StrCat("frame length field says ",
+                                                   len, " payload bytes but ",
+                                                   got, " arrived"));
   }
   devmem::v1::SessionFrame frame;
   if (!frame.ParseFromArray(bytes.data() + kFrameHeaderBytes,

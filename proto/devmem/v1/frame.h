@@ -25,9 +25,9 @@ inline constexpr uint32_t kProtocolVersion = 1;
 // result would exceed kMaxFrameBytes.
 absl::StatusOr<std::string> EncodeFrame(const devmem::v1::SessionFrame& frame);
 
-// Parses one whole received frame. INVALID_ARGUMENT, saying what was wrong, for a
-// short header, bad magic, length mismatch (truncated or padded), oversize frame,
-// unparsable payload, or an empty body.
+// Parses one whole received frame. INVALID_ARGUMENT, saying what was wrong, for
+// a short header, bad magic, length mismatch (truncated or padded), oversize
+// frame, unparsable payload, or an empty body.
 absl::StatusOr<devmem::v1::SessionFrame> DecodeFrame(absl::string_view bytes);
 
 }  // namespace devmem

@@ -37,7 +37,7 @@ TEST(FrameTest, RejectsMalformed) {
   devmem::v1::SessionFrame f;
   f.mutable_ping()->set_nonce(7);
   std::string good = *EncodeFrame(f);
-  EXPECT_FALSE(DecodeFrame(good.substr(0, 5)).ok());                // short header
+  EXPECT_FALSE(DecodeFrame(good.substr(0, 5)).ok());  // short header
   EXPECT_FALSE(DecodeFrame(good.substr(0, good.size() - 1)).ok());  // truncated
   EXPECT_FALSE(DecodeFrame(good + "x").ok());                       // padded
   std::string bad_magic = good;
