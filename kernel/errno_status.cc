@@ -64,8 +64,8 @@ absl::StatusCode CodeForErrno(int err) {
 
 absl::Status ErrnoStatus(int err, absl::string_view what,
                          absl::string_view extack) {
-  std::string msg = absl::StrCat(what, ": ", std::strerror(err), " (errno ", err,
-                                 ")");
+  std::string msg =
+      absl::StrCat(what, ": ", std::strerror(err), " (errno ", err, ")");
   if (!extack.empty()) absl::StrAppend(&msg, " (kernel: ", extack, ")");
   absl::Status status(CodeForErrno(err), msg);
   status.SetPayload(kErrnoPayload, absl::Cord(absl::StrCat(err)));

@@ -8,10 +8,12 @@
 namespace devmem {
 
 // Turns a positive errno into an absl::Status whose code follows the errno's
-// meaning (EPERM -> PERMISSION_DENIED, ENODEV/ENOENT -> NOT_FOUND, EOPNOTSUPP ->
-// UNIMPLEMENTED, EINVAL -> INVALID_ARGUMENT, EBUSY/EEXIST -> ...). The message is
-// "<what>: <strerror>" plus " (kernel: <extack>)" when the kernel gave extack text.
-// The errno itself is kept in the payload and recoverable with StatusErrno().
+// meaning (EPERM -> PERMISSION_DENIED, ENODEV/ENOENT -> NOT_FOUND, EOPNOTSUPP
+// -> UNIMPLEMENTED, EINVAL -> INVALID_ARGUMENT, EBUSY/EEXIST -> ...). The
+// message is
+// "<what>: <strerror>" plus " (kernel: <extack>)" when the kernel gave extack
+// text. The errno itself is kept in the payload and recoverable with
+// StatusErrno().
 absl::Status ErrnoStatus(int err, absl::string_view what,
                          absl::string_view extack = "");
 

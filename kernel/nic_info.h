@@ -9,13 +9,14 @@
 
 namespace devmem {
 
-// Plain descriptions of a NIC as the kernel reports it. No proto types here: the
-// daemon converts these to devmem.v1 messages.
+// Plain descriptions of a NIC as the kernel reports it. No proto types here:
+// the daemon converts these to devmem.v1 messages.
 
 enum class Support { kUnknown, kSupported, kUnsupported };
 
 // Outcome of probing one capability. `error` is the positive errno (0 if none),
-// `reason` is strerror text plus the kernel's extack message when there was one.
+// `reason` is strerror text plus the kernel's extack message when there was
+// one.
 struct Capability {
   std::string name;  // "channels", "rings", "features", "ntuple", ...
   Support support = Support::kUnknown;
@@ -68,8 +69,8 @@ struct QueueInfo {
 struct LinkInfo {
   std::string name;
   uint32_t ifindex = 0;
-  std::string kind;    // IFLA_INFO_KIND, "" for physical devices
-  std::string mac;     // "aa:bb:..", "" if none
+  std::string kind;  // IFLA_INFO_KIND, "" for physical devices
+  std::string mac;   // "aa:bb:..", "" if none
   uint32_t mtu = 0;
   bool admin_up = false;
   std::string oper_state;   // "up", "down", "unknown", "lowerlayerdown", ...

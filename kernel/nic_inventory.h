@@ -10,9 +10,10 @@
 namespace devmem {
 
 // Reads the host's NICs. Implementations: KernelNicInventory (netlink + sysfs),
-// and test fakes. Thread-safe: calls may come from any gRPC thread concurrently.
-// Errors: List() fails only if links cannot be enumerated at all; per-NIC probe
-// failures are reported inside NicInfo::capabilities, never as a failed call.
+// and test fakes. Thread-safe: calls may come from any gRPC thread
+// concurrently. Errors: List() fails only if links cannot be enumerated at all;
+// per-NIC probe failures are reported inside NicInfo::capabilities, never as a
+// failed call.
 class NicInventory {
  public:
   virtual ~NicInventory() = default;
@@ -23,8 +24,8 @@ class NicInventory {
   // One NIC by name; NOT_FOUND naming the NICs that exist if there is none.
   virtual absl::StatusOr<NicInfo> Get(absl::string_view name) = 0;
 
-  // The interface index of a NIC; NOT_FOUND (naming the NICs that exist) if absent.
-  // Cheap: used on every socket request.
+  // The interface index of a NIC; NOT_FOUND (naming the NICs that exist) if
+  // absent. Cheap: used on every socket request.
   virtual absl::StatusOr<uint32_t> IfIndex(absl::string_view name) = 0;
 
   // Short backend name shown to users ("kernel").

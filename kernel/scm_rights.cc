@@ -14,9 +14,9 @@ namespace devmem {
 absl::Status SendWithFds(int sock, absl::string_view data,
                          absl::Span<const int> fds) {
   if (fds.size() > kMaxFdsPerMessage) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot send ", fds.size(), " fds in one message (limit ",
-        kMaxFdsPerMessage, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot send ", fds.size(), " fds in one message (limit ",
+                     kMaxFdsPerMessage, ")"));
   }
   struct iovec iov;
   iov.iov_base = const_cast<char*>(data.data());
@@ -25,7 +25,8 @@ absl::Status SendWithFds(int sock, absl::string_view data,
   std::memset(&msg, 0, sizeof(msg));
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
+  alignas(
+      struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
   if (!fds.empty()) {
     const size_t payload = sizeof(int) * fds.size();
     std::memset(control, 0, sizeof(control));
@@ -41,8 +42,8 @@ absl::Status SendWithFds(int sock, absl::string_view data,
     ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
     if (n >= 0) {
       if (static_cast<size_t>(n) != data.size()) {
-        return absl::DataLossError(absl::StrCat("short send: ", n, " of ",
-                                                data.size(), " bytes"));
+        return absl::DataLossError(
+            absl::StrCat("short send: ", n, " of ", data.size(), " bytes"));
       }
       return absl::OkStatus();
     }
@@ -55,13 +56,15 @@ absl::StatusOr<ReceivedMessage> RecvWithFds(int sock, size_t max_bytes,
                                             size_t max_fds) {
   if (max_fds > kMaxFdsPerMessage) max_fds = kMaxFdsPerMessage;
   ReceivedMessage out;
-  // One spare byte lets MSG_TRUNC-less stream sockets still be checked for size.
+  // One spare byte lets MSG_TRUNC-less stream sockets still be checked for
+  // size.
   out.data.resize(max_bytes);
   struct iovec iov;
   iov.iov_base = out.data.data();
   iov.iov_len = out.data.size();
   // Room for exactly max_fds fds: one more makes the kernel set MSG_CTRUNC.
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
+  alignas(
+      struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
   struct msghdr msg;
   std::memset(&msg, 0, sizeof(msg));
   msg.msg_iov = &iov;
@@ -103,16 +106,16 @@ absl::StatusOr<ReceivedMessage> RecvWithFds(int sock, size_t max_bytes,
         " fds or unexpected ancillary data; all received fds closed"));
   }
   if (msg.msg_flags & MSG_TRUNC) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "message larger than ", max_bytes, " bytes (MSG_TRUNC)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("message larger than ", max_bytes, " bytes (MSG_TRUNC)"));
   }
   if (foreign_cmsg) {
     return absl::InvalidArgumentError(
         "unexpected control message (only SCM_RIGHTS is accepted)");
   }
   if (out.fds.size() > max_fds) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        out.fds.size(), " fds in one message, limit ", max_fds));
+    return absl::InvalidArgumentError(
+        absl::StrCat(out.fds.size(), " fds in one message, limit ", max_fds));
   }
   out.data.resize(static_cast<size_t>(n));
   out.eof = (n == 0 && out.fds.empty());

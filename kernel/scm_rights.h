@@ -29,10 +29,11 @@ absl::Status SendWithFds(int sock, absl::string_view data,
 
 // Receives one message of at most `max_bytes` bytes and at most `max_fds` fds
 // (<= kMaxFdsPerMessage) with MSG_CMSG_CLOEXEC. EINTR is retried.
-// Fails with INVALID_ARGUMENT (and closes every fd that came with it) if the data
-// was truncated (MSG_TRUNC), the control data was truncated (MSG_CTRUNC, e.g. too
-// many fds), more than `max_fds` fds arrived, or a control message other than
-// SCM_RIGHTS arrived. EAGAIN on a non-blocking socket is UNAVAILABLE.
+// Fails with INVALID_ARGUMENT (and closes every fd that came with it) if the
+// data was truncated (MSG_TRUNC), the control data was truncated (MSG_CTRUNC,
+// e.g. too many fds), more than `max_fds` fds arrived, or a control message
+// other than SCM_RIGHTS arrived. EAGAIN on a non-blocking socket is
+// UNAVAILABLE.
 absl::StatusOr<ReceivedMessage> RecvWithFds(int sock, size_t max_bytes,
                                             size_t max_fds);
 

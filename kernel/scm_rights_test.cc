@@ -65,10 +65,10 @@ TEST(ScmRightsTest, NoFds) {
 TEST(ScmRightsTest, TooManyFdsIsCtruncAndAllAreClosed) {
   Pair s;
   Pipe p1, p2, p3;
-  ASSERT_TRUE(SendWithFds(s.a.get_unowned(), "x",
-                          {p1.w.get_unowned(), p2.w.get_unowned(),
-                           p3.w.get_unowned()})
-                  .ok());
+  ASSERT_TRUE(
+      SendWithFds(s.a.get_unowned(), "x",
+                  {p1.w.get_unowned(), p2.w.get_unowned(), p3.w.get_unowned()})
+          .ok());
   p1.w.Reset();
   p2.w.Reset();
   p3.w.Reset();

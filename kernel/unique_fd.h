@@ -8,7 +8,8 @@ namespace devmem {
 
 // Owns one file descriptor. Move-only; closes on destruction.
 // The raw getter is deliberately named get_unowned() so that every use reads as
-// "borrowing without ownership"; Release() is only for handing the fd elsewhere.
+// "borrowing without ownership"; Release() is only for handing the fd
+// elsewhere.
 class UniqueFd {
  public:
   UniqueFd() = default;
