@@ -41,9 +41,15 @@ def count(path):
             passed += 1
     if passed + failed + skipped == 0:
         # A non-gtest target: Bazel's generated xml has no cases; use its totals.
+        # A shell test that could not run prints "SKIPPED: reason" and exits 0.
         f = int(root.get("failures", "0")) + int(root.get("errors", "0"))
+        log = os.path.join(os.path.dirname(path), "test.log")
+        skipped_run = os.path.exists(log) and any(
+            line.startswith("SKIPPED:") for line in open(log, errors="replace"))
         if f:
             failed, names = 1, [path]
+        elif skipped_run:
+            skipped = 1
         else:
             passed = 1
     return passed, failed, skipped, names
