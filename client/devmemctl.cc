@@ -468,30 +468,30 @@ int RunNics(const std::vector<std::string>& args) {
   for (const v1::Nic& nic : inventory->nics()) rows.push_back(NicRow(nic));
   PrintTable(rows);
 
-  // Why each NIC falls short, with the kernel's own errno and words.
-  bool header = false;
+  // Per NIC, why it falls short, in the kernel's own errno and words.
   for (const v1::Nic& nic : inventory->nics()) {
+    std::vector<const v1::Capability*> lacking;
     for (const v1::Capability& cap : nic.capabilities()) {
-      if (cap.support() == v1::SUPPORT_SUPPORTED) continue;
-      if (!header) {
-        absl::PrintF("\nunsupported capabilities:\n");
-        header = true;
-      }
-      absl::PrintF("  %s: %s: %s", nic.name(), cap.name(),
-                   SupportName(cap.support()));
-      if (cap.errno_value() != 0) {
-        absl::PrintF(" (errno %d %s)", cap.errno_value(),
-                     std::strerror(cap.errno_value()));
-      }
-      if (!cap.reason().empty()) absl::PrintF(": %s", cap.reason());
-      absl::PrintF("\n");
+      if (cap.support() != v1::SUPPORT_SUPPORTED) lacking.push_back(&cap);
     }
-  }
-  for (const v1::Nic& nic : inventory->nics()) {
-    if (!nic.devmem_capable() && nic.devmem_missing_size() > 0) {
-      absl::PrintF("%s%s: devmem RX needs: %s\n", header ? "" : "\n",
-                   nic.name(), absl::StrJoin(nic.devmem_missing(), "; "));
-      header = true;
+    if (lacking.empty() && nic.devmem_capable()) continue;
+    absl::PrintF("\n%s: ", nic.name());
+    if (nic.devmem_capable()) {
+      absl::PrintF("devmem RX possible\n");
+    } else if (nic.devmem_missing_size() > 0) {
+      absl::PrintF("devmem RX not possible, missing: %s\n",
+                   absl::StrJoin(nic.devmem_missing(), "; "));
+    } else {
+      absl::PrintF("devmem RX not possible\n");
+    }
+    for (const v1::Capability* cap : lacking) {
+      // `reason` already holds strerror (+ extack), so only the number here.
+      absl::PrintF("  %s: %s", cap->name(), SupportName(cap->support()));
+      if (cap->errno_value() != 0) {
+        absl::PrintF(" (errno %d)", cap->errno_value());
+      }
+      if (!cap->reason().empty()) absl::PrintF(": %s", cap->reason());
+      absl::PrintF("\n");
     }
   }
   if (!inventory->backend().empty()) {
@@ -520,7 +520,7 @@ int RunStatus(const std::vector<std::string>&) {
   absl::PrintF("version: %s\n", status->version());
   absl::PrintF("kernel_release: %s\n", status->kernel_release());
   absl::PrintF("uptime_seconds: %.1f\n", status->uptime_seconds());
-  absl::PrintF("sessions: %u (this command holds one)\n", status->sessions());
+  absl::PrintF("sessions: %u (including this one)\n", status->sessions());
   absl::PrintF("pending_tickets: %u\n", status->pending_tickets());
   absl::PrintF("backend: %s\n", status->backend());
   absl::PrintF("netdev_family: %s\n", status->netdev_family() ? "yes" : "no");

@@ -1,11 +1,7 @@
 #include "client/libdevmem.h"
 
 #include <fcntl.h>
-#include <grpcpp/security/server_credentials.h>
-#include <grpcpp/server.h>
-#include <grpcpp/server_builder.h>
-#include <netinet/in.h>
-#include <poll.h>
+#include <grpcpp/client_context.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -16,7 +12,6 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
-#include <map>
 #include <string>
 #include <thread>
 #include <utility>
@@ -25,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "client/testing/fake_devmemd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernel/errno_status.h"
@@ -510,174 +506,6 @@ UniqueFd ListenUnix(const std::string& path, int type) {
   return fd;
 }
 
-UniqueFd TcpListener(uint16_t* port) {
-  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(
-      bind(fd.get_unowned(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
-      0);
-  EXPECT_EQ(listen(fd.get_unowned(), 8), 0);
-  socklen_t len = sizeof(addr);
-  getsockname(fd.get_unowned(), reinterpret_cast<sockaddr*>(&addr), &len);
-  *port = ntohs(addr.sin_port);
-  return fd;
-}
-
-// Tickets issued by the fake gRPC service, redeemed by the fake session loop.
-struct TicketStore {
-  absl::Mutex mu;
-  std::map<std::string, UniqueFd> fds ABSL_GUARDED_BY(mu);
-  int next ABSL_GUARDED_BY(mu) = 0;
-
-  std::string Put(UniqueFd fd) {
-    absl::MutexLock lock(&mu);
-    std::string ticket = absl::StrCat("ticket", next++);
-    fds[ticket] = std::move(fd);
-    return ticket;
-  }
-  UniqueFd Take(const std::string& ticket) {
-    absl::MutexLock lock(&mu);
-    auto it = fds.find(ticket);
-    if (it == fds.end()) return UniqueFd();
-    UniqueFd fd = std::move(it->second);
-    fds.erase(it);
-    return fd;
-  }
-};
-
-// Just enough of devmemd's gRPC side to test the client's RPC plumbing.
-class FakeDevmemService final : public devmem::v1::Devmem::Service {
- public:
-  explicit FakeDevmemService(TicketStore* store) : store_(store) {}
-
-  grpc::Status GetStatus(grpc::ServerContext*,
-                         const devmem::v1::GetStatusRequest*,
-                         devmem::v1::GetStatusResponse* response) override {
-    response->set_version("fake-1");
-    response->set_sessions(1);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status GetInventory(
-      grpc::ServerContext*, const devmem::v1::GetInventoryRequest* request,
-      devmem::v1::GetInventoryResponse* response) override {
-    for (const std::string& name : request->nic_names()) {
-      if (name != "lo") {
-        return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                            "no NIC named " + name + "; NICs: lo");
-      }
-    }
-    response->set_backend("simulated");
-    response->add_nics()->set_name("lo");
-    return grpc::Status::OK;
-  }
-
-  grpc::Status Listen(grpc::ServerContext*,
-                      const devmem::v1::ListenRequest* request,
-                      devmem::v1::SocketResponse* response) override {
-    if (request->session_token() != kToken) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
-    }
-    if (request->nic() != "lo") {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          "no NIC named " + request->nic() + "; NICs: lo");
-    }
-    uint16_t port = 0;
-    UniqueFd fd = TcpListener(&port);
-    response->set_ticket(store_->Put(std::move(fd)));
-    response->mutable_local()->set_ip("127.0.0.1");
-    response->mutable_local()->set_port(port);
-    response->set_nic("lo");
-    return grpc::Status::OK;
-  }
-
-  grpc::Status Connect(grpc::ServerContext*,
-                       const devmem::v1::ConnectRequest* request,
-                       devmem::v1::SocketResponse* response) override {
-    if (request->session_token() != kToken) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
-    }
-    last_connect_timeout_ms = request->timeout_ms();
-    UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(request->remote().port()));
-    if (connect(fd.get_unowned(), reinterpret_cast<sockaddr*>(&addr),
-                sizeof(addr)) != 0) {
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                          std::string("connect: ") + std::strerror(errno));
-    }
-    response->set_ticket(store_->Put(std::move(fd)));
-    *response->mutable_remote() = request->remote();
-    response->set_nic(request->nic());
-    return grpc::Status::OK;
-  }
-
-  std::atomic<uint32_t> last_connect_timeout_ms{0};
-
- private:
-  TicketStore* store_;
-};
-
-// A whole fake devmemd in a runtime directory: session.sock served by a
-// thread (one session), grpc.sock by an in-process gRPC server.
-class FakeDevmemd {
- public:
-  FakeDevmemd() : dir_(MakeRuntimeDir()), service_(&store_) {
-    listener_ = ListenUnix(dir_ + "/session.sock", SOCK_SEQPACKET);
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("unix:" + dir_ + "/grpc.sock",
-                             grpc::InsecureServerCredentials());
-    builder.RegisterService(&service_);
-    server_ = builder.BuildAndStart();
-    EXPECT_NE(server_, nullptr);
-    thread_ = std::thread([this] { ServeOneSession(); });
-  }
-  ~FakeDevmemd() {
-    thread_.join();
-    server_->Shutdown();
-    unlink((dir_ + "/session.sock").c_str());
-    unlink((dir_ + "/grpc.sock").c_str());
-    rmdir(dir_.c_str());
-  }
-
-  const std::string& dir() const { return dir_; }
-  FakeDevmemService& service() { return service_; }
-
- private:
-  void ServeOneSession() {
-    // Bounded wait: a test that never connects must not hang here.
-    struct pollfd pfd = {listener_.get_unowned(), POLLIN, 0};
-    if (poll(&pfd, 1, 10000) != 1) return;
-    UniqueFd conn(
-        accept4(listener_.get_unowned(), nullptr, nullptr, SOCK_CLOEXEC));
-    ASSERT_TRUE(conn.valid());
-    SendFrame(conn.get_unowned(), HelloFrame());
-    for (;;) {
-      Received req = RecvFrame(conn.get_unowned());
-      if (req.eof) return;
-      ASSERT_TRUE(req.frame.has_redeem());
-      const std::string& ticket = req.frame.redeem().ticket();
-      UniqueFd fd = store_.Take(ticket);
-      if (!fd.valid()) {
-        SendFrame(conn.get_unowned(), ErrorFrame(5, "unknown ticket", ticket));
-      } else {
-        SendFrame(conn.get_unowned(), GrantFrame(ticket), {fd.get_unowned()});
-      }
-    }
-  }
-
-  std::string dir_;
-  TicketStore store_;
-  FakeDevmemService service_;
-  UniqueFd listener_;
-  std::unique_ptr<grpc::Server> server_;
-  std::thread thread_;
-};
-
 TEST(SessionOpenTest, MissingSocketSaysSo) {
   auto session = Session::Open("/nonexistent-devmemd-dir");
   EXPECT_EQ(session.status().code(), absl::StatusCode::kNotFound);
@@ -703,8 +531,8 @@ TEST(SessionOpenTest, TooLongPathIsInvalidArgument) {
 }
 
 TEST(SessionOpenTest, ListenConnectAndStatusThroughFakeDaemon) {
-  FakeDevmemd daemon;
-  auto session = Session::Open(daemon.dir());
+  testing::FakeDevmemd daemon;
+  auto session = Session::Open(daemon.runtime_dir());
   ASSERT_TRUE(session.ok()) << session.status();
   ASSERT_NE((*session)->stub(), nullptr);
 
@@ -734,7 +562,10 @@ TEST(SessionOpenTest, ListenConnectAndStatusThroughFakeDaemon) {
   connect.timeout = absl::Milliseconds(1500);
   absl::StatusOr<SocketHandle> connected = (*session)->Connect(connect);
   ASSERT_TRUE(connected.ok()) << connected.status();
-  EXPECT_EQ(daemon.service().last_connect_timeout_ms.load(), 1500u);
+  std::vector<devmem::v1::ConnectRequest> seen = daemon.connect_requests();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].timeout_ms(), 1500u);
+  EXPECT_EQ(seen[0].session_token(), (*session)->session_token());
 
   UniqueFd accepted(
       accept4(listening->fd.get_unowned(), nullptr, nullptr, SOCK_CLOEXEC));
@@ -745,18 +576,35 @@ TEST(SessionOpenTest, ListenConnectAndStatusThroughFakeDaemon) {
 }
 
 TEST(SessionOpenTest, GrpcErrorsKeepCodeAndMessage) {
-  FakeDevmemd daemon;
-  auto session = Session::Open(daemon.dir());
+  testing::FakeDevmemd daemon;
+  auto session = Session::Open(daemon.runtime_dir());
   ASSERT_TRUE(session.ok()) << session.status();
   ListenOptions listen;
   listen.nic = "eth9";
   absl::StatusOr<SocketHandle> sock = (*session)->Listen(listen);
   EXPECT_EQ(sock.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(sock.status().message(), "no NIC named eth9; NICs: lo");
+  EXPECT_EQ(sock.status().message(), "no NIC named 'eth9'; NICs: lo");
 
   // A ticket this session was never given.
   EXPECT_EQ((*session)->Redeem("ticket999").status().code(),
             absl::StatusCode::kNotFound);
+
+  // A raw RPC through the stub with someone else's token.
+  devmem::v1::ListenRequest raw;
+  raw.set_session_token("not-the-token");
+  raw.set_nic("lo");
+  devmem::v1::SocketResponse response;
+  grpc::ClientContext context;
+  grpc::Status status = (*session)->stub()->Listen(&context, raw, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST(SessionOpenTest, RefusedSessionIsPermissionDenied) {
+  testing::FakeDevmemd daemon;
+  daemon.RefuseSessions(7, "uid 1234 gid 1234 is not allowed");
+  auto session = Session::Open(daemon.runtime_dir());
+  EXPECT_EQ(session.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(session.status().message(), "uid 1234 gid 1234 is not allowed");
 }
 
 }  // namespace
