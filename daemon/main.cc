@@ -120,7 +120,13 @@ int main(int argc, char** argv) {
   devmem::Daemon::Options options;
   options.config = config;
   options.config_source = source;
-  options.inventory = std::make_unique<devmem::KernelNicInventory>();
+  auto inventory = devmem::KernelNicInventory::Create();
+  if (!inventory.ok()) {
+    return Fail(absl::StrCat("cannot read NICs from the kernel: ",
+                             inventory.status().message()),
+                1);
+  }
+  options.inventory = std::move(*inventory);
   options.static_status = devmem::ProbeKernelFacts();
   const std::string backend = options.inventory->BackendName();
   auto daemon = devmem::Daemon::Start(std::move(options));
