@@ -478,16 +478,29 @@ int RunNics(const std::vector<std::string>& args) {
     absl::PrintF("\n%s: ", nic.name());
     if (nic.devmem_capable()) {
       absl::PrintF("devmem RX possible\n");
-    } else if (nic.devmem_missing_size() > 0) {
-      absl::PrintF("devmem RX not possible, missing: %s\n",
-                   absl::StrJoin(nic.devmem_missing(), "; "));
     } else {
-      absl::PrintF("devmem RX not possible\n");
+      // devmem_missing entries start with the capability's name when one is
+      // to blame; its details follow on its own line, so name it only once.
+      std::vector<std::string> missing;
+      for (const std::string& entry : nic.devmem_missing()) {
+        const std::string head = entry.substr(0, entry.find(':'));
+        const bool is_cap = std::any_of(
+            lacking.begin(), lacking.end(),
+            [&](const v1::Capability* c) { return c->name() == head; });
+        missing.push_back(is_cap ? head : entry);
+      }
+      absl::PrintF(
+          "devmem RX not possible%s\n",
+          missing.empty()
+              ? ""
+              : absl::StrCat(", missing: ", absl::StrJoin(missing, ", ")));
     }
     for (const v1::Capability* cap : lacking) {
       // `reason` already holds strerror (+ extack), so only the number here.
       absl::PrintF("  %s: %s", cap->name(), SupportName(cap->support()));
-      if (cap->errno_value() != 0) {
+      if (cap->errno_value() != 0 &&
+          !absl::StrContains(cap->reason(),
+                             absl::StrCat("errno ", cap->errno_value()))) {
         absl::PrintF(" (errno %d)", cap->errno_value());
       }
       if (!cap->reason().empty()) absl::PrintF(": %s", cap->reason());
