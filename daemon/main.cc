@@ -10,6 +10,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -62,7 +64,7 @@ bool AppendIds(const std::vector<std::string>& in,
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "devmemd: hands NIC-bound (and, later, devmem-steered) TCP sockets to "
+      "hands NIC-bound (and, later, devmem-steered) TCP sockets to "
       "unprivileged workloads.\n\n"
       "Usage: devmemd [--config=/etc/devmemd/devmemd.textproto] "
       "[--runtime_dir=/run/devmemd] [--allow_uids=1000,..]\n\n"
@@ -70,6 +72,14 @@ int main(int argc, char** argv) {
       "on "
       "<runtime_dir>/session.sock. See docs/PROTOCOL.md. Stops cleanly on "
       "SIGTERM or SIGINT.");
+  // --help lists the flags defined in this file (absl's default matches only
+  // files named after the binary).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view path) {
+    return absl::EndsWith(path, "daemon/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   absl::ParseCommandLine(argc, argv);
 
   devmem::v1::DaemonConfig config;

@@ -19,9 +19,15 @@ def test_targets():
     return [t for t in out.split() if t.startswith("//")]
 
 
-def xml_path(target):
+def testlogs_dir():
+    # Ask Bazel rather than trust the bazel-testlogs convenience symlink.
+    return subprocess.run(["bazel", "info", "bazel-testlogs"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def xml_path(logs, target):
     pkg, name = target[2:].split(":")
-    return os.path.join("bazel-testlogs", pkg, name, "test.xml")
+    return os.path.join(logs, pkg, name, "test.xml")
 
 
 def count(path):
@@ -63,8 +69,9 @@ def main():
     args = ap.parse_args()
     passed = failed = skipped = 0
     failures = []
+    logs = testlogs_dir()
     for t in test_targets():
-        p = xml_path(t)
+        p = xml_path(logs, t)
         if not os.path.exists(p) or os.path.getmtime(p) < args.since - 1:
             failed += 1
             failures.append(t + " (no result: failed to build or did not run)")

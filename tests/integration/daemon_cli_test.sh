@@ -15,8 +15,10 @@ WORK=$(mktemp -d /tmp/devmemd-cli.XXXXXX)
 trap cleanup EXIT INT TERM
 
 # --help
-"$DEVMEMD" --help 2>&1 | grep -q -- "--runtime_dir" || fail "devmemd --help lacks --runtime_dir"
-"$CTL" --help 2>&1 | grep -q "listen" || fail "devmemctl --help lacks listen"
+help=$("$DEVMEMD" --help 2>&1) || true
+grep -q -- "--runtime_dir" <<<"$help" || fail "devmemd --help lacks --runtime_dir: $help"
+help=$("$CTL" --help 2>&1) || true
+grep -q "listen" <<<"$help" || fail "devmemctl --help lacks listen: $help"
 
 # Bad config: unknown field on line 3.
 printf 'allow_uids: 0\n# comment\nallow_uid: 5\n' >"$WORK/bad.textproto"

@@ -2,6 +2,7 @@
 // after 1000 sessions open and close (with sockets handed over, tickets left
 // unredeemed, and protocol violations), the daemon's fd count is back where it
 // started and other sessions are unaffected. No root needed (loopback only).
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -127,23 +128,14 @@ TEST_F(SessionCleanupTest, KilledClientReleasesItsTickets) {
   pid_t child = ::fork();
   if (child == 0) {
     // A workload that takes 5 tickets and is then killed without closing.
-    auto s = Session::Open(dir_);
-    if (!s.ok()) ::_exit(1);
-    for (int i = 0; i < 5; ++i) {
-      devmem::v1::ListenRequest req;
-      req.set_session_token((*s)->session_token());
-      req.set_nic("lo");
-      devmem::v1::SocketResponse resp;
-      grpc::ClientContext ctx;
-      if (!(*s)->stub()->Listen(&ctx, req, &resp).ok()) ::_exit(2);
-    }
-    char c = 'r';
-    (void)!::write(ready[1], &c, 1);
-    for (;;) ::pause();
+    ::dup2(ready[1], STDOUT_FILENO);
+    ::execl("tests/integration/ticket_holder", "ticket_holder", dir_.c_str(),
+            "5", static_cast<char*>(nullptr));
+    ::_exit(127);
   }
   ::close(ready[1]);
   char c;
-  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ASSERT_EQ(::read(ready[0], &c, 1), 1) << "ticket_holder did not get ready";
   ::close(ready[0]);
   auto st = (*observer)->GetStatus();
   ASSERT_TRUE(st.ok());
