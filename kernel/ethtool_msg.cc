@@ -11,7 +11,10 @@
 namespace devmem {
 namespace {
 
-constexpr uint16_t kRequestFlags = NLM_F_REQUEST | NLM_F_ACK;
+// GETs ask for no ACK: the kernel answers a "do" request with exactly one
+// message, the reply or an NLMSG_ERROR, and acks only if asked or on error
+// (net/netlink/af_netlink.c netlink_rcv_skb()). One message fewer per read.
+constexpr uint16_t kGetFlags = NLM_F_REQUEST;
 constexpr absl::string_view kNtupleFeature = "rx-ntuple-filter";
 
 void PutHeader(GenlMsg& msg, uint16_t nest_type, const EthtoolDev& dev,
@@ -128,11 +131,11 @@ BitsetLookup LookupBit(absl::Span<const uint8_t> bitset, absl::string_view name,
   if (!bits.has_value()) return out;
   if (!ForEachAttr(*bits, [&](const NlAttr& bit) {
         if (bit.type != ETHTOOL_A_BITSET_BITS_BIT) return;
-        std::string bit_name;
+        absl::string_view bit_name;
         bool value = false;
         if (!ForEachAttr(bit.payload, [&](const NlAttr& field) {
               if (field.type == ETHTOOL_A_BITSET_BIT_NAME) {
-                bit_name = field.Str();
+                bit_name = field.StrView();
               } else if (field.type == ETHTOOL_A_BITSET_BIT_VALUE) {
                 value = true;
               }
@@ -155,21 +158,20 @@ BitsetLookup LookupBit(absl::Span<const uint8_t> bitset, absl::string_view name,
 
 GenlMsg BuildChannelsGet(uint16_t family_id, const EthtoolDev& dev) {
   GenlMsg msg(family_id, ETHTOOL_MSG_CHANNELS_GET, kEthtoolGenlVersion,
-              kRequestFlags);
+              kGetFlags);
   PutHeader(msg, ETHTOOL_A_CHANNELS_HEADER, dev, std::nullopt);
   return msg;
 }
 
 GenlMsg BuildRingsGet(uint16_t family_id, const EthtoolDev& dev) {
-  GenlMsg msg(family_id, ETHTOOL_MSG_RINGS_GET, kEthtoolGenlVersion,
-              kRequestFlags);
+  GenlMsg msg(family_id, ETHTOOL_MSG_RINGS_GET, kEthtoolGenlVersion, kGetFlags);
   PutHeader(msg, ETHTOOL_A_RINGS_HEADER, dev, std::nullopt);
   return msg;
 }
 
 GenlMsg BuildFeaturesGet(uint16_t family_id, const EthtoolDev& dev) {
   GenlMsg msg(family_id, ETHTOOL_MSG_FEATURES_GET, kEthtoolGenlVersion,
-              kRequestFlags);
+              kGetFlags);
   // Flags 0: verbose bitsets, so every bit comes with its name.
   PutHeader(msg, ETHTOOL_A_FEATURES_HEADER, dev, /*flags=*/0u);
   return msg;

@@ -36,11 +36,14 @@ class EthtoolDev {
   std::string ifname_;
 };
 
+// GETs carry no NLM_F_ACK: the kernel answers with exactly one message, the
+// reply or an NLMSG_ERROR, so a read costs one receive, not two.
+//
 // Layout shared by the three GET builders (by ifindex shown; by name the
 // inner attribute is ETHTOOL_A_HEADER_DEV_NAME, a NUL-terminated string
 // padded to 4 bytes):
 //
-//   nlmsghdr   len | type=family id | flags=REQUEST|ACK | seq=0 | pid=0   16
+//   nlmsghdr   len | type=family id | flags=REQUEST | seq=0 | pid=0       16
 //   genlmsghdr cmd=<GET> | version=1 | reserved=0                          4
 //   nlattr     len=12 | type=NLA_F_NESTED|ETHTOOL_A_*_HEADER (1)           4
 //     nlattr   len=8  | type=ETHTOOL_A_HEADER_DEV_INDEX (1)                4
@@ -56,7 +59,7 @@ GenlMsg BuildRingsGet(uint16_t family_id, const EthtoolDev& dev);
 // ETHTOOL_MSG_FEATURES_GET (11), asking for verbose bitsets (names), i.e.
 // ETHTOOL_A_HEADER_FLAGS without ETHTOOL_FLAG_COMPACT_BITSETS:
 //
-//   nlmsghdr   len=40 | type=family id | flags=REQUEST|ACK | seq | pid     16
+//   nlmsghdr   len=40 | type=family id | flags=REQUEST | seq | pid         16
 //   genlmsghdr cmd=11 | version=1 | reserved=0                             4
 //   nlattr     len=20 | type=NLA_F_NESTED|ETHTOOL_A_FEATURES_HEADER (1)    4
 //     nlattr   len=8  | type=ETHTOOL_A_HEADER_DEV_INDEX (1)                4

@@ -5,6 +5,8 @@
 #include <sys/time.h>
 
 #include <cerrno>
+#include <cstddef>
+#include <cstring>
 #include <optional>
 #include <utility>
 
@@ -92,12 +94,19 @@ absl::Status EthtoolNetlink::TransactLazy(const GenlMsg& request,
     return absl::InvalidArgumentError(absl::StrCat(
         what(), ": request exceeds ", GenlMsg::kMaxBytes, " bytes"));
   }
+  const absl::Span<const uint8_t> bytes = request.bytes();
+  nlmsghdr request_header;
+  std::memcpy(&request_header, bytes.data(), sizeof(request_header));
+  // Without ACK or DUMP the kernel sends one message: reply or error.
+  const bool single_reply =
+      !(request_header.nlmsg_flags & (NLM_F_ACK | NLM_F_DUMP));
+
   absl::MutexLock lock(&mu_);
-  GenlMsg msg = request;
   const uint32_t seq = next_seq_++;
-  msg.set_seq(seq);
-  const absl::Span<const uint8_t> bytes = msg.bytes();
-  if (mnl_socket_sendto(sock_.get(), bytes.data(), bytes.size()) < 0) {
+  tx_buf_.assign(bytes.begin(), bytes.end());
+  std::memcpy(tx_buf_.data() + offsetof(nlmsghdr, nlmsg_seq), &seq,
+              sizeof(seq));
+  if (mnl_socket_sendto(sock_.get(), tx_buf_.data(), tx_buf_.size()) < 0) {
     return ErrnoStatus(errno, absl::StrCat(what(), ": send"));
   }
 
@@ -140,6 +149,10 @@ absl::Status EthtoolNetlink::TransactLazy(const GenlMsg& request,
       if (nlh->nlmsg_type != family_.id) continue;
       absl::Status s = on_reply(one);
       if (!s.ok() && reply_status.ok()) reply_status = std::move(s);
+      if (single_reply) {
+        done = true;
+        break;
+      }
     }
   }
   if (kernel_error.has_value()) return NetlinkAckStatus(*kernel_error, what());

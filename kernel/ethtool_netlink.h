@@ -45,9 +45,10 @@ class EthtoolNetlink {
 
   // The seam for every other ethtool request (RINGS_SET, CHANNELS_SET,
   // FEATURES_SET, RSS_*): sends `request` (built by an ethtool_msg builder
-  // with family_id(); its seq is overwritten) and calls `on_reply` for each
-  // reply message until the kernel's ACK. A kernel error becomes
-  // ErrnoStatus(errno, what, extack).
+  // with family_id(); its seq is stamped on a copy) and calls `on_reply` for
+  // each reply message until the exchange ends: the ACK if the request has
+  // NLM_F_ACK, NLMSG_DONE for NLM_F_DUMP, else the first reply. A kernel
+  // error becomes ErrnoStatus(errno, what, extack).
   absl::Status Transact(const GenlMsg& request, absl::string_view what,
                         ReplyFn on_reply);
 
@@ -79,6 +80,7 @@ class EthtoolNetlink {
   absl::Mutex mu_;
   std::unique_ptr<mnl_socket, MnlSocketCloser> sock_ ABSL_GUARDED_BY(mu_);
   uint32_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  std::vector<uint8_t> tx_buf_ ABSL_GUARDED_BY(mu_);
   std::vector<uint8_t> rx_buf_ ABSL_GUARDED_BY(mu_);
 };
 

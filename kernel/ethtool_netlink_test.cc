@@ -100,6 +100,45 @@ TEST_F(EthtoolNetlinkTest, TransactSeamTakesAnyBuiltRequest) {
   EXPECT_THAT(s.message(), HasSubstr("rings-get no-such-if0"));
 }
 
+TEST_F(EthtoolNetlinkTest, TransactWaitsForTheAckWhenAskedFor) {
+  // What SET requests will look like: REQUEST|ACK, reply (if any) then ACK.
+  GenlMsg request(ethtool_->family_id(), ETHTOOL_MSG_FEATURES_GET,
+                  kEthtoolGenlVersion, NLM_F_REQUEST | NLM_F_ACK);
+  const size_t nest = request.BeginNest(ETHTOOL_A_FEATURES_HEADER);
+  request.PutU32(ETHTOOL_A_HEADER_DEV_INDEX, lo_);
+  request.EndNest(nest);
+  for (int round = 0; round < 3; ++round) {
+    int replies = 0;
+    absl::Status s =
+        ethtool_->Transact(request, "features-get lo with ack",
+                           [&](absl::Span<const uint8_t> reply) {
+                             ++replies;
+                             return ParseFeaturesReply(reply).status();
+                           });
+    ASSERT_TRUE(s.ok()) << s;
+    EXPECT_EQ(replies, 1);
+  }
+  // Had an ACK been left behind, this single-reply GET would read it.
+  EXPECT_TRUE(ethtool_->GetFeatures(lo_).ok());
+}
+
+TEST_F(EthtoolNetlinkTest, TransactRunsDumpsToDone) {
+  GenlMsg dump(ethtool_->family_id(), ETHTOOL_MSG_FEATURES_GET,
+               kEthtoolGenlVersion, NLM_F_REQUEST | NLM_F_DUMP);
+  const size_t nest = dump.BeginNest(ETHTOOL_A_FEATURES_HEADER);
+  dump.EndNest(nest);
+  int replies = 0;
+  absl::Status s = ethtool_->Transact(
+      dump, "features-get dump", [&](absl::Span<const uint8_t> reply) {
+        ++replies;
+        return ParseFeaturesReply(reply).status();
+      });
+  ASSERT_TRUE(s.ok()) << s;
+  // One per device in this namespace: at least lo.
+  EXPECT_GE(replies, 1);
+  EXPECT_TRUE(ethtool_->GetFeatures(lo_).ok());
+}
+
 TEST_F(EthtoolNetlinkTest, ParserErrorsNameTheRequest) {
   // A features request parsed as channels: wrong reply command.
   GenlMsg features =
