@@ -117,6 +117,7 @@ absl::Status EthtoolNetlink::TransactLazy(const GenlMsg& request,
     const ssize_t n =
         mnl_socket_recvfrom(sock_.get(), rx_buf_.data(), rx_buf_.size());
     if (n < 0) {
+      if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         return ErrnoStatus(ETIMEDOUT,
                            absl::StrCat(what(), ": no reply within ",

@@ -18,11 +18,14 @@ namespace {
 // unknown: say so with EOPNOTSUPP so CapabilityFromStatus classifies it.
 absl::Status MissingFamily(const absl::Status& open_status,
                            absl::string_view what) {
-  if (StatusErrno(open_status) == ENOENT || absl::IsNotFound(open_status)) {
+  const int err = StatusErrno(open_status);
+  if (err == ENOENT || absl::IsNotFound(open_status)) {
     return ErrnoStatus(EOPNOTSUPP, what, open_status.message());
   }
-  return absl::Status(open_status.code(),
-                      absl::StrCat(what, ": ", open_status.message()));
+  const std::string context =
+      absl::StrCat(what, ": socket setup failed: ", open_status.message());
+  if (err != 0) return ErrnoStatus(err, context);
+  return absl::Status(open_status.code(), context);
 }
 
 Capability Derived(std::string name, Support support, std::string reason,

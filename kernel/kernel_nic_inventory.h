@@ -24,9 +24,12 @@ namespace devmem {
 // live in the network namespace of the creating thread; links, names and
 // ifindexes are read in the calling thread's namespace. Use it from threads
 // in the namespace it was created in.
-// Thread-safe: the two netlink sockets each serialize under their own mutex.
+// Thread-safe: the two netlink sockets each serialize under their own mutex,
+// and no call holds one of them while taking the other (no lock order).
 // Kernel families that are missing (ethtool netlink off, netdev before 6.3)
-// do not fail Create(): the capabilities that need them say why.
+// do not fail Create(): the capabilities that need them say why. Any other
+// socket setup failure is likewise reported by every probe; create a new
+// inventory to retry.
 class KernelNicInventory : public NicInventory {
  public:
   struct Options {

@@ -112,23 +112,35 @@ TEST_F(KernelNicInventoryTest, LoopbackCapabilities) {
   EXPECT_THAT(bind->reason, HasSubstr("only known by trying"));
 }
 
-TEST_F(KernelNicInventoryTest, ListHasEveryLinkInIfindexOrder) {
-  absl::StatusOr<std::vector<NicInfo>> nics = inventory_->List();
-  ASSERT_TRUE(nics.ok()) << nics.status();
-  ASSERT_FALSE(nics->empty());
-  std::vector<std::string> from_kernel;
-  for (const NicInfo& nic : *nics) {
-    from_kernel.push_back(nic.link.name);
-    EXPECT_EQ(nic.capabilities.size(), 8u) << nic.link.name;
-  }
-  // if_nameindex(3) is an independent listing, also in ifindex order.
-  std::vector<std::string> from_libc;
+std::vector<std::string> LibcNames() {
+  std::vector<std::string> names;
   struct if_nameindex* list = if_nameindex();
-  ASSERT_NE(list, nullptr);
+  if (list == nullptr) return names;
   for (struct if_nameindex* it = list; it->if_index != 0; ++it) {
-    from_libc.push_back(it->if_name);
+    names.push_back(it->if_name);
   }
   if_freenameindex(list);
+  return names;
+}
+
+TEST_F(KernelNicInventoryTest, ListHasEveryLinkInIfindexOrder) {
+  // if_nameindex(3) is an independent listing, also in ifindex order. Other
+  // tests may add or remove links in this namespace meanwhile, so retry a
+  // bounded number of times until two snapshots agree.
+  std::vector<std::string> from_kernel, from_libc;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    const std::vector<std::string> before = LibcNames();
+    absl::StatusOr<std::vector<NicInfo>> nics = inventory_->List();
+    ASSERT_TRUE(nics.ok()) << nics.status();
+    ASSERT_FALSE(nics->empty());
+    from_kernel.clear();
+    for (const NicInfo& nic : *nics) {
+      from_kernel.push_back(nic.link.name);
+      EXPECT_EQ(nic.capabilities.size(), 8u) << nic.link.name;
+    }
+    from_libc = LibcNames();
+    if (before == from_libc && from_kernel == from_libc) break;
+  }
   EXPECT_EQ(from_kernel, from_libc);
 }
 

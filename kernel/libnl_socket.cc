@@ -214,8 +214,14 @@ absl::Status LibnlGenlSocket::Transact(
   nl_cb_err(cb.get(), NL_CB_CUSTOM, &OnError, &ex);
 
   while (!ex.done) {
-    const int rc = nl_recvmsgs(sock_.get(), cb.get());
+    // The _report variant returns how many messages it handled, so a read
+    // that yields nothing (0) is told apart from progress and cannot spin.
+    const int rc = nl_recvmsgs_report(sock_.get(), cb.get());
     if (ex.kernel_error.has_value()) break;
+    if (rc == 0 && !ex.done) {
+      return ErrnoStatus(ECONNRESET,
+                         absl::StrCat(what, ": netlink socket read nothing"));
+    }
     if (rc < 0) {
       // NLE_AGAIN after SO_RCVTIMEO: the kernel did not answer in time.
       if (-rc == NLE_AGAIN) {

@@ -13,9 +13,9 @@ struct DeviceTopology {
   std::string driver;       // basename of device/driver, "" if none
   std::string pci_address;  // "0000:3b:00.0", "" if not on PCI
   int numa_node = -1;       // -1 if unknown or not NUMA
-  // <root>/class/net/<if>/ifindex, 0 if unreadable. sysfs shows the network
-  // namespace of whoever mounted it, so callers in another namespace compare
-  // this with the link's ifindex before trusting the rest.
+  // <root>/class/net/<if>/ifindex, 0 if unreadable. /sys/class/net shows the
+  // netns of whoever mounted sysfs (net/core/net-sysfs.c net_namespace()),
+  // so callers in another namespace compare this with the link's ifindex.
   uint32_t ifindex = 0;
 };
 

@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -129,7 +131,10 @@ absl::StatusOr<std::unique_ptr<ScopedNetns>> ScopedNetns::Enter() {
 
 ScopedNetns::~ScopedNetns() {
   // Back to where we were; the private namespace dies with its last user.
-  (void)setns(original_.get_unowned(), CLONE_NEWNET);
+  if (setns(original_.get_unowned(), CLONE_NEWNET) != 0) {
+    std::fprintf(stderr, "ScopedNetns: setns back failed: %s\n",
+                 std::strerror(errno));
+  }
 }
 
 absl::StatusOr<std::unique_ptr<ScopedVethPair>> ScopedVethPair::Create(
