@@ -70,8 +70,9 @@ absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
     s = CheckRange(source, "max_tickets_per_session",
                    c->max_tickets_per_session(), 1, 4096);
   }
-  if (s.ok())
+  if (s.ok()) {
     s = CheckRange(source, "max_sessions", c->max_sessions(), 1, 65536);
+  }
   if (s.ok()) {
     s = CheckRange(source, "default_backlog", c->default_backlog(), 1, 65535);
   }
@@ -103,7 +104,7 @@ absl::StatusOr<devmem::v1::DaemonConfig> ParseConfig(absl::string_view text,
   CollectErrors errors(source);
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(std::string(text), &config)) {
+  if (!parser.ParseFromString(absl::StrCat(text), &config)) {
     if (errors.errors().empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat(source, ": not a valid devmem.v1.DaemonConfig"));

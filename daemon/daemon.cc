@@ -150,8 +150,9 @@ absl::Status Daemon::Init() {
   // No listening port: connections arrive through GrpcUnixListener so the
   // daemon sees each peer's SO_PEERCRED.
   server_ = builder.BuildAndStart();
-  if (server_ == nullptr)
+  if (server_ == nullptr) {
     return absl::InternalError("gRPC server did not start");
+  }
   grpc_listener_ = std::make_unique<GrpcUnixListener>(std::move(*grpc_fd),
                                                       server_.get(), &peers_);
   s = grpc_listener_->Start();
@@ -164,9 +165,10 @@ void Daemon::Shutdown() {
   shut_down_ = true;
   if (grpc_listener_) grpc_listener_->Stop();
   if (session_server_) session_server_->Stop();
-  if (server_)
+  if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::seconds(2));
+  }
   if (created_grpc_) ::unlink(grpc_socket_path().c_str());
   if (created_session_) ::unlink(session_socket_path().c_str());
 }

@@ -238,7 +238,8 @@ TEST_F(DaemonTest, ConnectRefusedIsUnavailable) {
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof(a);
-  ::bind(tmp.get_unowned(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  ASSERT_EQ(
+      ::bind(tmp.get_unowned(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
   ::getsockname(tmp.get_unowned(), reinterpret_cast<sockaddr*>(&a), &len);
   tmp.Reset();
   grpc::ClientContext ctx;

@@ -33,7 +33,7 @@ grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   // absl::StatusCode and grpc::StatusCode both enumerate google.rpc.Code.
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+                      absl::StrCat(status.message()));
 }
 
 DevmemService::DevmemService(Deps deps) : deps_(std::move(deps)) {}

@@ -55,8 +55,9 @@ devmem::v1::GetStatusResponse ProbeKernelFacts() {
   auto netdev = ResolveGenlFamily("netdev");
   out.set_netdev_family(netdev.ok());
   if (netdev.ok()) {
-    for (const GenlOp& op : netdev->ops)
+    for (const GenlOp& op : netdev->ops) {
       out.add_netdev_ops(NetdevOpName(op.id));
+    }
   }
   out.set_ethtool_family(ResolveGenlFamily("ethtool").ok());
   return out;

@@ -79,7 +79,7 @@ absl::StatusOr<uint64_t> SessionManager::Authorize(
         "pass the token from its Hello frame");
   }
   absl::MutexLock lock(&mu_);
-  auto it = by_token_.find(std::string(token));
+  auto it = by_token_.find(token);
   if (it == by_token_.end()) {
     return absl::UnauthenticatedError(
         "unknown session_token: the session is closed or never existed; open "
@@ -128,7 +128,7 @@ absl::StatusOr<UniqueFd> SessionManager::Redeem(uint64_t session_id,
     return absl::UnauthenticatedError("session is closed");
   }
   const absl::Time now = clock_->Now();
-  auto it = tickets_.find(std::string(ticket));
+  auto it = tickets_.find(ticket);
   if (it != tickets_.end() && it->second.session_id == session_id) {
     if (now >= it->second.expires) {
       ExpireLocked(now);

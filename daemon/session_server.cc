@@ -128,7 +128,7 @@ void SessionServer::Accept() {
                      : absl::StatusOr<SessionManager::Opened>(allowed);
     if (!opened.ok()) {
       hello->set_code(RpcCode(opened.status()));
-      hello->set_message(std::string(opened.status().message()));
+      hello->set_message(absl::StrCat(opened.status().message()));
       auto bytes = EncodeFrame(frame);
       if (bytes.ok()) (void)SendWithFds(conn.get_unowned(), *bytes, {});
       continue;  // conn closes here
@@ -193,7 +193,7 @@ bool SessionServer::Serve(uint64_t session_id, int fd) {
       if (!taken.ok()) {
         auto* err = reply.mutable_error();
         err->set_code(RpcCode(taken.status()));
-        err->set_message(std::string(taken.status().message()));
+        err->set_message(absl::StrCat(taken.status().message()));
         err->set_ticket(ticket);
         return Reply(session_id, fd, reply);
       }
@@ -216,7 +216,7 @@ bool SessionServer::Serve(uint64_t session_id, int fd) {
       if (!ticket.ok()) {
         auto* err = reply.mutable_error();
         err->set_code(RpcCode(ticket.status()));
-        err->set_message(std::string(ticket.status().message()));
+        err->set_message(absl::StrCat(ticket.status().message()));
         return Reply(session_id, fd, reply);
       }
       auto* dep = reply.mutable_deposited();

@@ -87,10 +87,10 @@ class Client {
     char buf[16];
     return ::recv(fd_.get_unowned(), buf, sizeof(buf), 0) == 0;
   }
-  void Send(const F& f, std::vector<int> fds = {}) {
+  void Send(const F& f, const std::vector<int>& fds = {}) {
     ASSERT_TRUE(SendWithFds(fd_.get_unowned(), *EncodeFrame(f), fds).ok());
   }
-  void SendRaw(const std::string& bytes, std::vector<int> fds = {}) {
+  void SendRaw(const std::string& bytes, const std::vector<int>& fds = {}) {
     ASSERT_TRUE(SendWithFds(fd_.get_unowned(), bytes, fds).ok());
   }
   UniqueFd fd_;

@@ -22,8 +22,9 @@ absl::StatusOr<std::string> EncodeFrame(const devmem::v1::SessionFrame& frame) {
   std::string out(kFrameHeaderBytes, '\0');
   std::memcpy(out.data(), kFrameMagic, sizeof(kFrameMagic));
   const uint32_t len = static_cast<uint32_t>(payload.size());
-  for (int i = 0; i < 4; ++i)
+  for (int i = 0; i < 4; ++i) {
     out[4 + i] = static_cast<char>((len >> (8 * i)) & 0xff);
+  }
   out += payload;
   return out;
 }
