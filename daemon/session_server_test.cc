@@ -135,6 +135,7 @@ TEST_F(SessionServerTest, HelloCarriesTokenAndPeer) {
 
 TEST_F(SessionServerTest, DeniedPeerGetsPermissionDeniedAndClose) {
   server_->Stop();
+  ::unlink(path_.c_str());
   AccessPolicy deny({getuid() + 1}, {}, "test.textproto");
   path_ = SocketPath();
   server_ = std::make_unique<SessionServer>(Listen(path_), &deny, &mgr_);
