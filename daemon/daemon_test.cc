@@ -16,6 +16,7 @@
 
 #include "daemon/config.h"
 #include "daemon/testing/fake_nic_inventory.h"
+#include "daemon/testing/session_test_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernel/scm_rights.h"
@@ -47,52 +48,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(const std::string& dir,
   return Daemon::Start(std::move(o));
 }
 
-class SessionConn {
+// A session that has already read its Hello.
+class SessionConn : public TestSessionClient {
  public:
-  explicit SessionConn(const std::string& path) {
-    fd_.Reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-    struct sockaddr_un addr = {};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-    EXPECT_EQ(::connect(fd_.get_unowned(), reinterpret_cast<sockaddr*>(&addr),
-                        sizeof(addr)),
-              0);
-    auto f = Read(nullptr);
-    EXPECT_TRUE(f.has_value());
-    hello_ = f->hello();
+  explicit SessionConn(const std::string& path) : TestSessionClient(path) {
+    EXPECT_TRUE(ReadHello());
   }
-  std::optional<F> Read(std::vector<UniqueFd>* fds) {
-    struct pollfd p = {fd_.get_unowned(), POLLIN, 0};
-    if (::poll(&p, 1, 10000) != 1) return std::nullopt;
-    auto msg = RecvWithFds(fd_.get_unowned(), kMaxFrameBytes, 1);
-    if (!msg.ok() || msg->eof) return std::nullopt;
-    if (fds) *fds = std::move(msg->fds);
-    auto f = DecodeFrame(msg->data);
-    if (!f.ok()) return std::nullopt;
-    return *f;
-  }
-  // Redeems; returns the fd or the Error frame's code.
-  absl::StatusOr<UniqueFd> Redeem(const std::string& ticket) {
-    F r;
-    r.mutable_redeem()->set_ticket(ticket);
-    if (!SendWithFds(fd_.get_unowned(), *EncodeFrame(r), {}).ok()) {
-      return absl::InternalError("send");
-    }
-    std::vector<UniqueFd> fds;
-    auto f = Read(&fds);
-    if (!f) return absl::InternalError("no reply");
-    if (f->body_case() == F::kError) {
-      return absl::Status(static_cast<absl::StatusCode>(f->error().code()),
-                          f->error().message());
-    }
-    if (fds.size() != 1) return absl::InternalError("no fd");
-    return std::move(fds[0]);
-  }
-  const devmem::v1::Hello& hello() const { return hello_; }
-
- private:
-  UniqueFd fd_;
-  devmem::v1::Hello hello_;
 };
 
 class DaemonTest : public ::testing::Test {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "daemon/testing/fake_clock.h"
+#include "daemon/testing/session_test_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -12,22 +13,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// A pipe whose write end goes behind a ticket; the read end tells when it
-// closes.
-struct Pipe {
-  UniqueFd r, w;
-  Pipe() {
-    int p[2];
-    EXPECT_EQ(::pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
-    r.Reset(p[0]);
-    w.Reset(p[1]);
-  }
-  // True once every write end is closed (read returns EOF).
-  bool WriterClosed() const {
-    char c;
-    return ::read(r.get_unowned(), &c, 1) == 0;
-  }
-};
+using Pipe = TestPipe;
 
 class SessionManagerTest : public ::testing::Test {
  protected:

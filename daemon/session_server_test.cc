@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 
+#include "daemon/testing/session_test_client.h"
 #include "daemon/testing/wait.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -44,57 +45,8 @@ UniqueFd Listen(const std::string& path) {
   return fd;
 }
 
-struct Pipe {
-  UniqueFd r, w;
-  Pipe() {
-    int p[2];
-    EXPECT_EQ(::pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
-    r.Reset(p[0]);
-    w.Reset(p[1]);
-  }
-  bool WriterClosed() const {
-    char c;
-    return ::read(r.get_unowned(), &c, 1) == 0;
-  }
-};
-
-class Client {
- public:
-  explicit Client(const std::string& path) {
-    fd_.Reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-    struct sockaddr_un addr = {};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-    EXPECT_EQ(::connect(fd_.get_unowned(), reinterpret_cast<sockaddr*>(&addr),
-                        sizeof(addr)),
-              0);
-  }
-  // Next frame, or nullopt on EOF/timeout. Fds go to *fds.
-  std::optional<F> Read(std::vector<UniqueFd>* fds = nullptr) {
-    struct pollfd p = {fd_.get_unowned(), POLLIN, 0};
-    if (::poll(&p, 1, 10000) != 1) return std::nullopt;
-    auto msg = RecvWithFds(fd_.get_unowned(), kMaxFrameBytes, 4);
-    if (!msg.ok() || msg->eof) return std::nullopt;
-    if (fds) *fds = std::move(msg->fds);
-    auto f = DecodeFrame(msg->data);
-    if (!f.ok()) return std::nullopt;
-    return *f;
-  }
-  // True when the daemon closed the connection.
-  bool ClosedByPeer() {
-    struct pollfd p = {fd_.get_unowned(), POLLIN, 0};
-    if (::poll(&p, 1, 10000) != 1) return false;
-    char buf[16];
-    return ::recv(fd_.get_unowned(), buf, sizeof(buf), 0) == 0;
-  }
-  void Send(const F& f, const std::vector<int>& fds = {}) {
-    ASSERT_TRUE(SendWithFds(fd_.get_unowned(), *EncodeFrame(f), fds).ok());
-  }
-  void SendRaw(const std::string& bytes, const std::vector<int>& fds = {}) {
-    ASSERT_TRUE(SendWithFds(fd_.get_unowned(), bytes, fds).ok());
-  }
-  UniqueFd fd_;
-};
+using Client = TestSessionClient;
+using Pipe = TestPipe;
 
 class SessionServerTest : public ::testing::Test {
  protected:
