@@ -91,4 +91,62 @@ struct NicInfo {
   std::vector<Capability> capabilities;
 };
 
+// --- Requests and state for NIC changes (KERNEL_API.md section 3) ---
+
+// ETHTOOL_MSG_CHANNELS_SET: only the fields that are set are sent.
+struct ChannelsSet {
+  std::optional<uint32_t> rx_count, tx_count, other_count, combined_count;
+};
+
+// ETHTOOL_MSG_RINGS_SET for header split: only the fields that are set are
+// sent. hds_thresh must be left unset unless RINGS_GET showed HDS_THRESH
+// (strict policies reject attributes the running kernel does not know).
+struct RingsSet {
+  std::optional<TcpDataSplit> tcp_data_split;
+  std::optional<uint32_t> hds_thresh;
+};
+
+// One RSS context as RSS_GET (or ETHTOOL_GRSSH) reports it. Context 0 is the
+// device's main table.
+struct RssInfo {
+  uint32_t context = 0;
+  uint32_t hfunc = 0;            // ETH_RSS_HASH_* bits, 0 if not reported
+  std::vector<uint32_t> indir;   // one queue index per table entry
+  std::vector<uint8_t> hkey;     // hash key, empty if not reported
+};
+
+// The match part of an ntuple rule for TCP over IPv4 or IPv6, as seen by the
+// receiver: src is the remote peer, dst is the local socket. An empty ip or a
+// zero port is a wildcard (not matched), so a 3-tuple is dst_ip + dst_port.
+struct FlowTuple {
+  int family = 0;  // AF_INET or AF_INET6
+  std::string src_ip, dst_ip;  // numeric; "" = any
+  uint16_t src_port = 0, dst_port = 0;  // 0 = any
+
+  bool IsFiveTuple() const { return !src_ip.empty() && src_port != 0; }
+  friend bool operator==(const FlowTuple& a, const FlowTuple& b) {
+    return a.family == b.family && a.src_ip == b.src_ip &&
+           a.dst_ip == b.dst_ip && a.src_port == b.src_port &&
+           a.dst_port == b.dst_port;
+  }
+  friend bool operator!=(const FlowTuple& a, const FlowTuple& b) {
+    return !(a == b);
+  }
+};
+
+// RX_CLS_LOC_ANY: the driver picks the rule's slot (KERNEL_API.md section 3).
+inline constexpr uint32_t kRxClsLocAny = 0xffffffff;
+
+// An ntuple (RX network flow classification) rule: steer `match` to one RX
+// queue, or to an RSS context (FLOW_RSS; the queue is then an offset into the
+// context's table, normally 0).
+struct FlowRule {
+  FlowTuple match;
+  uint32_t queue = 0;
+  std::optional<uint32_t> rss_context;
+  // Where the rule goes; kRxClsLocAny lets the driver (or the search for a
+  // free slot) choose. Insert returns the slot actually used.
+  uint32_t location = kRxClsLocAny;
+};
+
 }  // namespace devmem
