@@ -22,6 +22,25 @@
 #define ETHTOOL_A_RINGS_HDS_THRESH_MAX 18
 #endif
 
+// RSS_GET and the RSS attribute set: 6.2 (after Debian 12's 6.1 headers).
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0)
+#define ETHTOOL_MSG_RSS_GET 38
+#define ETHTOOL_MSG_RSS_GET_REPLY 38
+#define ETHTOOL_A_RSS_HEADER 1
+#define ETHTOOL_A_RSS_CONTEXT 2
+#define ETHTOOL_A_RSS_HFUNC 3
+#define ETHTOOL_A_RSS_INDIR 4
+#define ETHTOOL_A_RSS_HKEY 5
+#endif
+
+// RSS_SET, RSS_CREATE_ACT, RSS_DELETE_ACT and the create reply: 6.17.
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 17, 0)
+#define ETHTOOL_MSG_RSS_SET 48
+#define ETHTOOL_MSG_RSS_CREATE_ACT 49
+#define ETHTOOL_MSG_RSS_DELETE_ACT 50
+#define ETHTOOL_MSG_RSS_CREATE_ACT_REPLY 51
+#endif
+
 // --- netdev generic netlink family (KERNEL_API.md section 1) ---
 
 // Family, dev-get and its attributes: 6.3.
@@ -48,12 +67,21 @@
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 12, 0)
 #define NETDEV_CMD_BIND_RX 13
 #define NETDEV_A_QUEUE_DMABUF 5
+#define NETDEV_A_DMABUF_IFINDEX 1
+#define NETDEV_A_DMABUF_QUEUES 2
+#define NETDEV_A_DMABUF_FD 3
+#define NETDEV_A_DMABUF_ID 4
 #endif
 
 // Queue io-uring and xsk nests: 6.15.
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 15, 0)
 #define NETDEV_A_QUEUE_IO_URING 6
 #define NETDEV_A_QUEUE_XSK 7
+#endif
+
+// bind-tx: 6.16 (not 6.15).
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 16, 0)
+#define NETDEV_CMD_BIND_TX 15
 #endif
 
 // The values this project relies on, checked against whichever header won.
@@ -82,6 +110,30 @@ static_assert(ETHTOOL_A_BITSET_BITS_BIT == 1 &&
                   ETHTOOL_A_BITSET_BIT_NAME == 2 &&
                   ETHTOOL_A_BITSET_BIT_VALUE == 3,
               "KERNEL_API.md section 3");
+static_assert(ETHTOOL_MSG_FEATURES_SET == 12 && ETHTOOL_MSG_RINGS_SET == 16 &&
+                  ETHTOOL_MSG_CHANNELS_SET == 18,
+              "KERNEL_API.md section 3");
+static_assert(ETHTOOL_MSG_FEATURES_SET_REPLY == 12, "KERNEL_API.md section 3");
+static_assert(ETHTOOL_A_FEATURES_WANTED == 3, "KERNEL_API.md section 3");
+static_assert(ETHTOOL_FLAG_OMIT_REPLY == 2, "KERNEL_API.md section 3");
+static_assert(ETHTOOL_A_CHANNELS_RX_COUNT == 6 &&
+                  ETHTOOL_A_CHANNELS_TX_COUNT == 7 &&
+                  ETHTOOL_A_CHANNELS_OTHER_COUNT == 8,
+              "KERNEL_API.md section 3");
+static_assert(ETHTOOL_MSG_RSS_GET == 38 && ETHTOOL_MSG_RSS_GET_REPLY == 38,
+              "KERNEL_API.md section 3");
+static_assert(ETHTOOL_MSG_RSS_SET == 48 && ETHTOOL_MSG_RSS_CREATE_ACT == 49 &&
+                  ETHTOOL_MSG_RSS_DELETE_ACT == 50 &&
+                  ETHTOOL_MSG_RSS_CREATE_ACT_REPLY == 51,
+              "KERNEL_API.md section 3");
+static_assert(ETHTOOL_A_RSS_HEADER == 1 && ETHTOOL_A_RSS_CONTEXT == 2 &&
+                  ETHTOOL_A_RSS_HFUNC == 3 && ETHTOOL_A_RSS_INDIR == 4 &&
+                  ETHTOOL_A_RSS_HKEY == 5,
+              "KERNEL_API.md section 3");
+static_assert(NETDEV_CMD_BIND_TX == 15, "KERNEL_API.md section 1");
+static_assert(NETDEV_A_DMABUF_IFINDEX == 1 && NETDEV_A_DMABUF_QUEUES == 2 &&
+                  NETDEV_A_DMABUF_FD == 3 && NETDEV_A_DMABUF_ID == 4,
+              "KERNEL_API.md section 1");
 static_assert(NETDEV_CMD_DEV_GET == 1 && NETDEV_CMD_QUEUE_GET == 10 &&
                   NETDEV_CMD_BIND_RX == 13,
               "KERNEL_API.md section 1");
