@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <optional>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -15,6 +16,8 @@ namespace {
 // message, the reply or an NLMSG_ERROR, and acks only if asked or on error
 // (net/netlink/af_netlink.c netlink_rcv_skb()). One message fewer per read.
 constexpr uint16_t kGetFlags = NLM_F_REQUEST;
+// SETs and ACTs wait for the ACK: it is the only sign that they were applied.
+constexpr uint16_t kSetFlags = NLM_F_REQUEST | NLM_F_ACK;
 constexpr absl::string_view kNtupleFeature = "rx-ntuple-filter";
 
 void PutHeader(GenlMsg& msg, uint16_t nest_type, const EthtoolDev& dev,
@@ -74,6 +77,13 @@ class AttrErrors {
       status_ = absl::InvalidArgumentError(
           absl::StrCat(what_, ": attribute ", attr.type, " has ",
                        attr.payload.size(), " bytes, expected ", want));
+    }
+  }
+  void Bad(const NlAttr& attr, absl::string_view why) {
+    if (status_.ok()) {
+      status_ = absl::InvalidArgumentError(
+          absl::StrCat(what_, ": attribute ", attr.type, " has ",
+                       attr.payload.size(), " bytes, ", why));
     }
   }
   void Malformed() {
@@ -154,6 +164,14 @@ BitsetLookup LookupBit(absl::Span<const uint8_t> bitset, absl::string_view name,
   return out;
 }
 
+// The u32 table as the bytes of a binary attribute (native endianness, as
+// net/ethtool/rss.c reads it).
+absl::Span<const uint8_t> IndirBytes(absl::Span<const uint32_t> indir) {
+  return absl::Span<const uint8_t>(
+      reinterpret_cast<const uint8_t*>(indir.data()),
+      indir.size() * sizeof(uint32_t));
+}
+
 }  // namespace
 
 GenlMsg BuildChannelsGet(uint16_t family_id, const EthtoolDev& dev) {
@@ -174,6 +192,89 @@ GenlMsg BuildFeaturesGet(uint16_t family_id, const EthtoolDev& dev) {
               kGetFlags);
   // Flags 0: verbose bitsets, so every bit comes with its name.
   PutHeader(msg, ETHTOOL_A_FEATURES_HEADER, dev, /*flags=*/0u);
+  return msg;
+}
+
+GenlMsg BuildRingsSet(uint16_t family_id, const EthtoolDev& dev,
+                      const RingsSet& rings) {
+  GenlMsg msg(family_id, ETHTOOL_MSG_RINGS_SET, kEthtoolGenlVersion, kSetFlags);
+  PutHeader(msg, ETHTOOL_A_RINGS_HEADER, dev, std::nullopt);
+  if (rings.tcp_data_split.has_value()) {
+    msg.PutU8(ETHTOOL_A_RINGS_TCP_DATA_SPLIT,
+              static_cast<uint8_t>(*rings.tcp_data_split));
+  }
+  if (rings.hds_thresh.has_value()) {
+    msg.PutU32(ETHTOOL_A_RINGS_HDS_THRESH, *rings.hds_thresh);
+  }
+  return msg;
+}
+
+GenlMsg BuildFeaturesSetNtuple(uint16_t family_id, const EthtoolDev& dev,
+                               bool enable) {
+  GenlMsg msg(family_id, ETHTOOL_MSG_FEATURES_SET, kEthtoolGenlVersion,
+              kSetFlags);
+  PutHeader(msg, ETHTOOL_A_FEATURES_HEADER, dev, /*flags=*/0u);
+  const size_t wanted = msg.BeginNest(ETHTOOL_A_FEATURES_WANTED);
+  const size_t bits = msg.BeginNest(ETHTOOL_A_BITSET_BITS);
+  const size_t bit = msg.BeginNest(ETHTOOL_A_BITSET_BITS_BIT);
+  msg.PutStrz(ETHTOOL_A_BITSET_BIT_NAME, kNtupleFeature);
+  if (enable) msg.PutFlag(ETHTOOL_A_BITSET_BIT_VALUE);
+  msg.EndNest(bit);
+  msg.EndNest(bits);
+  msg.EndNest(wanted);
+  return msg;
+}
+
+GenlMsg BuildChannelsSet(uint16_t family_id, const EthtoolDev& dev,
+                         const ChannelsSet& channels) {
+  GenlMsg msg(family_id, ETHTOOL_MSG_CHANNELS_SET, kEthtoolGenlVersion,
+              kSetFlags);
+  PutHeader(msg, ETHTOOL_A_CHANNELS_HEADER, dev, std::nullopt);
+  const std::pair<uint16_t, const std::optional<uint32_t>*> counts[] = {
+      {ETHTOOL_A_CHANNELS_RX_COUNT, &channels.rx_count},
+      {ETHTOOL_A_CHANNELS_TX_COUNT, &channels.tx_count},
+      {ETHTOOL_A_CHANNELS_OTHER_COUNT, &channels.other_count},
+      {ETHTOOL_A_CHANNELS_COMBINED_COUNT, &channels.combined_count},
+  };
+  for (const auto& [type, value] : counts) {
+    if (value->has_value()) msg.PutU32(type, **value);
+  }
+  return msg;
+}
+
+GenlMsg BuildRssGet(uint16_t family_id, const EthtoolDev& dev,
+                    uint32_t context) {
+  GenlMsg msg(family_id, ETHTOOL_MSG_RSS_GET, kEthtoolGenlVersion, kGetFlags);
+  PutHeader(msg, ETHTOOL_A_RSS_HEADER, dev, std::nullopt);
+  if (context != 0) msg.PutU32(ETHTOOL_A_RSS_CONTEXT, context);
+  return msg;
+}
+
+GenlMsg BuildRssSet(uint16_t family_id, const EthtoolDev& dev, uint32_t context,
+                    absl::Span<const uint32_t> indir) {
+  GenlMsg msg(family_id, ETHTOOL_MSG_RSS_SET, kEthtoolGenlVersion, kSetFlags);
+  PutHeader(msg, ETHTOOL_A_RSS_HEADER, dev, std::nullopt);
+  if (context != 0) msg.PutU32(ETHTOOL_A_RSS_CONTEXT, context);
+  // Present even when empty: that is the reset request.
+  msg.PutBinary(ETHTOOL_A_RSS_INDIR, IndirBytes(indir));
+  return msg;
+}
+
+GenlMsg BuildRssCreateAct(uint16_t family_id, const EthtoolDev& dev,
+                          absl::Span<const uint32_t> indir) {
+  GenlMsg msg(family_id, ETHTOOL_MSG_RSS_CREATE_ACT, kEthtoolGenlVersion,
+              kSetFlags);
+  PutHeader(msg, ETHTOOL_A_RSS_HEADER, dev, std::nullopt);
+  if (!indir.empty()) msg.PutBinary(ETHTOOL_A_RSS_INDIR, IndirBytes(indir));
+  return msg;
+}
+
+GenlMsg BuildRssDeleteAct(uint16_t family_id, const EthtoolDev& dev,
+                          uint32_t context) {
+  GenlMsg msg(family_id, ETHTOOL_MSG_RSS_DELETE_ACT, kEthtoolGenlVersion,
+              kSetFlags);
+  PutHeader(msg, ETHTOOL_A_RSS_HEADER, dev, std::nullopt);
+  msg.PutU32(ETHTOOL_A_RSS_CONTEXT, context);
   return msg;
 }
 
@@ -313,6 +414,68 @@ absl::StatusOr<FeaturesInfo> ParseFeaturesReply(absl::Span<const uint8_t> msg) {
   info.ntuple_active = active->found && active->on;
   info.feature_count = hw->named_bits;
   return info;
+}
+
+absl::StatusOr<RssInfo> ParseRssReply(absl::Span<const uint8_t> msg) {
+  constexpr absl::string_view kWhat = "ethtool RSS_GET reply";
+  auto attrs = GenlAttrs(msg, ETHTOOL_MSG_RSS_GET_REPLY, kWhat);
+  if (!attrs.ok()) return attrs.status();
+  RssInfo info;
+  AttrErrors errors(kWhat);
+  if (!ForEachAttr(*attrs, [&](const NlAttr& attr) {
+        std::optional<uint32_t> value;
+        switch (attr.type) {
+          case ETHTOOL_A_RSS_CONTEXT:
+            errors.Take(attr, attr.U32(), value);
+            info.context = value.value_or(0);
+            break;
+          case ETHTOOL_A_RSS_HFUNC:
+            errors.Take(attr, attr.U32(), value);
+            info.hfunc = value.value_or(0);
+            break;
+          case ETHTOOL_A_RSS_INDIR:
+            if (attr.payload.size() % sizeof(uint32_t) != 0) {
+              errors.Bad(attr, "not a whole number of u32 queue indexes");
+              break;
+            }
+            info.indir.resize(attr.payload.size() / sizeof(uint32_t));
+            if (!info.indir.empty()) {
+              std::memcpy(info.indir.data(), attr.payload.data(),
+                          attr.payload.size());
+            }
+            break;
+          case ETHTOOL_A_RSS_HKEY:
+            info.hkey.assign(attr.payload.begin(), attr.payload.end());
+            break;
+          default:
+            break;
+        }
+      })) {
+    errors.Malformed();
+  }
+  if (!errors.status().ok()) return errors.status();
+  return info;
+}
+
+absl::StatusOr<uint32_t> ParseRssCreateActReply(absl::Span<const uint8_t> msg) {
+  constexpr absl::string_view kWhat = "ethtool RSS_CREATE_ACT reply";
+  auto attrs = GenlAttrs(msg, ETHTOOL_MSG_RSS_CREATE_ACT_REPLY, kWhat);
+  if (!attrs.ok()) return attrs.status();
+  AttrErrors errors(kWhat);
+  std::optional<uint32_t> context;
+  if (!ForEachAttr(*attrs, [&](const NlAttr& attr) {
+        if (attr.type == ETHTOOL_A_RSS_CONTEXT) {
+          errors.Take(attr, attr.U32(), context);
+        }
+      })) {
+    errors.Malformed();
+  }
+  if (!errors.status().ok()) return errors.status();
+  if (!context.has_value() || *context == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kWhat, ": no non-zero ETHTOOL_A_RSS_CONTEXT"));
+  }
+  return *context;
 }
 
 }  // namespace devmem
