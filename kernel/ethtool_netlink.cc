@@ -204,4 +204,124 @@ absl::StatusOr<FeaturesInfo> EthtoolNetlink::GetFeatures(uint32_t ifindex) {
       "features-get", ifindex, &ParseFeaturesReply);
 }
 
+absl::Status EthtoolNetlink::SetAcked(const GenlMsg& request,
+                                      absl::string_view op, uint32_t ifindex) {
+  return TransactLazy(
+      request,
+      [&] {
+        return absl::StrCat("ethtool ", op, " ", IfNameForMessages(ifindex));
+      },
+      [](absl::Span<const uint8_t>) { return absl::OkStatus(); });
+}
+
+absl::Status EthtoolNetlink::RequireOp(uint8_t cmd, absl::string_view op,
+                                       absl::string_view op_name,
+                                       uint32_t ifindex) const {
+  if (HasOp(cmd)) return absl::OkStatus();
+  // What ethtool(8) does too: an op list without the command means this
+  // kernel predates it (KERNEL_API.md section 3, ethtool(8)).
+  return ErrnoStatus(
+      EOPNOTSUPP,
+      absl::StrCat("ethtool ", op, " ", IfNameForMessages(ifindex),
+                   ": the running kernel's ethtool netlink family has no ",
+                   op_name, " (op ", cmd,
+                   ", added in 6.17); use the SIOCETHTOOL ioctl instead"));
+}
+
+absl::Status EthtoolNetlink::SetChannels(uint32_t ifindex,
+                                         const ChannelsSet& channels) {
+  return SetAcked(
+      BuildChannelsSet(family_.id, EthtoolDev::ByIndex(ifindex), channels),
+      "channels-set", ifindex);
+}
+
+absl::Status EthtoolNetlink::SetRings(uint32_t ifindex, const RingsSet& rings) {
+  return SetAcked(
+      BuildRingsSet(family_.id, EthtoolDev::ByIndex(ifindex), rings),
+      "rings-set", ifindex);
+}
+
+absl::Status EthtoolNetlink::SetNtuple(uint32_t ifindex, bool enable) {
+  absl::Status s = SetAcked(
+      BuildFeaturesSetNtuple(family_.id, EthtoolDev::ByIndex(ifindex), enable),
+      "features-set", ifindex);
+  if (!s.ok()) return s;
+  // The SET succeeds even when the bit cannot change; only a fresh read says
+  // what the device did with it.
+  absl::StatusOr<FeaturesInfo> after = GetFeatures(ifindex);
+  if (!after.ok()) return after.status();
+  if (after->ntuple_active == enable) return absl::OkStatus();
+  const std::string ifname = IfNameForMessages(ifindex);
+  const char* state = after->ntuple_active ? "on" : "off";
+  if (!after->ntuple_hw) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "ethtool features-set ", ifname, ": rx-ntuple-filter is fixed ", state,
+        " on ", ifname,
+        ": it is not in the device's changeable (hw) features, so the driver "
+        "has no ntuple filtering to turn ",
+        enable ? "on" : "off"));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "ethtool features-set ", ifname, ": rx-ntuple-filter is fixed ", state,
+      " on ", ifname,
+      ": the kernel accepted the request but the driver kept it ", state,
+      " (net/core/dev.c __netdev_update_features(): ndo_fix_features or "
+      "ndo_set_features refused)"));
+}
+
+absl::StatusOr<RssInfo> EthtoolNetlink::GetRss(uint32_t ifindex,
+                                               uint32_t context) {
+  absl::StatusOr<RssInfo> info = GetOne<RssInfo>(
+      BuildRssGet(family_.id, EthtoolDev::ByIndex(ifindex), context), "rss-get",
+      ifindex, &ParseRssReply);
+  // net/ethtool/rss.c rss_fill_reply() names the context only if non-zero.
+  if (info.ok()) info->context = context;
+  return info;
+}
+
+absl::Status EthtoolNetlink::SetRssIndir(uint32_t ifindex, uint32_t context,
+                                         absl::Span<const uint32_t> indir) {
+  absl::Status s =
+      RequireOp(ETHTOOL_MSG_RSS_SET, "rss-set", "RSS_SET", ifindex);
+  if (!s.ok()) return s;
+  return SetAcked(
+      BuildRssSet(family_.id, EthtoolDev::ByIndex(ifindex), context, indir),
+      "rss-set", ifindex);
+}
+
+absl::StatusOr<uint32_t> EthtoolNetlink::CreateRssContext(
+    uint32_t ifindex, absl::Span<const uint32_t> indir) {
+  absl::Status s = RequireOp(ETHTOOL_MSG_RSS_CREATE_ACT, "rss-create-act",
+                             "RSS_CREATE_ACT", ifindex);
+  if (!s.ok()) return s;
+  std::optional<uint32_t> context;
+  auto what = [&] {
+    return absl::StrCat("ethtool rss-create-act ", IfNameForMessages(ifindex));
+  };
+  s = TransactLazy(
+      BuildRssCreateAct(family_.id, EthtoolDev::ByIndex(ifindex), indir), what,
+      [&](absl::Span<const uint8_t> reply) {
+        absl::StatusOr<uint32_t> parsed = ParseRssCreateActReply(reply);
+        if (!parsed.ok()) return parsed.status();
+        context = *parsed;
+        return absl::OkStatus();
+      });
+  if (!s.ok()) return s;
+  if (!context.has_value()) {
+    return absl::InternalError(
+        absl::StrCat(what(), ": ACK without the new context's id"));
+  }
+  return *context;
+}
+
+absl::Status EthtoolNetlink::DeleteRssContext(uint32_t ifindex,
+                                              uint32_t context) {
+  absl::Status s = RequireOp(ETHTOOL_MSG_RSS_DELETE_ACT, "rss-delete-act",
+                             "RSS_DELETE_ACT", ifindex);
+  if (!s.ok()) return s;
+  return SetAcked(
+      BuildRssDeleteAct(family_.id, EthtoolDev::ByIndex(ifindex), context),
+      "rss-delete-act", ifindex);
+}
+
 }  // namespace devmem

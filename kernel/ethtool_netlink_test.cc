@@ -67,6 +67,27 @@ TEST_F(EthtoolNetlinkTest, RingsOfLoopbackAreNotSupported) {
   EXPECT_THAT(rings.status().message(), HasSubstr("ethtool rings-get lo"));
 }
 
+TEST_F(EthtoolNetlinkTest, HasOpFollowsTheFamilysOpList) {
+  EXPECT_TRUE(ethtool_->HasOp(ETHTOOL_MSG_CHANNELS_SET));
+  EXPECT_TRUE(ethtool_->HasOp(ETHTOOL_MSG_FEATURES_SET));
+  EXPECT_TRUE(ethtool_->HasOp(ETHTOOL_MSG_RSS_GET));
+  // A command no kernel has.
+  EXPECT_FALSE(ethtool_->HasOp(200));
+  EXPECT_EQ(ethtool_->HasOp(ETHTOOL_MSG_RSS_SET),
+            ethtool_->family().HasOp(ETHTOOL_MSG_RSS_SET));
+}
+
+TEST_F(EthtoolNetlinkTest, RssOfLoopbackIsNotSupported) {
+  // drivers/net/loopback.c has no get_rxfh; net/ethtool/rss.c
+  // rss_prepare_data() says EOPNOTSUPP. A GET needs no privileges.
+  absl::StatusOr<RssInfo> rss = ethtool_->GetRss(lo_, 0);
+  ASSERT_FALSE(rss.ok());
+  EXPECT_EQ(StatusErrno(rss.status()), EOPNOTSUPP);
+  EXPECT_THAT(rss.status().message(), HasSubstr("ethtool rss-get lo"));
+  // The socket is in step after the error.
+  EXPECT_TRUE(ethtool_->GetFeatures(lo_).ok());
+}
+
 TEST_F(EthtoolNetlinkTest, UnknownIfindexCarriesExtack) {
   constexpr uint32_t kNoSuchIfindex = 0x7ffffff0;
   absl::StatusOr<ChannelsInfo> channels = ethtool_->GetChannels(kNoSuchIfindex);
