@@ -10,6 +10,7 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "kernel/errno_status.h"
@@ -47,6 +48,47 @@ absl::Status CheckRange(absl::string_view source, absl::string_view field,
   return absl::OkStatus();
 }
 
+// Each profile names a NIC once, and its pool and rule quota make sense.
+absl::Status CheckProfiles(const devmem::v1::DaemonConfig& c,
+                           absl::string_view source) {
+  absl::flat_hash_set<std::string> seen;
+  for (int i = 0; i < c.nic_profiles_size(); ++i) {
+    const devmem::v1::NicProfile& p = c.nic_profiles(i);
+    const std::string where = absl::StrCat(source, ": nic_profiles[", i, "]");
+    if (p.nic().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": field nic is required (an interface name)"));
+    }
+    if (p.nic().size() >= 16) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": nic \"", p.nic(),
+                       "\" is longer than an interface name can be (15)"));
+    }
+    if (!seen.insert(p.nic()).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": nic \"", p.nic(), "\" has more than one profile"));
+    }
+    if (p.pool_queue_ids_size() > 0 && p.pool_queues() != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": set pool_queues or pool_queue_ids, not both"));
+    }
+    absl::flat_hash_set<uint32_t> ids;
+    for (uint32_t q : p.pool_queue_ids()) {
+      if (!ids.insert(q).second) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": queue ", q, " is listed twice in pool_queue_ids"));
+      }
+    }
+    absl::Status s = CheckRange(where, "pool_queues", p.pool_queues(), 0, 1024);
+    if (s.ok()) {
+      s = CheckRange(where, "combined_channels", p.combined_channels(), 0,
+                     4096);
+    }
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
@@ -59,6 +101,10 @@ absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
   if (c->default_connect_timeout_ms() == 0) {
     c->set_default_connect_timeout_ms(5000);
   }
+  if (c->state_dir().empty()) c->set_state_dir(kDefaultStateDir);
+  if (c->max_rules_per_session() == 0) c->set_max_rules_per_session(64);
+  if (c->max_bindings_per_session() == 0) c->set_max_bindings_per_session(8);
+  if (c->nic_backend().empty()) c->set_nic_backend("kernel");
   if (c->runtime_dir().front() != '/') {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": field runtime_dir = \"", c->runtime_dir(),
@@ -80,7 +126,27 @@ absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
     s = CheckRange(source, "default_connect_timeout_ms",
                    c->default_connect_timeout_ms(), 1, 600000);
   }
+  if (s.ok()) {
+    s = CheckRange(source, "max_rules_per_session", c->max_rules_per_session(),
+                   1, 65536);
+  }
+  if (s.ok()) {
+    s = CheckRange(source, "max_bindings_per_session",
+                   c->max_bindings_per_session(), 1, 1024);
+  }
+  if (s.ok()) s = CheckProfiles(*c, source);
   if (!s.ok()) return s;
+  if (c->state_dir().front() != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": field state_dir = \"", c->state_dir(),
+                     "\" must be an absolute path"));
+  }
+  if (c->nic_backend() != "kernel" && c->nic_backend() != "simulated") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": field nic_backend = \"", c->nic_backend(),
+        "\" is unknown; use \"kernel\" (real NICs) or \"simulated\" (a "
+        "simulated devmem NIC per profile, for demos without hardware)"));
+  }
   if (!c->socket_group().empty()) {
     struct group gr;
     struct group* result = nullptr;

@@ -8,6 +8,7 @@
 
 namespace devmem {
 
+inline constexpr char kDefaultStateDir[] = "/var/lib/devmemd";
 inline constexpr char kDefaultRuntimeDir[] = "/run/devmemd";
 
 // Parses a DaemonConfig from textproto. Errors name `source` (the file path),

@@ -54,10 +54,12 @@ absl::StatusOr<SessionManager::Opened> SessionManager::Open(
 
 void SessionManager::Close(uint64_t session_id) {
   std::vector<UniqueFd> to_close;  // closed after the lock is dropped
+  std::function<void(uint64_t)> on_close;
   {
     absl::MutexLock lock(&mu_);
     auto it = sessions_.find(session_id);
     if (it == sessions_.end()) return;
+    on_close = on_close_;
     by_token_.erase(it->second.token);
     sessions_.erase(it);
     for (auto t = tickets_.begin(); t != tickets_.end();) {
@@ -69,6 +71,14 @@ void SessionManager::Close(uint64_t session_id) {
       }
     }
   }
+  // Leases (bindings, rules) go after the session is gone, so no new call
+  // can attach to it while they are released.
+  if (on_close) on_close(session_id);
+}
+
+void SessionManager::SetCloseObserver(std::function<void(uint64_t)> fn) {
+  absl::MutexLock lock(&mu_);
+  on_close_ = std::move(fn);
 }
 
 absl::StatusOr<uint64_t> SessionManager::Authorize(

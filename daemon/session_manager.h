@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -49,6 +50,11 @@ class SessionManager {
   // Releases the session and every fd it still holds behind tickets.
   // Idempotent.
   void Close(uint64_t session_id) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Called (without locks held) after a session closed, with its id: the
+  // lease owner releases what the session held. Set once, before serving.
+  void SetCloseObserver(std::function<void(uint64_t)> fn)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Maps a session token from a gRPC request to its session id.
   // UNAUTHENTICATED if missing/unknown; PERMISSION_DENIED if `caller`'s uid is
@@ -101,6 +107,7 @@ class SessionManager {
   absl::flat_hash_map<uint64_t, Session> sessions_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint64_t> by_token_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Ticket> tickets_ ABSL_GUARDED_BY(mu_);
+  std::function<void(uint64_t)> on_close_ ABSL_GUARDED_BY(mu_);
 };
 
 // 128 random bits from getrandom(2) as 32 lowercase hex digits.

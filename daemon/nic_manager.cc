@@ -1,0 +1,828 @@
+#include "daemon/nic_manager.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <fstream>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "kernel/errno_status.h"
+
+namespace devmem {
+namespace {
+
+using devmem::v1::NicSettings;
+
+std::string TupleKey(const FlowTuple& t) {
+  return absl::StrCat(t.family, "|", t.src_ip, "|", t.src_port, "|", t.dst_ip,
+                      "|", t.dst_port);
+}
+
+std::string DescribeTuple(const FlowTuple& t) {
+  auto side = [&t](const std::string& ip, uint16_t port) {
+    const std::string host = ip.empty() ? "*" : ip;
+    const std::string p = port == 0 ? "*" : absl::StrCat(port);
+    return t.family == AF_INET6 ? absl::StrCat("[", host, "]:", p)
+                                : absl::StrCat(host, ":", p);
+  };
+  return absl::StrCat(t.family == AF_INET6 ? "tcp6 " : "tcp4 ",
+                      side(t.src_ip, t.src_port), " -> ",
+                      side(t.dst_ip, t.dst_port));
+}
+
+std::string DescribeMissing(const std::vector<Capability>& missing) {
+  std::vector<std::string> parts;
+  for (const Capability& c : missing) {
+    parts.push_back(c.error != 0 ? absl::StrCat(c.name, " (errno ", c.error,
+                                                ": ", c.reason, ")")
+                                 : absl::StrCat(c.name, " (", c.reason, ")"));
+  }
+  return absl::StrJoin(parts, "; ");
+}
+
+std::string StateName(devmem::v1::ProfileState s) {
+  switch (s) {
+    case devmem::v1::PROFILE_STATE_UNMANAGED:
+      return "unmanaged";
+    case devmem::v1::PROFILE_STATE_NOT_CAPABLE:
+      return "not devmem-capable";
+    case devmem::v1::PROFILE_STATE_APPLIED:
+      return "applied";
+    case devmem::v1::PROFILE_STATE_FAILED:
+      return "failed";
+    case devmem::v1::PROFILE_STATE_RESTORED:
+      return "restored";
+    default:
+      return "not applied";
+  }
+}
+
+// The NUMA node of a PCI device, from <sysfs>/bus/pci/devices/<addr>.
+absl::StatusOr<int> PciNumaNode(absl::string_view addr) {
+  if (addr.empty() || absl::StrContains(addr, "/") ||
+      absl::StrContains(addr, "..")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "gpu_pci_address \"", addr,
+        "\" is not a PCI address; use the form 0000:3b:00.0"));
+  }
+  const std::string path =
+      absl::StrCat("/sys/bus/pci/devices/", addr, "/numa_node");
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(
+        "no PCI device ", addr, " (", path,
+        " is missing); name the GPU's address as lspci -D prints it"));
+  }
+  std::string text;
+  std::getline(in, text);
+  int node = -1;
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &node)) node = -1;
+  return node;
+}
+
+void CapabilityToProto(const Capability& c, devmem::v1::Capability* out) {
+  out->set_name(c.name);
+  out->set_support(c.support == Support::kSupported
+                       ? devmem::v1::SUPPORT_SUPPORTED
+                   : c.support == Support::kUnsupported
+                       ? devmem::v1::SUPPORT_UNSUPPORTED
+                       : devmem::v1::SUPPORT_UNKNOWN);
+  out->set_errno_value(c.error);
+  out->set_reason(c.reason);
+}
+
+}  // namespace
+
+absl::Status KernelRefusal(const absl::Status& status,
+                           absl::string_view remedy) {
+  const int err = StatusErrno(status);
+  if (status.ok() || err == 0) return status;
+  const std::string text =
+      remedy.empty() ? std::string(status.message())
+                     : absl::StrCat(status.message(), "; ", remedy);
+  switch (err) {
+    case ENOSPC:
+      return absl::ResourceExhaustedError(text);
+    case ENODEV:
+      return absl::NotFoundError(text);
+    default:
+      return absl::FailedPreconditionError(text);
+  }
+}
+
+std::string BindRxRemedy(const absl::Status& status, absl::string_view nic) {
+  const std::string extack = StatusExtack(status);
+  switch (StatusErrno(status)) {
+    case EOPNOTSUPP:
+      return absl::StrCat(
+          "the driver of ", nic,
+          " has no queue-management ops, so it cannot do devmem RX; use a "
+          "devmem-capable NIC and kernel (bnxt 6.16+, mlx5 6.17+, fbnic "
+          "6.18+, gve 6.18+)");
+    case ENODATA:
+      return absl::StrCat("the page pool of ", nic,
+                          "'s driver cannot hold unreadable memory on this "
+                          "kernel; upgrade to a kernel whose driver supports "
+                          "devmem RX");
+    case EPERM:
+      return "devmemd lacks CAP_NET_ADMIN; run it with that capability";
+    case EEXIST:
+      return "the queue is already bound (by another program, io_uring or "
+             "XDP); check `devmemctl nics` for queues with a dmabuf";
+    case EINVAL:
+      if (absl::StrContains(extack, "tcp-data-split") ||
+          absl::StrContains(extack, "hds-thresh")) {
+        return absl::StrCat(
+            "header split must be ENABLED with hds-thresh 0; something "
+            "changed ",
+            nic, "'s ring settings: see `devmemctl nic show ", nic, "`");
+      }
+      return absl::StrCat("see `devmemctl nic show ", nic, "`");
+    default:
+      return absl::StrCat("see `devmemctl nic show ", nic, "`");
+  }
+}
+
+NicManager::NicManager(Options options)
+    : options_(options), store_(options.config->state_dir()) {
+  absl::MutexLock lock(&mu_);
+  for (const devmem::v1::NicProfile& p : options_.config->nic_profiles()) {
+    auto nic = std::make_unique<Nic>();
+    nic->profile = p;
+    nic->name = p.nic();
+    nic->state = devmem::v1::PROFILE_STATE_UNSPECIFIED;
+    nics_.push_back(std::move(nic));
+  }
+}
+
+NicManager::~NicManager() {
+  absl::MutexLock lock(&mu_);
+  // Bindings unbind as their objects go; rules and settings are left to
+  // RestoreAll(), which the daemon calls on a clean shutdown.
+  bindings_.clear();
+}
+
+std::vector<std::string> NicManager::ApplyAll() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> lines;
+  for (auto& nic : nics_) lines.push_back(ApplyLocked(*nic));
+  return lines;
+}
+
+std::string NicManager::ApplyLocked(Nic& nic) {
+  nic.missing.clear();
+  nic.plan.reset();
+  auto ifindex = options_.inventory->IfIndex(nic.name);
+  if (!ifindex.ok()) {
+    nic.state = devmem::v1::PROFILE_STATE_FAILED;
+    nic.reason = std::string(ifindex.status().message());
+    return absl::StrCat(nic.name, ": ", nic.reason);
+  }
+  nic.ifindex = *ifindex;
+  // Probe before touching anything: a NIC that cannot do devmem is left as
+  // it is (the daemon keeps serving the NICs that can).
+  nic.missing = ProbeDevmem(*options_.control, nic.ifindex);
+  if (!nic.missing.empty()) {
+    nic.state = devmem::v1::PROFILE_STATE_NOT_CAPABLE;
+    nic.reason = absl::StrCat("not devmem-capable, missing: ",
+                              DescribeMissing(nic.missing),
+                              "; nothing was changed");
+    return absl::StrCat(nic.name, ": ", nic.reason);
+  }
+  auto channels = options_.control->GetChannels(nic.ifindex);
+  absl::StatusOr<ProfilePlan> plan =
+      channels.ok() ? PlanProfile(nic.profile, nic.ifindex, *channels)
+                    : absl::StatusOr<ProfilePlan>(channels.status());
+  if (!plan.ok()) {
+    nic.state = devmem::v1::PROFILE_STATE_FAILED;
+    nic.reason =
+        absl::StrCat(plan.status().message(), "; nothing was changed");
+    return absl::StrCat(nic.name, ": ", nic.reason);
+  }
+  // Record before change. A record left by an earlier run is the true
+  // original (this run may see settings that run made), so it wins.
+  auto recorded = store_.Load(nic.name);
+  if (!recorded.ok()) {
+    nic.state = devmem::v1::PROFILE_STATE_FAILED;
+    nic.reason = absl::StrCat(recorded.status().message(),
+                              "; nothing was changed");
+    return absl::StrCat(nic.name, ": ", nic.reason);
+  }
+  if (recorded->has_value()) {
+    nic.original = **recorded;
+  } else {
+    auto current = ReadSettings(*options_.control, nic.ifindex);
+    if (!current.ok()) {
+      nic.state = devmem::v1::PROFILE_STATE_FAILED;
+      nic.reason = absl::StrCat("cannot read the current settings: ",
+                                current.status().message(),
+                                "; nothing was changed");
+      return absl::StrCat(nic.name, ": ", nic.reason);
+    }
+    absl::Status saved = store_.Save(nic.name, *current);
+    if (!saved.ok()) {
+      nic.state = devmem::v1::PROFILE_STATE_FAILED;
+      nic.reason = absl::StrCat("cannot record the original state: ",
+                                saved.message(), "; nothing was changed");
+      return absl::StrCat(nic.name, ": ", nic.reason);
+    }
+    nic.original = *std::move(current);
+  }
+  nic.recorded = true;
+  nic.desired = DesiredSettings(nic.original, *plan);
+  absl::Status applied = ApplySettings(*options_.control, nic.ifindex,
+                                       nic.original, nic.desired);
+  if (!applied.ok()) {
+    nic.state = devmem::v1::PROFILE_STATE_FAILED;
+    nic.reason = absl::StrCat("applying the profile failed at ",
+                              applied.message(),
+                              "; the changes made were rolled back");
+    return absl::StrCat(nic.name, ": ", nic.reason);
+  }
+  auto table = options_.control->ListRules(nic.ifindex);
+  const uint32_t table_size =
+      table.ok() && table->table_size != 0 ? table->table_size : 1024;
+  nic.rule_quota = nic.profile.max_rules() != 0
+                       ? std::min(nic.profile.max_rules(), table_size)
+                       : table_size;
+  nic.free_queues = plan->pool;
+  nic.plan = *std::move(plan);
+  nic.state = devmem::v1::PROFILE_STATE_APPLIED;
+  nic.reason = absl::StrCat("devmem pool of ", nic.plan->pool.size(),
+                            " queue(s): ", absl::StrJoin(nic.plan->pool, ","));
+  return absl::StrCat(nic.name, ": profile applied (", nic.reason, ", ",
+                      options_.control->BackendName(), " backend)");
+}
+
+std::vector<std::string> NicManager::RestoreAll() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> lines;
+  for (auto& nic : nics_) {
+    if (nic->state != devmem::v1::PROFILE_STATE_APPLIED &&
+        nic->state != devmem::v1::PROFILE_STATE_FAILED) {
+      continue;
+    }
+    if (!nic->recorded) continue;
+    uint32_t bindings = 0;
+    uint32_t rules = 0;
+    absl::Status status;
+    lines.push_back(RestoreLocked(*nic, &bindings, &rules, &status));
+  }
+  return lines;
+}
+
+std::string NicManager::RestoreLocked(Nic& nic, uint32_t* bindings,
+                                      uint32_t* rules, absl::Status* status) {
+  // Unbind before anything else: the kernel refuses split off and channel
+  // shrinks while a memory provider is bound (KERNEL_API.md section 1).
+  std::vector<uint64_t> handles;
+  for (const auto& [handle, b] : bindings_) {
+    if (b.nic == nic.name) handles.push_back(handle);
+  }
+  std::sort(handles.begin(), handles.end());
+  for (uint64_t h : handles) {
+    *rules += ReleaseBindingLocked(h);
+    ++*bindings;
+  }
+  *status = RestoreSettings(*options_.control, nic.ifindex, nic.original);
+  nic.free_queues.clear();
+  if (!status->ok()) {
+    nic.state = devmem::v1::PROFILE_STATE_FAILED;
+    nic.reason = absl::StrCat("restore failed: ", status->message(),
+                              "; the record is kept at ",
+                              store_.PathFor(nic.name));
+    return absl::StrCat(nic.name, ": ", nic.reason);
+  }
+  absl::Status removed = store_.Remove(nic.name);
+  nic.recorded = false;
+  nic.state = devmem::v1::PROFILE_STATE_RESTORED;
+  nic.reason = absl::StrCat("original state restored after releasing ",
+                            *bindings, " binding(s) and ", *rules, " rule(s)");
+  if (!removed.ok()) {
+    absl::StrAppend(&nic.reason, "; ", removed.message());
+  }
+  return absl::StrCat(nic.name, ": ", nic.reason);
+}
+
+absl::StatusOr<devmem::v1::RestoreNicResponse> NicManager::Restore(
+    absl::string_view name) {
+  absl::MutexLock lock(&mu_);
+  for (auto& nic : nics_) {
+    if (nic->name != name) continue;
+    if (!nic->recorded) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          name, " has nothing to restore: its profile is ",
+          StateName(nic->state),
+          nic->reason.empty() ? "" : absl::StrCat(" (", nic->reason, ")")));
+    }
+    devmem::v1::RestoreNicResponse resp;
+    uint32_t bindings = 0;
+    uint32_t rules = 0;
+    absl::Status status;
+    RestoreLocked(*nic, &bindings, &rules, &status);
+    resp.set_bindings_released(bindings);
+    resp.set_rules_removed(rules);
+    if (!status.ok()) return KernelRefusal(status, "the record is kept");
+    *resp.mutable_state() = StateLocked(*nic);
+    return resp;
+  }
+  std::vector<std::string> names;
+  for (const auto& nic : nics_) names.push_back(nic->name);
+  return absl::NotFoundError(absl::StrCat(
+      "no NIC profile for \"", name, "\"; profiles: ",
+      names.empty() ? "(none configured)" : absl::StrJoin(names, ", ")));
+}
+
+absl::StatusOr<std::vector<devmem::v1::NicState>> NicManager::States(
+    const std::vector<std::string>& names) {
+  absl::MutexLock lock(&mu_);
+  std::vector<devmem::v1::NicState> out;
+  if (names.empty()) {
+    for (const auto& nic : nics_) out.push_back(StateLocked(*nic));
+    return out;
+  }
+  for (const std::string& name : names) {
+    const Nic* found = nullptr;
+    for (const auto& nic : nics_) {
+      if (nic->name == name) found = nic.get();
+    }
+    if (found != nullptr) {
+      out.push_back(StateLocked(*found));
+      continue;
+    }
+    // A NIC without a profile is reported as unmanaged, if it exists.
+    auto ifindex = options_.inventory->IfIndex(name);
+    if (!ifindex.ok()) return ifindex.status();
+    devmem::v1::NicState st;
+    st.set_nic(name);
+    st.set_ifindex(*ifindex);
+    st.set_backend(options_.control->BackendName());
+    st.set_state(devmem::v1::PROFILE_STATE_UNMANAGED);
+    st.set_reason("no nic_profiles entry names it; devmemd does not touch it");
+    auto actual = ReadSettings(*options_.control, *ifindex);
+    if (actual.ok()) *st.mutable_actual() = *actual;
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+devmem::v1::NicState NicManager::StateLocked(const Nic& nic) {
+  devmem::v1::NicState st;
+  st.set_nic(nic.name);
+  st.set_ifindex(nic.ifindex);
+  st.set_backend(options_.control->BackendName());
+  st.set_state(nic.state);
+  st.set_reason(nic.reason);
+  for (const Capability& c : nic.missing) {
+    CapabilityToProto(c, st.add_missing());
+  }
+  if (nic.recorded) {
+    *st.mutable_original() = nic.original;
+    st.set_record_path(store_.PathFor(nic.name));
+  }
+  if (nic.state == devmem::v1::PROFILE_STATE_APPLIED) {
+    *st.mutable_desired() = nic.desired;
+  }
+  if (nic.ifindex != 0) {
+    auto actual = ReadSettings(*options_.control, nic.ifindex);
+    if (actual.ok()) {
+      *st.mutable_actual() = *actual;
+    } else {
+      // Show what can be read (e.g. channels on veth).
+      auto channels = options_.control->GetChannels(nic.ifindex);
+      if (channels.ok()) {
+        NicSettings partial;
+        devmem::v1::Channels* c = partial.mutable_channels();
+        if (channels->rx_count) c->set_rx_count(*channels->rx_count);
+        if (channels->tx_count) c->set_tx_count(*channels->tx_count);
+        if (channels->combined_count) {
+          c->set_combined_count(*channels->combined_count);
+        }
+        *st.mutable_actual() = partial;
+      }
+    }
+  }
+  if (nic.plan) {
+    st.set_rss_mode(nic.plan->rss_mode);
+    for (uint32_t q : nic.plan->pool) st.add_pool_queues(q);
+  }
+  for (uint32_t q : nic.free_queues) st.add_free_queues(q);
+  uint32_t bindings = 0;
+  for (const auto& [h, b] : bindings_) {
+    if (b.nic == nic.name) ++bindings;
+  }
+  st.set_bindings(bindings);
+  st.set_rules(static_cast<uint32_t>(nic.rules.size()));
+  st.set_rule_quota(nic.rule_quota);
+  return st;
+}
+
+absl::StatusOr<NicManager::Nic*> NicManager::ResolveTarget(
+    const Target& target) {
+  if (!target.nic.empty() && !target.gpu_pci_address.empty()) {
+    return absl::InvalidArgumentError(
+        "name either nic or gpu_pci_address, not both");
+  }
+  Nic* chosen = nullptr;
+  if (!target.nic.empty()) {
+    for (auto& nic : nics_) {
+      if (nic->name == target.nic) chosen = nic.get();
+    }
+    if (chosen == nullptr) {
+      // Distinguish "exists but unmanaged" from "does not exist".
+      auto ifindex = options_.inventory->IfIndex(target.nic);
+      if (!ifindex.ok()) return ifindex.status();
+      return absl::FailedPreconditionError(absl::StrCat(
+          target.nic,
+          " has no devmem profile, so devmemd has not prepared it; add a "
+          "nic_profiles entry for it to the config and restart devmemd"));
+    }
+  } else if (!target.gpu_pci_address.empty()) {
+    auto gpu_node = PciNumaNode(target.gpu_pci_address);
+    if (!gpu_node.ok()) return gpu_node.status();
+    // Same PCI domain:bus first, then the same NUMA node, then any.
+    const std::string gpu_bus = target.gpu_pci_address.substr(0, 7);
+    int best = -1;
+    for (auto& nic : nics_) {
+      if (nic->state != devmem::v1::PROFILE_STATE_APPLIED) continue;
+      auto info = options_.inventory->Get(nic->name);
+      int score = 0;
+      if (info.ok()) {
+        if (!info->link.pci_address.empty() &&
+            info->link.pci_address.substr(0, 7) == gpu_bus) {
+          score = 2;
+        } else if (*gpu_node >= 0 && info->link.numa_node == *gpu_node) {
+          score = 1;
+        }
+      }
+      if (score > best) {
+        best = score;
+        chosen = nic.get();
+      }
+    }
+    if (chosen == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no NIC is ready for devmem near GPU ", target.gpu_pci_address,
+          "; see `devmemctl nic show`"));
+    }
+  } else {
+    return absl::InvalidArgumentError(
+        "name the NIC to bind to (nic) or the GPU that owns the memory "
+        "(gpu_pci_address)");
+  }
+  if (chosen->state != devmem::v1::PROFILE_STATE_APPLIED) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        chosen->name, " is not ready for devmem: its profile is ",
+        StateName(chosen->state),
+        chosen->reason.empty() ? "" : absl::StrCat(" (", chosen->reason, ")")));
+  }
+  return chosen;
+}
+
+absl::Status NicManager::CheckBindQuota(uint64_t session) const {
+  auto it = sessions_.find(session);
+  const size_t held = it == sessions_.end() ? 0 : it->second.bindings.size();
+  if (held >= options_.config->max_bindings_per_session()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this session holds ", held, " of ",
+        options_.config->max_bindings_per_session(),
+        " bindings (max_bindings_per_session); release one first"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
+                                                       const Target& target,
+                                                       uint32_t queue_count,
+                                                       UniqueFd dmabuf) {
+  // The fd's kind is checked before anything else, netlink included.
+  absl::Status fd_ok = options_.control->CheckBindableFd(dmabuf.get_unowned());
+  if (!fd_ok.ok()) return fd_ok;
+  if (queue_count > 64) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "queue_count ", queue_count, " is out of range [0, 64]"));
+  }
+  const uint32_t want = queue_count == 0 ? 1 : queue_count;
+  absl::MutexLock lock(&mu_);
+  auto nic_or = ResolveTarget(target);
+  if (!nic_or.ok()) return nic_or.status();
+  Nic& nic = **nic_or;
+  absl::Status quota = CheckBindQuota(session);
+  if (!quota.ok()) return quota;
+  if (nic.free_queues.size() < want) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        nic.name, ": the devmem pool has ", nic.free_queues.size(), " free of ",
+        nic.plan->pool.size(), " queue(s), ", want,
+        " requested; release a binding or grow pool_queues"));
+  }
+  std::vector<uint32_t> queues(nic.free_queues.begin(),
+                               nic.free_queues.begin() + want);
+  std::optional<uint32_t> context;
+  if (nic.plan->rss_mode == devmem::v1::RSS_MODE_CONTEXT) {
+    const size_t size = nic.original.rss_indir_size() > 0
+                            ? static_cast<size_t>(nic.original.rss_indir_size())
+                            : queues.size();
+    std::vector<uint32_t> indir(size);
+    for (size_t i = 0; i < size; ++i) indir[i] = queues[i % queues.size()];
+    auto ctx = options_.control->CreateRssContext(nic.ifindex, indir);
+    if (!ctx.ok()) {
+      return KernelRefusal(ctx.status(),
+                           "the NIC refused an RSS context for the binding; "
+                           "use rss_mode RSS_MODE_EXCLUDE_POOL");
+    }
+    context = *ctx;
+  }
+  auto bound =
+      options_.control->BindRx(nic.ifindex, dmabuf.get_unowned(), queues);
+  if (!bound.ok()) {
+    if (context) (void)options_.control->DeleteRssContext(nic.ifindex, *context);
+    return KernelRefusal(bound.status(), BindRxRemedy(bound.status(), nic.name));
+  }
+  const uint64_t handle = next_handle_++;
+  Binding& b = bindings_[handle];
+  b.handle = handle;
+  b.session = session;
+  b.nic = nic.name;
+  b.kernel = *std::move(bound);
+  b.rss_context = context;
+  sessions_[session].bindings.push_back(handle);
+  nic.free_queues.erase(nic.free_queues.begin(),
+                        nic.free_queues.begin() + want);
+  return BindingProto(b);
+}
+
+absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
+                                                       const Target& target,
+                                                       UniqueFd dmabuf) {
+  absl::Status fd_ok = options_.control->CheckBindableFd(dmabuf.get_unowned());
+  if (!fd_ok.ok()) return fd_ok;
+  absl::MutexLock lock(&mu_);
+  auto nic_or = ResolveTarget(target);
+  if (!nic_or.ok()) return nic_or.status();
+  Nic& nic = **nic_or;
+  absl::Status quota = CheckBindQuota(session);
+  if (!quota.ok()) return quota;
+  auto bound = options_.control->BindTx(nic.ifindex, dmabuf.get_unowned());
+  if (!bound.ok()) {
+    std::string remedy =
+        StatusErrno(bound.status()) == EOPNOTSUPP
+            ? absl::StrCat("the driver of ", nic.name,
+                           " cannot send from device memory; devmem TX needs "
+                           "kernel 6.16+ and a driver with netmem TX")
+            : absl::StrCat("see `devmemctl nic show ", nic.name, "`");
+    if (bound.status().code() == absl::StatusCode::kUnimplemented) {
+      return absl::FailedPreconditionError(bound.status().message());
+    }
+    return KernelRefusal(bound.status(), remedy);
+  }
+  const uint64_t handle = next_handle_++;
+  Binding& b = bindings_[handle];
+  b.handle = handle;
+  b.session = session;
+  b.nic = nic.name;
+  b.kernel = *std::move(bound);
+  sessions_[session].bindings.push_back(handle);
+  return BindingProto(b);
+}
+
+devmem::v1::Binding NicManager::BindingProto(const Binding& b) const {
+  devmem::v1::Binding out;
+  out.set_handle(b.handle);
+  out.set_nic(b.nic);
+  out.set_ifindex(b.kernel->ifindex());
+  out.set_kernel_id(b.kernel->id());
+  for (uint32_t q : b.kernel->queues()) out.add_queues(q);
+  out.set_tx(b.kernel->is_tx());
+  if (b.rss_context) out.set_rss_context(*b.rss_context);
+  out.set_rules(static_cast<uint32_t>(b.rule_locations.size()));
+  return out;
+}
+
+absl::StatusOr<NicManager::Binding*> NicManager::FindBinding(uint64_t session,
+                                                             uint64_t handle) {
+  auto it = bindings_.find(handle);
+  if (handle == 0 || it == bindings_.end() || it->second.session != session) {
+    return absl::NotFoundError(
+        absl::StrCat("no binding ", handle,
+                     " in this session; BindRx returns the handle to use"));
+  }
+  return &it->second;
+}
+
+uint32_t NicManager::ReleaseBindingLocked(uint64_t handle) {
+  auto it = bindings_.find(handle);
+  if (it == bindings_.end()) return 0;
+  Binding& b = it->second;
+  Nic* nic = nullptr;
+  for (auto& n : nics_) {
+    if (n->name == b.nic) nic = n.get();
+  }
+  uint32_t removed = 0;
+  auto sit = sessions_.find(b.session);
+  if (nic != nullptr) {
+    // Rules first: once the binding is gone its queue gets normal pages,
+    // and a rule left pointing there would steer flows to the wrong place.
+    for (uint32_t loc : b.rule_locations) {
+      auto rit = nic->rules.find(loc);
+      if (rit == nic->rules.end()) continue;
+      (void)options_.control->DeleteRule(nic->ifindex, loc);
+      nic->rules.erase(rit);
+      ++removed;
+    }
+  }
+  if (sit != sessions_.end()) {
+    sit->second.rules -= std::min(sit->second.rules, removed);
+    auto& list = sit->second.bindings;
+    list.erase(std::remove(list.begin(), list.end(), handle), list.end());
+    if (list.empty() && sit->second.rules == 0) sessions_.erase(sit);
+  }
+  const std::vector<uint32_t> queues = b.kernel->queues();
+  b.kernel.reset();  // closes the binding's netlink socket: the kernel unbinds
+  if (nic != nullptr) {
+    if (b.rss_context) {
+      (void)options_.control->DeleteRssContext(nic->ifindex, *b.rss_context);
+    }
+    if (nic->state == devmem::v1::PROFILE_STATE_APPLIED) {
+      nic->free_queues.insert(nic->free_queues.end(), queues.begin(),
+                              queues.end());
+      std::sort(nic->free_queues.begin(), nic->free_queues.end());
+    }
+  }
+  bindings_.erase(it);
+  return removed;
+}
+
+absl::StatusOr<uint32_t> NicManager::ReleaseBinding(uint64_t session,
+                                                    uint64_t handle) {
+  absl::MutexLock lock(&mu_);
+  auto b = FindBinding(session, handle);
+  if (!b.ok()) return b.status();
+  return ReleaseBindingLocked(handle);
+}
+
+void NicManager::ReleaseSession(uint64_t session) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;
+  const std::vector<uint64_t> handles = it->second.bindings;
+  for (uint64_t h : handles) ReleaseBindingLocked(h);
+  sessions_.erase(session);
+}
+
+absl::StatusOr<NicManager::BindingNic> NicManager::NicOfBinding(
+    uint64_t session, uint64_t handle) {
+  absl::MutexLock lock(&mu_);
+  auto b = FindBinding(session, handle);
+  if (!b.ok()) return b.status();
+  return BindingNic{(*b)->nic, (*b)->kernel->ifindex()};
+}
+
+devmem::v1::FlowRule NicManager::RuleProto(const Nic& nic,
+                                           const Rule& r) const {
+  devmem::v1::FlowRule out;
+  const FlowTuple& t = r.installed.match;
+  out.set_family(t.family == AF_INET6 ? devmem::v1::ADDRESS_FAMILY_INET6
+                                      : devmem::v1::ADDRESS_FAMILY_INET);
+  out.set_src_ip(t.src_ip);
+  out.set_src_port(t.src_port);
+  out.set_dst_ip(t.dst_ip);
+  out.set_dst_port(t.dst_port);
+  out.set_queue(r.installed.queue);
+  if (r.installed.rss_context) out.set_rss_context(*r.installed.rss_context);
+  out.set_location(r.installed.location);
+  out.set_five_tuple(t.IsFiveTuple());
+  out.set_nic(nic.name);
+  out.set_binding(r.binding);
+  return out;
+}
+
+absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
+    uint64_t session, uint64_t handle, const FlowTuple& tuple) {
+  if (tuple.family != AF_INET && tuple.family != AF_INET6) {
+    return absl::InvalidArgumentError(
+        "steering needs a TCP socket over IPv4 or IPv6");
+  }
+  if (tuple.dst_port == 0) {
+    return absl::InvalidArgumentError(
+        "the socket has no local port yet; bind or connect it first");
+  }
+  absl::MutexLock lock(&mu_);
+  auto bp = FindBinding(session, handle);
+  if (!bp.ok()) return bp.status();
+  Binding& b = **bp;
+  if (b.kernel->is_tx()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "binding ", handle,
+        " is a TX binding; flows are steered to RX bindings (BindRx)"));
+  }
+  Nic* nic = nullptr;
+  for (auto& n : nics_) {
+    if (n->name == b.nic) nic = n.get();
+  }
+  if (nic == nullptr || nic->state != devmem::v1::PROFILE_STATE_APPLIED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(b.nic, " is no longer ready for devmem"));
+  }
+  for (const auto& [loc, r] : nic->rules) {
+    if (r.requested == tuple) {
+      if (r.binding == handle) return RuleProto(*nic, r);
+      return absl::AlreadyExistsError(absl::StrCat(
+          "flow ", DescribeTuple(tuple), " on ", nic->name,
+          " is already steered to another binding; one flow can feed only "
+          "one binding"));
+    }
+  }
+  auto sit = sessions_.find(session);
+  const uint32_t held = sit == sessions_.end() ? 0 : sit->second.rules;
+  if (held >= options_.config->max_rules_per_session()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this session holds ", held, " of ",
+        options_.config->max_rules_per_session(),
+        " steering rules (max_rules_per_session); close sockets' leases or "
+        "release a binding"));
+  }
+  if (nic->rules.size() >= nic->rule_quota) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        nic->name, ": ", nic->rules.size(), " of ", nic->rule_quota,
+        " steering rules in use (rule quota of the NIC)"));
+  }
+  FlowRule rule;
+  rule.match = tuple;
+  const std::vector<uint32_t>& queues = b.kernel->queues();
+  if (b.rss_context) {
+    rule.rss_context = b.rss_context;
+    rule.queue = 0;
+  } else {
+    // Spread the binding's flows over its queues.
+    rule.queue = queues[b.rule_locations.size() % queues.size()];
+  }
+  auto loc = options_.control->InsertRule(nic->ifindex, rule);
+  if (!loc.ok() && tuple.IsFiveTuple() &&
+      (StatusErrno(loc.status()) == EINVAL ||
+       StatusErrno(loc.status()) == EOPNOTSUPP)) {
+    // Some NICs match only dst ip + dst port (ncdevmem falls back the same
+    // way): the local port still singles the flow out.
+    rule.match.src_ip.clear();
+    rule.match.src_port = 0;
+    loc = options_.control->InsertRule(nic->ifindex, rule);
+  }
+  if (!loc.ok()) {
+    return KernelRefusal(
+        loc.status(),
+        absl::StrCat("the NIC refused the steering rule for ",
+                     DescribeTuple(tuple), "; check `devmemctl nic show ",
+                     nic->name, "` (ntuple must be on)"));
+  }
+  rule.location = *loc;
+  Rule& r = nic->rules[*loc];
+  r.requested = tuple;
+  r.installed = rule;
+  r.session = session;
+  r.binding = handle;
+  b.rule_locations.push_back(*loc);
+  sessions_[session].rules++;
+  return RuleProto(*nic, r);
+}
+
+absl::Status NicManager::RemoveFlow(uint64_t session, uint64_t handle,
+                                    uint32_t location) {
+  absl::MutexLock lock(&mu_);
+  auto bp = FindBinding(session, handle);
+  if (!bp.ok()) return bp.status();
+  Binding& b = **bp;
+  for (auto& n : nics_) {
+    if (n->name != b.nic) continue;
+    auto rit = n->rules.find(location);
+    if (rit == n->rules.end() || rit->second.binding != handle) break;
+    absl::Status s = options_.control->DeleteRule(n->ifindex, location);
+    n->rules.erase(rit);
+    b.rule_locations.erase(std::remove(b.rule_locations.begin(),
+                                       b.rule_locations.end(), location),
+                           b.rule_locations.end());
+    auto sit = sessions_.find(session);
+    if (sit != sessions_.end() && sit->second.rules > 0) sit->second.rules--;
+    return s;
+  }
+  return absl::NotFoundError(
+      absl::StrCat("no rule at ", location, " for binding ", handle));
+}
+
+size_t NicManager::binding_count() const {
+  absl::MutexLock lock(&mu_);
+  return bindings_.size();
+}
+
+size_t NicManager::rule_count() const {
+  absl::MutexLock lock(&mu_);
+  size_t n = 0;
+  for (const auto& nic : nics_) n += nic->rules.size();
+  return n;
+}
+
+}  // namespace devmem

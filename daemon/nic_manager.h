@@ -1,0 +1,196 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/nic_profile.h"
+#include "kernel/nic_control.h"
+#include "kernel/nic_inventory.h"
+#include "kernel/unique_fd.h"
+#include "proto/devmem/v1/config.pb.h"
+#include "proto/devmem/v1/devmem.pb.h"
+
+namespace devmem {
+
+// Owns every NIC devmemd manages: profiles (record, apply, restore), the
+// devmem queue pool of each NIC, and the leases sessions hold on them:
+// bindings (netdev bind-rx/bind-tx) and steering rules (ntuple).
+//
+// Invariants: a rule always points at a binding of the same session; a
+// binding's queues are taken from its NIC's pool; releasing a binding removes
+// its rules, its RSS context and then the kernel binding, and returns its
+// queues. Nothing half-made stays behind after an error.
+//
+// Thread-safe: one mutex serializes all NIC changes (the kernel serializes
+// them under rtnl anyway). NicControl calls are made with it held; it is never
+// held while calling out to sessions or gRPC.
+class NicManager {
+ public:
+  struct Options {
+    const devmem::v1::DaemonConfig* config = nullptr;  // outlives this
+    NicControl* control = nullptr;                    // outlives this
+    NicInventory* inventory = nullptr;                 // outlives this
+  };
+  explicit NicManager(Options options);
+  ~NicManager();
+  NicManager(const NicManager&) = delete;
+  NicManager& operator=(const NicManager&) = delete;
+
+  // Records and applies every configured profile. Never fails as a whole: a
+  // NIC that cannot do devmem is NOT_CAPABLE and untouched, one that fails
+  // midway is FAILED and rolled back; the others serve. Returns one line per
+  // NIC for the log.
+  std::vector<std::string> ApplyAll() ABSL_LOCKS_EXCLUDED(mu_);
+  // Releases every lease and restores every applied NIC (shutdown).
+  std::vector<std::string> RestoreAll() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Releases the leases on `nic` and restores its recorded original state.
+  // NOT_FOUND if no profile names it; FAILED_PRECONDITION if it was never
+  // applied.
+  absl::StatusOr<devmem::v1::RestoreNicResponse> Restore(absl::string_view nic)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Original, desired and actual state. Empty `nics`: every profile NIC.
+  absl::StatusOr<std::vector<devmem::v1::NicState>> States(
+      const std::vector<std::string>& nics) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Where a binding should go: a NIC by name, or the managed NIC nearest to
+  // a GPU's PCI address.
+  struct Target {
+    std::string nic;
+    std::string gpu_pci_address;
+  };
+
+  // Binds `dmabuf` (checked to be a dma-buf before any netlink) to
+  // `queue_count` free pool queues. The fd is closed once bound (the kernel
+  // holds its own reference). Codes: INVALID_ARGUMENT (bad fd or request),
+  // NOT_FOUND (no such NIC/GPU), FAILED_PRECONDITION (NIC not devmem-ready,
+  // or the kernel refused: its text plus a remedy), RESOURCE_EXHAUSTED (pool
+  // or per-session quota, with numbers).
+  absl::StatusOr<devmem::v1::Binding> BindRx(uint64_t session,
+                                             const Target& target,
+                                             uint32_t queue_count,
+                                             UniqueFd dmabuf)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<devmem::v1::Binding> BindTx(uint64_t session,
+                                             const Target& target,
+                                             UniqueFd dmabuf)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Releases one binding of `session`; returns the rules removed. NOT_FOUND
+  // for unknown or foreign handles (indistinguishable on purpose).
+  absl::StatusOr<uint32_t> ReleaseBinding(uint64_t session, uint64_t handle)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Releases everything `session` holds. Idempotent.
+  void ReleaseSession(uint64_t session) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The NIC of a binding of `session` (for socket creation).
+  struct BindingNic {
+    std::string nic;
+    uint32_t ifindex = 0;
+  };
+  absl::StatusOr<BindingNic> NicOfBinding(uint64_t session, uint64_t handle)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Installs an ntuple rule steering `tuple` to the binding's queue (or its
+  // RSS context). A 5-tuple the NIC refuses falls back to the 3-tuple (dst ip
+  // + dst port). The same tuple for the same binding is idempotent (returns
+  // the existing rule); for another binding it is ALREADY_EXISTS.
+  absl::StatusOr<devmem::v1::FlowRule> SteerFlow(uint64_t session,
+                                                 uint64_t handle,
+                                                 const FlowTuple& tuple)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Removes a rule SteerFlow installed (e.g. when the socket it was for
+  // could not be made). NOT_FOUND if it is not the session's.
+  absl::Status RemoveFlow(uint64_t session, uint64_t handle,
+                          uint32_t location) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Counters for status and tests.
+  size_t binding_count() const ABSL_LOCKS_EXCLUDED(mu_);
+  size_t rule_count() const ABSL_LOCKS_EXCLUDED(mu_);
+  std::string backend() const { return options_.control->BackendName(); }
+
+ private:
+  struct Rule {
+    FlowTuple requested;
+    FlowRule installed;
+    uint64_t session = 0;
+    uint64_t binding = 0;
+  };
+  struct Binding {
+    uint64_t handle = 0;
+    uint64_t session = 0;
+    std::string nic;
+    std::unique_ptr<DevmemBinding> kernel;
+    std::optional<uint32_t> rss_context;
+    std::vector<uint32_t> rule_locations;
+  };
+  struct Nic {
+    devmem::v1::NicProfile profile;
+    std::string name;
+    uint32_t ifindex = 0;
+    devmem::v1::ProfileState state = devmem::v1::PROFILE_STATE_UNMANAGED;
+    std::string reason;
+    std::vector<Capability> missing;
+    std::optional<ProfilePlan> plan;
+    devmem::v1::NicSettings original;
+    devmem::v1::NicSettings desired;
+    bool recorded = false;
+    std::vector<uint32_t> free_queues;  // sorted
+    uint32_t rule_quota = 0;
+    // Rules devmemd installed here, by location.
+    std::map<uint32_t, Rule> rules;
+  };
+  struct SessionLeases {
+    std::vector<uint64_t> bindings;
+    uint32_t rules = 0;
+  };
+
+  std::string ApplyLocked(Nic& nic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string RestoreLocked(Nic& nic, uint32_t* bindings, uint32_t* rules,
+                            absl::Status* status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Nic*> ResolveTarget(const Target& target)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Binding*> FindBinding(uint64_t session, uint64_t handle)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckBindQuota(uint64_t session) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint32_t ReleaseBindingLocked(uint64_t handle)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  devmem::v1::Binding BindingProto(const Binding& b) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  devmem::v1::FlowRule RuleProto(const Nic& nic, const Rule& r) const;
+  devmem::v1::NicState StateLocked(const Nic& nic)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const Options options_;
+  OriginalStateStore store_;
+  mutable absl::Mutex mu_;
+  std::vector<std::unique_ptr<Nic>> nics_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, Binding> bindings_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, SessionLeases> sessions_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_handle_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+// Maps a kernel refusal (a status from NicControl carrying an errno) to the
+// code devmemd reports: FAILED_PRECONDITION with the kernel's own text and
+// `remedy`; ENOSPC is RESOURCE_EXHAUSTED, ENODEV NOT_FOUND. Statuses without
+// an errno (devmemd's own checks) pass through unchanged.
+absl::Status KernelRefusal(const absl::Status& status,
+                           absl::string_view remedy);
+
+// The remedy devmemd suggests when the kernel refuses bind-rx on `nic`.
+std::string BindRxRemedy(const absl::Status& status, absl::string_view nic);
+
+}  // namespace devmem
