@@ -12,6 +12,7 @@ namespace devmem {
 namespace {
 
 #include "kernel/testdata/veth_replies.inc"
+#include "kernel/testdata/virtio_rss_reply.inc"
 
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
@@ -526,10 +527,22 @@ TEST(EthtoolMsgTest, FindsNtupleByNameInHwAndActive) {
   EXPECT_EQ(info->feature_count, 1u);
 }
 
-// RSS_GET_REPLY. Hand-built: no device on the development machine answers
-// RSS_GET (veth and loopback have no get_rxfh: EOPNOTSUPP; the virtio_net
-// there lacks VIRTIO_NET_F_RSS), so there is nothing to capture. Layout from
-// net/ethtool/rss.c rss_fill_reply().
+TEST(EthtoolMsgTest, ParsesCapturedVirtioRss) {
+  absl::StatusOr<RssInfo> info = ParseRssReply(kVirtioRssReply);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->context, 0u);
+  // ethtool -x: "toeplitz: on", i.e. ETH_RSS_HASH_TOP.
+  EXPECT_EQ(info->hfunc, 1u);
+  // "Operation not supported" for both: the device has neither; the
+  // FLOW_HASH nest (8) is skipped.
+  EXPECT_TRUE(info->indir.empty());
+  EXPECT_TRUE(info->hkey.empty());
+}
+
+// RSS_GET_REPLY with a context, a table and a key. Hand-built: the one device
+// on the development machine that answers RSS_GET (virtio_net, above) has no
+// table or key, and none has contexts. Layout from net/ethtool/rss.c
+// rss_fill_reply().
 alignas(4) constexpr uint8_t kRssContextReply[] = {
     // nlmsghdr: len 80, type 21, flags 0, seq 4, pid 0
     0x50, 0x00, 0x00, 0x00, 0x15, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00,

@@ -1,5 +1,7 @@
-// Prints the raw ethtool netlink replies for one interface as C++ byte
-// arrays, for kernel/testdata/*.inc. Usage: ethtool_capture IFNAME PREFIX
+// Prints the raw ethtool netlink replies (CHANNELS_GET, RINGS_GET,
+// FEATURES_GET, RSS_GET) for one interface as C++ byte arrays, for
+// kernel/testdata/*.inc; a refused request becomes a comment with the error.
+// Read-only: it sends GETs only. Usage: ethtool_capture IFNAME PREFIX
 // (run it inside the namespace that has the interface, e.g. `ip netns exec`).
 
 #include <net/if.h>
@@ -49,6 +51,8 @@ int main(int argc, char** argv) {
       {"ChannelsReply", devmem::BuildChannelsGet(family, dev)},
       {"RingsReply", devmem::BuildRingsGet(family, dev)},
       {"FeaturesReply", devmem::BuildFeaturesGet(family, dev)},
+      // Main table only; most virtual devices refuse it (no get_rxfh).
+      {"RssReply", devmem::BuildRssGet(family, dev, /*context=*/0)},
   };
   std::printf(
       "// Captured by kernel/tools/ethtool_capture %s %s (ifindex %u,"
