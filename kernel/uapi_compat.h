@@ -150,3 +150,75 @@ static_assert(NLMSGERR_ATTR_MSG == 1 && NLMSGERR_ATTR_OFFS == 2 &&
 static_assert(CTRL_CMD_GETFAMILY == 3 && CTRL_ATTR_OPS == 6 &&
                   CTRL_ATTR_OP_ID == 1 && CTRL_ATTR_OP_FLAGS == 2,
               "KERNEL_API.md section 1");
+
+// --- netdev napi-get, qstats-get, bind-rx/bind-tx attributes ---
+// (include/uapi/linux/netdev.h, generated from netdev.yaml)
+
+// napi-get and its attributes: 6.8.
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0)
+#define NETDEV_CMD_NAPI_GET 11
+#define NETDEV_A_NAPI_IFINDEX 1
+#define NETDEV_A_NAPI_ID 2
+#define NETDEV_A_NAPI_IRQ 3
+#define NETDEV_A_NAPI_PID 4
+#endif
+
+// qstats-get with the base counters: 6.9.
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 9, 0)
+#define NETDEV_CMD_QSTATS_GET 12
+#define NETDEV_A_QSTATS_IFINDEX 1
+#define NETDEV_A_QSTATS_QUEUE_TYPE 2
+#define NETDEV_A_QSTATS_QUEUE_ID 3
+#define NETDEV_A_QSTATS_SCOPE 4
+#define NETDEV_A_QSTATS_RX_PACKETS 8
+#define NETDEV_A_QSTATS_RX_BYTES 9
+#define NETDEV_A_QSTATS_TX_PACKETS 10
+#define NETDEV_A_QSTATS_TX_BYTES 11
+#define NETDEV_QSTATS_SCOPE_QUEUE 1
+#endif
+
+// Drop and stop/wake counters, all added in the 6.10 cycle.
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 10, 0)
+#define NETDEV_A_QSTATS_RX_ALLOC_FAIL 12
+#define NETDEV_A_QSTATS_RX_HW_DROPS 13
+#define NETDEV_A_QSTATS_RX_HW_DROP_OVERRUNS 14
+#define NETDEV_A_QSTATS_RX_HW_DROP_RATELIMITS 23
+#define NETDEV_A_QSTATS_TX_HW_DROPS 24
+#define NETDEV_A_QSTATS_TX_HW_DROP_ERRORS 25
+#define NETDEV_A_QSTATS_TX_HW_DROP_RATELIMITS 32
+#define NETDEV_A_QSTATS_TX_STOP 33
+#define NETDEV_A_QSTATS_TX_WAKE 34
+#endif
+
+// bind-rx's dmabuf attribute set: 6.12.
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 12, 0)
+#define NETDEV_A_DMABUF_IFINDEX 1
+#define NETDEV_A_DMABUF_QUEUES 2
+#define NETDEV_A_DMABUF_FD 3
+#define NETDEV_A_DMABUF_ID 4
+#endif
+
+// bind-tx: 6.16 (not 6.15).
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 16, 0)
+#define NETDEV_CMD_BIND_TX 15
+#endif
+
+// ethtool_rxfh.input_xfrm "keep it" value (byte 17, rsvd8[0] before): 6.8.
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0)
+#define RXH_XFRM_NO_CHANGE 0xff
+#endif
+
+static_assert(NETDEV_CMD_NAPI_GET == 11 && NETDEV_CMD_QSTATS_GET == 12 &&
+                  NETDEV_CMD_BIND_TX == 15,
+              "KERNEL_API.md section 1");
+static_assert(NETDEV_A_NAPI_IFINDEX == 1 && NETDEV_A_NAPI_ID == 2 &&
+                  NETDEV_A_NAPI_IRQ == 3 && NETDEV_A_NAPI_PID == 4,
+              "KERNEL_API.md section 1");
+static_assert(NETDEV_A_QSTATS_IFINDEX == 1 && NETDEV_A_QSTATS_SCOPE == 4 &&
+                  NETDEV_A_QSTATS_RX_PACKETS == 8 &&
+                  NETDEV_A_QSTATS_TX_BYTES == 11 &&
+                  NETDEV_A_QSTATS_TX_WAKE == 34,
+              "KERNEL_API.md section 1");
+static_assert(NETDEV_A_DMABUF_IFINDEX == 1 && NETDEV_A_DMABUF_QUEUES == 2 &&
+                  NETDEV_A_DMABUF_FD == 3 && NETDEV_A_DMABUF_ID == 4,
+              "KERNEL_API.md section 1");
