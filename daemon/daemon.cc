@@ -119,6 +119,18 @@ absl::Status Daemon::Init() {
   so.max_tickets_per_session = c.max_tickets_per_session();
   so.max_sessions = c.max_sessions();
   sessions_ = std::make_unique<SessionManager>(so, RealClock::Get());
+  if (options_.nic_control == nullptr || options_.inventory == nullptr) {
+    return absl::InvalidArgumentError(
+        "daemon needs a NIC inventory and a NIC backend");
+  }
+  NicManager::Options no;
+  no.config = &options_.config;
+  no.control = options_.nic_control.get();
+  no.inventory = options_.inventory.get();
+  nics_ = std::make_unique<NicManager>(no);
+  NicManager* nics = nics_.get();
+  sessions_->SetCloseObserver(
+      [nics](uint64_t session) { nics->ReleaseSession(session); });
 
   absl::Status s = MakeDirs(c.runtime_dir());
   if (!s.ok()) return s;
@@ -131,6 +143,10 @@ absl::Status Daemon::Init() {
   if (!session_fd.ok()) return session_fd.status();
   created_session_ = true;
 
+  // Profiles are applied before anyone can connect: a workload never sees a
+  // half-prepared NIC.
+  profile_report_ = nics_->ApplyAll();
+
   session_server_ = std::make_unique<SessionServer>(
       std::move(*session_fd), policy_.get(), sessions_.get());
   DevmemService::Deps deps;
@@ -139,6 +155,7 @@ absl::Status Daemon::Init() {
   deps.peers = &peers_;
   deps.sessions = sessions_.get();
   deps.inventory = options_.inventory.get();
+  deps.nics = nics_.get();
   SessionServer* ss = session_server_.get();
   deps.fds_handed_off = [ss] { return ss->fds_handed_off(); };
   deps.started = absl::Now();
@@ -169,6 +186,8 @@ void Daemon::Shutdown() {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::seconds(2));
   }
+  // Sessions are closed by now (their leases released); put the NICs back.
+  if (nics_) restore_report_ = nics_->RestoreAll();
   if (created_grpc_) ::unlink(grpc_socket_path().c_str());
   if (created_session_) ::unlink(session_socket_path().c_str());
 }

@@ -4,13 +4,16 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "daemon/devmem_service.h"
 #include "daemon/grpc_listener.h"
+#include "daemon/nic_manager.h"
 #include "daemon/peer_cred.h"
 #include "daemon/session_manager.h"
 #include "daemon/session_server.h"
+#include "kernel/nic_control.h"
 #include "kernel/nic_inventory.h"
 #include "proto/devmem/v1/config.pb.h"
 
@@ -26,6 +29,9 @@ class Daemon {
     devmem::v1::DaemonConfig config;  // finalized (FinalizeConfig)
     std::string config_source;        // for messages, e.g. the config path
     std::unique_ptr<NicInventory> inventory;
+    // The NIC backend (KernelNicControl, or SimulatedNic for demos/tests).
+    // Required.
+    std::unique_ptr<NicControl> nic_control;
     devmem::v1::GetStatusResponse static_status;
   };
 
@@ -39,6 +45,15 @@ class Daemon {
   std::string grpc_socket_path() const;
   std::string session_socket_path() const;
   SessionManager& sessions() { return *sessions_; }
+  NicManager& nics() { return *nics_; }
+  // One line per NIC profile from start-up (applied, not capable, ...).
+  const std::vector<std::string>& profile_report() const {
+    return profile_report_;
+  }
+  // One line per NIC restored at shutdown.
+  const std::vector<std::string>& restore_report() const {
+    return restore_report_;
+  }
   SessionServer& session_server() { return *session_server_; }
 
  private:
@@ -48,6 +63,9 @@ class Daemon {
   Options options_;
   std::unique_ptr<AccessPolicy> policy_;
   std::unique_ptr<SessionManager> sessions_;
+  std::unique_ptr<NicManager> nics_;
+  std::vector<std::string> profile_report_;
+  std::vector<std::string> restore_report_;
   GrpcPeerRegistry peers_;
   std::unique_ptr<DevmemService> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -2,7 +2,12 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <functional>
+#include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "daemon/inventory_proto.h"
@@ -114,11 +119,9 @@ grpc::Status DevmemService::Listen(grpc::ServerContext* ctx,
                                    devmem::v1::SocketResponse* resp) {
   auto session = SessionOf(ctx, req->session_token());
   if (!session.ok()) return ToGrpc(session.status());
-  if (req->nic().empty()) {
-    return ToGrpc(absl::InvalidArgumentError(
-        "nic is required: name the interface the socket is bound to"));
-  }
-  auto ifindex = deps_.inventory->IfIndex(req->nic());
+  auto nic = SocketNic(*session, req->nic(), req->binding());
+  if (!nic.ok()) return ToGrpc(nic.status());
+  auto ifindex = deps_.inventory->IfIndex(*nic);
   if (!ifindex.ok()) return ToGrpc(ifindex.status());
   auto local = ParseSockAddr(req->local().ip(), req->local().port(),
                              FamilyOf(req->family()));
@@ -130,9 +133,24 @@ grpc::Status DevmemService::Listen(grpc::ServerContext* ctx,
   const int backlog = req->backlog() != 0
                           ? static_cast<int>(req->backlog())
                           : static_cast<int>(deps_.config->default_backlog());
-  auto fd = CreateBoundListener(req->nic(), *local, backlog);
+  auto fd = CreateBoundListener(*nic, *local, backlog);
   if (!fd.ok()) return ToGrpc(fd.status());
-  return ToGrpc(Park(*session, std::move(*fd), req->nic(), *ifindex, resp));
+  if (req->binding() != 0) {
+    // The rule goes in before the socket is handed over, so the first SYN
+    // already lands on the binding's queue.
+    auto tuple = SocketFlowTuple(fd->get_unowned());
+    if (!tuple.ok()) return ToGrpc(tuple.status());
+    auto rule = deps_.nics->SteerFlow(*session, req->binding(), *tuple);
+    if (!rule.ok()) return ToGrpc(rule.status());
+    *resp->mutable_rule() = *rule;
+    absl::Status parked =
+        Park(*session, std::move(*fd), *nic, *ifindex, resp);
+    if (!parked.ok()) {
+      (void)deps_.nics->RemoveFlow(*session, req->binding(), rule->location());
+    }
+    return ToGrpc(parked);
+  }
+  return ToGrpc(Park(*session, std::move(*fd), *nic, *ifindex, resp));
 }
 
 grpc::Status DevmemService::Connect(grpc::ServerContext* ctx,
@@ -140,11 +158,9 @@ grpc::Status DevmemService::Connect(grpc::ServerContext* ctx,
                                     devmem::v1::SocketResponse* resp) {
   auto session = SessionOf(ctx, req->session_token());
   if (!session.ok()) return ToGrpc(session.status());
-  if (req->nic().empty()) {
-    return ToGrpc(absl::InvalidArgumentError(
-        "nic is required: name the interface the socket is bound to"));
-  }
-  auto ifindex = deps_.inventory->IfIndex(req->nic());
+  auto nic = SocketNic(*session, req->nic(), req->binding());
+  if (!nic.ok()) return ToGrpc(nic.status());
+  auto ifindex = deps_.inventory->IfIndex(*nic);
   if (!ifindex.ok()) return ToGrpc(ifindex.status());
   if (req->remote().ip().empty() || req->remote().port() == 0) {
     return ToGrpc(absl::InvalidArgumentError(
@@ -164,12 +180,171 @@ grpc::Status DevmemService::Connect(grpc::ServerContext* ctx,
   const uint32_t timeout_ms = req->timeout_ms() != 0
                                   ? req->timeout_ms()
                                   : deps_.config->default_connect_timeout_ms();
-  auto fd = CreateBoundConnected(req->nic(), *remote, &local,
-                                 absl::Milliseconds(timeout_ms));
-  if (!fd.ok()) return ToGrpc(fd.status());
+  std::optional<devmem::v1::FlowRule> rule;
+  std::function<absl::Status(int)> steer;
+  if (req->binding() != 0) {
+    steer = [&](int s) -> absl::Status {
+      auto tuple = SocketFlowTuple(s);
+      if (!tuple.ok()) return tuple.status();
+      // Not connected yet: the peer is the address we are about to dial.
+      tuple->src_ip = AddressIp(*remote);
+      tuple->src_port = static_cast<uint16_t>(AddressPort(*remote));
+      auto installed = deps_.nics->SteerFlow(*session, req->binding(), *tuple);
+      if (!installed.ok()) return installed.status();
+      rule = *installed;
+      return absl::OkStatus();
+    };
+  }
+  auto fd = CreateBoundConnected(*nic, *remote, &local,
+                                 absl::Milliseconds(timeout_ms), steer);
+  if (!fd.ok()) {
+    if (rule) {
+      (void)deps_.nics->RemoveFlow(*session, req->binding(), rule->location());
+    }
+    return ToGrpc(fd.status());
+  }
   auto peer = PeerAddress(fd->get_unowned());
   if (peer.ok()) FillAddress(*peer, resp->mutable_remote());
-  return ToGrpc(Park(*session, std::move(*fd), req->nic(), *ifindex, resp));
+  if (rule) *resp->mutable_rule() = *rule;
+  absl::Status parked = Park(*session, std::move(*fd), *nic, *ifindex, resp);
+  if (!parked.ok() && rule) {
+    (void)deps_.nics->RemoveFlow(*session, req->binding(), rule->location());
+  }
+  return ToGrpc(parked);
+}
+
+absl::StatusOr<std::string> DevmemService::SocketNic(uint64_t session,
+                                                     const std::string& nic,
+                                                     uint64_t binding) {
+  if (binding == 0) {
+    if (nic.empty()) {
+      return absl::InvalidArgumentError(
+          "nic is required: name the interface the socket is bound to");
+    }
+    return nic;
+  }
+  auto of = deps_.nics->NicOfBinding(session, binding);
+  if (!of.ok()) return of.status();
+  if (!nic.empty() && nic != of->nic) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("nic \"", nic, "\" differs from the NIC of binding ",
+                     binding, " (", of->nic, "); leave nic empty or match it"));
+  }
+  return of->nic;
+}
+
+absl::StatusOr<UniqueFd> DevmemService::TakeDeposit(uint64_t session,
+                                                    const std::string& ticket,
+                                                    absl::string_view field) {
+  if (ticket.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " is required: send the fd in a Deposit frame on the session "
+               "socket and pass the ticket from the Deposited answer"));
+  }
+  auto fd = deps_.sessions->Redeem(session, ticket);
+  if (!fd.ok()) {
+    return absl::Status(fd.status().code(),
+                        absl::StrCat(field, ": ", fd.status().message()));
+  }
+  return fd;
+}
+
+grpc::Status DevmemService::BindRx(grpc::ServerContext* ctx,
+                                   const devmem::v1::BindRxRequest* req,
+                                   devmem::v1::BindResponse* resp) {
+  auto session = SessionOf(ctx, req->session_token());
+  if (!session.ok()) return ToGrpc(session.status());
+  auto fd = TakeDeposit(*session, req->dmabuf_ticket(), "dmabuf_ticket");
+  if (!fd.ok()) return ToGrpc(fd.status());
+  auto binding = deps_.nics->BindRx(
+      *session, NicManager::Target{req->nic(), req->gpu_pci_address()},
+      req->queue_count(), *std::move(fd));
+  if (!binding.ok()) return ToGrpc(binding.status());
+  *resp->mutable_binding() = *binding;
+  resp->set_backend(deps_.nics->backend());
+  return grpc::Status::OK;
+}
+
+grpc::Status DevmemService::BindTx(grpc::ServerContext* ctx,
+                                   const devmem::v1::BindTxRequest* req,
+                                   devmem::v1::BindResponse* resp) {
+  auto session = SessionOf(ctx, req->session_token());
+  if (!session.ok()) return ToGrpc(session.status());
+  auto fd = TakeDeposit(*session, req->dmabuf_ticket(), "dmabuf_ticket");
+  if (!fd.ok()) return ToGrpc(fd.status());
+  auto binding = deps_.nics->BindTx(
+      *session, NicManager::Target{req->nic(), req->gpu_pci_address()},
+      *std::move(fd));
+  if (!binding.ok()) return ToGrpc(binding.status());
+  *resp->mutable_binding() = *binding;
+  resp->set_backend(deps_.nics->backend());
+  return grpc::Status::OK;
+}
+
+grpc::Status DevmemService::ReleaseBinding(
+    grpc::ServerContext* ctx, const devmem::v1::ReleaseBindingRequest* req,
+    devmem::v1::ReleaseBindingResponse* resp) {
+  auto session = SessionOf(ctx, req->session_token());
+  if (!session.ok()) return ToGrpc(session.status());
+  auto removed = deps_.nics->ReleaseBinding(*session, req->binding());
+  if (!removed.ok()) return ToGrpc(removed.status());
+  resp->set_rules_removed(*removed);
+  return grpc::Status::OK;
+}
+
+grpc::Status DevmemService::Steer(grpc::ServerContext* ctx,
+                                  const devmem::v1::SteerRequest* req,
+                                  devmem::v1::SteerResponse* resp) {
+  auto session = SessionOf(ctx, req->session_token());
+  if (!session.ok()) return ToGrpc(session.status());
+  auto fd = TakeDeposit(*session, req->socket_ticket(), "socket_ticket");
+  if (!fd.ok()) return ToGrpc(fd.status());
+  absl::Status tcp = CheckTcpSocket(fd->get_unowned());
+  if (!tcp.ok()) return ToGrpc(tcp);
+  auto nic = deps_.nics->NicOfBinding(*session, req->binding());
+  if (!nic.ok()) return ToGrpc(nic.status());
+  auto tuple = SocketFlowTuple(fd->get_unowned());
+  if (!tuple.ok()) return ToGrpc(tuple.status());
+  absl::Status bound = BindToDevice(fd->get_unowned(), nic->nic);
+  if (!bound.ok()) return ToGrpc(bound);
+  auto rule = deps_.nics->SteerFlow(*session, req->binding(), *tuple);
+  if (!rule.ok()) return ToGrpc(rule.status());
+  *resp->mutable_rule() = *rule;
+  // The daemon's copy of the socket closes here; the workload keeps its own.
+  return grpc::Status::OK;
+}
+
+grpc::Status DevmemService::GetNicState(
+    grpc::ServerContext* ctx, const devmem::v1::GetNicStateRequest* req,
+    devmem::v1::GetNicStateResponse* resp) {
+  auto caller = Caller(ctx);
+  if (!caller.ok()) return ToGrpc(caller.status());
+  auto states = deps_.nics->States(
+      std::vector<std::string>(req->nics().begin(), req->nics().end()));
+  if (!states.ok()) return ToGrpc(states.status());
+  for (auto& st : *states) *resp->add_nics() = std::move(st);
+  return grpc::Status::OK;
+}
+
+grpc::Status DevmemService::RestoreNic(grpc::ServerContext* ctx,
+                                       const devmem::v1::RestoreNicRequest* req,
+                                       devmem::v1::RestoreNicResponse* resp) {
+  auto caller = Caller(ctx);
+  if (!caller.ok()) return ToGrpc(caller.status());
+  const auto& admins = deps_.config->admin_uids();
+  if (caller->uid != 0 &&
+      std::find(admins.begin(), admins.end(), caller->uid) == admins.end()) {
+    return ToGrpc(absl::PermissionDeniedError(absl::StrCat(
+        "RestoreNic is an admin call; uid ", caller->uid,
+        " is neither 0 nor listed in admin_uids")));
+  }
+  if (req->nic().empty()) {
+    return ToGrpc(absl::InvalidArgumentError("nic is required"));
+  }
+  auto restored = deps_.nics->Restore(req->nic());
+  if (!restored.ok()) return ToGrpc(restored.status());
+  *resp = *std::move(restored);
+  return grpc::Status::OK;
 }
 
 }  // namespace devmem

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/grpc_listener.h"
+#include "daemon/nic_manager.h"
 #include "daemon/peer_cred.h"
 #include "daemon/session_manager.h"
 #include "kernel/nic_inventory.h"
@@ -34,6 +35,8 @@ class DevmemService final : public devmem::v1::Devmem::Service {
     const GrpcPeerRegistry* peers;
     SessionManager* sessions;
     NicInventory* inventory;
+    // NIC profiles, bindings and steering rules.
+    NicManager* nics;
     // Fds handed off so far (from the session server), for status.
     std::function<uint64_t()> fds_handed_off;
     absl::Time started;
@@ -55,8 +58,35 @@ class DevmemService final : public devmem::v1::Devmem::Service {
   grpc::Status Connect(grpc::ServerContext* ctx,
                        const devmem::v1::ConnectRequest* req,
                        devmem::v1::SocketResponse* resp) override;
+  grpc::Status BindRx(grpc::ServerContext* ctx,
+                      const devmem::v1::BindRxRequest* req,
+                      devmem::v1::BindResponse* resp) override;
+  grpc::Status BindTx(grpc::ServerContext* ctx,
+                      const devmem::v1::BindTxRequest* req,
+                      devmem::v1::BindResponse* resp) override;
+  grpc::Status ReleaseBinding(grpc::ServerContext* ctx,
+                              const devmem::v1::ReleaseBindingRequest* req,
+                              devmem::v1::ReleaseBindingResponse* resp) override;
+  grpc::Status Steer(grpc::ServerContext* ctx,
+                     const devmem::v1::SteerRequest* req,
+                     devmem::v1::SteerResponse* resp) override;
+  grpc::Status GetNicState(grpc::ServerContext* ctx,
+                           const devmem::v1::GetNicStateRequest* req,
+                           devmem::v1::GetNicStateResponse* resp) override;
+  grpc::Status RestoreNic(grpc::ServerContext* ctx,
+                          const devmem::v1::RestoreNicRequest* req,
+                          devmem::v1::RestoreNicResponse* resp) override;
 
  private:
+  // Takes the fd a Deposit frame left behind `ticket` (field `field`).
+  absl::StatusOr<UniqueFd> TakeDeposit(uint64_t session,
+                                       const std::string& ticket,
+                                       absl::string_view field);
+  // The NIC a socket request uses: `nic`, or the binding's NIC if `nic` is
+  // empty; INVALID_ARGUMENT if they differ.
+  absl::StatusOr<std::string> SocketNic(uint64_t session,
+                                        const std::string& nic,
+                                        uint64_t binding);
   absl::StatusOr<PeerCred> Caller(grpc::ServerContext* ctx) const;
   // Caller check + token check; returns the session id.
   absl::StatusOr<uint64_t> SessionOf(grpc::ServerContext* ctx,

@@ -5,6 +5,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -137,23 +138,35 @@ absl::StatusOr<UniqueFd> CreateBoundListener(absl::string_view ifname,
   return fd;
 }
 
-absl::StatusOr<UniqueFd> CreateBoundConnected(absl::string_view ifname,
-                                              const SockAddr& remote,
-                                              const SockAddr* local,
-                                              absl::Duration timeout) {
+absl::StatusOr<UniqueFd> CreateBoundConnected(
+    absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
+    absl::Duration timeout,
+    const std::function<absl::Status(int fd)>& before_connect) {
   auto fd = DeviceSocket(ifname, remote.family());
   if (!fd.ok()) return fd.status();
   const int s = fd->get_unowned();
+  SockAddr bind_to;
   if (local != nullptr && local->len > 0) {
     if (local->family() != remote.family()) {
       return absl::InvalidArgumentError(
           "local and remote addresses are of different families");
     }
-    if (::bind(s, reinterpret_cast<const sockaddr*>(&local->storage),
-               local->len) != 0) {
-      return ErrnoStatus(errno, absl::StrCat("bind ", AddressIp(*local),
-                                             " port ", AddressPort(*local)));
-    }
+    bind_to = *local;
+  } else if (before_connect) {
+    // The hook needs the local port now, before the SYN goes out.
+    auto wildcard = ParseSockAddr("", 0, remote.family());
+    if (!wildcard.ok()) return wildcard.status();
+    bind_to = *wildcard;
+  }
+  if (bind_to.len > 0 &&
+      ::bind(s, reinterpret_cast<const sockaddr*>(&bind_to.storage),
+             bind_to.len) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("bind ", AddressIp(bind_to),
+                                           " port ", AddressPort(bind_to)));
+  }
+  if (before_connect) {
+    absl::Status hook = before_connect(s);
+    if (!hook.ok()) return hook;
   }
   const int flags = ::fcntl(s, F_GETFL);
   ::fcntl(s, F_SETFL, flags | O_NONBLOCK);
@@ -185,6 +198,125 @@ absl::StatusOr<UniqueFd> CreateBoundConnected(absl::string_view ifname,
   }
   ::fcntl(s, F_SETFL, flags);
   return fd;
+}
+
+}  // namespace devmem
+
+namespace devmem {
+
+std::string DescribeFdKind(int fd) {
+  struct stat st = {};
+  if (::fstat(fd, &st) != 0) return "closed fd";
+  if (S_ISREG(st.st_mode)) return "regular file";
+  if (S_ISDIR(st.st_mode)) return "directory";
+  if (S_ISFIFO(st.st_mode)) return "pipe";
+  if (S_ISCHR(st.st_mode)) return "character device";
+  if (S_ISBLK(st.st_mode)) return "block device";
+  if (!S_ISSOCK(st.st_mode)) return "non-socket fd";
+  int domain = 0;
+  int type = 0;
+  socklen_t len = sizeof(domain);
+  ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+  len = sizeof(type);
+  ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+  const char* d = domain == AF_INET    ? "IPv4"
+                  : domain == AF_INET6 ? "IPv6"
+                  : domain == AF_UNIX  ? "Unix"
+                                       : "other-family";
+  const char* t = type == SOCK_STREAM      ? "stream"
+                  : type == SOCK_DGRAM     ? "datagram"
+                  : type == SOCK_SEQPACKET ? "seqpacket"
+                                           : "raw/other";
+  return absl::StrCat(d, " ", t, " socket");
+}
+
+absl::Status CheckTcpSocket(int fd) {
+  int domain = 0;
+  int type = 0;
+  int protocol = 0;
+  socklen_t len = sizeof(int);
+  const bool ok =
+      ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+      (len = sizeof(int),
+       ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0) &&
+      (len = sizeof(int),
+       ::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) == 0);
+  if (ok && (domain == AF_INET || domain == AF_INET6) && type == SOCK_STREAM &&
+      protocol == IPPROTO_TCP) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the deposited fd is a ", DescribeFdKind(fd),
+      ", not a TCP socket; deposit a TCP/IPv4 or TCP/IPv6 socket that is "
+      "bound and listening, or connected"));
+}
+
+absl::Status BindToDevice(int fd, absl::string_view ifname) {
+  char current[IFNAMSIZ] = {};
+  socklen_t len = sizeof(current);
+  if (::getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, current, &len) == 0 &&
+      current[0] != '\0') {
+    if (ifname == current) return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        absl::StrCat("the socket is bound to device ", current,
+                     " but the binding is on ", ifname,
+                     "; use a socket not bound to another device"));
+  }
+  const std::string name(ifname);
+  if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name.c_str(),
+                   static_cast<socklen_t>(name.size())) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("SO_BINDTODEVICE ", name));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// ip and port of a socket address; v4-mapped v6 becomes v4.
+void AddrParts(const SockAddr& a, int* family, std::string* ip,
+               uint16_t* port) {
+  *family = a.family();
+  *port = static_cast<uint16_t>(AddressPort(a));
+  if (a.family() == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a.storage);
+    if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+      char buf[INET_ADDRSTRLEN] = {};
+      ::inet_ntop(AF_INET, &v6->sin6_addr.s6_addr[12], buf, sizeof(buf));
+      *family = AF_INET;
+      *ip = buf;
+      return;
+    }
+    *ip = IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr) ? "" : AddressIp(a);
+    return;
+  }
+  const auto* v4 = reinterpret_cast<const sockaddr_in*>(&a.storage);
+  *ip = v4->sin_addr.s_addr == htonl(INADDR_ANY) ? "" : AddressIp(a);
+}
+
+}  // namespace
+
+absl::StatusOr<FlowTuple> SocketFlowTuple(int fd) {
+  auto local = LocalAddress(fd);
+  if (!local.ok()) return local.status();
+  FlowTuple t;
+  AddrParts(*local, &t.family, &t.dst_ip, &t.dst_port);
+  if (t.dst_port == 0) {
+    return absl::InvalidArgumentError(
+        "the socket has no local port; bind (and listen) or connect it "
+        "before steering");
+  }
+  auto peer = PeerAddress(fd);
+  if (peer.ok()) {
+    int family = 0;
+    AddrParts(*peer, &family, &t.src_ip, &t.src_port);
+    if (family != t.family) {
+      return absl::InvalidArgumentError(
+          "local and peer addresses are of different families");
+    }
+  } else if (StatusErrno(peer.status()) != ENOTCONN) {
+    return peer.status();
+  }
+  return t;
 }
 
 }  // namespace devmem

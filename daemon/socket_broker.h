@@ -3,11 +3,13 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "kernel/nic_info.h"
 #include "kernel/unique_fd.h"
 
 namespace devmem {
@@ -41,9 +43,28 @@ absl::StatusOr<UniqueFd> CreateBoundListener(absl::string_view ifname,
 // Creates a TCP socket bound to `ifname` (and to `local` if it has a family),
 // connects it to `remote` within `timeout`, and returns it blocking.
 // DEADLINE_EXCEEDED on timeout; UNAVAILABLE for refused/unreachable.
-absl::StatusOr<UniqueFd> CreateBoundConnected(absl::string_view ifname,
-                                              const SockAddr& remote,
-                                              const SockAddr* local,
-                                              absl::Duration timeout);
+//
+// `before_connect`, if set, runs on the bound socket just before connect(2)
+// (the socket is then bound to `local`, or to the wildcard with a port the
+// kernel picked), e.g. to install a steering rule for the flow first. Its
+// error aborts and is returned.
+absl::StatusOr<UniqueFd> CreateBoundConnected(
+    absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
+    absl::Duration timeout,
+    const std::function<absl::Status(int fd)>& before_connect = nullptr);
+
+// INVALID_ARGUMENT unless `fd` is a TCP socket over IPv4 or IPv6; the
+// message names what the fd is instead.
+absl::Status CheckTcpSocket(int fd);
+
+// SO_BINDTODEVICE `fd` to `ifname`. FAILED_PRECONDITION if it is already
+// bound to another device.
+absl::Status BindToDevice(int fd, absl::string_view ifname);
+
+// The flow of a TCP socket as its receiver sees it: dst = the local address
+// (wildcard ip left empty), src = the peer if connected, else empty (a
+// listener: 3-tuple). IPv4-mapped IPv6 addresses become IPv4.
+absl::StatusOr<FlowTuple> SocketFlowTuple(int fd);
+std::string DescribeFdKind(int fd);
 
 }  // namespace devmem
