@@ -10,6 +10,7 @@
 #include "kernel/errno_status.h"
 #include "kernel/ifname_util.h"
 #include "kernel/rtnl_links.h"
+#include "kernel/uapi_compat.h"
 
 namespace devmem {
 namespace {
@@ -50,18 +51,21 @@ Capability Inherited(std::string name, const Capability& base) {
 
 absl::StatusOr<std::unique_ptr<KernelNicInventory>> KernelNicInventory::Create(
     const Options& options) {
-  return std::unique_ptr<KernelNicInventory>(
-      new KernelNicInventory(EthtoolNetlink::Open(), NetdevGenl::Open(),
-                             SysfsTopology(options.sysfs_root)));
+  return std::unique_ptr<KernelNicInventory>(new KernelNicInventory(
+      EthtoolNetlink::Open(), EthtoolIoctl::Open(), NetdevGenl::Open(),
+      SysfsTopology(options.sysfs_root)));
 }
 
 KernelNicInventory::KernelNicInventory(
     absl::StatusOr<std::unique_ptr<EthtoolNetlink>> ethtool,
+    absl::StatusOr<std::unique_ptr<EthtoolIoctl>> ioctl,
     absl::StatusOr<std::unique_ptr<NetdevGenl>> netdev, SysfsTopology sysfs)
     : ethtool_status_(ethtool.status()),
+      ioctl_status_(ioctl.status()),
       netdev_status_(netdev.status()),
       sysfs_(std::move(sysfs)) {
   if (ethtool.ok()) ethtool_ = *std::move(ethtool);
+  if (ioctl.ok()) ioctl_ = *std::move(ioctl);
   if (netdev.ok()) netdev_ = *std::move(netdev);
 }
 
@@ -187,7 +191,89 @@ NicInfo KernelNicInventory::Probe(LinkInfo link) {
         "the kernel's netdev family has no bind-rx (op 13, added in 6.12)",
         EOPNOTSUPP));
   }
+  ProbeControl(nic);
   return nic;
+}
+
+void KernelNicInventory::ProbeControl(NicInfo& nic) {
+  const uint32_t ifindex = nic.link.ifindex;
+
+  // rss: whether RSS_GET answers for the main table.
+  if (ethtool_ == nullptr) {
+    nic.capabilities.push_back(CapabilityFromStatus(
+        "rss", MissingFamily(ethtool_status_, "ethtool rss-get")));
+  } else {
+    absl::StatusOr<RssInfo> rss = ethtool_->GetRss(ifindex, /*context=*/0);
+    Capability cap = CapabilityFromStatus("rss", rss.status());
+    if (rss.ok()) {
+      // drivers/net/virtio_net.c without VIRTIO_NET_F_RSS answers with a
+      // hash function but no table: still an answer, but say so.
+      cap.reason =
+          rss->indir.empty()
+              ? "RSS_GET answers, but the device reports no indirection table"
+              : absl::StrCat("RSS_GET answers: ", rss->indir.size(),
+                             "-entry indirection table, ", rss->hkey.size(),
+                             "-byte key");
+    }
+    nic.capabilities.push_back(std::move(cap));
+  }
+
+  // rss_netlink_set: a kernel property (the family's op list), not the
+  // driver's; the ioctl path covers older kernels.
+  if (ethtool_ == nullptr) {
+    nic.capabilities.push_back(CapabilityFromStatus(
+        "rss_netlink_set", MissingFamily(ethtool_status_, "ethtool rss-set")));
+  } else if (ethtool_->HasOp(ETHTOOL_MSG_RSS_SET)) {
+    nic.capabilities.push_back(Derived(
+        "rss_netlink_set", Support::kSupported,
+        "the kernel has ethtool RSS_SET, RSS_CREATE_ACT and RSS_DELETE_ACT "
+        "(6.17+); whether this driver can change its table is only known by "
+        "trying"));
+  } else {
+    nic.capabilities.push_back(Derived(
+        "rss_netlink_set", Support::kUnsupported,
+        "the kernel's ethtool family has no RSS_SET (op 48, added in 6.17); "
+        "RSS changes fall back to the SIOCETHTOOL ioctl (ETHTOOL_SRXFHINDIR / "
+        "ETHTOOL_SRSSH)",
+        EOPNOTSUPP));
+  }
+
+  // ntuple_rules: the rule table over SIOCETHTOOL (ioctl-only even in
+  // ethtool 7.0, KERNEL_API.md section 3).
+  if (ioctl_ == nullptr) {
+    const int err = StatusErrno(ioctl_status_);
+    const std::string reason = absl::StrCat(
+        "ethtool GRXCLSRLCNT: socket setup failed: ", ioctl_status_.message());
+    nic.capabilities.push_back(CapabilityFromStatus(
+        "ntuple_rules", err != 0 ? ErrnoStatus(err, reason)
+                                 : absl::Status(ioctl_status_.code(), reason)));
+  } else {
+    absl::StatusOr<RuleTableInfo> rules = ioctl_->GetRules(nic.link.name);
+    Capability cap = CapabilityFromStatus("ntuple_rules", rules.status());
+    if (rules.ok()) {
+      cap.reason = absl::StrCat(
+          rules->locations.size(), " rule(s) installed, table size ",
+          rules->table_size,
+          rules->driver_picks_location ? ", the driver picks locations" : "");
+    }
+    nic.capabilities.push_back(std::move(cap));
+  }
+
+  // bind_tx: the kernel's netdev family must register op 15.
+  if (netdev_ == nullptr) {
+    nic.capabilities.push_back(CapabilityFromStatus(
+        "bind_tx", MissingFamily(netdev_status_, "netdev bind-tx")));
+  } else if (netdev_->family().HasOp(NETDEV_CMD_BIND_TX)) {
+    nic.capabilities.push_back(Derived(
+        "bind_tx", Support::kSupported,
+        "the kernel has netdev bind-tx; whether this driver supports netmem "
+        "TX is only known by trying"));
+  } else {
+    nic.capabilities.push_back(Derived(
+        "bind_tx", Support::kUnsupported,
+        "the kernel's netdev family has no bind-tx (op 15, added in 6.16)",
+        EOPNOTSUPP));
+  }
 }
 
 absl::StatusOr<std::vector<NicInfo>> KernelNicInventory::List() {

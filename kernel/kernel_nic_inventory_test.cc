@@ -77,7 +77,8 @@ TEST_F(KernelNicInventoryTest, LoopbackCapabilities) {
   EXPECT_EQ(nic->link.numa_node, -1);
   EXPECT_THAT(Names(*nic),
               ElementsAre("channels", "rings", "features", "queues", "ntuple",
-                          "tcp_data_split", "hds_thresh", "bind_rx"));
+                          "tcp_data_split", "hds_thresh", "bind_rx", "rss",
+                          "rss_netlink_set", "ntuple_rules", "bind_tx"));
 
   // drivers/net/loopback.c has neither get_channels nor get_ringparam.
   const Capability* channels = Find(*nic, "channels");
@@ -110,6 +111,24 @@ TEST_F(KernelNicInventoryTest, LoopbackCapabilities) {
   const Capability* bind = Find(*nic, "bind_rx");
   EXPECT_EQ(bind->support, Support::kSupported);
   EXPECT_THAT(bind->reason, HasSubstr("only known by trying"));
+
+  // Loopback has no get_rxfh (RSS_GET) and no get_rxnfc (GRXCLSRLCNT).
+  const Capability* rss = Find(*nic, "rss");
+  EXPECT_EQ(rss->support, Support::kUnsupported);
+  EXPECT_EQ(rss->error, EOPNOTSUPP);
+  EXPECT_THAT(rss->reason, HasSubstr("rss-get lo"));
+  const Capability* rules = Find(*nic, "ntuple_rules");
+  EXPECT_EQ(rules->support, Support::kUnsupported);
+  EXPECT_EQ(rules->error, EOPNOTSUPP);
+  EXPECT_THAT(rules->reason, HasSubstr("GRXCLSRLCNT lo"));
+  // Kernel properties: this kernel (6.18) has ethtool RSS_SET (6.17) and
+  // netdev bind-tx (6.16).
+  const Capability* rss_set = Find(*nic, "rss_netlink_set");
+  EXPECT_EQ(rss_set->support, Support::kSupported);
+  EXPECT_THAT(rss_set->reason, HasSubstr("RSS_SET"));
+  const Capability* bind_tx = Find(*nic, "bind_tx");
+  EXPECT_EQ(bind_tx->support, Support::kSupported);
+  EXPECT_THAT(bind_tx->reason, HasSubstr("only known by trying"));
 }
 
 std::vector<std::string> LibcNames() {
@@ -136,7 +155,7 @@ TEST_F(KernelNicInventoryTest, ListHasEveryLinkInIfindexOrder) {
     from_kernel.clear();
     for (const NicInfo& nic : *nics) {
       from_kernel.push_back(nic.link.name);
-      EXPECT_EQ(nic.capabilities.size(), 8u) << nic.link.name;
+      EXPECT_EQ(nic.capabilities.size(), 12u) << nic.link.name;
     }
     from_libc = LibcNames();
     if (before == from_libc && from_kernel == from_libc) break;
@@ -163,7 +182,7 @@ TEST_F(KernelNicInventoryTest, ConcurrentGetsAgree) {
     threads.emplace_back([&] {
       for (int i = 0; i < 20; ++i) {
         absl::StatusOr<NicInfo> nic = inventory_->Get("lo");
-        if (!nic.ok() || nic->capabilities.size() != 8 ||
+        if (!nic.ok() || nic->capabilities.size() != 12 ||
             nic->queues.size() != 2) {
           ++failures;
         }
