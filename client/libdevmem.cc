@@ -284,6 +284,7 @@ absl::StatusOr<SocketHandle> Session::Listen(const ListenOptions& options) {
   request.mutable_local()->set_port(options.port);
   request.set_family(options.family);
   request.set_backlog(options.backlog);
+  request.set_binding(options.binding);
 
   SocketHandle handle;
   grpc::ClientContext context;
@@ -311,6 +312,7 @@ absl::StatusOr<SocketHandle> Session::Connect(const ConnectOptions& options) {
       std::clamp<int64_t>(absl::ToInt64Milliseconds(options.timeout), 0,
                           std::numeric_limits<uint32_t>::max());
   request.set_timeout_ms(static_cast<uint32_t>(timeout_ms));
+  request.set_binding(options.binding);
 
   SocketHandle handle;
   grpc::ClientContext context;
@@ -394,6 +396,98 @@ absl::StatusOr<UniqueFd> Session::Redeem(absl::string_view ticket) {
                      reply->fds.size(), " fds; expected exactly 1"));
   }
   return std::move(reply->fds[0]);
+}
+
+absl::StatusOr<devmem::v1::Binding> Session::BindRx(
+    int dmabuf_fd, const BindOptions& options) {
+  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
+  absl::StatusOr<std::string> ticket = Deposit(dmabuf_fd, "dmabuf");
+  if (!ticket.ok()) return ticket.status();
+  devmem::v1::BindRxRequest request;
+  request.set_session_token(session_token());
+  request.set_dmabuf_ticket(*ticket);
+  request.set_nic(options.nic);
+  request.set_gpu_pci_address(options.gpu_pci_address);
+  request.set_queue_count(options.queue_count);
+  devmem::v1::BindResponse response;
+  grpc::ClientContext context;
+  SetRpcDeadline(context, options_.rpc_timeout);
+  grpc::Status status = stub_->BindRx(&context, request, &response);
+  if (!status.ok()) return StatusFromGrpc(status);
+  return response.binding();
+}
+
+absl::StatusOr<devmem::v1::Binding> Session::BindTx(
+    int dmabuf_fd, const BindOptions& options) {
+  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
+  absl::StatusOr<std::string> ticket = Deposit(dmabuf_fd, "dmabuf");
+  if (!ticket.ok()) return ticket.status();
+  devmem::v1::BindTxRequest request;
+  request.set_session_token(session_token());
+  request.set_dmabuf_ticket(*ticket);
+  request.set_nic(options.nic);
+  request.set_gpu_pci_address(options.gpu_pci_address);
+  devmem::v1::BindResponse response;
+  grpc::ClientContext context;
+  SetRpcDeadline(context, options_.rpc_timeout);
+  grpc::Status status = stub_->BindTx(&context, request, &response);
+  if (!status.ok()) return StatusFromGrpc(status);
+  return response.binding();
+}
+
+absl::StatusOr<uint32_t> Session::ReleaseBinding(uint64_t binding) {
+  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
+  devmem::v1::ReleaseBindingRequest request;
+  request.set_session_token(session_token());
+  request.set_binding(binding);
+  devmem::v1::ReleaseBindingResponse response;
+  grpc::ClientContext context;
+  SetRpcDeadline(context, options_.rpc_timeout);
+  grpc::Status status = stub_->ReleaseBinding(&context, request, &response);
+  if (!status.ok()) return StatusFromGrpc(status);
+  return response.rules_removed();
+}
+
+absl::StatusOr<devmem::v1::FlowRule> Session::Steer(int fd, uint64_t binding) {
+  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
+  absl::StatusOr<std::string> ticket = Deposit(fd, "steer");
+  if (!ticket.ok()) return ticket.status();
+  devmem::v1::SteerRequest request;
+  request.set_session_token(session_token());
+  request.set_socket_ticket(*ticket);
+  request.set_binding(binding);
+  devmem::v1::SteerResponse response;
+  grpc::ClientContext context;
+  SetRpcDeadline(context, options_.rpc_timeout);
+  grpc::Status status = stub_->Steer(&context, request, &response);
+  if (!status.ok()) return StatusFromGrpc(status);
+  return response.rule();
+}
+
+absl::StatusOr<devmem::v1::GetNicStateResponse> Session::GetNicState(
+    absl::Span<const std::string> nics) {
+  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
+  devmem::v1::GetNicStateRequest request;
+  for (const std::string& n : nics) request.add_nics(n);
+  devmem::v1::GetNicStateResponse response;
+  grpc::ClientContext context;
+  SetRpcDeadline(context, options_.rpc_timeout);
+  grpc::Status status = stub_->GetNicState(&context, request, &response);
+  if (!status.ok()) return StatusFromGrpc(status);
+  return response;
+}
+
+absl::StatusOr<devmem::v1::RestoreNicResponse> Session::RestoreNic(
+    absl::string_view nic) {
+  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
+  devmem::v1::RestoreNicRequest request;
+  request.set_nic(std::string(nic));
+  devmem::v1::RestoreNicResponse response;
+  grpc::ClientContext context;
+  SetRpcDeadline(context, options_.rpc_timeout);
+  grpc::Status status = stub_->RestoreNic(&context, request, &response);
+  if (!status.ok()) return StatusFromGrpc(status);
+  return response;
 }
 
 absl::StatusOr<std::string> Session::Deposit(int fd, absl::string_view label) {

@@ -52,6 +52,10 @@ struct ListenOptions {
   uint16_t port = 0;  // 0 = the kernel picks (see SocketHandle::info.local)
   devmem::v1::AddressFamily family = devmem::v1::ADDRESS_FAMILY_UNSPECIFIED;
   uint32_t backlog = 0;  // 0 = daemon default
+  // A binding of this session (Binding::handle): the daemon installs an
+  // ntuple rule steering the listener's flows to it before handing the
+  // socket over. 0 = no steering. `nic` may then be empty (the binding's).
+  uint64_t binding = 0;
 };
 
 struct ConnectOptions {
@@ -59,6 +63,14 @@ struct ConnectOptions {
   HostPort remote;  // required, numeric
   HostPort local;   // optional local bind; empty ip and port 0 = none
   absl::Duration timeout = absl::ZeroDuration();  // 0 = daemon default
+  uint64_t binding = 0;  // as in ListenOptions
+};
+
+// Where a dma-buf binding goes and how many RX queues it takes.
+struct BindOptions {
+  std::string nic;              // either this
+  std::string gpu_pci_address;  // or the GPU: the nearest managed NIC
+  uint32_t queue_count = 1;     // RX only
 };
 
 // A socket received from the daemon, and what the daemon said about it.
@@ -116,6 +128,31 @@ class Session {
   // session's token) followed by Redeem of the returned ticket.
   absl::StatusOr<SocketHandle> Listen(const ListenOptions& options);
   absl::StatusOr<SocketHandle> Connect(const ConnectOptions& options);
+
+  // --- Bindings and steering (docs/PROTOCOL.md section 7). ---
+
+  // Deposits `dmabuf_fd` (borrowed; the caller keeps its own) and binds it
+  // to free RX queues of a devmem pool (netdev bind-rx in the daemon). The
+  // binding lives until ReleaseBinding() or until this Session closes.
+  absl::StatusOr<devmem::v1::Binding> BindRx(int dmabuf_fd,
+                                             const BindOptions& options);
+  // The same for devmem TX (kernel 6.16+).
+  absl::StatusOr<devmem::v1::Binding> BindTx(int dmabuf_fd,
+                                             const BindOptions& options);
+  // Releases a binding: its rules, queues and kernel binding. Returns the
+  // number of rules removed.
+  absl::StatusOr<uint32_t> ReleaseBinding(uint64_t binding);
+  // Steers a TCP socket this process made (bound and listening, or
+  // connected; `fd` borrowed) to `binding`: the daemon binds it to the
+  // binding's NIC and installs the ntuple rule.
+  absl::StatusOr<devmem::v1::FlowRule> Steer(int fd, uint64_t binding);
+
+  // Original, desired and actual state of managed NICs (empty: all).
+  absl::StatusOr<devmem::v1::GetNicStateResponse> GetNicState(
+      absl::Span<const std::string> nics = {});
+  // Admin: release every lease on `nic` and restore its original state.
+  absl::StatusOr<devmem::v1::RestoreNicResponse> RestoreNic(
+      absl::string_view nic);
 
   // --- Session-socket exchanges (one frame out, one frame back). ---
 
