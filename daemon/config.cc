@@ -93,7 +93,7 @@ absl::Status CheckProfiles(const devmem::v1::DaemonConfig& c,
 
 absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
                             absl::string_view source) {
-  if (c->runtime_dir().empty()) c->set_runtime_dir(kDefaultRuntimeDir);
+  if (c->runtime_dir().empty()) c->set_runtime_dir(kDaemonRuntimeDir);
   if (c->ticket_ttl_ms() == 0) c->set_ticket_ttl_ms(10000);
   if (c->max_tickets_per_session() == 0) c->set_max_tickets_per_session(64);
   if (c->max_sessions() == 0) c->set_max_sessions(4096);

@@ -9,7 +9,7 @@
 namespace devmem {
 
 inline constexpr char kDefaultStateDir[] = "/var/lib/devmemd";
-inline constexpr char kDefaultRuntimeDir[] = "/run/devmemd";
+inline constexpr char kDaemonRuntimeDir[] = "/run/devmemd";
 
 // Parses a DaemonConfig from textproto. Errors name `source` (the file path),
 // the line and column, and the reason, e.g.

@@ -31,7 +31,7 @@ class Daemon {
     std::unique_ptr<NicInventory> inventory;
     // The NIC backend (KernelNicControl, or SimulatedNic for demos/tests).
     // Required.
-    std::unique_ptr<NicControl> nic_control;
+    std::shared_ptr<NicControl> nic_control;
     devmem::v1::GetStatusResponse static_status;
   };
 

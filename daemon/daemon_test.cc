@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "daemon/config.h"
+#include "daemon/simulated_nic.h"
 #include "daemon/testing/fake_nic_inventory.h"
 #include "daemon/testing/session_test_client.h"
 #include "gmock/gmock.h"
@@ -44,6 +45,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(const std::string& dir,
   EXPECT_TRUE(FinalizeConfig(&o.config, "test").ok());
   o.config_source = "test.textproto";
   o.inventory = std::make_unique<FakeNicInventory>(LoopbackOnly());
+  auto sim = SimulatedNic::Create({});
+  EXPECT_TRUE(sim.ok()) << sim.status();
+  o.nic_control = std::move(*sim);
   o.static_status.set_version("test");
   return Daemon::Start(std::move(o));
 }

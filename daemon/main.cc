@@ -19,7 +19,7 @@
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/kernel_facts.h"
-#include "kernel/kernel_nic_inventory.h"
+#include "daemon/backend.h"
 
 ABSL_FLAG(std::string, config, "",
           "Path of the devmem.v1.DaemonConfig textproto. Empty: built-in "
@@ -37,6 +37,17 @@ ABSL_FLAG(std::vector<std::string>, allow_gids, {},
           "allow_gids.");
 ABSL_FLAG(uint32_t, ticket_ttl_ms, 0,
           "Lifetime of an unredeemed fd ticket in ms (overrides the config).");
+ABSL_FLAG(std::string, nic_backend, "",
+          "\"kernel\" (default: real NICs) or \"simulated\" (a simulated "
+          "devmem NIC per nic_profiles entry, for demos without devmem "
+          "hardware). Overrides the config.");
+ABSL_FLAG(std::string, state_dir, "",
+          "Directory for records of original NIC state (overrides the "
+          "config; default /var/lib/devmemd).");
+ABSL_FLAG(std::vector<std::string>, nic, {},
+          "Comma-separated NICs to prepare for devmem with a default profile "
+          "(pool of 1 queue, RSS excluding it), added to the config's "
+          "nic_profiles.");
 
 namespace {
 
@@ -64,8 +75,9 @@ bool AppendIds(const std::vector<std::string>& in,
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "hands NIC-bound (and, later, devmem-steered) TCP sockets to "
-      "unprivileged workloads.\n\n"
+      "prepares NICs for devmem TCP (header split, RSS, ntuple) and hands "
+      "dma-buf bindings and steered TCP sockets to unprivileged workloads."
+      "\n\n"
       "Usage: devmemd [--config=/etc/devmemd/devmemd.textproto] "
       "[--runtime_dir=/run/devmemd] [--allow_uids=1000,..]\n\n"
       "Serves gRPC (devmem.v1.Devmem) on <runtime_dir>/grpc.sock and sessions "
@@ -102,6 +114,15 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_ticket_ttl_ms) != 0) {
     config.set_ticket_ttl_ms(absl::GetFlag(FLAGS_ticket_ttl_ms));
   }
+  if (!absl::GetFlag(FLAGS_nic_backend).empty()) {
+    config.set_nic_backend(absl::GetFlag(FLAGS_nic_backend));
+  }
+  if (!absl::GetFlag(FLAGS_state_dir).empty()) {
+    config.set_state_dir(absl::GetFlag(FLAGS_state_dir));
+  }
+  for (const std::string& nic : absl::GetFlag(FLAGS_nic)) {
+    config.add_nic_profiles()->set_nic(nic);
+  }
   std::string bad;
   if (!AppendIds(absl::GetFlag(FLAGS_allow_uids), config.mutable_allow_uids(),
                  &bad) ||
@@ -130,25 +151,29 @@ int main(int argc, char** argv) {
   devmem::Daemon::Options options;
   options.config = config;
   options.config_source = source;
-  auto inventory = devmem::KernelNicInventory::Create();
-  if (!inventory.ok()) {
-    return Fail(absl::StrCat("cannot read NICs from the kernel: ",
-                             inventory.status().message()),
-                1);
+  auto backend = devmem::MakeBackend(config);
+  if (!backend.ok()) {
+    return Fail(absl::StrCat("cannot start: ", backend.status().message()), 1);
   }
-  options.inventory = std::move(*inventory);
+  std::fprintf(stderr, "devmemd: NIC backend: %s\n",
+               backend->description.c_str());
+  options.inventory = std::move(backend->inventory);
+  options.nic_control = std::move(backend->control);
   options.static_status = devmem::ProbeKernelFacts();
-  const std::string backend = options.inventory->BackendName();
+  const std::string backend_name = options.inventory->BackendName();
   auto daemon = devmem::Daemon::Start(std::move(options));
   if (!daemon.ok()) {
     return Fail(absl::StrCat("cannot start: ", daemon.status().message()), 1);
+  }
+  for (const std::string& line : (*daemon)->profile_report()) {
+    std::fprintf(stderr, "devmemd: nic %s\n", line.c_str());
   }
   std::fprintf(
       stderr,
       "devmemd %s: ready: grpc=%s session=%s backend=%s allow_uids=[%s] "
       "allow_gids=[%s]\n",
       devmem::kDevmemdVersion, (*daemon)->grpc_socket_path().c_str(),
-      (*daemon)->session_socket_path().c_str(), backend.c_str(),
+      (*daemon)->session_socket_path().c_str(), backend_name.c_str(),
       absl::StrJoin(config.allow_uids(), ",").c_str(),
       absl::StrJoin(config.allow_gids(), ",").c_str());
   std::fflush(stderr);
@@ -158,5 +183,8 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "devmemd: %s received, shutting down\n",
                sig == SIGTERM ? "SIGTERM" : "SIGINT");
   (*daemon)->Shutdown();
+  for (const std::string& line : (*daemon)->restore_report()) {
+    std::fprintf(stderr, "devmemd: nic %s\n", line.c_str());
+  }
   return 0;
 }

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "kernel/nic_control.h"
+#include "kernel/nic_inventory.h"
+#include "proto/devmem/v1/config.pb.h"
+
+namespace devmem {
+
+// The NIC backend a daemon runs on: what it reads NICs with and what it
+// changes them with.
+struct Backend {
+  std::unique_ptr<NicInventory> inventory;
+  std::shared_ptr<NicControl> control;
+  // One line for the log and status: which backend is active and why.
+  std::string description;
+};
+
+// Builds the backend `config.nic_backend()` names:
+// - "kernel": the real NICs (KernelNicInventory + KernelNicControl).
+// - "simulated": one simulated devmem NIC per nic_profiles entry, overlaying
+//   the real link of that name when there is one (so sockets bound to it
+//   still carry traffic), over the real inventory.
+// Errors say which part failed (e.g. no ethtool netlink family).
+absl::StatusOr<Backend> MakeBackend(const devmem::v1::DaemonConfig& config);
+
+}  // namespace devmem
