@@ -632,6 +632,7 @@ uint32_t NicManager::ReleaseBindingLocked(uint64_t handle) {
       auto rit = nic->rules.find(loc);
       if (rit == nic->rules.end()) continue;
       (void)options_.control->DeleteRule(nic->ifindex, loc);
+      nic->by_tuple.erase(TupleKey(rit->second.requested));
       nic->rules.erase(rit);
       ++removed;
     }
@@ -729,14 +730,14 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
     return absl::FailedPreconditionError(
         absl::StrCat(b.nic, " is no longer ready for devmem"));
   }
-  for (const auto& [loc, r] : nic->rules) {
-    if (r.requested == tuple) {
-      if (r.binding == handle) return RuleProto(*nic, r);
-      return absl::AlreadyExistsError(absl::StrCat(
-          "flow ", DescribeTuple(tuple), " on ", nic->name,
-          " is already steered to another binding; one flow can feed only "
-          "one binding"));
-    }
+  const std::string key = TupleKey(tuple);
+  if (auto it = nic->by_tuple.find(key); it != nic->by_tuple.end()) {
+    const Rule& r = nic->rules.at(it->second);
+    if (r.binding == handle) return RuleProto(*nic, r);
+    return absl::AlreadyExistsError(absl::StrCat(
+        "flow ", DescribeTuple(tuple), " on ", nic->name,
+        " is already steered to another binding; one flow can feed only "
+        "one binding"));
   }
   auto sit = sessions_.find(session);
   const uint32_t held = sit == sessions_.end() ? 0 : sit->second.rules;
@@ -760,7 +761,7 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
     rule.queue = 0;
   } else {
     // Spread the binding's flows over its queues.
-    rule.queue = queues[b.rule_locations.size() % queues.size()];
+    rule.queue = queues[b.rules_made % queues.size()];
   }
   auto loc = options_.control->InsertRule(nic->ifindex, rule);
   if (!loc.ok() && tuple.IsFiveTuple() &&
@@ -785,7 +786,9 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
   r.installed = rule;
   r.session = session;
   r.binding = handle;
-  b.rule_locations.push_back(*loc);
+  b.rule_locations.insert(*loc);
+  b.rules_made++;
+  nic->by_tuple[key] = *loc;
   sessions_[session].rules++;
   return RuleProto(*nic, r);
 }
@@ -801,10 +804,9 @@ absl::Status NicManager::RemoveFlow(uint64_t session, uint64_t handle,
     auto rit = n->rules.find(location);
     if (rit == n->rules.end() || rit->second.binding != handle) break;
     absl::Status s = options_.control->DeleteRule(n->ifindex, location);
+    n->by_tuple.erase(TupleKey(rit->second.requested));
     n->rules.erase(rit);
-    b.rule_locations.erase(std::remove(b.rule_locations.begin(),
-                                       b.rule_locations.end(), location),
-                           b.rule_locations.end());
+    b.rule_locations.erase(location);
     auto sit = sessions_.find(session);
     if (sit != sessions_.end() && sit->second.rules > 0) sit->second.rules--;
     return s;

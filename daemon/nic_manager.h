@@ -9,6 +9,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -133,7 +134,8 @@ class NicManager {
     std::string nic;
     std::unique_ptr<DevmemBinding> kernel;
     std::optional<uint32_t> rss_context;
-    std::vector<uint32_t> rule_locations;
+    absl::flat_hash_set<uint32_t> rule_locations;
+    uint64_t rules_made = 0;  // for spreading flows over the queues
   };
   struct Nic {
     devmem::v1::NicProfile profile;
@@ -148,8 +150,9 @@ class NicManager {
     bool recorded = false;
     std::vector<uint32_t> free_queues;  // sorted
     uint32_t rule_quota = 0;
-    // Rules devmemd installed here, by location.
+    // Rules devmemd installed here, by location, and by requested tuple.
     std::map<uint32_t, Rule> rules;
+    absl::flat_hash_map<std::string, uint32_t> by_tuple;
   };
   struct SessionLeases {
     std::vector<uint64_t> bindings;
