@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -60,7 +61,8 @@ Stats Summarize(std::vector<double> samples_us) {
   for (double v : samples_us) sum += v;
   s.mean_us = sum / samples_us.size();
   auto pct = [&](double p) {
-    size_t i = static_cast<size_t>(p * (samples_us.size() - 1) + 0.5);
+    const size_t i =
+        static_cast<size_t>(std::lround(p * (samples_us.size() - 1)));
     return samples_us[std::min(i, samples_us.size() - 1)];
   };
   s.p50_us = pct(0.50);
