@@ -190,18 +190,7 @@ static_assert(CTRL_CMD_GETFAMILY == 3 && CTRL_ATTR_OPS == 6 &&
 #define NETDEV_A_QSTATS_TX_WAKE 34
 #endif
 
-// bind-rx's dmabuf attribute set: 6.12.
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 12, 0)
-#define NETDEV_A_DMABUF_IFINDEX 1
-#define NETDEV_A_DMABUF_QUEUES 2
-#define NETDEV_A_DMABUF_FD 3
-#define NETDEV_A_DMABUF_ID 4
-#endif
-
-// bind-tx: 6.16 (not 6.15).
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 16, 0)
-#define NETDEV_CMD_BIND_TX 15
-#endif
+// (bind-rx's dmabuf attributes and bind-tx are defined above, with bind-rx.)
 
 // ethtool_rxfh.input_xfrm "keep it" value (byte 17, rsvd8[0] before): 6.8.
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0)
@@ -218,7 +207,4 @@ static_assert(NETDEV_A_QSTATS_IFINDEX == 1 && NETDEV_A_QSTATS_SCOPE == 4 &&
                   NETDEV_A_QSTATS_RX_PACKETS == 8 &&
                   NETDEV_A_QSTATS_TX_BYTES == 11 &&
                   NETDEV_A_QSTATS_TX_WAKE == 34,
-              "KERNEL_API.md section 1");
-static_assert(NETDEV_A_DMABUF_IFINDEX == 1 && NETDEV_A_DMABUF_QUEUES == 2 &&
-                  NETDEV_A_DMABUF_FD == 3 && NETDEV_A_DMABUF_ID == 4,
               "KERNEL_API.md section 1");
