@@ -3,17 +3,22 @@
 #include <netlink/attr.h>
 #include <netlink/genl/genl.h>
 #include <netlink/msg.h>
+#include <netlink/socket.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
 #include <string>
 #include <utility>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "kernel/errno_status.h"
 #include "kernel/ifname_util.h"
 #include "kernel/netlink_attr.h"
+#include "kernel/netlink_error.h"
 #include "kernel/uapi_compat.h"
 
 namespace devmem {
@@ -48,7 +53,234 @@ absl::Status Malformed(absl::string_view what, const NlAttr& attr) {
       what, ": attribute ", attr.type, " has ", attr.payload.size(), " bytes"));
 }
 
+// A libnl message holding `msg`'s bytes, for LibnlGenlSocket::Transact. seq
+// and pid are 0 (NL_AUTO_SEQ/NL_AUTO_PORT): nl_send_auto() stamps them.
+LibnlGenlSocket::MsgPtr ToNlMsg(const GenlMsg& msg) {
+  // nlmsg_convert() only copies from the header it is given.
+  auto* nlh =
+      reinterpret_cast<nlmsghdr*>(const_cast<uint8_t*>(msg.bytes().data()));
+  return LibnlGenlSocket::MsgPtr(nlmsg_convert(nlh), &nlmsg_free);
+}
+
+// `s` with "what: " in front of its message, keeping its payloads (errno,
+// extack).
+absl::Status WithContext(const absl::Status& s, absl::string_view what) {
+  absl::Status out(s.code(), absl::StrCat(what, ": ", s.message()));
+  s.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
+}
+
+constexpr uint16_t kGetFlags = NLM_F_REQUEST | NLM_F_ACK;
+constexpr uint16_t kDumpFlags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP;
+
+// One request/reply exchange on a raw netlink fd, sending `msg` as is (its
+// seq must be set). Unlike LibnlGenlSocket::Transact this keeps
+// NLMSGERR_ATTR_OFFS: when the kernel flags an attribute without text,
+// `describe_offset` names it for the status's extack. Used for the bind ops,
+// whose socket must stay open afterwards.
+absl::Status RawExchange(
+    int fd, const GenlMsg& msg, absl::string_view what,
+    absl::FunctionRef<absl::Status(absl::Span<const uint8_t>)> on_reply,
+    absl::FunctionRef<std::string(uint32_t)> describe_offset) {
+  const absl::Span<const uint8_t> request = msg.bytes();
+  ssize_t sent;
+  do {
+    sent = send(fd, request.data(), request.size(), 0);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) return ErrnoStatus(errno, absl::StrCat(what, ": send"));
+  if (static_cast<size_t>(sent) != request.size()) {
+    return ErrnoStatus(EMSGSIZE, absl::StrCat(what, ": short send"));
+  }
+  // Replies to bind ops are a few dozen bytes; an error echoes no request
+  // (NETLINK_CAP_ACK) but may carry extack TLVs.
+  alignas(NLMSG_ALIGNTO) uint8_t buf[16384];
+  absl::Status reply_status;
+  for (;;) {
+    const ssize_t n = recv(fd, buf, sizeof(buf), MSG_TRUNC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        // OpenNlSock() sets SO_RCVTIMEO: the kernel did not answer in time.
+        return ErrnoStatus(ETIMEDOUT, absl::StrCat(what, ": no reply"));
+      }
+      return ErrnoStatus(errno, absl::StrCat(what, ": receive"));
+    }
+    if (static_cast<size_t>(n) > sizeof(buf)) {
+      return ErrnoStatus(EMSGSIZE,
+                         absl::StrCat(what, ": reply of ", n, " bytes"));
+    }
+    absl::Span<const uint8_t> left(buf, static_cast<size_t>(n));
+    while (left.size() >= NLMSG_HDRLEN) {
+      nlmsghdr hdr;
+      std::memcpy(&hdr, left.data(), sizeof(hdr));
+      if (hdr.nlmsg_len < NLMSG_HDRLEN || hdr.nlmsg_len > left.size()) {
+        return ErrnoStatus(EPROTO, absl::StrCat(what, ": malformed reply"));
+      }
+      const absl::Span<const uint8_t> one = left.first(hdr.nlmsg_len);
+      left.remove_prefix(
+          std::min<size_t>(NLMSG_ALIGN(hdr.nlmsg_len), left.size()));
+      if (hdr.nlmsg_seq != msg.seq()) continue;  // not ours
+      if (hdr.nlmsg_type == NLMSG_ERROR || hdr.nlmsg_type == NLMSG_DONE) {
+        absl::StatusOr<NetlinkAck> ack = ParseNetlinkAck(one);
+        if (!ack.ok()) {
+          return ErrnoStatus(EPROTO,
+                             absl::StrCat(what, ": ", ack.status().message()));
+        }
+        if (ack->error == 0) {
+          if (!reply_status.ok()) return WithContext(reply_status, what);
+          return absl::OkStatus();
+        }
+        std::string extack = ack->message;
+        if (ack->bad_offset.has_value()) {
+          const std::string attr = describe_offset(*ack->bad_offset);
+          if (!attr.empty()) {
+            extack = extack.empty()
+                         ? absl::StrCat("bad attribute: ", attr)
+                         : absl::StrCat(extack, " (bad attribute: ", attr, ")");
+          }
+        }
+        return ErrnoStatus(ack->error, what, extack);
+      }
+      if (hdr.nlmsg_type >= NLMSG_MIN_TYPE) {
+        absl::Status s = on_reply(one);
+        if (!s.ok() && reply_status.ok()) reply_status = std::move(s);
+      }
+    }
+  }
+}
+
+absl::StatusOr<std::unique_ptr<DevmemBinding>> Bind(
+    uint8_t cmd, uint32_t ifindex, int dmabuf_fd,
+    absl::Span<const uint32_t> queues) {
+  const bool tx = cmd == NETDEV_CMD_BIND_TX;
+  const std::string what = absl::StrCat(
+      tx ? "netdev bind-tx " : "netdev bind-rx ", IfNameForMessages(ifindex));
+  if (dmabuf_fd < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": invalid dmabuf fd ", dmabuf_fd));
+  }
+  // A new socket per binding: the binding lives exactly as long as it.
+  absl::StatusOr<std::unique_ptr<LibnlGenlSocket>> sock =
+      LibnlGenlSocket::Open();
+  if (!sock.ok()) return WithContext(sock.status(), what);
+  absl::StatusOr<GenlFamily> family =
+      ResolveGenlFamily(**sock, NETDEV_FAMILY_NAME);
+  if (!family.ok()) return WithContext(family.status(), what);
+  if (!family->HasOp(cmd)) {
+    return absl::UnimplementedError(
+        absl::StrCat(what, ": ",
+                     tx ? "kernel lacks netdev bind-tx (6.16+)"
+                        : "kernel lacks netdev bind-rx (6.12+)"));
+  }
+  GenlMsg msg = tx ? BuildNetdevBindTx(family->id, ifindex, dmabuf_fd)
+                   : BuildNetdevBindRx(family->id, ifindex, dmabuf_fd, queues);
+  if (msg.overflowed()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": ", queues.size(), " queues do not fit one netlink message"));
+  }
+  nl_sock* nl = (*sock)->sock_unowned();
+  msg.set_seq(nl_socket_use_seq(nl));
+  uint32_t id = 0;
+  absl::Status s = RawExchange(
+      nl_socket_get_fd(nl), msg, what,
+      [&](absl::Span<const uint8_t> reply) -> absl::Status {
+        absl::StatusOr<uint32_t> parsed = ParseNetdevBindReply(reply, cmd);
+        if (!parsed.ok()) return parsed.status();
+        id = *parsed;
+        return absl::OkStatus();
+      },
+      [&](uint32_t offset) {
+        return DescribeBindAttrAtOffset(msg.bytes(), offset);
+      });
+  if (!s.ok()) return s;
+  if (id == 0) {
+    return absl::InternalError(
+        absl::StrCat(what, ": ACK without a binding id"));
+  }
+  return std::unique_ptr<DevmemBinding>(new NetdevBinding(
+      *std::move(sock), id, ifindex,
+      std::vector<uint32_t>(queues.begin(), queues.end()), tx));
+}
+
 }  // namespace
+
+GenlMsg BuildNetdevBindRx(uint16_t family_id, uint32_t ifindex, int dmabuf_fd,
+                          absl::Span<const uint32_t> queues) {
+  GenlMsg msg(family_id, NETDEV_CMD_BIND_RX, NETDEV_FAMILY_VERSION, kGetFlags);
+  msg.PutU32(NETDEV_A_DMABUF_IFINDEX, ifindex);
+  msg.PutU32(NETDEV_A_DMABUF_FD, static_cast<uint32_t>(dmabuf_fd));
+  for (uint32_t queue : queues) {
+    const size_t nest = msg.BeginNest(NETDEV_A_DMABUF_QUEUES);
+    msg.PutU32(NETDEV_A_QUEUE_ID, queue);
+    msg.PutU32(NETDEV_A_QUEUE_TYPE, NETDEV_QUEUE_TYPE_RX);
+    msg.EndNest(nest);
+  }
+  return msg;
+}
+
+GenlMsg BuildNetdevBindTx(uint16_t family_id, uint32_t ifindex, int dmabuf_fd) {
+  GenlMsg msg(family_id, NETDEV_CMD_BIND_TX, NETDEV_FAMILY_VERSION, kGetFlags);
+  msg.PutU32(NETDEV_A_DMABUF_IFINDEX, ifindex);
+  msg.PutU32(NETDEV_A_DMABUF_FD, static_cast<uint32_t>(dmabuf_fd));
+  return msg;
+}
+
+GenlMsg BuildNetdevNapiGetDump(uint16_t family_id, uint32_t ifindex) {
+  GenlMsg msg(family_id, NETDEV_CMD_NAPI_GET, NETDEV_FAMILY_VERSION,
+              kDumpFlags);
+  msg.PutU32(NETDEV_A_NAPI_IFINDEX, ifindex);
+  return msg;
+}
+
+GenlMsg BuildNetdevQstatsGetDump(uint16_t family_id, uint32_t ifindex,
+                                 bool per_queue) {
+  GenlMsg msg(family_id, NETDEV_CMD_QSTATS_GET, NETDEV_FAMILY_VERSION,
+              kDumpFlags);
+  msg.PutU32(NETDEV_A_QSTATS_IFINDEX, ifindex);
+  // The policy is NLA_UINT (u32 or u64); u32 as ynl sends it.
+  if (per_queue) msg.PutU32(NETDEV_A_QSTATS_SCOPE, NETDEV_QSTATS_SCOPE_QUEUE);
+  return msg;
+}
+
+std::string DescribeBindAttrAtOffset(absl::Span<const uint8_t> request,
+                                     uint32_t offset) {
+  constexpr size_t kAttrsStart = NLMSG_HDRLEN + GENL_HDRLEN;
+  if (request.size() < kAttrsStart || offset < kAttrsStart) return "";
+  const uint8_t* base = request.data();
+  std::string found;
+  int queue_index = 0;
+  ForEachAttr(request.subspan(kAttrsStart), [&](const NlAttr& attr) {
+    const size_t at =
+        static_cast<size_t>(attr.payload.data() - base) - NLA_HDRLEN;
+    switch (attr.type) {
+      case NETDEV_A_DMABUF_IFINDEX:
+        if (at == offset) found = "ifindex";
+        break;
+      case NETDEV_A_DMABUF_FD:
+        if (at == offset) found = "fd";
+        break;
+      case NETDEV_A_DMABUF_QUEUES: {
+        const std::string name = absl::StrCat("queues[", queue_index, "]");
+        if (at == offset) found = name;
+        ForEachAttr(attr.payload, [&](const NlAttr& inner) {
+          const size_t inner_at =
+              static_cast<size_t>(inner.payload.data() - base) - NLA_HDRLEN;
+          if (inner_at != offset) return;
+          if (inner.type == NETDEV_A_QUEUE_ID) found = name + ".id";
+          if (inner.type == NETDEV_A_QUEUE_TYPE) found = name + ".type";
+        });
+        ++queue_index;
+        break;
+      }
+      default:
+        if (at == offset) found = absl::StrCat("attribute ", attr.type);
+        break;
+    }
+  });
+  return found;
+}
 
 absl::StatusOr<NetdevDevInfo> ParseNetdevDevReply(
     absl::Span<const uint8_t> msg) {
@@ -142,6 +374,188 @@ absl::StatusOr<QueueInfo> ParseNetdevQueueReply(absl::Span<const uint8_t> msg,
   return queue;
 }
 
+absl::StatusOr<NapiInfo> ParseNetdevNapiReply(absl::Span<const uint8_t> msg) {
+  constexpr absl::string_view kWhat = "netdev napi-get reply";
+  absl::StatusOr<absl::Span<const uint8_t>> attrs =
+      GenlAttrs(msg, NETDEV_CMD_NAPI_GET, kWhat);
+  if (!attrs.ok()) return attrs.status();
+  NapiInfo napi;
+  bool has_id = false;
+  absl::Status status;
+  auto u32 = [&](const NlAttr& attr) -> std::optional<uint32_t> {
+    std::optional<uint32_t> v = attr.U32();
+    if (!v.has_value() && status.ok()) status = Malformed(kWhat, attr);
+    return v;
+  };
+  const bool well_formed = ForEachAttr(*attrs, [&](const NlAttr& attr) {
+    switch (attr.type) {
+      case NETDEV_A_NAPI_ID:
+        if (auto v = u32(attr)) {
+          napi.id = *v;
+          has_id = true;
+        }
+        break;
+      case NETDEV_A_NAPI_IFINDEX:
+        if (auto v = u32(attr)) napi.ifindex = *v;
+        break;
+      case NETDEV_A_NAPI_IRQ:
+        napi.irq = u32(attr);
+        break;
+      case NETDEV_A_NAPI_PID:
+        napi.pid = u32(attr);
+        break;
+      default:  // 6.13+ per-NAPI config, 6.17+ threaded: not needed here
+        break;
+    }
+  });
+  if (!well_formed) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kWhat, ": malformed attribute list"));
+  }
+  if (!status.ok()) return status;
+  if (!has_id) {
+    return absl::InvalidArgumentError(absl::StrCat(kWhat, ": NAPI without id"));
+  }
+  return napi;
+}
+
+absl::StatusOr<QstatsInfo> ParseNetdevQstatsReply(
+    absl::Span<const uint8_t> msg) {
+  constexpr absl::string_view kWhat = "netdev qstats-get reply";
+  absl::StatusOr<absl::Span<const uint8_t>> attrs =
+      GenlAttrs(msg, NETDEV_CMD_QSTATS_GET, kWhat);
+  if (!attrs.ok()) return attrs.status();
+  QstatsInfo stats;
+  bool has_ifindex = false;
+  absl::Status status;
+  // Counters are netlink "uint": 4 or 8 bytes (nla_put_uint()).
+  auto uint = [&](const NlAttr& attr) -> std::optional<uint64_t> {
+    if (attr.payload.size() != 4 && attr.payload.size() != 8) {
+      if (status.ok()) status = Malformed(kWhat, attr);
+      return std::nullopt;
+    }
+    return attr.Uint();
+  };
+  const bool well_formed = ForEachAttr(*attrs, [&](const NlAttr& attr) {
+    switch (attr.type) {
+      case NETDEV_A_QSTATS_IFINDEX:
+        if (auto v = attr.U32()) {
+          stats.ifindex = *v;
+          has_ifindex = true;
+        } else if (status.ok()) {
+          status = Malformed(kWhat, attr);
+        }
+        break;
+      case NETDEV_A_QSTATS_QUEUE_TYPE:
+        if (auto v = attr.U32()) {
+          stats.queue_type = static_cast<QueueInfo::Type>(*v);
+        } else if (status.ok()) {
+          status = Malformed(kWhat, attr);
+        }
+        break;
+      case NETDEV_A_QSTATS_QUEUE_ID:
+        if (auto v = attr.U32()) {
+          stats.queue_id = *v;
+        } else if (status.ok()) {
+          status = Malformed(kWhat, attr);
+        }
+        break;
+      case NETDEV_A_QSTATS_RX_PACKETS:
+        stats.rx_packets = uint(attr);
+        break;
+      case NETDEV_A_QSTATS_RX_BYTES:
+        stats.rx_bytes = uint(attr);
+        break;
+      case NETDEV_A_QSTATS_TX_PACKETS:
+        stats.tx_packets = uint(attr);
+        break;
+      case NETDEV_A_QSTATS_TX_BYTES:
+        stats.tx_bytes = uint(attr);
+        break;
+      case NETDEV_A_QSTATS_RX_ALLOC_FAIL:
+        stats.rx_alloc_fail = uint(attr);
+        break;
+      case NETDEV_A_QSTATS_RX_HW_DROPS:
+        stats.rx_hw_drops = uint(attr);
+        break;
+      case NETDEV_A_QSTATS_RX_HW_DROP_OVERRUNS:
+        stats.rx_hw_drop_overruns = uint(attr);
+        break;
+      case NETDEV_A_QSTATS_RX_HW_DROP_RATELIMITS:
+        stats.rx_hw_drop_ratelimits = uint(attr);
+        break;
+      case NETDEV_A_QSTATS_TX_HW_DROPS:
+        stats.tx_hw_drops = uint(attr);
+        break;
+      case NETDEV_A_QSTATS_TX_HW_DROP_ERRORS:
+        stats.tx_hw_drop_errors = uint(attr);
+        break;
+      case NETDEV_A_QSTATS_TX_HW_DROP_RATELIMITS:
+        stats.tx_hw_drop_ratelimits = uint(attr);
+        break;
+      case NETDEV_A_QSTATS_TX_STOP:
+        stats.tx_stop = uint(attr);
+        break;
+      case NETDEV_A_QSTATS_TX_WAKE:
+        stats.tx_wake = uint(attr);
+        break;
+      default:  // checksum and GRO/GSO counters
+        break;
+    }
+  });
+  if (!well_formed) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kWhat, ": malformed attribute list"));
+  }
+  if (!status.ok()) return status;
+  if (!has_ifindex) {
+    return absl::InvalidArgumentError(absl::StrCat(kWhat, ": no ifindex"));
+  }
+  if (stats.queue_type.has_value() != stats.queue_id.has_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kWhat, ": queue type without queue id or the reverse"));
+  }
+  return stats;
+}
+
+absl::StatusOr<uint32_t> ParseNetdevBindReply(absl::Span<const uint8_t> msg,
+                                              uint8_t cmd) {
+  constexpr absl::string_view kWhat = "netdev bind reply";
+  absl::StatusOr<absl::Span<const uint8_t>> attrs = GenlAttrs(msg, cmd, kWhat);
+  if (!attrs.ok()) return attrs.status();
+  std::optional<uint32_t> id;
+  absl::Status status;
+  const bool well_formed = ForEachAttr(*attrs, [&](const NlAttr& attr) {
+    if (attr.type != NETDEV_A_DMABUF_ID) return;
+    id = attr.U32();
+    if (!id.has_value() && status.ok()) status = Malformed(kWhat, attr);
+  });
+  if (!well_formed) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kWhat, ": malformed attribute list"));
+  }
+  if (!status.ok()) return status;
+  if (!id.has_value() || *id == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kWhat, ": no NETDEV_A_DMABUF_ID"));
+  }
+  return *id;
+}
+
+int NetdevBinding::netlink_fd_unowned() const {
+  return nl_socket_get_fd(sock_->sock_unowned());
+}
+
+absl::StatusOr<std::unique_ptr<DevmemBinding>> NetdevBindRx(
+    uint32_t ifindex, int dmabuf_fd, absl::Span<const uint32_t> queues) {
+  return Bind(NETDEV_CMD_BIND_RX, ifindex, dmabuf_fd, queues);
+}
+
+absl::StatusOr<std::unique_ptr<DevmemBinding>> NetdevBindTx(uint32_t ifindex,
+                                                            int dmabuf_fd) {
+  return Bind(NETDEV_CMD_BIND_TX, ifindex, dmabuf_fd, {});
+}
+
 absl::StatusOr<std::unique_ptr<NetdevGenl>> NetdevGenl::Open() {
   absl::StatusOr<std::unique_ptr<LibnlGenlSocket>> sock =
       LibnlGenlSocket::Open();
@@ -216,6 +630,49 @@ absl::StatusOr<std::vector<QueueInfo>> NetdevGenl::QueueGet(uint32_t ifindex) {
   }
   if (!s.ok()) return s;
   return queues;
+}
+
+absl::StatusOr<std::vector<NapiInfo>> NetdevGenl::NapiGet(uint32_t ifindex) {
+  const std::string what =
+      absl::StrCat("netdev napi-get ", IfNameForMessages(ifindex));
+  LibnlGenlSocket::MsgPtr msg =
+      ToNlMsg(BuildNetdevNapiGetDump(family_.id, ifindex));
+  if (msg == nullptr) return ErrnoStatus(ENOMEM, what);
+  std::vector<NapiInfo> napis;
+  absl::Status s;
+  {
+    absl::MutexLock lock(&mu_);
+    s = sock_->Transact(msg.get(), what, [&](absl::Span<const uint8_t> reply) {
+      absl::StatusOr<NapiInfo> parsed = ParseNetdevNapiReply(reply);
+      if (!parsed.ok()) return parsed.status();
+      if (parsed->ifindex == ifindex) napis.push_back(*parsed);
+      return absl::OkStatus();
+    });
+  }
+  if (!s.ok()) return s;
+  return napis;
+}
+
+absl::StatusOr<std::vector<QstatsInfo>> NetdevGenl::QstatsGet(uint32_t ifindex,
+                                                              bool per_queue) {
+  const std::string what =
+      absl::StrCat("netdev qstats-get ", IfNameForMessages(ifindex));
+  LibnlGenlSocket::MsgPtr msg =
+      ToNlMsg(BuildNetdevQstatsGetDump(family_.id, ifindex, per_queue));
+  if (msg == nullptr) return ErrnoStatus(ENOMEM, what);
+  std::vector<QstatsInfo> stats;
+  absl::Status s;
+  {
+    absl::MutexLock lock(&mu_);
+    s = sock_->Transact(msg.get(), what, [&](absl::Span<const uint8_t> reply) {
+      absl::StatusOr<QstatsInfo> parsed = ParseNetdevQstatsReply(reply);
+      if (!parsed.ok()) return parsed.status();
+      if (parsed->ifindex == ifindex) stats.push_back(*parsed);
+      return absl::OkStatus();
+    });
+  }
+  if (!s.ok()) return s;
+  return stats;
 }
 
 }  // namespace devmem
