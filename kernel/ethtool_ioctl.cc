@@ -235,7 +235,9 @@ absl::StatusOr<std::unique_ptr<EthtoolIoctl>> EthtoolIoctl::Open() {
   if (!fd) return ErrnoStatus(errno, "socket(AF_INET, SOCK_DGRAM)");
   const int raw = fd.get_unowned();  // owned by the object built here
   return std::unique_ptr<EthtoolIoctl>(new EthtoolIoctl(
-      std::move(fd), [raw](unsigned long request, struct ifreq* ifr) {
+      std::move(fd),
+      // NOLINTNEXTLINE(google-runtime-int): ioctl(2)'s request type.
+      [raw](unsigned long request, struct ifreq* ifr) {
         return ::ioctl(raw, request, ifr);
       }));
 }

@@ -78,6 +78,7 @@ class EthtoolIoctl {
  public:
   // The system call seam: ioctl(fd, request, ifr), returning -1 with errno
   // set on failure. `ifr->ifr_data` points at the command struct.
+  // NOLINTNEXTLINE(google-runtime-int): ioctl(2)'s request type.
   using IoctlFn = std::function<int(unsigned long request, struct ifreq* ifr)>;
 
   static absl::StatusOr<std::unique_ptr<EthtoolIoctl>> Open();

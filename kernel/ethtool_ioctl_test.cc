@@ -242,6 +242,7 @@ class FakeDriver {
   std::vector<Call> calls;
 
   EthtoolIoctl::IoctlFn Fn() {
+    // NOLINTNEXTLINE(google-runtime-int): ioctl(2)'s request type.
     return [this](unsigned long request, struct ifreq* ifr) {
       return Handle(request, ifr);
     };
@@ -260,7 +261,9 @@ class FakeDriver {
         ethtool_rxfh h;
         std::memcpy(&h, p, sizeof(h));
         size_t n = 24 + h.key_size;
-        if (h.indir_size != ETH_RXFH_INDIR_NO_CHANGE) n += 4 * h.indir_size;
+        if (h.indir_size != ETH_RXFH_INDIR_NO_CHANGE) {
+          n += 4 * size_t{h.indir_size};
+        }
         return n;
       }
       case ETHTOOL_GRXFHINDIR:
@@ -279,7 +282,8 @@ class FakeDriver {
     return -1;
   }
 
-  int Handle(unsigned long request, struct ifreq* ifr) {
+  int Handle(unsigned long request,  // NOLINT(google-runtime-int)
+             struct ifreq* ifr) {
     EXPECT_EQ(request, SIOCETHTOOL);
     auto* p = reinterpret_cast<uint8_t*>(ifr->ifr_data);
     uint32_t cmd = 0;
