@@ -89,6 +89,10 @@ class SimulatedNic final : public NicControl {
   std::string BackendName() const override { return "simulated"; }
 
   absl::StatusOr<ChannelsInfo> GetChannels(uint32_t ifindex) override;
+  // Like the kernel, refuses a count <= the highest bound RX queue + 1 (so
+  // binding queue 3 forbids 4 channels too), and a count <= the highest queue
+  // of a user-set main RSS table, any RSS context or any ntuple rule. The
+  // default main table follows the new count instead.
   absl::Status SetChannels(uint32_t ifindex,
                            const ChannelsSet& channels) override;
   absl::StatusOr<RingsInfo> GetRings(uint32_t ifindex) override;
@@ -109,7 +113,9 @@ class SimulatedNic final : public NicControl {
   // Accepts dma-bufs and memfds.
   absl::Status CheckBindableFd(int fd) override;
   // The binding holds a duplicate of `dmabuf_fd`, as the kernel holds a
-  // reference on the dma-buf.
+  // reference on the dma-buf. As in net_devmem_bind_dmabuf(), the id is taken
+  // before the queues are checked, so a bind that fails on a queue still
+  // advances the cyclic id counter (a FailNext() fault does not).
   absl::StatusOr<std::unique_ptr<DevmemBinding>> BindRx(
       uint32_t ifindex, int dmabuf_fd,
       absl::Span<const uint32_t> queues) override;
