@@ -131,6 +131,20 @@ struct SimulatedNic::State {
     bool rss_configured = false;
     std::map<uint32_t, std::vector<uint32_t>> rss_contexts;
     std::map<uint32_t, FlowRule> rules;          // by location
+    // The free rule slots, built on first use and kept in step with `rules`
+    // so finding a slot costs O(log n), not a scan of the table.
+    std::set<uint32_t> free_slots;
+    bool free_slots_valid = false;
+    std::set<uint32_t>& FreeSlots() {
+      if (!free_slots_valid) {
+        free_slots.clear();
+        for (uint32_t l = 0; l < cfg.rule_table_size; ++l) {
+          if (rules.count(l) == 0) free_slots.insert(free_slots.end(), l);
+        }
+        free_slots_valid = true;
+      }
+      return free_slots;
+    }
     std::map<uint32_t, uint32_t> bound_rx;       // RX queue -> binding id
     std::map<uint32_t, BindingRecord> bindings;  // by binding id
     uint64_t changes = 0;
@@ -454,7 +468,10 @@ absl::Status SimulatedNic::SetNtuple(uint32_t ifindex, bool enable) {
   if (nic.cfg.ntuple_active == enable) return absl::OkStatus();
   nic.cfg.ntuple_active = enable;
   // bnxt_set_features() clears the user's filters when NTUPLE goes off.
-  if (!enable && nic.cfg.ntuple_off_flushes_rules) nic.rules.clear();
+  if (!enable && nic.cfg.ntuple_off_flushes_rules) {
+    nic.rules.clear();
+    nic.free_slots_valid = false;
+  }
   ++nic.changes;
   return absl::OkStatus();
 }
@@ -633,14 +650,10 @@ absl::StatusOr<uint32_t> SimulatedNic::InsertRule(uint32_t ifindex,
           ENOSPC, absl::StrCat(what, ": rule table full (", nic.rules.size(),
                                " of ", size, " used)"));
     }
-    if (nic.cfg.driver_picks_location) {
-      location = 0;
-      while (nic.rules.count(location) != 0) ++location;
-    } else {
-      // ethtool(8) rmgr_find_empty_slot(): searches down from the top.
-      location = size - 1;
-      while (nic.rules.count(location) != 0) --location;
-    }
+    // The driver takes the lowest free slot; ethtool(8)
+    // rmgr_find_empty_slot() searches down from the top.
+    std::set<uint32_t>& free = nic.FreeSlots();
+    location = nic.cfg.driver_picks_location ? *free.begin() : *free.rbegin();
   } else if (location >= size) {
     return ErrnoStatus(EINVAL,
                        absl::StrCat(what, ": location ", location,
@@ -652,6 +665,7 @@ absl::StatusOr<uint32_t> SimulatedNic::InsertRule(uint32_t ifindex,
   FlowRule stored = rule;
   stored.location = location;
   nic.rules[location] = std::move(stored);
+  if (nic.free_slots_valid) nic.free_slots.erase(location);
   ++nic.changes;
   return location;
 }
@@ -669,6 +683,7 @@ absl::Status SimulatedNic::DeleteRule(uint32_t ifindex, uint32_t location) {
     return ErrnoStatus(ENOENT,
                        absl::StrCat(nic.What(kOp), " location ", location));
   }
+  if (nic.free_slots_valid) nic.free_slots.insert(location);
   ++nic.changes;
   return absl::OkStatus();
 }
