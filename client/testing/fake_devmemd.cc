@@ -17,6 +17,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "kernel/nic_control.h"
 #include "kernel/scm_rights.h"
 #include "proto/devmem/v1/frame.h"
 #include "proto/devmem/v1/session.pb.h"
@@ -104,6 +106,85 @@ grpc::Status ErrnoGrpc(grpc::StatusCode code, const char* what) {
   return grpc::Status(code, absl::StrCat(what, ": ", std::strerror(errno)));
 }
 
+devmem::v1::AddressFamily FamilyOf(const sockaddr_storage& ss) {
+  return ss.ss_family == AF_INET ? devmem::v1::ADDRESS_FAMILY_INET
+                                 : devmem::v1::ADDRESS_FAMILY_INET6;
+}
+
+void DefaultSpread(int entries, uint32_t queues,
+                   devmem::v1::NicSettings* settings) {
+  for (int i = 0; i < entries; ++i) {
+    settings->add_rss_indir(static_cast<uint32_t>(i) % queues);
+  }
+}
+
+devmem::v1::Capability* AddMissing(devmem::v1::NicState* state,
+                                   const std::string& name,
+                                   const std::string& reason) {
+  devmem::v1::Capability* cap = state->add_missing();
+  cap->set_name(name);
+  cap->set_support(devmem::v1::SUPPORT_UNSUPPORTED);
+  cap->set_errno_value(EOPNOTSUPP);
+  cap->set_reason(reason);
+  return cap;
+}
+
+// The profiles the fake reports: lo applied (8 combined channels, pool 4-7,
+// RSS over 0-3), dvveth0 lacking what devmem needs.
+std::map<std::string, devmem::v1::NicState> InitialNicStates(
+    const std::string& dir) {
+  std::map<std::string, devmem::v1::NicState> states;
+  devmem::v1::NicState& lo = states["lo"];
+  lo.set_nic("lo");
+  lo.set_ifindex(1);
+  lo.set_backend("simulated");
+  lo.set_state(devmem::v1::PROFILE_STATE_APPLIED);
+  lo.set_reason("profile applied; queues 4-7 form the devmem pool");
+  devmem::v1::NicSettings* original = lo.mutable_original();
+  original->mutable_channels()->set_combined_count(8);
+  original->set_tcp_data_split(devmem::v1::TCP_DATA_SPLIT_UNKNOWN);
+  original->set_hds_thresh(256);
+  original->set_ntuple(false);
+  DefaultSpread(128, 8, original);
+  devmem::v1::NicSettings* desired = lo.mutable_desired();
+  desired->mutable_channels()->set_combined_count(8);
+  desired->set_tcp_data_split(devmem::v1::TCP_DATA_SPLIT_ENABLED);
+  desired->set_hds_thresh(0);
+  desired->set_ntuple(true);
+  DefaultSpread(128, 4, desired);
+  *lo.mutable_actual() = *desired;
+  lo.set_rss_mode(devmem::v1::RSS_MODE_EXCLUDE_POOL);
+  for (uint32_t q = 4; q < 8; ++q) {
+    lo.add_pool_queues(q);
+    lo.add_free_queues(q);
+  }
+  lo.set_rule_quota(64);
+  lo.set_record_path(dir + "/state/lo.nicstate");
+
+  devmem::v1::NicState& veth = states["dvveth0"];
+  veth.set_nic("dvveth0");
+  veth.set_ifindex(9);
+  veth.set_backend("simulated");
+  veth.set_state(devmem::v1::PROFILE_STATE_NOT_CAPABLE);
+  veth.set_reason("dvveth0 lacks rings, ntuple, rss; nothing was changed");
+  AddMissing(&veth, "rings",
+             "ethtool rings-get dvveth0: Operation not supported (errno 95)");
+  AddMissing(&veth, "ntuple", "rx-ntuple-filter is off [fixed]");
+  AddMissing(&veth, "rss",
+             "ethtool rss-get dvveth0: Operation not supported (errno 95)");
+  veth.mutable_original()->mutable_channels()->set_rx_count(1);
+  veth.mutable_original()->mutable_channels()->set_tx_count(1);
+  *veth.mutable_actual() = veth.original();
+  return states;
+}
+
+std::string ProfileNames(
+    const std::map<std::string, devmem::v1::NicState>& states) {
+  std::vector<std::string> names;
+  for (const auto& [name, state] : states) names.push_back(name);
+  return absl::StrJoin(names, ", ");
+}
+
 }  // namespace
 
 class FakeDevmemd::Service final : public devmem::v1::Devmem::Service {
@@ -120,7 +201,7 @@ class FakeDevmemd::Service final : public devmem::v1::Devmem::Service {
     response->set_sessions(static_cast<uint32_t>(daemon_->session_fds_.size()));
     response->set_pending_tickets(
         static_cast<uint32_t>(daemon_->tickets_.size()));
-    response->set_backend("simulated");
+    response->set_backend(daemon_->backend_);
     response->set_netdev_family(true);
     response->add_netdev_ops("dev-get");
     response->add_netdev_ops("bind-rx");
@@ -170,7 +251,15 @@ class FakeDevmemd::Service final : public devmem::v1::Devmem::Service {
       return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                           "missing or unknown session_token");
     }
-    if (request->nic() != "lo") return UnknownNic(request->nic());
+    devmem::v1::Binding binding;
+    if (request->binding() != 0) {
+      grpc::Status found = FindBinding(request->binding(), &binding);
+      if (!found.ok()) return found;
+    }
+    const std::string nic = request->nic().empty() && request->binding() != 0
+                                ? binding.nic()
+                                : request->nic();
+    if (nic != "lo") return UnknownNic(nic);
     sockaddr_storage ss;
     socklen_t len;
     if (!ToSockaddr(request->local(), request->family(), &ss, &len) ||
@@ -195,6 +284,14 @@ class FakeDevmemd::Service final : public devmem::v1::Devmem::Service {
     len = sizeof(ss);
     getsockname(fd.get_unowned(), reinterpret_cast<sockaddr*>(&ss), &len);
     FromSockaddr(ss, response->mutable_local());
+    if (request->binding() != 0) {
+      // A listener's flows: dst ip (the bound address, "" = any) + port.
+      devmem::v1::FlowRule* rule = response->mutable_rule();
+      rule->set_family(FamilyOf(ss));
+      rule->set_dst_ip(request->local().ip());
+      rule->set_dst_port(response->local().port());
+      AddRule(binding, rule);
+    }
     response->set_nic("lo");
     response->set_ifindex(1);
     response->set_ticket_ttl_ms(10000);
@@ -213,7 +310,15 @@ class FakeDevmemd::Service final : public devmem::v1::Devmem::Service {
       return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                           "missing or unknown session_token");
     }
-    if (request->nic() != "lo") return UnknownNic(request->nic());
+    devmem::v1::Binding binding;
+    if (request->binding() != 0) {
+      grpc::Status found = FindBinding(request->binding(), &binding);
+      if (!found.ok()) return found;
+    }
+    const std::string nic = request->nic().empty() && request->binding() != 0
+                                ? binding.nic()
+                                : request->nic();
+    if (nic != "lo") return UnknownNic(nic);
     sockaddr_storage ss;
     socklen_t len;
     if (request->remote().ip().empty() || request->remote().port() == 0 ||
@@ -231,10 +336,158 @@ class FakeDevmemd::Service final : public devmem::v1::Devmem::Service {
     getsockname(fd.get_unowned(), reinterpret_cast<sockaddr*>(&ss), &len);
     FromSockaddr(ss, response->mutable_local());
     *response->mutable_remote() = request->remote();
+    if (request->binding() != 0) {
+      // The connection's incoming flow, as the receiver sees it.
+      devmem::v1::FlowRule* rule = response->mutable_rule();
+      rule->set_family(FamilyOf(ss));
+      rule->set_src_ip(request->remote().ip());
+      rule->set_src_port(request->remote().port());
+      rule->set_dst_ip(response->local().ip());
+      rule->set_dst_port(response->local().port());
+      rule->set_five_tuple(true);
+      AddRule(binding, rule);
+    }
     response->set_nic("lo");
     response->set_ifindex(1);
     response->set_ticket_ttl_ms(10000);
     response->set_ticket(daemon_->PutTicket(std::move(fd)));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status BindRx(grpc::ServerContext*,
+                      const devmem::v1::BindRxRequest* request,
+                      devmem::v1::BindResponse* response) override {
+    {
+      absl::MutexLock lock(&daemon_->mu_);
+      daemon_->binds_.push_back(*request);
+    }
+    if (request->session_token() != kToken) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          "missing or unknown session_token");
+    }
+    UniqueFd memory = daemon_->TakeTicket(request->dmabuf_ticket());
+    if (!memory.valid()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          "unknown dmabuf_ticket; Deposit the fd first");
+    }
+    absl::MutexLock lock(&daemon_->mu_);
+    const DmabufKind kind = ClassifyFd(memory.get_unowned());
+    if (daemon_->backend_ == "kernel" && kind != DmabufKind::kDmabuf) {
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("fd ", memory.get_unowned(), " is a ",
+                       DmabufKindName(kind),
+                       ", not a dma-buf: export device memory as a dma-buf "
+                       "(e.g. cuMemGetHandleForAddressRange)"));
+    }
+    if (kind == DmabufKind::kOther) {
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("fd ", memory.get_unowned(),
+                       " is not a dma-buf; the simulated NIC binds only a "
+                       "dma-buf or a memfd"));
+    }
+    if (request->nic().empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "nic or gpu_pci_address is required");
+    }
+    auto it = daemon_->nic_states_.find(request->nic());
+    if (it == daemon_->nic_states_.end()) {
+      return grpc::Status(
+          grpc::StatusCode::NOT_FOUND,
+          absl::StrCat("no NIC profile for \"", request->nic(),
+                       "\"; profiles: ", ProfileNames(daemon_->nic_states_)));
+    }
+    devmem::v1::NicState& nic = it->second;
+    if (nic.state() != devmem::v1::PROFILE_STATE_APPLIED) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat(nic.nic(), ": ", nic.reason()));
+    }
+    const uint32_t want =
+        request->queue_count() == 0 ? 1 : request->queue_count();
+    if (static_cast<uint32_t>(nic.free_queues_size()) < want) {
+      return grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat(nic.nic(), ": the devmem pool has ",
+                       nic.free_queues_size(), " free of ",
+                       nic.pool_queues_size(), " queues; asked for ", want));
+    }
+    devmem::v1::Binding& b = daemon_->bindings_[daemon_->next_binding_];
+    b.set_handle(daemon_->next_binding_++);
+    b.set_nic(nic.nic());
+    b.set_ifindex(nic.ifindex());
+    b.set_kernel_id(daemon_->next_kernel_id_++);
+    std::vector<uint32_t> free(nic.free_queues().begin(),
+                               nic.free_queues().end());
+    for (uint32_t i = 0; i < want; ++i) b.add_queues(free[i]);
+    nic.clear_free_queues();
+    for (size_t i = want; i < free.size(); ++i) nic.add_free_queues(free[i]);
+    nic.set_bindings(nic.bindings() + 1);
+    *response->mutable_binding() = b;
+    response->set_backend(daemon_->backend_);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetNicState(grpc::ServerContext*,
+                           const devmem::v1::GetNicStateRequest* request,
+                           devmem::v1::GetNicStateResponse* response) override {
+    absl::MutexLock lock(&daemon_->mu_);
+    const auto& states = daemon_->nic_states_;
+    if (request->nics().empty()) {
+      for (const auto& [name, state] : states) *response->add_nics() = state;
+      return grpc::Status::OK;
+    }
+    for (const std::string& name : request->nics()) {
+      auto it = states.find(name);
+      if (it == states.end()) {
+        return grpc::Status(
+            grpc::StatusCode::NOT_FOUND,
+            absl::StrCat("no NIC profile for \"", name,
+                         "\"; profiles: ", ProfileNames(states)));
+      }
+      *response->add_nics() = it->second;
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status RestoreNic(grpc::ServerContext*,
+                          const devmem::v1::RestoreNicRequest* request,
+                          devmem::v1::RestoreNicResponse* response) override {
+    absl::MutexLock lock(&daemon_->mu_);
+    if (!daemon_->refuse_restore_.empty()) {
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          daemon_->refuse_restore_);
+    }
+    auto& states = daemon_->nic_states_;
+    auto it = states.find(request->nic());
+    if (it == states.end()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("no NIC profile for \"", request->nic(),
+                                       "\"; profiles: ", ProfileNames(states)));
+    }
+    devmem::v1::NicState& nic = it->second;
+    if (nic.state() == devmem::v1::PROFILE_STATE_APPLIED) {
+      uint32_t released = 0, rules = 0;
+      for (auto b = daemon_->bindings_.begin();
+           b != daemon_->bindings_.end();) {
+        if (b->second.nic() != nic.nic()) {
+          ++b;
+          continue;
+        }
+        ++released;
+        rules += b->second.rules();
+        b = daemon_->bindings_.erase(b);
+      }
+      response->set_bindings_released(released);
+      response->set_rules_removed(rules);
+      nic.set_state(devmem::v1::PROFILE_STATE_RESTORED);
+      nic.set_reason("restored by RestoreNic; the original settings are back");
+      *nic.mutable_actual() = nic.original();
+      *nic.mutable_free_queues() = nic.pool_queues();
+      nic.set_bindings(0);
+      nic.set_rules(0);
+    }
+    *response->mutable_state() = nic;
     return grpc::Status::OK;
   }
 
@@ -244,11 +497,45 @@ class FakeDevmemd::Service final : public devmem::v1::Devmem::Service {
                         "no NIC named '" + name + "'; NICs: lo");
   }
 
+  grpc::Status FindBinding(uint64_t handle, devmem::v1::Binding* out) {
+    absl::MutexLock lock(&daemon_->mu_);
+    auto it = daemon_->bindings_.find(handle);
+    if (it == daemon_->bindings_.end()) {
+      return grpc::Status(
+          grpc::StatusCode::NOT_FOUND,
+          absl::StrCat("no binding ", handle,
+                       " in this session; BindRx returns the handle to use"));
+    }
+    *out = it->second;
+    return grpc::Status::OK;
+  }
+
+  // Fills in the target and slot of `rule` for `binding` and counts it.
+  void AddRule(const devmem::v1::Binding& binding, devmem::v1::FlowRule* rule) {
+    absl::MutexLock lock(&daemon_->mu_);
+    rule->set_queue(binding.queues_size() > 0 ? binding.queues(0) : 0);
+    if (binding.has_rss_context()) rule->set_rss_context(binding.rss_context());
+    rule->set_location(daemon_->next_rule_location_--);
+    rule->set_nic(binding.nic());
+    rule->set_binding(binding.handle());
+    auto b = daemon_->bindings_.find(binding.handle());
+    if (b != daemon_->bindings_.end())
+      b->second.set_rules(b->second.rules() + 1);
+    auto nic = daemon_->nic_states_.find(binding.nic());
+    if (nic != daemon_->nic_states_.end()) {
+      nic->second.set_rules(nic->second.rules() + 1);
+    }
+  }
+
   FakeDevmemd* daemon_;
 };
 
 FakeDevmemd::FakeDevmemd()
     : dir_(MakeRuntimeDir()), service_(std::make_unique<Service>(this)) {
+  {
+    absl::MutexLock lock(&mu_);
+    nic_states_ = InitialNicStates(dir_);
+  }
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) Die("pipe2");
   stop_read_.Reset(p[0]);
@@ -296,6 +583,22 @@ void FakeDevmemd::RefuseSessions(int code, const std::string& message) {
   absl::MutexLock lock(&mu_);
   refuse_code_ = code;
   refuse_message_ = message;
+}
+
+void FakeDevmemd::SetBackend(const std::string& backend) {
+  absl::MutexLock lock(&mu_);
+  backend_ = backend;
+  for (auto& [name, state] : nic_states_) state.set_backend(backend);
+}
+
+void FakeDevmemd::RefuseRestore(const std::string& message) {
+  absl::MutexLock lock(&mu_);
+  refuse_restore_ = message;
+}
+
+std::vector<devmem::v1::BindRxRequest> FakeDevmemd::bind_requests() {
+  absl::MutexLock lock(&mu_);
+  return binds_;
 }
 
 std::vector<devmem::v1::ConnectRequest> FakeDevmemd::connect_requests() {

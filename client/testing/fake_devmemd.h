@@ -22,6 +22,14 @@ namespace devmem::testing {
 // grpc.sock serving devmem.v1.Devmem. Listen/Connect create plain loopback
 // TCP sockets (no SO_BINDTODEVICE) behind tickets; the only NIC is "lo".
 //
+// Bindings and NIC profiles: BindRx takes a deposited memfd or dma-buf and
+// hands out queues of lo's pool (4-7), as devmemd's simulated backend does
+// (SetBackend("kernel") makes it refuse anything but a dma-buf with
+// INVALID_ARGUMENT, as the kernel backend does). Listen/Connect with a
+// binding report a steering rule (3-tuple for a listener, 5-tuple for a
+// connection) without steering anything. GetNicState knows two profiles:
+// "lo" (applied) and "dvveth0" (not devmem-capable); RestoreNic restores lo.
+//
 // Simplifications, on purpose: tickets are not bound to a session and never
 // expire, and tokens are not checked against uids. Thread-safe; all serving
 // happens on internal threads, stopped by the destructor.
@@ -40,9 +48,18 @@ class FakeDevmemd {
   // session is closed, as devmemd does for a peer that is not allowed.
   void RefuseSessions(int code, const std::string& message);
 
+  // "simulated" (default) or "kernel": what GetStatus reports and which
+  // memory BindRx accepts.
+  void SetBackend(const std::string& backend);
+
+  // From now on RestoreNic answers PERMISSION_DENIED, as devmemd does for a
+  // caller that is neither uid 0 nor in admin_uids.
+  void RefuseRestore(const std::string& message);
+
   // Connect requests seen so far (for checking what the client sent).
   std::vector<devmem::v1::ConnectRequest> connect_requests();
   std::vector<devmem::v1::ListenRequest> listen_requests();
+  std::vector<devmem::v1::BindRxRequest> bind_requests();
 
  private:
   class Service;
@@ -70,6 +87,15 @@ class FakeDevmemd {
   std::string refuse_message_ ABSL_GUARDED_BY(mu_);
   std::vector<devmem::v1::ConnectRequest> connects_ ABSL_GUARDED_BY(mu_);
   std::vector<devmem::v1::ListenRequest> listens_ ABSL_GUARDED_BY(mu_);
+  std::vector<devmem::v1::BindRxRequest> binds_ ABSL_GUARDED_BY(mu_);
+  std::string backend_ ABSL_GUARDED_BY(mu_) = "simulated";
+  std::string refuse_restore_ ABSL_GUARDED_BY(mu_);
+  // Bindings by handle, and the NIC profiles by name.
+  std::map<uint64_t, devmem::v1::Binding> bindings_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_binding_ ABSL_GUARDED_BY(mu_) = 1;
+  uint32_t next_kernel_id_ ABSL_GUARDED_BY(mu_) = 1;
+  uint32_t next_rule_location_ ABSL_GUARDED_BY(mu_) = 1023;
+  std::map<std::string, devmem::v1::NicState> nic_states_ ABSL_GUARDED_BY(mu_);
 
   friend class Service;
 };
