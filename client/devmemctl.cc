@@ -2,8 +2,12 @@
 //
 //   devmemctl nics [NIC...]          NIC inventory as the kernel reports it
 //   devmemctl status                 daemon status
+//   devmemctl nic show [NIC...]      NIC profiles: original/desired/actual
+//   devmemctl nic restore NIC        put a NIC back as recorded (admin)
 //   devmemctl listen --nic IF ...    get a listening socket, receive one stream
 //   devmemctl connect --nic IF ...   get a connected socket, send one stream
+//   devmemctl selftest --nic IF      the kernel's devmem test sequence
+//                                    (ncdevmem test mode), in-process
 //
 // Exit codes: 0 ok, 1 runtime failure (stderr says what and what to try),
 // 2 usage error.
@@ -15,7 +19,9 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -27,6 +33,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -37,7 +44,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -47,7 +56,12 @@
 #include "client/host_port.h"
 #include "client/libdevmem.h"
 #include "client/pattern.h"
+#include "daemon/simulated_nic.h"
+#include "kernel/devmem_selftest.h"
 #include "kernel/errno_status.h"
+#include "kernel/kernel_nic_control.h"
+#include "kernel/nic_control.h"
+#include "kernel/udmabuf.h"
 #include "kernel/unique_fd.h"
 #include "proto/devmem/v1/devmem.pb.h"
 
@@ -55,7 +69,8 @@ ABSL_FLAG(std::string, runtime_dir, "/run/devmemd",
           "Directory holding devmemd's session.sock and grpc.sock.");
 ABSL_FLAG(bool, json, false,
           "Machine output: the daemon's response as one JSON line (proto "
-          "field names), plus a final JSON summary line for listen/connect.");
+          "field names), plus a final JSON summary line for listen/connect; "
+          "selftest prints one JSON object.");
 ABSL_FLAG(std::string, nic, "",
           "The NIC (listen/connect), or NICs, comma-separated (nics).");
 ABSL_FLAG(std::string, addr, "",
@@ -89,6 +104,24 @@ ABSL_FLAG(bool, pattern, false,
           "`listen --expect_pattern` checks.");
 ABSL_FLAG(std::string, input, "",
           "Send the contents of FILE, or of stdin with -, instead of --bytes.");
+ABSL_FLAG(int32_t, bind_memfd_mb, 0,
+          "Before the socket: bind N MiB of memfd-backed stand-in device "
+          "memory to the NIC's devmem pool (BindRx) and steer the socket's "
+          "flows to it. Only devmemd's simulated backend accepts a memfd; "
+          "the kernel backend needs --dmabuf_fd. 0 = no binding.");
+ABSL_FLAG(int32_t, dmabuf_fd, -1,
+          "An inherited dma-buf fd (e.g. exported GPU memory) to bind "
+          "instead of --bind_memfd_mb. -1 = none.");
+ABSL_FLAG(int32_t, queues, 0,
+          "RX queues the binding takes from the NIC's devmem pool; 0 means "
+          "1. Needs --bind_memfd_mb or --dmabuf_fd.");
+ABSL_FLAG(bool, simulated, false,
+          "Run against a simulated devmem NIC named --nic (in this process, "
+          "with a memfd as device memory) instead of the real kernel: shows "
+          "the sequence passing without hardware. Results are SIMULATED.");
+ABSL_FLAG(int32_t, memory_mb, 64,
+          "Size of the memory the selftest binds: a udmabuf dma-buf on the "
+          "kernel, a memfd with --simulated.");
 
 namespace devmem {
 namespace {
@@ -173,9 +206,9 @@ void PrintMainUsage(FILE* out, const std::vector<Command>& commands) {
                 "Talks to devmemd, the daemon that hands out TCP sockets bound "
                 "to a NIC.\n\ncommands:\n");
   for (const Command& command : commands) {
-    absl::FPrintF(out, "  %-8s %s\n", command.name, command.brief);
+    absl::FPrintF(out, "  %-12s %s\n", command.name, command.brief);
   }
-  absl::FPrintF(out, "  %-8s %s\n", "help", "Show help for a command.");
+  absl::FPrintF(out, "  %-12s %s\n", "help", "Show help for a command.");
   absl::FPrintF(out,
                 "\n`devmemctl <command> --help` shows that command's flags.\n"
                 "\nglobal flags:\n");
@@ -368,6 +401,19 @@ const char* SupportName(v1::Support support) {
   }
 }
 
+// "name: unsupported (errno 95): reason". `reason` usually holds strerror
+// (+ extack) with the number already, so the number is added only once.
+std::string CapabilityLine(const v1::Capability& cap) {
+  std::string line = absl::StrCat(cap.name(), ": ", SupportName(cap.support()));
+  if (cap.errno_value() != 0 &&
+      !absl::StrContains(cap.reason(),
+                         absl::StrCat("errno ", cap.errno_value()))) {
+    absl::StrAppend(&line, " (errno ", cap.errno_value(), ")");
+  }
+  if (!cap.reason().empty()) absl::StrAppend(&line, ": ", cap.reason());
+  return line;
+}
+
 std::vector<std::string> NicRow(const v1::Nic& nic) {
   std::string channels = "-";
   if (nic.has_channels()) {
@@ -418,7 +464,8 @@ std::vector<std::string> NicRow(const v1::Nic& nic) {
       nic.devmem_capable() ? "yes" : "no"};
 }
 
-void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+void PrintTable(const std::vector<std::vector<std::string>>& rows,
+                absl::string_view indent = "") {
   std::vector<size_t> width;
   for (const auto& row : rows) {
     width.resize(std::max(width.size(), row.size()), 0);
@@ -427,7 +474,7 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
     }
   }
   for (const auto& row : rows) {
-    std::string line;
+    std::string line(indent);
     for (size_t i = 0; i < row.size(); ++i) {
       if (i + 1 == row.size()) {
         absl::StrAppend(&line, row[i]);
@@ -496,15 +543,7 @@ int RunNics(const std::vector<std::string>& args) {
               : absl::StrCat(", missing: ", absl::StrJoin(missing, ", ")));
     }
     for (const v1::Capability* cap : lacking) {
-      // `reason` already holds strerror (+ extack), so only the number here.
-      absl::PrintF("  %s: %s", cap->name(), SupportName(cap->support()));
-      if (cap->errno_value() != 0 &&
-          !absl::StrContains(cap->reason(),
-                             absl::StrCat("errno ", cap->errno_value()))) {
-        absl::PrintF(" (errno %d)", cap->errno_value());
-      }
-      if (!cap->reason().empty()) absl::PrintF(": %s", cap->reason());
-      absl::PrintF("\n");
+      absl::PrintF("  %s\n", CapabilityLine(*cap));
     }
   }
   if (!inventory->backend().empty()) {
@@ -550,6 +589,219 @@ int RunStatus(const std::vector<std::string>&) {
 }
 
 // ---------------------------------------------------------------------------
+// nic show / nic restore
+// ---------------------------------------------------------------------------
+
+const char* ProfileStateName(v1::ProfileState state) {
+  switch (state) {
+    case v1::PROFILE_STATE_APPLIED:
+      return "applied";
+    case v1::PROFILE_STATE_NOT_CAPABLE:
+      return "not devmem-capable";
+    case v1::PROFILE_STATE_FAILED:
+      return "failed";
+    case v1::PROFILE_STATE_RESTORED:
+      return "restored";
+    case v1::PROFILE_STATE_UNMANAGED:
+      return "unmanaged";
+    default:
+      return "unspecified";
+  }
+}
+
+const char* RssModeName(v1::RssMode mode) {
+  switch (mode) {
+    case v1::RSS_MODE_CONTEXT:
+      return "context (one RSS context per binding)";
+    case v1::RSS_MODE_EXCLUDE_POOL:
+      return "exclude-pool (main table avoids the pool)";
+    default:
+      return "exclude-pool (default)";
+  }
+}
+
+const char* SplitName(v1::TcpDataSplit split) {
+  switch (split) {
+    case v1::TCP_DATA_SPLIT_ENABLED:
+      return "enabled";
+    case v1::TCP_DATA_SPLIT_DISABLED:
+      return "disabled";
+    default:
+      return "unknown (auto)";
+  }
+}
+
+// Queue ids as ranges: "0-3,6", "-" for none.
+std::string QueueRanges(std::vector<uint32_t> queues) {
+  if (queues.empty()) return "-";
+  std::sort(queues.begin(), queues.end());
+  queues.erase(std::unique(queues.begin(), queues.end()), queues.end());
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < queues.size();) {
+    size_t j = i;
+    while (j + 1 < queues.size() && queues[j + 1] == queues[j] + 1) ++j;
+    parts.push_back(j == i ? absl::StrCat(queues[i])
+                           : absl::StrCat(queues[i], "-", queues[j]));
+    i = j + 1;
+  }
+  return absl::StrJoin(parts, ",");
+}
+
+template <typename Repeated>
+std::string QueueRanges(const Repeated& queues) {
+  return QueueRanges(std::vector<uint32_t>(queues.begin(), queues.end()));
+}
+
+// "queues 0-5 (128 entries)": which queues the indirection table spreads
+// over, not the table itself.
+std::string RssSummary(const v1::NicSettings& s) {
+  if (s.rss_indir().empty()) return "-";
+  return absl::StrCat("queues ", QueueRanges(s.rss_indir()), " (",
+                      s.rss_indir_size(), " entries)");
+}
+
+std::vector<std::vector<std::string>> SettingsRows(const v1::NicState& st) {
+  const v1::NicSettings* cols[] = {&st.original(), &st.desired(), &st.actual()};
+  std::vector<std::vector<std::string>> rows = {
+      {"SETTING", "ORIGINAL", "DESIRED", "ACTUAL"},
+      {"channels (c/rx/tx)"},
+      {"tcp-data-split"},
+      {"hds-thresh"},
+      {"ntuple"},
+      {"rss"}};
+  for (const v1::NicSettings* s : cols) {
+    std::string channels = "-";
+    if (s->has_channels()) {
+      const v1::Channels& c = s->channels();
+      channels = absl::StrCat(Opt(c.has_combined_count(), c.combined_count()),
+                              "/", Opt(c.has_rx_count(), c.rx_count()), "/",
+                              Opt(c.has_tx_count(), c.tx_count()));
+    }
+    rows[1].push_back(channels);
+    rows[2].push_back(s->has_tcp_data_split() ? SplitName(s->tcp_data_split())
+                                              : "-");
+    rows[3].push_back(s->has_hds_thresh() ? absl::StrCat(s->hds_thresh())
+                                          : "-");
+    rows[4].push_back(!s->has_ntuple() ? "-" : s->ntuple() ? "on" : "off");
+    rows[5].push_back(RssSummary(*s));
+  }
+  return rows;
+}
+
+void PrintNicState(const v1::NicState& st) {
+  absl::PrintF("%s: %s (ifindex %u, backend %s)\n", st.nic(),
+               ProfileStateName(st.state()), st.ifindex(), Dash(st.backend()));
+  if (!st.reason().empty()) absl::PrintF("  reason: %s\n", st.reason());
+  if (!st.missing().empty()) {
+    absl::PrintF("  missing:\n");
+    for (const v1::Capability& cap : st.missing()) {
+      absl::PrintF("    %s\n", CapabilityLine(cap));
+    }
+  }
+  absl::PrintF("\n");
+  PrintTable(SettingsRows(st), "  ");
+  absl::PrintF("\n");
+  std::string rules = absl::StrCat(st.rules());
+  if (st.rule_quota() > 0)
+    absl::StrAppend(&rules, " (quota ", st.rule_quota(), ")");
+  PrintTable(
+      {
+          {"rss mode:", RssModeName(st.rss_mode())},
+          {"pool queues:", QueueRanges(st.pool_queues())},
+          {"free queues:", QueueRanges(st.free_queues())},
+          {"bindings:", absl::StrCat(st.bindings())},
+          {"rules:", rules},
+          {"record:", st.record_path().empty() ? "- (nothing recorded)"
+                                               : st.record_path()},
+      },
+      "  ");
+}
+
+std::string NicStateHint(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kNotFound:
+      return "devmemd manages only the NICs in its config's nic_profiles; "
+             "`devmemctl nic show` lists them, `devmemctl nics` lists every "
+             "NIC";
+    case absl::StatusCode::kPermissionDenied:
+      if (absl::StrContains(status.message(), "admin")) {
+        return "restoring a NIC is an admin call: run as root, or ask the "
+               "admin to add your uid to admin_uids in devmemd's config";
+      }
+      return HintFor(status);
+    case absl::StatusCode::kFailedPrecondition:
+      return "the kernel refused to put a setting back and the record is "
+             "kept: see `devmemctl nic show` and devmemd's log, then retry";
+    default:
+      return HintFor(status);
+  }
+}
+
+std::vector<std::string> NicNames(const std::vector<std::string>& args) {
+  std::vector<std::string> names = args;
+  for (absl::string_view name :
+       absl::StrSplit(absl::GetFlag(FLAGS_nic), ',', absl::SkipEmpty())) {
+    names.emplace_back(name);
+  }
+  return names;
+}
+
+int RunNicShow(const std::vector<std::string>& args) {
+  const std::vector<std::string> names = NicNames(args);
+  absl::StatusOr<std::unique_ptr<Session>> session = OpenSession();
+  if (!session.ok()) return FailOpen("nic show", session.status());
+  absl::StatusOr<v1::GetNicStateResponse> states =
+      (*session)->GetNicState(names);
+  if (!states.ok()) {
+    return Fail("nic show", "GetNicState", states.status(),
+                NicStateHint(states.status()));
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    absl::PrintF("%s\n", ToJson(*states));
+    return kExitOk;
+  }
+  if (states->nics().empty()) {
+    absl::PrintF(
+        "no NIC profiles: devmemd manages no NIC (add nic_profiles to its "
+        "config)\n");
+    return kExitOk;
+  }
+  bool first = true;
+  for (const v1::NicState& st : states->nics()) {
+    if (!first) absl::PrintF("\n");
+    first = false;
+    PrintNicState(st);
+  }
+  return kExitOk;
+}
+
+int RunNicRestore(const std::vector<std::string>& args) {
+  const std::vector<std::string> names = NicNames(args);
+  if (names.size() != 1) {
+    return UsageError("nic restore", "name exactly one NIC to restore");
+  }
+  absl::StatusOr<std::unique_ptr<Session>> session = OpenSession();
+  if (!session.ok()) return FailOpen("nic restore", session.status());
+  absl::StatusOr<v1::RestoreNicResponse> restored =
+      (*session)->RestoreNic(names[0]);
+  if (!restored.ok()) {
+    return Fail("nic restore", absl::StrCat("RestoreNic ", names[0]),
+                restored.status(), NicStateHint(restored.status()));
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    absl::PrintF("%s\n", ToJson(*restored));
+    return kExitOk;
+  }
+  absl::PrintF("%s: released %u binding(s) and removed %u rule(s); state %s\n",
+               names[0], restored->bindings_released(),
+               restored->rules_removed(),
+               ProfileStateName(restored->state().state()));
+  absl::PrintF("\n");
+  PrintNicState(restored->state());
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------------------
 // listen
 // ---------------------------------------------------------------------------
 
@@ -582,6 +834,161 @@ std::string SocketHint(const absl::Status& status, absl::string_view command) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// Bindings for listen/connect (--bind_memfd_mb, --dmabuf_fd, --queues)
+// ---------------------------------------------------------------------------
+
+struct BindFlags {
+  int32_t memfd_mb = 0;
+  int32_t dmabuf_fd = -1;
+  int32_t queues = 0;
+  bool wanted() const { return memfd_mb > 0 || dmabuf_fd >= 0; }
+};
+
+// Reads and checks the binding flags; kExitOk, or the usage exit code
+// after printing what is wrong.
+int ParseBindFlags(const char* command, BindFlags* flags) {
+  flags->memfd_mb = absl::GetFlag(FLAGS_bind_memfd_mb);
+  flags->dmabuf_fd = absl::GetFlag(FLAGS_dmabuf_fd);
+  flags->queues = absl::GetFlag(FLAGS_queues);
+  if (flags->memfd_mb < 0 || flags->memfd_mb > 65536) {
+    return UsageError(command, "--bind_memfd_mb must be in 0..65536");
+  }
+  if (flags->dmabuf_fd < -1) {
+    return UsageError(command, "--dmabuf_fd must be a file descriptor or -1");
+  }
+  if (flags->memfd_mb > 0 && flags->dmabuf_fd >= 0) {
+    return UsageError(command,
+                      "--bind_memfd_mb and --dmabuf_fd are "
+                      "alternatives");
+  }
+  if (flags->queues < 0 || flags->queues > 64) {
+    return UsageError(command, "--queues must be in 0..64");
+  }
+  if (flags->queues > 0 && !flags->wanted()) {
+    return UsageError(command, "--queues needs --bind_memfd_mb or --dmabuf_fd");
+  }
+  if (flags->dmabuf_fd >= 0 && fcntl(flags->dmabuf_fd, F_GETFD) < 0) {
+    return UsageError(command,
+                      absl::StrCat("--dmabuf_fd=", flags->dmabuf_fd, ": fd ",
+                                   flags->dmabuf_fd,
+                                   " is not open in this process (it must be "
+                                   "inherited, e.g. `devmemctl ... 7<&N`)"));
+  }
+  return kExitOk;
+}
+
+std::string BindHint(const absl::Status& status, const BindFlags& flags,
+                     absl::string_view nic) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      if (flags.memfd_mb > 0 && absl::StrContains(status.message(), "memfd")) {
+        return "only devmemd's simulated backend (--nic_backend=simulated) "
+               "binds memfd-backed memory; this devmemd drives the real "
+               "kernel, which needs a real dma-buf: pass one with "
+               "--dmabuf_fd (e.g. GPU memory exported with "
+               "cuMemGetHandleForAddressRange)";
+      }
+      return "--dmabuf_fd must be a dma-buf (fstatfs reports DMA_BUF_MAGIC)";
+    case absl::StatusCode::kNotFound:
+      return "bindings go to NICs with a devmem profile: `devmemctl nic show` "
+             "lists them";
+    case absl::StatusCode::kResourceExhausted:
+      return absl::StrCat("the devmem pool of ", nic,
+                          " has too few free queues: ask for fewer --queues "
+                          "or wait; `devmemctl nic show ",
+                          nic, "` shows the free queues");
+    case absl::StatusCode::kFailedPrecondition:
+      return absl::StrCat("`devmemctl nic show ", nic,
+                          "` shows the NIC's profile state; `devmemctl "
+                          "selftest --nic ",
+                          nic, "` checks the NIC itself");
+    default:
+      return HintFor(status);
+  }
+}
+
+// Binds the memory the flags name, prints the binding (stderr; a JSON line
+// on stdout with --json) and returns kExitOk with `*binding` set, or the
+// failure exit code. `*memory` keeps a memfd alive while the binding lives.
+int BindForSocket(const char* command, Session& session, const std::string& nic,
+                  const BindFlags& flags, UniqueFd* memory,
+                  v1::Binding* binding) {
+  std::string what;
+  int fd = flags.dmabuf_fd;
+  if (flags.memfd_mb > 0) {
+    absl::StatusOr<UniqueFd> memfd = CreateSealedMemfd(
+        static_cast<size_t>(flags.memfd_mb) << 20, "devmemctl");
+    if (!memfd.ok()) {
+      return Fail(command, "creating the memfd for --bind_memfd_mb",
+                  memfd.status());
+    }
+    *memory = *std::move(memfd);
+    fd = memory->get_unowned();
+    what = absl::StrCat(flags.memfd_mb, " MiB memfd");
+  } else {
+    what = absl::StrCat("fd ", fd, " (", DmabufKindName(ClassifyFd(fd)), ")");
+  }
+  BindOptions options;
+  options.nic = nic;
+  options.queue_count = flags.queues == 0 ? 1 : flags.queues;
+  absl::StatusOr<v1::Binding> bound = session.BindRx(fd, options);
+  if (!bound.ok()) {
+    return Fail(command, absl::StrCat("BindRx of ", what, " on nic ", nic),
+                bound.status(), BindHint(bound.status(), flags, nic));
+  }
+  *binding = *bound;
+  absl::FPrintF(stderr,
+                "bound %s: binding %u (kernel id %u) on nic %s RX queues "
+                "%s%s\n",
+                what, binding->handle(), binding->kernel_id(),
+                binding->nic().empty() ? nic : binding->nic(),
+                QueueRanges(binding->queues()),
+                binding->has_rss_context()
+                    ? absl::StrCat(", rss context ", binding->rss_context())
+                    : "");
+  if (absl::GetFlag(FLAGS_json)) {
+    absl::PrintF("{\"binding\":%s}\n", ToJson(*binding));
+    std::fflush(stdout);
+  }
+  return kExitOk;
+}
+
+std::string Endpoint(const std::string& ip, uint32_t port) {
+  if (ip.empty() && port == 0) return "*";
+  return FormatHostPort(ip.empty() ? "*" : ip, static_cast<uint16_t>(port));
+}
+
+// "steering rule at location 1023 on lo: tcp4 dst 10.0.0.1:5000 -> queue 4
+// (3-tuple: ...)".
+std::string RuleLine(const v1::FlowRule& rule, bool listener) {
+  std::string match =
+      absl::StrCat(rule.family() == v1::ADDRESS_FAMILY_INET ? "tcp4" : "tcp6");
+  if (!rule.src_ip().empty() || rule.src_port() != 0) {
+    absl::StrAppend(&match, " src ", Endpoint(rule.src_ip(), rule.src_port()));
+  }
+  absl::StrAppend(&match, " dst ", Endpoint(rule.dst_ip(), rule.dst_port()));
+  const std::string target =
+      rule.has_rss_context() ? absl::StrCat("rss context ", rule.rss_context(),
+                                            " (offset ", rule.queue(), ")")
+                             : absl::StrCat("queue ", rule.queue());
+  const char* tuple = rule.five_tuple() ? "5-tuple"
+                      : listener ? "3-tuple: the listener's address and port"
+                                 : "3-tuple fallback: the NIC refused the "
+                                   "5-tuple";
+  return absl::StrCat("steering rule at location ", rule.location(), " on ",
+                      rule.nic(), ": ", match, " -> ", target, " (", tuple,
+                      ")");
+}
+
+void PrintRule(const v1::SocketResponse& info, bool listener) {
+  if (!info.has_rule()) {
+    absl::FPrintF(stderr, "no steering rule reported by devmemd\n");
+    return;
+  }
+  absl::FPrintF(stderr, "%s\n", RuleLine(info.rule(), listener));
+}
+
 int RunListen(const std::vector<std::string>&) {
   const bool json = absl::GetFlag(FLAGS_json);
   const std::string nic = absl::GetFlag(FLAGS_nic);
@@ -600,6 +1007,8 @@ int RunListen(const std::vector<std::string>&) {
     return UsageError("listen",
                       "--json and --output=- would both write to stdout");
   }
+  BindFlags bind;
+  if (int rc = ParseBindFlags("listen", &bind); rc != kExitOk) return rc;
   ListenOptions options;
   options.nic = nic;
   options.port = static_cast<uint16_t>(port);
@@ -631,6 +1040,13 @@ int RunListen(const std::vector<std::string>&) {
 
   absl::StatusOr<std::unique_ptr<Session>> session = OpenSession();
   if (!session.ok()) return FailOpen("listen", session.status());
+  UniqueFd memory;  // the memfd, while it is bound
+  v1::Binding binding;
+  if (bind.wanted()) {
+    int rc = BindForSocket("listen", **session, nic, bind, &memory, &binding);
+    if (rc != kExitOk) return rc;
+    options.binding = binding.handle();
+  }
   absl::StatusOr<SocketHandle> sock = (*session)->Listen(options);
   if (!sock.ok()) {
     return Fail("listen", absl::StrCat("Listen on nic ", nic), sock.status(),
@@ -642,6 +1058,7 @@ int RunListen(const std::vector<std::string>&) {
     absl::PrintF("%s\n", ToJson(sock->info));
     std::fflush(stdout);
   }
+  if (bind.wanted()) PrintRule(sock->info, /*listener=*/true);
   // Scripts wait for this line to learn the port, so flush it now.
   absl::FPrintF(stderr, "listening on %s (nic %s, fd from devmemd)\n", local,
                 sock->info.nic().empty() ? nic : sock->info.nic());
@@ -721,9 +1138,10 @@ int RunListen(const std::vector<std::string>&) {
   if (json) {
     absl::PrintF(
         "{\"command\":\"listen\",\"ok\":true,\"local\":\"%s\",\"peer\":\"%s\","
-        "\"bytes\":%u,\"seconds\":%.6f,\"gbps\":%.3f,\"pattern_checked\":%s}\n",
+        "\"bytes\":%u,\"seconds\":%.6f,\"gbps\":%.3f,\"pattern_checked\":%s,"
+        "\"binding\":%u}\n",
         local, peer, received, seconds, Gbps(received, seconds),
-        check ? "true" : "false");
+        check ? "true" : "false", binding.handle());
   } else {
     absl::FPrintF(report, "received %u bytes in %.3f s (%.3f Gbit/s)%s\n",
                   received, seconds, Gbps(received, seconds),
@@ -775,6 +1193,8 @@ int RunConnect(const std::vector<std::string>&) {
   if (pattern && bytes == 0) {
     return UsageError("connect", "--pattern needs --bytes=N");
   }
+  BindFlags bind;
+  if (int rc = ParseBindFlags("connect", &bind); rc != kExitOk) return rc;
   ConnectOptions options;
   options.nic = nic;
   options.timeout = absl::Milliseconds(timeout_ms);
@@ -803,6 +1223,13 @@ int RunConnect(const std::vector<std::string>&) {
 
   absl::StatusOr<std::unique_ptr<Session>> session = OpenSession();
   if (!session.ok()) return FailOpen("connect", session.status());
+  UniqueFd memory;  // the memfd, while it is bound
+  v1::Binding binding;
+  if (bind.wanted()) {
+    int rc = BindForSocket("connect", **session, nic, bind, &memory, &binding);
+    if (rc != kExitOk) return rc;
+    options.binding = binding.handle();
+  }
   absl::StatusOr<SocketHandle> sock = (*session)->Connect(options);
   if (!sock.ok()) {
     return Fail(
@@ -820,6 +1247,7 @@ int RunConnect(const std::vector<std::string>&) {
     absl::PrintF("%s\n", ToJson(sock->info));
     std::fflush(stdout);
   }
+  if (bind.wanted()) PrintRule(sock->info, /*listener=*/false);
   absl::FPrintF(stderr, "connected to %s from %s (nic %s, fd from devmemd)\n",
                 remote_name, local_name,
                 sock->info.nic().empty() ? nic : sock->info.nic());
@@ -870,13 +1298,257 @@ int RunConnect(const std::vector<std::string>&) {
   if (json) {
     absl::PrintF(
         "{\"command\":\"connect\",\"ok\":true,\"local\":\"%s\",\"remote\":"
-        "\"%s\",\"bytes\":%u,\"seconds\":%.6f,\"gbps\":%.3f}\n",
-        local_name, remote_name, sent, seconds, Gbps(sent, seconds));
+        "\"%s\",\"bytes\":%u,\"seconds\":%.6f,\"gbps\":%.3f,\"binding\":%u}\n",
+        local_name, remote_name, sent, seconds, Gbps(sent, seconds),
+        binding.handle());
   } else {
     absl::PrintF("sent %u bytes in %.3f s (%.3f Gbit/s)\n", sent, seconds,
                  Gbps(sent, seconds));
   }
   return kExitOk;
+}
+
+// ---------------------------------------------------------------------------
+// selftest
+// ---------------------------------------------------------------------------
+
+// Whether this process has CAP_NET_ADMIN in its effective set (bit 12 of
+// CapEff in /proc/self/status). true when it cannot tell: the kernel then
+// answers with EPERM itself.
+bool HasNetAdmin() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (!absl::StartsWith(line, "CapEff:")) continue;
+    uint64_t caps = 0;
+    const std::string hex(absl::StripAsciiWhitespace(line.substr(7)));
+    if (!absl::SimpleHexAtoi(hex, &caps)) return true;
+    constexpr int kCapNetAdmin = 12;  // include/uapi/linux/capability.h
+    return (caps >> kCapNetAdmin) & 1;
+  }
+  return true;
+}
+
+constexpr char kNeedsNetAdmin[] =
+    "the selftest changes NIC settings (ethtool) and binds memory (netdev "
+    "bind-rx is admin-perm), so it needs CAP_NET_ADMIN";
+constexpr char kNetAdminHint[] =
+    "run it as root (sudo devmemctl selftest --nic IF), or add --simulated "
+    "to watch the sequence on a simulated NIC without privileges";
+
+const char* CapSupportName(Support support) {
+  switch (support) {
+    case Support::kSupported:
+      return "supported";
+    case Support::kUnsupported:
+      return "unsupported";
+    case Support::kUnknown:
+      break;
+  }
+  return "unknown";
+}
+
+v1::Capability CapabilityProto(const Capability& cap) {
+  v1::Capability out;
+  out.set_name(cap.name);
+  out.set_support(cap.support == Support::kSupported ? v1::SUPPORT_SUPPORTED
+                  : cap.support == Support::kUnsupported
+                      ? v1::SUPPORT_UNSUPPORTED
+                      : v1::SUPPORT_UNKNOWN);
+  out.set_errno_value(cap.error);
+  out.set_reason(cap.reason);
+  return out;
+}
+
+std::string SelftestJson(const std::string& nic, uint32_t ifindex,
+                         const std::string& backend, bool simulated,
+                         const std::string& memory,
+                         const SelftestResult& result) {
+  using google::protobuf::Struct;
+  using google::protobuf::Value;
+  Struct out;
+  auto& f = *out.mutable_fields();
+  f["command"].set_string_value("selftest");
+  f["nic"].set_string_value(nic);
+  f["ifindex"].set_number_value(ifindex);
+  f["backend"].set_string_value(backend);
+  f["simulated"].set_bool_value(simulated);
+  f["memory"].set_string_value(memory);
+  f["ran"].set_bool_value(result.ran);
+  f["passed"].set_bool_value(result.passed());
+  f["restored"].set_bool_value(result.restored);
+  auto* missing = f["missing"].mutable_list_value();
+  for (const Capability& cap : result.missing) {
+    auto& m = *missing->add_values()->mutable_struct_value()->mutable_fields();
+    m["name"].set_string_value(cap.name);
+    m["support"].set_string_value(CapSupportName(cap.support));
+    m["errno"].set_number_value(cap.error);
+    m["reason"].set_string_value(cap.reason);
+  }
+  auto* steps = f["steps"].mutable_list_value();
+  for (const SelftestStep& step : result.steps) {
+    auto& s = *steps->add_values()->mutable_struct_value()->mutable_fields();
+    s["name"].set_string_value(step.name);
+    s["passed"].set_bool_value(step.passed);
+    s["detail"].set_string_value(step.detail);
+  }
+  return ToJson(out);
+}
+
+int RunSelftest(const std::vector<std::string>&) {
+  const bool json = absl::GetFlag(FLAGS_json);
+  const std::string nic = absl::GetFlag(FLAGS_nic);
+  const bool simulated = absl::GetFlag(FLAGS_simulated);
+  const int32_t memory_mb = absl::GetFlag(FLAGS_memory_mb);
+  const int32_t dmabuf_fd = absl::GetFlag(FLAGS_dmabuf_fd);
+  if (nic.empty()) return UsageError("selftest", "--nic is required");
+  if (absl::StrContains(nic, ",")) {
+    return UsageError("selftest", "--nic takes one NIC");
+  }
+  if (memory_mb < 1 || memory_mb > 65536) {
+    return UsageError("selftest", "--memory_mb must be in 1..65536");
+  }
+  if (dmabuf_fd < -1) {
+    return UsageError("selftest",
+                      "--dmabuf_fd must be a file descriptor or -1");
+  }
+  if (dmabuf_fd >= 0 && fcntl(dmabuf_fd, F_GETFD) < 0) {
+    return UsageError(
+        "selftest", absl::StrCat("--dmabuf_fd=", dmabuf_fd, ": fd ", dmabuf_fd,
+                                 " is not open in this process (it must "
+                                 "be inherited)"));
+  }
+  const size_t bytes = static_cast<size_t>(memory_mb) << 20;
+
+  std::unique_ptr<NicControl> control;
+  uint32_t ifindex = if_nametoindex(nic.c_str());
+  if (simulated) {
+    SimulatedNicSpec spec;
+    spec.name = nic;
+    // A real link of that name lends its ifindex, for recognisable output.
+    spec.ifindex = ifindex != 0 ? ifindex : 1;
+    ifindex = spec.ifindex;
+    absl::StatusOr<std::unique_ptr<SimulatedNic>> sim =
+        SimulatedNic::Create({spec});
+    if (!sim.ok()) {
+      return UsageError("selftest",
+                        absl::StrCat("--nic: ", sim.status().message()));
+    }
+    control = *std::move(sim);
+  } else {
+    if (ifindex == 0) {
+      return Fail("selftest", absl::StrCat("no interface ", nic),
+                  ErrnoStatus(errno, absl::StrCat("if_nametoindex ", nic)),
+                  "`ip link` lists the interfaces; with --simulated any "
+                  "name works");
+    }
+    if (!HasNetAdmin()) {
+      return Fail("selftest", absl::StrCat("selftest on ", nic),
+                  absl::PermissionDeniedError(kNeedsNetAdmin), kNetAdminHint);
+    }
+    absl::StatusOr<std::unique_ptr<KernelNicControl>> kernel =
+        KernelNicControl::Create();
+    if (!kernel.ok()) {
+      const bool eperm =
+          StatusErrno(kernel.status()) == EPERM ||
+          kernel.status().code() == absl::StatusCode::kPermissionDenied;
+      return Fail("selftest", "opening the kernel's ethtool and netdev netlink",
+                  kernel.status(),
+                  eperm ? absl::StrCat(kNeedsNetAdmin, ": ", kNetAdminHint)
+                        : "the kernel needs ethtool netlink and the netdev "
+                          "family (6.12+ for devmem)");
+    }
+    control = *std::move(kernel);
+  }
+
+  // The memory to bind: an inherited dma-buf, a memfd (simulated) or a
+  // udmabuf; a missing exporter is reported by the probe, not here.
+  UniqueFd owned;
+  absl::StatusOr<int> fd = dmabuf_fd;
+  std::string memory;
+  if (dmabuf_fd >= 0) {
+    memory = absl::StrCat("fd ", dmabuf_fd, " (",
+                          DmabufKindName(ClassifyFd(dmabuf_fd)), ")");
+  } else if (simulated) {
+    absl::StatusOr<UniqueFd> memfd =
+        CreateSealedMemfd(bytes, "devmemctl-selftest");
+    if (!memfd.ok()) return Fail("selftest", "memfd", memfd.status());
+    owned = *std::move(memfd);
+    fd = owned.get_unowned();
+    memory = absl::StrCat(memory_mb, " MiB memfd (simulated device memory)");
+  } else {
+    absl::StatusOr<UniqueFd> udmabuf = CreateUdmabuf(bytes);
+    if (udmabuf.ok()) {
+      owned = *std::move(udmabuf);
+      fd = owned.get_unowned();
+      memory = absl::StrCat(memory_mb, " MiB udmabuf dma-buf (host memory)");
+    } else {
+      fd = udmabuf.status();
+      memory = "none (no dma-buf could be made)";
+    }
+  }
+
+  const std::string backend = control->BackendName();
+  if (!json) {
+    if (simulated) {
+      absl::PrintF(
+          "SIMULATED devmem selftest on %s (simulated NIC, ifindex %u): not "
+          "real hardware; memory: %s\n",
+          nic, ifindex, memory);
+    } else {
+      absl::PrintF(
+          "devmem selftest on %s (ifindex %u, %s backend); memory: %s\n", nic,
+          ifindex, backend, memory);
+    }
+    std::fflush(stdout);
+  }
+  SelftestReporter report = [json](const SelftestStep& step) {
+    // A failed probe is explained capability by capability below.
+    if (json || (step.name == "probe" && !step.passed)) return;
+    absl::PrintF("  %s  %s: %s\n", step.passed ? "PASS" : "FAIL", step.name,
+                 step.detail);
+    std::fflush(stdout);
+  };
+  const SelftestResult result =
+      RunDevmemSelftest(*control, ifindex, nic, fd, report);
+
+  if (json) {
+    absl::PrintF(
+        "%s\n", SelftestJson(nic, ifindex, backend, simulated, memory, result));
+    return result.passed() ? kExitOk : kExitFailure;
+  }
+  if (!result.ran) {
+    absl::PrintF(
+        "cannot run: %s lacks what devmem needs; nothing was "
+        "changed\n",
+        nic);
+    bool no_dmabuf = false;
+    for (const Capability& cap : result.missing) {
+      absl::PrintF("  %s\n", CapabilityLine(CapabilityProto(cap)));
+      no_dmabuf |= cap.name == "dma-buf";
+    }
+    absl::FPrintF(
+        stderr,
+        "  hint: devmem RX needs a NIC with header split, ntuple and RSS "
+        "whose driver binds unreadable memory (bnxt from 6.16, mlx5 from "
+        "6.17, fbnic and gve from 6.18)%s\n",
+        no_dmabuf ? ", and a dma-buf: modprobe udmabuf, or pass GPU memory "
+                    "with --dmabuf_fd"
+                  : "");
+    return kExitFailure;
+  }
+  const size_t failed =
+      std::count_if(result.steps.begin(), result.steps.end(),
+                    [](const SelftestStep& s) { return !s.passed; });
+  absl::PrintF("%sresult: %s; %s\n", simulated ? "SIMULATED " : "",
+               failed == 0
+                   ? absl::StrCat("PASSED (", result.steps.size(), " steps)")
+                   : absl::StrCat("FAILED (", failed, " of ",
+                                  result.steps.size(), " steps)"),
+               result.restored
+                   ? absl::StrCat(nic, " restored as recorded")
+                   : absl::StrCat(nic, " NOT restored: see the restore step"));
+  return result.passed() ? kExitOk : kExitFailure;
 }
 
 // ---------------------------------------------------------------------------
@@ -901,13 +1573,38 @@ std::vector<Command> Commands() {
        {},
        /*takes_positional=*/false,
        RunStatus},
+      {"nic show",
+       "[NIC...] [--nic=a,b]",
+       "Show the NIC profiles: original, desired and actual settings.",
+       "Show, per NIC devmemd manages (or the NICs named), the profile state "
+       "(applied, not devmem-capable, failed, restored, unmanaged) and why, "
+       "each missing capability with the kernel's errno and message, a table "
+       "of the original (recorded), desired and actual channels, "
+       "tcp-data-split, hds-thresh, ntuple and RSS spread, and the devmem "
+       "queue pool, free queues, bindings, rules and quota, backend and the "
+       "record's path.",
+       {{"nic", "Comma-separated NIC names to show (default all)."}},
+       /*takes_positional=*/true,
+       RunNicShow},
+      {"nic restore",
+       "NIC",
+       "Release a NIC's leases, put back its recorded settings (admin).",
+       "Ask devmemd to release every binding and rule on NIC and restore the "
+       "settings it recorded before its first change, then print what was "
+       "released and the NIC's state. Admin only: uid 0 or admin_uids.",
+       {{"nic", "The NIC to restore (or give it as the argument)."}},
+       /*takes_positional=*/true,
+       RunNicRestore},
       {"listen",
        "--nic IF [--addr IP] [--port P] [--output FILE|-] [--expect_pattern] "
-       "[--max_bytes N]",
+       "[--max_bytes N] [--bind_memfd_mb N | --dmabuf_fd FD [--queues N]]",
        "Receive one TCP stream on a socket from devmemd.",
        "Get a listening TCP socket bound to IF from devmemd, print "
        "\"listening on IP:PORT ...\" to stderr, accept one connection, read "
-       "it to EOF and report bytes, seconds and Gbit/s.",
+       "it to EOF and report bytes, seconds and Gbit/s. With --bind_memfd_mb "
+       "or --dmabuf_fd the memory is first bound to IF's devmem pool "
+       "(BindRx) and the listener's flows are steered to it; the binding and "
+       "the steering rule are printed to stderr (and as JSON with --json).",
        {{"nic", "NIC the socket is bound to (required)."},
         {"addr"},
         {"port"},
@@ -915,7 +1612,10 @@ std::vector<Command> Commands() {
         {"backlog"},
         {"output"},
         {"expect_pattern"},
-        {"max_bytes"}},
+        {"max_bytes"},
+        {"bind_memfd_mb"},
+        {"dmabuf_fd"},
+        {"queues"}},
        /*takes_positional=*/false,
        RunListen},
       {"connect",
@@ -924,16 +1624,48 @@ std::vector<Command> Commands() {
        "Send one TCP stream on a socket from devmemd.",
        "Get a TCP socket bound to IF and connected to --remote from devmemd, "
        "send --bytes (or --input), shut down writing, wait for the receiver "
-       "to close, and report bytes sent.",
+       "to close, and report bytes sent. With --bind_memfd_mb or --dmabuf_fd "
+       "the memory is first bound to IF's devmem pool (BindRx) and the "
+       "connection's incoming flow is steered to it (5-tuple, or the 3-tuple "
+       "if the NIC refuses it); binding and rule go to stderr.",
        {{"nic", "NIC the socket is bound to (required)."},
         {"remote"},
         {"local"},
         {"timeout_ms"},
         {"bytes"},
         {"pattern"},
-        {"input"}},
+        {"input"},
+        {"bind_memfd_mb"},
+        {"dmabuf_fd"},
+        {"queues"}},
        /*takes_positional=*/false,
        RunConnect},
+      {"selftest",
+       "--nic IF [--simulated] [--memory_mb N] [--dmabuf_fd FD]",
+       "Run the kernel's devmem test sequence on a NIC (ncdevmem).",
+       "Run, in this process and without devmemd, the kernel's own devmem "
+       "acceptance sequence (tools/testing/selftests/drivers/net/hw/ncdevmem.c "
+       "test mode) on IF: probe channels, rings, ntuple, RSS and queues; "
+       "record them; keep the upper half of the RX queues out of RSS; header "
+       "split on; then (a) a bind without queues must fail, (b) a bind with "
+       "header split off must fail, (c) a bind on the upper half must succeed "
+       "and show in queue-get, (d) shrinking channels under it must fail, (e) "
+       "closing its netlink socket must unbind; finally put everything back as "
+       "recorded. Each step prints PASS or FAIL with the kernel's text. If "
+       "the NIC cannot do devmem it says why (each missing capability with "
+       "errno and message) and changes nothing. The memory is a udmabuf "
+       "dma-buf (needs /dev/udmabuf) or --dmabuf_fd. Needs CAP_NET_ADMIN; "
+       "--simulated runs on a simulated NIC instead, needing nothing. Do not "
+       "run it on a NIC devmemd is using (`devmemctl nic restore IF` first). "
+       "Exit 0 only if every step passed and the NIC was restored.",
+       {{"nic", "The NIC to test (required)."},
+        {"simulated"},
+        {"memory_mb"},
+        {"dmabuf_fd",
+         "An inherited dma-buf fd to bind instead of a udmabuf "
+         "(e.g. exported GPU memory)."}},
+       /*takes_positional=*/false,
+       RunSelftest},
   };
 }
 
@@ -1019,12 +1751,45 @@ int Main(int argc, char** argv) {
       return kExitOk;
     }
     name = positional[0];
-    positional.clear();
+    positional.erase(positional.begin());
     help = true;
   }
-  const Command* command = nullptr;
+  const auto find = [&commands](const std::string& n) -> const Command* {
+    for (const Command& c : commands) {
+      if (n == c.name) return &c;
+    }
+    return nullptr;
+  };
+  const Command* command = find(name);
+  // Two-word commands ("nic show"): `name` is their group.
+  std::vector<std::string> group;
   for (const Command& c : commands) {
-    if (name == c.name) command = &c;
+    if (absl::StartsWith(c.name, name + " ")) {
+      group.push_back(
+          std::string(absl::string_view(c.name).substr(name.size() + 1)));
+    }
+  }
+  if (command == nullptr && !group.empty()) {
+    if (!positional.empty() && find(name + " " + positional[0]) != nullptr) {
+      command = find(name + " " + positional[0]);
+      positional.erase(positional.begin());
+    } else if (help && positional.empty()) {
+      absl::PrintF("usage: devmemctl %s <%s> [flags]\n\n", name,
+                   absl::StrJoin(group, "|"));
+      for (const Command& c : commands) {
+        if (absl::StartsWith(c.name, name + " ")) {
+          absl::PrintF("  %-12s %s\n", c.name, c.brief);
+        }
+      }
+      return kExitOk;
+    } else {
+      return UsageError(
+          name,
+          absl::StrCat(positional.empty() ? "needs a subcommand"
+                                          : absl::StrCat("unknown subcommand '",
+                                                         positional[0], "'"),
+                       "; one of: ", absl::StrJoin(group, ", ")));
+    }
   }
   if (command == nullptr) {
     absl::FPrintF(stderr, "devmemctl: unknown command '%s'\n\n", name);

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -25,6 +26,7 @@
 #include "client/testing/fake_devmemd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "kernel/testing/netns_veth.h"
 #include "kernel/unique_fd.h"
 
 extern char** environ;
@@ -32,6 +34,7 @@ extern char** environ;
 namespace devmem {
 namespace {
 
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -291,6 +294,274 @@ TEST_F(DevmemctlTest, RefusedPeerGetsPermissionHint) {
   EXPECT_THAT(r.err, HasSubstr("allow_uids"));
 }
 
+// ---------------------------------------------------------------------------
+// nic show / nic restore
+// ---------------------------------------------------------------------------
+
+TEST_F(DevmemctlTest, NicShowPrintsStateTableAndMissingCapabilities) {
+  Result r = RunCtl({"nic", "show", DirFlag()});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("lo: applied (ifindex 1, backend simulated)\n"
+                               "  reason: profile applied; queues 4-7 form "
+                               "the devmem pool\n"));
+  EXPECT_THAT(r.out, ContainsRegex("  SETTING +ORIGINAL +DESIRED +ACTUAL\n"));
+  EXPECT_THAT(r.out, ContainsRegex("  channels \\(c/rx/tx\\) +8/-/- +8/-/- "
+                                   "+8/-/-\n"));
+  EXPECT_THAT(r.out, ContainsRegex("  tcp-data-split +unknown \\(auto\\) "
+                                   "+enabled +enabled\n"));
+  EXPECT_THAT(r.out, ContainsRegex("  hds-thresh +256 +0 +0\n"));
+  EXPECT_THAT(r.out, ContainsRegex("  ntuple +off +on +on\n"));
+  EXPECT_THAT(r.out, ContainsRegex("  rss +queues 0-7 \\(128 entries\\) "
+                                   "+queues 0-3 \\(128 entries\\) +queues "
+                                   "0-3 \\(128 entries\\)\n"));
+  EXPECT_THAT(r.out, ContainsRegex("  pool queues: +4-7\n"));
+  EXPECT_THAT(r.out, ContainsRegex("  free queues: +4-7\n"));
+  EXPECT_THAT(r.out, ContainsRegex("  rules: +0 \\(quota 64\\)\n"));
+  EXPECT_THAT(r.out, ContainsRegex("  record: +/.*/state/lo.nicstate\n"));
+  // The NIC that cannot do devmem: each capability with errno and message.
+  EXPECT_THAT(r.out, HasSubstr("dvveth0: not devmem-capable (ifindex 9, "
+                               "backend simulated)\n"));
+  EXPECT_THAT(r.out, HasSubstr("  missing:\n    rings: unsupported: ethtool "
+                               "rings-get dvveth0: Operation not supported "
+                               "(errno 95)\n"));
+  EXPECT_THAT(r.out, HasSubstr("    ntuple: unsupported (errno 95): "
+                               "rx-ntuple-filter is off [fixed]\n"));
+  EXPECT_THAT(r.out, ContainsRegex("  channels \\(c/rx/tx\\) +-/1/1 +- +"
+                                   "-/1/1\n"));
+  EXPECT_THAT(r.out, ContainsRegex("  record: +- \\(nothing recorded\\)\n"));
+}
+
+TEST_F(DevmemctlTest, NicShowNamesOneNicAndJson) {
+  Result r = RunCtl({"nic", "show", "lo", DirFlag(), "--json"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"state\":\"PROFILE_STATE_APPLIED\""));
+  EXPECT_THAT(r.out, HasSubstr("\"pool_queues\":[4,5,6,7]"));
+  EXPECT_THAT(r.out, Not(HasSubstr("dvveth0")));
+}
+
+TEST_F(DevmemctlTest, NicShowUnknownListsProfiles) {
+  Result r = RunCtl({"nic", "show", "eth9", DirFlag()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND: no NIC profile for \"eth9\"; "
+                               "profiles: dvveth0, lo"));
+  EXPECT_THAT(r.err, HasSubstr("hint: devmemd manages only the NICs in its "
+                               "config's nic_profiles"));
+}
+
+TEST_F(DevmemctlTest, NicRestorePrintsWhatWasReleased) {
+  Result r = RunCtl({"nic", "restore", "lo", DirFlag()});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("lo: released 0 binding(s) and removed 0 "
+                               "rule(s); state restored\n"));
+  EXPECT_THAT(r.out, HasSubstr("lo: restored (ifindex 1"));
+  // Actual is the original again.
+  EXPECT_THAT(r.out, ContainsRegex("  tcp-data-split +unknown \\(auto\\) "
+                                   "+enabled +unknown \\(auto\\)\n"));
+}
+
+TEST_F(DevmemctlTest, NicRestoreAsNonAdminGetsHint) {
+  daemon_.RefuseRestore(
+      "RestoreNic is an admin call; uid 1000 is neither 0 nor listed in "
+      "admin_uids");
+  Result r = RunCtl({"nic", "restore", "--nic=lo", DirFlag()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("devmemctl nic restore: RestoreNic lo: "
+                               "PERMISSION_DENIED: RestoreNic is an admin "
+                               "call"));
+  EXPECT_THAT(r.err, HasSubstr("hint: restoring a NIC is an admin call: run "
+                               "as root, or ask the admin to add your uid to "
+                               "admin_uids"));
+}
+
+TEST_F(DevmemctlTest, NicRestoreUnknownListsProfiles) {
+  Result r = RunCtl({"nic", "restore", "eth9", DirFlag()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND: no NIC profile for \"eth9\"; "
+                               "profiles: dvveth0, lo"));
+}
+
+// ---------------------------------------------------------------------------
+// listen / connect with a binding
+// ---------------------------------------------------------------------------
+
+TEST_F(DevmemctlTest, ListenWithMemfdBindingPrintsBindingAndRule) {
+  Child listener({"listen", DirFlag(), "--json", "--nic=lo", "--addr=127.0.0.1",
+                  "--bind_memfd_mb=4", "--queues=2", "--expect_pattern"});
+  ASSERT_TRUE(listener.WaitForStderr("fd from devmemd)\n")) << listener.err();
+  const int port = PortFromListening(listener.err());
+  ASSERT_GT(port, 0) << listener.err();
+  EXPECT_THAT(listener.err(), HasSubstr("bound 4 MiB memfd: binding 1 "
+                                        "(kernel id 1) on nic lo RX queues "
+                                        "4-5\n"));
+  EXPECT_THAT(
+      listener.err(),
+      HasSubstr(absl::StrCat("steering rule at location 1023 on lo: tcp4 dst "
+                             "127.0.0.1:",
+                             port,
+                             " -> queue 4 (3-tuple: the listener's address "
+                             "and port)\n")));
+  ASSERT_EQ(daemon_.bind_requests().size(), 1u);
+  EXPECT_EQ(daemon_.bind_requests()[0].queue_count(), 2u);
+  EXPECT_EQ(daemon_.bind_requests()[0].nic(), "lo");
+  ASSERT_EQ(daemon_.listen_requests().size(), 1u);
+  EXPECT_EQ(daemon_.listen_requests()[0].binding(), 1u);
+
+  // The binding shows in nic show while the listener holds it.
+  Result shown = RunCtl({"nic", "show", "lo", DirFlag()});
+  EXPECT_THAT(shown.out, ContainsRegex("  free queues: +6-7\n"));
+  EXPECT_THAT(shown.out, ContainsRegex("  bindings: +1\n"));
+
+  Result sender = RunCtl({"connect", DirFlag(), "--nic=lo",
+                          absl::StrCat("--remote=127.0.0.1:", port),
+                          "--bytes=100000", "--pattern"});
+  EXPECT_EQ(sender.code, 0) << sender.err;
+  ASSERT_EQ(listener.Finish(), 0) << listener.err();
+  EXPECT_THAT(listener.out(), HasSubstr("{\"binding\":{\"handle\":\"1\","));
+  EXPECT_THAT(listener.out(), HasSubstr("\"kernel_id\":1,\"queues\":[4,5]"));
+  EXPECT_THAT(listener.out(), HasSubstr("\"rule\":{\"family\":"
+                                        "\"ADDRESS_FAMILY_INET\""));
+  EXPECT_THAT(listener.out(), HasSubstr("\"pattern_checked\":true,"
+                                        "\"binding\":1}"));
+}
+
+TEST_F(DevmemctlTest, ConnectWithBindingPrintsFiveTupleRule) {
+  Child listener({"listen", DirFlag(), "--nic=lo", "--addr=127.0.0.1"});
+  ASSERT_TRUE(listener.WaitForStderr("fd from devmemd)\n")) << listener.err();
+  const int port = PortFromListening(listener.err());
+  Result sender = RunCtl({"connect", DirFlag(), "--nic=lo",
+                          absl::StrCat("--remote=127.0.0.1:", port),
+                          "--bytes=1000", "--bind_memfd_mb=1"});
+  EXPECT_EQ(sender.code, 0) << sender.err;
+  EXPECT_THAT(sender.err, HasSubstr("bound 1 MiB memfd: binding 1 (kernel id "
+                                    "1) on nic lo RX queues 4\n"));
+  EXPECT_THAT(sender.err,
+              ContainsRegex(absl::StrCat(
+                  "steering rule at location 1023 on lo: tcp4 src 127.0.0.1:",
+                  port, " dst 127.0.0.1:[0-9]+ -> queue 4 \\(5-tuple\\)\n")));
+  EXPECT_EQ(listener.Finish(), 0) << listener.err();
+}
+
+TEST_F(DevmemctlTest, KernelBackendRefusesMemfdWithHint) {
+  daemon_.SetBackend("kernel");
+  Result r = RunCtl({"listen", DirFlag(), "--nic=lo", "--bind_memfd_mb=1"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("devmemctl listen: BindRx of 1 MiB memfd on "
+                               "nic lo: INVALID_ARGUMENT: fd "));
+  EXPECT_THAT(r.err, HasSubstr("is a memfd, not a dma-buf"));
+  EXPECT_THAT(r.err, HasSubstr("hint: only devmemd's simulated backend "
+                               "(--nic_backend=simulated) binds memfd-backed "
+                               "memory"));
+  EXPECT_THAT(r.err, HasSubstr("--dmabuf_fd"));
+  EXPECT_TRUE(daemon_.listen_requests().empty());
+}
+
+TEST_F(DevmemctlTest, BindOnUncapableNicIsFailedPrecondition) {
+  Result r = RunCtl({"connect", DirFlag(), "--nic=dvveth0",
+                     "--remote=127.0.0.1:1", "--bind_memfd_mb=1"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("FAILED_PRECONDITION: dvveth0: dvveth0 lacks "
+                               "rings, ntuple, rss"));
+  EXPECT_THAT(r.err, HasSubstr("hint: `devmemctl nic show dvveth0`"));
+}
+
+TEST_F(DevmemctlTest, NicRestoreReleasesAListenersBinding) {
+  Child listener({"listen", DirFlag(), "--nic=lo", "--addr=127.0.0.1",
+                  "--bind_memfd_mb=1"});
+  ASSERT_TRUE(listener.WaitForStderr("fd from devmemd)\n")) << listener.err();
+  Result r = RunCtl({"nic", "restore", "lo", DirFlag()});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("lo: released 1 binding(s) and removed 1 "
+                               "rule(s); state restored\n"));
+  const int port = PortFromListening(listener.err());
+  Result sender =
+      RunCtl({"connect", DirFlag(), "--nic=lo",
+              absl::StrCat("--remote=127.0.0.1:", port), "--bytes=10"});
+  EXPECT_EQ(listener.Finish(), 0) << listener.err();
+}
+
+// ---------------------------------------------------------------------------
+// selftest
+// ---------------------------------------------------------------------------
+
+TEST(DevmemctlSelftestTest, SimulatedSequencePasses) {
+  Result r =
+      RunCtl({"selftest", "--nic=dvsim0", "--simulated", "--memory_mb=4"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("SIMULATED devmem selftest on dvsim0 "
+                               "(simulated NIC"));
+  EXPECT_THAT(r.out, HasSubstr("memory: 4 MiB memfd (simulated device "
+                               "memory)\n"));
+  for (const char* step :
+       {"  PASS  probe: 8 RX queues, testing queues 4-7",
+        "  PASS  (a) bind without queues fails: refused: ",
+        "  PASS  (b) bind with split off fails: refused: ",
+        "(kernel: tcp-data-split is disabled)",
+        "  PASS  (c) bind succeeds: binding id ",
+        "  PASS  (d) channels below bound queues refused: combined 4 refused",
+        "memory provider setting (8))", "  PASS  (e) unbind on close: ",
+        "  PASS  restore: read back as recorded"}) {
+    EXPECT_THAT(r.out, HasSubstr(step));
+  }
+  EXPECT_THAT(r.out, HasSubstr("SIMULATED result: PASSED (10 steps); dvsim0 "
+                               "restored as recorded\n"));
+  EXPECT_THAT(r.out, Not(HasSubstr("FAIL ")));
+}
+
+TEST(DevmemctlSelftestTest, SimulatedJson) {
+  Result r = RunCtl(
+      {"selftest", "--nic=dvsim0", "--simulated", "--json", "--memory_mb=1"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"simulated\":true"));
+  EXPECT_THAT(r.out, HasSubstr("\"passed\":true"));
+  EXPECT_THAT(r.out, HasSubstr("\"name\":\"(c) bind succeeds\""));
+  EXPECT_THAT(r.out, Not(HasSubstr("PASS ")));  // one JSON line only
+}
+
+TEST(DevmemctlSelftestTest, UnknownInterfaceIsRuntimeFailure) {
+  Result r = RunCtl({"selftest", "--nic=dvnosuch0"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("no interface dvnosuch0: NOT_FOUND: "
+                               "if_nametoindex dvnosuch0: No such device"));
+  EXPECT_THAT(r.err, HasSubstr("hint: `ip link` lists the interfaces"));
+}
+
+// The real kernel on a veth in a private netns: veth lacks rings, ntuple
+// and RSS and has one RX queue, and this machine has no dma-buf exporter.
+TEST(DevmemctlSelftestTest, VethSaysPreciselyWhyItCannotRun) {
+  if (geteuid() != 0) {
+    GTEST_SKIP() << "needs root for a netns + veth and for the selftest "
+                    "(CAP_NET_ADMIN)";
+  }
+  absl::StatusOr<std::unique_ptr<testing::ScopedNetns>> ns =
+      testing::ScopedNetns::Enter();
+  if (!ns.ok()) GTEST_SKIP() << "cannot create a netns: " << ns.status();
+  absl::StatusOr<std::unique_ptr<testing::ScopedVethPair>> veth =
+      testing::ScopedVethPair::Create("dvst0", "dvst1");
+  ASSERT_TRUE(veth.ok()) << veth.status();
+  // Spawned from this thread, the child runs in the private netns.
+  Result r = RunCtl({"selftest", "--nic=dvst0"});
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("devmem selftest on dvst0 (ifindex "));
+  EXPECT_THAT(r.out, HasSubstr("cannot run: dvst0 lacks what devmem needs; "
+                               "nothing was changed\n"));
+  EXPECT_THAT(r.out, HasSubstr("  channels: unsupported: 1 RX queue(s); the "
+                               "test binds the upper half of at least 2"));
+  EXPECT_THAT(r.out, HasSubstr("  rings: unsupported: ethtool rings-get "));
+  EXPECT_THAT(r.out, HasSubstr("Operation not supported (errno 95)\n"));
+  EXPECT_THAT(r.out, HasSubstr("  ntuple: unsupported (errno 95): "
+                               "rx-ntuple-filter is neither active nor "
+                               "changeable"));
+  EXPECT_THAT(r.out, HasSubstr("  rss: unsupported: "));
+  if (access("/dev/udmabuf", F_OK) != 0) {
+    EXPECT_THAT(r.out, HasSubstr("  dma-buf: unsupported: no dma-buf "
+                                 "exporter: /dev/udmabuf is missing"));
+    EXPECT_THAT(r.out, HasSubstr("No such file or directory (errno 2)\n"));
+  }
+  EXPECT_THAT(r.out, Not(HasSubstr("PASS")));
+  EXPECT_THAT(r.err, HasSubstr("hint: devmem RX needs a NIC with header "
+                               "split, ntuple and RSS"));
+}
+
 TEST(DevmemctlNoDaemonTest, MissingDaemonIsRuntimeFailure) {
   Result r = RunCtl({"status", "--runtime_dir=/nonexistent-devmemd"});
   EXPECT_EQ(r.code, 1);
@@ -310,6 +581,28 @@ TEST(DevmemctlUsageTest, HelpExitsZero) {
   r = RunCtl({"help", "connect"});
   EXPECT_EQ(r.code, 0);
   EXPECT_THAT(r.out, HasSubstr("--remote"));
+  EXPECT_THAT(r.out, HasSubstr("--bind_memfd_mb"));
+}
+
+TEST(DevmemctlUsageTest, NicAndSelftestHelp) {
+  Result r = RunCtl({"--help"});
+  EXPECT_THAT(r.out, HasSubstr("  nic show "));
+  EXPECT_THAT(r.out, HasSubstr("  nic restore "));
+  EXPECT_THAT(r.out, HasSubstr("  selftest "));
+  r = RunCtl({"nic", "--help"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("usage: devmemctl nic <show|restore>"));
+  r = RunCtl({"nic", "show", "--help"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("usage: devmemctl nic show [NIC...]"));
+  r = RunCtl({"help", "nic", "restore"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("usage: devmemctl nic restore NIC"));
+  EXPECT_THAT(r.out, HasSubstr("admin_uids"));
+  r = RunCtl({"selftest", "--help"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("--simulated"));
+  EXPECT_THAT(r.out, HasSubstr("CAP_NET_ADMIN"));
 }
 
 TEST(DevmemctlUsageTest, UsageErrorsExitTwo) {
@@ -328,6 +621,21 @@ TEST(DevmemctlUsageTest, UsageErrorsExitTwo) {
            {"connect", "--nic=lo", "--remote=host:80"},   // not numeric
            {"connect", "--nic=lo", "--remote=10.0.0.1:80", "--pattern"},
            {"status", "extra"},
+           {"nic"},
+           {"nic", "frob"},
+           {"nic", "restore"},  // which NIC?
+           {"nic", "restore", "a", "b"},
+           {"nic", "show", "--port=80"},
+           {"selftest"},  // --nic missing
+           {"selftest", "--nic=lo", "--memory_mb=0"},
+           {"selftest", "--nic=lo,eth0"},
+           {"selftest", "--nic=lo", "--bytes=1"},
+           {"listen", "--nic=lo", "--queues=2"},  // nothing to bind
+           {"listen", "--nic=lo", "--bind_memfd_mb=-1"},
+           {"listen", "--nic=lo", "--bind_memfd_mb=1", "--dmabuf_fd=0"},
+           {"listen", "--nic=lo", "--dmabuf_fd=999"},  // not open
+           {"connect", "--nic=lo", "--remote=10.0.0.1:80", "--queues=65",
+            "--bind_memfd_mb=1"},
        }) {
     Result r = RunCtl(args);
     EXPECT_EQ(r.code, 2) << ::testing::PrintToString(args) << "\n" << r.err;
