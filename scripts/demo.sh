@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# The main job, end to end: devmemd hands a NIC-bound TCP socket to an
-# unprivileged client. Everything runs in two network namespaces joined by a veth
-# pair that this script creates and removes; no other address is touched.
+# The main job, end to end: devmemd prepares a NIC, binds a workload's device
+# memory and hands it a steered TCP socket; the workload is unprivileged.
+# Everything runs in two network namespaces joined by a veth pair that this
+# script creates and removes; no other address is touched.
 #
 #   1. install missing Debian packages and build (bazel, offline);
 #   2. create namespaces devmemd-demo-a/-b and veth dm-a (10.77.9.1) <-> dm-b;
-#   3. start devmemd in namespace A, allowing uid nobody through group nogroup;
-#   4. show the inventory (what the kernel says about dm-a, and why it is not
-#      devmem-capable: veth has no header split, ntuple or RSS);
-#   5. as nobody (no capabilities), get a listening socket bound to dm-a from
-#      devmemd, and receive 64 MiB from namespace B, checking every byte.
+#   3. start devmemd in namespace A on the REAL kernel backend with a profile for
+#      dm-a: it reports why veth is not devmem-capable (no header split, ntuple
+#      or RSS, with the kernel's errno) and touches nothing;
+#   4. restart it with the SIMULATED devmem NIC over dm-a (no hardware here can
+#      do devmem): the profile is recorded and applied (nic show);
+#   5. as nobody (no capabilities), bind 64 MiB of stand-in device memory, get a
+#      listening socket on dm-a with an ntuple rule steering it to the bound
+#      queue, and receive 64 MiB from namespace B, checking every byte;
+#   6. the client exits: its rule and binding are released; devmemd stops and
+#      restores the NIC.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ $(id -u) -ne 0 ]]; then
@@ -34,22 +40,38 @@ echo "== namespaces and veth"
 make_veth_pair demo 9
 echo "   $NS_A: dm-a 10.77.9.1   <->   $NS_B: dm-b 10.77.9.2"
 
-echo "== starting devmemd in $NS_A (backend: kernel)"
-start_daemon "$NS_A" "$RUN" --allow_uids="$NOBODY" --allow_gids=0 --socket_group=nogroup ||
-  fail "devmemd did not start"
-sed 's/^/   /' "$WORK/devmemd.log"
-
+STATE=$WORK/state
 as_nobody() {
   ip netns exec "$NS_A" setpriv --reuid="$NOBODY" --regid="$NOGROUP" --clear-groups -- "$@"
 }
-echo "== devmemctl status (as uid $NOBODY)"
-as_nobody "$WORK/devmemctl" --runtime_dir="$RUN" status | sed 's/^/   /'
-echo "== devmemctl nics (as uid $NOBODY)"
-as_nobody "$WORK/devmemctl" --runtime_dir="$RUN" nics | sed 's/^/   /'
+ctl() { as_nobody "$WORK/devmemctl" --runtime_dir="$RUN" "$@"; }
+stop_daemon() {
+  kill -TERM "$DAEMON_PID"
+  wait "$DAEMON_PID" || fail "devmemd exited with an error"
+  DAEMON_PID=""
+}
 
-echo "== unprivileged client: listen on dm-a via devmemd, receive 64 MiB from $NS_B"
-as_nobody "$WORK/devmemctl" --runtime_dir="$RUN" listen --nic=dm-a --addr=10.77.9.1 \
-  --port=7000 --expect_pattern &
+echo "== 1. devmemd in $NS_A on the real kernel backend, profile for dm-a"
+start_daemon "$NS_A" "$RUN" --allow_uids="$NOBODY" --allow_gids=0 --socket_group=nogroup \
+  --nic=dm-a --state_dir="$STATE" || fail "devmemd did not start"
+sed 's/^/   /' "$WORK/devmemd.log"
+echo "== devmemctl status (as uid $NOBODY)"
+ctl status | sed 's/^/   /'
+echo "== devmemctl nic show dm-a (as uid $NOBODY)"
+ctl nic show dm-a | sed 's/^/   /'
+stop_daemon
+
+echo "== 2. devmemd with the SIMULATED devmem NIC over dm-a (demo backend)"
+rm -rf "$RUN"
+start_daemon "$NS_A" "$RUN" --allow_uids="$NOBODY" --allow_gids=0 --socket_group=nogroup \
+  --nic=dm-a --state_dir="$STATE" --nic_backend=simulated || fail "devmemd did not start"
+sed 's/^/   /' "$WORK/devmemd.log"
+echo "== devmemctl nic show dm-a (original recorded in $STATE before any change)"
+ctl nic show dm-a | sed 's/^/   /'
+
+echo "== unprivileged client: bind 64 MiB, listen on dm-a with steering, receive 64 MiB from $NS_B"
+ctl listen --nic=dm-a --addr=10.77.9.1 --port=7000 --bind_memfd_mb=64 --queues=1 \
+  --expect_pattern 2>&1 | sed 's/^/   client: /' &
 listener=$!
 deadline=$((SECONDS + 10))
 until ip netns exec "$NS_A" ss -Hltn "sport = :7000" | grep -q LISTEN; do
@@ -59,4 +81,14 @@ done
 ip netns exec "$NS_A" ss -Hltnp "sport = :7000" 2>/dev/null | sed 's/^/   socket: /'
 ip netns exec "$NS_B" "$PEER" send --to=10.77.9.1:7000 --bytes=$((64 << 20)) | sed 's/^/   sender: /'
 wait "$listener" || fail "the client reported an error"
-echo "== done: the client (uid $NOBODY, no capabilities) received every byte intact"
+echo "== after the client exited: its rule, binding and queue are released"
+deadline=$((SECONDS + 10))
+until ctl nic show dm-a --json | grep -q '"bindings":0'; do
+  ((SECONDS > deadline)) && fail "the lease was not released"
+  sleep 0.05
+done
+ctl nic show dm-a | grep -E "free queues|bindings|rules" | sed 's/^/   /'
+stop_daemon
+echo "== devmemd stopped:"
+grep "restored" "$WORK/devmemd.log" | sed 's/^/   /'
+echo "== done: the client (uid $NOBODY, no capabilities) got a binding and a steered socket, and received every byte intact"
