@@ -1,0 +1,220 @@
+#include "kernel/kernel_nic_control.h"
+
+#include <net/if.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "kernel/errno_status.h"
+#include "kernel/genl_msg.h"
+#include "kernel/uapi_compat.h"
+
+namespace devmem {
+namespace {
+
+// An RSS_SET/RSS_CREATE_ACT message is about 44 bytes plus the table; larger
+// tables than fit GenlMsg::kMaxBytes go over the ioctl, which has no such
+// limit.
+constexpr size_t kRssMessageOverhead = 64;
+
+bool FitsNetlink(absl::Span<const uint32_t> indir) {
+  return indir.size() * sizeof(uint32_t) + kRssMessageOverhead <=
+         GenlMsg::kMaxBytes;
+}
+
+// The ioctls name devices; the interface speaks ifindexes.
+absl::StatusOr<std::string> IfName(uint32_t ifindex, absl::string_view op) {
+  char name[IF_NAMESIZE] = {};
+  if (if_indextoname(ifindex, name) == nullptr) {
+    return ErrnoStatus(errno, absl::StrCat(op, " ifindex ", ifindex));
+  }
+  return std::string(name);
+}
+
+// What an fd that is not a dma-buf is, in words, for the error message; ""
+// with `*err` set if it is not an open fd at all.
+std::string DescribeNonDmabuf(int fd, DmabufKind kind, int* err) {
+  if (kind == DmabufKind::kMemfd) return "memfd";
+  struct stat st = {};
+  if (fstat(fd, &st) != 0) {
+    *err = errno;
+    return "";
+  }
+  if (S_ISSOCK(st.st_mode)) return "socket";
+  if (S_ISFIFO(st.st_mode)) return "pipe";
+  if (S_ISREG(st.st_mode)) return "regular file";
+  if (S_ISDIR(st.st_mode)) return "directory";
+  if (S_ISCHR(st.st_mode)) return "character device";
+  if (S_ISBLK(st.st_mode)) return "block device";
+  return "file of another kind";
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<KernelNicControl>> KernelNicControl::Create() {
+  absl::StatusOr<std::unique_ptr<EthtoolNetlink>> ethtool =
+      EthtoolNetlink::Open();
+  if (!ethtool.ok()) return ethtool.status();
+  absl::StatusOr<std::unique_ptr<NetdevGenl>> netdev = NetdevGenl::Open();
+  if (!netdev.ok()) {
+    return absl::Status(netdev.status().code(),
+                        absl::StrCat("netdev generic netlink family: ",
+                                     netdev.status().message()));
+  }
+  absl::StatusOr<std::unique_ptr<EthtoolIoctl>> ioctl = EthtoolIoctl::Open();
+  if (!ioctl.ok()) return ioctl.status();
+  return std::unique_ptr<KernelNicControl>(new KernelNicControl(
+      *std::move(ethtool), *std::move(netdev), *std::move(ioctl)));
+}
+
+absl::StatusOr<ChannelsInfo> KernelNicControl::GetChannels(uint32_t ifindex) {
+  return ethtool_->GetChannels(ifindex);
+}
+
+absl::Status KernelNicControl::SetChannels(uint32_t ifindex,
+                                           const ChannelsSet& channels) {
+  return ethtool_->SetChannels(ifindex, channels);
+}
+
+absl::StatusOr<RingsInfo> KernelNicControl::GetRings(uint32_t ifindex) {
+  return ethtool_->GetRings(ifindex);
+}
+
+absl::Status KernelNicControl::SetRings(uint32_t ifindex,
+                                        const RingsSet& rings) {
+  return ethtool_->SetRings(ifindex, rings);
+}
+
+absl::StatusOr<FeaturesInfo> KernelNicControl::GetFeatures(uint32_t ifindex) {
+  return ethtool_->GetFeatures(ifindex);
+}
+
+absl::Status KernelNicControl::SetNtuple(uint32_t ifindex, bool enable) {
+  return ethtool_->SetNtuple(ifindex, enable);
+}
+
+bool KernelNicControl::RssSetUsesNetlink() const {
+  return ethtool_->HasOp(ETHTOOL_MSG_RSS_SET);
+}
+
+absl::StatusOr<RssInfo> KernelNicControl::GetRss(uint32_t ifindex,
+                                                 uint32_t context) {
+  if (ethtool_->HasOp(ETHTOOL_MSG_RSS_GET)) {
+    return ethtool_->GetRss(ifindex, context);
+  }
+  absl::StatusOr<std::string> ifname = IfName(ifindex, "ethtool GRSSH");
+  if (!ifname.ok()) return ifname.status();
+  absl::StatusOr<RssInfo> info = ioctl_->GetRss(*ifname, context);
+  if (info.ok()) info->context = context;
+  return info;
+}
+
+absl::Status KernelNicControl::SetRssIndir(uint32_t ifindex, uint32_t context,
+                                           absl::Span<const uint32_t> indir) {
+  if (ethtool_->HasOp(ETHTOOL_MSG_RSS_SET) && FitsNetlink(indir)) {
+    return ethtool_->SetRssIndir(ifindex, context, indir);
+  }
+  absl::StatusOr<std::string> ifname = IfName(ifindex, "ethtool SRSSH");
+  if (!ifname.ok()) return ifname.status();
+  // The ioctls want the whole table (net/ethtool/ioctl.c
+  // ethtool_set_rxfh_indir() checks the size); repeat a shorter period.
+  std::vector<uint32_t> whole;
+  if (!indir.empty()) {
+    absl::StatusOr<RssInfo> current = ioctl_->GetRss(*ifname, context);
+    if (current.ok() && !current->indir.empty() &&
+        current->indir.size() != indir.size() &&
+        current->indir.size() % indir.size() == 0) {
+      whole.resize(current->indir.size());
+      for (size_t i = 0; i < whole.size(); ++i) {
+        whole[i] = indir[i % indir.size()];
+      }
+      indir = whole;
+    }
+  }
+  return ioctl_->SetRssIndir(*ifname, context, indir);
+}
+
+absl::StatusOr<uint32_t> KernelNicControl::CreateRssContext(
+    uint32_t ifindex, absl::Span<const uint32_t> indir) {
+  if (ethtool_->HasOp(ETHTOOL_MSG_RSS_CREATE_ACT) && FitsNetlink(indir)) {
+    return ethtool_->CreateRssContext(ifindex, indir);
+  }
+  absl::StatusOr<std::string> ifname = IfName(ifindex, "ethtool SRSSH");
+  if (!ifname.ok()) return ifname.status();
+  return ioctl_->CreateRssContext(*ifname, indir);
+}
+
+absl::Status KernelNicControl::DeleteRssContext(uint32_t ifindex,
+                                                uint32_t context) {
+  if (ethtool_->HasOp(ETHTOOL_MSG_RSS_DELETE_ACT)) {
+    return ethtool_->DeleteRssContext(ifindex, context);
+  }
+  absl::StatusOr<std::string> ifname = IfName(ifindex, "ethtool SRSSH");
+  if (!ifname.ok()) return ifname.status();
+  return ioctl_->DeleteRssContext(*ifname, context);
+}
+
+absl::StatusOr<uint32_t> KernelNicControl::InsertRule(uint32_t ifindex,
+                                                      const FlowRule& rule) {
+  absl::StatusOr<std::string> ifname = IfName(ifindex, "ethtool SRXCLSRLINS");
+  if (!ifname.ok()) return ifname.status();
+  return ioctl_->InsertRule(*ifname, rule);
+}
+
+absl::Status KernelNicControl::DeleteRule(uint32_t ifindex, uint32_t location) {
+  absl::StatusOr<std::string> ifname = IfName(ifindex, "ethtool SRXCLSRLDEL");
+  if (!ifname.ok()) return ifname.status();
+  return ioctl_->DeleteRule(*ifname, location);
+}
+
+absl::StatusOr<NicControl::RuleTable> KernelNicControl::ListRules(
+    uint32_t ifindex) {
+  absl::StatusOr<std::string> ifname = IfName(ifindex, "ethtool GRXCLSRLCNT");
+  if (!ifname.ok()) return ifname.status();
+  absl::StatusOr<RuleTableInfo> info = ioctl_->GetRules(*ifname);
+  if (!info.ok()) return info.status();
+  RuleTable table;
+  table.locations = std::move(info->locations);
+  table.table_size = info->table_size;
+  return table;
+}
+
+absl::StatusOr<std::vector<QueueInfo>> KernelNicControl::GetQueues(
+    uint32_t ifindex) {
+  return netdev_->QueueGet(ifindex);
+}
+
+absl::Status KernelNicControl::CheckBindableFd(int fd) {
+  const DmabufKind kind = ClassifyFd(fd);
+  if (kind == DmabufKind::kDmabuf) return absl::OkStatus();
+  int err = 0;
+  const std::string what = DescribeNonDmabuf(fd, kind, &err);
+  if (what.empty()) {
+    return ErrnoStatus(
+        err, absl::StrCat("fd ", fd,
+                          " is not an open file, so not a dma-buf: export "
+                          "device memory as a dma-buf (e.g. "
+                          "cuMemGetHandleForAddressRange)"));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("fd ", fd, " is a ", what,
+                   ", not a dma-buf: export device memory as a dma-buf (e.g. "
+                   "cuMemGetHandleForAddressRange)"));
+}
+
+absl::StatusOr<std::unique_ptr<DevmemBinding>> KernelNicControl::BindRx(
+    uint32_t ifindex, int dmabuf_fd, absl::Span<const uint32_t> queues) {
+  return NetdevBindRx(ifindex, dmabuf_fd, queues);
+}
+
+absl::StatusOr<std::unique_ptr<DevmemBinding>> KernelNicControl::BindTx(
+    uint32_t ifindex, int dmabuf_fd) {
+  return NetdevBindTx(ifindex, dmabuf_fd);
+}
+
+}  // namespace devmem
