@@ -79,8 +79,7 @@ std::unique_ptr<SimulatedNic> MakeNic() {
 int Run(int rounds) {
   // --- Daemon path: NicManager on a simulated NIC with a profile applied.
   devmem::v1::DaemonConfig config;
-  config.set_state_dir(
-      absl::StrCat("/tmp/devmemd_rule_bench_", getpid()));
+  config.set_state_dir(absl::StrCat("/tmp/devmemd_rule_bench_", getpid()));
   config.set_max_rules_per_session(65536);
   config.add_nic_profiles()->set_nic("bench0");
   if (!FinalizeConfig(&config, "bench").ok()) return 1;
@@ -170,8 +169,9 @@ int Run(int rounds) {
 
   const Summary di = Summarize(d_ins, d_ins_s), dd = Summarize(d_del, d_del_s);
   const Summary ri = Summarize(r_ins, r_ins_s), rd = Summarize(r_del, r_del_s);
-  absl::PrintF("rule_bench: %d rounds x %u rules (5-tuple, IPv4), one binding\n",
-               rounds, kRulesPerRound);
+  absl::PrintF(
+      "rule_bench: %d rounds x %u rules (5-tuple, IPv4), one binding\n", rounds,
+      kRulesPerRound);
   absl::PrintF("%-28s %12s %10s %10s\n", "", "rules/s", "p50 us", "p99 us");
   auto row = [](const char* name, const Summary& s) {
     absl::PrintF("%-28s %12.0f %10.2f %10.2f\n", name, s.rules_per_s, s.p50_us,
@@ -183,9 +183,8 @@ int Run(int rounds) {
   row("driver only remove", rd);
   const double own_ins_us = di.p50_us - ri.p50_us;
   const double own_del_us = dd.p50_us - rd.p50_us;
-  absl::PrintF(
-      "ratio daemon/driver (p50): install %.2fx, remove %.2fx\n",
-      di.p50_us / ri.p50_us, dd.p50_us / rd.p50_us);
+  absl::PrintF("ratio daemon/driver (p50): install %.2fx, remove %.2fx\n",
+               di.p50_us / ri.p50_us, dd.p50_us / rd.p50_us);
   absl::PrintF(
       "devmemd's own cost per rule (p50, driver time excluded): install "
       "%.2f us (%.0f rules/s), remove %.2f us\n",

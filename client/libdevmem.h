@@ -63,7 +63,7 @@ struct ConnectOptions {
   HostPort remote;  // required, numeric
   HostPort local;   // optional local bind; empty ip and port 0 = none
   absl::Duration timeout = absl::ZeroDuration();  // 0 = daemon default
-  uint64_t binding = 0;  // as in ListenOptions
+  uint64_t binding = 0;                           // as in ListenOptions
 };
 
 // Where a dma-buf binding goes and how many RX queues it takes.

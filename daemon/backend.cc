@@ -39,9 +39,10 @@ absl::StatusOr<Backend> MakeBackend(const devmem::v1::DaemonConfig& config) {
     if (!inv.ok()) return inv.status();
     b.inventory = std::move(*inv);
     b.control = shared;
-    b.description = absl::StrCat(
-        "SIMULATED devmem NICs (no hardware is touched): ",
-        names.empty() ? "(none: add nic_profiles)" : absl::StrJoin(names, ", "));
+    b.description =
+        absl::StrCat("SIMULATED devmem NICs (no hardware is touched): ",
+                     names.empty() ? "(none: add nic_profiles)"
+                                   : absl::StrJoin(names, ", "));
     return b;
   }
   auto control = KernelNicControl::Create();

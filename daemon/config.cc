@@ -69,8 +69,8 @@ absl::Status CheckProfiles(const devmem::v1::DaemonConfig& c,
           where, ": nic \"", p.nic(), "\" has more than one profile"));
     }
     if (p.pool_queue_ids_size() > 0 && p.pool_queues() != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": set pool_queues or pool_queue_ids, not both"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": set pool_queues or pool_queue_ids, not both"));
     }
     absl::flat_hash_set<uint32_t> ids;
     for (uint32_t q : p.pool_queue_ids()) {

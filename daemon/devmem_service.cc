@@ -143,8 +143,7 @@ grpc::Status DevmemService::Listen(grpc::ServerContext* ctx,
     auto rule = deps_.nics->SteerFlow(*session, req->binding(), *tuple);
     if (!rule.ok()) return ToGrpc(rule.status());
     *resp->mutable_rule() = *rule;
-    absl::Status parked =
-        Park(*session, std::move(*fd), *nic, *ifindex, resp);
+    absl::Status parked = Park(*session, std::move(*fd), *nic, *ifindex, resp);
     if (!parked.ok()) {
       (void)deps_.nics->RemoveFlow(*session, req->binding(), rule->location());
     }
@@ -238,8 +237,9 @@ absl::StatusOr<UniqueFd> DevmemService::TakeDeposit(uint64_t session,
                                                     absl::string_view field) {
   if (ticket.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        field, " is required: send the fd in a Deposit frame on the session "
-               "socket and pass the ticket from the Deposited answer"));
+        field,
+        " is required: send the fd in a Deposit frame on the session "
+        "socket and pass the ticket from the Deposited answer"));
   }
   auto fd = deps_.sessions->Redeem(session, ticket);
   if (!fd.ok()) {
@@ -334,9 +334,9 @@ grpc::Status DevmemService::RestoreNic(grpc::ServerContext* ctx,
   const auto& admins = deps_.config->admin_uids();
   if (caller->uid != 0 &&
       std::find(admins.begin(), admins.end(), caller->uid) == admins.end()) {
-    return ToGrpc(absl::PermissionDeniedError(absl::StrCat(
-        "RestoreNic is an admin call; uid ", caller->uid,
-        " is neither 0 nor listed in admin_uids")));
+    return ToGrpc(absl::PermissionDeniedError(
+        absl::StrCat("RestoreNic is an admin call; uid ", caller->uid,
+                     " is neither 0 nor listed in admin_uids")));
   }
   if (req->nic().empty()) {
     return ToGrpc(absl::InvalidArgumentError("nic is required"));

@@ -64,9 +64,9 @@ class DevmemService final : public devmem::v1::Devmem::Service {
   grpc::Status BindTx(grpc::ServerContext* ctx,
                       const devmem::v1::BindTxRequest* req,
                       devmem::v1::BindResponse* resp) override;
-  grpc::Status ReleaseBinding(grpc::ServerContext* ctx,
-                              const devmem::v1::ReleaseBindingRequest* req,
-                              devmem::v1::ReleaseBindingResponse* resp) override;
+  grpc::Status ReleaseBinding(
+      grpc::ServerContext* ctx, const devmem::v1::ReleaseBindingRequest* req,
+      devmem::v1::ReleaseBindingResponse* resp) override;
   grpc::Status Steer(grpc::ServerContext* ctx,
                      const devmem::v1::SteerRequest* req,
                      devmem::v1::SteerResponse* resp) override;

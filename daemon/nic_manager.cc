@@ -67,9 +67,9 @@ std::string StateName(devmem::v1::ProfileState s) {
 absl::StatusOr<int> PciNumaNode(absl::string_view addr) {
   if (addr.empty() || absl::StrContains(addr, "/") ||
       absl::StrContains(addr, "..")) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "gpu_pci_address \"", addr,
-        "\" is not a PCI address; use the form 0000:3b:00.0"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("gpu_pci_address \"", addr,
+                     "\" is not a PCI address; use the form 0000:3b:00.0"));
   }
   const std::string path =
       absl::StrCat("/sys/bus/pci/devices/", addr, "/numa_node");
@@ -88,11 +88,10 @@ absl::StatusOr<int> PciNumaNode(absl::string_view addr) {
 
 void CapabilityToProto(const Capability& c, devmem::v1::Capability* out) {
   out->set_name(c.name);
-  out->set_support(c.support == Support::kSupported
-                       ? devmem::v1::SUPPORT_SUPPORTED
-                   : c.support == Support::kUnsupported
-                       ? devmem::v1::SUPPORT_UNSUPPORTED
-                       : devmem::v1::SUPPORT_UNKNOWN);
+  out->set_support(
+      c.support == Support::kSupported     ? devmem::v1::SUPPORT_SUPPORTED
+      : c.support == Support::kUnsupported ? devmem::v1::SUPPORT_UNSUPPORTED
+                                           : devmem::v1::SUPPORT_UNKNOWN);
   out->set_errno_value(c.error);
   out->set_reason(c.reason);
 }
@@ -103,9 +102,9 @@ absl::Status KernelRefusal(const absl::Status& status,
                            absl::string_view remedy) {
   const int err = StatusErrno(status);
   if (status.ok() || err == 0) return status;
-  const std::string text =
-      remedy.empty() ? std::string(status.message())
-                     : absl::StrCat(status.message(), "; ", remedy);
+  const std::string text = remedy.empty()
+                               ? std::string(status.message())
+                               : absl::StrCat(status.message(), "; ", remedy);
   switch (err) {
     case ENOSPC:
       return absl::ResourceExhaustedError(text);
@@ -190,9 +189,9 @@ std::string NicManager::ApplyLocked(Nic& nic) {
   nic.missing = ProbeDevmem(*options_.control, nic.ifindex);
   if (!nic.missing.empty()) {
     nic.state = devmem::v1::PROFILE_STATE_NOT_CAPABLE;
-    nic.reason = absl::StrCat("not devmem-capable, missing: ",
-                              DescribeMissing(nic.missing),
-                              "; nothing was changed");
+    nic.reason = absl::StrCat(
+        "not devmem-capable, missing: ", DescribeMissing(nic.missing),
+        "; nothing was changed");
     return absl::StrCat(nic.name, ": ", nic.reason);
   }
   auto channels = options_.control->GetChannels(nic.ifindex);
@@ -201,8 +200,7 @@ std::string NicManager::ApplyLocked(Nic& nic) {
                     : absl::StatusOr<ProfilePlan>(channels.status());
   if (!plan.ok()) {
     nic.state = devmem::v1::PROFILE_STATE_FAILED;
-    nic.reason =
-        absl::StrCat(plan.status().message(), "; nothing was changed");
+    nic.reason = absl::StrCat(plan.status().message(), "; nothing was changed");
     return absl::StrCat(nic.name, ": ", nic.reason);
   }
   // Record before change. A record left by an earlier run is the true
@@ -210,8 +208,8 @@ std::string NicManager::ApplyLocked(Nic& nic) {
   auto recorded = store_.Load(nic.name);
   if (!recorded.ok()) {
     nic.state = devmem::v1::PROFILE_STATE_FAILED;
-    nic.reason = absl::StrCat(recorded.status().message(),
-                              "; nothing was changed");
+    nic.reason =
+        absl::StrCat(recorded.status().message(), "; nothing was changed");
     return absl::StrCat(nic.name, ": ", nic.reason);
   }
   if (recorded->has_value()) {
@@ -220,29 +218,30 @@ std::string NicManager::ApplyLocked(Nic& nic) {
     auto current = ReadSettings(*options_.control, nic.ifindex);
     if (!current.ok()) {
       nic.state = devmem::v1::PROFILE_STATE_FAILED;
-      nic.reason = absl::StrCat("cannot read the current settings: ",
-                                current.status().message(),
-                                "; nothing was changed");
+      nic.reason = absl::StrCat(
+          "cannot read the current settings: ", current.status().message(),
+          "; nothing was changed");
       return absl::StrCat(nic.name, ": ", nic.reason);
     }
     absl::Status saved = store_.Save(nic.name, *current);
     if (!saved.ok()) {
       nic.state = devmem::v1::PROFILE_STATE_FAILED;
-      nic.reason = absl::StrCat("cannot record the original state: ",
-                                saved.message(), "; nothing was changed");
+      nic.reason =
+          absl::StrCat("cannot record the original state: ", saved.message(),
+                       "; nothing was changed");
       return absl::StrCat(nic.name, ": ", nic.reason);
     }
     nic.original = *std::move(current);
   }
   nic.recorded = true;
   nic.desired = DesiredSettings(nic.original, *plan);
-  absl::Status applied = ApplySettings(*options_.control, nic.ifindex,
-                                       nic.original, nic.desired);
+  absl::Status applied =
+      ApplySettings(*options_.control, nic.ifindex, nic.original, nic.desired);
   if (!applied.ok()) {
     nic.state = devmem::v1::PROFILE_STATE_FAILED;
-    nic.reason = absl::StrCat("applying the profile failed at ",
-                              applied.message(),
-                              "; the changes made were rolled back");
+    nic.reason =
+        absl::StrCat("applying the profile failed at ", applied.message(),
+                     "; the changes made were rolled back");
     return absl::StrCat(nic.name, ": ", nic.reason);
   }
   auto table = options_.control->ListRules(nic.ifindex);
@@ -294,9 +293,9 @@ std::string NicManager::RestoreLocked(Nic& nic, uint32_t* bindings,
   nic.free_queues.clear();
   if (!status->ok()) {
     nic.state = devmem::v1::PROFILE_STATE_FAILED;
-    nic.reason = absl::StrCat("restore failed: ", status->message(),
-                              "; the record is kept at ",
-                              store_.PathFor(nic.name));
+    nic.reason =
+        absl::StrCat("restore failed: ", status->message(),
+                     "; the record is kept at ", store_.PathFor(nic.name));
     return absl::StrCat(nic.name, ": ", nic.reason);
   }
   absl::Status removed = store_.Remove(nic.name);
@@ -467,9 +466,9 @@ absl::StatusOr<NicManager::Nic*> NicManager::ResolveTarget(
       }
     }
     if (chosen == nullptr) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "no NIC is ready for devmem near GPU ", target.gpu_pci_address,
-          "; see `devmemctl nic show`"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("no NIC is ready for devmem near GPU ",
+                       target.gpu_pci_address, "; see `devmemctl nic show`"));
     }
   } else {
     return absl::InvalidArgumentError(
@@ -505,8 +504,8 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
   absl::Status fd_ok = options_.control->CheckBindableFd(dmabuf.get_unowned());
   if (!fd_ok.ok()) return fd_ok;
   if (queue_count > 64) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "queue_count ", queue_count, " is out of range [0, 64]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("queue_count ", queue_count, " is out of range [0, 64]"));
   }
   const uint32_t want = queue_count == 0 ? 1 : queue_count;
   absl::MutexLock lock(&mu_);
@@ -516,10 +515,10 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
   absl::Status quota = CheckBindQuota(session);
   if (!quota.ok()) return quota;
   if (nic.free_queues.size() < want) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        nic.name, ": the devmem pool has ", nic.free_queues.size(), " free of ",
-        nic.plan->pool.size(), " queue(s), ", want,
-        " requested; release a binding or grow pool_queues"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat(nic.name, ": the devmem pool has ", nic.free_queues.size(),
+                     " free of ", nic.plan->pool.size(), " queue(s), ", want,
+                     " requested; release a binding or grow pool_queues"));
   }
   std::vector<uint32_t> queues(nic.free_queues.begin(),
                                nic.free_queues.begin() + want);
@@ -541,8 +540,10 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
   auto bound =
       options_.control->BindRx(nic.ifindex, dmabuf.get_unowned(), queues);
   if (!bound.ok()) {
-    if (context) (void)options_.control->DeleteRssContext(nic.ifindex, *context);
-    return KernelRefusal(bound.status(), BindRxRemedy(bound.status(), nic.name));
+    if (context)
+      (void)options_.control->DeleteRssContext(nic.ifindex, *context);
+    return KernelRefusal(bound.status(),
+                         BindRxRemedy(bound.status(), nic.name));
   }
   const uint64_t handle = next_handle_++;
   Binding& b = bindings_[handle];

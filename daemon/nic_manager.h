@@ -39,7 +39,7 @@ class NicManager {
  public:
   struct Options {
     const devmem::v1::DaemonConfig* config = nullptr;  // outlives this
-    NicControl* control = nullptr;                    // outlives this
+    NicControl* control = nullptr;                     // outlives this
     NicInventory* inventory = nullptr;                 // outlives this
   };
   explicit NicManager(Options options);
@@ -113,8 +113,8 @@ class NicManager {
       ABSL_LOCKS_EXCLUDED(mu_);
   // Removes a rule SteerFlow installed (e.g. when the socket it was for
   // could not be made). NOT_FOUND if it is not the session's.
-  absl::Status RemoveFlow(uint64_t session, uint64_t handle,
-                          uint32_t location) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status RemoveFlow(uint64_t session, uint64_t handle, uint32_t location)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Counters for status and tests.
   size_t binding_count() const ABSL_LOCKS_EXCLUDED(mu_);

@@ -47,10 +47,9 @@ FlowTuple Tuple(uint16_t src_port, uint16_t dst_port) {
 class NicManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    state_dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/state-",
-                              ::testing::UnitTest::GetInstance()
-                                  ->current_test_info()
-                                  ->name());
+    state_dir_ = absl::StrCat(
+        std::getenv("TEST_TMPDIR"), "/state-",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     config_.set_state_dir(state_dir_);
     auto* p = config_.add_nic_profiles();
     p->set_nic("sim0");
@@ -97,9 +96,9 @@ TEST_F(NicManagerTest, AppliesProfileAndRestoresExactlyWhatItRecorded) {
   const devmem::v1::NicState st = State(*m);
   ASSERT_EQ(st.state(), PROFILE_STATE_APPLIED) << st.reason();
   // Pool = the top two of 8 RX queues, as ncdevmem picks them.
-  EXPECT_EQ(std::vector<uint32_t>(st.pool_queues().begin(),
-                                  st.pool_queues().end()),
-            (std::vector<uint32_t>{6, 7}));
+  EXPECT_EQ(
+      std::vector<uint32_t>(st.pool_queues().begin(), st.pool_queues().end()),
+      (std::vector<uint32_t>{6, 7}));
   EXPECT_EQ(st.actual().tcp_data_split(), devmem::v1::TCP_DATA_SPLIT_ENABLED);
   EXPECT_EQ(st.actual().hds_thresh(), 0u);
   EXPECT_TRUE(st.actual().ntuple());
@@ -240,7 +239,8 @@ TEST_F(NicManagerTest, BindChecksFdPoolAndQuota) {
 TEST_F(NicManagerTest, KernelRefusalIsFailedPreconditionAndLeavesNothing) {
   auto m = Make();
   m->ApplyAll();
-  sim_->FailNext(SimOp::kBindRx, ErrnoStatus(EOPNOTSUPP, "netdev bind-rx sim0"));
+  sim_->FailNext(SimOp::kBindRx,
+                 ErrnoStatus(EOPNOTSUPP, "netdev bind-rx sim0"));
   auto b = m->BindRx(1, {"sim0", ""}, 2, Memfd());
   EXPECT_EQ(b.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(b.status().message().find("queue-management"), std::string::npos)
@@ -394,15 +394,67 @@ TEST(KernelRefusalTest, MapsErrnosAndKeepsOwnErrors) {
             absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(KernelRefusal(ErrnoStatus(ENODEV, "x"), "r").code(),
             absl::StatusCode::kNotFound);
-  const absl::Status s =
-      KernelRefusal(ErrnoStatus(EINVAL, "netdev bind-rx eth1",
-                                "tcp-data-split is disabled"),
-                    "remedy here");
+  const absl::Status s = KernelRefusal(
+      ErrnoStatus(EINVAL, "netdev bind-rx eth1", "tcp-data-split is disabled"),
+      "remedy here");
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(s.message().find("tcp-data-split is disabled"), std::string::npos);
   EXPECT_NE(s.message().find("remedy here"), std::string::npos);
   const absl::Status own = absl::InvalidArgumentError("mine");
   EXPECT_EQ(KernelRefusal(own, "r"), own);
+}
+
+}  // namespace
+}  // namespace devmem
+
+namespace devmem {
+namespace {
+
+// GPU-to-NIC choice: the applied NIC on the GPU's PCI bus wins. Uses a real
+// PCI device of this machine as the "GPU" (only its sysfs entry is read).
+TEST(NicManagerGpuTest, PicksTheNicOnTheGpusPciBus) {
+  const std::string gpu = "0000:00:00.0";
+  if (!std::ifstream(absl::StrCat("/sys/bus/pci/devices/", gpu, "/numa_node"))
+           .good()) {
+    GTEST_SKIP() << "no PCI device " << gpu << " on this machine";
+  }
+  devmem::v1::DaemonConfig config;
+  config.set_state_dir(absl::StrCat(std::getenv("TEST_TMPDIR"), "/gpu"));
+  config.add_nic_profiles()->set_nic("far0");
+  config.add_nic_profiles()->set_nic("near0");
+  ASSERT_TRUE(FinalizeConfig(&config, "test").ok());
+  SimulatedNicSpec far;
+  far.name = "far0";
+  far.ifindex = 11;
+  SimulatedNicSpec near = far;
+  near.name = "near0";
+  near.ifindex = 12;
+  auto sim = SimulatedNic::Create({far, near});
+  ASSERT_TRUE(sim.ok());
+  NicInfo a;
+  a.link.name = "far0";
+  a.link.ifindex = 11;
+  a.link.pci_address = "0000:3b:00.0";
+  NicInfo b;
+  b.link.name = "near0";
+  b.link.ifindex = 12;
+  b.link.pci_address = "0000:00:05.0";
+  FakeNicInventory inventory({a, b});
+  NicManager::Options o;
+  o.config = &config;
+  o.control = sim->get();
+  o.inventory = &inventory;
+  NicManager m(o);
+  m.ApplyAll();
+  auto bound = m.BindRx(1, {"", gpu}, 1, Memfd());
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  EXPECT_EQ(bound->nic(), "near0");
+  EXPECT_EQ(m.BindRx(1, {"", "0000:ff:1f.7"}, 1, Memfd()).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(m.BindRx(1, {"", "../../etc"}, 1, Memfd()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(m.BindRx(1, {"near0", gpu}, 1, Memfd()).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

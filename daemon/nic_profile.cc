@@ -122,7 +122,8 @@ absl::StatusOr<ProfilePlan> PlanProfile(const devmem::v1::NicProfile& profile,
   plan.rx_queues = RxQueueCount(channels);
   if (profile.combined_channels() != 0) {
     plan.combined_channels = profile.combined_channels();
-    plan.rx_queues = channels.rx_count.value_or(0) + profile.combined_channels();
+    plan.rx_queues =
+        channels.rx_count.value_or(0) + profile.combined_channels();
   }
   if (profile.pool_queue_ids_size() > 0) {
     plan.pool.assign(profile.pool_queue_ids().begin(),
@@ -149,9 +150,9 @@ absl::StatusOr<ProfilePlan> PlanProfile(const devmem::v1::NicProfile& profile,
     }
   }
   if (plan.pool.size() >= plan.rx_queues) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        profile.nic(), ": the pool takes all ", plan.rx_queues,
-        " RX queues; leave at least one for ordinary traffic"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(profile.nic(), ": the pool takes all ", plan.rx_queues,
+                     " RX queues; leave at least one for ordinary traffic"));
   }
   return plan;
 }
@@ -206,8 +207,8 @@ absl::Status ApplySettings(NicControl& control, uint32_t ifindex,
   if (desired.channels().has_combined_count() &&
       desired.channels().combined_count() !=
           original.channels().combined_count()) {
-    s = Step("set channels",
-             SetCombined(control, ifindex, desired.channels().combined_count()));
+    s = Step("set channels", SetCombined(control, ifindex,
+                                         desired.channels().combined_count()));
   }
   if (s.ok() && desired.ntuple() && !original.ntuple()) {
     s = Step("turn ntuple on", control.SetNtuple(ifindex, true));
@@ -246,9 +247,9 @@ absl::Status RestoreSettings(NicControl& control, uint32_t ifindex,
       restore_combined && original.channels().combined_count() >
                               channels->combined_count.value_or(0);
   if (grow) {
-    keep(Step("restore channels",
-              SetCombined(control, ifindex,
-                          original.channels().combined_count())));
+    keep(Step(
+        "restore channels",
+        SetCombined(control, ifindex, original.channels().combined_count())));
   }
   if (original.rss_indir_size() > 0) {
     // The driver's default spread is written back as a reset, so the kernel
@@ -271,13 +272,14 @@ absl::Status RestoreSettings(NicControl& control, uint32_t ifindex,
     if (!features.ok()) {
       keep(Step("read features", features.status()));
     } else if (features->ntuple_active != original.ntuple()) {
-      keep(Step("restore ntuple", control.SetNtuple(ifindex, original.ntuple())));
+      keep(Step("restore ntuple",
+                control.SetNtuple(ifindex, original.ntuple())));
     }
   }
   if (restore_combined && !grow) {
-    keep(Step("restore channels",
-              SetCombined(control, ifindex,
-                          original.channels().combined_count())));
+    keep(Step(
+        "restore channels",
+        SetCombined(control, ifindex, original.channels().combined_count())));
   }
   return first;
 }
@@ -302,8 +304,9 @@ absl::StatusOr<std::optional<NicSettings>> OriginalStateStore::Load(
   NicSettings settings;
   if (!google::protobuf::TextFormat::ParseFromString(ss.str(), &settings)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, " is not a valid devmem.v1.NicSettings record; fix or remove "
-              "it after checking the NIC's settings by hand"));
+        path,
+        " is not a valid devmem.v1.NicSettings record; fix or remove "
+        "it after checking the NIC's settings by hand"));
   }
   return std::optional<NicSettings>(std::move(settings));
 }
@@ -323,8 +326,8 @@ absl::Status OriginalStateStore::Save(absl::string_view nic,
   const std::string path = PathFor(nic);
   const std::string tmp = absl::StrCat(path, ".tmp");
   {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                       0640));
+    UniqueFd fd(
+        ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
     if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
     size_t done = 0;
     while (done < text.size()) {

@@ -130,7 +130,7 @@ struct SimulatedNic::State {
     // table does not limit channel changes.
     bool rss_configured = false;
     std::map<uint32_t, std::vector<uint32_t>> rss_contexts;
-    std::map<uint32_t, FlowRule> rules;          // by location
+    std::map<uint32_t, FlowRule> rules;  // by location
     // The free rule slots, built on first use and kept in step with `rules`
     // so finding a slot costs O(log n), not a scan of the table.
     std::set<uint32_t> free_slots;

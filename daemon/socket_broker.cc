@@ -235,12 +235,11 @@ absl::Status CheckTcpSocket(int fd) {
   int type = 0;
   int protocol = 0;
   socklen_t len = sizeof(int);
-  const bool ok =
-      ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
-      (len = sizeof(int),
-       ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0) &&
-      (len = sizeof(int),
-       ::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) == 0);
+  const bool ok = ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+                  (len = sizeof(int),
+                   ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0) &&
+                  (len = sizeof(int), ::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL,
+                                                   &protocol, &len) == 0);
   if (ok && (domain == AF_INET || domain == AF_INET6) && type == SOCK_STREAM &&
       protocol == IPPROTO_TCP) {
     return absl::OkStatus();
@@ -257,10 +256,9 @@ absl::Status BindToDevice(int fd, absl::string_view ifname) {
   if (::getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, current, &len) == 0 &&
       current[0] != '\0') {
     if (ifname == current) return absl::OkStatus();
-    return absl::FailedPreconditionError(
-        absl::StrCat("the socket is bound to device ", current,
-                     " but the binding is on ", ifname,
-                     "; use a socket not bound to another device"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the socket is bound to device ", current, " but the binding is on ",
+        ifname, "; use a socket not bound to another device"));
   }
   const std::string name(ifname);
   if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name.c_str(),

@@ -78,8 +78,7 @@ class NicControl {
   // Creates an RSS context spreading over `indir`; returns its id.
   virtual absl::StatusOr<uint32_t> CreateRssContext(
       uint32_t ifindex, absl::Span<const uint32_t> indir) = 0;
-  virtual absl::Status DeleteRssContext(uint32_t ifindex,
-                                        uint32_t context) = 0;
+  virtual absl::Status DeleteRssContext(uint32_t ifindex, uint32_t context) = 0;
 
   // ntuple rules. Insert returns the location used.
   virtual absl::StatusOr<uint32_t> InsertRule(uint32_t ifindex,

@@ -110,17 +110,17 @@ struct RingsSet {
 // device's main table.
 struct RssInfo {
   uint32_t context = 0;
-  uint32_t hfunc = 0;            // ETH_RSS_HASH_* bits, 0 if not reported
-  std::vector<uint32_t> indir;   // one queue index per table entry
-  std::vector<uint8_t> hkey;     // hash key, empty if not reported
+  uint32_t hfunc = 0;           // ETH_RSS_HASH_* bits, 0 if not reported
+  std::vector<uint32_t> indir;  // one queue index per table entry
+  std::vector<uint8_t> hkey;    // hash key, empty if not reported
 };
 
 // The match part of an ntuple rule for TCP over IPv4 or IPv6, as seen by the
 // receiver: src is the remote peer, dst is the local socket. An empty ip or a
 // zero port is a wildcard (not matched), so a 3-tuple is dst_ip + dst_port.
 struct FlowTuple {
-  int family = 0;  // AF_INET or AF_INET6
-  std::string src_ip, dst_ip;  // numeric; "" = any
+  int family = 0;                       // AF_INET or AF_INET6
+  std::string src_ip, dst_ip;           // numeric; "" = any
   uint16_t src_port = 0, dst_port = 0;  // 0 = any
 
   bool IsFiveTuple() const { return !src_ip.empty() && src_port != 0; }

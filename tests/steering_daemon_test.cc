@@ -42,8 +42,8 @@ class SteeringDaemonTest : public ::testing::Test {
     Daemon::Options o;
     o.config.set_runtime_dir(dir_);
     o.config.add_allow_uids(getuid());
-    o.config.set_state_dir(absl::StrCat(std::getenv("TEST_TMPDIR"), "/state",
-                                        n));
+    o.config.set_state_dir(
+        absl::StrCat(std::getenv("TEST_TMPDIR"), "/state", n));
     o.config.set_max_rules_per_session(4);
     auto* p = o.config.add_nic_profiles();
     p->set_nic("lo");
@@ -137,8 +137,8 @@ TEST_F(SteeringDaemonTest, BindListenSteerReceiveAndReleaseOnClose) {
   ASSERT_EQ(connect(client.get_unowned(), reinterpret_cast<sockaddr*>(&addr),
                     sizeof(addr)),
             0);
-  UniqueFd conn(accept4(listener->fd.get_unowned(), nullptr, nullptr,
-                        SOCK_CLOEXEC));
+  UniqueFd conn(
+      accept4(listener->fd.get_unowned(), nullptr, nullptr, SOCK_CLOEXEC));
   ASSERT_TRUE(conn.valid());
   ASSERT_EQ(write(client.get_unowned(), "devmem", 6), 6);
   char buf[8] = {};
@@ -161,18 +161,17 @@ TEST_F(SteeringDaemonTest, BindListenSteerReceiveAndReleaseOnClose) {
   sockaddr_in any{};
   any.sin_family = AF_INET;
   any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(own.get_unowned(), reinterpret_cast<sockaddr*>(&any),
-                 sizeof(any)),
-            0);
+  ASSERT_EQ(
+      bind(own.get_unowned(), reinterpret_cast<sockaddr*>(&any), sizeof(any)),
+      0);
   ASSERT_EQ(listen(own.get_unowned(), 1), 0);
   auto steered = s->Steer(own.get_unowned(), binding->handle());
   ASSERT_TRUE(steered.ok()) << steered.status();
   EXPECT_EQ(Rules(), 3u);
   char dev[IFNAMSIZ] = {};
   socklen_t len = sizeof(dev);
-  ASSERT_EQ(getsockopt(own.get_unowned(), SOL_SOCKET, SO_BINDTODEVICE, dev,
-                       &len),
-            0);
+  ASSERT_EQ(
+      getsockopt(own.get_unowned(), SOL_SOCKET, SO_BINDTODEVICE, dev, &len), 0);
   EXPECT_STREQ(dev, "lo");
   // Steering the same socket again is idempotent.
   auto again = s->Steer(own.get_unowned(), binding->handle());
@@ -182,8 +181,8 @@ TEST_F(SteeringDaemonTest, BindListenSteerReceiveAndReleaseOnClose) {
 
   // Closing the session releases rules, bindings and queues.
   s.reset();
-  ASSERT_TRUE(WaitUntil([&] { return sim_->LiveBindings() == 0; },
-                        absl::Seconds(10)));
+  ASSERT_TRUE(
+      WaitUntil([&] { return sim_->LiveBindings() == 0; }, absl::Seconds(10)));
   ASSERT_TRUE(WaitUntil([&] { return Rules() == 0; }, absl::Seconds(10)));
   auto s2 = Open();
   ASSERT_NE(s2, nullptr);
@@ -214,8 +213,7 @@ TEST_F(SteeringDaemonTest, BadFdsAndRequestsGetClearErrorsAndLeaveNothing) {
   bo.queue_count = 3;  // pool has 2
   auto exhausted = s->BindRx(mem.get_unowned(), bo);
   EXPECT_EQ(exhausted.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_NE(exhausted.status().message().find("2 free of 2"),
-            std::string::npos)
+  EXPECT_NE(exhausted.status().message().find("2 free of 2"), std::string::npos)
       << exhausted.status();
   bo.queue_count = 1;
   auto binding = s->BindRx(mem.get_unowned(), bo);
@@ -247,8 +245,7 @@ TEST_F(SteeringDaemonTest, BadFdsAndRequestsGetClearErrorsAndLeaveNothing) {
   ASSERT_NE(other, nullptr);
   ListenOptions theirs;
   theirs.binding = binding->handle();
-  EXPECT_EQ(other->Listen(theirs).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(other->Listen(theirs).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(other->ReleaseBinding(binding->handle()).status().code(),
             absl::StatusCode::kNotFound);
 
