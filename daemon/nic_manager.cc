@@ -38,6 +38,7 @@ std::string DescribeTuple(const FlowTuple& t) {
 
 std::string DescribeMissing(const std::vector<Capability>& missing) {
   std::vector<std::string> parts;
+  parts.reserve(missing.size());
   for (const Capability& c : missing) {
     parts.push_back(c.error != 0 ? absl::StrCat(c.name, " (errno ", c.error,
                                                 ": ", c.reason, ")")
@@ -103,7 +104,7 @@ absl::Status KernelRefusal(const absl::Status& status,
   const int err = StatusErrno(status);
   if (status.ok() || err == 0) return status;
   const std::string text = remedy.empty()
-                               ? std::string(status.message())
+                               ? absl::StrCat(status.message())
                                : absl::StrCat(status.message(), "; ", remedy);
   switch (err) {
     case ENOSPC:
@@ -180,7 +181,7 @@ std::string NicManager::ApplyLocked(Nic& nic) {
   auto ifindex = options_.inventory->IfIndex(nic.name);
   if (!ifindex.ok()) {
     nic.state = devmem::v1::PROFILE_STATE_FAILED;
-    nic.reason = std::string(ifindex.status().message());
+    nic.reason = absl::StrCat(ifindex.status().message());
     return absl::StrCat(nic.name, ": ", nic.reason);
   }
   nic.ifindex = *ifindex;
@@ -540,8 +541,9 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
   auto bound =
       options_.control->BindRx(nic.ifindex, dmabuf.get_unowned(), queues);
   if (!bound.ok()) {
-    if (context)
+    if (context) {
       (void)options_.control->DeleteRssContext(nic.ifindex, *context);
+    }
     return KernelRefusal(bound.status(),
                          BindRxRemedy(bound.status(), nic.name));
   }

@@ -284,7 +284,7 @@ absl::Status RestoreSettings(NicControl& control, uint32_t ifindex,
   return first;
 }
 
-OriginalStateStore::OriginalStateStore(std::string state_dir)
+OriginalStateStore::OriginalStateStore(const std::string& state_dir)
     : dir_(absl::StrCat(state_dir, "/nics")) {}
 
 std::string OriginalStateStore::PathFor(absl::string_view nic) const {

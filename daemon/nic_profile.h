@@ -77,7 +77,7 @@ absl::Status RestoreSettings(NicControl& control, uint32_t ifindex,
 // never loses what must be put back. Not thread-safe; NicManager serializes.
 class OriginalStateStore {
  public:
-  explicit OriginalStateStore(std::string state_dir);
+  explicit OriginalStateStore(const std::string& state_dir);
 
   std::string PathFor(absl::string_view nic) const;
   // nullopt if nothing is recorded. INVALID_ARGUMENT for a corrupt record.

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdint>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -20,7 +21,7 @@ static_assert(DMA_BUF_MAGIC == 0x444d4142, "include/uapi/linux/magic.h");
 DmabufKind ClassifyFd(int fd) {
   struct statfs fs = {};
   if (fstatfs(fd, &fs) != 0) return DmabufKind::kOther;
-  if (static_cast<unsigned long>(fs.f_type) == DMA_BUF_MAGIC) {
+  if (static_cast<uint64_t>(fs.f_type) == DMA_BUF_MAGIC) {
     return DmabufKind::kDmabuf;
   }
   // memfds live on the internal shmem mount; their link names them.
