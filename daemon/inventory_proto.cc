@@ -31,6 +31,25 @@ constexpr const char* kRequired[] = {"rings",  "tcp_data_split", "hds_thresh",
 
 }  // namespace
 
+void ChannelsToProto(const ChannelsInfo& c, devmem::v1::Channels* out) {
+  using C = devmem::v1::Channels;
+  SetIf(c.rx_max, out, &C::set_rx_max);
+  SetIf(c.tx_max, out, &C::set_tx_max);
+  SetIf(c.other_max, out, &C::set_other_max);
+  SetIf(c.combined_max, out, &C::set_combined_max);
+  SetIf(c.rx_count, out, &C::set_rx_count);
+  SetIf(c.tx_count, out, &C::set_tx_count);
+  SetIf(c.other_count, out, &C::set_other_count);
+  SetIf(c.combined_count, out, &C::set_combined_count);
+}
+
+void CapabilityToProto(const Capability& c, devmem::v1::Capability* out) {
+  out->set_name(c.name);
+  out->set_support(SupportToProto(c.support));
+  out->set_errno_value(c.error);
+  out->set_reason(c.reason);
+}
+
 devmem::v1::Nic NicToProto(const NicInfo& info) {
   devmem::v1::Nic n;
   n.set_name(info.link.name);
@@ -43,19 +62,7 @@ devmem::v1::Nic NicToProto(const NicInfo& info) {
   n.set_oper_state(info.link.oper_state);
   n.set_pci_address(info.link.pci_address);
   n.set_numa_node(info.link.numa_node);
-  if (info.channels) {
-    const ChannelsInfo& c = *info.channels;
-    auto* m = n.mutable_channels();
-    using C = devmem::v1::Channels;
-    SetIf(c.rx_max, m, &C::set_rx_max);
-    SetIf(c.tx_max, m, &C::set_tx_max);
-    SetIf(c.other_max, m, &C::set_other_max);
-    SetIf(c.combined_max, m, &C::set_combined_max);
-    SetIf(c.rx_count, m, &C::set_rx_count);
-    SetIf(c.tx_count, m, &C::set_tx_count);
-    SetIf(c.other_count, m, &C::set_other_count);
-    SetIf(c.combined_count, m, &C::set_combined_count);
-  }
+  if (info.channels) ChannelsToProto(*info.channels, n.mutable_channels());
   if (info.rings) {
     const RingsInfo& r = *info.rings;
     auto* m = n.mutable_rings();
@@ -91,11 +98,7 @@ devmem::v1::Nic NicToProto(const NicInfo& info) {
     m->set_xsk(q.xsk);
   }
   for (const Capability& c : info.capabilities) {
-    auto* m = n.add_capabilities();
-    m->set_name(c.name);
-    m->set_support(SupportToProto(c.support));
-    m->set_errno_value(c.error);
-    m->set_reason(c.reason);
+    CapabilityToProto(c, n.add_capabilities());
   }
   bool capable = true;
   for (const char* need : kRequired) {

@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "daemon/inventory_proto.h"
 #include "kernel/errno_status.h"
 
 namespace devmem {
@@ -85,16 +86,6 @@ absl::StatusOr<int> PciNumaNode(absl::string_view addr) {
   int node = -1;
   if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &node)) node = -1;
   return node;
-}
-
-void CapabilityToProto(const Capability& c, devmem::v1::Capability* out) {
-  out->set_name(c.name);
-  out->set_support(
-      c.support == Support::kSupported     ? devmem::v1::SUPPORT_SUPPORTED
-      : c.support == Support::kUnsupported ? devmem::v1::SUPPORT_UNSUPPORTED
-                                           : devmem::v1::SUPPORT_UNKNOWN);
-  out->set_errno_value(c.error);
-  out->set_reason(c.reason);
 }
 
 }  // namespace
@@ -397,14 +388,7 @@ devmem::v1::NicState NicManager::StateLocked(const Nic& nic) {
       // Show what can be read (e.g. channels on veth).
       auto channels = options_.control->GetChannels(nic.ifindex);
       if (channels.ok()) {
-        NicSettings partial;
-        devmem::v1::Channels* c = partial.mutable_channels();
-        if (channels->rx_count) c->set_rx_count(*channels->rx_count);
-        if (channels->tx_count) c->set_tx_count(*channels->tx_count);
-        if (channels->combined_count) {
-          c->set_combined_count(*channels->combined_count);
-        }
-        *st.mutable_actual() = partial;
+        ChannelsToProto(*channels, st.mutable_actual()->mutable_channels());
       }
     }
   }

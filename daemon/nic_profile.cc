@@ -15,6 +15,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "daemon/inventory_proto.h"
 #include "kernel/errno_status.h"
 #include "kernel/unique_fd.h"
 
@@ -29,17 +30,6 @@ devmem::v1::TcpDataSplit ToProto(TcpDataSplit s) {
 
 TcpDataSplit FromProto(devmem::v1::TcpDataSplit s) {
   return static_cast<TcpDataSplit>(static_cast<uint8_t>(s));
-}
-
-void ChannelsToProto(const ChannelsInfo& c, devmem::v1::Channels* out) {
-  if (c.rx_max) out->set_rx_max(*c.rx_max);
-  if (c.tx_max) out->set_tx_max(*c.tx_max);
-  if (c.other_max) out->set_other_max(*c.other_max);
-  if (c.combined_max) out->set_combined_max(*c.combined_max);
-  if (c.rx_count) out->set_rx_count(*c.rx_count);
-  if (c.tx_count) out->set_tx_count(*c.tx_count);
-  if (c.other_count) out->set_other_count(*c.other_count);
-  if (c.combined_count) out->set_combined_count(*c.combined_count);
 }
 
 uint32_t RxQueueCount(const devmem::v1::Channels& c) {
