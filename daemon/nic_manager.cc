@@ -339,10 +339,7 @@ absl::StatusOr<std::vector<devmem::v1::NicState>> NicManager::States(
     return out;
   }
   for (const std::string& name : names) {
-    const Nic* found = nullptr;
-    for (const auto& nic : nics_) {
-      if (nic->name == name) found = nic.get();
-    }
+    const Nic* found = FindNicLocked(name);
     if (found != nullptr) {
       out.push_back(StateLocked(*found));
       continue;
@@ -415,9 +412,7 @@ absl::StatusOr<NicManager::Nic*> NicManager::ResolveTarget(
   }
   Nic* chosen = nullptr;
   if (!target.nic.empty()) {
-    for (auto& nic : nics_) {
-      if (nic->name == target.nic) chosen = nic.get();
-    }
+    chosen = FindNicLocked(target.nic);
     if (chosen == nullptr) {
       // Distinguish "exists but unmanaged" from "does not exist".
       auto ifindex = options_.inventory->IfIndex(target.nic);
@@ -467,6 +462,13 @@ absl::StatusOr<NicManager::Nic*> NicManager::ResolveTarget(
         chosen->reason.empty() ? "" : absl::StrCat(" (", chosen->reason, ")")));
   }
   return chosen;
+}
+
+NicManager::Nic* NicManager::FindNicLocked(absl::string_view name) const {
+  for (const auto& nic : nics_) {
+    if (nic->name == name) return nic.get();
+  }
+  return nullptr;
 }
 
 absl::Status NicManager::CheckBindQuota(uint64_t session) const {
@@ -606,10 +608,7 @@ uint32_t NicManager::ReleaseBindingLocked(uint64_t handle) {
   auto it = bindings_.find(handle);
   if (it == bindings_.end()) return 0;
   Binding& b = it->second;
-  Nic* nic = nullptr;
-  for (auto& n : nics_) {
-    if (n->name == b.nic) nic = n.get();
-  }
+  Nic* nic = FindNicLocked(b.nic);
   uint32_t removed = 0;
   auto sit = sessions_.find(b.session);
   if (nic != nullptr) {
@@ -709,10 +708,7 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
         "binding ", handle,
         " is a TX binding; flows are steered to RX bindings (BindRx)"));
   }
-  Nic* nic = nullptr;
-  for (auto& n : nics_) {
-    if (n->name == b.nic) nic = n.get();
-  }
+  Nic* nic = FindNicLocked(b.nic);
   if (nic == nullptr || nic->state != devmem::v1::PROFILE_STATE_APPLIED) {
     return absl::FailedPreconditionError(
         absl::StrCat(b.nic, " is no longer ready for devmem"));
@@ -786,20 +782,20 @@ absl::Status NicManager::RemoveFlow(uint64_t session, uint64_t handle,
   auto bp = FindBinding(session, handle);
   if (!bp.ok()) return bp.status();
   Binding& b = **bp;
-  for (auto& n : nics_) {
-    if (n->name != b.nic) continue;
-    auto rit = n->rules.find(location);
-    if (rit == n->rules.end() || rit->second.binding != handle) break;
-    absl::Status s = options_.control->DeleteRule(n->ifindex, location);
-    n->by_tuple.erase(TupleKey(rit->second.requested));
-    n->rules.erase(rit);
-    b.rule_locations.erase(location);
-    auto sit = sessions_.find(session);
-    if (sit != sessions_.end() && sit->second.rules > 0) sit->second.rules--;
-    return s;
+  Nic* n = FindNicLocked(b.nic);
+  auto rit = n != nullptr ? n->rules.find(location)
+                          : std::map<uint32_t, Rule>::iterator();
+  if (n == nullptr || rit == n->rules.end() || rit->second.binding != handle) {
+    return absl::NotFoundError(
+        absl::StrCat("no rule at ", location, " for binding ", handle));
   }
-  return absl::NotFoundError(
-      absl::StrCat("no rule at ", location, " for binding ", handle));
+  absl::Status s = options_.control->DeleteRule(n->ifindex, location);
+  n->by_tuple.erase(TupleKey(rit->second.requested));
+  n->rules.erase(rit);
+  b.rule_locations.erase(location);
+  auto sit = sessions_.find(session);
+  if (sit != sessions_.end() && sit->second.rules > 0) sit->second.rules--;
+  return s;
 }
 
 size_t NicManager::binding_count() const {

@@ -163,6 +163,9 @@ class NicManager {
   std::string RestoreLocked(Nic& nic, uint32_t* bindings, uint32_t* rules,
                             absl::Status* status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The profile NIC named `name`, or null.
+  Nic* FindNicLocked(absl::string_view name) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Nic*> ResolveTarget(const Target& target)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Binding*> FindBinding(uint64_t session, uint64_t handle)
