@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "daemon/simulated_nic.h"
@@ -18,6 +19,7 @@
 #include "kernel/errno_status.h"
 #include "kernel/nic_control.h"
 #include "kernel/udmabuf.h"
+#include "kernel/unique_fd.h"
 
 namespace devmem {
 namespace {
@@ -106,6 +108,10 @@ class HookedNic final : public NicControl {
   absl::StatusOr<std::unique_ptr<DevmemBinding>> BindTx(uint32_t i,
                                                         int fd) override {
     return nic_->BindTx(i, fd);
+  }
+  absl::StatusOr<std::unique_ptr<DevmemBinding>> AdoptBinding(
+      uint32_t i, uint32_t id, bool tx, UniqueFd anchor) override {
+    return nic_->AdoptBinding(i, id, tx, std::move(anchor));
   }
 
  private:

@@ -235,7 +235,7 @@ class SimulatedNic::Binding final : public DevmemBinding {
 };
 
 absl::StatusOr<std::unique_ptr<SimulatedNic>> SimulatedNic::Create(
-    std::vector<SimulatedNicSpec> specs) {
+    std::vector<SimulatedNicSpec> specs, Options options) {
   auto state = std::make_shared<State>();
   absl::MutexLock lock(&state->mu);
   std::set<std::string> names;
@@ -272,12 +272,22 @@ absl::StatusOr<std::unique_ptr<SimulatedNic>> SimulatedNic::Create(
     nic.rss = DefaultSpread(spec.rss_table_size, spec.combined_count);
   }
   return std::unique_ptr<SimulatedNic>(
-      new SimulatedNic(std::move(specs), std::move(state)));
+      new SimulatedNic(std::move(specs), std::move(state), ""));
 }
 
 SimulatedNic::SimulatedNic(std::vector<SimulatedNicSpec> specs,
-                           std::shared_ptr<State> state)
-    : specs_(std::move(specs)), state_(std::move(state)) {}
+                           std::shared_ptr<State> state,
+                           std::string load_report)
+    : specs_(std::move(specs)),
+      state_(std::move(state)),
+      load_report_(std::move(load_report)) {}
+
+std::string SimulatedNic::persist_error() const { return ""; }
+
+absl::StatusOr<std::unique_ptr<DevmemBinding>> SimulatedNic::AdoptBinding(
+    uint32_t ifindex, uint32_t binding_id, bool is_tx, UniqueFd anchor) {
+  return absl::UnimplementedError("not yet");
+}
 
 // Bindings keep state_ alive; nothing to undo here.
 SimulatedNic::~SimulatedNic() = default;

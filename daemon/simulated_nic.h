@@ -11,6 +11,7 @@
 #include "absl/types/span.h"
 #include "kernel/nic_control.h"
 #include "kernel/nic_info.h"
+#include "kernel/unique_fd.h"
 
 namespace devmem {
 
@@ -56,6 +57,7 @@ enum class SimOp {
   kGetQueues,
   kBindRx,
   kBindTx,
+  kAdoptBinding,
 };
 
 // The simulated devmem NIC backend (`devmemd --nic_backend=simulated`, and the
@@ -71,16 +73,43 @@ enum class SimOp {
 // the device is always up. Memory for bindings may be a dma-buf or a memfd
 // (a memfd stands for device memory here).
 //
+// Persistence (Options::state_dir set): NIC state outlives the process, as
+// hardware does. After every change a NIC's state is written (temporary file
+// + rename) to <state_dir>/<nic>.simnic, and Create() takes it back. Each
+// binding gets an anchor file <state_dir>/<nic>.binding-<id>.anchor, opened
+// and flock(LOCK_EX)ed once: that open file description plays the binding's
+// netlink socket. netlink_fd_unowned() is its fd, and like the real socket
+// the binding lives while any process holds an fd of it (dup(), fork(),
+// SCM_RIGHTS). The simulated kernel notices a binding is gone lazily: calls
+// whose answer depends on bindings (GetQueues, BindRx, BindTx, SetChannels,
+// SetRings, AdoptBinding, GetCounters, LiveBindings, Create) first probe each
+// anchor (open anew, flock(LOCK_EX|LOCK_NB)); one nobody holds is unbound:
+// its queues are freed and its anchor file deleted. Destroying a Binding
+// probes its own anchor at once. Only one SimulatedNic (in any process) may
+// use a state_dir at a time. Put it on a tmpfs (e.g. <runtime_dir>/simnic) so
+// that a reboot forgets it, as the hardware would.
+//
 // Thread-safe: all state sits under one mutex shared with the bindings. A
 // binding may outlive the SimulatedNic that made it: destroying it later is
 // safe and simply frees its queues in the (still shared) state.
 class SimulatedNic final : public NicControl {
  public:
+  struct Options {
+    // Empty: state lives in memory only and dies with this object (and
+    // bindings with their Binding objects). Otherwise the directory for the
+    // saved state and binding anchors; Create() makes it (mode 0700) if
+    // missing.
+    std::string state_dir;
+  };
+
   // INVALID_ARGUMENT for a bad spec: empty, too long or duplicate name,
   // ifindex 0 or duplicate, combined_count not in [1, combined_max], empty
-  // RSS or rule table, hds_thresh > hds_thresh_max.
+  // RSS or rule table, hds_thresh > hds_thresh_max. With a state_dir, the
+  // error of making it or of writing the initial state files. A saved state
+  // that cannot be used (unreadable, other name, ifindex or spec limits) is
+  // not an error: that NIC starts from its spec and load_report() says why.
   static absl::StatusOr<std::unique_ptr<SimulatedNic>> Create(
-      std::vector<SimulatedNicSpec> specs);
+      std::vector<SimulatedNicSpec> specs, Options options = {});
   ~SimulatedNic() override;
 
   SimulatedNic(const SimulatedNic&) = delete;
@@ -121,6 +150,15 @@ class SimulatedNic final : public NicControl {
       absl::Span<const uint32_t> queues) override;
   absl::StatusOr<std::unique_ptr<DevmemBinding>> BindTx(uint32_t ifindex,
                                                         int dmabuf_fd) override;
+  // `anchor` must be an fd of the open file description that holds the
+  // binding's anchor (same file, and it holds the flock); INVALID_ARGUMENT
+  // otherwise, or if the binding is of the other direction. NOT_FOUND if no
+  // binding `binding_id` is alive on the NIC. FAILED_PRECONDITION without a
+  // state_dir: nothing outlives a process then. The adopted binding does not
+  // hold the memory (the real kernel does; the simulation cannot).
+  absl::StatusOr<std::unique_ptr<DevmemBinding>> AdoptBinding(
+      uint32_t ifindex, uint32_t binding_id, bool is_tx,
+      UniqueFd anchor) override;
 
   // --- Not part of NicControl: for `nic show`, the inventory and tests ---
 
@@ -137,8 +175,12 @@ class SimulatedNic final : public NicControl {
     // The main RSS table was written by a user (IFF_RXFH_CONFIGURED) rather
     // than being the default spread.
     bool rss_configured = false;
-    // Calls that changed this NIC's state (bindings included), ever.
+    // Calls that changed this NIC's state (bindings included), ever; with
+    // a state_dir, across processes.
     uint64_t changes = 0;
+    // Changes that could not be saved to the state_dir (the change itself
+    // took effect); persist_error() says why.
+    uint64_t save_failures = 0;
   };
   absl::StatusOr<Counters> GetCounters(uint32_t ifindex) const;
   // Live bindings on all NICs.
@@ -152,6 +194,12 @@ class SimulatedNic final : public NicControl {
   // The specs as given to Create() (current values are read with the Get
   // calls). Immutable, so safe to read without locking.
   const std::vector<SimulatedNicSpec>& specs() const { return specs_; }
+  // What Create() did with the state_dir, one "<nic>: ..." part per NIC
+  // joined with "; " (restored, or why it started from the spec, and the
+  // bindings found gone). "" without a state_dir. Immutable.
+  const std::string& load_report() const { return load_report_; }
+  // The last failure to save state (save_failures in Counters), "" if none.
+  std::string persist_error() const;
   // The spec named `name`, or null.
   const SimulatedNicSpec* FindSpec(absl::string_view name) const;
 
@@ -160,10 +208,11 @@ class SimulatedNic final : public NicControl {
   class Binding;  // the DevmemBinding handed out
 
   SimulatedNic(std::vector<SimulatedNicSpec> specs,
-               std::shared_ptr<State> state);
+               std::shared_ptr<State> state, std::string load_report);
 
   const std::vector<SimulatedNicSpec> specs_;
   const std::shared_ptr<State> state_;
+  const std::string load_report_;
 };
 
 }  // namespace devmem

@@ -1,6 +1,9 @@
 #include "kernel/kernel_nic_control.h"
 
+#include <linux/netlink.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -36,10 +39,9 @@ absl::StatusOr<std::string> IfName(uint32_t ifindex, absl::string_view op) {
   return std::string(name);
 }
 
-// What an fd that is not a dma-buf is, in words, for the error message; ""
-// with `*err` set if it is not an open fd at all.
-std::string DescribeNonDmabuf(int fd, DmabufKind kind, int* err) {
-  if (kind == DmabufKind::kMemfd) return "memfd";
+// What kind of file `fd` is, in words, for error messages; "" with `*err`
+// set if it is not an open fd at all.
+std::string DescribeFile(int fd, int* err) {
   struct stat st = {};
   if (fstat(fd, &st) != 0) {
     *err = errno;
@@ -52,6 +54,81 @@ std::string DescribeNonDmabuf(int fd, DmabufKind kind, int* err) {
   if (S_ISCHR(st.st_mode)) return "character device";
   if (S_ISBLK(st.st_mode)) return "block device";
   return "file of another kind";
+}
+
+// What an fd that is not a dma-buf is, in words (see DescribeFile()).
+std::string DescribeNonDmabuf(int fd, DmabufKind kind, int* err) {
+  if (kind == DmabufKind::kMemfd) return "memfd";
+  return DescribeFile(fd, err);
+}
+
+std::string SocketDomainName(int domain) {
+  switch (domain) {
+    case AF_UNIX:
+      return "AF_UNIX";
+    case AF_INET:
+      return "AF_INET";
+    case AF_INET6:
+      return "AF_INET6";
+    case AF_NETLINK:
+      return "AF_NETLINK";
+    case AF_PACKET:
+      return "AF_PACKET";
+    default:
+      return absl::StrCat("domain ", domain);
+  }
+}
+
+std::string SocketProtocolName(int domain, int protocol) {
+  if (domain == AF_NETLINK) {
+    switch (protocol) {
+      case NETLINK_ROUTE:
+        return "NETLINK_ROUTE";
+      case NETLINK_SOCK_DIAG:
+        return "NETLINK_SOCK_DIAG";
+      case NETLINK_GENERIC:
+        return "NETLINK_GENERIC";
+      default:
+        return absl::StrCat("protocol ", protocol);
+    }
+  }
+  if (domain == AF_INET || domain == AF_INET6) {
+    if (protocol == IPPROTO_TCP) return "TCP";
+    if (protocol == IPPROTO_UDP) return "UDP";
+  }
+  return absl::StrCat("protocol ", protocol);
+}
+
+// OK if `fd` is a NETLINK_GENERIC socket, the only kind a netdev binding
+// hangs off (net/core/netdev-genl.c netdev_nl_sock_priv_init()).
+absl::Status CheckGenlSocket(int fd, absl::string_view what) {
+  constexpr absl::string_view kNot = "not a generic netlink socket";
+  int err = 0;
+  const std::string kind = DescribeFile(fd, &err);
+  if (kind.empty()) {
+    return ErrnoStatus(err, absl::StrCat(what, ": fd ", fd,
+                                         " is not an open file, so ", kNot));
+  }
+  if (kind != "socket") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": fd ", fd, " is a ", kind, ", ", kNot));
+  }
+  int domain = -1;
+  int protocol = -1;
+  socklen_t len = sizeof(domain);
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) {
+    return ErrnoStatus(errno, absl::StrCat(what, ": SO_DOMAIN of fd ", fd));
+  }
+  len = sizeof(protocol);
+  if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) != 0) {
+    return ErrnoStatus(errno, absl::StrCat(what, ": SO_PROTOCOL of fd ", fd));
+  }
+  if (domain != AF_NETLINK || protocol != NETLINK_GENERIC) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": fd ", fd, " is a socket (", SocketDomainName(domain), ", ",
+        SocketProtocolName(domain, protocol), "), ", kNot));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -215,6 +292,41 @@ absl::StatusOr<std::unique_ptr<DevmemBinding>> KernelNicControl::BindRx(
 absl::StatusOr<std::unique_ptr<DevmemBinding>> KernelNicControl::BindTx(
     uint32_t ifindex, int dmabuf_fd) {
   return NetdevBindTx(ifindex, dmabuf_fd);
+}
+
+absl::StatusOr<std::unique_ptr<DevmemBinding>> KernelNicControl::AdoptBinding(
+    uint32_t ifindex, uint32_t binding_id, bool is_tx, UniqueFd anchor) {
+  const std::string what =
+      absl::StrCat("adopt ", is_tx ? "TX" : "RX", " binding ", binding_id,
+                   " on ifindex ", ifindex);
+  if (absl::Status s = CheckGenlSocket(anchor.get_unowned(), what); !s.ok()) {
+    return s;
+  }
+  if (is_tx) {
+    // No kernel view of TX bindings (queue-get and page-pool-get show only
+    // RX memory providers): check the device exists and trust the rest.
+    absl::StatusOr<NetdevDevInfo> dev = netdev_->DevGet(ifindex);
+    if (!dev.ok()) return dev.status();
+    return std::unique_ptr<DevmemBinding>(
+        NetdevBinding::Adopt(std::move(anchor), binding_id, ifindex,
+                             /*queues=*/{}, /*is_tx=*/true));
+  }
+  absl::StatusOr<std::vector<QueueInfo>> queues = netdev_->QueueGet(ifindex);
+  if (!queues.ok()) return queues.status();
+  std::vector<uint32_t> bound;
+  for (const QueueInfo& q : *queues) {
+    if (q.type == QueueInfo::Type::kRx && q.dmabuf == binding_id) {
+      bound.push_back(q.id);
+    }
+  }
+  if (bound.empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        what, ": no RX queue reports dmabuf ", binding_id,
+        " in netdev queue-get (the binding is gone, or the device is down)"));
+  }
+  return std::unique_ptr<DevmemBinding>(
+      NetdevBinding::Adopt(std::move(anchor), binding_id, ifindex,
+                           std::move(bound), /*is_tx=*/false));
 }
 
 }  // namespace devmem

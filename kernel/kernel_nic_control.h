@@ -84,6 +84,18 @@ class KernelNicControl final : public NicControl {
   absl::StatusOr<std::unique_ptr<DevmemBinding>> BindTx(uint32_t ifindex,
                                                         int dmabuf_fd) override;
 
+  // `anchor` must be a socket with SO_DOMAIN AF_NETLINK and SO_PROTOCOL
+  // NETLINK_GENERIC (else INVALID_ARGUMENT: "fd 5 is a pipe, not a generic
+  // netlink socket"). The kernel cannot say which socket owns a binding, so
+  // that is all that is checked of the socket itself. RX: the binding's
+  // queues are the RX queues whose queue-get `dmabuf` is `binding_id`;
+  // NOT_FOUND if there are none (also when the device is down: the dump
+  // skips it). TX: the kernel shows TX bindings nowhere, so after the socket
+  // check (and dev-get, ENODEV for an unknown ifindex) it is taken on trust.
+  absl::StatusOr<std::unique_ptr<DevmemBinding>> AdoptBinding(
+      uint32_t ifindex, uint32_t binding_id, bool is_tx,
+      UniqueFd anchor) override;
+
   // Whether RSS changes go over ethtool netlink on this kernel (it has
   // RSS_SET, 6.17+) rather than SIOCETHTOOL. For logs and tests.
   bool RssSetUsesNetlink() const;

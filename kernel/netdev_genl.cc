@@ -542,8 +542,16 @@ absl::StatusOr<uint32_t> ParseNetdevBindReply(absl::Span<const uint8_t> msg,
   return *id;
 }
 
+std::unique_ptr<NetdevBinding> NetdevBinding::Adopt(
+    UniqueFd netlink_fd, uint32_t id, uint32_t ifindex,
+    std::vector<uint32_t> queues, bool is_tx) {
+  return std::unique_ptr<NetdevBinding>(new NetdevBinding(
+      std::move(netlink_fd), id, ifindex, std::move(queues), is_tx));
+}
+
 int NetdevBinding::netlink_fd_unowned() const {
-  return nl_socket_get_fd(sock_->sock_unowned());
+  if (sock_ != nullptr) return nl_socket_get_fd(sock_->sock_unowned());
+  return adopted_fd_.get_unowned();
 }
 
 absl::StatusOr<std::unique_ptr<DevmemBinding>> NetdevBindRx(

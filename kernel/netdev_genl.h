@@ -16,6 +16,7 @@
 #include "kernel/libnl_socket.h"
 #include "kernel/nic_control.h"
 #include "kernel/nic_info.h"
+#include "kernel/unique_fd.h"
 
 namespace devmem {
 
@@ -90,11 +91,13 @@ class NetdevGenl {
   std::unique_ptr<LibnlGenlSocket> sock_ ABSL_GUARDED_BY(mu_);
 };
 
-// A binding made by NetdevBindRx/NetdevBindTx. Owns the dedicated netlink
-// socket that made it: destroying this object closes the socket, and the
-// kernel then unbinds (net/core/netdev-genl.c netdev_nl_sock_priv_destroy()).
+// A binding made by NetdevBindRx/NetdevBindTx, or adopted from another
+// process. Owns one fd of the netlink socket that made it: destroying this
+// object closes that fd, and once no other copy is open the kernel unbinds
+// (net/core/netdev-genl.c netdev_nl_sock_priv_destroy()).
 class NetdevBinding : public DevmemBinding {
  public:
+  // A binding just made on `sock`, which this object now owns.
   NetdevBinding(std::unique_ptr<LibnlGenlSocket> sock, uint32_t id,
                 uint32_t ifindex, std::vector<uint32_t> queues, bool is_tx)
       : sock_(std::move(sock)),
@@ -103,6 +106,15 @@ class NetdevBinding : public DevmemBinding {
         queues_(std::move(queues)),
         is_tx_(is_tx) {}
 
+  // Adopts `netlink_fd`, a copy of the socket that holds binding `id` (made
+  // by an earlier process). Takes it as is: the caller has checked it (the
+  // kernel cannot say which socket owns a binding). Never sent on, so no
+  // libnl state is needed for it.
+  static std::unique_ptr<NetdevBinding> Adopt(UniqueFd netlink_fd, uint32_t id,
+                                              uint32_t ifindex,
+                                              std::vector<uint32_t> queues,
+                                              bool is_tx);
+
   uint32_t id() const override { return id_; }
   uint32_t ifindex() const override { return ifindex_; }
   const std::vector<uint32_t>& queues() const override { return queues_; }
@@ -110,7 +122,18 @@ class NetdevBinding : public DevmemBinding {
   int netlink_fd_unowned() const override;
 
  private:
+  NetdevBinding(UniqueFd netlink_fd, uint32_t id, uint32_t ifindex,
+                std::vector<uint32_t> queues, bool is_tx)
+      : adopted_fd_(std::move(netlink_fd)),
+        id_(id),
+        ifindex_(ifindex),
+        queues_(std::move(queues)),
+        is_tx_(is_tx) {}
+
+  // Exactly one of the two is set: the socket that made the binding here, or
+  // the fd adopted from an earlier process.
   std::unique_ptr<LibnlGenlSocket> sock_;
+  UniqueFd adopted_fd_;
   uint32_t id_;
   uint32_t ifindex_;
   std::vector<uint32_t> queues_;

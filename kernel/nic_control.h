@@ -9,14 +9,17 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "kernel/nic_info.h"
+#include "kernel/unique_fd.h"
 
 namespace devmem {
 
-// A devmem binding made by netdev bind-rx or bind-tx. It lives exactly as long
-// as this object: the kernel has no unbind command, and destroying the object
-// releases the netlink socket that made the binding, which unbinds it and
-// restarts its queues with normal pages (KERNEL_API.md section 1, "Binding
-// lifetime"). Not copyable; not thread-safe.
+// A devmem binding made by netdev bind-rx or bind-tx (or adopted with
+// NicControl::AdoptBinding). The kernel has no unbind command: a binding lives
+// while any fd of the netlink socket that made it is open, in any process
+// (dup()s and SCM_RIGHTS copies count), and closing the last one unbinds it
+// and restarts its queues with normal pages (KERNEL_API.md section 1, "Binding
+// lifetime"). This object owns one such fd; destroying it unbinds only if no
+// copy was handed out. Not copyable; not thread-safe.
 class DevmemBinding {
  public:
   virtual ~DevmemBinding() = default;
@@ -27,8 +30,10 @@ class DevmemBinding {
   // RX queues bound (empty for a TX binding).
   virtual const std::vector<uint32_t>& queues() const = 0;
   virtual bool is_tx() const = 0;
-  // The fd of the netlink socket that holds the binding, or -1 if the backend
-  // has none (simulated). Borrowed: for sharing with SCM_RIGHTS only.
+  // The fd of the netlink socket that holds the binding (for the simulated
+  // backend with a state dir, its anchor file), or -1 if the backend has none
+  // (simulated, in memory). Borrowed: for sharing with SCM_RIGHTS or dup()
+  // only; every copy keeps the binding alive.
   virtual int netlink_fd_unowned() const = 0;
 };
 
@@ -107,6 +112,15 @@ class NicControl {
   // netdev bind-tx (6.16+).
   virtual absl::StatusOr<std::unique_ptr<DevmemBinding>> BindTx(
       uint32_t ifindex, int dmabuf_fd) = 0;
+
+  // Takes over a binding that outlived the process that made it: `anchor` is
+  // a copy of the fd that holds binding `binding_id` on `ifindex` (its netlink
+  // socket; from the systemd fd store or handed back by the workload). Checks
+  // that it really is: INVALID_ARGUMENT if `anchor` is not such an fd (say what
+  // it is), NOT_FOUND if no binding `binding_id` is alive on the NIC. The
+  // returned binding owns `anchor`; its queues come from the kernel's view.
+  virtual absl::StatusOr<std::unique_ptr<DevmemBinding>> AdoptBinding(
+      uint32_t ifindex, uint32_t binding_id, bool is_tx, UniqueFd anchor) = 0;
 };
 
 // Classifies `fd` with fstatfs(2): DMA_BUF_MAGIC is kDmabuf; memfds (their
