@@ -50,6 +50,14 @@ absl::StatusOr<NetlinkAck> ParseNetlinkAck(absl::Span<const uint8_t> bytes) {
                      " is neither NLMSG_ERROR nor NLMSG_DONE"));
   }
 
+  // The kernel sends 0 or a negated errno, at most MAX_ERRNO (4095,
+  // include/linux/err.h). Anything larger is not an error code, and negating
+  // INT32_MIN would overflow.
+  constexpr int32_t kMaxErrno = 4095;
+  if (raw_error < -kMaxErrno || raw_error > kMaxErrno) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "netlink ack: error code ", raw_error, " is not an errno"));
+  }
   NetlinkAck ack;
   ack.error = raw_error < 0 ? -raw_error : raw_error;
   if (!(hdr.nlmsg_flags & NLM_F_ACK_TLVS) || tlv_offset >= msg.size()) {

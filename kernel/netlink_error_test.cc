@@ -126,6 +126,32 @@ TEST(NetlinkErrorTest, DoneWithErrorAndExtack) {
   EXPECT_EQ(ack->message, "dump interrupted");
 }
 
+// Found by tests/fuzz (fuzz_netlink_ack): INT32_MIN was negated (undefined
+// behaviour) and came out as a negative "errno".
+TEST(NetlinkErrorTest, RejectsErrorCodesOutsideTheErrnoRange) {
+  for (const uint16_t type : {NLMSG_ERROR, NLMSG_DONE}) {
+    for (const uint32_t raw : {0x80000000u, 0x7fffffffu, 0xfffff000u}) {
+      std::vector<uint8_t> b;
+      Nlmsghdr(b, 0, type, NLM_F_CAPPED, 2);
+      U32(b, raw);
+      if (type == NLMSG_ERROR) Nlmsghdr(b, 32, 21, NLM_F_REQUEST, 2);
+      FixLen(b);
+      absl::StatusOr<NetlinkAck> ack = ParseNetlinkAck(b);
+      EXPECT_EQ(ack.status().code(), absl::StatusCode::kInvalidArgument)
+          << "type " << type << " error " << raw;
+      EXPECT_THAT(ack.status().message(), HasSubstr("is not an errno"));
+    }
+  }
+  // -MAX_ERRNO is still an errno.
+  std::vector<uint8_t> b;
+  Nlmsghdr(b, 0, NLMSG_DONE, NLM_F_MULTI, 2);
+  U32(b, static_cast<uint32_t>(-4095));
+  FixLen(b);
+  absl::StatusOr<NetlinkAck> ack = ParseNetlinkAck(b);
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  EXPECT_EQ(ack->error, 4095);
+}
+
 TEST(NetlinkErrorTest, RejectsOtherTypesAndTruncation) {
   std::vector<uint8_t> b;
   Nlmsghdr(b, 20, 21, 0, 1);
