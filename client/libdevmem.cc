@@ -4,6 +4,7 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -111,6 +112,14 @@ const char* BodyName(const SessionFrame& frame) {
       return "Ping";
     case SessionFrame::kPong:
       return "Pong";
+    case SessionFrame::kResume:
+      return "Resume";
+    case SessionFrame::kResumed:
+      return "Resumed";
+    case SessionFrame::kReturnAnchor:
+      return "ReturnAnchor";
+    case SessionFrame::kAnchorAccepted:
+      return "AnchorAccepted";
     case SessionFrame::BODY_NOT_SET:
       break;
   }
@@ -133,11 +142,52 @@ absl::Status ErrorFrameStatus(const devmem::v1::Error& error) {
 
 Session::Session(UniqueFd session_fd, std::shared_ptr<grpc::Channel> channel,
                  const SessionOptions& options, devmem::v1::Hello hello)
-    : session_fd_(std::move(session_fd)),
-      channel_(std::move(channel)),
+    : channel_(std::move(channel)),
       stub_(channel_ ? devmem::v1::Devmem::NewStub(channel_) : nullptr),
       options_(options),
-      hello_(std::move(hello)) {}
+      hello_(hello),
+      token_(hello.session_token()),
+      session_fd_(std::move(session_fd)) {
+  if (options_.auto_reconnect) {
+    stop_fd_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (stop_fd_.valid()) watcher_ = std::thread([this] { WatchLoop(); });
+  }
+}
+
+Session::~Session() {
+  if (watcher_.joinable()) {
+    uint64_t one = 1;
+    (void)!::write(stop_fd_.get_unowned(), &one, sizeof(one));
+    watcher_.join();
+  }
+}
+
+uint64_t Session::session_id() const {
+  absl::MutexLock lock(&state_mu_);
+  return hello_.session_id();
+}
+
+std::string Session::session_token() const {
+  absl::MutexLock lock(&state_mu_);
+  return token_;
+}
+
+devmem::v1::Hello Session::hello() const {
+  absl::MutexLock lock(&state_mu_);
+  return hello_;
+}
+
+int Session::session_fd_unowned() const {
+  absl::MutexLock lock(&mu_);
+  return session_fd_.get_unowned();
+}
+
+std::vector<uint64_t> Session::anchored_bindings() const {
+  absl::MutexLock lock(&state_mu_);
+  std::vector<uint64_t> out;
+  for (const auto& [handle, fd] : anchors_) out.push_back(handle);
+  return out;
+}
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Open(
     absl::string_view runtime_dir) {
@@ -146,12 +196,10 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
   return Open(options);
 }
 
-absl::StatusOr<std::unique_ptr<Session>> Session::Open(
-    const SessionOptions& options) {
-  const std::string session_path =
-      absl::StrCat(options.runtime_dir, "/session.sock");
-  const std::string grpc_target =
-      absl::StrCat("unix:", options.runtime_dir, "/grpc.sock");
+namespace {
+
+absl::StatusOr<UniqueFd> ConnectSessionSocket(const std::string& runtime_dir) {
+  const std::string session_path = absl::StrCat(runtime_dir, "/session.sock");
 
   struct sockaddr_un addr;
   std::memset(&addr, 0, sizeof(addr));
@@ -196,19 +244,12 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
         return ErrnoStatus(err, absl::StrCat("connect(", session_path, ")"));
     }
   }
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(grpc_target, grpc::InsecureChannelCredentials());
-  return FromConnectedSocket(std::move(fd), std::move(channel), options);
+  return fd;
 }
 
-absl::StatusOr<std::unique_ptr<Session>> Session::FromConnectedSocket(
-    UniqueFd session_fd, std::shared_ptr<grpc::Channel> channel,
-    const SessionOptions& options) {
-  if (!session_fd.valid()) {
-    return absl::InvalidArgumentError("FromConnectedSocket: invalid fd");
-  }
-  absl::StatusOr<RawReply> first =
-      ReadFrame(session_fd.get_unowned(), DeadlineAfter(options.frame_timeout));
+// Reads and checks the daemon's Hello.
+absl::StatusOr<devmem::v1::Hello> ReadHello(int fd, absl::Duration timeout) {
+  absl::StatusOr<RawReply> first = ReadFrame(fd, DeadlineAfter(timeout));
   if (!first.ok()) {
     return absl::Status(first.status().code(),
                         absl::StrCat("waiting for Hello from devmemd: ",
@@ -239,8 +280,44 @@ absl::StatusOr<std::unique_ptr<Session>> Session::FromConnectedSocket(
   if (hello.session_token().empty()) {
     return absl::InternalError("devmemd's Hello has no session_token");
   }
+  return hello;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Open(
+    const SessionOptions& options) {
+  absl::StatusOr<UniqueFd> fd = ConnectSessionSocket(options.runtime_dir);
+  if (!fd.ok()) return fd.status();
+  absl::StatusOr<devmem::v1::Hello> hello =
+      ReadHello(fd->get_unowned(), options.frame_timeout);
+  if (!hello.ok()) return hello.status();
+  // gRPC's own reconnect backoff grows to minutes; a restarted devmemd must
+  // be reached within the grace period.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+      absl::StrCat("unix:", options.runtime_dir, "/grpc.sock"),
+      grpc::InsecureChannelCredentials(), args);
   return std::unique_ptr<Session>(
-      new Session(std::move(session_fd), std::move(channel), options, hello));
+      new Session(*std::move(fd), std::move(channel), options, *hello));
+}
+
+absl::StatusOr<std::unique_ptr<Session>> Session::FromConnectedSocket(
+    UniqueFd session_fd, std::shared_ptr<grpc::Channel> channel,
+    const SessionOptions& options) {
+  if (!session_fd.valid()) {
+    return absl::InvalidArgumentError("FromConnectedSocket: invalid fd");
+  }
+  absl::StatusOr<devmem::v1::Hello> hello =
+      ReadHello(session_fd.get_unowned(), options.frame_timeout);
+  if (!hello.ok()) return hello.status();
+  SessionOptions own = options;
+  own.auto_reconnect = false;  // no socket path to reconnect to
+  return std::unique_ptr<Session>(
+      new Session(std::move(session_fd), std::move(channel), own, *hello));
 }
 
 absl::Status Session::CheckRpcReady() const {
@@ -414,6 +491,7 @@ absl::StatusOr<devmem::v1::Binding> Session::BindRx(
   SetRpcDeadline(context, options_.rpc_timeout);
   grpc::Status status = stub_->BindRx(&context, request, &response);
   if (!status.ok()) return StatusFromGrpc(status);
+  KeepAnchor(response);
   return response.binding();
 }
 
@@ -432,6 +510,7 @@ absl::StatusOr<devmem::v1::Binding> Session::BindTx(
   SetRpcDeadline(context, options_.rpc_timeout);
   grpc::Status status = stub_->BindTx(&context, request, &response);
   if (!status.ok()) return StatusFromGrpc(status);
+  KeepAnchor(response);
   return response.binding();
 }
 
@@ -444,6 +523,11 @@ absl::StatusOr<uint32_t> Session::ReleaseBinding(uint64_t binding) {
   grpc::ClientContext context;
   SetRpcDeadline(context, options_.rpc_timeout);
   grpc::Status status = stub_->ReleaseBinding(&context, request, &response);
+  if (status.ok() || status.error_code() == grpc::StatusCode::NOT_FOUND) {
+    // Our copy of the anchor must go too, or the kernel binding stays.
+    absl::MutexLock lock(&state_mu_);
+    anchors_.erase(binding);
+  }
   if (!status.ok()) return StatusFromGrpc(status);
   return response.rules_removed();
 }
@@ -533,6 +617,155 @@ absl::Status Session::Ping() {
     return absl::InternalError("devmemd's Pong carried fds");
   }
   return absl::OkStatus();
+}
+
+}  // namespace devmem
+
+namespace devmem {
+
+void Session::KeepAnchor(const devmem::v1::BindResponse& response) {
+  if (response.anchor_ticket().empty()) return;
+  // Without the anchor the binding still works; it just would not survive a
+  // daemon restart. So a failure here does not fail the bind.
+  absl::StatusOr<UniqueFd> anchor = Redeem(response.anchor_ticket());
+  if (!anchor.ok()) return;
+  absl::MutexLock lock(&state_mu_);
+  anchors_[response.binding().handle()] = *std::move(anchor);
+}
+
+absl::StatusOr<bool> Session::Reconnect(absl::Duration timeout) {
+  if (stub_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "this session was not made with Session::Open(); it cannot "
+        "reconnect");
+  }
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Duration backoff = absl::Milliseconds(10);
+  absl::Status last = absl::UnavailableError("no attempt made");
+  absl::MutexLock lock(&mu_);
+  for (;;) {
+    absl::StatusOr<UniqueFd> fd = ConnectSessionSocket(options_.runtime_dir);
+    absl::StatusOr<devmem::v1::Hello> hello =
+        fd.ok() ? ReadHello(fd->get_unowned(),
+                            std::min(options_.frame_timeout,
+                                     std::max(deadline - absl::Now(),
+                                              absl::Milliseconds(10))))
+                : absl::StatusOr<devmem::v1::Hello>(fd.status());
+    if (hello.ok()) {
+      // Resume the old session on the new connection.
+      SessionFrame request;
+      request.mutable_resume()->set_session_token(session_token());
+      absl::StatusOr<std::string> bytes = EncodeFrame(request);
+      if (!bytes.ok()) return bytes.status();
+      absl::Status sent = SendWithFds(fd->get_unowned(), *bytes, {});
+      absl::StatusOr<RawReply> answer =
+          sent.ok() ? ReadFrame(fd->get_unowned(),
+                                DeadlineAfter(options_.frame_timeout))
+                    : absl::StatusOr<RawReply>(sent);
+      if (answer.ok() && answer->frame.has_resumed()) {
+        std::map<uint64_t, UniqueFd> anchors;
+        {
+          absl::MutexLock state(&state_mu_);
+          anchors.swap(anchors_);
+        }
+        const auto& awaiting = answer->frame.resumed().awaiting_anchor();
+        const auto& adopted = answer->frame.resumed().adopted();
+        std::map<uint64_t, UniqueFd> kept;
+        for (auto& [handle, anchor] : anchors) {
+          const bool wants = std::find(awaiting.begin(), awaiting.end(),
+                                       handle) != awaiting.end();
+          const bool has = std::find(adopted.begin(), adopted.end(), handle) !=
+                           adopted.end();
+          if (has) {
+            kept[handle] = std::move(anchor);
+            continue;
+          }
+          if (!wants) continue;  // the daemon dropped it: our copy goes
+          SessionFrame give;
+          give.mutable_return_anchor()->set_handle(handle);
+          absl::StatusOr<std::string> gb = EncodeFrame(give);
+          const int afd = anchor.get_unowned();
+          if (!gb.ok() ||
+              !SendWithFds(fd->get_unowned(), *gb, absl::MakeSpan(&afd, 1))
+                   .ok()) {
+            break;
+          }
+          absl::StatusOr<RawReply> ack = ReadFrame(
+              fd->get_unowned(), DeadlineAfter(options_.frame_timeout));
+          if (!ack.ok()) break;
+          if (ack->frame.has_anchor_accepted()) {
+            kept[handle] = std::move(anchor);
+          }
+          // An Error (binding died, not ours any more) drops our copy.
+        }
+        {
+          absl::MutexLock state(&state_mu_);
+          anchors_ = std::move(kept);
+          hello_ = *hello;
+          hello_.set_session_id(answer->frame.resumed().session_id());
+        }
+        session_fd_ = *std::move(fd);
+        broken_ = absl::OkStatus();
+        return true;
+      }
+      if (answer.ok() && answer->frame.has_error() &&
+          answer->frame.error().code() ==
+              static_cast<int>(absl::StatusCode::kNotFound)) {
+        // Unknown to this daemon: carry on with the fresh session.
+        absl::MutexLock state(&state_mu_);
+        anchors_.clear();
+        hello_ = *hello;
+        token_ = hello->session_token();
+        session_fd_ = *std::move(fd);
+        broken_ = absl::OkStatus();
+        return false;
+      }
+      if (answer.ok() && answer->frame.has_error()) {
+        return ErrorFrameStatus(answer->frame.error());
+      }
+      last =
+          answer.ok()
+              ? absl::InternalError(absl::StrCat(
+                    "devmemd answered Resume with ", BodyName(answer->frame)))
+              : answer.status();
+    } else {
+      last = hello.status();
+      if (hello.status().code() == absl::StatusCode::kPermissionDenied) {
+        return hello.status();
+      }
+    }
+    if (absl::Now() + backoff > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "devmemd did not come back within ", absl::FormatDuration(timeout),
+          "; last error: ", last.message()));
+    }
+    // Backoff between attempts: a restarting daemon needs a moment to bind
+    // its sockets again.
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Milliseconds(250));
+  }
+}
+
+void Session::WatchLoop() {
+  for (;;) {
+    struct pollfd fds[2] = {};
+    fds[0].fd = session_fd_unowned();
+    fds[0].events = POLLRDHUP;  // never POLLIN: answers are Exchange()'s
+    fds[1].fd = stop_fd_.get_unowned();
+    fds[1].events = POLLIN;
+    int n = ::poll(fds, 2, 250);
+    if (n < 0 && errno != EINTR) return;
+    if (fds[1].revents & POLLIN) return;
+    if (n <= 0 || !(fds[0].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+      continue;
+    }
+    absl::StatusOr<bool> resumed = Reconnect(options_.reconnect_timeout);
+    if (resumed.ok() && *resumed) ++resumes_;
+    if (options_.on_reconnect) {
+      options_.on_reconnect(resumed.status(), resumed.ok() && *resumed);
+    }
+    if (!resumed.ok()) return;  // the session stays broken
+  }
 }
 
 }  // namespace devmem

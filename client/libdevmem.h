@@ -2,9 +2,13 @@
 
 #include <grpcpp/channel.h>
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -44,6 +48,20 @@ struct SessionOptions {
   absl::Duration frame_timeout = absl::Seconds(10);
   // Deadline for each gRPC call (Connect adds its own connect timeout).
   absl::Duration rpc_timeout = absl::Seconds(30);
+  // Live restart (docs/PROTOCOL.md section 8): when devmemd goes away, a
+  // background thread reconnects with backoff and resumes this session by
+  // its token, handing back the anchors of its bindings, so that bindings,
+  // rules and the sockets' steering survive a daemon restart or upgrade.
+  // Only for sessions made with Open().
+  bool auto_reconnect = false;
+  // How long one reconnect keeps trying before giving up (the daemon's
+  // restart_grace_ms is the useful upper bound).
+  absl::Duration reconnect_timeout = absl::Seconds(30);
+  // Called from the reconnect thread after each automatic reconnect: OK with
+  // `resumed` true if the session and its leases came back, OK with false if
+  // the daemon did not know the session (a fresh one was opened: it held no
+  // leases, or they were lost), or why reconnecting failed.
+  std::function<void(const absl::Status&, bool resumed)> on_reconnect;
 };
 
 struct ListenOptions {
@@ -115,7 +133,7 @@ class Session {
 
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
-  ~Session() = default;
+  ~Session();
 
   // --- gRPC calls. Daemon status codes and messages are returned as is. ---
 
@@ -168,14 +186,32 @@ class Session {
   // Round trip with a fresh nonce; checks the Pong echoes it.
   absl::Status Ping();
 
+  // --- Live restart. ---
+
+  // Reconnects to the daemon (retrying with backoff for up to `timeout`) and
+  // resumes this session: the daemon re-attaches it by its token and takes
+  // back the anchors of its bindings. Returns true if the session was
+  // resumed, false if the daemon did not know it and a fresh session took
+  // its place (anchors are then dropped). Errors: DEADLINE_EXCEEDED if no
+  // daemon answered in time; PERMISSION_DENIED from the daemon;
+  // FAILED_PRECONDITION for a session not made with Open().
+  absl::StatusOr<bool> Reconnect(absl::Duration timeout)
+      ABSL_LOCKS_EXCLUDED(mu_, state_mu_);
+  // Bindings whose anchor (a copy of the fd keeping the kernel binding alive)
+  // this session holds.
+  std::vector<uint64_t> anchored_bindings() const
+      ABSL_LOCKS_EXCLUDED(state_mu_);
+  // Automatic reconnects that resumed the session, so far.
+  uint64_t resumes() const { return resumes_.load(); }
+
   // --- Accessors. ---
-  uint64_t session_id() const { return hello_.session_id(); }
-  const std::string& session_token() const { return hello_.session_token(); }
-  const devmem::v1::Hello& hello() const { return hello_; }
+  uint64_t session_id() const ABSL_LOCKS_EXCLUDED(state_mu_);
+  std::string session_token() const ABSL_LOCKS_EXCLUDED(state_mu_);
+  devmem::v1::Hello hello() const ABSL_LOCKS_EXCLUDED(state_mu_);
   // The session socket, borrowed: for poll() or protocol tests that send raw
   // frames. Writing on it while another thread uses the Session breaks the
   // request/answer order.
-  int session_fd_unowned() const { return session_fd_.get_unowned(); }
+  int session_fd_unowned() const ABSL_LOCKS_EXCLUDED(mu_);
   // For raw RPCs (e.g. a Listen with a foreign token). Null without channel.
   devmem::v1::Devmem::Stub* stub() const { return stub_.get(); }
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
@@ -198,14 +234,27 @@ class Session {
                                  devmem::v1::SessionFrame::BodyCase expected)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status CheckRpcReady() const;
+  // Redeems a BindResponse's anchor ticket and keeps the fd.
+  void KeepAnchor(const devmem::v1::BindResponse& response);
+  void WatchLoop();
 
-  const UniqueFd session_fd_;
   const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<devmem::v1::Devmem::Stub> stub_;
   const SessionOptions options_;
-  const devmem::v1::Hello hello_;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex state_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  devmem::v1::Hello hello_ ABSL_GUARDED_BY(state_mu_);
+  // The token this session is known by (the resumed one after Reconnect).
+  std::string token_ ABSL_GUARDED_BY(state_mu_);
+  // Binding handle -> its anchor.
+  std::map<uint64_t, UniqueFd> anchors_ ABSL_GUARDED_BY(state_mu_);
+
+  std::atomic<uint64_t> resumes_{0};
+  UniqueFd stop_fd_;  // eventfd that stops the watch thread
+  std::thread watcher_;
+
+  mutable absl::Mutex mu_;
+  UniqueFd session_fd_ ABSL_GUARDED_BY(mu_);
   // First error that left the request/answer stream out of step; OK while
   // the session is usable.
   absl::Status broken_ ABSL_GUARDED_BY(mu_);

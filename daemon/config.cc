@@ -110,29 +110,36 @@ absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
         absl::StrCat(source, ": field runtime_dir = \"", c->runtime_dir(),
                      "\" must be an absolute path"));
   }
-  absl::Status s =
-      CheckRange(source, "ticket_ttl_ms", c->ticket_ttl_ms(), 100, 600000);
-  if (s.ok()) {
-    s = CheckRange(source, "max_tickets_per_session",
-                   c->max_tickets_per_session(), 1, 4096);
-  }
-  if (s.ok()) {
-    s = CheckRange(source, "max_sessions", c->max_sessions(), 1, 65536);
-  }
-  if (s.ok()) {
-    s = CheckRange(source, "default_backlog", c->default_backlog(), 1, 65535);
-  }
-  if (s.ok()) {
-    s = CheckRange(source, "default_connect_timeout_ms",
-                   c->default_connect_timeout_ms(), 1, 600000);
-  }
-  if (s.ok()) {
-    s = CheckRange(source, "max_rules_per_session", c->max_rules_per_session(),
-                   1, 65536);
-  }
-  if (s.ok()) {
-    s = CheckRange(source, "max_bindings_per_session",
-                   c->max_bindings_per_session(), 1, 1024);
+  if (c->restart_grace_ms() == 0) c->set_restart_grace_ms(30000);
+  if (c->max_sessions_per_uid() == 0) c->set_max_sessions_per_uid(1024);
+  if (c->max_bindings_per_uid() == 0) c->set_max_bindings_per_uid(64);
+  if (c->max_rules_per_uid() == 0) c->set_max_rules_per_uid(1024);
+  if (c->max_sockets_per_uid() == 0) c->set_max_sockets_per_uid(65536);
+  struct Range {
+    const char* field;
+    uint32_t value;
+    uint32_t lo;
+    uint32_t hi;
+  };
+  const Range ranges[] = {
+      {"ticket_ttl_ms", c->ticket_ttl_ms(), 100, 600000},
+      {"max_tickets_per_session", c->max_tickets_per_session(), 1, 4096},
+      {"max_sessions", c->max_sessions(), 1, 65536},
+      {"default_backlog", c->default_backlog(), 1, 65535},
+      {"default_connect_timeout_ms", c->default_connect_timeout_ms(), 1,
+       600000},
+      {"max_rules_per_session", c->max_rules_per_session(), 1, 65536},
+      {"max_bindings_per_session", c->max_bindings_per_session(), 1, 1024},
+      {"restart_grace_ms", c->restart_grace_ms(), 100, 3600000},
+      {"max_sessions_per_uid", c->max_sessions_per_uid(), 1, 65536},
+      {"max_bindings_per_uid", c->max_bindings_per_uid(), 1, 65536},
+      {"max_rules_per_uid", c->max_rules_per_uid(), 1, 1048576},
+      {"max_sockets_per_uid", c->max_sockets_per_uid(), 1, 1048576},
+  };
+  absl::Status s;
+  for (const Range& r : ranges) {
+    s = CheckRange(source, r.field, r.value, r.lo, r.hi);
+    if (!s.ok()) break;
   }
   if (s.ok()) s = CheckProfiles(*c, source);
   if (!s.ok()) return s;

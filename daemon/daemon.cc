@@ -118,21 +118,53 @@ absl::Status Daemon::Init() {
   so.ticket_ttl = absl::Milliseconds(c.ticket_ttl_ms());
   so.max_tickets_per_session = c.max_tickets_per_session();
   so.max_sessions = c.max_sessions();
+  so.max_sessions_per_uid = c.max_sessions_per_uid();
+  so.max_sockets_per_uid = c.max_sockets_per_uid();
   sessions_ = std::make_unique<SessionManager>(so, RealClock::Get());
   if (options_.nic_control == nullptr || options_.inventory == nullptr) {
     return absl::InvalidArgumentError(
         "daemon needs a NIC inventory and a NIC backend");
   }
+  // The journal comes first: nothing is changed that it cannot record.
+  absl::Status s = MakeDirs(c.state_dir());
+  if (!s.ok()) return s;
+  LeaseJournal::Options jo;
+  jo.path = absl::StrCat(c.state_dir(), "/journal");
+  jo.sync = options_.journal_sync;
+  auto journal = LeaseJournal::Open(jo, &recovery_report_);
+  if (!journal.ok()) {
+    return absl::Status(
+        journal.status().code(),
+        absl::StrCat("cannot open the journal: ", journal.status().message(),
+                     "; fix the state directory (state_dir / --state_dir)"));
+  }
+  journal_ = *std::move(journal);
+  anchor_store_ = SystemdFdStore::FromEnvironment();
   NicManager::Options no;
   no.config = &options_.config;
   no.control = options_.nic_control.get();
   no.inventory = options_.inventory.get();
+  no.journal = journal_.get();
+  no.anchors = anchor_store_.get();
+  SessionManager* sm = sessions_.get();
+  no.session_record =
+      [sm](uint64_t id) -> std::optional<devmem::v1::JournaledSession> {
+    auto owner = sm->OwnerOf(id);
+    if (!owner.ok()) return std::nullopt;
+    devmem::v1::JournaledSession rec;
+    rec.set_id(id);
+    rec.set_token(owner->token);
+    rec.set_uid(owner->peer.uid);
+    rec.set_gid(owner->peer.gid);
+    rec.set_pid(owner->peer.pid);
+    return rec;
+  };
   nics_ = std::make_unique<NicManager>(no);
   NicManager* nics = nics_.get();
   sessions_->SetCloseObserver(
       [nics](uint64_t session) { nics->ReleaseSession(session); });
 
-  absl::Status s = MakeDirs(c.runtime_dir());
+  s = MakeDirs(c.runtime_dir());
   if (!s.ok()) return s;
   auto gid = GroupId(c.socket_group());
   if (!gid.ok()) return gid.status();
@@ -146,9 +178,39 @@ absl::Status Daemon::Init() {
   // Profiles are applied before anyone can connect: a workload never sees a
   // half-prepared NIC.
   profile_report_ = nics_->ApplyAll();
+  // Then the leases of an earlier run: reconciled with the kernel, and their
+  // sessions given restart_grace_ms to come back.
+  std::vector<devmem::v1::JournaledSession> detached;
+  for (std::string& line : nics_->Recover(
+           journal_->state(), std::move(options_.stored_anchors), &detached)) {
+    recovery_report_.push_back(std::move(line));
+  }
+  const absl::Time deadline =
+      absl::Now() + absl::Milliseconds(c.restart_grace_ms());
+  for (const auto& rec : detached) {
+    PeerCred owner;
+    owner.uid = rec.uid();
+    owner.gid = rec.gid();
+    owner.pid = rec.pid();
+    sessions_->AddDetached(rec.id(), rec.token(), owner, deadline);
+  }
+  if (!detached.empty()) {
+    recovery_report_.push_back(absl::StrCat(
+        detached.size(), " session(s) detached; they have ",
+        c.restart_grace_ms(), " ms to resume before their leases go"));
+  }
 
   session_server_ = std::make_unique<SessionServer>(
       std::move(*session_fd), policy_.get(), sessions_.get());
+  SessionServer::LeaseHooks hooks;
+  hooks.awaiting_anchor = [nics](uint64_t s) {
+    return nics->AwaitingAnchor(s);
+  };
+  hooks.anchored = [nics](uint64_t s) { return nics->Anchored(s); };
+  hooks.return_anchor = [nics](uint64_t s, uint64_t h, UniqueFd fd) {
+    return nics->ReturnAnchor(s, h, std::move(fd));
+  };
+  session_server_->SetLeaseHooks(std::move(hooks));
   DevmemService::Deps deps;
   deps.config = &options_.config;
   deps.policy = policy_.get();
@@ -160,10 +222,16 @@ absl::Status Daemon::Init() {
   deps.fds_handed_off = [ss] { return ss->fds_handed_off(); };
   deps.started = absl::Now();
   deps.static_status = options_.static_status;
+  for (const std::string& line : recovery_report_) {
+    deps.static_status.add_recovery(line);
+  }
   service_ = std::make_unique<DevmemService>(std::move(deps));
 
   grpc::ServerBuilder builder;
   builder.RegisterService(service_.get());
+  // Requests are small; a bounded size keeps one client from making the
+  // daemon allocate without limit.
+  builder.SetMaxReceiveMessageSize(kMaxGrpcRequestBytes);
   // No listening port: connections arrive through GrpcUnixListener so the
   // daemon sees each peer's SO_PEERCRED.
   server_ = builder.BuildAndStart();
@@ -177,17 +245,18 @@ absl::Status Daemon::Init() {
   return session_server_->Start();
 }
 
-void Daemon::Shutdown() {
+void Daemon::Shutdown(bool release_leases) {
   if (shut_down_) return;
   shut_down_ = true;
   if (grpc_listener_) grpc_listener_->Stop();
-  if (session_server_) session_server_->Stop();
+  if (session_server_) session_server_->Stop(release_leases);
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::seconds(2));
   }
   // Sessions are closed by now (their leases released); put the NICs back.
-  if (nics_) restore_report_ = nics_->RestoreAll();
+  // When detaching, leases and profiles stay for the next devmemd.
+  if (nics_ && release_leases) restore_report_ = nics_->RestoreAll();
   if (created_grpc_) ::unlink(grpc_socket_path().c_str());
   if (created_session_) ::unlink(session_socket_path().c_str());
 }

@@ -6,9 +6,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "daemon/anchor_store.h"
 #include "daemon/devmem_service.h"
 #include "daemon/grpc_listener.h"
+#include "daemon/lease_journal.h"
 #include "daemon/nic_manager.h"
 #include "daemon/peer_cred.h"
 #include "daemon/session_manager.h"
@@ -18,6 +21,9 @@
 #include "proto/devmem/v1/config.pb.h"
 
 namespace devmem {
+
+// Largest gRPC request devmemd accepts (every request is a few hundred bytes).
+inline constexpr int kMaxGrpcRequestBytes = 64 * 1024;
 
 // The assembled daemon: runtime directory, the two Unix sockets, the session
 // server and the gRPC service. Tests start it in-process; main() adds flags and
@@ -33,6 +39,11 @@ class Daemon {
     // Required.
     std::shared_ptr<NicControl> nic_control;
     devmem::v1::GetStatusResponse static_status;
+    // fdatasync the journal after every record (tests may turn it off).
+    bool journal_sync = true;
+    // Anchors handed back by systemd's fd store (TakeStoredAnchors), to
+    // re-adopt at start.
+    absl::flat_hash_map<uint64_t, UniqueFd> stored_anchors;
   };
 
   // Creates the runtime directory and sockets and starts serving. Fails with
@@ -40,7 +51,11 @@ class Daemon {
   static absl::StatusOr<std::unique_ptr<Daemon>> Start(Options options);
   ~Daemon();
 
-  void Shutdown();
+  // Stops serving. With `release_leases` (the default) every session is
+  // closed, its leases released and the NICs restored. Without, leases and
+  // NIC profiles stay as they are, recorded in the journal, for the next
+  // devmemd to re-adopt (live restart, upgrade): sessions detach.
+  void Shutdown(bool release_leases = true);
 
   std::string grpc_socket_path() const;
   std::string session_socket_path() const;
@@ -54,6 +69,10 @@ class Daemon {
   const std::vector<std::string>& restore_report() const {
     return restore_report_;
   }
+  // What start-up recovered from the journal, one line each.
+  const std::vector<std::string>& recovery_report() const {
+    return recovery_report_;
+  }
   SessionServer& session_server() { return *session_server_; }
 
  private:
@@ -62,10 +81,14 @@ class Daemon {
 
   Options options_;
   std::unique_ptr<AccessPolicy> policy_;
+  // Declared before the managers that use them, so they outlive them.
+  std::unique_ptr<LeaseJournal> journal_;
+  std::unique_ptr<AnchorStore> anchor_store_;
   std::unique_ptr<SessionManager> sessions_;
   std::unique_ptr<NicManager> nics_;
   std::vector<std::string> profile_report_;
   std::vector<std::string> restore_report_;
+  std::vector<std::string> recovery_report_;
   GrpcPeerRegistry peers_;
   std::unique_ptr<DevmemService> service_;
   std::unique_ptr<grpc::Server> server_;

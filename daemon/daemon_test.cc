@@ -40,6 +40,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(const std::string& dir,
                                                     uint32_t allow_uid) {
   Daemon::Options o;
   o.config.set_runtime_dir(dir);
+  o.config.set_state_dir(dir + "/state");
   o.config.add_allow_uids(allow_uid);
   o.config.set_ticket_ttl_ms(5000);
   EXPECT_TRUE(FinalizeConfig(&o.config, "test").ok());

@@ -95,6 +95,9 @@ class HookedNic final : public NicControl {
   absl::StatusOr<RuleTable> ListRules(uint32_t i) override {
     return nic_->ListRules(i);
   }
+  absl::StatusOr<FlowRule> GetRule(uint32_t i, uint32_t l) override {
+    return nic_->GetRule(i, l);
+  }
   absl::StatusOr<std::vector<QueueInfo>> GetQueues(uint32_t i) override {
     return nic_->GetQueues(i);
   }

@@ -96,12 +96,22 @@ grpc::Status DevmemService::GetStatus(grpc::ServerContext* ctx,
   if (deps_.fds_handed_off) resp->set_fds_handed_off(deps_.fds_handed_off());
   resp->set_peer_uid(caller->uid);
   resp->set_peer_gid(caller->gid);
+  resp->set_detached_sessions(
+      static_cast<uint32_t>(deps_.sessions->detached_count()));
+  resp->set_bindings(static_cast<uint32_t>(deps_.nics->binding_count()));
+  resp->set_rules(static_cast<uint32_t>(deps_.nics->rule_count()));
+  for (std::string& line : deps_.nics->CheckHealth()) {
+    resp->add_degraded(std::move(line));
+  }
+  resp->set_journal_error(deps_.nics->journal_error());
   return grpc::Status::OK;
 }
 
 absl::Status DevmemService::Park(uint64_t session, UniqueFd fd,
                                  const std::string& nic, uint32_t ifindex,
                                  devmem::v1::SocketResponse* resp) {
+  absl::Status charged = deps_.sessions->ChargeSocket(session);
+  if (!charged.ok()) return charged;
   auto local = LocalAddress(fd.get_unowned());
   if (local.ok()) FillAddress(*local, resp->mutable_local());
   auto ticket = deps_.sessions->IssueTicket(session, std::move(fd));
@@ -232,6 +242,18 @@ absl::StatusOr<std::string> DevmemService::SocketNic(uint64_t session,
   return of->nic;
 }
 
+void DevmemService::ShareAnchor(uint64_t session,
+                                const devmem::v1::Binding& binding,
+                                devmem::v1::BindResponse* resp) {
+  // The workload's copy keeps the binding alive across a daemon restart. A
+  // backend without anchors (or a full ticket table) leaves it empty; the
+  // binding still works, it just does not survive the daemon.
+  auto anchor = deps_.nics->DupAnchor(session, binding.handle());
+  if (!anchor.ok()) return;
+  auto ticket = deps_.sessions->IssueTicket(session, *std::move(anchor));
+  if (ticket.ok()) resp->set_anchor_ticket(*ticket);
+}
+
 absl::StatusOr<UniqueFd> DevmemService::TakeDeposit(uint64_t session,
                                                     const std::string& ticket,
                                                     absl::string_view field) {
@@ -262,6 +284,7 @@ grpc::Status DevmemService::BindRx(grpc::ServerContext* ctx,
   if (!binding.ok()) return ToGrpc(binding.status());
   *resp->mutable_binding() = *binding;
   resp->set_backend(deps_.nics->backend());
+  ShareAnchor(*session, *resp->mutable_binding(), resp);
   return grpc::Status::OK;
 }
 
@@ -278,6 +301,7 @@ grpc::Status DevmemService::BindTx(grpc::ServerContext* ctx,
   if (!binding.ok()) return ToGrpc(binding.status());
   *resp->mutable_binding() = *binding;
   resp->set_backend(deps_.nics->backend());
+  ShareAnchor(*session, *resp->mutable_binding(), resp);
   return grpc::Status::OK;
 }
 

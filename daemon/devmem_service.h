@@ -95,6 +95,10 @@ class DevmemService final : public devmem::v1::Devmem::Service {
   absl::Status Park(uint64_t session, UniqueFd fd, const std::string& nic,
                     uint32_t ifindex, devmem::v1::SocketResponse* resp);
 
+  // Puts a copy of the binding's anchor behind resp->anchor_ticket.
+  void ShareAnchor(uint64_t session, const devmem::v1::Binding& binding,
+                   devmem::v1::BindResponse* resp);
+
   Deps deps_;
 };
 

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "daemon/anchor_store.h"
 #include "daemon/backend.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
@@ -48,6 +49,15 @@ ABSL_FLAG(std::vector<std::string>, nic, {},
           "Comma-separated NICs to prepare for devmem with a default profile "
           "(pool of 1 queue, RSS excluding it), added to the config's "
           "nic_profiles.");
+
+ABSL_FLAG(uint32_t, restart_grace_ms, 0,
+          "After a restart, how long sessions from the journal may take to "
+          "resume before their leases are removed (default 30000).");
+ABSL_FLAG(bool, release_on_exit, false,
+          "On SIGTERM/SIGINT, release every lease and restore the NICs even "
+          "while workloads hold bindings. By default devmemd then leaves "
+          "them in place, recorded in its journal, so that the next devmemd "
+          "re-adopts them and running jobs are not broken (live restart).");
 
 namespace {
 
@@ -120,6 +130,9 @@ int main(int argc, char** argv) {
   if (!absl::GetFlag(FLAGS_state_dir).empty()) {
     config.set_state_dir(absl::GetFlag(FLAGS_state_dir));
   }
+  if (absl::GetFlag(FLAGS_restart_grace_ms) != 0) {
+    config.set_restart_grace_ms(absl::GetFlag(FLAGS_restart_grace_ms));
+  }
   for (const std::string& nic : absl::GetFlag(FLAGS_nic)) {
     config.add_nic_profiles()->set_nic(nic);
   }
@@ -160,6 +173,8 @@ int main(int argc, char** argv) {
   options.inventory = std::move(backend->inventory);
   options.nic_control = std::move(backend->control);
   options.static_status = devmem::ProbeKernelFacts();
+  std::vector<std::string> fd_report;
+  options.stored_anchors = devmem::TakeStoredAnchors(&fd_report);
   const std::string backend_name = options.inventory->BackendName();
   auto daemon = devmem::Daemon::Start(std::move(options));
   if (!daemon.ok()) {
@@ -167,6 +182,12 @@ int main(int argc, char** argv) {
   }
   for (const std::string& line : (*daemon)->profile_report()) {
     std::fprintf(stderr, "devmemd: nic %s\n", line.c_str());
+  }
+  for (const std::string& line : fd_report) {
+    std::fprintf(stderr, "devmemd: %s\n", line.c_str());
+  }
+  for (const std::string& line : (*daemon)->recovery_report()) {
+    std::fprintf(stderr, "devmemd: %s\n", line.c_str());
   }
   std::fprintf(
       stderr,
@@ -182,7 +203,16 @@ int main(int argc, char** argv) {
   sigwait(&stop, &sig);
   std::fprintf(stderr, "devmemd: %s received, shutting down\n",
                sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  (*daemon)->Shutdown();
+  const size_t held = (*daemon)->nics().binding_count();
+  const bool release = absl::GetFlag(FLAGS_release_on_exit) || held == 0;
+  if (!release) {
+    std::fprintf(stderr,
+                 "devmemd: leaving %zu binding(s) and their rules in place for "
+                 "the next devmemd (journal in %s; --release_on_exit to "
+                 "release instead)\n",
+                 held, config.state_dir().c_str());
+  }
+  (*daemon)->Shutdown(release);
   for (const std::string& line : (*daemon)->restore_report()) {
     std::fprintf(stderr, "devmemd: nic %s\n", line.c_str());
   }

@@ -1,5 +1,6 @@
 #include "daemon/nic_manager.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -86,6 +87,33 @@ absl::StatusOr<int> PciNumaNode(absl::string_view addr) {
   int node = -1;
   if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &node)) node = -1;
   return node;
+}
+
+void TupleToRecord(const FlowTuple& t, devmem::v1::JournaledTuple* out) {
+  out->set_family(t.family);
+  out->set_src_ip(t.src_ip);
+  out->set_src_port(t.src_port);
+  out->set_dst_ip(t.dst_ip);
+  out->set_dst_port(t.dst_port);
+}
+
+FlowTuple TupleFromRecord(const devmem::v1::JournaledTuple& t) {
+  FlowTuple out;
+  out.family = t.family();
+  out.src_ip = t.src_ip();
+  out.src_port = static_cast<uint16_t>(t.src_port());
+  out.dst_ip = t.dst_ip();
+  out.dst_port = static_cast<uint16_t>(t.dst_port());
+  return out;
+}
+
+// Whether the kernel's rule `k` is the one `r` records.
+bool SameRule(const FlowRule& k, const devmem::v1::JournaledRule& r) {
+  if (k.match != TupleFromRecord(r.match())) return false;
+  if (r.has_rss_context()) {
+    return k.rss_context.has_value() && *k.rss_context == r.rss_context();
+  }
+  return !k.rss_context.has_value() && k.queue == r.queue();
 }
 
 }  // namespace
@@ -204,8 +232,17 @@ std::string NicManager::ApplyLocked(Nic& nic) {
         absl::StrCat(recorded.status().message(), "; nothing was changed");
     return absl::StrCat(nic.name, ": ", nic.reason);
   }
+  const devmem::v1::JournalState journaled = options_.journal != nullptr
+                                                 ? options_.journal->state()
+                                                 : devmem::v1::JournalState();
+  auto jp = journaled.profiles().find(nic.name);
   if (recorded->has_value()) {
     nic.original = **recorded;
+  } else if (jp != journaled.profiles().end()) {
+    // The record file is gone but the journal has the original: trust the
+    // checksummed journal and write the file again.
+    nic.original = jp->second.original();
+    (void)store_.Save(nic.name, nic.original);
   } else {
     auto current = ReadSettings(*options_.control, nic.ifindex);
     if (!current.ok()) {
@@ -226,6 +263,19 @@ std::string NicManager::ApplyLocked(Nic& nic) {
     nic.original = *std::move(current);
   }
   nic.recorded = true;
+  if (jp == journaled.profiles().end()) {
+    devmem::v1::JournalEntry e;
+    e.mutable_profile_put()->set_nic(nic.name);
+    e.mutable_profile_put()->set_ifindex(nic.ifindex);
+    *e.mutable_profile_put()->mutable_original() = nic.original;
+    absl::Status j = JournalLocked(e);
+    if (!j.ok()) {
+      nic.state = devmem::v1::PROFILE_STATE_FAILED;
+      nic.reason = absl::StrCat("cannot journal the profile: ", j.message(),
+                                "; nothing was changed");
+      return absl::StrCat(nic.name, ": ", nic.reason);
+    }
+  }
   nic.desired = DesiredSettings(nic.original, *plan);
   absl::Status applied =
       ApplySettings(*options_.control, nic.ifindex, nic.original, nic.desired);
@@ -291,6 +341,9 @@ std::string NicManager::RestoreLocked(Nic& nic, uint32_t* bindings,
     return absl::StrCat(nic.name, ": ", nic.reason);
   }
   absl::Status removed = store_.Remove(nic.name);
+  devmem::v1::JournalEntry e;
+  e.set_profile_del(nic.name);
+  (void)JournalLocked(e);
   nic.recorded = false;
   nic.state = devmem::v1::PROFILE_STATE_RESTORED;
   nic.reason = absl::StrCat("original state restored after releasing ",
@@ -401,6 +454,17 @@ devmem::v1::NicState NicManager::StateLocked(const Nic& nic) {
   st.set_bindings(bindings);
   st.set_rules(static_cast<uint32_t>(nic.rules.size()));
   st.set_rule_quota(nic.rule_quota);
+  st.set_degraded(nic.degraded);
+  if (nic.ifindex != 0) {
+    auto table = options_.control->ListRules(nic.ifindex);
+    if (table.ok()) {
+      st.set_kernel_rules(static_cast<uint32_t>(table->locations.size()));
+    }
+    std::vector<uint32_t> bound;
+    for (uint32_t q : KernelBoundQueuesLocked(nic)) bound.push_back(q);
+    std::sort(bound.begin(), bound.end());
+    for (uint32_t q : bound) st.add_kernel_bound_queues(q);
+  }
   return st;
 }
 
@@ -480,6 +544,23 @@ absl::Status NicManager::CheckBindQuota(uint64_t session) const {
         options_.config->max_bindings_per_session(),
         " bindings (max_bindings_per_session); release one first"));
   }
+  uint32_t uid = 0;
+  if (it != sessions_.end()) {
+    uid = it->second.uid;
+  } else if (options_.session_record) {
+    auto rec = options_.session_record(session);
+    if (rec) uid = rec->uid();
+  }
+  uint32_t uid_bindings = 0;
+  uint32_t uid_rules = 0;
+  UidTotalsLocked(uid, &uid_bindings, &uid_rules);
+  if (uid_bindings >= options_.config->max_bindings_per_uid()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "uid ", uid, " holds ", uid_bindings, " of ",
+        options_.config->max_bindings_per_uid(),
+        " bindings over all its sessions (max_bindings_per_uid); release "
+        "one first"));
+  }
   return absl::OkStatus();
 }
 
@@ -501,49 +582,90 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
   Nic& nic = **nic_or;
   absl::Status quota = CheckBindQuota(session);
   if (!quota.ok()) return quota;
-  if (nic.free_queues.size() < want) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(nic.name, ": the devmem pool has ", nic.free_queues.size(),
-                     " free of ", nic.plan->pool.size(), " queue(s), ", want,
-                     " requested; release a binding or grow pool_queues"));
+  // A queue the kernel shows bound is not free even if devmemd released it:
+  // a workload may still hold the anchor of a binding devmemd let go.
+  const absl::flat_hash_set<uint32_t> busy = KernelBoundQueuesLocked(nic);
+  std::vector<uint32_t> queues;
+  for (uint32_t q : nic.free_queues) {
+    if (queues.size() < want && !busy.contains(q)) queues.push_back(q);
   }
-  std::vector<uint32_t> queues(nic.free_queues.begin(),
-                               nic.free_queues.begin() + want);
-  std::optional<uint32_t> context;
-  if (nic.plan->rss_mode == devmem::v1::RSS_MODE_CONTEXT) {
+  if (queues.size() < want) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        nic.name, ": the devmem pool has ", queues.size(), " free of ",
+        nic.plan->pool.size(), " queue(s), ", want,
+        " requested; release a binding or grow pool_queues",
+        busy.empty() ? ""
+                     : absl::StrCat(" (", busy.size(),
+                                    " queue(s) are still bound in the kernel "
+                                    "by anchors a workload kept)")));
+  }
+  absl::Status journaled = JournalSessionLocked(session);
+  if (!journaled.ok()) return journaled;
+  const bool with_context = nic.plan->rss_mode == devmem::v1::RSS_MODE_CONTEXT;
+  std::vector<uint32_t> indir;
+  if (with_context) {
     const size_t size = nic.original.rss_indir_size() > 0
                             ? static_cast<size_t>(nic.original.rss_indir_size())
                             : queues.size();
-    std::vector<uint32_t> indir(size);
+    indir.resize(size);
     for (size_t i = 0; i < size; ++i) indir[i] = queues[i % queues.size()];
+  }
+  Binding b;
+  b.handle = next_handle_++;
+  b.session = session;
+  b.nic = nic.name;
+  b.ifindex = nic.ifindex;
+  b.queues = queues;
+  // Intent first: a crash from here on leaves a record of what may exist.
+  devmem::v1::JournalEntry intent;
+  *intent.mutable_binding_put() = BindingRecord(b);
+  intent.mutable_binding_put()->set_rss_context_pending(with_context);
+  for (uint32_t q : indir) intent.mutable_binding_put()->add_rss_indir(q);
+  absl::Status j = JournalLocked(intent);
+  if (!j.ok()) return j;
+  devmem::v1::JournalEntry undo;
+  undo.set_binding_del(b.handle);
+  if (with_context) {
     auto ctx = options_.control->CreateRssContext(nic.ifindex, indir);
     if (!ctx.ok()) {
+      (void)JournalLocked(undo);
       return KernelRefusal(ctx.status(),
                            "the NIC refused an RSS context for the binding; "
                            "use rss_mode RSS_MODE_EXCLUDE_POOL");
     }
-    context = *ctx;
+    b.rss_context = *ctx;
   }
   auto bound =
       options_.control->BindRx(nic.ifindex, dmabuf.get_unowned(), queues);
   if (!bound.ok()) {
-    if (context) {
-      (void)options_.control->DeleteRssContext(nic.ifindex, *context);
+    if (b.rss_context) {
+      (void)options_.control->DeleteRssContext(nic.ifindex, *b.rss_context);
     }
+    (void)JournalLocked(undo);
     return KernelRefusal(bound.status(),
                          BindRxRemedy(bound.status(), nic.name));
   }
-  const uint64_t handle = next_handle_++;
-  Binding& b = bindings_[handle];
-  b.handle = handle;
-  b.session = session;
-  b.nic = nic.name;
   b.kernel = *std::move(bound);
-  b.rss_context = context;
+  b.kernel_id = b.kernel->id();
+  b.queues = b.kernel->queues();
+  devmem::v1::JournalEntry made;
+  *made.mutable_binding_put() = BindingRecord(b);
+  // The binding exists; if even this record cannot be written, recovery
+  // finds the intent and, without the kernel id, drops the binding.
+  (void)JournalLocked(made);
+  if (options_.anchors != nullptr && b.kernel->netlink_fd_unowned() >= 0) {
+    (void)options_.anchors->Keep(b.handle, b.kernel->netlink_fd_unowned());
+  }
+  const uint64_t handle = b.handle;
   sessions_[session].bindings.push_back(handle);
-  nic.free_queues.erase(nic.free_queues.begin(),
-                        nic.free_queues.begin() + want);
-  return BindingProto(b);
+  for (uint32_t q : queues) {
+    nic.free_queues.erase(
+        std::remove(nic.free_queues.begin(), nic.free_queues.end(), q),
+        nic.free_queues.end());
+  }
+  Binding& stored = bindings_[handle];
+  stored = std::move(b);
+  return BindingProto(stored);
 }
 
 absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
@@ -557,8 +679,23 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
   Nic& nic = **nic_or;
   absl::Status quota = CheckBindQuota(session);
   if (!quota.ok()) return quota;
+  absl::Status journaled = JournalSessionLocked(session);
+  if (!journaled.ok()) return journaled;
+  Binding b;
+  b.handle = next_handle_++;
+  b.session = session;
+  b.nic = nic.name;
+  b.ifindex = nic.ifindex;
+  b.tx = true;
+  devmem::v1::JournalEntry intent;
+  *intent.mutable_binding_put() = BindingRecord(b);
+  absl::Status j = JournalLocked(intent);
+  if (!j.ok()) return j;
   auto bound = options_.control->BindTx(nic.ifindex, dmabuf.get_unowned());
   if (!bound.ok()) {
+    devmem::v1::JournalEntry undo;
+    undo.set_binding_del(b.handle);
+    (void)JournalLocked(undo);
     std::string remedy =
         StatusErrno(bound.status()) == EOPNOTSUPP
             ? absl::StrCat("the driver of ", nic.name,
@@ -570,24 +707,29 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
     }
     return KernelRefusal(bound.status(), remedy);
   }
-  const uint64_t handle = next_handle_++;
-  Binding& b = bindings_[handle];
-  b.handle = handle;
-  b.session = session;
-  b.nic = nic.name;
   b.kernel = *std::move(bound);
+  b.kernel_id = b.kernel->id();
+  devmem::v1::JournalEntry made;
+  *made.mutable_binding_put() = BindingRecord(b);
+  (void)JournalLocked(made);
+  if (options_.anchors != nullptr && b.kernel->netlink_fd_unowned() >= 0) {
+    (void)options_.anchors->Keep(b.handle, b.kernel->netlink_fd_unowned());
+  }
+  const uint64_t handle = b.handle;
   sessions_[session].bindings.push_back(handle);
-  return BindingProto(b);
+  Binding& stored = bindings_[handle];
+  stored = std::move(b);
+  return BindingProto(stored);
 }
 
 devmem::v1::Binding NicManager::BindingProto(const Binding& b) const {
   devmem::v1::Binding out;
   out.set_handle(b.handle);
   out.set_nic(b.nic);
-  out.set_ifindex(b.kernel->ifindex());
-  out.set_kernel_id(b.kernel->id());
-  for (uint32_t q : b.kernel->queues()) out.add_queues(q);
-  out.set_tx(b.kernel->is_tx());
+  out.set_ifindex(b.ifindex);
+  out.set_kernel_id(b.kernel_id);
+  for (uint32_t q : b.queues) out.add_queues(q);
+  out.set_tx(b.tx);
   if (b.rss_context) out.set_rss_context(*b.rss_context);
   out.set_rules(static_cast<uint32_t>(b.rule_locations.size()));
   return out;
@@ -618,6 +760,9 @@ uint32_t NicManager::ReleaseBindingLocked(uint64_t handle) {
       auto rit = nic->rules.find(loc);
       if (rit == nic->rules.end()) continue;
       (void)options_.control->DeleteRule(nic->ifindex, loc);
+      devmem::v1::JournalEntry del;
+      del.set_rule_del(rit->second.journal_id);
+      (void)JournalLocked(del);
       nic->by_tuple.erase(TupleKey(rit->second.requested));
       nic->rules.erase(rit);
       ++removed;
@@ -627,10 +772,23 @@ uint32_t NicManager::ReleaseBindingLocked(uint64_t handle) {
     sit->second.rules -= std::min(sit->second.rules, removed);
     auto& list = sit->second.bindings;
     list.erase(std::remove(list.begin(), list.end(), handle), list.end());
-    if (list.empty() && sit->second.rules == 0) sessions_.erase(sit);
+    if (list.empty() && sit->second.rules == 0) {
+      if (sit->second.journaled) {
+        devmem::v1::JournalEntry del;
+        del.set_session_del(sit->first);
+        (void)JournalLocked(del);
+      }
+      sessions_.erase(sit);
+    }
   }
-  const std::vector<uint32_t> queues = b.kernel->queues();
-  b.kernel.reset();  // closes the binding's netlink socket: the kernel unbinds
+  const std::vector<uint32_t> queues = b.queues;
+  if (options_.anchors != nullptr && b.kernel != nullptr &&
+      b.kernel->netlink_fd_unowned() >= 0) {
+    (void)options_.anchors->Forget(handle);
+  }
+  // Closes our copy of the binding's netlink socket: the kernel unbinds once
+  // the workload closes its copy too (the client library does on release).
+  b.kernel.reset();
   if (nic != nullptr) {
     if (b.rss_context) {
       (void)options_.control->DeleteRssContext(nic->ifindex, *b.rss_context);
@@ -642,6 +800,9 @@ uint32_t NicManager::ReleaseBindingLocked(uint64_t handle) {
     }
   }
   bindings_.erase(it);
+  devmem::v1::JournalEntry del;
+  del.set_binding_del(handle);
+  (void)JournalLocked(del);
   return removed;
 }
 
@@ -658,8 +819,14 @@ void NicManager::ReleaseSession(uint64_t session) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
   const std::vector<uint64_t> handles = it->second.bindings;
+  const bool journaled = it->second.journaled;
   for (uint64_t h : handles) ReleaseBindingLocked(h);
   sessions_.erase(session);
+  if (journaled) {
+    devmem::v1::JournalEntry del;
+    del.set_session_del(session);
+    (void)JournalLocked(del);
+  }
 }
 
 absl::StatusOr<NicManager::BindingNic> NicManager::NicOfBinding(
@@ -667,7 +834,7 @@ absl::StatusOr<NicManager::BindingNic> NicManager::NicOfBinding(
   absl::MutexLock lock(&mu_);
   auto b = FindBinding(session, handle);
   if (!b.ok()) return b.status();
-  return BindingNic{(*b)->nic, (*b)->kernel->ifindex()};
+  return BindingNic{(*b)->nic, (*b)->ifindex};
 }
 
 devmem::v1::FlowRule NicManager::RuleProto(const Nic& nic,
@@ -703,7 +870,7 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
   auto bp = FindBinding(session, handle);
   if (!bp.ok()) return bp.status();
   Binding& b = **bp;
-  if (b.kernel->is_tx()) {
+  if (b.tx) {
     return absl::FailedPreconditionError(absl::StrCat(
         "binding ", handle,
         " is a TX binding; flows are steered to RX bindings (BindRx)"));
@@ -731,6 +898,17 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
         " steering rules (max_rules_per_session); close sockets' leases or "
         "release a binding"));
   }
+  if (sit != sessions_.end()) {
+    uint32_t uid_bindings = 0;
+    uint32_t uid_rules = 0;
+    UidTotalsLocked(sit->second.uid, &uid_bindings, &uid_rules);
+    if (uid_rules >= options_.config->max_rules_per_uid()) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "uid ", sit->second.uid, " holds ", uid_rules, " of ",
+          options_.config->max_rules_per_uid(),
+          " steering rules over all its sessions (max_rules_per_uid)"));
+    }
+  }
   if (nic->rules.size() >= nic->rule_quota) {
     return absl::ResourceExhaustedError(absl::StrCat(
         nic->name, ": ", nic->rules.size(), " of ", nic->rule_quota,
@@ -738,7 +916,7 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
   }
   FlowRule rule;
   rule.match = tuple;
-  const std::vector<uint32_t>& queues = b.kernel->queues();
+  const std::vector<uint32_t>& queues = b.queues;
   if (b.rss_context) {
     rule.rss_context = b.rss_context;
     rule.queue = 0;
@@ -746,6 +924,17 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
     // Spread the binding's flows over its queues.
     rule.queue = queues[b.rules_made % queues.size()];
   }
+  Rule r;
+  r.requested = tuple;
+  r.session = session;
+  r.binding = handle;
+  r.journal_id = next_handle_++;
+  r.installed = rule;
+  devmem::v1::JournalEntry intent;
+  *intent.mutable_rule_put() = RuleRecord(*nic, r);
+  intent.mutable_rule_put()->set_installed(false);
+  absl::Status j = JournalLocked(intent);
+  if (!j.ok()) return j;
   auto loc = options_.control->InsertRule(nic->ifindex, rule);
   if (!loc.ok() && tuple.IsFiveTuple() &&
       (StatusErrno(loc.status()) == EINVAL ||
@@ -757,6 +946,9 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
     loc = options_.control->InsertRule(nic->ifindex, rule);
   }
   if (!loc.ok()) {
+    devmem::v1::JournalEntry undo;
+    undo.set_rule_del(r.journal_id);
+    (void)JournalLocked(undo);
     return KernelRefusal(
         loc.status(),
         absl::StrCat("the NIC refused the steering rule for ",
@@ -764,16 +956,16 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
                      nic->name, "` (ntuple must be on)"));
   }
   rule.location = *loc;
-  Rule& r = nic->rules[*loc];
-  r.requested = tuple;
   r.installed = rule;
-  r.session = session;
-  r.binding = handle;
+  devmem::v1::JournalEntry made;
+  *made.mutable_rule_put() = RuleRecord(*nic, r);
+  (void)JournalLocked(made);
+  nic->rules[*loc] = r;
   b.rule_locations.insert(*loc);
   b.rules_made++;
   nic->by_tuple[key] = *loc;
   sessions_[session].rules++;
-  return RuleProto(*nic, r);
+  return RuleProto(*nic, nic->rules.at(*loc));
 }
 
 absl::Status NicManager::RemoveFlow(uint64_t session, uint64_t handle,
@@ -790,6 +982,9 @@ absl::Status NicManager::RemoveFlow(uint64_t session, uint64_t handle,
         absl::StrCat("no rule at ", location, " for binding ", handle));
   }
   absl::Status s = options_.control->DeleteRule(n->ifindex, location);
+  devmem::v1::JournalEntry del;
+  del.set_rule_del(rit->second.journal_id);
+  (void)JournalLocked(del);
   n->by_tuple.erase(TupleKey(rit->second.requested));
   n->rules.erase(rit);
   b.rule_locations.erase(location);
@@ -808,6 +1003,422 @@ size_t NicManager::rule_count() const {
   size_t n = 0;
   for (const auto& nic : nics_) n += nic->rules.size();
   return n;
+}
+
+}  // namespace devmem
+
+namespace devmem {
+
+absl::Status NicManager::JournalLocked(const devmem::v1::JournalEntry& entry) {
+  if (options_.journal == nullptr) return absl::OkStatus();
+  absl::Status s = options_.journal->Record(entry);
+  if (s.ok()) return s;
+  return absl::Status(
+      s.code(), absl::StrCat("devmemd cannot record the change in its journal "
+                             "(new work is refused, existing leases go on): ",
+                             s.message()));
+}
+
+absl::Status NicManager::JournalSessionLocked(uint64_t session) {
+  SessionLeases& leases = sessions_[session];
+  if (leases.journaled) return absl::OkStatus();
+  std::optional<devmem::v1::JournaledSession> rec;
+  if (options_.session_record) rec = options_.session_record(session);
+  if (rec) leases.uid = rec->uid();
+  if (options_.journal == nullptr || !rec) return absl::OkStatus();
+  devmem::v1::JournalEntry e;
+  *e.mutable_session_put() = *rec;
+  absl::Status s = JournalLocked(e);
+  if (!s.ok()) {
+    if (leases.bindings.empty() && leases.rules == 0) sessions_.erase(session);
+    return s;
+  }
+  leases.journaled = true;
+  return absl::OkStatus();
+}
+
+devmem::v1::JournaledBinding NicManager::BindingRecord(const Binding& b) const {
+  devmem::v1::JournaledBinding out;
+  out.set_handle(b.handle);
+  out.set_session(b.session);
+  out.set_nic(b.nic);
+  out.set_ifindex(b.ifindex);
+  out.set_made(b.kernel != nullptr || b.kernel_id != 0);
+  out.set_kernel_id(b.kernel_id);
+  for (uint32_t q : b.queues) out.add_queues(q);
+  out.set_tx(b.tx);
+  if (b.rss_context) out.set_rss_context(*b.rss_context);
+  return out;
+}
+
+devmem::v1::JournaledRule NicManager::RuleRecord(const Nic& nic,
+                                                 const Rule& r) const {
+  devmem::v1::JournaledRule out;
+  out.set_id(r.journal_id);
+  out.set_session(r.session);
+  out.set_binding(r.binding);
+  out.set_nic(nic.name);
+  out.set_ifindex(nic.ifindex);
+  TupleToRecord(r.requested, out.mutable_requested());
+  out.set_installed(r.installed.location != kRxClsLocAny);
+  TupleToRecord(r.installed.match, out.mutable_match());
+  out.set_queue(r.installed.queue);
+  if (r.installed.rss_context) out.set_rss_context(*r.installed.rss_context);
+  out.set_location(r.installed.location);
+  return out;
+}
+
+void NicManager::UidTotalsLocked(uint32_t uid, uint32_t* bindings,
+                                 uint32_t* rules) const {
+  *bindings = 0;
+  *rules = 0;
+  for (const auto& [id, leases] : sessions_) {
+    if (leases.uid != uid) continue;
+    *bindings += static_cast<uint32_t>(leases.bindings.size());
+    *rules += leases.rules;
+  }
+}
+
+absl::flat_hash_set<uint32_t> NicManager::KernelBoundQueuesLocked(
+    const Nic& nic) {
+  absl::flat_hash_set<uint32_t> out;
+  auto queues = options_.control->GetQueues(nic.ifindex);
+  if (!queues.ok()) return out;
+  for (const QueueInfo& q : *queues) {
+    if (q.type == QueueInfo::Type::kRx && q.dmabuf.has_value()) {
+      out.insert(q.id);
+    }
+  }
+  return out;
+}
+
+std::string NicManager::journal_error() const {
+  return options_.journal != nullptr ? options_.journal->error() : "";
+}
+
+std::vector<std::string> NicManager::Recover(
+    const devmem::v1::JournalState& state,
+    absl::flat_hash_map<uint64_t, UniqueFd> stored,
+    std::vector<devmem::v1::JournaledSession>* detached) {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> report;
+  if (state.next_id() > next_handle_) next_handle_ = state.next_id();
+  auto forget_binding = [&](uint64_t handle) {
+    devmem::v1::JournalEntry e;
+    e.set_binding_del(handle);
+    (void)JournalLocked(e);
+  };
+  auto forget_rule = [&](uint64_t id) {
+    devmem::v1::JournalEntry e;
+    e.set_rule_del(id);
+    (void)JournalLocked(e);
+  };
+  // 1. Bindings.
+  uint32_t adopted = 0;
+  uint32_t awaiting = 0;
+  for (const auto& [handle, rec] : state.bindings()) {
+    Nic* nic = FindNicLocked(rec.nic());
+    const bool nic_ok =
+        nic != nullptr && nic->state == devmem::v1::PROFILE_STATE_APPLIED;
+    const bool has_session = state.sessions().contains(rec.session());
+    auto delete_context = [&] {
+      if (nic != nullptr && rec.has_rss_context()) {
+        (void)options_.control->DeleteRssContext(nic->ifindex,
+                                                 rec.rss_context());
+      }
+      if (nic != nullptr && rec.rss_context_pending() &&
+          !rec.has_rss_context()) {
+        // Created but never recorded? Find it by its indirection table.
+        for (uint32_t c = 1; c <= 32; ++c) {
+          auto rss = options_.control->GetRss(nic->ifindex, c);
+          if (!rss.ok()) continue;
+          if (std::vector<uint32_t>(rec.rss_indir().begin(),
+                                    rec.rss_indir().end()) == rss->indir) {
+            (void)options_.control->DeleteRssContext(nic->ifindex, c);
+            report.push_back(absl::StrCat(rec.nic(), ": removed RSS context ",
+                                          c, " created for binding ", handle,
+                                          " before a crash"));
+            break;
+          }
+        }
+      }
+    };
+    if (!rec.made() || !nic_ok || !has_session) {
+      delete_context();
+      forget_binding(handle);
+      report.push_back(absl::StrCat("binding ", handle, " on ", rec.nic(),
+                                    ": dropped (",
+                                    !rec.made() ? "the bind never completed"
+                                    : !nic_ok   ? "its NIC is not applied now"
+                                                : "no session owns it",
+                                    ")"));
+      continue;
+    }
+    Binding b;
+    b.handle = handle;
+    b.session = rec.session();
+    b.nic = rec.nic();
+    b.ifindex = nic->ifindex;
+    b.kernel_id = rec.kernel_id();
+    b.queues.assign(rec.queues().begin(), rec.queues().end());
+    b.tx = rec.tx();
+    if (rec.has_rss_context()) b.rss_context = rec.rss_context();
+    auto anchor = stored.find(handle);
+    if (anchor != stored.end()) {
+      auto kb = options_.control->AdoptBinding(
+          nic->ifindex, rec.kernel_id(), rec.tx(), std::move(anchor->second));
+      stored.erase(anchor);
+      if (!kb.ok()) {
+        delete_context();
+        forget_binding(handle);
+        report.push_back(absl::StrCat(
+            "binding ", handle, " on ", rec.nic(),
+            ": dropped (its stored anchor: ", kb.status().message(), ")"));
+        continue;
+      }
+      b.kernel = *std::move(kb);
+      if (!b.tx) b.queues = b.kernel->queues();
+      ++adopted;
+    } else {
+      ++awaiting;
+    }
+    for (uint32_t q : b.queues) {
+      nic->free_queues.erase(
+          std::remove(nic->free_queues.begin(), nic->free_queues.end(), q),
+          nic->free_queues.end());
+    }
+    SessionLeases& leases = sessions_[b.session];
+    leases.bindings.push_back(handle);
+    leases.journaled = true;
+    leases.uid = state.sessions().at(b.session).uid();
+    bindings_[handle] = std::move(b);
+  }
+  for (auto& [handle, fd] : stored) {
+    report.push_back(absl::StrCat("fd store: anchor of binding ", handle,
+                                  " has no journal record; closed"));
+  }
+  // 2. Rules: the kernel decides which records are true.
+  uint32_t kept = 0;
+  uint32_t dropped = 0;
+  uint32_t undone = 0;
+  absl::flat_hash_map<std::string, absl::flat_hash_set<uint32_t>> claimed;
+  for (const auto& [id, rec] : state.rules()) {
+    Nic* nic = FindNicLocked(rec.nic());
+    auto bit = bindings_.find(rec.binding());
+    if (nic == nullptr || nic->state != devmem::v1::PROFILE_STATE_APPLIED) {
+      forget_rule(id);
+      ++dropped;
+      continue;
+    }
+    if (!rec.installed()) {
+      // Insert requested, outcome unknown: the socket it was for never
+      // reached its workload. Remove the rule if the kernel has it.
+      auto table = options_.control->ListRules(nic->ifindex);
+      if (table.ok()) {
+        for (uint32_t loc : table->locations) {
+          auto k = options_.control->GetRule(nic->ifindex, loc);
+          if (!k.ok()) continue;
+          devmem::v1::JournaledRule want = rec;
+          if (SameRule(*k, want) ||
+              (k->match == TupleFromRecord(rec.requested()))) {
+            (void)options_.control->DeleteRule(nic->ifindex, loc);
+            ++undone;
+          }
+        }
+      }
+      forget_rule(id);
+      continue;
+    }
+    auto k = options_.control->GetRule(nic->ifindex, rec.location());
+    if (!k.ok() || !SameRule(*k, rec)) {
+      // Gone or replaced by someone else: the record is stale.
+      forget_rule(id);
+      ++dropped;
+      continue;
+    }
+    if (bit == bindings_.end() || bit->second.session != rec.session()) {
+      (void)options_.control->DeleteRule(nic->ifindex, rec.location());
+      forget_rule(id);
+      ++undone;
+      continue;
+    }
+    Rule r;
+    r.requested = TupleFromRecord(rec.requested());
+    r.installed = *k;
+    r.installed.location = rec.location();
+    r.session = rec.session();
+    r.binding = rec.binding();
+    r.journal_id = id;
+    nic->rules[rec.location()] = r;
+    nic->by_tuple[TupleKey(r.requested)] = rec.location();
+    bit->second.rule_locations.insert(rec.location());
+    bit->second.rules_made++;
+    sessions_[rec.session()].rules++;
+    claimed[nic->name].insert(rec.location());
+    ++kept;
+  }
+  // 3. Orphans by kernel truth: a rule steering to the devmem pool (or to a
+  // context of ours) was made by devmemd; if no record claims it, its record
+  // was lost (corrupt journal) and nobody can use it.
+  uint32_t orphans = 0;
+  for (auto& nic : nics_) {
+    if (nic->state != devmem::v1::PROFILE_STATE_APPLIED || !nic->plan) continue;
+    absl::flat_hash_set<uint32_t> pool(nic->plan->pool.begin(),
+                                       nic->plan->pool.end());
+    absl::flat_hash_set<uint32_t> contexts;
+    for (const auto& [h, b] : bindings_) {
+      if (b.nic == nic->name && b.rss_context) contexts.insert(*b.rss_context);
+    }
+    auto table = options_.control->ListRules(nic->ifindex);
+    if (!table.ok()) continue;
+    for (uint32_t loc : table->locations) {
+      if (claimed[nic->name].contains(loc)) continue;
+      auto k = options_.control->GetRule(nic->ifindex, loc);
+      if (!k.ok()) continue;
+      const bool ours = k->rss_context ? contexts.contains(*k->rss_context)
+                                       : pool.contains(k->queue);
+      if (!ours) continue;
+      (void)options_.control->DeleteRule(nic->ifindex, loc);
+      ++orphans;
+      report.push_back(absl::StrCat(nic->name, ": removed orphan rule at ", loc,
+                                    " (steered to devmem pool queue ", k->queue,
+                                    ", no journal record)"));
+    }
+  }
+  // 4. Sessions: those still holding bindings wait for their workload.
+  for (const auto& [id, rec] : state.sessions()) {
+    auto it = sessions_.find(id);
+    if (it == sessions_.end() || it->second.bindings.empty()) {
+      devmem::v1::JournalEntry e;
+      e.set_session_del(id);
+      (void)JournalLocked(e);
+      continue;
+    }
+    if (detached != nullptr) detached->push_back(rec);
+  }
+  report.push_back(absl::StrCat(
+      "recovery: ", adopted + awaiting, " binding(s) kept (", adopted,
+      " re-adopted from the fd store, ", awaiting,
+      " awaiting their workload), ", kept, " rule(s) confirmed in the kernel, ",
+      dropped, " stale record(s) dropped, ", undone,
+      " unfinished rule(s) removed, ", orphans, " orphan rule(s) removed"));
+  return report;
+}
+
+std::vector<uint64_t> NicManager::AwaitingAnchor(uint64_t session) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<uint64_t> out;
+  for (const auto& [h, b] : bindings_) {
+    if (b.session == session && b.kernel == nullptr) out.push_back(h);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<uint64_t> NicManager::Anchored(uint64_t session) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<uint64_t> out;
+  for (const auto& [h, b] : bindings_) {
+    if (b.session == session && b.kernel != nullptr) out.push_back(h);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+absl::StatusOr<uint32_t> NicManager::ReturnAnchor(uint64_t session,
+                                                  uint64_t handle,
+                                                  UniqueFd anchor) {
+  absl::MutexLock lock(&mu_);
+  auto bp = FindBinding(session, handle);
+  if (!bp.ok()) return bp.status();
+  Binding& b = **bp;
+  if (b.kernel != nullptr) return b.kernel_id;  // ours already: `anchor` closes
+  auto kb = options_.control->AdoptBinding(b.ifindex, b.kernel_id, b.tx,
+                                           std::move(anchor));
+  if (!kb.ok()) {
+    if (kb.status().code() == absl::StatusCode::kNotFound) {
+      return absl::NotFoundError(
+          absl::StrCat("binding ", handle, " (kernel id ", b.kernel_id,
+                       ") is no longer alive on ", b.nic, ": ",
+                       kb.status().message(), "; release it and bind again"));
+    }
+    return kb.status();
+  }
+  b.kernel = *std::move(kb);
+  if (options_.anchors != nullptr && b.kernel->netlink_fd_unowned() >= 0) {
+    (void)options_.anchors->Keep(handle, b.kernel->netlink_fd_unowned());
+  }
+  return b.kernel_id;
+}
+
+absl::StatusOr<UniqueFd> NicManager::DupAnchor(uint64_t session,
+                                               uint64_t handle) {
+  absl::MutexLock lock(&mu_);
+  auto bp = FindBinding(session, handle);
+  if (!bp.ok()) return bp.status();
+  const Binding& b = **bp;
+  const int fd = b.kernel != nullptr ? b.kernel->netlink_fd_unowned() : -1;
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("binding ", handle, " has no anchor fd on the ",
+                     options_.control->BackendName(), " backend"));
+  }
+  UniqueFd dup(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+  if (!dup) return ErrnoStatus(errno, "dup(binding anchor)");
+  return dup;
+}
+
+std::vector<std::string> NicManager::CheckHealth() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> out;
+  for (auto& nic : nics_) {
+    if (nic->state != devmem::v1::PROFILE_STATE_APPLIED) continue;
+    std::vector<std::string> why;
+    auto info = options_.inventory->Get(nic->name);
+    if (!info.ok()) {
+      why.push_back(
+          absl::StrCat("link is gone (", info.status().message(), ")"));
+    } else if (!info->link.admin_up || info->link.oper_state == "down" ||
+               info->link.oper_state == "lowerlayerdown") {
+      why.push_back(absl::StrCat("link is down (", info->link.oper_state,
+                                 info->link.admin_up ? "" : ", admin down",
+                                 ")"));
+    }
+    if (nic->desired.has_channels()) {
+      auto ch = options_.control->GetChannels(nic->ifindex);
+      const auto& want = nic->desired.channels();
+      const bool combined_drift =
+          want.has_combined_count() && ch.ok() &&
+          ch->combined_count.value_or(0) != want.combined_count();
+      const bool rx_drift = want.has_rx_count() && ch.ok() &&
+                            ch->rx_count.value_or(0) != want.rx_count();
+      if (combined_drift || rx_drift) {
+        why.push_back(absl::StrCat(
+            "channels changed by someone else (combined ",
+            ch->combined_count.value_or(0), ", rx ", ch->rx_count.value_or(0),
+            "; the profile set combined ", want.combined_count(), ", rx ",
+            want.rx_count(), ")"));
+      }
+    }
+    auto rings = options_.control->GetRings(nic->ifindex);
+    if (rings.ok() &&
+        (rings->tcp_data_split != TcpDataSplit::kEnabled ||
+         (rings->hds_thresh.has_value() && *rings->hds_thresh != 0))) {
+      why.push_back(
+          "header split is no longer ENABLED with hds-thresh 0 (changed by "
+          "someone else)");
+    }
+    const std::string reason = absl::StrJoin(why, "; ");
+    nic->degraded = reason;
+    if (reason.empty()) continue;
+    uint32_t n = 0;
+    for (const auto& [h, b] : bindings_) {
+      if (b.nic == nic->name) ++n;
+    }
+    out.push_back(
+        absl::StrCat(nic->name, ": ", reason, "; ", n, " binding(s) degraded"));
+  }
+  return out;
 }
 
 }  // namespace devmem

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -14,12 +15,15 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "daemon/anchor_store.h"
+#include "daemon/lease_journal.h"
 #include "daemon/nic_profile.h"
 #include "kernel/nic_control.h"
 #include "kernel/nic_inventory.h"
 #include "kernel/unique_fd.h"
 #include "proto/devmem/v1/config.pb.h"
 #include "proto/devmem/v1/devmem.pb.h"
+#include "proto/devmem/v1/journal.pb.h"
 
 namespace devmem {
 
@@ -41,6 +45,15 @@ class NicManager {
     const devmem::v1::DaemonConfig* config = nullptr;  // outlives this
     NicControl* control = nullptr;                     // outlives this
     NicInventory* inventory = nullptr;                 // outlives this
+    // Where every NIC mutation and lease is recorded before it is made.
+    // Null: nothing is journaled (unit tests).
+    LeaseJournal* journal = nullptr;
+    // Extra copies of binding anchors (systemd's fd store). May be null.
+    AnchorStore* anchors = nullptr;
+    // Who owns a session (token and credentials), journaled with its first
+    // lease so the session can be resumed after a restart.
+    std::function<std::optional<devmem::v1::JournaledSession>(uint64_t)>
+        session_record;
   };
   explicit NicManager(Options options);
   ~NicManager();
@@ -116,6 +129,44 @@ class NicManager {
   absl::Status RemoveFlow(uint64_t session, uint64_t handle, uint32_t location)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // --- Live restart and recovery (docs/PROTOCOL.md section 8) ---
+
+  // Reconciles the journal of an earlier run with what the kernel reports
+  // (the truth), after ApplyAll(): bindings whose anchor is in `stored` are
+  // re-adopted, the others wait for their workload's ReturnAnchor; rules are
+  // checked at their locations; intents that never completed are undone;
+  // rules steering to the devmem pool that no record claims are removed.
+  // Fills `detached` with the sessions to wait for. Returns a report.
+  std::vector<std::string> Recover(
+      const devmem::v1::JournalState& state,
+      absl::flat_hash_map<uint64_t, UniqueFd> stored,
+      std::vector<devmem::v1::JournaledSession>* detached)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Bindings of `session` still waiting for their anchor, and those held.
+  std::vector<uint64_t> AwaitingAnchor(uint64_t session) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<uint64_t> Anchored(uint64_t session) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Re-adopts binding `handle` of `session` with `anchor` (from the
+  // workload). Returns its kernel id. INVALID_ARGUMENT if `anchor` is not
+  // that binding's; NOT_FOUND if `session` has no such binding or it died.
+  // An already-anchored binding answers OK (the extra copy is closed).
+  absl::StatusOr<uint32_t> ReturnAnchor(uint64_t session, uint64_t handle,
+                                        UniqueFd anchor)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // A copy of binding `handle`'s anchor, for the workload (SCM_RIGHTS).
+  // NOT_FOUND for foreign handles; FAILED_PRECONDITION if the backend has no
+  // anchor fd.
+  absl::StatusOr<UniqueFd> DupAnchor(uint64_t session, uint64_t handle)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Compares each applied NIC with its profile (link up, channels, header
+  // split) and marks its leases degraded, or healthy again. Returns one line
+  // per degraded NIC ("dm-a: link is down; 2 binding(s) degraded").
+  std::vector<std::string> CheckHealth() ABSL_LOCKS_EXCLUDED(mu_);
+  // Why new work is refused ("" if the journal is writable).
+  std::string journal_error() const;
+
   // Counters for status and tests.
   size_t binding_count() const ABSL_LOCKS_EXCLUDED(mu_);
   size_t rule_count() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -127,11 +178,18 @@ class NicManager {
     FlowRule installed;
     uint64_t session = 0;
     uint64_t binding = 0;
+    uint64_t journal_id = 0;
   };
   struct Binding {
     uint64_t handle = 0;
     uint64_t session = 0;
     std::string nic;
+    uint32_t ifindex = 0;
+    uint32_t kernel_id = 0;
+    std::vector<uint32_t> queues;
+    bool tx = false;
+    // Null after a restart until the anchor comes back (ReturnAnchor or the
+    // fd store); the kernel binding lives on through the workload's copy.
     std::unique_ptr<DevmemBinding> kernel;
     std::optional<uint32_t> rss_context;
     absl::flat_hash_set<uint32_t> rule_locations;
@@ -149,6 +207,8 @@ class NicManager {
     devmem::v1::NicSettings desired;
     bool recorded = false;
     std::vector<uint32_t> free_queues;  // sorted
+    // Why the NIC no longer matches its profile ("" if it does).
+    std::string degraded;
     uint32_t rule_quota = 0;
     // Rules devmemd installed here, by location, and by requested tuple.
     std::map<uint32_t, Rule> rules;
@@ -157,6 +217,8 @@ class NicManager {
   struct SessionLeases {
     std::vector<uint64_t> bindings;
     uint32_t rules = 0;
+    uint32_t uid = 0;
+    bool journaled = false;
   };
 
   std::string ApplyLocked(Nic& nic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -173,6 +235,20 @@ class NicManager {
   absl::Status CheckBindQuota(uint64_t session) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint32_t ReleaseBindingLocked(uint64_t handle)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Journals `entry`; OK without a journal.
+  absl::Status JournalLocked(const devmem::v1::JournalEntry& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Journals the session's owner once, with its first lease.
+  absl::Status JournalSessionLocked(uint64_t session)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  devmem::v1::JournaledBinding BindingRecord(const Binding& b) const;
+  devmem::v1::JournaledRule RuleRecord(const Nic& nic, const Rule& r) const;
+  // Per-uid totals of the session's uid.
+  void UidTotalsLocked(uint32_t uid, uint32_t* bindings, uint32_t* rules) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Pool queues of `nic` the kernel shows bound to a dma-buf right now.
+  absl::flat_hash_set<uint32_t> KernelBoundQueuesLocked(const Nic& nic)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   devmem::v1::Binding BindingProto(const Binding& b) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -43,6 +43,14 @@ absl::StatusOr<SessionManager::Opened> SessionManager::Open(
         "max_sessions) is ", options_.max_sessions,
         "; close idle sessions or raise max_sessions"));
   }
+  uint32_t& mine = uid_sessions_[peer.uid];
+  if (mine >= options_.max_sessions_per_uid) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "uid ", peer.uid, " has ", mine, " sessions open, the per-uid limit ",
+        "(max_sessions_per_uid) is ", options_.max_sessions_per_uid,
+        "; close idle sessions of this user"));
+  }
+  ++mine;
   Opened out{next_id_++, RandomHex128()};
   Session s;
   s.peer = peer;
@@ -52,28 +60,153 @@ absl::StatusOr<SessionManager::Opened> SessionManager::Open(
   return out;
 }
 
+std::vector<UniqueFd> SessionManager::EraseLocked(uint64_t session_id) {
+  std::vector<UniqueFd> fds;
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return fds;
+  const Session& s = it->second;
+  by_token_.erase(s.token);
+  if (auto u = uid_sessions_.find(s.peer.uid); u != uid_sessions_.end()) {
+    if (--u->second == 0) uid_sessions_.erase(u);
+  }
+  if (auto u = uid_sockets_.find(s.peer.uid); u != uid_sockets_.end()) {
+    u->second -= std::min(u->second, s.sockets);
+    if (u->second == 0) uid_sockets_.erase(u);
+  }
+  if (s.detached) --detached_;
+  sessions_.erase(it);
+  for (auto t = tickets_.begin(); t != tickets_.end();) {
+    if (t->second.session_id == session_id) {
+      fds.push_back(std::move(t->second.fd));
+      tickets_.erase(t++);
+    } else {
+      ++t;
+    }
+  }
+  return fds;
+}
+
 void SessionManager::Close(uint64_t session_id) {
   std::vector<UniqueFd> to_close;  // closed after the lock is dropped
   std::function<void(uint64_t)> on_close;
   {
     absl::MutexLock lock(&mu_);
-    auto it = sessions_.find(session_id);
-    if (it == sessions_.end()) return;
+    if (!sessions_.contains(session_id)) return;
     on_close = on_close_;
-    by_token_.erase(it->second.token);
-    sessions_.erase(it);
-    for (auto t = tickets_.begin(); t != tickets_.end();) {
-      if (t->second.session_id == session_id) {
-        to_close.push_back(std::move(t->second.fd));
-        tickets_.erase(t++);
-      } else {
-        ++t;
-      }
-    }
+    to_close = EraseLocked(session_id);
   }
   // Leases (bindings, rules) go after the session is gone, so no new call
   // can attach to it while they are released.
   if (on_close) on_close(session_id);
+}
+
+void SessionManager::AddDetached(uint64_t id, std::string token,
+                                 const PeerCred& owner, absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  if (id >= next_id_) next_id_ = id + 1;
+  if (sessions_.contains(id) || by_token_.contains(token)) return;
+  Session s;
+  s.peer = owner;
+  s.token = token;
+  s.detached = true;
+  s.detach_deadline = deadline;
+  sessions_.emplace(id, std::move(s));
+  // Not in by_token_: a detached session answers no gRPC call until resumed.
+  ++uid_sessions_[owner.uid];
+  ++detached_;
+}
+
+absl::StatusOr<uint64_t> SessionManager::Resume(uint64_t fresh_id,
+                                                absl::string_view token,
+                                                const PeerCred& peer) {
+  std::vector<UniqueFd> to_close;
+  absl::MutexLock lock(&mu_);
+  auto fresh = sessions_.find(fresh_id);
+  if (fresh == sessions_.end()) {
+    return absl::UnauthenticatedError("session is closed");
+  }
+  if (fresh->second.open_tickets > 0 || fresh->second.sockets > 0) {
+    return absl::FailedPreconditionError(
+        "Resume must be the first request on a session connection");
+  }
+  uint64_t found = 0;
+  for (auto& [id, s] : sessions_) {
+    if (s.detached && s.token == token) {
+      found = id;
+      break;
+    }
+  }
+  if (found == 0) {
+    return absl::NotFoundError(
+        "no session with this token is waiting to be resumed (it was never "
+        "recorded, is live on another connection, or its grace period "
+        "ended); open a new session");
+  }
+  Session& old = sessions_.at(found);
+  if (old.peer.uid != peer.uid) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("the session belongs to uid ", old.peer.uid,
+                     ", this connection is uid ", peer.uid));
+  }
+  old.detached = false;
+  old.peer = peer;  // same uid; pid and gid of the new connection
+  --detached_;
+  by_token_.emplace(old.token, found);
+  to_close = EraseLocked(fresh_id);
+  return found;
+}
+
+size_t SessionManager::ExpireDetached() {
+  std::vector<uint64_t> expired;
+  std::function<void(uint64_t)> on_close;
+  {
+    absl::MutexLock lock(&mu_);
+    if (detached_ == 0) return 0;
+    const absl::Time now = clock_->Now();
+    for (const auto& [id, s] : sessions_) {
+      if (s.detached && now >= s.detach_deadline) expired.push_back(id);
+    }
+    for (uint64_t id : expired) EraseLocked(id);
+    on_close = on_close_;
+  }
+  if (on_close) {
+    for (uint64_t id : expired) on_close(id);
+  }
+  return expired.size();
+}
+
+size_t SessionManager::detached_count() const {
+  absl::MutexLock lock(&mu_);
+  return detached_;
+}
+
+absl::StatusOr<SessionManager::Owner> SessionManager::OwnerOf(
+    uint64_t session_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) {
+    return absl::NotFoundError(absl::StrCat("no session ", session_id));
+  }
+  return Owner{it->second.token, it->second.peer};
+}
+
+absl::Status SessionManager::ChargeSocket(uint64_t session_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) {
+    return absl::UnauthenticatedError("the session closed meanwhile");
+  }
+  uint32_t& used = uid_sockets_[it->second.peer.uid];
+  if (used >= options_.max_sockets_per_uid) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "uid ", it->second.peer.uid, " has ", used,
+        " sockets from devmemd in its open sessions, the per-uid limit ",
+        "(max_sockets_per_uid) is ", options_.max_sockets_per_uid,
+        "; close sessions that no longer need theirs"));
+  }
+  ++used;
+  ++it->second.sockets;
+  return absl::OkStatus();
 }
 
 void SessionManager::SetCloseObserver(std::function<void(uint64_t)> fn) {
@@ -193,7 +326,7 @@ size_t SessionManager::ExpireTickets() {
 
 size_t SessionManager::session_count() const {
   absl::MutexLock lock(&mu_);
-  return sessions_.size();
+  return sessions_.size() - detached_;
 }
 
 size_t SessionManager::pending_tickets() const {

@@ -4,6 +4,7 @@
 #include <deque>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -35,6 +36,9 @@ class SessionManager {
     absl::Duration ticket_ttl = absl::Seconds(10);
     uint32_t max_tickets_per_session = 64;
     uint32_t max_sessions = 4096;
+    // Per-uid quotas (sessions open, sockets made for live sessions).
+    uint32_t max_sessions_per_uid = 1024;
+    uint32_t max_sockets_per_uid = 65536;
   };
   struct Opened {
     uint64_t id;
@@ -44,8 +48,44 @@ class SessionManager {
   SessionManager(Options options, const Clock* clock);
   ~SessionManager();
 
-  // RESOURCE_EXHAUSTED when max_sessions are open.
+  // RESOURCE_EXHAUSTED when max_sessions are open, or the peer's uid holds
+  // max_sessions_per_uid.
   absl::StatusOr<Opened> Open(const PeerCred& peer) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // --- Live restart (docs/PROTOCOL.md section 8) ---
+
+  // A session from the journal of an earlier devmemd: it holds leases but no
+  // connection. Resume() re-attaches it; otherwise ExpireDetached() closes it
+  // once `deadline` passes. Ids below `id + 1` are never handed out again.
+  void AddDetached(uint64_t id, std::string token, const PeerCred& owner,
+                   absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
+  // The connection whose fresh session is `fresh_id` takes over the detached
+  // session `token` names; `fresh_id` is closed (it holds nothing yet).
+  // Returns the resumed session's id. NOT_FOUND if no detached session has
+  // that token (unknown, live elsewhere, or expired: open a new session);
+  // PERMISSION_DENIED if `peer` is not its owner; FAILED_PRECONDITION if
+  // `fresh_id` already holds tickets.
+  absl::StatusOr<uint64_t> Resume(uint64_t fresh_id, absl::string_view token,
+                                  const PeerCred& peer)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Closes detached sessions whose grace period ended (the close observer
+  // releases their leases). Returns how many.
+  size_t ExpireDetached() ABSL_LOCKS_EXCLUDED(mu_);
+  size_t detached_count() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Who owns a session (for the journal). NOT_FOUND if it is gone.
+  struct Owner {
+    std::string token;
+    PeerCred peer;
+  };
+  absl::StatusOr<Owner> OwnerOf(uint64_t session_id) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Counts one socket made for the session against its uid's
+  // max_sockets_per_uid (released with the session). RESOURCE_EXHAUSTED with
+  // the numbers when the uid is at its quota; UNAUTHENTICATED if the session
+  // is gone.
+  absl::Status ChargeSocket(uint64_t session_id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Releases the session and every fd it still holds behind tickets.
   // Idempotent.
@@ -93,12 +133,19 @@ class SessionManager {
     PeerCred peer;
     std::string token;
     uint32_t open_tickets = 0;
+    uint32_t sockets = 0;
+    // Set for a journal session awaiting Resume().
+    bool detached = false;
+    absl::Time detach_deadline;
     // Expired tickets remembered (bounded) so redeeming one says "expired".
     std::deque<std::string> expired;
   };
   static constexpr size_t kMaxExpiredRemembered = 256;
 
   void ExpireLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes the session and its tickets; returns the tickets' fds.
+  std::vector<UniqueFd> EraseLocked(uint64_t session_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   const Clock* clock_;
@@ -108,6 +155,10 @@ class SessionManager {
   absl::flat_hash_map<std::string, uint64_t> by_token_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Ticket> tickets_ ABSL_GUARDED_BY(mu_);
   std::function<void(uint64_t)> on_close_ ABSL_GUARDED_BY(mu_);
+  // Per uid: sessions open (detached included) and sockets charged.
+  absl::flat_hash_map<uint32_t, uint32_t> uid_sessions_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint32_t, uint32_t> uid_sockets_ ABSL_GUARDED_BY(mu_);
+  size_t detached_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // 128 random bits from getrandom(2) as 32 lowercase hex digits.

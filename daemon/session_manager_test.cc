@@ -151,5 +151,112 @@ TEST_F(SessionManagerTest, SessionQuota) {
             absl::StatusCode::kResourceExhausted);
 }
 
+TEST_F(SessionManagerTest, PerUidSessionQuota) {
+  SessionManager::Options o = Opts();
+  o.max_sessions = 10;
+  o.max_sessions_per_uid = 2;
+  SessionManager mgr(o, &clock_);
+  auto a1 = mgr.Open(alice_);
+  auto a2 = mgr.Open(alice_);
+  ASSERT_TRUE(a1.ok() && a2.ok());
+  auto a3 = mgr.Open(alice_);
+  EXPECT_EQ(a3.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(a3.status().message(), HasSubstr("max_sessions_per_uid"));
+  // Another user is not starved by alice.
+  EXPECT_TRUE(mgr.Open(bob_).ok());
+  mgr.Close(a1->id);
+  EXPECT_TRUE(mgr.Open(alice_).ok());
+}
+
+TEST_F(SessionManagerTest, PerUidSocketQuotaIsReturnedWithTheSession) {
+  SessionManager::Options o = Opts();
+  o.max_sockets_per_uid = 3;
+  SessionManager mgr(o, &clock_);
+  auto a1 = mgr.Open(alice_);
+  auto a2 = mgr.Open(alice_);
+  auto b = mgr.Open(bob_);
+  ASSERT_TRUE(a1.ok() && a2.ok() && b.ok());
+  EXPECT_TRUE(mgr.ChargeSocket(a1->id).ok());
+  EXPECT_TRUE(mgr.ChargeSocket(a1->id).ok());
+  EXPECT_TRUE(mgr.ChargeSocket(a2->id).ok());
+  absl::Status over = mgr.ChargeSocket(a2->id);
+  EXPECT_EQ(over.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(over.message(), HasSubstr("uid 1000 has 3 sockets"));
+  EXPECT_TRUE(mgr.ChargeSocket(b->id).ok());
+  mgr.Close(a1->id);
+  EXPECT_TRUE(mgr.ChargeSocket(a2->id).ok());
+  EXPECT_EQ(mgr.ChargeSocket(999).code(), absl::StatusCode::kUnauthenticated);
+}
+
+TEST_F(SessionManagerTest, DetachedSessionIsResumedByItsOwnerOnly) {
+  std::vector<uint64_t> closed;
+  mgr_.SetCloseObserver([&](uint64_t id) { closed.push_back(id); });
+  mgr_.AddDetached(77, "0123456789abcdef0123456789abcdef", alice_,
+                   clock_.Now() + absl::Seconds(5));
+  EXPECT_EQ(mgr_.detached_count(), 1u);
+  EXPECT_EQ(mgr_.session_count(), 0u);
+  // Not usable for gRPC until resumed.
+  EXPECT_EQ(mgr_.Authorize("0123456789abcdef0123456789abcdef", alice_)
+                .status()
+                .code(),
+            absl::StatusCode::kUnauthenticated);
+  // New ids never collide with it.
+  auto fresh_bob = mgr_.Open(bob_);
+  ASSERT_TRUE(fresh_bob.ok());
+  EXPECT_GT(fresh_bob->id, 77u);
+  EXPECT_EQ(mgr_.Resume(fresh_bob->id, "0123456789abcdef0123456789abcdef", bob_)
+                .status()
+                .code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(mgr_.Resume(fresh_bob->id, "ffff", bob_).status().code(),
+            absl::StatusCode::kNotFound);
+  auto fresh = mgr_.Open(alice_);
+  ASSERT_TRUE(fresh.ok());
+  auto resumed =
+      mgr_.Resume(fresh->id, "0123456789abcdef0123456789abcdef", alice_);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(*resumed, 77u);
+  EXPECT_EQ(mgr_.detached_count(), 0u);
+  // The fresh session is gone (it held nothing); the old token works again.
+  EXPECT_EQ(mgr_.Authorize(fresh->token, alice_).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(*mgr_.Authorize("0123456789abcdef0123456789abcdef", alice_), 77u);
+  // A resumed session cannot be resumed twice.
+  auto again = mgr_.Open(alice_);
+  EXPECT_EQ(mgr_.Resume(again->id, "0123456789abcdef0123456789abcdef", alice_)
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+  // Expiry never touches a resumed session.
+  clock_.Advance(absl::Seconds(10));
+  EXPECT_EQ(mgr_.ExpireDetached(), 0u);
+  // The fresh session held nothing: it goes without a lease release.
+  EXPECT_TRUE(closed.empty());
+}
+
+TEST_F(SessionManagerTest, DetachedSessionExpiresAfterGrace) {
+  std::vector<uint64_t> closed;
+  mgr_.SetCloseObserver([&](uint64_t id) { closed.push_back(id); });
+  mgr_.AddDetached(5, "aaaa", alice_, clock_.Now() + absl::Seconds(5));
+  mgr_.AddDetached(6, "bbbb", bob_, clock_.Now() + absl::Seconds(50));
+  clock_.Advance(absl::Seconds(4));
+  EXPECT_EQ(mgr_.ExpireDetached(), 0u);
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_EQ(mgr_.ExpireDetached(), 1u);
+  EXPECT_EQ(closed, std::vector<uint64_t>({5}));
+  EXPECT_EQ(mgr_.detached_count(), 1u);
+  auto fresh = mgr_.Open(alice_);
+  EXPECT_EQ(mgr_.Resume(fresh->id, "aaaa", alice_).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(SessionManagerTest, ResumeMustBeTheFirstRequest) {
+  mgr_.AddDetached(9, "cccc", alice_, clock_.Now() + absl::Seconds(5));
+  auto fresh = mgr_.Open(alice_);
+  ASSERT_TRUE(mgr_.ChargeSocket(fresh->id).ok());
+  EXPECT_EQ(mgr_.Resume(fresh->id, "cccc", alice_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace devmem

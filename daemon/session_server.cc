@@ -53,8 +53,9 @@ absl::Status SessionServer::Start() {
   return absl::OkStatus();
 }
 
-void SessionServer::Stop() {
+void SessionServer::Stop(bool release_leases) {
   if (!thread_.joinable()) return;
+  if (!release_leases) sessions_->SetCloseObserver(nullptr);
   uint64_t one = 1;
   (void)!::write(stop_fd_.get_unowned(), &one, sizeof(one));
   thread_.join();
@@ -83,6 +84,7 @@ void SessionServer::Loop() {
       return;
     }
     sessions_->ExpireTickets();
+    sessions_->ExpireDetached();
     for (int i = 0; i < n; ++i) {
       const uint64_t tag = events[i].data.u64;
       if (tag == kStopTag) return;
@@ -182,7 +184,8 @@ bool SessionServer::Serve(uint64_t session_id, int fd) {
   }
   devmem::v1::SessionFrame reply;
   using F = devmem::v1::SessionFrame;
-  if (frame->body_case() != F::kDeposit && !msg->fds.empty()) {
+  if (frame->body_case() != F::kDeposit &&
+      frame->body_case() != F::kReturnAnchor && !msg->fds.empty()) {
     ++violations_;
     return false;
   }
@@ -229,11 +232,88 @@ bool SessionServer::Serve(uint64_t session_id, int fd) {
     case F::kPing:
       reply.mutable_pong()->set_nonce(frame->ping().nonce());
       return Reply(session_id, fd, reply);
+    case F::kResume:
+      return HandleResume(session_id, fd, frame->resume().session_token());
+    case F::kReturnAnchor: {
+      if (msg->fds.size() != 1) {
+        auto* err = reply.mutable_error();
+        err->set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
+        err->set_message(
+            "ReturnAnchor frame must carry exactly one fd (SCM_RIGHTS)");
+        return Reply(session_id, fd, reply);
+      }
+      return HandleReturnAnchor(session_id, fd, frame->return_anchor().handle(),
+                                std::move(msg->fds[0]));
+    }
     default:
       // A daemon->client body sent by the client.
       ++violations_;
       return false;
   }
+}
+
+bool SessionServer::HandleResume(uint64_t fresh_id, int fd,
+                                 const std::string& token) {
+  devmem::v1::SessionFrame reply;
+  auto peer = GetPeerCred(fd);
+  absl::StatusOr<uint64_t> resumed =
+      peer.ok() ? sessions_->Resume(fresh_id, token, *peer)
+                : absl::StatusOr<uint64_t>(peer.status());
+  if (!resumed.ok()) {
+    auto* err = reply.mutable_error();
+    err->set_code(RpcCode(resumed.status()));
+    err->set_message(absl::StrCat(resumed.status().message()));
+    return Reply(fresh_id, fd, reply);
+  }
+  // The connection now belongs to the resumed session.
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = conns_.find(fresh_id);
+    if (it == conns_.end()) return false;
+    UniqueFd conn = std::move(it->second);
+    conns_.erase(it);
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = *resumed;
+    if (::epoll_ctl(epoll_fd_.get_unowned(), EPOLL_CTL_MOD, conn.get_unowned(),
+                    &ev) != 0) {
+      return false;
+    }
+    conns_.emplace(*resumed, std::move(conn));
+  }
+  auto* r = reply.mutable_resumed();
+  r->set_session_id(*resumed);
+  if (hooks_.awaiting_anchor) {
+    for (uint64_t h : hooks_.awaiting_anchor(*resumed)) {
+      r->add_awaiting_anchor(h);
+    }
+  }
+  if (hooks_.anchored) {
+    for (uint64_t h : hooks_.anchored(*resumed)) r->add_adopted(h);
+  }
+  // If the answer cannot be sent the connection closes, and with it the
+  // session: its leases are released like those of any closed session.
+  if (!Reply(*resumed, fd, reply)) CloseSession(*resumed);
+  return true;
+}
+
+bool SessionServer::HandleReturnAnchor(uint64_t session_id, int fd,
+                                       uint64_t handle, UniqueFd anchor) {
+  devmem::v1::SessionFrame reply;
+  absl::StatusOr<uint32_t> kernel_id =
+      hooks_.return_anchor
+          ? hooks_.return_anchor(session_id, handle, std::move(anchor))
+          : absl::StatusOr<uint32_t>(absl::FailedPreconditionError(
+                "this devmemd keeps no bindings"));
+  if (!kernel_id.ok()) {
+    auto* err = reply.mutable_error();
+    err->set_code(RpcCode(kernel_id.status()));
+    err->set_message(absl::StrCat(kernel_id.status().message()));
+    return Reply(session_id, fd, reply);
+  }
+  reply.mutable_anchor_accepted()->set_handle(handle);
+  reply.mutable_anchor_accepted()->set_kernel_id(*kernel_id);
+  return Reply(session_id, fd, reply);
 }
 
 void SessionServer::CloseSession(uint64_t session_id) {

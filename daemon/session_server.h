@@ -2,11 +2,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/peer_cred.h"
 #include "daemon/session_manager.h"
@@ -29,9 +32,23 @@ class SessionServer {
                 SessionManager* sessions);
   ~SessionServer();
 
+  // Lease operations behind Resume and ReturnAnchor (the NicManager).
+  struct LeaseHooks {
+    std::function<std::vector<uint64_t>(uint64_t session)> awaiting_anchor;
+    std::function<std::vector<uint64_t>(uint64_t session)> anchored;
+    std::function<absl::StatusOr<uint32_t>(uint64_t session, uint64_t handle,
+                                           UniqueFd anchor)>
+        return_anchor;
+  };
+  // Set before Start(). Without hooks, Resume resumes sessions without
+  // leases and ReturnAnchor answers FAILED_PRECONDITION.
+  void SetLeaseHooks(LeaseHooks hooks) { hooks_ = std::move(hooks); }
+
   absl::Status Start();
-  // Closes every session and joins the thread. Idempotent.
-  void Stop();
+  // Closes every session and joins the thread. Idempotent. With
+  // `release_leases` false the sessions' leases are left for the next devmemd
+  // to re-adopt (live restart): the close observer is not called.
+  void Stop(bool release_leases = true);
 
   size_t connection_count() const ABSL_LOCKS_EXCLUDED(mu_);
   uint64_t fds_handed_off() const { return fds_handed_off_.load(); }
@@ -45,12 +62,17 @@ class SessionServer {
   bool Reply(uint64_t session_id, int fd, const devmem::v1::SessionFrame& frame,
              int pass_fd = -1);
   void CloseSession(uint64_t session_id);
+  // Resume: re-keys the connection of `fresh_id` to the resumed session.
+  bool HandleResume(uint64_t fresh_id, int fd, const std::string& token);
+  bool HandleReturnAnchor(uint64_t session_id, int fd, uint64_t handle,
+                          UniqueFd anchor);
 
   UniqueFd listen_fd_;
   UniqueFd epoll_fd_;
   UniqueFd stop_fd_;
   const AccessPolicy* policy_;
   SessionManager* sessions_;
+  LeaseHooks hooks_;
   std::thread thread_;
   std::atomic<uint64_t> fds_handed_off_{0};
   std::atomic<uint64_t> violations_{0};

@@ -310,6 +310,20 @@ absl::StatusOr<RuleTableInfo> EthtoolIoctl::GetRules(
   return info;
 }
 
+absl::StatusOr<FlowRule> EthtoolIoctl::GetRule(const std::string& ifname,
+                                               uint32_t location) {
+  ethtool_rxnfc req;
+  std::memset(&req, 0, sizeof(req));
+  req.cmd = ETHTOOL_GRXCLSRULE;
+  req.fs.location = location;
+  absl::Status s = Call(ifname, "GRXCLSRULE", &req);
+  if (!s.ok()) return s;
+  absl::StatusOr<FlowRule> rule = DecodeFlowSpec(req.fs, req.rss_context);
+  if (!rule.ok()) return rule.status();
+  rule->location = location;
+  return rule;
+}
+
 absl::StatusOr<uint32_t> EthtoolIoctl::InsertRule(const std::string& ifname,
                                                   const FlowRule& rule) {
   absl::Status s = CheckIfname(ifname);

@@ -97,6 +97,11 @@ class EthtoolIoctl {
   // is installed.
   absl::StatusOr<RuleTableInfo> GetRules(const std::string& ifname);
 
+  // ETHTOOL_GRXCLSRULE (0x2f): the rule at `location`, decoded with
+  // DecodeFlowSpec (its location filled in). ENOENT if none is there.
+  absl::StatusOr<FlowRule> GetRule(const std::string& ifname,
+                                   uint32_t location);
+
   // ETHTOOL_SRXCLSRLINS (0x32); returns the location the kernel reports in
   // fs.location. With rule.location == kRxClsLocAny the driver picks the slot
   // (RX_CLS_LOC_ANY) if it says it can; otherwise the highest free slot is

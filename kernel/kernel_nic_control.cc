@@ -261,6 +261,13 @@ absl::StatusOr<NicControl::RuleTable> KernelNicControl::ListRules(
   return table;
 }
 
+absl::StatusOr<FlowRule> KernelNicControl::GetRule(uint32_t ifindex,
+                                                   uint32_t location) {
+  absl::StatusOr<std::string> ifname = IfName(ifindex, "ethtool GRXCLSRULE");
+  if (!ifname.ok()) return ifname.status();
+  return ioctl_->GetRule(*ifname, location);
+}
+
 absl::StatusOr<std::vector<QueueInfo>> KernelNicControl::GetQueues(
     uint32_t ifindex) {
   return netdev_->QueueGet(ifindex);

@@ -68,6 +68,8 @@ class KernelNicControl final : public NicControl {
                                       const FlowRule& rule) override;
   absl::Status DeleteRule(uint32_t ifindex, uint32_t location) override;
   absl::StatusOr<RuleTable> ListRules(uint32_t ifindex) override;
+  absl::StatusOr<FlowRule> GetRule(uint32_t ifindex,
+                                   uint32_t location) override;
 
   absl::StatusOr<std::vector<QueueInfo>> GetQueues(uint32_t ifindex) override;
 

@@ -96,6 +96,10 @@ class NicControl {
     uint32_t table_size = 0;
   };
   virtual absl::StatusOr<RuleTable> ListRules(uint32_t ifindex) = 0;
+  // The rule at `location` (its location filled in); an ENOENT status if
+  // none is installed there. Recovery compares it with the journal.
+  virtual absl::StatusOr<FlowRule> GetRule(uint32_t ifindex,
+                                           uint32_t location) = 0;
 
   // netdev queue-get for the NIC (RX then TX).
   virtual absl::StatusOr<std::vector<QueueInfo>> GetQueues(

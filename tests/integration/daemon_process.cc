@@ -32,6 +32,12 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::Start(
     const std::vector<std::string>& extra_args) {
   std::vector<std::string> args = {binary,
                                    absl::StrCat("--runtime_dir=", runtime_dir)};
+  // Each test daemon gets its own journal unless the test names one.
+  bool has_state_dir = false;
+  for (const std::string& a : extra_args) {
+    if (a.rfind("--state_dir=", 0) == 0) has_state_dir = true;
+  }
+  if (!has_state_dir) args.push_back("--state_dir=" + runtime_dir + "/state");
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);

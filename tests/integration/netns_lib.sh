@@ -73,7 +73,9 @@ wait_for_socket() {
 start_daemon() {
   local ns=$1 rundir=$2
   shift 2
-  ip netns exec "$ns" "$DEVMEMD" --runtime_dir="$rundir" "$@" \
+  # Each test daemon gets its own journal (a later --state_dir wins).
+  ip netns exec "$ns" "$DEVMEMD" --runtime_dir="$rundir" \
+    --state_dir="$rundir/state" "$@" \
     2>"$WORK/devmemd.log" &
   DAEMON_PID=$!
   wait_for_socket "$rundir/session.sock" && wait_for_socket "$rundir/grpc.sock"

@@ -1,0 +1,88 @@
+#include "daemon/anchor_store.h"
+
+#include <systemd/sd-daemon.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "kernel/errno_status.h"
+
+namespace devmem {
+namespace {
+constexpr absl::string_view kPrefix = "devmemd-binding-";
+}  // namespace
+
+std::string AnchorFdName(uint64_t handle) {
+  return absl::StrCat(kPrefix, handle);
+}
+
+uint64_t HandleOfAnchorFdName(const std::string& name) {
+  absl::string_view rest = name;
+  if (!absl::ConsumePrefix(&rest, kPrefix)) return 0;
+  uint64_t handle = 0;
+  if (!absl::SimpleAtoi(rest, &handle)) return 0;
+  return handle;
+}
+
+std::unique_ptr<SystemdFdStore> SystemdFdStore::FromEnvironment() {
+  const char* sock = std::getenv("NOTIFY_SOCKET");
+  if (sock == nullptr || *sock == '\0') return nullptr;
+  return std::make_unique<SystemdFdStore>();
+}
+
+absl::Status SystemdFdStore::Keep(uint64_t handle, int fd) {
+  const std::string msg =
+      absl::StrCat("FDSTORE=1\nFDNAME=", AnchorFdName(handle));
+  int r = sd_pid_notify_with_fds(0, 0, msg.c_str(), &fd, 1);
+  if (r < 0) return ErrnoStatus(-r, "sd_pid_notify_with_fds(FDSTORE=1)");
+  if (r == 0) {
+    return absl::FailedPreconditionError("NOTIFY_SOCKET is not set");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SystemdFdStore::Forget(uint64_t handle) {
+  const std::string msg =
+      absl::StrCat("FDSTOREREMOVE=1\nFDNAME=", AnchorFdName(handle));
+  int r = sd_pid_notify(0, 0, msg.c_str());
+  if (r < 0) return ErrnoStatus(-r, "sd_pid_notify(FDSTOREREMOVE=1)");
+  return absl::OkStatus();
+}
+
+absl::flat_hash_map<uint64_t, UniqueFd> TakeStoredAnchors(
+    std::vector<std::string>* report) {
+  absl::flat_hash_map<uint64_t, UniqueFd> out;
+  char** names = nullptr;
+  // unset_environment = 0: socket activation (if any) reads them too.
+  int n = sd_listen_fds_with_names(0, &names);
+  if (n <= 0) {
+    if (report != nullptr && n < 0) {
+      report->push_back(absl::StrCat("fd store: cannot read $LISTEN_FDS: ",
+                                     std::strerror(-n)));
+    }
+    return out;
+  }
+  for (int i = 0; i < n; ++i) {
+    const std::string name = names != nullptr && names[i] != nullptr
+                                 ? std::string(names[i])
+                                 : std::string();
+    const uint64_t handle = HandleOfAnchorFdName(name);
+    if (handle != 0) out[handle] = UniqueFd(SD_LISTEN_FDS_START + i);
+  }
+  if (names != nullptr) {
+    for (int i = 0; i < n; ++i) std::free(names[i]);
+    std::free(names);
+  }
+  if (report != nullptr) {
+    report->push_back(absl::StrCat("fd store: ", out.size(),
+                                   " binding anchor(s) handed back of ", n,
+                                   " fd(s)"));
+  }
+  return out;
+}
+
+}  // namespace devmem

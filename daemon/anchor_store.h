@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "kernel/unique_fd.h"
+
+namespace devmem {
+
+// Where a copy of each binding's anchor fd (the netlink socket that keeps the
+// kernel binding alive) survives the daemon. Besides the copy each workload
+// holds, the daemon keeps one in systemd's fd store when it runs under
+// systemd, so a binding outlives a restart even if its workload is busy.
+class AnchorStore {
+ public:
+  virtual ~AnchorStore() = default;
+  // Keeps a copy of `fd` (borrowed) as the anchor of binding `handle`.
+  virtual absl::Status Keep(uint64_t handle, int fd) = 0;
+  // Drops the stored copy of binding `handle`'s anchor.
+  virtual absl::Status Forget(uint64_t handle) = 0;
+};
+
+// The name a binding's anchor has in the fd store.
+std::string AnchorFdName(uint64_t handle);
+// The handle in `name`, or 0 if it is not an anchor name.
+uint64_t HandleOfAnchorFdName(const std::string& name);
+
+// systemd's fd store (sd_pid_notify_with_fds: FDSTORE=1 / FDSTOREREMOVE=1 with
+// FDNAME=devmemd-binding-<handle>). The unit needs FileDescriptorStoreMax=.
+class SystemdFdStore final : public AnchorStore {
+ public:
+  // Null when $NOTIFY_SOCKET is unset (not started by systemd).
+  static std::unique_ptr<SystemdFdStore> FromEnvironment();
+  absl::Status Keep(uint64_t handle, int fd) override;
+  absl::Status Forget(uint64_t handle) override;
+};
+
+// The anchors systemd handed back at start ($LISTEN_FDS with
+// $LISTEN_FDNAMES, sd_listen_fds_with_names), by binding handle. Fds with
+// other names are left open and untouched (socket activation). `report`
+// gets one line saying what was found.
+absl::flat_hash_map<uint64_t, UniqueFd> TakeStoredAnchors(
+    std::vector<std::string>* report);
+
+}  // namespace devmem
