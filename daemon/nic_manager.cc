@@ -1164,6 +1164,28 @@ std::vector<std::string> NicManager::Recover(
     b.tx = rec.tx();
     if (rec.has_rss_context()) b.rss_context = rec.rss_context();
     auto anchor = stored.find(handle);
+    if (anchor == stored.end() && !rec.tx()) {
+      // Without an anchor in hand, the kernel says whether anyone still
+      // holds the binding: its queues show its id while it lives.
+      auto queues = options_.control->GetQueues(nic->ifindex);
+      bool alive = !queues.ok();  // no kernel view: let the workload decide
+      if (queues.ok()) {
+        for (const QueueInfo& q : *queues) {
+          if (q.type == QueueInfo::Type::kRx && q.dmabuf == rec.kernel_id()) {
+            alive = true;
+          }
+        }
+      }
+      if (!alive) {
+        delete_context();
+        forget_binding(handle);
+        report.push_back(absl::StrCat(
+            "binding ", handle, " on ", rec.nic(),
+            ": dropped (the kernel no longer has binding ", rec.kernel_id(),
+            ": every holder of its anchor is gone)"));
+        continue;
+      }
+    }
     if (anchor != stored.end()) {
       auto kb = options_.control->AdoptBinding(
           nic->ifindex, rec.kernel_id(), rec.tx(), std::move(anchor->second));

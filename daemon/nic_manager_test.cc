@@ -64,6 +64,8 @@ class NicManagerTest : public ::testing::Test {
     NicInfo info;
     info.link.name = "sim0";
     info.link.ifindex = kIfindex;
+    info.link.admin_up = true;
+    info.link.oper_state = "up";
     inventory_ = std::make_unique<FakeNicInventory>(std::vector<NicInfo>{info});
   }
 
@@ -455,6 +457,68 @@ TEST(NicManagerGpuTest, PicksTheNicOnTheGpusPciBus) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(m.BindRx(1, {"near0", gpu}, 1, Memfd()).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+
+TEST_F(NicManagerTest, ChangesBySomeoneElseMarkLeasesDegraded) {
+  auto m = Make();
+  m->ApplyAll();
+  ASSERT_EQ(State(*m).state(), PROFILE_STATE_APPLIED);
+  auto b = m->BindRx(1, {"sim0", ""}, 1, Memfd());
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(m->CheckHealth().empty());
+  // Someone else grows the channels (ethtool -L behind devmemd's back).
+  ChannelsSet grow;
+  grow.combined_count = 10;
+  ASSERT_TRUE(sim_->SetChannels(kIfindex, grow).ok());
+  auto degraded = m->CheckHealth();
+  ASSERT_EQ(degraded.size(), 1u);
+  EXPECT_NE(degraded[0].find("sim0: channels changed by someone else "
+                             "(combined 10"),
+            std::string::npos)
+      << degraded[0];
+  EXPECT_NE(degraded[0].find("1 binding(s) degraded"), std::string::npos);
+  EXPECT_NE(State(*m).degraded(), "");
+  // The lease itself keeps working; putting the channels back heals it.
+  grow.combined_count = 8;
+  ASSERT_TRUE(sim_->SetChannels(kIfindex, grow).ok());
+  EXPECT_TRUE(m->CheckHealth().empty());
+  EXPECT_EQ(State(*m).degraded(), "");
+}
+
+TEST_F(NicManagerTest, PerUidQuotasSpanSessions) {
+  config_.set_max_bindings_per_uid(2);
+  config_.set_max_rules_per_uid(1);
+  NicManager::Options o;
+  o.config = &config_;
+  o.control = sim_.get();
+  o.inventory = inventory_.get();
+  // Sessions 1 and 2 belong to uid 1000, session 3 to uid 2000.
+  o.session_record = [](uint64_t id) {
+    devmem::v1::JournaledSession rec;
+    rec.set_id(id);
+    rec.set_uid(id == 3 ? 2000 : 1000);
+    return std::optional<devmem::v1::JournaledSession>(rec);
+  };
+  config_.mutable_nic_profiles(0)->set_pool_queues(4);
+  NicManager m(o);
+  m.ApplyAll();
+  ASSERT_TRUE(m.BindRx(1, {"sim0", ""}, 1, Memfd()).ok());
+  auto b2 = m.BindRx(2, {"sim0", ""}, 1, Memfd());
+  ASSERT_TRUE(b2.ok());
+  auto b3 = m.BindRx(2, {"sim0", ""}, 1, Memfd());
+  EXPECT_EQ(b3.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(std::string(b3.status().message()).find("max_bindings_per_uid"),
+            std::string::npos)
+      << b3.status();
+  auto other = m.BindRx(3, {"sim0", ""}, 1, Memfd());
+  ASSERT_TRUE(other.ok()) << "uid 2000 is starved by uid 1000";
+  ASSERT_TRUE(m.SteerFlow(2, b2->handle(), Tuple(1000, 2000)).ok());
+  auto r2 = m.SteerFlow(1, 1, Tuple(1001, 2001));
+  EXPECT_EQ(r2.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(std::string(r2.status().message()).find("max_rules_per_uid"),
+            std::string::npos);
+  EXPECT_TRUE(m.SteerFlow(3, other->handle(), Tuple(1002, 2002)).ok());
 }
 
 }  // namespace
