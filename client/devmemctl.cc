@@ -585,6 +585,17 @@ int RunStatus(const std::vector<std::string>&) {
   absl::PrintF("peer_uid: %u\n", status->peer_uid());
   absl::PrintF("peer_gid: %u\n", status->peer_gid());
   absl::PrintF("session_id: %u\n", (*session)->session_id());
+  absl::PrintF("detached_sessions: %u\n", status->detached_sessions());
+  absl::PrintF("bindings: %u\n", status->bindings());
+  absl::PrintF("rules: %u\n", status->rules());
+  absl::PrintF("journal_error: %s\n",
+               status->journal_error().empty() ? "-" : status->journal_error());
+  for (const std::string& line : status->degraded()) {
+    absl::PrintF("degraded: %s\n", line);
+  }
+  for (const std::string& line : status->recovery()) {
+    absl::PrintF("recovery: %s\n", line);
+  }
   return kExitOk;
 }
 
@@ -711,6 +722,10 @@ void PrintNicState(const v1::NicState& st) {
           {"free queues:", QueueRanges(st.free_queues())},
           {"bindings:", absl::StrCat(st.bindings())},
           {"rules:", rules},
+          {"nic reports:",
+           absl::StrCat(st.kernel_rules(), " rule(s), bound queues ",
+                        QueueRanges(st.kernel_bound_queues()))},
+          {"degraded:", st.degraded().empty() ? "no" : st.degraded()},
           {"record:", st.record_path().empty() ? "- (nothing recorded)"
                                                : st.record_path()},
       },
