@@ -1,5 +1,6 @@
 #include "daemon/backend.h"
 
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -12,7 +13,8 @@
 
 namespace devmem {
 
-absl::StatusOr<Backend> MakeBackend(const devmem::v1::DaemonConfig& config) {
+absl::StatusOr<Backend> MakeBackend(const devmem::v1::DaemonConfig& config,
+                                    const BackendOptions& options) {
   auto inventory = KernelNicInventory::Create();
   if (!inventory.ok()) {
     return absl::Status(inventory.status().code(),
@@ -32,17 +34,24 @@ absl::StatusOr<Backend> MakeBackend(const devmem::v1::DaemonConfig& config) {
     absl::Status s =
         SimulatedNicInventory::AssignIfIndexes(inventory->get(), &specs);
     if (!s.ok()) return s;
-    auto sim = SimulatedNic::Create(std::move(specs));
+    SimulatedNic::Options sim_options;
+    sim_options.state_dir = options.simulated_state_dir;
+    auto sim = SimulatedNic::Create(std::move(specs), sim_options);
     if (!sim.ok()) return sim.status();
+    const std::string restored =
+        options.simulated_state_dir.empty()
+            ? ""
+            : absl::StrCat("; state in ", options.simulated_state_dir, ": ",
+                           (*sim)->load_report());
     std::shared_ptr<SimulatedNic> shared(std::move(*sim));
     auto inv = SimulatedNicInventory::Create(std::move(*inventory), shared);
     if (!inv.ok()) return inv.status();
     b.inventory = std::move(*inv);
     b.control = shared;
-    b.description =
-        absl::StrCat("SIMULATED devmem NICs (no hardware is touched): ",
-                     names.empty() ? "(none: add nic_profiles)"
-                                   : absl::StrJoin(names, ", "));
+    b.description = absl::StrCat(
+        "SIMULATED devmem NICs (no hardware is touched): ",
+        names.empty() ? "(none: add nic_profiles)" : absl::StrJoin(names, ", "),
+        restored);
     return b;
   }
   auto control = KernelNicControl::Create();

@@ -4,7 +4,10 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -18,7 +21,9 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "daemon/simulated_nic.pb.h"
 #include "kernel/errno_status.h"
 #include "kernel/unique_fd.h"
 
@@ -111,6 +116,116 @@ bool ValidAddress(int family, const std::string& ip) {
   return inet_pton(family, ip.c_str(), &buf) == 1;
 }
 
+// --- Persistence (Options::state_dir) ---
+
+// simnic::SimulatedNicState.version this code writes and reads.
+constexpr uint32_t kStateVersion = 1;
+
+// mkdir -p, new directories mode 0700.
+absl::Status MakeDirs(const std::string& dir) {
+  for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
+    const std::string prefix = dir.substr(0, slash);
+    if (mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoStatus(
+          errno, absl::StrCat("simulated NIC state dir: mkdir ", prefix));
+    }
+    if (slash == std::string::npos) break;
+  }
+  struct stat st = {};
+  if (stat(dir.c_str(), &st) != 0) {
+    return ErrnoStatus(errno,
+                       absl::StrCat("simulated NIC state dir: stat ", dir));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return ErrnoStatus(ENOTDIR, absl::StrCat("simulated NIC state dir ", dir));
+  }
+  return absl::OkStatus();
+}
+
+// Replaces `path` with `data` all at once: a reader (or a process killed
+// mid-write) sees the old file or the new one, never a mix. No fsync: the
+// state must outlive the process, not the machine (a reboot resets a real
+// NIC too).
+absl::Status WriteFileAtomically(const std::string& path,
+                                 const std::string& data) {
+  const std::string tmp = absl::StrCat(path, ".tmp");
+  UniqueFd fd(
+      open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n =
+        write(fd.get_unowned(), data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      unlink(tmp.c_str());
+      return ErrnoStatus(err, absl::StrCat("write ", tmp));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (close(fd.Release()) != 0) {
+    const int err = errno;
+    unlink(tmp.c_str());
+    return ErrnoStatus(err, absl::StrCat("close ", tmp));
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    unlink(tmp.c_str());
+    return ErrnoStatus(err, absl::StrCat("rename ", tmp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+// The whole of `path`; ENOENT (errno kept) if there is none.
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  std::string data;
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = read(fd.get_unowned(), buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat("read ", path));
+    }
+    if (n == 0) return data;
+    data.append(buf, static_cast<size_t>(n));
+  }
+}
+
+// Whether some open file description holds the flock of anchor `path`, i.e.
+// the binding's simulated netlink socket is still open somewhere. If nobody
+// does, the file is deleted while this probe holds the lock, so no holder
+// can appear in between. When it cannot tell (open fails for another reason
+// than ENOENT), it says held: better a binding kept than one dropped while a
+// workload uses it.
+bool AnchorHeld(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd) return errno != ENOENT;
+  if (flock(fd.get_unowned(), LOCK_EX | LOCK_NB) == 0) {
+    unlink(path.c_str());
+    return false;
+  }
+  return true;
+}
+
+// What an fd (already fstat()ed into `st`) is, in words.
+std::string DescribeFd(int fd, const struct stat& st) {
+  if (S_ISSOCK(st.st_mode)) return "a socket";
+  if (S_ISFIFO(st.st_mode)) return "a pipe";
+  if (S_ISDIR(st.st_mode)) return "a directory";
+  if (S_ISCHR(st.st_mode)) return "a character device";
+  if (S_ISBLK(st.st_mode)) return "a block device";
+  if (!S_ISREG(st.st_mode)) return "a file of another kind";
+  char target[4096];
+  const std::string link = absl::StrCat("/proc/self/fd/", fd);
+  const ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
+  if (n <= 0) return "a regular file";
+  return absl::StrCat("the regular file ",
+                      absl::string_view(target, static_cast<size_t>(n)));
+}
+
 }  // namespace
 
 // Everything mutable, shared by the SimulatedNic and its bindings so that a
@@ -148,6 +263,7 @@ struct SimulatedNic::State {
     std::map<uint32_t, uint32_t> bound_rx;       // RX queue -> binding id
     std::map<uint32_t, BindingRecord> bindings;  // by binding id
     uint64_t changes = 0;
+    uint64_t save_failures = 0;  // not saved itself
 
     uint32_t rx_count() const { return cfg.combined_count; }
     std::string What(absl::string_view op) const {
@@ -155,12 +271,24 @@ struct SimulatedNic::State {
     }
   };
 
+  // "" for in memory only. Set before the state is shared, then constant.
+  std::string state_dir;
   absl::Mutex mu;
   std::map<uint32_t, Nic> nics ABSL_GUARDED_BY(mu);  // by ifindex
   // net/core/devmem.c: binding ids are global, cyclic from 1.
   uint32_t next_binding_id ABSL_GUARDED_BY(mu) = 1;
   absl::flat_hash_set<uint32_t> binding_ids ABSL_GUARDED_BY(mu);
   std::map<SimOp, std::deque<absl::Status>> faults ABSL_GUARDED_BY(mu);
+  std::string last_save_error ABSL_GUARDED_BY(mu);
+
+  bool persistent() const { return !state_dir.empty(); }
+  std::string StatePath(const Nic& nic) const {
+    return absl::StrCat(state_dir, "/", nic.cfg.name, ".simnic");
+  }
+  std::string AnchorPath(const Nic& nic, uint32_t id) const {
+    return absl::StrCat(state_dir, "/", nic.cfg.name, ".binding-", id,
+                        ".anchor");
+  }
 
   absl::Status TakeFault(SimOp op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     auto it = faults.find(op);
@@ -192,38 +320,375 @@ struct SimulatedNic::State {
     return id;
   }
 
+  // A call changed `nic`: count it and save the state.
+  void Changed(Nic& nic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    ++nic.changes;
+    (void)Save(nic);
+  }
+
+  // Writes `nic`'s state file (no-op in memory). A failure leaves the change
+  // in effect (the "hardware" did change) and is counted, not returned:
+  // only Create() fails on it.
+  absl::Status Save(Nic& nic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+
+  // Takes `nic`'s saved state if there is a usable one; says what happened
+  // ("<nic>: ..."). `max_next_id` collects the binding id counters.
+  std::string Load(Nic& nic, uint32_t* max_next_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+
   // net_devmem_unbind_dmabuf(): the queues restart with normal pages.
-  void Unbind(uint32_t ifindex, uint32_t id) ABSL_LOCKS_EXCLUDED(mu) {
-    absl::MutexLock lock(&mu);
+  void DropBinding(Nic& nic, uint32_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     binding_ids.erase(id);
-    auto it = nics.find(ifindex);
-    if (it == nics.end()) return;
-    Nic& nic = it->second;
     if (nic.bindings.erase(id) == 0) return;
     for (auto q = nic.bound_rx.begin(); q != nic.bound_rx.end();) {
       q = q->second == id ? nic.bound_rx.erase(q) : std::next(q);
     }
-    ++nic.changes;
+    Changed(nic);
+  }
+
+  // Unbinds every binding of `nic` whose anchor nobody holds any more (the
+  // kernel's netdev_nl_sock_priv_destroy() when the last fd of the socket
+  // closes; here noticed lazily). Returns how many went. No-op in memory,
+  // where a binding goes with its Binding object.
+  size_t Reap(Nic& nic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (!persistent()) return 0;
+    std::vector<uint32_t> gone;
+    for (const auto& [id, record] : nic.bindings) {
+      if (!AnchorHeld(AnchorPath(nic, id))) gone.push_back(id);
+    }
+    for (uint32_t id : gone) DropBinding(nic, id);
+    return gone.size();
+  }
+
+  // A Binding object for `id` went away (and closed its anchor fd). In
+  // memory that ends the binding; with anchors, only if nobody else holds
+  // one.
+  void Release(uint32_t ifindex, uint32_t id) ABSL_LOCKS_EXCLUDED(mu) {
+    absl::MutexLock lock(&mu);
+    auto it = nics.find(ifindex);
+    if (it == nics.end()) {
+      binding_ids.erase(id);
+      return;
+    }
+    Nic& nic = it->second;
+    if (nic.bindings.count(id) == 0) return;
+    if (persistent() && AnchorHeld(AnchorPath(nic, id))) return;
+    DropBinding(nic, id);
+  }
+
+  // Creates binding `id`'s anchor file, flock()ed by the returned fd. It is
+  // made under a temporary name and renamed into place already locked, so a
+  // probe never sees it free; a stale file of the same name (a binding
+  // forgotten by a crash before its state was saved) is replaced.
+  absl::StatusOr<UniqueFd> CreateAnchor(const Nic& nic, uint32_t id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    const std::string path = AnchorPath(nic, id);
+    const std::string tmp = absl::StrCat(path, ".tmp");
+    unlink(tmp.c_str());
+    UniqueFd fd(open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
+    if (flock(fd.get_unowned(), LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      unlink(tmp.c_str());
+      return ErrnoStatus(err, absl::StrCat("flock ", tmp));
+    }
+    // For whoever finds it in /proc/PID/fd; nothing reads it.
+    const std::string text =
+        absl::StrCat("simulated devmem binding ", id, " on ", nic.cfg.name,
+                     " (ifindex ", nic.cfg.ifindex, ")\n");
+    (void)!write(fd.get_unowned(), text.data(), text.size());
+    if (rename(tmp.c_str(), path.c_str()) != 0) {
+      const int err = errno;
+      unlink(tmp.c_str());
+      return ErrnoStatus(err, absl::StrCat("rename ", tmp, " to ", path));
+    }
+    return fd;
   }
 };
 
+absl::Status SimulatedNic::State::Save(Nic& nic) {
+  if (!persistent()) return absl::OkStatus();
+  simnic::SimulatedNicState out;
+  out.set_version(kStateVersion);
+  out.set_name(nic.cfg.name);
+  out.set_ifindex(nic.cfg.ifindex);
+  out.set_combined_max(nic.cfg.combined_max);
+  out.set_rss_table_size(nic.cfg.rss_table_size);
+  out.set_rule_table_size(nic.cfg.rule_table_size);
+  out.set_hds_thresh_max(nic.cfg.hds_thresh_max);
+  out.set_driver_picks_location(nic.cfg.driver_picks_location);
+  out.set_ntuple_off_flushes_rules(nic.cfg.ntuple_off_flushes_rules);
+  out.set_combined_count(nic.cfg.combined_count);
+  out.set_hds_thresh(nic.cfg.hds_thresh);
+  out.set_tcp_data_split(static_cast<uint32_t>(nic.cfg.tcp_data_split));
+  out.set_ntuple_active(nic.cfg.ntuple_active);
+  out.mutable_rss_indir()->Add(nic.rss.begin(), nic.rss.end());
+  out.set_rss_configured(nic.rss_configured);
+  for (const auto& [id, table] : nic.rss_contexts) {
+    simnic::RssContext* ctx = out.add_rss_contexts();
+    ctx->set_id(id);
+    ctx->mutable_indir()->Add(table.begin(), table.end());
+  }
+  for (const auto& [location, rule] : nic.rules) {
+    simnic::Rule* r = out.add_rules();
+    r->set_location(location);
+    r->set_family(rule.match.family);
+    r->set_src_ip(rule.match.src_ip);
+    r->set_dst_ip(rule.match.dst_ip);
+    r->set_src_port(rule.match.src_port);
+    r->set_dst_port(rule.match.dst_port);
+    r->set_queue(rule.queue);
+    if (rule.rss_context.has_value()) r->set_rss_context(*rule.rss_context);
+  }
+  for (const auto& [id, record] : nic.bindings) {
+    simnic::Binding* b = out.add_bindings();
+    b->set_id(id);
+    b->set_tx(record.tx);
+    b->mutable_queues()->Add(record.queues.begin(), record.queues.end());
+  }
+  out.set_next_binding_id(next_binding_id);
+  out.set_changes(nic.changes);
+  std::string data;
+  absl::Status s;
+  if (!out.SerializeToString(&data)) {
+    s = absl::InternalError(
+        absl::StrCat("serialize the state of ", nic.cfg.name));
+  } else {
+    s = WriteFileAtomically(StatePath(nic), data);
+  }
+  if (!s.ok()) {
+    ++nic.save_failures;
+    last_save_error.assign(s.message().begin(), s.message().end());
+  }
+  return s;
+}
+
+namespace {
+
+// `in` as the mutable part of a Nic whose spec is `nic.cfg`, checked as
+// thoroughly as the calls that made it would have; the first problem
+// otherwise.
+absl::Status FromProto(const simnic::SimulatedNicState& in,
+                       SimulatedNicSpec& cfg, std::vector<uint32_t>& rss,
+                       bool& rss_configured,
+                       std::map<uint32_t, std::vector<uint32_t>>& contexts,
+                       std::map<uint32_t, FlowRule>& rules,
+                       std::map<uint32_t, std::vector<uint32_t>>& rx_bindings,
+                       std::set<uint32_t>& tx_bindings) {
+  auto bad = [](auto&&... parts) {
+    return absl::InvalidArgumentError(absl::StrCat(parts...));
+  };
+  if (in.combined_count() == 0 || in.combined_count() > cfg.combined_max) {
+    return bad("combined_count ", in.combined_count(), " not in [1, ",
+               cfg.combined_max, "]");
+  }
+  if (in.hds_thresh() > cfg.hds_thresh_max) {
+    return bad("hds_thresh ", in.hds_thresh(), " above its max");
+  }
+  if (in.tcp_data_split() > static_cast<uint32_t>(TcpDataSplit::kEnabled)) {
+    return bad("tcp_data_split ", in.tcp_data_split(), " out of range");
+  }
+  const uint32_t rx = in.combined_count();
+  auto check_table = [&](absl::Span<const uint32_t> table,
+                         absl::string_view what) -> absl::Status {
+    if (table.size() != cfg.rss_table_size) {
+      return bad(what, " has ", table.size(), " entries, not ",
+                 cfg.rss_table_size);
+    }
+    for (uint32_t q : table) {
+      if (q >= rx) return bad(what, " names queue ", q);
+    }
+    return absl::OkStatus();
+  };
+  if (absl::Status s = check_table(in.rss_indir(), "the main RSS table");
+      !s.ok()) {
+    return s;
+  }
+  for (const simnic::RssContext& ctx : in.rss_contexts()) {
+    const std::string what = absl::StrCat("RSS context ", ctx.id());
+    if (ctx.id() == 0 || contexts.count(ctx.id()) != 0) {
+      return bad(what, ": zero or repeated id");
+    }
+    if (absl::Status s = check_table(ctx.indir(), what); !s.ok()) return s;
+    contexts[ctx.id()].assign(ctx.indir().begin(), ctx.indir().end());
+  }
+  for (const simnic::Rule& r : in.rules()) {
+    const std::string what = absl::StrCat("rule at ", r.location());
+    if (r.location() >= cfg.rule_table_size || rules.count(r.location())) {
+      return bad(what, ": location out of range or repeated");
+    }
+    if ((r.family() != AF_INET && r.family() != AF_INET6) ||
+        !ValidAddress(r.family(), r.src_ip()) ||
+        !ValidAddress(r.family(), r.dst_ip()) || r.src_port() > 0xffff ||
+        r.dst_port() > 0xffff) {
+      return bad(what, ": bad match");
+    }
+    FlowRule rule;
+    rule.location = r.location();
+    rule.match.family = r.family();
+    rule.match.src_ip = r.src_ip();
+    rule.match.dst_ip = r.dst_ip();
+    rule.match.src_port = static_cast<uint16_t>(r.src_port());
+    rule.match.dst_port = static_cast<uint16_t>(r.dst_port());
+    rule.queue = r.queue();
+    if (r.has_rss_context()) {
+      if (r.rss_context() != 0 && contexts.count(r.rss_context()) == 0) {
+        return bad(what, ": no RSS context ", r.rss_context());
+      }
+      rule.rss_context = r.rss_context();
+    }
+    rules[r.location()] = std::move(rule);
+  }
+  std::set<uint32_t> bound;
+  for (const simnic::Binding& b : in.bindings()) {
+    const std::string what = absl::StrCat("binding ", b.id());
+    if (b.id() == 0 || rx_bindings.count(b.id()) != 0 ||
+        tx_bindings.count(b.id()) != 0) {
+      return bad(what, ": zero or repeated id");
+    }
+    if (b.tx()) {
+      if (!b.queues().empty()) return bad(what, ": TX with queues");
+      tx_bindings.insert(b.id());
+      continue;
+    }
+    if (b.queues().empty()) return bad(what, ": RX without queues");
+    for (uint32_t q : b.queues()) {
+      if (q >= rx || !bound.insert(q).second) {
+        return bad(what, ": queue ", q, " out of range or bound twice");
+      }
+    }
+    rx_bindings[b.id()].assign(b.queues().begin(), b.queues().end());
+  }
+  cfg.combined_count = in.combined_count();
+  cfg.hds_thresh = in.hds_thresh();
+  cfg.tcp_data_split = static_cast<TcpDataSplit>(in.tcp_data_split());
+  cfg.ntuple_active = in.ntuple_active();
+  rss.assign(in.rss_indir().begin(), in.rss_indir().end());
+  rss_configured = in.rss_configured();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string SimulatedNic::State::Load(Nic& nic, uint32_t* max_next_id) {
+  const std::string path = StatePath(nic);
+  const std::string fresh = "; starting from the spec";
+  absl::StatusOr<std::string> data = ReadFile(path);
+  if (!data.ok()) {
+    if (StatusErrno(data.status()) == ENOENT) {
+      return absl::StrCat(nic.cfg.name, ": no saved state in ", state_dir,
+                          fresh);
+    }
+    return absl::StrCat(nic.cfg.name, ": ", data.status().message(), fresh);
+  }
+  simnic::SimulatedNicState in;
+  if (!in.ParseFromString(*data)) {
+    return absl::StrCat(nic.cfg.name, ": ", path,
+                        " is not a saved simulated NIC state", fresh);
+  }
+  const std::string forgotten =
+      in.bindings_size() == 0
+          ? fresh
+          : absl::StrCat(fresh, " (its ", in.bindings_size(),
+                         " binding(s) are forgotten)");
+  if (in.version() != kStateVersion) {
+    return absl::StrCat(nic.cfg.name, ": ", path, " has version ", in.version(),
+                        ", not ", kStateVersion, forgotten);
+  }
+  if (in.name() != nic.cfg.name || in.ifindex() != nic.cfg.ifindex) {
+    return absl::StrCat(nic.cfg.name, ": ", path, " is for ", in.name(),
+                        " ifindex ", in.ifindex(), ", not ", nic.cfg.name,
+                        " ifindex ", nic.cfg.ifindex, forgotten);
+  }
+  const SimulatedNicSpec& cfg = nic.cfg;
+  if (in.combined_max() != cfg.combined_max ||
+      in.rss_table_size() != cfg.rss_table_size ||
+      in.rule_table_size() != cfg.rule_table_size ||
+      in.hds_thresh_max() != cfg.hds_thresh_max ||
+      in.driver_picks_location() != cfg.driver_picks_location ||
+      in.ntuple_off_flushes_rules() != cfg.ntuple_off_flushes_rules) {
+    return absl::StrCat(
+        nic.cfg.name, ": ", path,
+        " was saved for other hardware (combined_max, rss_table_size, "
+        "rule_table_size, hds_thresh_max, driver_picks_location or "
+        "ntuple_off_flushes_rules differ from the spec)",
+        forgotten);
+  }
+  SimulatedNicSpec loaded_cfg = nic.cfg;
+  std::vector<uint32_t> rss;
+  bool rss_configured = false;
+  std::map<uint32_t, std::vector<uint32_t>> contexts;
+  std::map<uint32_t, FlowRule> rules;
+  std::map<uint32_t, std::vector<uint32_t>> rx_bindings;
+  std::set<uint32_t> tx_bindings;
+  absl::Status s = FromProto(in, loaded_cfg, rss, rss_configured, contexts,
+                             rules, rx_bindings, tx_bindings);
+  for (const auto& [id, queues] : rx_bindings) {
+    if (s.ok() && binding_ids.contains(id)) {
+      s = absl::InvalidArgumentError(
+          absl::StrCat("binding ", id, " is also on another NIC"));
+    }
+  }
+  for (uint32_t id : tx_bindings) {
+    if (s.ok() && binding_ids.contains(id)) {
+      s = absl::InvalidArgumentError(
+          absl::StrCat("binding ", id, " is also on another NIC"));
+    }
+  }
+  if (!s.ok()) {
+    return absl::StrCat(nic.cfg.name, ": ", path, ": ", s.message(), forgotten);
+  }
+  nic.cfg = loaded_cfg;
+  nic.rss = std::move(rss);
+  nic.rss_configured = rss_configured;
+  nic.rss_contexts = std::move(contexts);
+  nic.rules = std::move(rules);
+  nic.free_slots_valid = false;
+  nic.bound_rx.clear();
+  nic.bindings.clear();
+  for (auto& [id, queues] : rx_bindings) {
+    for (uint32_t q : queues) nic.bound_rx[q] = id;
+    nic.bindings[id].queues = std::move(queues);
+    binding_ids.insert(id);
+  }
+  for (uint32_t id : tx_bindings) {
+    nic.bindings[id].tx = true;
+    binding_ids.insert(id);
+  }
+  nic.changes = in.changes();
+  *max_next_id = std::max(*max_next_id, in.next_binding_id());
+  const size_t saved = nic.bindings.size();
+  const size_t gone = Reap(nic);
+  return absl::StrCat(nic.cfg.name, ": restored from ", path, " (combined ",
+                      nic.cfg.combined_count, ", ", nic.rules.size(),
+                      " rule(s), ", nic.rss_contexts.size(),
+                      " RSS context(s), ", saved - gone, " binding(s) alive, ",
+                      gone, " gone)");
+}
+
 class SimulatedNic::Binding final : public DevmemBinding {
  public:
+  // `anchor` is invalid in memory-only mode.
   Binding(std::shared_ptr<State> state, uint32_t id, uint32_t ifindex,
-          std::vector<uint32_t> queues, bool tx, UniqueFd memory)
+          std::vector<uint32_t> queues, bool tx, UniqueFd memory,
+          UniqueFd anchor)
       : state_(std::move(state)),
         id_(id),
         ifindex_(ifindex),
         queues_(std::move(queues)),
         tx_(tx),
-        memory_(std::move(memory)) {}
-  ~Binding() override { state_->Unbind(ifindex_, id_); }
+        memory_(std::move(memory)),
+        anchor_(std::move(anchor)) {}
+  ~Binding() override {
+    anchor_.Reset();  // first, so the probe sees only other holders
+    state_->Release(ifindex_, id_);
+  }
 
   uint32_t id() const override { return id_; }
   uint32_t ifindex() const override { return ifindex_; }
   const std::vector<uint32_t>& queues() const override { return queues_; }
   bool is_tx() const override { return tx_; }
-  int netlink_fd_unowned() const override { return -1; }
+  int netlink_fd_unowned() const override { return anchor_.get_unowned(); }
 
  private:
   const std::shared_ptr<State> state_;
@@ -232,10 +697,11 @@ class SimulatedNic::Binding final : public DevmemBinding {
   const std::vector<uint32_t> queues_;
   const bool tx_;
   UniqueFd memory_;  // the kernel holds a dma-buf reference while bound
+  UniqueFd anchor_;  // plays the netlink socket (persistent mode)
 };
 
 absl::StatusOr<std::unique_ptr<SimulatedNic>> SimulatedNic::Create(
-    std::vector<SimulatedNicSpec> specs, Options options) {
+    std::vector<SimulatedNicSpec> specs, const Options& options) {
   auto state = std::make_shared<State>();
   absl::MutexLock lock(&state->mu);
   std::set<std::string> names;
@@ -271,8 +737,26 @@ absl::StatusOr<std::unique_ptr<SimulatedNic>> SimulatedNic::Create(
     napi_base += spec.combined_max;
     nic.rss = DefaultSpread(spec.rss_table_size, spec.combined_count);
   }
-  return std::unique_ptr<SimulatedNic>(
-      new SimulatedNic(std::move(specs), std::move(state), ""));
+  std::vector<std::string> report;
+  if (!options.state_dir.empty()) {
+    state->state_dir = options.state_dir;
+    if (absl::Status s = MakeDirs(state->state_dir); !s.ok()) return s;
+    uint32_t next_id = 1;
+    for (const SimulatedNicSpec& spec : specs) {
+      report.push_back(state->Load(state->nics[spec.ifindex], &next_id));
+    }
+    state->next_binding_id = next_id;
+    // Every NIC has a state file from now on; a directory that cannot take
+    // one fails here rather than at the first change.
+    for (auto& [ifindex, nic] : state->nics) {
+      if (absl::Status s = state->Save(nic); !s.ok()) {
+        return absl::Status(s.code(),
+                            absl::StrCat("simulated NIC state: ", s.message()));
+      }
+    }
+  }
+  return std::unique_ptr<SimulatedNic>(new SimulatedNic(
+      std::move(specs), std::move(state), absl::StrJoin(report, "; ")));
 }
 
 SimulatedNic::SimulatedNic(std::vector<SimulatedNicSpec> specs,
@@ -282,11 +766,9 @@ SimulatedNic::SimulatedNic(std::vector<SimulatedNicSpec> specs,
       state_(std::move(state)),
       load_report_(std::move(load_report)) {}
 
-std::string SimulatedNic::persist_error() const { return ""; }
-
-absl::StatusOr<std::unique_ptr<DevmemBinding>> SimulatedNic::AdoptBinding(
-    uint32_t ifindex, uint32_t binding_id, bool is_tx, UniqueFd anchor) {
-  return absl::UnimplementedError("not yet");
+std::string SimulatedNic::persist_error() const {
+  absl::MutexLock lock(&state_->mu);
+  return state_->last_save_error;
 }
 
 // Bindings keep state_ alive; nothing to undo here.
@@ -327,6 +809,7 @@ absl::Status SimulatedNic::SetChannels(uint32_t ifindex,
   absl::StatusOr<State::Nic*> found = state_->Find(ifindex, kOp);
   if (!found.ok()) return found.status();
   State::Nic& nic = **found;
+  state_->Reap(nic);
   const std::string what = nic.What(kOp);
 
   // ethnl_set_channels(): nothing changed -> success without any check.
@@ -388,7 +871,7 @@ absl::Status SimulatedNic::SetChannels(uint32_t ifindex,
   if (!nic.rss_configured) {
     nic.rss = DefaultSpread(nic.cfg.rss_table_size, combined);
   }
-  ++nic.changes;
+  state_->Changed(nic);
   return absl::OkStatus();
 }
 
@@ -418,6 +901,7 @@ absl::Status SimulatedNic::SetRings(uint32_t ifindex, const RingsSet& rings) {
   absl::StatusOr<State::Nic*> found = state_->Find(ifindex, kOp);
   if (!found.ok()) return found.status();
   State::Nic& nic = **found;
+  state_->Reap(nic);
   const std::string what = nic.What(kOp);
 
   const TcpDataSplit split =
@@ -447,7 +931,7 @@ absl::Status SimulatedNic::SetRings(uint32_t ifindex, const RingsSet& rings) {
   }
   nic.cfg.tcp_data_split = split;
   nic.cfg.hds_thresh = hds;
-  ++nic.changes;
+  state_->Changed(nic);
   return absl::OkStatus();
 }
 
@@ -482,7 +966,7 @@ absl::Status SimulatedNic::SetNtuple(uint32_t ifindex, bool enable) {
     nic.rules.clear();
     nic.free_slots_valid = false;
   }
-  ++nic.changes;
+  state_->Changed(nic);
   return absl::OkStatus();
 }
 
@@ -544,7 +1028,7 @@ absl::Status SimulatedNic::SetRssIndir(uint32_t ifindex, uint32_t context,
   }
   *table = *std::move(expanded);
   nic.rss_configured = configured;
-  ++nic.changes;
+  state_->Changed(nic);
   return absl::OkStatus();
 }
 
@@ -565,7 +1049,7 @@ absl::StatusOr<uint32_t> SimulatedNic::CreateRssContext(
   uint32_t id = 1;
   while (nic.rss_contexts.count(id) != 0) ++id;
   nic.rss_contexts[id] = *std::move(table);
-  ++nic.changes;
+  state_->Changed(nic);
   return id;
 }
 
@@ -595,7 +1079,7 @@ absl::Status SimulatedNic::DeleteRssContext(uint32_t ifindex,
     }
   }
   if (nic.rss_contexts.erase(context) == 0) return ErrnoStatus(ENOENT, what);
-  ++nic.changes;
+  state_->Changed(nic);
   return absl::OkStatus();
 }
 
@@ -676,7 +1160,7 @@ absl::StatusOr<uint32_t> SimulatedNic::InsertRule(uint32_t ifindex,
   stored.location = location;
   nic.rules[location] = std::move(stored);
   if (nic.free_slots_valid) nic.free_slots.erase(location);
-  ++nic.changes;
+  state_->Changed(nic);
   return location;
 }
 
@@ -694,7 +1178,7 @@ absl::Status SimulatedNic::DeleteRule(uint32_t ifindex, uint32_t location) {
                        absl::StrCat(nic.What(kOp), " location ", location));
   }
   if (nic.free_slots_valid) nic.free_slots.insert(location);
-  ++nic.changes;
+  state_->Changed(nic);
   return absl::OkStatus();
 }
 
@@ -735,7 +1219,8 @@ absl::StatusOr<std::vector<QueueInfo>> SimulatedNic::GetQueues(
   if (absl::Status f = state_->TakeFault(SimOp::kGetQueues); !f.ok()) return f;
   absl::StatusOr<State::Nic*> found = state_->Find(ifindex, "netdev queue-get");
   if (!found.ok()) return found.status();
-  const State::Nic& nic = **found;
+  State::Nic& nic = **found;
+  state_->Reap(nic);
   // RX then TX, as the dump lists them; a combined channel's RX and TX queue
   // share one NAPI instance.
   std::vector<QueueInfo> queues;
@@ -803,6 +1288,7 @@ absl::StatusOr<std::unique_ptr<DevmemBinding>> SimulatedNic::BindRx(
   if (!found.ok()) return found.status();
   State::Nic& nic = **found;
   const std::string what = nic.What(kOp);
+  state_->Reap(nic);
 
   // net_devmem_bind_dmabuf() takes the id before any queue is bound, so a
   // bind that fails on a queue still advances the cyclic allocator.
@@ -824,17 +1310,30 @@ absl::StatusOr<std::unique_ptr<DevmemBinding>> SimulatedNic::BindRx(
     }
     if (!failed.ok()) break;
   }
+  UniqueFd anchor;
+  if (failed.ok() && state_->persistent()) {
+    absl::StatusOr<UniqueFd> made = state_->CreateAnchor(nic, id);
+    if (made.ok()) {
+      anchor = *std::move(made);
+    } else {
+      failed = ErrnoStatus(
+          StatusErrno(made.status()),
+          absl::StrCat(what, ": binding anchor: ", made.status().message()));
+    }
+  }
   if (!failed.ok()) {
     state_->binding_ids.erase(id);
+    (void)state_->Save(nic);  // the id counter moved
     return failed;
   }
   for (uint32_t q : taken) nic.bound_rx[q] = id;
   State::BindingRecord& record = nic.bindings[id];
   record.tx = false;
   record.queues.assign(queues.begin(), queues.end());
-  ++nic.changes;
-  return std::unique_ptr<DevmemBinding>(new Binding(
-      state_, id, ifindex, record.queues, /*tx=*/false, *std::move(memory)));
+  state_->Changed(nic);
+  return std::unique_ptr<DevmemBinding>(
+      new Binding(state_, id, ifindex, record.queues, /*tx=*/false,
+                  *std::move(memory), std::move(anchor)));
 }
 
 absl::StatusOr<std::unique_ptr<DevmemBinding>> SimulatedNic::BindTx(
@@ -855,12 +1354,84 @@ absl::StatusOr<std::unique_ptr<DevmemBinding>> SimulatedNic::BindTx(
   absl::StatusOr<State::Nic*> found = state_->Find(ifindex, kOp);
   if (!found.ok()) return found.status();
   State::Nic& nic = **found;
+  state_->Reap(nic);
   // netdev_nl_bind_tx_doit(): no queues; this device has netmem TX.
   const uint32_t id = state_->AllocateBindingId();
+  UniqueFd anchor;
+  if (state_->persistent()) {
+    absl::StatusOr<UniqueFd> made = state_->CreateAnchor(nic, id);
+    if (!made.ok()) {
+      state_->binding_ids.erase(id);
+      (void)state_->Save(nic);  // the id counter moved
+      return ErrnoStatus(StatusErrno(made.status()),
+                         absl::StrCat(nic.What(kOp), ": binding anchor: ",
+                                      made.status().message()));
+    }
+    anchor = *std::move(made);
+  }
   nic.bindings[id].tx = true;
-  ++nic.changes;
-  return std::unique_ptr<DevmemBinding>(new Binding(
-      state_, id, ifindex, /*queues=*/{}, /*tx=*/true, *std::move(memory)));
+  state_->Changed(nic);
+  return std::unique_ptr<DevmemBinding>(
+      new Binding(state_, id, ifindex, /*queues=*/{}, /*tx=*/true,
+                  *std::move(memory), std::move(anchor)));
+}
+
+absl::StatusOr<std::unique_ptr<DevmemBinding>> SimulatedNic::AdoptBinding(
+    uint32_t ifindex, uint32_t binding_id, bool is_tx, UniqueFd anchor) {
+  const std::string what =
+      absl::StrCat("adopt ", is_tx ? "TX" : "RX", " binding ", binding_id);
+  absl::MutexLock lock(&state_->mu);
+  if (absl::Status f = state_->TakeFault(SimOp::kAdoptBinding); !f.ok()) {
+    return f;
+  }
+  absl::StatusOr<State::Nic*> found =
+      state_->Find(ifindex, absl::StrCat(what, " on"));
+  if (!found.ok()) return found.status();
+  State::Nic& nic = **found;
+  const std::string where = absl::StrCat(what, " on ", nic.cfg.name);
+  const int fd = anchor.get_unowned();
+  struct stat fd_st = {};
+  if (fstat(fd, &fd_st) != 0) {
+    return ErrnoStatus(errno, absl::StrCat(where, ": fd ", fd));
+  }
+  if (!state_->persistent()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        where,
+        ": this simulated NIC keeps no state outside the process (no "
+        "state_dir), so no binding can outlive its maker"));
+  }
+  state_->Reap(nic);
+  auto record = nic.bindings.find(binding_id);
+  if (record == nic.bindings.end()) {
+    return absl::NotFoundError(
+        absl::StrCat(where, ": no such binding is alive"));
+  }
+  if (record->second.tx != is_tx) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": binding ", binding_id, " is a ",
+                     record->second.tx ? "TX" : "RX", " binding"));
+  }
+  const std::string path = state_->AnchorPath(nic, binding_id);
+  struct stat anchor_st = {};
+  if (stat(path.c_str(), &anchor_st) != 0) {
+    return ErrnoStatus(errno, absl::StrCat(where, ": stat ", path));
+  }
+  if (fd_st.st_dev != anchor_st.st_dev || fd_st.st_ino != anchor_st.st_ino) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": fd ", fd, " is ", DescribeFd(fd, fd_st),
+                     ", not the binding's anchor ", path));
+  }
+  // Only a copy of the locked open file description keeps the binding
+  // alive; flock() on it again is a no-op, on a fresh open() it conflicts.
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": fd ", fd, " is the anchor file ", path,
+        " opened anew, not a copy (dup, SCM_RIGHTS) of the fd that holds the "
+        "binding"));
+  }
+  return std::unique_ptr<DevmemBinding>(
+      new Binding(state_, binding_id, ifindex, record->second.queues, is_tx,
+                  /*memory=*/UniqueFd(), std::move(anchor)));
 }
 
 // --- Test and inventory helpers ---
@@ -870,7 +1441,8 @@ absl::StatusOr<SimulatedNic::Counters> SimulatedNic::GetCounters(
   absl::MutexLock lock(&state_->mu);
   absl::StatusOr<State::Nic*> found = state_->Find(ifindex, "counters");
   if (!found.ok()) return found.status();
-  const State::Nic& nic = **found;
+  State::Nic& nic = **found;
+  state_->Reap(nic);
   Counters c;
   c.rules = static_cast<uint32_t>(nic.rules.size());
   c.rss_contexts = static_cast<uint32_t>(nic.rss_contexts.size());
@@ -880,11 +1452,13 @@ absl::StatusOr<SimulatedNic::Counters> SimulatedNic::GetCounters(
   c.bound_rx_queues = static_cast<uint32_t>(nic.bound_rx.size());
   c.rss_configured = nic.rss_configured;
   c.changes = nic.changes;
+  c.save_failures = nic.save_failures;
   return c;
 }
 
 size_t SimulatedNic::LiveBindings() const {
   absl::MutexLock lock(&state_->mu);
+  for (auto& [ifindex, nic] : state_->nics) state_->Reap(nic);
   return state_->binding_ids.size();
 }
 

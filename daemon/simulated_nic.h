@@ -109,7 +109,7 @@ class SimulatedNic final : public NicControl {
   // that cannot be used (unreadable, other name, ifindex or spec limits) is
   // not an error: that NIC starts from its spec and load_report() says why.
   static absl::StatusOr<std::unique_ptr<SimulatedNic>> Create(
-      std::vector<SimulatedNicSpec> specs, Options options = {});
+      std::vector<SimulatedNicSpec> specs, const Options& options = {});
   ~SimulatedNic() override;
 
   SimulatedNic(const SimulatedNic&) = delete;

@@ -1,7 +1,10 @@
 #include "kernel/netdev_genl.h"
 
+#include <fcntl.h>
+#include <linux/netlink.h>
 #include <net/if.h>
 #include <netlink/attr.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 
@@ -12,12 +15,14 @@
 #include "kernel/genl_msg.h"
 #include "kernel/libnl_socket.h"
 #include "kernel/uapi_compat.h"
+#include "kernel/unique_fd.h"
 
 namespace devmem {
 namespace {
 
 #include "kernel/testdata/netdev_replies.inc"
 
+using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 
@@ -383,6 +388,25 @@ TEST(NetdevParseTest, BindReplyCarriesTheId) {
       ParseNetdevBindReply(no_id, NETDEV_CMD_BIND_RX);
   ASSERT_FALSE(none.ok());
   EXPECT_THAT(none.status().message(), HasSubstr("no NETDEV_A_DMABUF_ID"));
+}
+
+TEST(NetdevBindingTest, AdoptedBindingOwnsItsSocketFd) {
+  UniqueFd sock(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC));
+  ASSERT_TRUE(sock.valid()) << errno;
+  const int fd = sock.get_unowned();
+  std::unique_ptr<NetdevBinding> binding = NetdevBinding::Adopt(
+      std::move(sock), /*id=*/9, /*ifindex=*/4, /*queues=*/{6, 7},
+      /*is_tx=*/false);
+  EXPECT_EQ(binding->netlink_fd_unowned(), fd);
+  EXPECT_EQ(binding->id(), 9u);
+  EXPECT_EQ(binding->ifindex(), 4u);
+  EXPECT_THAT(binding->queues(), ElementsAre(6, 7));
+  EXPECT_FALSE(binding->is_tx());
+  EXPECT_GE(fcntl(fd, F_GETFD), 0);
+  binding.reset();
+  // Closed with the binding (nothing else here opens fds meanwhile).
+  EXPECT_EQ(fcntl(fd, F_GETFD), -1);
+  EXPECT_EQ(errno, EBADF);
 }
 
 }  // namespace
