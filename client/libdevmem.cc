@@ -90,8 +90,12 @@ absl::Time DeadlineAfter(absl::Duration timeout) {
   return absl::Now() + timeout;
 }
 
-void SetRpcDeadline(grpc::ClientContext& context, absl::Duration timeout) {
+void SetRpcDeadline(grpc::ClientContext& context, absl::Duration timeout,
+                    bool wait_for_ready = false) {
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  // With auto-reconnect a call made while devmemd restarts waits for it (up
+  // to the deadline) instead of failing on the old connection.
+  context.set_wait_for_ready(wait_for_ready);
 }
 
 const char* BodyName(const SessionFrame& frame) {
@@ -335,7 +339,7 @@ absl::StatusOr<devmem::v1::GetInventoryResponse> Session::GetInventory(
   for (const std::string& name : nic_names) request.add_nic_names(name);
   devmem::v1::GetInventoryResponse response;
   grpc::ClientContext context;
-  SetRpcDeadline(context, options_.rpc_timeout);
+  SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
   grpc::Status status = stub_->GetInventory(&context, request, &response);
   if (!status.ok()) return StatusFromGrpc(status);
   return response;
@@ -345,7 +349,7 @@ absl::StatusOr<devmem::v1::GetStatusResponse> Session::GetStatus() {
   if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
   devmem::v1::GetStatusResponse response;
   grpc::ClientContext context;
-  SetRpcDeadline(context, options_.rpc_timeout);
+  SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
   grpc::Status status =
       stub_->GetStatus(&context, devmem::v1::GetStatusRequest(), &response);
   if (!status.ok()) return StatusFromGrpc(status);
@@ -365,7 +369,7 @@ absl::StatusOr<SocketHandle> Session::Listen(const ListenOptions& options) {
 
   SocketHandle handle;
   grpc::ClientContext context;
-  SetRpcDeadline(context, options_.rpc_timeout);
+  SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
   grpc::Status status = stub_->Listen(&context, request, &handle.info);
   if (!status.ok()) return StatusFromGrpc(status);
   absl::StatusOr<UniqueFd> fd = Redeem(handle.info.ticket());
@@ -395,9 +399,11 @@ absl::StatusOr<SocketHandle> Session::Connect(const ConnectOptions& options) {
   grpc::ClientContext context;
   // The daemon may spend the whole connect timeout (its default is 5 s when
   // we send 0) inside the call, so that time is on top of the RPC budget.
-  SetRpcDeadline(context, options_.rpc_timeout +
-                              (timeout_ms > 0 ? absl::Milliseconds(timeout_ms)
-                                              : absl::Seconds(5)));
+  SetRpcDeadline(
+      context,
+      options_.rpc_timeout +
+          (timeout_ms > 0 ? absl::Milliseconds(timeout_ms) : absl::Seconds(5)),
+      options_.auto_reconnect);
   grpc::Status status = stub_->Connect(&context, request, &handle.info);
   if (!status.ok()) return StatusFromGrpc(status);
   absl::StatusOr<UniqueFd> fd = Redeem(handle.info.ticket());
@@ -488,7 +494,7 @@ absl::StatusOr<devmem::v1::Binding> Session::BindRx(
   request.set_queue_count(options.queue_count);
   devmem::v1::BindResponse response;
   grpc::ClientContext context;
-  SetRpcDeadline(context, options_.rpc_timeout);
+  SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
   grpc::Status status = stub_->BindRx(&context, request, &response);
   if (!status.ok()) return StatusFromGrpc(status);
   KeepAnchor(response);
@@ -507,7 +513,7 @@ absl::StatusOr<devmem::v1::Binding> Session::BindTx(
   request.set_gpu_pci_address(options.gpu_pci_address);
   devmem::v1::BindResponse response;
   grpc::ClientContext context;
-  SetRpcDeadline(context, options_.rpc_timeout);
+  SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
   grpc::Status status = stub_->BindTx(&context, request, &response);
   if (!status.ok()) return StatusFromGrpc(status);
   KeepAnchor(response);
@@ -521,7 +527,7 @@ absl::StatusOr<uint32_t> Session::ReleaseBinding(uint64_t binding) {
   request.set_binding(binding);
   devmem::v1::ReleaseBindingResponse response;
   grpc::ClientContext context;
-  SetRpcDeadline(context, options_.rpc_timeout);
+  SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
   grpc::Status status = stub_->ReleaseBinding(&context, request, &response);
   if (status.ok() || status.error_code() == grpc::StatusCode::NOT_FOUND) {
     // Our copy of the anchor must go too, or the kernel binding stays.
@@ -542,7 +548,7 @@ absl::StatusOr<devmem::v1::FlowRule> Session::Steer(int fd, uint64_t binding) {
   request.set_binding(binding);
   devmem::v1::SteerResponse response;
   grpc::ClientContext context;
-  SetRpcDeadline(context, options_.rpc_timeout);
+  SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
   grpc::Status status = stub_->Steer(&context, request, &response);
   if (!status.ok()) return StatusFromGrpc(status);
   return response.rule();
@@ -555,7 +561,7 @@ absl::StatusOr<devmem::v1::GetNicStateResponse> Session::GetNicState(
   for (const std::string& n : nics) request.add_nics(n);
   devmem::v1::GetNicStateResponse response;
   grpc::ClientContext context;
-  SetRpcDeadline(context, options_.rpc_timeout);
+  SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
   grpc::Status status = stub_->GetNicState(&context, request, &response);
   if (!status.ok()) return StatusFromGrpc(status);
   return response;
@@ -568,7 +574,7 @@ absl::StatusOr<devmem::v1::RestoreNicResponse> Session::RestoreNic(
   request.set_nic(std::string(nic));
   devmem::v1::RestoreNicResponse response;
   grpc::ClientContext context;
-  SetRpcDeadline(context, options_.rpc_timeout);
+  SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
   grpc::Status status = stub_->RestoreNic(&context, request, &response);
   if (!status.ok()) return StatusFromGrpc(status);
   return response;
@@ -634,6 +640,24 @@ void Session::KeepAnchor(const devmem::v1::BindResponse& response) {
 }
 
 absl::StatusOr<bool> Session::Reconnect(absl::Duration timeout) {
+  absl::StatusOr<bool> resumed = ReconnectSessionSocket(timeout);
+  if (!resumed.ok()) return resumed;
+  // gRPC notices an idle connection died only when it next writes to it (its
+  // backup poller runs every 5 s). Make it notice now, so the caller's next
+  // call goes to the new daemon instead of failing with "Broken pipe".
+  for (int i = 0; i < 3; ++i) {
+    grpc::ClientContext context;
+    SetRpcDeadline(context, options_.frame_timeout, /*wait_for_ready=*/true);
+    devmem::v1::GetStatusResponse response;
+    if (stub_->GetStatus(&context, devmem::v1::GetStatusRequest(), &response)
+            .ok()) {
+      break;
+    }
+  }
+  return resumed;
+}
+
+absl::StatusOr<bool> Session::ReconnectSessionSocket(absl::Duration timeout) {
   if (stub_ == nullptr) {
     return absl::FailedPreconditionError(
         "this session was not made with Session::Open(); it cannot "

@@ -237,6 +237,9 @@ class Session {
   // Redeems a BindResponse's anchor ticket and keeps the fd.
   void KeepAnchor(const devmem::v1::BindResponse& response);
   void WatchLoop();
+  // Reconnect() without the gRPC warm-up.
+  absl::StatusOr<bool> ReconnectSessionSocket(absl::Duration timeout)
+      ABSL_LOCKS_EXCLUDED(mu_, state_mu_);
 
   const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<devmem::v1::Devmem::Stub> stub_;

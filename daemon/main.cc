@@ -164,7 +164,12 @@ int main(int argc, char** argv) {
   devmem::Daemon::Options options;
   options.config = config;
   options.config_source = source;
-  auto backend = devmem::MakeBackend(config);
+  // The simulated NICs' "hardware" state lives on the runtime tmpfs: it
+  // outlives devmemd (like a real NIC's settings) but not a reboot.
+  devmem::BackendOptions backend_options;
+  backend_options.simulated_state_dir =
+      absl::StrCat(config.runtime_dir(), "/simnic");
+  auto backend = devmem::MakeBackend(config, backend_options);
   if (!backend.ok()) {
     return Fail(absl::StrCat("cannot start: ", backend.status().message()), 1);
   }

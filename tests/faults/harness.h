@@ -38,8 +38,17 @@ namespace testing {
 class Proc {
  public:
   Proc() = default;
-  Proc(Proc&&) = default;
-  Proc& operator=(Proc&&) = default;
+  Proc(Proc&& o) noexcept { *this = std::move(o); }
+  Proc& operator=(Proc&& o) noexcept {
+    if (this == &o) return *this;
+    Kill();
+    pid_ = std::exchange(o.pid_, -1);
+    in_ = std::move(o.in_);
+    out_ = std::move(o.out_);
+    pending_ = std::move(o.pending_);
+    all_ = std::move(o.all_);
+    return *this;
+  }
   ~Proc() { Kill(); }
 
   // `fds` are placed at 3, 4, ... in the child (for LISTEN_FDS); with
@@ -74,8 +83,8 @@ class Proc {
     }
     for (const std::string& e : env) envs.push_back(e);
     if (listen_pid) {
-      argv.insert(argv.begin(),
-                  {"/bin/sh", "-c", "LISTEN_PID=$$ exec \"$0\" \"$@\""});
+      argv.insert(argv.begin(), {"/bin/sh", "-c",
+                                 "export LISTEN_PID=$$; exec \"$0\" \"$@\""});
     }
     std::vector<char*> av, ev;
     for (std::string& a : argv) av.push_back(a.data());
