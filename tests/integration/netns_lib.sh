@@ -21,11 +21,25 @@ NS_B=""
 DAEMON_PID=""
 WORK=""
 
+# A sanitizer report (ASan, LSan, UBSan, TSan; --config=asan/tsan) in the
+# daemon's log. The log is deleted with $WORK, so the report is printed here and
+# fails the test: otherwise a leak found when devmemd exits would go unseen.
+SANITIZER_REPORT='^==[0-9]+==(ERROR|WARNING): [A-Za-z]+Sanitizer|runtime error: |^WARNING: ThreadSanitizer: '
+daemon_log_has_sanitizer_report() {
+  [[ -n $WORK && -f $WORK/devmemd.log ]] &&
+    grep -qE "$SANITIZER_REPORT" "$WORK/devmemd.log"
+}
+
 cleanup() {
   local rc=$?
   if [[ -n $DAEMON_PID ]] && kill -0 "$DAEMON_PID" 2>/dev/null; then
     kill -TERM "$DAEMON_PID" 2>/dev/null
     wait "$DAEMON_PID" 2>/dev/null
+  fi
+  if daemon_log_has_sanitizer_report; then
+    echo "FAIL: sanitizer report in the devmemd log:" >&2
+    sed 's/^/  devmemd: /' "$WORK/devmemd.log" >&2
+    rc=1
   fi
   [[ -n $NS_A ]] && ip netns del "$NS_A" 2>/dev/null
   [[ -n $NS_B ]] && ip netns del "$NS_B" 2>/dev/null
@@ -69,16 +83,37 @@ wait_for_socket() {
   done
 }
 
-# start_daemon NS RUNDIR ARGS...: devmemd in namespace NS, log in $WORK/devmemd.log.
+# wait_for_ready: until devmemd has logged "ready:" (10 s deadline). It prints
+# its NIC profile and recovery reports before that line but after creating the
+# sockets, so a test that reads the log must wait for it (slow under sanitizers).
+wait_for_ready() {
+  local deadline=$((SECONDS + 10))
+  until grep -q "ready: " "$WORK/devmemd.log" 2>/dev/null; do
+    if ((SECONDS > deadline)); then
+      echo "FAIL: devmemd did not log 'ready:' within 10 s" >&2
+      return 1
+    fi
+    if [[ -n $DAEMON_PID ]] && ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+      echo "FAIL: devmemd exited before it was ready" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
+# start_daemon NS RUNDIR ARGS...: devmemd in namespace NS, log in $WORK/devmemd.log
+# (a previous daemon's log there is checked for sanitizer reports first).
 start_daemon() {
   local ns=$1 rundir=$2
   shift 2
+  daemon_log_has_sanitizer_report && fail "sanitizer report from the previous devmemd"
   # Each test daemon gets its own journal (a later --state_dir wins).
   ip netns exec "$ns" "$DEVMEMD" --runtime_dir="$rundir" \
     --state_dir="$rundir/state" "$@" \
     2>"$WORK/devmemd.log" &
   DAEMON_PID=$!
-  wait_for_socket "$rundir/session.sock" && wait_for_socket "$rundir/grpc.sock"
+  wait_for_socket "$rundir/session.sock" && wait_for_socket "$rundir/grpc.sock" &&
+    wait_for_ready
 }
 
 fail() {
