@@ -15,7 +15,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "daemon/config.h"
+#include "daemon/lease_journal.h"
 #include "daemon/nic_manager.h"
 #include "daemon/simulated_nic.h"
 #include "daemon/testing/fake_nic_inventory.h"
@@ -76,22 +79,42 @@ std::unique_ptr<SimulatedNic> MakeNic() {
   return std::move(*sim);
 }
 
-int Run(int rounds) {
-  // --- Daemon path: NicManager on a simulated NIC with a profile applied.
+// The daemon path: NicManager on a simulated NIC with a profile applied.
+// With `journal_dir`, every rule is journaled (intent + outcome, each
+// fdatasync'ed) as devmemd does.
+bool DaemonPath(int rounds, const std::string& journal_dir,
+                std::vector<double>* d_ins, std::vector<double>* d_del,
+                double* d_ins_s, double* d_del_s) {
   devmem::v1::DaemonConfig config;
   config.set_state_dir(absl::StrCat("/tmp/devmemd_rule_bench_", getpid()));
   config.set_max_rules_per_session(65536);
+  config.set_max_rules_per_uid(65536);
   config.add_nic_profiles()->set_nic("bench0");
-  if (!FinalizeConfig(&config, "bench").ok()) return 1;
+  if (!FinalizeConfig(&config, "bench").ok()) return false;
   auto sim = MakeNic();
   NicInfo info;
   info.link.name = "bench0";
   info.link.ifindex = kIfindex;
   FakeNicInventory inventory({info});
+  std::unique_ptr<LeaseJournal> journal;
+  if (!journal_dir.empty()) {
+    auto j = LeaseJournal::Open({journal_dir + "/journal", true}, nullptr);
+    if (!j.ok()) {
+      absl::FPrintF(stderr, "rule_bench: journal: %s\n", j.status().ToString());
+      return false;
+    }
+    journal = *std::move(j);
+  }
   NicManager::Options o;
   o.config = &config;
   o.control = sim.get();
   o.inventory = &inventory;
+  o.journal = journal.get();
+  o.session_record = [](uint64_t id) {
+    devmem::v1::JournaledSession rec;
+    rec.set_id(id);
+    return std::optional<devmem::v1::JournaledSession>(rec);
+  };
   NicManager manager(o);
   manager.ApplyAll();
   UniqueFd mem(memfd_create("bench", MFD_CLOEXEC));
@@ -99,10 +122,8 @@ int Run(int rounds) {
   if (!binding.ok()) {
     absl::FPrintF(stderr, "rule_bench: bind: %s\n",
                   binding.status().ToString());
-    return 1;
+    return false;
   }
-  std::vector<double> d_ins, d_del;
-  double d_ins_s = 0, d_del_s = 0;
   std::vector<uint32_t> locations(kRulesPerRound);
   for (int r = 0; r < rounds; ++r) {
     auto t0 = Clock::now();
@@ -113,10 +134,10 @@ int Run(int rounds) {
       if (!rule.ok()) {
         absl::FPrintF(stderr, "rule_bench: steer: %s\n",
                       rule.status().ToString());
-        return 1;
+        return false;
       }
       locations[i] = rule->location();
-      d_ins.push_back(Us(b - a));
+      d_ins->push_back(Us(b - a));
     }
     auto t1 = Clock::now();
     for (uint32_t i = 0; i < kRulesPerRound; ++i) {
@@ -125,16 +146,34 @@ int Run(int rounds) {
       auto b = Clock::now();
       if (!s.ok()) {
         absl::FPrintF(stderr, "rule_bench: remove: %s\n", s.ToString());
-        return 1;
+        return false;
       }
-      d_del.push_back(Us(b - a));
+      d_del->push_back(Us(b - a));
     }
     auto t2 = Clock::now();
-    d_ins_s += std::chrono::duration<double>(t1 - t0).count();
-    d_del_s += std::chrono::duration<double>(t2 - t1).count();
+    *d_ins_s += std::chrono::duration<double>(t1 - t0).count();
+    *d_del_s += std::chrono::duration<double>(t2 - t1).count();
   }
   manager.ReleaseSession(1);
   manager.RestoreAll();
+  return true;
+}
+
+int Run(int rounds) {
+  std::vector<double> d_ins, d_del;
+  double d_ins_s = 0, d_del_s = 0;
+  if (!DaemonPath(rounds, "", &d_ins, &d_del, &d_ins_s, &d_del_s)) return 1;
+  // Journaled, on the disk under /var/tmp (a tmpfs would hide the fsync).
+  const std::string jdir =
+      absl::StrCat("/var/tmp/devmemd_rule_bench_", getpid());
+  std::vector<double> j_ins, j_del;
+  double j_ins_s = 0, j_del_s = 0;
+  const bool journaled =
+      DaemonPath(1, jdir, &j_ins, &j_del, &j_ins_s, &j_del_s);
+  std::error_code ec;
+  std::filesystem::remove_all(jdir, ec);
+  if (!journaled) return 1;
+  std::vector<uint32_t> locations(kRulesPerRound);
 
   // --- Baseline: the simulated driver alone.
   auto raw = MakeNic();
@@ -179,12 +218,19 @@ int Run(int rounds) {
   };
   row("daemon install (SteerFlow)", di);
   row("daemon remove (RemoveFlow)", dd);
+  const Summary ji = Summarize(j_ins, j_ins_s), jd = Summarize(j_del, j_del_s);
+  row("journaled install (fsync)", ji);
+  row("journaled remove (fsync)", jd);
   row("driver only install", ri);
   row("driver only remove", rd);
   const double own_ins_us = di.p50_us - ri.p50_us;
   const double own_del_us = dd.p50_us - rd.p50_us;
   absl::PrintF("ratio daemon/driver (p50): install %.2fx, remove %.2fx\n",
                di.p50_us / ri.p50_us, dd.p50_us / rd.p50_us);
+  absl::PrintF(
+      "ratio journaled/daemon (p50): install %.1fx, remove %.1fx (the "
+      "price of one fdatasync of the intent before each rule is made)\n",
+      ji.p50_us / di.p50_us, jd.p50_us / dd.p50_us);
   absl::PrintF(
       "devmemd's own cost per rule (p50, driver time excluded): install "
       "%.2f us (%.0f rules/s), remove %.2f us\n",

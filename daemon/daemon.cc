@@ -1,6 +1,8 @@
 #include "daemon/daemon.h"
 
+#include <fcntl.h>
 #include <grp.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -10,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "kernel/errno_status.h"
 
@@ -87,6 +90,30 @@ absl::StatusOr<gid_t> GroupId(const std::string& name) {
   return result->gr_gid;
 }
 
+// Takes <state_dir>/lock for this process: two devmemds sharing a journal
+// would each believe they own the other's leases.
+absl::StatusOr<UniqueFd> LockStateDir(const std::string& dir) {
+  const std::string path = absl::StrCat(dir, "/lock");
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  if (::flock(fd.get_unowned(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      char pid[32] = {};
+      (void)!::pread(fd.get_unowned(), pid, sizeof(pid) - 1, 0);
+      return absl::FailedPreconditionError(
+          absl::StrCat("another devmemd (pid ", absl::StripAsciiWhitespace(pid),
+                       ") uses the state directory ", dir,
+                       "; stop it, or give each devmemd its own --state_dir"));
+    }
+    return ErrnoStatus(errno, absl::StrCat("flock ", path));
+  }
+  const std::string me = absl::StrCat(::getpid(), "\n");
+  if (::ftruncate(fd.get_unowned(), 0) == 0) {
+    (void)!::pwrite(fd.get_unowned(), me.data(), me.size(), 0);
+  }
+  return fd;
+}
+
 }  // namespace
 
 Daemon::Daemon(Options options) : options_(std::move(options)) {}
@@ -128,6 +155,9 @@ absl::Status Daemon::Init() {
   // The journal comes first: nothing is changed that it cannot record.
   absl::Status s = MakeDirs(c.state_dir());
   if (!s.ok()) return s;
+  auto lock = LockStateDir(c.state_dir());
+  if (!lock.ok()) return lock.status();
+  state_lock_ = *std::move(lock);
   LeaseJournal::Options jo;
   jo.path = absl::StrCat(c.state_dir(), "/journal");
   jo.sync = options_.journal_sync;

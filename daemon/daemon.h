@@ -18,6 +18,7 @@
 #include "daemon/session_server.h"
 #include "kernel/nic_control.h"
 #include "kernel/nic_inventory.h"
+#include "kernel/unique_fd.h"
 #include "proto/devmem/v1/config.pb.h"
 
 namespace devmem {
@@ -81,6 +82,8 @@ class Daemon {
 
   Options options_;
   std::unique_ptr<AccessPolicy> policy_;
+  // flock of <state_dir>/lock, held for the daemon's life.
+  UniqueFd state_lock_;
   // Declared before the managers that use them, so they outlive them.
   std::unique_ptr<LeaseJournal> journal_;
   std::unique_ptr<AnchorStore> anchor_store_;

@@ -237,11 +237,28 @@ TEST_F(DaemonTest, SecondDaemonOnSameDirRefuses) {
   auto second = StartDaemon(dir_, getuid());
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(second.status().message(), HasSubstr("already serving"));
+  EXPECT_THAT(second.status().message(), HasSubstr("another devmemd"));
   // The first one still works.
   grpc::ClientContext ctx;
   devmem::v1::GetStatusResponse resp;
   EXPECT_TRUE(stub_->GetStatus(&ctx, {}, &resp).ok());
+}
+
+TEST_F(DaemonTest, SecondDaemonOnSameStateDirRefuses) {
+  // Other sockets, same journal: refused before anything is touched.
+  Daemon::Options o;
+  o.config.set_runtime_dir(RuntimeDir());
+  o.config.set_state_dir(dir_ + "/state");
+  o.config.add_allow_uids(getuid());
+  ASSERT_TRUE(FinalizeConfig(&o.config, "test").ok());
+  o.inventory = std::make_unique<FakeNicInventory>(LoopbackOnly());
+  o.nic_control = std::move(*SimulatedNic::Create({}));
+  auto second = Daemon::Start(std::move(o));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(),
+              HasSubstr(absl::StrCat("another devmemd (pid ", getpid(),
+                                     ") uses the state directory")));
 }
 
 TEST_F(DaemonTest, ShutdownRemovesSockets) {

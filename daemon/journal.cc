@@ -251,7 +251,7 @@ int Journal::WriteAllLocked(int fd, absl::string_view data, uint64_t offset) {
   return 0;
 }
 
-absl::Status Journal::Append(absl::string_view payload) {
+absl::Status Journal::Append(absl::string_view payload, bool durable) {
   if (payload.size() > kMaxJournalRecordBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("journal ", path_, ": record of ", payload.size(),
@@ -267,7 +267,7 @@ absl::Status Journal::Append(absl::string_view payload) {
   const int fd = fd_.get_unowned();
   int err = WriteAllLocked(fd, record, end_);
   const char* op = "write";
-  if (err == 0 && sync_ && ::fdatasync(fd) != 0) {
+  if (err == 0 && sync_ && durable && ::fdatasync(fd) != 0) {
     err = errno;
     op = "fdatasync";
   }

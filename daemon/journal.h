@@ -80,7 +80,15 @@ class Journal {
   // previous end. If even that fails the journal is broken and every later
   // Append fails FAILED_PRECONDITION until a Rewrite succeeds.
   // INVALID_ARGUMENT if payload is over kMaxJournalRecordBytes.
-  absl::Status Append(absl::string_view payload);
+  absl::Status Append(absl::string_view payload) {
+    return Append(payload, true);
+  }
+  // With `durable` false the record is written (it survives the process, as
+  // the page cache does) but not flushed: the next durable append's
+  // fdatasync flushes it too. For records whose loss in a machine crash is
+  // harmless, because the kernel state they describe does not survive one
+  // either (outcomes and deletions; intents must be durable).
+  absl::Status Append(absl::string_view payload, bool durable);
 
   // Replaces the whole journal with `records` (compaction): writes
   // <path>.tmp, fsyncs it, renames it over <path>, fsyncs the directory and

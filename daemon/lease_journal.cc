@@ -116,14 +116,16 @@ LeaseJournal::LeaseJournal(Options options, std::unique_ptr<Journal> journal,
       journal_(std::move(journal)),
       state_(std::move(state)) {}
 
-absl::Status LeaseJournal::Record(const JournalEntry& entry) {
+absl::Status LeaseJournal::Record(const JournalEntry& entry, bool durable) {
   absl::MutexLock lock(&mu_);
-  absl::Status s = journal_->Append(entry.SerializeAsString());
+  absl::Status s = journal_->Append(entry.SerializeAsString(), durable);
   if (!s.ok()) {
     error_ = absl::StrCat(s.message());
     return s;
   }
-  error_.clear();
+  // Only new work (a durable intent) succeeding proves the journal healthy
+  // again; a small outcome record may still fit where an intent did not.
+  if (durable) error_.clear();
   FoldJournalEntry(entry, &state_);
   MaybeCompactLocked();
   return absl::OkStatus();

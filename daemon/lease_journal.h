@@ -46,8 +46,12 @@ class LeaseJournal {
   // and the caller must not make the change it describes: RESOURCE_EXHAUSTED
   // for a full disk, UNAVAILABLE for other write errors (Journal::Append).
   // The last error is kept for status until an append succeeds again.
-  absl::Status Record(const devmem::v1::JournalEntry& entry)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // Intents (what is about to be made) must be `durable` (fdatasync'ed before
+  // returning); outcomes and deletions need not be: a process crash keeps
+  // them (page cache) and a machine crash loses the kernel objects they
+  // describe as well. The next durable record flushes them anyway.
+  absl::Status Record(const devmem::v1::JournalEntry& entry,
+                      bool durable = true) ABSL_LOCKS_EXCLUDED(mu_);
 
   devmem::v1::JournalState state() const ABSL_LOCKS_EXCLUDED(mu_);
   // "" while appends succeed; otherwise why new work is refused.

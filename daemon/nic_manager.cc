@@ -343,7 +343,7 @@ std::string NicManager::RestoreLocked(Nic& nic, uint32_t* bindings,
   absl::Status removed = store_.Remove(nic.name);
   devmem::v1::JournalEntry e;
   e.set_profile_del(nic.name);
-  (void)JournalLocked(e);
+  JournalOutcomeLocked(e);
   nic.recorded = false;
   nic.state = devmem::v1::PROFILE_STATE_RESTORED;
   nic.reason = absl::StrCat("original state restored after releasing ",
@@ -628,7 +628,7 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
   if (with_context) {
     auto ctx = options_.control->CreateRssContext(nic.ifindex, indir);
     if (!ctx.ok()) {
-      (void)JournalLocked(undo);
+      JournalOutcomeLocked(undo);
       return KernelRefusal(ctx.status(),
                            "the NIC refused an RSS context for the binding; "
                            "use rss_mode RSS_MODE_EXCLUDE_POOL");
@@ -641,7 +641,7 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
     if (b.rss_context) {
       (void)options_.control->DeleteRssContext(nic.ifindex, *b.rss_context);
     }
-    (void)JournalLocked(undo);
+    JournalOutcomeLocked(undo);
     return KernelRefusal(bound.status(),
                          BindRxRemedy(bound.status(), nic.name));
   }
@@ -650,9 +650,16 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
   b.queues = b.kernel->queues();
   devmem::v1::JournalEntry made;
   *made.mutable_binding_put() = BindingRecord(b);
-  // The binding exists; if even this record cannot be written, recovery
-  // finds the intent and, without the kernel id, drops the binding.
-  (void)JournalLocked(made);
+  // Without this record a restart would drop a binding in use: undo instead.
+  absl::Status recorded = RecordOutcomeLocked(made);
+  if (!recorded.ok()) {
+    b.kernel.reset();
+    if (b.rss_context) {
+      (void)options_.control->DeleteRssContext(nic.ifindex, *b.rss_context);
+    }
+    JournalOutcomeLocked(undo);
+    return recorded;
+  }
   if (options_.anchors != nullptr && b.kernel->netlink_fd_unowned() >= 0) {
     (void)options_.anchors->Keep(b.handle, b.kernel->netlink_fd_unowned());
   }
@@ -695,7 +702,7 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
   if (!bound.ok()) {
     devmem::v1::JournalEntry undo;
     undo.set_binding_del(b.handle);
-    (void)JournalLocked(undo);
+    JournalOutcomeLocked(undo);
     std::string remedy =
         StatusErrno(bound.status()) == EOPNOTSUPP
             ? absl::StrCat("the driver of ", nic.name,
@@ -711,7 +718,14 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
   b.kernel_id = b.kernel->id();
   devmem::v1::JournalEntry made;
   *made.mutable_binding_put() = BindingRecord(b);
-  (void)JournalLocked(made);
+  absl::Status recorded = RecordOutcomeLocked(made);
+  if (!recorded.ok()) {
+    b.kernel.reset();
+    devmem::v1::JournalEntry undo;
+    undo.set_binding_del(b.handle);
+    JournalOutcomeLocked(undo);
+    return recorded;
+  }
   if (options_.anchors != nullptr && b.kernel->netlink_fd_unowned() >= 0) {
     (void)options_.anchors->Keep(b.handle, b.kernel->netlink_fd_unowned());
   }
@@ -762,7 +776,7 @@ uint32_t NicManager::ReleaseBindingLocked(uint64_t handle) {
       (void)options_.control->DeleteRule(nic->ifindex, loc);
       devmem::v1::JournalEntry del;
       del.set_rule_del(rit->second.journal_id);
-      (void)JournalLocked(del);
+      JournalOutcomeLocked(del);
       nic->by_tuple.erase(TupleKey(rit->second.requested));
       nic->rules.erase(rit);
       ++removed;
@@ -776,7 +790,7 @@ uint32_t NicManager::ReleaseBindingLocked(uint64_t handle) {
       if (sit->second.journaled) {
         devmem::v1::JournalEntry del;
         del.set_session_del(sit->first);
-        (void)JournalLocked(del);
+        JournalOutcomeLocked(del);
       }
       sessions_.erase(sit);
     }
@@ -802,7 +816,7 @@ uint32_t NicManager::ReleaseBindingLocked(uint64_t handle) {
   bindings_.erase(it);
   devmem::v1::JournalEntry del;
   del.set_binding_del(handle);
-  (void)JournalLocked(del);
+  JournalOutcomeLocked(del);
   return removed;
 }
 
@@ -825,7 +839,7 @@ void NicManager::ReleaseSession(uint64_t session) {
   if (journaled) {
     devmem::v1::JournalEntry del;
     del.set_session_del(session);
-    (void)JournalLocked(del);
+    JournalOutcomeLocked(del);
   }
 }
 
@@ -948,7 +962,7 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
   if (!loc.ok()) {
     devmem::v1::JournalEntry undo;
     undo.set_rule_del(r.journal_id);
-    (void)JournalLocked(undo);
+    JournalOutcomeLocked(undo);
     return KernelRefusal(
         loc.status(),
         absl::StrCat("the NIC refused the steering rule for ",
@@ -959,7 +973,15 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
   r.installed = rule;
   devmem::v1::JournalEntry made;
   *made.mutable_rule_put() = RuleRecord(*nic, r);
-  (void)JournalLocked(made);
+  // Without this record a restart would remove a rule in use: undo instead.
+  absl::Status recorded = RecordOutcomeLocked(made);
+  if (!recorded.ok()) {
+    (void)options_.control->DeleteRule(nic->ifindex, *loc);
+    devmem::v1::JournalEntry undo;
+    undo.set_rule_del(r.journal_id);
+    JournalOutcomeLocked(undo);
+    return recorded;
+  }
   nic->rules[*loc] = r;
   b.rule_locations.insert(*loc);
   b.rules_made++;
@@ -984,7 +1006,7 @@ absl::Status NicManager::RemoveFlow(uint64_t session, uint64_t handle,
   absl::Status s = options_.control->DeleteRule(n->ifindex, location);
   devmem::v1::JournalEntry del;
   del.set_rule_del(rit->second.journal_id);
-  (void)JournalLocked(del);
+  JournalOutcomeLocked(del);
   n->by_tuple.erase(TupleKey(rit->second.requested));
   n->rules.erase(rit);
   b.rule_locations.erase(location);
@@ -1017,6 +1039,24 @@ absl::Status NicManager::JournalLocked(const devmem::v1::JournalEntry& entry) {
       s.code(), absl::StrCat("devmemd cannot record the change in its journal "
                              "(new work is refused, existing leases go on): ",
                              s.message()));
+}
+
+absl::Status NicManager::RecordOutcomeLocked(
+    const devmem::v1::JournalEntry& entry) {
+  if (options_.journal == nullptr) return absl::OkStatus();
+  absl::Status s = options_.journal->Record(entry, /*durable=*/false);
+  if (s.ok()) return s;
+  return absl::Status(
+      s.code(), absl::StrCat("devmemd cannot record the change in its journal "
+                             "(it was undone; new work is refused, existing "
+                             "leases go on): ",
+                             s.message()));
+}
+
+void NicManager::JournalOutcomeLocked(const devmem::v1::JournalEntry& entry) {
+  if (options_.journal == nullptr) return;
+  // A lost outcome is recovered from the kernel: its intent is still there.
+  (void)options_.journal->Record(entry, /*durable=*/false);
 }
 
 absl::Status NicManager::JournalSessionLocked(uint64_t session) {
@@ -1106,12 +1146,12 @@ std::vector<std::string> NicManager::Recover(
   auto forget_binding = [&](uint64_t handle) {
     devmem::v1::JournalEntry e;
     e.set_binding_del(handle);
-    (void)JournalLocked(e);
+    JournalOutcomeLocked(e);
   };
   auto forget_rule = [&](uint64_t id) {
     devmem::v1::JournalEntry e;
     e.set_rule_del(id);
-    (void)JournalLocked(e);
+    JournalOutcomeLocked(e);
   };
   // 1. Bindings.
   uint32_t adopted = 0;
@@ -1313,7 +1353,7 @@ std::vector<std::string> NicManager::Recover(
     if (it == sessions_.end() || it->second.bindings.empty()) {
       devmem::v1::JournalEntry e;
       e.set_session_del(id);
-      (void)JournalLocked(e);
+      JournalOutcomeLocked(e);
       continue;
     }
     if (detached != nullptr) detached->push_back(rec);

@@ -239,6 +239,13 @@ class NicManager {
   // Journals `entry`; OK without a journal.
   absl::Status JournalLocked(const devmem::v1::JournalEntry& entry)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // For outcomes and deletions: written, not flushed (LeaseJournal::Record).
+  // Record... returns the error; Journal... ignores it (the kernel state is
+  // what recovery trusts).
+  absl::Status RecordOutcomeLocked(const devmem::v1::JournalEntry& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void JournalOutcomeLocked(const devmem::v1::JournalEntry& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Journals the session's owner once, with its first lease.
   absl::Status JournalSessionLocked(uint64_t session)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
