@@ -115,8 +115,10 @@ int OnError(sockaddr_nl* /*nla*/, nlmsgerr* err, void* arg) {
   if (ack.ok()) {
     ex->kernel_error = *ack;
   } else {
+    // A malformed ack: keep its errno only if it is one (negating INT32_MIN
+    // would overflow), else report a protocol error.
     NetlinkAck bare;
-    bare.error = -err->error;
+    bare.error = err->error < 0 && err->error >= -4095 ? -err->error : EPROTO;
     ex->kernel_error = bare;
   }
   return NL_STOP;
