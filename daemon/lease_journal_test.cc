@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -89,7 +91,9 @@ TEST(FoldJournalEntryTest, SnapshotRebuildsTheSameState) {
   for (const JournalEntry& e : SnapshotEntries(s)) {
     FoldJournalEntry(e, &rebuilt);
   }
-  EXPECT_EQ(rebuilt.SerializeAsString(), s.SerializeAsString());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(rebuilt, s))
+      << rebuilt.DebugString() << "\nvs\n"
+      << s.DebugString();
   EXPECT_EQ(rebuilt.next_id(), 9u);
 }
 
