@@ -152,7 +152,10 @@ Session::Session(UniqueFd session_fd, std::shared_ptr<grpc::Channel> channel,
       hello_(hello),
       token_(hello.session_token()),
       session_fd_(std::move(session_fd)) {
-  if (options_.auto_reconnect) {
+  // Sessions with a daemon to go back to watch their socket: a lost session
+  // is resumed (auto_reconnect), or its binding anchors are let go so the
+  // kernel can unbind.
+  if (stub_ != nullptr) {
     stop_fd_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (stop_fd_.valid()) watcher_ = std::thread([this] { WatchLoop(); });
   }
@@ -783,12 +786,23 @@ void Session::WatchLoop() {
     if (n <= 0 || !(fds[0].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
       continue;
     }
+    if (!options_.auto_reconnect) {
+      // The leases are gone with the session: our anchor copies must not
+      // keep the kernel bindings (and their queues) alive.
+      absl::MutexLock lock(&state_mu_);
+      anchors_.clear();
+      return;
+    }
     absl::StatusOr<bool> resumed = Reconnect(options_.reconnect_timeout);
     if (resumed.ok() && *resumed) ++resumes_;
     if (options_.on_reconnect) {
       options_.on_reconnect(resumed.status(), resumed.ok() && *resumed);
     }
-    if (!resumed.ok()) return;  // the session stays broken
+    if (!resumed.ok()) {
+      absl::MutexLock lock(&state_mu_);
+      anchors_.clear();
+      return;  // the session stays broken
+    }
   }
 }
 

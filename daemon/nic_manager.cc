@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "daemon/inventory_proto.h"
 #include "kernel/errno_status.h"
 
@@ -331,7 +332,23 @@ std::string NicManager::RestoreLocked(Nic& nic, uint32_t* bindings,
     *rules += ReleaseBindingLocked(h);
     ++*bindings;
   }
+  // Workloads hold copies of the bindings' anchors and let go of them when
+  // their session closes; the kernel refuses to turn header split off while
+  // a queue is still bound. Give them a moment.
+  const absl::Time drain_deadline = absl::Now() + absl::Seconds(2);
+  absl::flat_hash_set<uint32_t> still_bound = KernelBoundQueuesLocked(nic);
+  while (!still_bound.empty() && absl::Now() < drain_deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+    still_bound = KernelBoundQueuesLocked(nic);
+  }
   *status = RestoreSettings(*options_.control, nic.ifindex, nic.original);
+  if (!status->ok() && !still_bound.empty()) {
+    *status = absl::Status(
+        status->code(),
+        absl::StrCat(status->message(), " (", still_bound.size(),
+                     " queue(s) are still bound by a workload that kept its "
+                     "binding anchor; restore again once it exits)"));
+  }
   nic.free_queues.clear();
   if (!status->ok()) {
     nic.state = devmem::v1::PROFILE_STATE_FAILED;

@@ -31,6 +31,7 @@ using ::devmem::testing::FdCount;
 using ::devmem::testing::MiniSystemd;
 using ::devmem::testing::Proc;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kDevmemd[] = "daemon/devmemd";
 constexpr char kClient[] = "tests/faults/fault_client";
@@ -329,9 +330,11 @@ TEST_F(FaultTest, LeasesOfAClientThatDiedWithTheDaemonAreRemovedAtStart) {
 
 TEST_F(FaultTest, UnclaimedLeasesAreRemovedAfterTheGracePeriod) {
   StartDaemon();
-  // Alive but never reconnecting: it keeps its anchor.
-  Proc* client = StartClient("listening", /*reconnect=*/false);
+  Proc* client = StartClient("listening");
   ASSERT_TRUE(client->WaitLine("STEP listening").has_value());
+  // A workload that is alive but cannot come back in time (stopped): it
+  // still holds its anchor.
+  ASSERT_EQ(kill(client->pid(), SIGSTOP), 0);
   daemon_.Kill();
   StartDaemon(/*grace_ms=*/800);
   Snapshot s = Look();
@@ -345,11 +348,16 @@ TEST_F(FaultTest, UnclaimedLeasesAreRemovedAfterTheGracePeriod) {
            s.kernel_rules == 0;
   })) << "detached="
       << s.detached << " bindings=" << s.bindings;
-  // The workload still holds its anchor, so the kernel keeps that queue
-  // bound until it lets go; devmemd does not hand the queue out meanwhile.
+  // The kernel keeps that queue bound while the workload holds the anchor;
+  // devmemd does not hand the queue out meanwhile.
   EXPECT_EQ(s.kernel_bound_queues, 1u);
-  client->Kill();
-  EXPECT_TRUE(WaitLeases(0, 0, &s));
+  // Woken up, the workload finds its session gone and lets go: the NIC
+  // unbinds.
+  ASSERT_EQ(kill(client->pid(), SIGCONT), 0);
+  auto re = client->WaitLine("RECONNECT");
+  ASSERT_TRUE(re.has_value()) << client->output();
+  EXPECT_THAT(*re, HasSubstr("resumed=0"));
+  EXPECT_TRUE(WaitLeases(0, 0, &s)) << "bound=" << s.kernel_bound_queues;
 }
 
 TEST_F(FaultTest, FdStoreKeepsABindingAcrossRestartWithoutItsWorkload) {
@@ -499,6 +507,50 @@ TEST_F(FaultTest, FullJournalRefusesNewWorkExistingLeasesGoOn) {
   EXPECT_EQ(Look().journal_error, "");
   daemon_.Kill();
   umount2(state_.c_str(), MNT_DETACH);
+}
+
+TEST_F(FaultTest, SigtermKeepsLeasesForTheNextDaemon) {
+  // An upgrade: systemctl restart sends SIGTERM, then starts the new binary.
+  StartDaemon();
+  Proc* client = StartClient("accepted");
+  auto l = client->WaitLine("STEP listening");
+  ASSERT_TRUE(l.has_value()) << client->output();
+  UniqueFd conn = Dial(PortOf(*l));
+  ASSERT_TRUE(client->WaitLine("STEP accepted").has_value());
+  ASSERT_TRUE(SendPattern(conn.get_unowned(), 0, kBytes / 2));
+  EXPECT_EQ(daemon_.Terminate(), 0) << daemon_.output();
+  EXPECT_THAT(daemon_.output(), HasSubstr("leaving 1 binding(s)"));
+  ASSERT_TRUE(SendPattern(conn.get_unowned(), kBytes / 2, kBytes * 3 / 4));
+  StartDaemon();
+  auto re = client->WaitLine("RECONNECT");
+  ASSERT_TRUE(re.has_value()) << client->output();
+  EXPECT_THAT(*re, HasSubstr("resumed=1 status=OK"));
+  client->Send("go");
+  ASSERT_TRUE(SendPattern(conn.get_unowned(), kBytes * 3 / 4, kBytes));
+  auto done = client->WaitLine("STEP done");
+  ASSERT_TRUE(done.has_value()) << client->output();
+  EXPECT_THAT(*done, HasSubstr("ok=1"));
+  Snapshot s;
+  EXPECT_TRUE(WaitLeases(1, 1, &s));
+}
+
+TEST_F(FaultTest, ReleaseOnExitReleasesAndRestores) {
+  daemon_ = Proc::Spawn({kDevmemd, "--config=" + config_,
+                         "--runtime_dir=" + run_, "--state_dir=" + state_,
+                         "--nic_backend=simulated", "--release_on_exit"});
+  ASSERT_TRUE(daemon_.WaitLine("devmemd 0").has_value()) << daemon_.output();
+  Proc* client = StartClient("listening", /*reconnect=*/false);
+  ASSERT_TRUE(client->WaitLine("STEP listening").has_value());
+  EXPECT_EQ(daemon_.Terminate(), 0) << daemon_.output();
+  // Sessions close first (their leases go), then the NIC is restored.
+  EXPECT_THAT(daemon_.output(), HasSubstr("nic lo: original state restored"));
+  EXPECT_THAT(daemon_.output(), Not(HasSubstr("leaving")));
+  // The next daemon finds nothing to re-adopt and a clean NIC.
+  client->Kill();
+  StartDaemon();
+  Snapshot s;
+  EXPECT_TRUE(WaitLeases(0, 0, &s));
+  EXPECT_EQ(s.detached, 0u);
 }
 
 }  // namespace
