@@ -244,6 +244,20 @@ TEST_F(DaemonTest, SecondDaemonOnSameDirRefuses) {
   EXPECT_TRUE(stub_->GetStatus(&ctx, {}, &resp).ok());
 }
 
+TEST_F(DaemonTest, OversizedRequestIsRefused) {
+  grpc::ClientContext ctx;
+  devmem::v1::ListenRequest req;
+  req.set_nic(std::string(kMaxGrpcRequestBytes + 1, 'x'));
+  devmem::v1::SocketResponse resp;
+  grpc::Status s = stub_->Listen(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << s.error_message();
+  // The daemon is fine.
+  grpc::ClientContext ctx2;
+  devmem::v1::GetStatusResponse st;
+  EXPECT_TRUE(stub_->GetStatus(&ctx2, {}, &st).ok());
+}
+
 TEST_F(DaemonTest, SecondDaemonOnSameStateDirRefuses) {
   // Other sockets, same journal: refused before anything is touched.
   Daemon::Options o;
