@@ -104,6 +104,9 @@ ABSL_FLAG(bool, pattern, false,
           "`listen --expect_pattern` checks.");
 ABSL_FLAG(std::string, input, "",
           "Send the contents of FILE, or of stdin with -, instead of --bytes.");
+ABSL_FLAG(bool, reconnect, true,
+          "If devmemd restarts while this command runs, reconnect and resume "
+          "the session (its bindings and steering rules survive).");
 ABSL_FLAG(int32_t, bind_memfd_mb, 0,
           "Before the socket: bind N MiB of memfd-backed stand-in device "
           "memory to the NIC's devmem pool (BindRx) and steer the socket's "
@@ -266,6 +269,25 @@ std::string HintFor(const absl::Status& status) {
 absl::StatusOr<std::unique_ptr<Session>> OpenSession() {
   SessionOptions options;
   options.runtime_dir = absl::GetFlag(FLAGS_runtime_dir);
+  // listen/connect hold leases for as long as they run: if devmemd restarts
+  // meanwhile, resume the session and hand the binding anchors back.
+  options.auto_reconnect = absl::GetFlag(FLAGS_reconnect);
+  options.on_reconnect = [](const absl::Status& status, bool resumed) {
+    if (!status.ok()) {
+      absl::FPrintF(stderr,
+                    "devmemctl: devmemd went away and did not come "
+                    "back: %s\n",
+                    status.ToString());
+    } else if (resumed) {
+      absl::FPrintF(stderr,
+                    "devmemctl: devmemd restarted; session resumed, "
+                    "bindings and steering kept\n");
+    } else {
+      absl::FPrintF(stderr,
+                    "devmemctl: devmemd restarted and did not know "
+                    "this session; leases are gone\n");
+    }
+  };
   return Session::Open(options);
 }
 

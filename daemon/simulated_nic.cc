@@ -121,11 +121,13 @@ bool ValidAddress(int family, const std::string& ip) {
 // simnic::SimulatedNicState.version this code writes and reads.
 constexpr uint32_t kStateVersion = 1;
 
-// mkdir -p, new directories mode 0700.
+// mkdir -p: the state directory itself mode 0700, parents it has to make
+// 0755 (e.g. the daemon's runtime directory, which clients must traverse).
 absl::Status MakeDirs(const std::string& dir) {
   for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
     const std::string prefix = dir.substr(0, slash);
-    if (mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
+    const mode_t mode = slash == std::string::npos ? 0700 : 0755;
+    if (mkdir(prefix.c_str(), mode) != 0 && errno != EEXIST) {
       return ErrnoStatus(
           errno, absl::StrCat("simulated NIC state dir: mkdir ", prefix));
     }

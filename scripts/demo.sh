@@ -14,7 +14,10 @@
 #   5. as nobody (no capabilities), bind 64 MiB of stand-in device memory, get a
 #      listening socket on dm-a with an ntuple rule steering it to the bound
 #      queue, and receive 64 MiB from namespace B, checking every byte;
-#   6. the client exits: its rule and binding are released; devmemd stops and
+#   6. live restart: devmemd is killed with SIGKILL while the client holds its
+#      binding and rule, and started again; it replays its journal, checks it
+#      against the NIC, and the client resumes its session on its own;
+#   7. the client exits: its rule and binding are released; devmemd stops and
 #      restores the NIC.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,7 +74,7 @@ ctl nic show dm-a | sed 's/^/   /'
 
 echo "== unprivileged client: bind 64 MiB, listen on dm-a with steering, receive 64 MiB from $NS_B"
 ctl listen --nic=dm-a --addr=10.77.9.1 --port=7000 --bind_memfd_mb=64 --queues=1 \
-  --expect_pattern 2>&1 | sed 's/^/   client: /' &
+  --expect_pattern 2>&1 | tee "$WORK/client.log" | sed 's/^/   client: /' &
 listener=$!
 deadline=$((SECONDS + 10))
 until ip netns exec "$NS_A" ss -Hltn "sport = :7000" | grep -q LISTEN; do
@@ -79,6 +82,18 @@ until ip netns exec "$NS_A" ss -Hltn "sport = :7000" | grep -q LISTEN; do
   sleep 0.05
 done
 ip netns exec "$NS_A" ss -Hltnp "sport = :7000" 2>/dev/null | sed 's/^/   socket: /'
+echo "== live restart: kill -9 devmemd while the client holds its binding and rule, start it again"
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null || true
+start_daemon "$NS_A" "$RUN" --allow_uids="$NOBODY" --allow_gids=0 --socket_group=nogroup \
+  --nic=dm-a --state_dir="$STATE" --nic_backend=simulated || fail "devmemd did not restart"
+grep -E "journal|recovery|detached" "$WORK/devmemd.log" | sed 's/^/   /'
+deadline=$((SECONDS + 20))
+until grep -q "session resumed" "$WORK/client.log"; do
+  ((SECONDS > deadline)) && fail "the client did not resume its session"
+  sleep 0.05
+done
+ctl status | grep -E "^(bindings|rules|detached_sessions):" | sed 's/^/   /'
 ip netns exec "$NS_B" "$PEER" send --to=10.77.9.1:7000 --bytes=$((64 << 20)) | sed 's/^/   sender: /'
 wait "$listener" || fail "the client reported an error"
 echo "== after the client exited: its rule, binding and queue are released"
@@ -90,5 +105,5 @@ done
 ctl nic show dm-a | grep -E "free queues|bindings|rules" | sed 's/^/   /'
 stop_daemon
 echo "== devmemd stopped:"
-grep "restored" "$WORK/devmemd.log" | sed 's/^/   /'
+grep "original state restored" "$WORK/devmemd.log" | sed 's/^/   /'
 echo "== done: the client (uid $NOBODY, no capabilities) got a binding and a steered socket, and received every byte intact"
