@@ -59,8 +59,10 @@ void GrpcUnixListener::Loop() {
     }
     if (pfds[1].revents != 0) return;
     if ((pfds[0].revents & POLLIN) == 0) continue;
-    UniqueFd conn(::accept4(listen_fd_.get_unowned(), nullptr, nullptr,
-                            SOCK_CLOEXEC | SOCK_NONBLOCK));
+    // Out of fds, the pending connection is shed (closed at once) rather
+    // than left queued to wake this loop forever.
+    UniqueFd conn = reserve_.Accept(listen_fd_.get_unowned(),
+                                    SOCK_CLOEXEC | SOCK_NONBLOCK, nullptr);
     if (!conn) continue;  // EAGAIN, ECONNABORTED, EMFILE: try again later
     auto cred = GetPeerCred(conn.get_unowned());
     if (!cred.ok()) continue;  // closes the connection

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/peer_cred.h"
+#include "kernel/accept_reserve.h"
 #include "kernel/unique_fd.h"
 
 namespace devmem {
@@ -47,6 +48,7 @@ class GrpcUnixListener {
   void Loop();
 
   UniqueFd listen_fd_;
+  AcceptReserve reserve_;
   UniqueFd stop_fd_;  // eventfd
   grpc::Server* server_;
   GrpcPeerRegistry* registry_;

@@ -1,6 +1,7 @@
 // devmemd: the privileged devmem TCP daemon. Process glue only: flags, config,
 // signals. Everything else lives in libraries that tests link.
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -151,6 +152,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "devmemd: warning: allow_uids and allow_gids are empty, every "
                  "peer will be refused\n");
+  }
+
+  // One fd per session and per gRPC connection: use all the fds we may.
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
+      nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &nofile);
   }
 
   // Block the stop signals in every thread; the main thread waits for them.

@@ -113,9 +113,23 @@ void SessionServer::Loop() {
 
 void SessionServer::Accept() {
   for (;;) {
-    UniqueFd conn(::accept4(listen_fd_.get_unowned(), nullptr, nullptr,
-                            SOCK_CLOEXEC | SOCK_NONBLOCK));
-    if (!conn) return;  // EAGAIN (drained), or EMFILE etc.: retry on next event
+    UniqueFd conn = reserve_.Accept(
+        listen_fd_.get_unowned(), SOCK_CLOEXEC | SOCK_NONBLOCK, [](int fd) {
+          // Out of fds: say so instead of leaving the client waiting.
+          devmem::v1::SessionFrame refusal;
+          refusal.mutable_hello()->set_protocol_version(kProtocolVersion);
+          refusal.mutable_hello()->set_code(
+              static_cast<int>(absl::StatusCode::kResourceExhausted));
+          refusal.mutable_hello()->set_message(
+              "devmemd is out of file descriptors (RLIMIT_NOFILE); close "
+              "idle sessions, or raise devmemd's LimitNOFILE");
+          auto bytes = EncodeFrame(refusal);
+          if (bytes.ok()) (void)SendWithFds(fd, *bytes, {});
+        });
+    if (!conn) {
+      if (errno == EMFILE || errno == ENFILE) continue;  // shed one, go on
+      return;  // EAGAIN (drained), or another error: retry on the next event
+    }
     auto cred = GetPeerCred(conn.get_unowned());
     if (!cred.ok()) continue;
     devmem::v1::SessionFrame frame;

@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "daemon/peer_cred.h"
 #include "daemon/session_manager.h"
+#include "kernel/accept_reserve.h"
 #include "kernel/unique_fd.h"
 #include "proto/devmem/v1/session.pb.h"
 
@@ -73,6 +74,7 @@ class SessionServer {
   const AccessPolicy* policy_;
   SessionManager* sessions_;
   LeaseHooks hooks_;
+  AcceptReserve reserve_;
   std::thread thread_;
   std::atomic<uint64_t> fds_handed_off_{0};
   std::atomic<uint64_t> violations_{0};

@@ -297,8 +297,16 @@ absl::StatusOr<NicInfo> KernelNicInventory::Get(absl::string_view name) {
 absl::StatusOr<uint32_t> KernelNicInventory::IfIndex(absl::string_view name) {
   if (name.empty() || name.size() >= IFNAMSIZ) return NoSuchNic(name);
   const std::string name_copy(name);
+  errno = 0;
   const unsigned index = if_nametoindex(name_copy.c_str());
-  if (index == 0) return NoSuchNic(name);
+  if (index == 0) {
+    // ENODEV is "no such NIC"; anything else (EMFILE when out of fds) is a
+    // failure to ask, not an answer.
+    if (errno != 0 && errno != ENODEV && errno != ENXIO) {
+      return ErrnoStatus(errno, absl::StrCat("if_nametoindex(", name, ")"));
+    }
+    return NoSuchNic(name);
+  }
   return static_cast<uint32_t>(index);
 }
 
