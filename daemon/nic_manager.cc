@@ -663,33 +663,7 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
                          BindRxRemedy(bound.status(), nic.name));
   }
   b.kernel = *std::move(bound);
-  b.kernel_id = b.kernel->id();
-  b.queues = b.kernel->queues();
-  devmem::v1::JournalEntry made;
-  *made.mutable_binding_put() = BindingRecord(b);
-  // Without this record a restart would drop a binding in use: undo instead.
-  absl::Status recorded = RecordOutcomeLocked(made);
-  if (!recorded.ok()) {
-    b.kernel.reset();
-    if (b.rss_context) {
-      (void)options_.control->DeleteRssContext(nic.ifindex, *b.rss_context);
-    }
-    JournalOutcomeLocked(undo);
-    return recorded;
-  }
-  if (options_.anchors != nullptr && b.kernel->netlink_fd_unowned() >= 0) {
-    (void)options_.anchors->Keep(b.handle, b.kernel->netlink_fd_unowned());
-  }
-  const uint64_t handle = b.handle;
-  sessions_[session].bindings.push_back(handle);
-  for (uint32_t q : queues) {
-    nic.free_queues.erase(
-        std::remove(nic.free_queues.begin(), nic.free_queues.end(), q),
-        nic.free_queues.end());
-  }
-  Binding& stored = bindings_[handle];
-  stored = std::move(b);
-  return BindingProto(stored);
+  return AdoptNewBindingLocked(std::move(b), nic);
 }
 
 absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
@@ -732,12 +706,22 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
     return KernelRefusal(bound.status(), remedy);
   }
   b.kernel = *std::move(bound);
+  return AdoptNewBindingLocked(std::move(b), nic);
+}
+
+absl::StatusOr<devmem::v1::Binding> NicManager::AdoptNewBindingLocked(
+    Binding b, Nic& nic) {
   b.kernel_id = b.kernel->id();
+  if (!b.tx) b.queues = b.kernel->queues();
   devmem::v1::JournalEntry made;
   *made.mutable_binding_put() = BindingRecord(b);
+  // Without this record a restart would drop a binding in use: undo instead.
   absl::Status recorded = RecordOutcomeLocked(made);
   if (!recorded.ok()) {
     b.kernel.reset();
+    if (b.rss_context) {
+      (void)options_.control->DeleteRssContext(nic.ifindex, *b.rss_context);
+    }
     devmem::v1::JournalEntry undo;
     undo.set_binding_del(b.handle);
     JournalOutcomeLocked(undo);
@@ -747,7 +731,12 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
     (void)options_.anchors->Keep(b.handle, b.kernel->netlink_fd_unowned());
   }
   const uint64_t handle = b.handle;
-  sessions_[session].bindings.push_back(handle);
+  sessions_[b.session].bindings.push_back(handle);
+  for (uint32_t q : b.queues) {
+    nic.free_queues.erase(
+        std::remove(nic.free_queues.begin(), nic.free_queues.end(), q),
+        nic.free_queues.end());
+  }
   Binding& stored = bindings_[handle];
   stored = std::move(b);
   return BindingProto(stored);

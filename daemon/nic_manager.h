@@ -257,6 +257,10 @@ class NicManager {
   // Pool queues of `nic` the kernel shows bound to a dma-buf right now.
   absl::flat_hash_set<uint32_t> KernelBoundQueuesLocked(const Nic& nic)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records a binding the kernel just made (undoing it if the record cannot
+  // be written), shares its anchor, and takes its queues from the pool.
+  absl::StatusOr<devmem::v1::Binding> AdoptNewBindingLocked(Binding b, Nic& nic)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   devmem::v1::Binding BindingProto(const Binding& b) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   devmem::v1::FlowRule RuleProto(const Nic& nic, const Rule& r) const;
