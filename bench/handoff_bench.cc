@@ -65,6 +65,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/runfiles_path.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
 ABSL_FLAG(std::string, devmemd, "",
@@ -312,29 +313,6 @@ void StartSignalThread() {
     TheCleanup().Run();
     _exit(128 + sig);
   }).detach();
-}
-
-// ---------------------------------------------------------------------------
-// Binaries.
-
-std::string Executable(const std::string& flag_value,
-                       bazel::tools::cpp::runfiles::Runfiles* runfiles,
-                       const std::string& workspace_path) {
-  if (!flag_value.empty()) return flag_value;
-  std::vector<std::string> candidates;
-  if (runfiles != nullptr) {
-    candidates.push_back(runfiles->Rlocation("devmemd/" + workspace_path));
-  }
-  if (const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY")) {
-    candidates.push_back(absl::StrCat(ws, "/bazel-bin/", workspace_path));
-  }
-  candidates.push_back("bazel-bin/" + workspace_path);
-  for (const std::string& c : candidates) {
-    if (!c.empty() && ::access(c.c_str(), X_OK) == 0) {
-      return std::filesystem::absolute(c).string();
-    }
-  }
-  return candidates.back();
 }
 
 // ---------------------------------------------------------------------------

@@ -22,28 +22,19 @@
 //
 //   bazel run -c opt //bench:load_bench
 //   bazel run -c opt //bench:load_bench -- --rounds=5 --sessions=500
-#include <dirent.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -51,12 +42,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "kernel/unique_fd.h"
+#include "bench/runfiles_path.h"
+#include "tests/testing/process.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
 ABSL_FLAG(std::string, devmemd, "",
@@ -72,207 +62,35 @@ ABSL_FLAG(int, connects, 2, "Of --sockets, how many are Connect.");
 ABSL_FLAG(int, threads, 8, "Client threads.");
 ABSL_FLAG(int, rounds, 3, "Rounds of the three paths.");
 
-extern char** environ;
-
 namespace devmem {
 namespace {
 
-std::string Executable(const std::string& flag_value,
-                       bazel::tools::cpp::runfiles::Runfiles* runfiles,
-                       const std::string& workspace_path) {
-  if (!flag_value.empty()) return flag_value;
-  std::vector<std::string> candidates;
-  if (runfiles != nullptr) {
-    candidates.push_back(runfiles->Rlocation("devmemd/" + workspace_path));
-  }
-  if (const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY")) {
-    candidates.push_back(absl::StrCat(ws, "/bazel-bin/", workspace_path));
-  }
-  candidates.push_back("bazel-bin/" + workspace_path);
-  for (const std::string& c : candidates) {
-    if (!c.empty() && ::access(c.c_str(), X_OK) == 0) {
-      return std::filesystem::absolute(c).string();
-    }
-  }
-  return candidates.back();
-}
+using ::devmem::testing::FdCount;
+using ::devmem::testing::LineFields;
+using ::devmem::testing::Proc;
+using ::devmem::testing::ProcStatusField;
+using ::devmem::testing::RaiseFdLimit;
 
-// Soft RLIMIT_NOFILE (and hard, as root) to `want`; children inherit it.
-absl::Status RaiseFdLimit(rlim_t want) {
-  rlimit r{};
-  ::getrlimit(RLIMIT_NOFILE, &r);
-  if (r.rlim_cur >= want) return absl::OkStatus();
-  if (r.rlim_max < want) {
-    if (::geteuid() != 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "RLIMIT_NOFILE hard limit is ", r.rlim_max, "; this load needs ",
-          want, " (run as root, raise it, or pass a smaller --sessions)"));
-    }
-    r.rlim_max = want;
+// devmemd as a child, once it printed "ready:"; its log is drained from then
+// on so that it never blocks on a write.
+absl::StatusOr<Proc> StartDaemon(const std::string& binary,
+                                 const std::string& dir,
+                                 const std::string& state_dir) {
+  Proc p = Proc::Spawn({binary, absl::StrCat("--runtime_dir=", dir),
+                        absl::StrCat("--state_dir=", state_dir),
+                        absl::StrCat("--allow_uids=", ::getuid())});
+  if (!p.running()) {
+    return absl::InternalError(absl::StrCat("could not spawn ", binary));
   }
-  r.rlim_cur = want;
-  if (::setrlimit(RLIMIT_NOFILE, &r) != 0) {
-    return absl::InternalError(
-        absl::StrCat("setrlimit(RLIMIT_NOFILE): ", std::strerror(errno)));
-  }
-  return absl::OkStatus();
-}
-
-struct Child {
-  pid_t pid = -1;
-  UniqueFd stdin_w;
-  UniqueFd stdout_r;
-};
-
-// posix_spawn with stdout (and stderr if `merge_stderr`) and, if `pipe_stdin`,
-// stdin on pipes.
-absl::StatusOr<Child> Spawn(const std::vector<std::string>& args,
-                            bool pipe_stdin, bool merge_stderr) {
-  int out[2];
-  int in[2] = {-1, -1};
-  if (::pipe2(out, O_CLOEXEC) != 0 ||
-      (pipe_stdin && ::pipe2(in, O_CLOEXEC) != 0)) {
-    return absl::InternalError(absl::StrCat("pipe2: ", std::strerror(errno)));
-  }
-  Child c;
-  c.stdout_r.Reset(out[0]);
-  UniqueFd out_w(out[1]);
-  UniqueFd in_r(in[0]);
-  c.stdin_w.Reset(in[1]);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, out_w.get_unowned(), STDOUT_FILENO);
-  if (merge_stderr) {
-    posix_spawn_file_actions_adddup2(&fa, out_w.get_unowned(), STDERR_FILENO);
-  }
-  if (pipe_stdin) {
-    posix_spawn_file_actions_adddup2(&fa, in_r.get_unowned(), STDIN_FILENO);
-  }
-  std::vector<char*> argv;
-  for (const std::string& a : args) {
-    argv.push_back(const_cast<char*>(a.c_str()));
-  }
-  argv.push_back(nullptr);
-  int rc = ::posix_spawn(&c.pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    return absl::InternalError(
-        absl::StrCat("posix_spawn ", args[0], ": ", std::strerror(rc)));
-  }
-  return c;
-}
-
-// Lines from a pipe, with a deadline.
-class LineReader {
- public:
-  explicit LineReader(int fd) : fd_(fd) {}
-  std::optional<std::string> Next(absl::Time deadline) {
-    for (;;) {
-      size_t nl = buf_.find('\n');
-      if (nl != std::string::npos) {
-        std::string line = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        return line;
-      }
-      const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-      if (ms <= 0) return std::nullopt;
-      pollfd p = {fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(std::min<int64_t>(ms, 60000))) <= 0) {
-        continue;
-      }
-      char chunk[4096];
-      ssize_t n = ::read(fd_, chunk, sizeof(chunk));
-      if (n <= 0) return std::nullopt;
-      buf_.append(chunk, static_cast<size_t>(n));
-    }
-  }
-  const std::string& pending() const { return buf_; }
-
- private:
-  int fd_;
-  std::string buf_;
-};
-
-int64_t ProcStatusKiB(pid_t pid, const std::string& field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (absl::StartsWith(line, field + ":")) {
-      std::vector<std::string> parts =
-          absl::StrSplit(line.substr(field.size() + 1), absl::ByAnyChar(" \t"),
-                         absl::SkipEmpty());
-      int64_t v;
-      if (!parts.empty() && absl::SimpleAtoi(parts[0], &v)) return v;
-    }
-  }
-  return -1;
-}
-
-int FdCount(pid_t pid) {
-  DIR* d = ::opendir(absl::StrCat("/proc/", pid, "/fd").c_str());
-  if (d == nullptr) return -1;
-  int n = 0;
-  while (dirent* e = ::readdir(d)) n += e->d_name[0] != '.' ? 1 : 0;
-  ::closedir(d);
-  return n;
-}
-
-std::map<std::string, int64_t> Fields(const std::string& line) {
-  std::map<std::string, int64_t> out;
-  for (absl::string_view part : absl::StrSplit(line, ' ', absl::SkipEmpty())) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(part, '=');
-    int64_t v;
-    if (absl::SimpleAtoi(kv.second, &v)) out[kv.first] = v;
-  }
-  return out;
-}
-
-void Reap(Child& c, int sig) {
-  if (c.pid <= 0) return;
-  if (sig != 0) ::kill(c.pid, sig);
-  ::waitpid(c.pid, nullptr, 0);
-  c.pid = -1;
-}
-
-// devmemd as a child; Start() returns once it printed "ready:".
-class Daemon {
- public:
-  ~Daemon() {
-    Reap(child_, SIGTERM);
-    if (drain_.joinable()) drain_.join();
-  }
-  absl::Status Start(const std::string& binary, const std::string& dir,
-                     const std::string& state_dir) {
-    auto c = Spawn({binary, absl::StrCat("--runtime_dir=", dir),
-                    absl::StrCat("--state_dir=", state_dir),
-                    absl::StrCat("--allow_uids=", ::getuid())},
-                   /*pipe_stdin=*/false, /*merge_stderr=*/true);
-    if (!c.ok()) return c.status();
-    child_ = *std::move(c);
-    LineReader log(child_.stdout_r.get_unowned());
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    std::string text;
-    while (auto line = log.Next(deadline)) {
-      text += *line + "\n";
-      if (line->find(" ready: ") != std::string::npos) {
-        // Keep its log pipe drained so it never blocks on a write.
-        drain_ = std::thread([fd = child_.stdout_r.get_unowned()] {
-          char chunk[4096];
-          while (::read(fd, chunk, sizeof(chunk)) > 0) {
-          }
-        });
-        return absl::OkStatus();
-      }
-    }
+  // "devmemd <version>: ready: ..."
+  const auto ready = p.WaitLine("devmemd ");
+  if (!ready || !absl::StrContains(*ready, ": ready: ")) {
     return absl::UnavailableError(
-        absl::StrCat("devmemd did not get ready:\n", text));
+        absl::StrCat("devmemd did not get ready:\n", p.output()));
   }
-  pid_t pid() const { return child_.pid; }
-
- private:
-  Child child_;
-  std::thread drain_;
-};
+  p.DrainInBackground();
+  return p;
+}
 
 struct Run {
   std::string path;
@@ -304,7 +122,7 @@ absl::StatusOr<Run> RunPath(const Setup& s, const std::string& path,
   const std::string dir = absl::StrCat("/tmp/dmlb-", ::getpid(), "-", round);
   const std::string state =
       absl::StrCat("/tmp/dmlb-state-", ::getpid(), "-", round, "-", path);
-  std::unique_ptr<Daemon> daemon;
+  Proc daemon;  // not running() on the direct path
   std::vector<std::string> args = {s.driver,
                                    absl::StrCat("--sessions=", s.sessions),
                                    absl::StrCat("--sockets=", s.sockets),
@@ -313,27 +131,28 @@ absl::StatusOr<Run> RunPath(const Setup& s, const std::string& path,
   if (path == "direct") {
     args.push_back("--direct");
   } else {
-    daemon = std::make_unique<Daemon>();
-    absl::Status started = daemon->Start(s.devmemd, dir, state);
-    if (!started.ok()) return started;
-    r.idle_kib = ProcStatusKiB(daemon->pid(), "VmRSS");
-    r.idle_fds = FdCount(daemon->pid());
+    absl::StatusOr<Proc> started = StartDaemon(s.devmemd, dir, state);
+    if (!started.ok()) return started.status();
+    daemon = *std::move(started);
+    r.idle_kib = ProcStatusField(daemon.pid(), "VmRSS");
+    r.idle_fds = FdCount(daemon.pid());
     args.push_back(absl::StrCat("--runtime_dir=", dir));
     args.push_back(absl::StrCat("--connection_per_session=",
                                 path == "per-conn" ? "true" : "false"));
   }
-  auto spawned = Spawn(args, /*pipe_stdin=*/true, /*merge_stderr=*/false);
-  if (!spawned.ok()) return spawned.status();
-  Child driver = *std::move(spawned);
-  LineReader lines(driver.stdout_r.get_unowned());
+  Proc driver = Proc::Spawn(args, /*env=*/{}, /*fds=*/{},
+                            /*listen_pid=*/false, /*merge_stderr=*/false);
+  if (!driver.running()) {
+    return absl::InternalError(absl::StrCat("could not spawn ", s.driver));
+  }
   const absl::Time deadline = absl::Now() + absl::Minutes(10);
   std::optional<std::string> line;
-  while ((line = lines.Next(deadline))) {
+  while ((line = driver.WaitLine("", deadline - absl::Now()))) {
     if (absl::StartsWith(*line, "FAIL ")) {
       std::fprintf(stderr, "load_bench: %s: %s\n", path.c_str(), line->c_str());
     }
     if (absl::StartsWith(*line, "SKIP ")) {
-      Reap(driver, SIGKILL);
+      driver.Kill();
       return absl::FailedPreconditionError(line->substr(5));
     }
     if (absl::StartsWith(*line, "OPENED ") ||
@@ -342,36 +161,35 @@ absl::StatusOr<Run> RunPath(const Setup& s, const std::string& path,
     }
   }
   if (!line) {
-    Reap(driver, SIGKILL);
+    driver.Kill();
     return absl::InternalError("load_driver stopped before opening");
   }
-  std::map<std::string, int64_t> f = Fields(*line);
+  std::map<std::string, int64_t> f = LineFields(*line);
   r.open_s = static_cast<double>(f["wall_us"]) / 1e6;
   r.sessions = f["sessions"];
   r.sockets = f["sockets"];
   r.bad = f["bad"];
-  if (daemon) {
-    r.loaded_kib = ProcStatusKiB(daemon->pid(), "VmRSS");
-    r.loaded_fds = FdCount(daemon->pid());
+  if (daemon.running()) {
+    r.loaded_kib = ProcStatusField(daemon.pid(), "VmRSS");
+    r.loaded_fds = FdCount(daemon.pid());
   }
-  (void)!::write(driver.stdin_w.get_unowned(), "close\n", 6);
-  line = lines.Next(deadline);
+  (void)driver.Send("close");
+  line = driver.WaitLine("", deadline - absl::Now());
   if (line && absl::StartsWith(*line, "CLOSED ")) {
-    r.close_s = static_cast<double>(Fields(*line)["wall_us"]) / 1e6;
+    r.close_s = static_cast<double>(LineFields(*line)["wall_us"]) / 1e6;
   }
-  driver.stdin_w.Reset();  // EOF: the driver exits
-  Reap(driver, 0);
-  if (daemon) {
+  driver.CloseStdin();  // EOF: the driver exits
+  (void)driver.Wait(absl::Minutes(1));
+  if (daemon.running()) {
     // Closing is asynchronous in the daemon: give it until its fds are back.
     const absl::Time until = absl::Now() + absl::Seconds(30);
-    while (FdCount(daemon->pid()) != r.idle_fds && absl::Now() < until) {
-      pollfd none = {-1, 0, 0};
-      ::poll(&none, 0, 10);
+    while (FdCount(daemon.pid()) != r.idle_fds && absl::Now() < until) {
+      absl::SleepFor(absl::Milliseconds(10));
     }
-    r.after_kib = ProcStatusKiB(daemon->pid(), "VmRSS");
-    r.after_fds = FdCount(daemon->pid());
+    r.after_kib = ProcStatusField(daemon.pid(), "VmRSS");
+    r.after_fds = FdCount(daemon.pid());
+    (void)daemon.Terminate();
   }
-  daemon.reset();
   ::rmdir(dir.c_str());
   std::filesystem::remove_all(state);
   return r;
@@ -419,7 +237,7 @@ int Main(int argc, char** argv) {
   absl::Status limit = RaiseFdLimit(
       static_cast<rlim_t>(s.sessions) * (1 + s.sockets + s.connects) + 512);
   if (!limit.ok()) {
-    std::printf("load_bench: SKIPPED: %s\n",
+    std::printf("load_bench: SKIPPED: %s (or pass a smaller --sessions)\n",
                 std::string(limit.message()).c_str());
     return 0;
   }

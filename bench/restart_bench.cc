@@ -26,7 +26,7 @@
 #include "absl/strings/str_split.h"
 #include "client/libdevmem.h"
 #include "client/pattern.h"
-#include "tests/faults/harness.h"
+#include "tests/testing/process.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
 ABSL_FLAG(int, workloads, 4, "workload processes (one binding each)");

@@ -22,7 +22,7 @@
 #include "client/pattern.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/faults/harness.h"
+#include "tests/testing/process.h"
 
 namespace devmem {
 namespace {

@@ -13,48 +13,37 @@
 // Both children are started with posix_spawn before this process makes any
 // gRPC object (and posix_spawn runs no fork handlers anyway).
 #include <dirent.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <grpcpp/grpcpp.h>
 
-#include <algorithm>
-#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <map>
-#include <memory>
-#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "daemon/testing/wait.h"
 #include "gtest/gtest.h"
-#include "kernel/unique_fd.h"
 #include "proto/devmem/v1/devmem.grpc.pb.h"
-
-extern char** environ;
+#include "tests/testing/process.h"
 
 namespace devmem {
 namespace {
+
+using ::devmem::testing::LineFields;
+using ::devmem::testing::Proc;
+using ::devmem::testing::ProcStatusField;
+using ::devmem::testing::RaiseFdLimit;
 
 constexpr int kSessions = 1000;
 constexpr int kSocketsPerSession = 8;
@@ -78,122 +67,7 @@ constexpr bool kSanitized = false;
 #endif
 
 // ---------------------------------------------------------------------------
-// Processes and /proc.
-
-// Raises RLIMIT_NOFILE (soft, and hard too when root) to `want`; children
-// inherit it, devmemd included (it does not raise its own).
-bool RaiseFdLimit(rlim_t want, std::string* why) {
-  rlimit r{};
-  ::getrlimit(RLIMIT_NOFILE, &r);
-  if (r.rlim_cur >= want) return true;
-  if (r.rlim_max < want) {
-    if (::geteuid() != 0) {
-      *why = absl::StrCat("RLIMIT_NOFILE hard limit is ", r.rlim_max,
-                          "; this load needs ", want,
-                          " fds per process (run as root or raise it)");
-      return false;
-    }
-    r.rlim_max = want;
-  }
-  r.rlim_cur = want;
-  if (::setrlimit(RLIMIT_NOFILE, &r) != 0) {
-    *why = absl::StrCat("setrlimit(RLIMIT_NOFILE, ", want,
-                        "): ", std::strerror(errno));
-    return false;
-  }
-  return true;
-}
-
-struct Child {
-  pid_t pid = -1;
-  UniqueFd stdin_w;   // our end of its stdin (if piped)
-  UniqueFd stdout_r;  // our end of its stdout (and stderr, if merged)
-};
-
-// posix_spawn with stdout (and stderr if `merge_stderr`) on a pipe, and stdin
-// on a pipe if `pipe_stdin`.
-absl::StatusOr<Child> Spawn(const std::vector<std::string>& args,
-                            bool pipe_stdin, bool merge_stderr) {
-  int out[2];
-  int in[2] = {-1, -1};
-  if (::pipe2(out, O_CLOEXEC) != 0 ||
-      (pipe_stdin && ::pipe2(in, O_CLOEXEC) != 0)) {
-    return absl::InternalError(absl::StrCat("pipe2: ", std::strerror(errno)));
-  }
-  Child c;
-  c.stdout_r.Reset(out[0]);
-  UniqueFd out_w(out[1]);
-  UniqueFd in_r(in[0]);
-  c.stdin_w.Reset(in[1]);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, out_w.get_unowned(), STDOUT_FILENO);
-  if (merge_stderr) {
-    posix_spawn_file_actions_adddup2(&fa, out_w.get_unowned(), STDERR_FILENO);
-  }
-  if (pipe_stdin) {
-    posix_spawn_file_actions_adddup2(&fa, in_r.get_unowned(), STDIN_FILENO);
-  }
-  std::vector<char*> argv;
-  for (const std::string& a : args)
-    argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  int rc = ::posix_spawn(&c.pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    return absl::InternalError(
-        absl::StrCat("posix_spawn ", args[0], ": ", std::strerror(rc)));
-  }
-  return c;
-}
-
-// Reads lines from a pipe with a deadline (poll, no sleeping).
-class LineReader {
- public:
-  explicit LineReader(int fd) : fd_(fd) {}
-  // The next line without its newline, or nullopt at EOF or past `deadline`.
-  std::optional<std::string> Next(absl::Time deadline) {
-    for (;;) {
-      size_t nl = buf_.find('\n');
-      if (nl != std::string::npos) {
-        std::string line = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        return line;
-      }
-      const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-      if (ms <= 0) return std::nullopt;
-      pollfd p = {fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(std::min<int64_t>(ms, 60000))) <= 0) {
-        continue;
-      }
-      char chunk[4096];
-      ssize_t n = ::read(fd_, chunk, sizeof(chunk));
-      if (n <= 0) return std::nullopt;
-      buf_.append(chunk, static_cast<size_t>(n));
-    }
-  }
-
- private:
-  int fd_;
-  std::string buf_;
-};
-
-// VmRSS and friends from /proc/<pid>/status, in KiB (or the count); -1 if
-// absent.
-int64_t ProcStatusField(pid_t pid, const std::string& field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (absl::StartsWith(line, field + ":")) {
-      std::vector<std::string> parts =
-          absl::StrSplit(line.substr(field.size() + 1), absl::ByAnyChar(" \t"),
-                         absl::SkipEmpty());
-      int64_t v;
-      if (!parts.empty() && absl::SimpleAtoi(parts[0], &v)) return v;
-    }
-  }
-  return -1;
-}
+// /proc and gRPC.
 
 // Entries in /proc/<pid>/fd, and how many of them are sockets.
 struct FdFigures {
@@ -240,77 +114,6 @@ std::string MiB(int64_t kib) {
                       " MiB");
 }
 
-// "TAG k=v k=v" -> {k: v}.
-std::map<std::string, int64_t> Fields(const std::string& line) {
-  std::map<std::string, int64_t> out;
-  for (absl::string_view part : absl::StrSplit(line, ' ', absl::SkipEmpty())) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(part, '=');
-    int64_t v;
-    if (absl::SimpleAtoi(kv.second, &v)) out[kv.first] = v;
-  }
-  return out;
-}
-
-// devmemd as a child process; its log is collected by a thread (so it never
-// blocks on a full pipe) and Start() waits for its "ready:" line.
-class DaemonChild {
- public:
-  ~DaemonChild() { Stop(); }
-
-  absl::Status Start(const std::vector<std::string>& args) {
-    auto c = Spawn(args, /*pipe_stdin=*/false, /*merge_stderr=*/true);
-    if (!c.ok()) return c.status();
-    child_ = *std::move(c);
-    reader_ = std::thread([this] {
-      char chunk[4096];
-      for (;;) {
-        ssize_t n = ::read(child_.stdout_r.get_unowned(), chunk, sizeof(chunk));
-        absl::MutexLock lock(&mu_);
-        if (n <= 0) {
-          eof_ = true;
-          return;
-        }
-        log_.append(chunk, static_cast<size_t>(n));
-      }
-    });
-    absl::MutexLock lock(&mu_);
-    auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return eof_ || log_.find(" ready: ") != std::string::npos;
-    };
-    mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(30));
-    if (log_.find(" ready: ") == std::string::npos) {
-      return absl::UnavailableError(
-          absl::StrCat("devmemd did not get ready; its log:\n", log_));
-    }
-    return absl::OkStatus();
-  }
-
-  // SIGTERM and reap; returns the wait status.
-  int Stop() {
-    if (child_.pid > 0) {
-      ::kill(child_.pid, SIGTERM);
-      ::waitpid(child_.pid, &status_, 0);
-      child_.pid = -1;
-    }
-    if (reader_.joinable()) reader_.join();
-    return status_;
-  }
-
-  pid_t pid() const { return child_.pid; }
-  std::string log() const {
-    absl::MutexLock lock(&mu_);
-    return log_;
-  }
-
- private:
-  Child child_;
-  std::thread reader_;
-  int status_ = 0;
-  mutable absl::Mutex mu_;
-  std::string log_ ABSL_GUARDED_BY(mu_);
-  bool eof_ ABSL_GUARDED_BY(mu_) = false;
-};
-
 absl::StatusOr<devmem::v1::GetStatusResponse> GetStatus(
     const std::string& runtime_dir) {
   auto channel =
@@ -341,12 +144,11 @@ class LoadTest : public ::testing::Test {
                               ::getpid(), "-", n);
   }
   void TearDown() override {
-    if (daemon_ != nullptr) {
-      const int status = daemon_->Stop();
-      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-          << "devmemd did not exit cleanly on SIGTERM (status " << status
-          << "); its log:\n"
-          << daemon_->log();
+    if (daemon_.running()) {
+      const int code = daemon_.Terminate();
+      EXPECT_EQ(code, 0) << "devmemd did not exit cleanly on SIGTERM; its "
+                            "log:\n"
+                         << daemon_.output();
     }
     ::rmdir(dir_.c_str());
   }
@@ -360,7 +162,7 @@ class LoadTest : public ::testing::Test {
 
   std::string dir_;
   std::string state_dir_;
-  std::unique_ptr<DaemonChild> daemon_;
+  Proc daemon_;
 };
 
 void LoadTest::RunLoad(bool connection_per_session) {
@@ -368,43 +170,43 @@ void LoadTest::RunLoad(bool connection_per_session) {
   // session; devmemd a session socket per session (plus gRPC connections).
   const rlim_t need =
       kSessions * (1 + kSocketsPerSession + kConnectsPerSession) + 512;
-  std::string why;
-  if (!RaiseFdLimit(need, &why)) GTEST_SKIP() << why;
+  const absl::Status raised = RaiseFdLimit(need);
+  if (!raised.ok()) GTEST_SKIP() << raised.message();
   // A driver that died must fail the test, not kill it on write().
   ::signal(SIGPIPE, SIG_IGN);
 
-  daemon_ = std::make_unique<DaemonChild>();
-  ASSERT_TRUE(
-      daemon_
-          ->Start({"daemon/devmemd", absl::StrCat("--runtime_dir=", dir_),
-                   absl::StrCat("--state_dir=", state_dir_),
-                   absl::StrCat("--allow_uids=", ::getuid())})
-          .ok())
-      << daemon_->log();
-  const pid_t pid = daemon_->pid();
+  daemon_ = Proc::Spawn({"daemon/devmemd", absl::StrCat("--runtime_dir=", dir_),
+                         absl::StrCat("--state_dir=", state_dir_),
+                         absl::StrCat("--allow_uids=", ::getuid())});
+  ASSERT_TRUE(daemon_.running());
+  // "devmemd <version>: ready: ..."
+  const auto ready = daemon_.WaitLine("devmemd ");
+  ASSERT_TRUE(ready.has_value() && absl::StrContains(*ready, ": ready: "))
+      << "devmemd did not get ready; its log:\n"
+      << daemon_.output();
+  // Its log is collected from now on, so that it never blocks on it.
+  daemon_.DrainInBackground();
+  const pid_t pid = daemon_.pid();
   const Snapshot idle = Take(pid);
   ASSERT_GT(idle.rss_kib, 0);
   ASSERT_GT(idle.fds.total, 0);
 
-  auto spawned =
-      Spawn({"tests/load/load_driver", absl::StrCat("--runtime_dir=", dir_),
-             absl::StrCat("--sessions=", kSessions),
-             absl::StrCat("--sockets=", kSocketsPerSession),
-             absl::StrCat("--connects=", kConnectsPerSession), "--threads=8",
-             absl::StrCat("--connection_per_session=",
-                          connection_per_session ? "true" : "false")},
-            /*pipe_stdin=*/true, /*merge_stderr=*/false);
-  ASSERT_TRUE(spawned.ok()) << spawned.status();
-  Child driver = *std::move(spawned);
-  LineReader lines(driver.stdout_r.get_unowned());
+  Proc driver = Proc::Spawn(
+      {"tests/load/load_driver", absl::StrCat("--runtime_dir=", dir_),
+       absl::StrCat("--sessions=", kSessions),
+       absl::StrCat("--sockets=", kSocketsPerSession),
+       absl::StrCat("--connects=", kConnectsPerSession), "--threads=8",
+       absl::StrCat("--connection_per_session=",
+                    connection_per_session ? "true" : "false")},
+      /*env=*/{}, /*fds=*/{}, /*listen_pid=*/false, /*merge_stderr=*/false);
+  ASSERT_TRUE(driver.running());
   const absl::Time deadline = absl::Now() + absl::Seconds(240);
 
   std::string opened_line;
   std::vector<std::string> failures;
-  while (auto line = lines.Next(deadline)) {
+  while (auto line = driver.WaitLine("", deadline - absl::Now())) {
     if (absl::StartsWith(*line, "SKIP ")) {
-      ::kill(driver.pid, SIGKILL);
-      ::waitpid(driver.pid, nullptr, 0);
+      driver.Kill();
       GTEST_SKIP() << "load_driver: " << line->substr(5);
     }
     if (absl::StartsWith(*line, "FAIL ")) failures.push_back(*line);
@@ -415,22 +217,21 @@ void LoadTest::RunLoad(bool connection_per_session) {
   }
   ASSERT_FALSE(opened_line.empty())
       << "load_driver gave no OPENED line; devmemd log:\n"
-      << daemon_->log();
-  std::map<std::string, int64_t> opened = Fields(opened_line);
+      << daemon_.output();
+  std::map<std::string, int64_t> opened = LineFields(opened_line);
 
   // All sessions and sockets are open now: the loaded figures.
   const Snapshot loaded = Take(pid);
   auto loaded_status = GetStatus(dir_);
   ASSERT_TRUE(loaded_status.ok()) << loaded_status.status();
 
-  ASSERT_EQ(::write(driver.stdin_w.get_unowned(), "close\n", 6), 6);
-  auto closed = lines.Next(deadline);
+  ASSERT_TRUE(driver.Send("close"));
+  auto closed = driver.WaitLine("", deadline - absl::Now());
   ASSERT_TRUE(closed.has_value() && absl::StartsWith(*closed, "CLOSED "))
       << (closed ? *closed : "EOF");
-  ASSERT_EQ(::write(driver.stdin_w.get_unowned(), "exit\n", 5), 5);
-  driver.stdin_w.Reset();
-  int driver_status = 0;
-  ASSERT_EQ(::waitpid(driver.pid, &driver_status, 0), driver.pid);
+  ASSERT_TRUE(driver.Send("exit"));
+  driver.CloseStdin();
+  const int driver_exit = driver.Wait(absl::Seconds(60));
 
   // Closing is asynchronous on the daemon side: wait for its fds to return.
   const bool fds_back = WaitUntil(
@@ -467,7 +268,7 @@ void LoadTest::RunLoad(bool connection_per_session) {
       static_cast<long long>(opened["connect"]),
       static_cast<long long>(opened["bad"]),
       static_cast<double>(opened["wall_us"]) / 1e6,
-      static_cast<double>(Fields(*closed)["wall_us"]) / 1e6,
+      static_cast<double>(LineFields(*closed)["wall_us"]) / 1e6,
       MiB(idle.rss_kib).c_str(), MiB(loaded.rss_kib).c_str(),
       MiB(after.rss_kib).c_str(), MiB(after.hwm_kib).c_str(),
       static_cast<double>(loaded.rss_kib - idle.rss_kib) / kSessions,
@@ -489,8 +290,7 @@ void LoadTest::RunLoad(bool connection_per_session) {
             kSessions * (kSocketsPerSession - kConnectsPerSession));
   EXPECT_EQ(opened["connect"], kSessions * kConnectsPerSession);
   EXPECT_EQ(opened["bad"], 0);
-  EXPECT_TRUE(WIFEXITED(driver_status) && WEXITSTATUS(driver_status) == 0)
-      << "load_driver status " << driver_status;
+  EXPECT_EQ(driver_exit, 0) << "load_driver did not exit cleanly";
   // The daemon saw them all at once, and holds no fd behind a ticket.
   EXPECT_EQ(loaded_status->sessions(), static_cast<uint32_t>(kSessions));
   EXPECT_EQ(loaded_status->pending_tickets(), 0u);

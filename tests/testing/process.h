@@ -1,12 +1,14 @@
 #pragma once
-// Process plumbing for the fault-injection suite: spawn devmemd and workloads
-// as real processes, read their output line by line, kill -9 them, and act as
-// a minimal systemd for the fd store (NOTIFY_SOCKET + LISTEN_FDS).
+// Process plumbing for tests and benches that run devmemd and workloads as
+// real processes: spawn them, read their output line by line, kill -9 them,
+// read their figures from /proc, and act as a minimal systemd for the fd
+// store (NOTIFY_SOCKET + LISTEN_FDS).
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -14,17 +16,28 @@
 
 #include <dirent.h>
 
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "kernel/unique_fd.h"
@@ -34,7 +47,8 @@ extern char** environ;
 namespace devmem {
 namespace testing {
 
-// A child process with its stdin and stdout (stderr too, merged) on pipes.
+// A child process with its stdin and stdout (stderr too, merged unless asked
+// otherwise) on pipes.
 class Proc {
  public:
   Proc() = default;
@@ -46,17 +60,22 @@ class Proc {
     in_ = std::move(o.in_);
     out_ = std::move(o.out_);
     pending_ = std::move(o.pending_);
-    all_ = std::move(o.all_);
+    // The drain thread (if any) holds the fd and the Output, neither of
+    // which moves.
+    output_ = std::exchange(o.output_, std::make_unique<Output>());
+    drain_ = std::move(o.drain_);
     return *this;
   }
   ~Proc() { Kill(); }
 
   // `fds` are placed at 3, 4, ... in the child (for LISTEN_FDS); with
   // `listen_pid` the child runs through /bin/sh so that LISTEN_PID is its
-  // own pid, as systemd sets it.
+  // own pid, as systemd sets it. Without `merge_stderr` the child's stderr
+  // is this process's. Not running() if the spawn failed.
   static Proc Spawn(std::vector<std::string> argv,
                     const std::vector<std::string>& env = {},
-                    const std::vector<int>& fds = {}, bool listen_pid = false) {
+                    const std::vector<int>& fds = {}, bool listen_pid = false,
+                    bool merge_stderr = true) {
     Proc p;
     int in[2], out[2];
     if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) return p;
@@ -64,7 +83,9 @@ class Proc {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
     posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, out[1], STDERR_FILENO);
+    if (merge_stderr) {
+      posix_spawn_file_actions_adddup2(&fa, out[1], STDERR_FILENO);
+    }
     // Two hops so that sources and targets cannot collide.
     for (size_t i = 0; i < fds.size(); ++i) {
       posix_spawn_file_actions_adddup2(&fa, fds[i], 900 + static_cast<int>(i));
@@ -104,10 +125,15 @@ class Proc {
 
   pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0; }
-  const std::string& output() const { return all_; }
+  // Everything read from the child's output so far.
+  std::string output() const {
+    absl::MutexLock lock(&output_->mu);
+    return output_->all;
+  }
 
   // The next output line starting with `prefix` (earlier lines are skipped
-  // but kept in output()); nullopt on EOF or when `limit` passes.
+  // but kept in output(); "" takes the next line); nullopt on EOF, when
+  // `limit` passes, or once DrainInBackground() was called.
   std::optional<std::string> WaitLine(
       const std::string& prefix, absl::Duration limit = absl::Seconds(30)) {
     const absl::Time deadline = absl::Now() + limit;
@@ -118,7 +144,7 @@ class Proc {
         pending_.erase(0, nl + 1);
         if (absl::StartsWith(line, prefix)) return line;
       }
-      if (!out_.valid()) return std::nullopt;
+      if (!out_.valid() || drain_.joinable()) return std::nullopt;
       const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
       if (ms <= 0) return std::nullopt;
       struct pollfd pfd = {out_.get_unowned(), POLLIN, 0};
@@ -132,26 +158,58 @@ class Proc {
         continue;
       }
       pending_.append(buf, static_cast<size_t>(r));
-      all_.append(buf, static_cast<size_t>(r));
+      absl::MutexLock lock(&output_->mu);
+      output_->all.append(buf, static_cast<size_t>(r));
     }
   }
 
-  void Send(const std::string& line) {
-    const std::string l = line + "\n";
-    (void)!write(in_.get_unowned(), l.data(), l.size());
+  // From now on a thread reads the child's output into output() as it
+  // comes, so that a child that keeps writing never blocks on a full pipe
+  // while nobody calls WaitLine (which then returns nullopt).
+  void DrainInBackground() {
+    if (!out_.valid() || drain_.joinable()) return;
+    drain_ = std::thread([fd = out_.get_unowned(), o = output_.get()] {
+      for (;;) {
+        // Once stopped: only what is already in the pipe.
+        const bool stop = o->stop.load();
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, stop ? 0 : 100) <= 0) {
+          if (stop) return;
+          continue;
+        }
+        char buf[4096];
+        ssize_t r = read(fd, buf, sizeof(buf));
+        if (r <= 0) return;
+        absl::MutexLock lock(&o->mu);
+        o->all.append(buf, static_cast<size_t>(r));
+      }
+    });
   }
+
+  // Writes `line` and a newline to the child's stdin.
+  bool Send(const std::string& line) {
+    const std::string l = line + "\n";
+    return write(in_.get_unowned(), l.data(), l.size()) ==
+           static_cast<ssize_t>(l.size());
+  }
+  // EOF on the child's stdin.
+  void CloseStdin() { in_.Reset(); }
 
   // SIGKILL and reap.
   void Kill() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+    StopDrain();
   }
-  // SIGTERM; returns the exit code (-1 if killed by a signal or on timeout).
-  int Terminate(absl::Duration limit = absl::Seconds(20)) {
+  // Waits for the child to exit, reading its output into output() meanwhile
+  // (so that it never blocks on a full pipe; lines not yet taken by WaitLine
+  // are skipped), and returns its exit code; -1 if it was killed by a signal,
+  // or if `limit` passed (it is then killed).
+  int Wait(absl::Duration limit = absl::Seconds(30)) {
     if (pid_ <= 0) return -1;
-    kill(pid_, SIGTERM);
     const absl::Time deadline = absl::Now() + limit;
     int status = 0;
     for (;;) {
@@ -161,19 +219,45 @@ class Proc {
         Kill();
         return -1;
       }
-      // Drain output so the child never blocks on a full pipe.
-      (void)WaitLine("\x01never", absl::Milliseconds(20));
+      if (drain_.joinable() || !out_.valid()) {
+        absl::SleepFor(absl::Milliseconds(20));
+      } else {
+        (void)WaitLine("\x01never", absl::Milliseconds(20));
+      }
     }
     pid_ = -1;
+    StopDrain();
+    // The rest of its output, up to EOF.
+    (void)WaitLine("\x01never", absl::Milliseconds(100));
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  // SIGTERM and Wait().
+  int Terminate(absl::Duration limit = absl::Seconds(20)) {
+    if (pid_ <= 0) return -1;
+    kill(pid_, SIGTERM);
+    return Wait(limit);
   }
 
  private:
+  struct Output {
+    absl::Mutex mu;
+    std::string all ABSL_GUARDED_BY(mu);
+    std::atomic<bool> stop{false};
+  };
+
+  // Ends the drain thread once it has read what is in the pipe.
+  void StopDrain() {
+    if (!drain_.joinable()) return;
+    output_->stop.store(true);
+    drain_.join();
+  }
+
   pid_t pid_ = -1;
   UniqueFd in_;
   UniqueFd out_;
   std::string pending_;
-  std::string all_;
+  std::unique_ptr<Output> output_ = std::make_unique<Output>();
+  std::thread drain_;
 };
 
 // Open fds of a process.
@@ -186,6 +270,57 @@ inline int FdCount(pid_t pid) {
   }
   closedir(d);
   return n;
+}
+
+// A number from /proc/<pid>/status ("VmRSS", "VmHWM" in KiB, "Threads");
+// -1 if absent.
+inline int64_t ProcStatusField(pid_t pid, const std::string& field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, field + ":")) {
+      std::vector<std::string> parts =
+          absl::StrSplit(line.substr(field.size() + 1), absl::ByAnyChar(" \t"),
+                         absl::SkipEmpty());
+      int64_t v;
+      if (!parts.empty() && absl::SimpleAtoi(parts[0], &v)) return v;
+    }
+  }
+  return -1;
+}
+
+// The numbers of an output line "TAG k=v k=v": {k: v}.
+inline std::map<std::string, int64_t> LineFields(const std::string& line) {
+  std::map<std::string, int64_t> out;
+  for (absl::string_view part : absl::StrSplit(line, ' ', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(part, '=');
+    int64_t v;
+    if (absl::SimpleAtoi(kv.second, &v)) out[kv.first] = v;
+  }
+  return out;
+}
+
+// Raises this process's RLIMIT_NOFILE (soft, and hard too when root) to
+// `want`; children inherit it. FailedPrecondition if the hard limit is lower
+// and this process is not root.
+inline absl::Status RaiseFdLimit(rlim_t want) {
+  rlimit r{};
+  getrlimit(RLIMIT_NOFILE, &r);
+  if (r.rlim_cur >= want) return absl::OkStatus();
+  if (r.rlim_max < want) {
+    if (geteuid() != 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "RLIMIT_NOFILE hard limit is ", r.rlim_max, "; this load needs ",
+          want, " fds per process (run as root or raise it)"));
+    }
+    r.rlim_max = want;
+  }
+  r.rlim_cur = want;
+  if (setrlimit(RLIMIT_NOFILE, &r) != 0) {
+    return absl::InternalError(absl::StrCat("setrlimit(RLIMIT_NOFILE, ", want,
+                                            "): ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 // systemd's side of the fd store: a datagram socket at `path` that the
