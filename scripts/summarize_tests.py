@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
 """Counts test cases from Bazel's test.xml files and prints the closing line.
 
-Every test target in //... is accounted for: its gtest cases are counted one by
-one (passed, failed, skipped); a target that did not produce a fresh test.xml in
-this run (failed to build, crashed before writing, or was never run) counts as one
-failure. The last line printed is "N passed, N failed, N skipped".
+Every test target of every run is accounted for: its gtest cases are counted one
+by one (passed, failed, skipped); a target that did not produce a fresh test.xml
+in this run (failed to build, crashed before writing, or was never run) counts as
+one failure. The last line printed is "N passed, N failed, N skipped".
+
+A run is one `bazel test` invocation, given as --run LABEL TESTLOGS QUERY: its
+testlogs directory (`bazel info [--config=X] bazel-testlogs`) and the query for
+the tests it ran (e.g. "tests(//...)"). Targets of a run with a non-empty LABEL
+are reported as "//pkg:name_test (LABEL)". Without --run: one unlabelled run of
+tests(//...) read from the default configuration's testlogs.
 """
 import argparse
 import os
@@ -13,8 +19,8 @@ import sys
 import xml.etree.ElementTree as ET
 
 
-def test_targets():
-    out = subprocess.run(["bazel", "query", "tests(//...)"], capture_output=True,
+def test_targets(query="tests(//...)"):
+    out = subprocess.run(["bazel", "query", query], capture_output=True,
                          text=True, check=True).stdout
     return [t for t in out.split() if t.startswith("//")]
 
@@ -66,24 +72,31 @@ def main():
     ap.add_argument("--since", type=float, required=True)
     ap.add_argument("--lint-failed", type=int, default=0)
     ap.add_argument("--log")
+    ap.add_argument("--run", nargs=3, action="append", default=[],
+                    metavar=("LABEL", "TESTLOGS", "QUERY"),
+                    help="one bazel test run: label ('' for none), its testlogs "
+                    "directory, and the bazel query for its test targets")
     args = ap.parse_args()
+    runs = args.run or [("", testlogs_dir(), "tests(//...)")]
     passed = failed = skipped = 0
     failures = []
-    logs = testlogs_dir()
-    for t in test_targets():
-        p = xml_path(logs, t)
-        if not os.path.exists(p) or os.path.getmtime(p) < args.since - 1:
-            failed += 1
-            failures.append(t + " (no result: failed to build or did not run)")
-            continue
-        try:
-            a, b, c, names = count(p)
-        except ET.ParseError:
-            failed += 1
-            failures.append(t + " (unreadable test.xml)")
-            continue
-        passed, failed, skipped = passed + a, failed + b, skipped + c
-        failures += [t + ": " + n for n in names]
+    for label, logs, query in runs:
+        suffix = f" ({label})" if label else ""
+        for t in test_targets(query):
+            p = xml_path(logs, t)
+            if not os.path.exists(p) or os.path.getmtime(p) < args.since - 1:
+                failed += 1
+                failures.append(t + suffix +
+                                " (no result: failed to build or did not run)")
+                continue
+            try:
+                a, b, c, names = count(p)
+            except ET.ParseError:
+                failed += 1
+                failures.append(t + suffix + " (unreadable test.xml)")
+                continue
+            passed, failed, skipped = passed + a, failed + b, skipped + c
+            failures += [t + suffix + ": " + n for n in names]
     if args.lint_failed:
         failed += 1
         failures.append("lint: clang-format")

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Sets up (Debian packages), builds and runs every test, then prints one closing
-# line "N passed, N failed, N skipped" computed from the test results.
+# Sets up (Debian packages), builds and runs every test, runs them again under
+# ASan + UBSan (--config=asan), then prints one closing line
+# "N passed, N failed, N skipped" computed from the test results of both runs.
 # Exit status is non-zero if anything failed. Run as root for the namespace tests
-# (they skip with a reason otherwise).
+# (they skip with a reason otherwise). TSan is not run here (slow, and it needs
+# the annotations in tests/sanitizers); see tests/sanitizers/README.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,11 +13,43 @@ bash scripts/setup.sh || exit 1
 mkdir -p .cache
 start=$(date +%s)
 status=0
-# Every test runs every time: the counts below are from this run only.
-bazel test --keep_going --nocache_test_results //... 2>&1 | tee .cache/last-test.log
-bazel_rc=${PIPESTATUS[0]}
-# 3 = some tests failed; 1 = build failed; 4 = no tests. All are failures here.
-[[ $bazel_rc -ne 0 ]] && status=1
+# One "--run LABEL TESTLOGS QUERY" per bazel test run, for summarize_tests.py.
+summary_runs=()
+timings=()
+
+# run_tests LABEL LOG QUERY [BAZEL_FLAGS...] -- PATTERNS...
+# One `bazel test` of PATTERNS (QUERY names the same tests for the summary).
+# Every test runs every time: the counts are from this run only.
+run_tests() {
+  local label=$1 log=$2 query=$3
+  shift 3
+  local flags=()
+  while [[ $1 != -- ]]; do
+    flags+=("$1")
+    shift
+  done
+  shift
+  local t0=$SECONDS
+  bazel test --keep_going --nocache_test_results "${flags[@]}" -- "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  # 3 = some tests failed; 1 = build failed; 4 = no tests. All are failures here.
+  [[ $rc -ne 0 ]] && status=1
+  timings+=("${label:-default}: $((SECONDS - t0)) s (bazel exit $rc)")
+  summary_runs+=(--run "$label" "$(bazel info "${flags[@]}" bazel-testlogs 2>/dev/null)" "$query")
+}
+
+# 1. Every test, normal build.
+run_tests "" .cache/last-test.log "tests(//...)" -- //...
+
+# 2. ASan + UBSan + LSan: every test except the load test, whose RSS budgets
+#    cannot hold under ASan's shadow memory and quarantine (it runs in step 1).
+#    Builds into its own output directory (bazel-out/k8-fastbuildasan).
+run_tests asan .cache/last-test-asan.log "tests(//... except //tests/load/...)" \
+  --config=asan -- //... -//tests/load/...
+
+# 3. (Reserved for the fuzz step.) A step that produces Bazel test results adds
+#    its run with run_tests; any other step sets status=1 on failure and, to be
+#    counted in the closing line, needs a matching option in summarize_tests.py.
 
 # Style check counts as a test of its own.
 lint_failed=0
@@ -27,8 +61,9 @@ if ! clang-format --dry-run --Werror $files >.cache/clang-format.log 2>&1; then
   status=1
 fi
 
+for t in "${timings[@]}"; do echo "wall time, tests $t" >&2; done
 python3 scripts/summarize_tests.py --since "$start" --lint-failed "$lint_failed" \
-  --log .cache/last-test.log
+  --log .cache/last-test.log "${summary_runs[@]}"
 summary_rc=$?
 [[ $summary_rc -ne 0 ]] && status=1
 exit $status
