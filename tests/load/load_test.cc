@@ -54,7 +54,10 @@ constexpr int64_t kLoadedRssGoalKiB = 64 * 1024;
 // Under ASan/TSan (bazel test --config=asan|tsan) devmemd is instrumented too:
 // its memory then says nothing about the product goals, which are only
 // printed.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+// --config=tsan compiles with -U__SANITIZE_THREAD__ -D_GLIBCXX_TSAN=1 (see
+// .bazelrc), so _GLIBCXX_TSAN is what marks its builds.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || \
+    defined(_GLIBCXX_TSAN)
 constexpr bool kSanitized = true;
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
