@@ -41,11 +41,9 @@ run_tests() {
 # 1. Every test, normal build.
 run_tests "" .cache/last-test.log "tests(//...)" -- //...
 
-# 2. ASan + UBSan + LSan: every test except the load test, whose RSS budgets
-#    cannot hold under ASan's shadow memory and quarantine (it runs in step 1).
-#    Builds into its own output directory (bazel-out/k8-fastbuildasan).
-run_tests asan .cache/last-test-asan.log "tests(//... except //tests/load/...)" \
-  --config=asan -- //... -//tests/load/...
+# 2. Every test again under ASan + UBSan + LSan, built into its own output
+#    directory (bazel-out/k8-fastbuildasan).
+run_tests asan .cache/last-test-asan.log "tests(//...)" --config=asan -- //...
 
 # 3. (Reserved for the fuzz step.) A step that produces Bazel test results adds
 #    its run with run_tests; any other step sets status=1 on failure and, to be
