@@ -459,7 +459,6 @@ TEST(NicManagerGpuTest, PicksTheNicOnTheGpusPciBus) {
             absl::StatusCode::kInvalidArgument);
 }
 
-
 TEST_F(NicManagerTest, ChangesBySomeoneElseMarkLeasesDegraded) {
   auto m = Make();
   m->ApplyAll();
