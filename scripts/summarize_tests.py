@@ -71,6 +71,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--since", type=float, required=True)
     ap.add_argument("--lint-failed", type=int, default=0)
+    ap.add_argument("--fuzz", nargs=2, type=int, default=[0, 0],
+                    metavar=("PASSED", "FAILED"),
+                    help="fuzz targets that ran clean / crashed (scripts/fuzz.sh)")
     ap.add_argument("--log")
     ap.add_argument("--run", nargs=3, action="append", default=[],
                     metavar=("LABEL", "TESTLOGS", "QUERY"),
@@ -102,6 +105,11 @@ def main():
         failures.append("lint: clang-format")
     else:
         passed += 1
+    passed += args.fuzz[0]
+    failed += args.fuzz[1]
+    if args.fuzz[1]:
+        failures.append(f"fuzz: {args.fuzz[1]} target(s) crashed or did not "
+                        "build (see .cache/last-fuzz.log)")
     for f in failures:
         print("FAILED: " + f)
     print(f"{passed} passed, {failed} failed, {skipped} skipped")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up (Debian packages), builds and runs every test, runs them again under
-# ASan + UBSan (--config=asan), then prints one closing line
+# ASan + UBSan (--config=asan), runs each libFuzzer target for a short fixed
+# time (scripts/fuzz.sh; FUZZ_SECONDS, default 15), then prints one closing line
 # "N passed, N failed, N skipped" computed from the test results of both runs.
 # Exit status is non-zero if anything failed. Run as root for the namespace tests
 # (they skip with a reason otherwise). TSan is not run here (slow, and it needs
@@ -45,9 +46,17 @@ run_tests "" .cache/last-test.log "tests(//...)" -- //...
 #    directory (bazel-out/k8-fastbuildasan).
 run_tests asan .cache/last-test-asan.log "tests(//...)" --config=asan -- //...
 
-# 3. (Reserved for the fuzz step.) A step that produces Bazel test results adds
-#    its run with run_tests; any other step sets status=1 on failure and, to be
-#    counted in the closing line, needs a matching option in summarize_tests.py.
+# 3. Each libFuzzer target (clang 14, ASan + UBSan) for a short fixed time,
+#    starting from its corpus in tests/fuzz/corpus/. One result per target.
+t0=$SECONDS
+bash scripts/fuzz.sh --seconds "${FUZZ_SECONDS:-15}" 2>&1 | tee .cache/last-fuzz.log
+fuzz_rc=${PIPESTATUS[0]}
+[[ $fuzz_rc -ne 0 ]] && status=1
+fuzz_passed=$(grep -c '^fuzz [a-z_]*: ok' .cache/last-fuzz.log)
+fuzz_failed=$(grep -c '^fuzz [a-z_]*: CRASH' .cache/last-fuzz.log)
+# A fuzz build that failed runs nothing: count it as one failure.
+if [[ $fuzz_rc -ne 0 && $fuzz_failed -eq 0 ]]; then fuzz_failed=1; fi
+timings+=("fuzz: $((SECONDS - t0)) s (exit $fuzz_rc)")
 
 # Style check counts as a test of its own.
 lint_failed=0
@@ -61,6 +70,7 @@ fi
 
 for t in "${timings[@]}"; do echo "wall time, tests $t" >&2; done
 python3 scripts/summarize_tests.py --since "$start" --lint-failed "$lint_failed" \
+  --fuzz "$fuzz_passed" "$fuzz_failed" \
   --log .cache/last-test.log "${summary_runs[@]}"
 summary_rc=$?
 [[ $summary_rc -ne 0 ]] && status=1

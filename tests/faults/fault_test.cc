@@ -466,6 +466,7 @@ TEST_F(FaultTest, FullJournalRefusesNewWorkExistingLeasesGoOn) {
   bo.nic = "lo";
   absl::Status refused;
   uint32_t made = 0;
+  std::vector<UniqueFd> held;
   auto binding = (*b)->BindRx(mem, bo);
   if (!binding.ok()) {
     refused = binding.status();
@@ -477,6 +478,9 @@ TEST_F(FaultTest, FullJournalRefusesNewWorkExistingLeasesGoOn) {
       auto l = (*b)->Listen(lo);
       if (l.ok()) {
         ++made;
+        // Kept open: a closed listener's port could come back for the next
+        // Listen, whose identical rule would then be the same rule.
+        held.push_back(std::move(l->fd));
       } else {
         refused = l.status();
       }
