@@ -20,6 +20,7 @@
 #include "daemon/config.h"
 #include "daemon/simulated_nic.h"
 #include "daemon/testing/fake_nic_inventory.h"
+#include "daemon/testing/test_tuple.h"
 #include "kernel/errno_status.h"
 
 namespace devmem {
@@ -33,16 +34,6 @@ using devmem::v1::PROFILE_STATE_RESTORED;
 constexpr uint32_t kIfindex = 7;
 
 UniqueFd Memfd() { return UniqueFd(memfd_create("devmem-test", MFD_CLOEXEC)); }
-
-FlowTuple Tuple(uint16_t src_port, uint16_t dst_port) {
-  FlowTuple t;
-  t.family = AF_INET;
-  t.src_ip = "10.0.0.2";
-  t.src_port = src_port;
-  t.dst_ip = "10.0.0.1";
-  t.dst_port = dst_port;
-  return t;
-}
 
 class NicManagerTest : public ::testing::Test {
  protected:
@@ -273,29 +264,29 @@ TEST_F(NicManagerTest, SteeringIsIdempotentConflictsAndQuotas) {
   m->ApplyAll();
   auto b = m->BindRx(1, {"sim0", ""}, 2, Memfd());
   ASSERT_TRUE(b.ok()) << b.status();
-  auto r1 = m->SteerFlow(1, b->handle(), Tuple(40000, 5000));
+  auto r1 = m->SteerFlow(1, b->handle(), TestTuple(40000, 5000));
   ASSERT_TRUE(r1.ok()) << r1.status();
   EXPECT_TRUE(r1->five_tuple());
   EXPECT_EQ(r1->queue(), 6u);
   auto rule = sim_->GetRule(kIfindex, r1->location());
   ASSERT_TRUE(rule.ok()) << rule.status();
   EXPECT_EQ(rule->queue, 6u);
-  EXPECT_EQ(rule->match, Tuple(40000, 5000));
+  EXPECT_EQ(rule->match, TestTuple(40000, 5000));
   // Same tuple, same binding: the same rule.
-  auto again = m->SteerFlow(1, b->handle(), Tuple(40000, 5000));
+  auto again = m->SteerFlow(1, b->handle(), TestTuple(40000, 5000));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->location(), r1->location());
   EXPECT_EQ(m->rule_count(), 1u);
   // The next flow goes to the binding's other queue.
-  auto r2 = m->SteerFlow(1, b->handle(), Tuple(40001, 5000));
+  auto r2 = m->SteerFlow(1, b->handle(), TestTuple(40001, 5000));
   ASSERT_TRUE(r2.ok());
   EXPECT_EQ(r2->queue(), 7u);
   // Another session's binding cannot take the same flow, nor use b.
   auto other = m->BindTx(2, {"sim0", ""}, Memfd());
   ASSERT_TRUE(other.ok());
-  EXPECT_EQ(m->SteerFlow(2, b->handle(), Tuple(1, 2)).status().code(),
+  EXPECT_EQ(m->SteerFlow(2, b->handle(), TestTuple(1, 2)).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(m->SteerFlow(2, other->handle(), Tuple(1, 2)).status().code(),
+  EXPECT_EQ(m->SteerFlow(2, other->handle(), TestTuple(1, 2)).status().code(),
             absl::StatusCode::kFailedPrecondition);  // TX binding
   auto b3 = m->BindRx(3, {"sim0", ""}, 0, Memfd());
   EXPECT_EQ(b3.status().code(), absl::StatusCode::kResourceExhausted);
@@ -304,13 +295,13 @@ TEST_F(NicManagerTest, SteeringIsIdempotentConflictsAndQuotas) {
   // The NIC refuses the 5-tuple: the 3-tuple goes in instead.
   sim_->FailNext(SimOp::kInsertRule,
                  ErrnoStatus(EINVAL, "ethtool SRXCLSRLINS sim0"));
-  auto r3 = m->SteerFlow(1, b->handle(), Tuple(40002, 6000));
+  auto r3 = m->SteerFlow(1, b->handle(), TestTuple(40002, 6000));
   ASSERT_TRUE(r3.ok()) << r3.status();
   EXPECT_FALSE(r3->five_tuple());
   EXPECT_TRUE(r3->src_ip().empty());
   EXPECT_EQ(r3->dst_port(), 6000u);
   // Quota: 3 rules per session.
-  auto r4 = m->SteerFlow(1, b->handle(), Tuple(40003, 5000));
+  auto r4 = m->SteerFlow(1, b->handle(), TestTuple(40003, 5000));
   EXPECT_EQ(r4.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(r4.status().message().find("3 of 3"), std::string::npos)
       << r4.status();
@@ -333,8 +324,8 @@ TEST_F(NicManagerTest, ConflictingTupleIsAlreadyExists) {
   auto a = m->BindRx(1, {"sim0", ""}, 1, Memfd());
   auto b = m->BindRx(2, {"sim0", ""}, 1, Memfd());
   ASSERT_TRUE(a.ok() && b.ok());
-  ASSERT_TRUE(m->SteerFlow(1, a->handle(), Tuple(1000, 2000)).ok());
-  auto clash = m->SteerFlow(2, b->handle(), Tuple(1000, 2000));
+  ASSERT_TRUE(m->SteerFlow(1, a->handle(), TestTuple(1000, 2000)).ok());
+  auto clash = m->SteerFlow(2, b->handle(), TestTuple(1000, 2000));
   EXPECT_EQ(clash.status().code(), absl::StatusCode::kAlreadyExists);
 }
 
@@ -344,7 +335,7 @@ TEST_F(NicManagerTest, SessionCloseReleasesEverythingAndRestoreWorks) {
   auto b = m->BindRx(1, {"sim0", ""}, 2, Memfd());
   ASSERT_TRUE(b.ok());
   for (uint16_t i = 0; i < 10; ++i) {
-    ASSERT_TRUE(m->SteerFlow(1, b->handle(), Tuple(30000 + i, 5000)).ok());
+    ASSERT_TRUE(m->SteerFlow(1, b->handle(), TestTuple(30000 + i, 5000)).ok());
   }
   m->ReleaseSession(1);
   EXPECT_EQ(sim_->GetCounters(kIfindex)->rules, 0u);
@@ -355,7 +346,7 @@ TEST_F(NicManagerTest, SessionCloseReleasesEverythingAndRestoreWorks) {
   // off while bound) and then succeeds.
   auto again = m->BindRx(2, {"sim0", ""}, 1, Memfd());
   ASSERT_TRUE(again.ok());
-  ASSERT_TRUE(m->SteerFlow(2, again->handle(), Tuple(1, 5000)).ok());
+  ASSERT_TRUE(m->SteerFlow(2, again->handle(), TestTuple(1, 5000)).ok());
   auto restored = m->Restore("sim0");
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_EQ(restored->bindings_released(), 1u);
@@ -377,7 +368,7 @@ TEST_F(NicManagerTest, RssContextModeGivesEachBindingAContext) {
   auto ctx = sim_->GetRss(kIfindex, b->rss_context());
   ASSERT_TRUE(ctx.ok()) << ctx.status();
   for (uint32_t q : ctx->indir) EXPECT_TRUE(q == 6 || q == 7) << q;
-  auto r = m->SteerFlow(1, b->handle(), Tuple(1, 2));
+  auto r = m->SteerFlow(1, b->handle(), TestTuple(1, 2));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->rss_context(), b->rss_context());
   ASSERT_TRUE(m->ReleaseBinding(1, b->handle()).ok());
@@ -512,12 +503,12 @@ TEST_F(NicManagerTest, PerUidQuotasSpanSessions) {
       << b3.status();
   auto other = m.BindRx(3, {"sim0", ""}, 1, Memfd());
   ASSERT_TRUE(other.ok()) << "uid 2000 is starved by uid 1000";
-  ASSERT_TRUE(m.SteerFlow(2, b2->handle(), Tuple(1000, 2000)).ok());
-  auto r2 = m.SteerFlow(1, 1, Tuple(1001, 2001));
+  ASSERT_TRUE(m.SteerFlow(2, b2->handle(), TestTuple(1000, 2000)).ok());
+  auto r2 = m.SteerFlow(1, 1, TestTuple(1001, 2001));
   EXPECT_EQ(r2.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(std::string(r2.status().message()).find("max_rules_per_uid"),
             std::string::npos);
-  EXPECT_TRUE(m.SteerFlow(3, other->handle(), Tuple(1002, 2002)).ok());
+  EXPECT_TRUE(m.SteerFlow(3, other->handle(), TestTuple(1002, 2002)).ok());
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "daemon/nic_manager.h"
 #include "daemon/simulated_nic.h"
 #include "daemon/testing/fake_nic_inventory.h"
+#include "daemon/testing/test_tuple.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -26,16 +27,6 @@ using ::testing::Contains;
 using ::testing::HasSubstr;
 
 constexpr uint32_t kIfindex = 9;
-
-FlowTuple Tuple(uint16_t src_port, uint16_t dst_port) {
-  FlowTuple t;
-  t.family = AF_INET;
-  t.src_ip = "10.0.0.2";
-  t.src_port = src_port;
-  t.dst_ip = "10.0.0.1";
-  t.dst_port = dst_port;
-  return t;
-}
 
 class NicRecoveryTest : public ::testing::Test {
  protected:
@@ -107,7 +98,7 @@ TEST_F(NicRecoveryTest, HeldBindingIsReadoptedWithItsAnchorAndRules) {
   UniqueFd mem(memfd_create("rec", MFD_CLOEXEC));
   auto b = manager_->BindRx(1, {"sim0", ""}, 1, std::move(mem));
   ASSERT_TRUE(b.ok()) << b.status();
-  ASSERT_TRUE(manager_->SteerFlow(1, b->handle(), Tuple(1, 2)).ok());
+  ASSERT_TRUE(manager_->SteerFlow(1, b->handle(), TestTuple(1, 2)).ok());
   auto anchor = manager_->DupAnchor(1, b->handle());  // the workload's copy
   ASSERT_TRUE(anchor.ok()) << anchor.status();
 
@@ -135,10 +126,10 @@ TEST_F(NicRecoveryTest, HeldBindingIsReadoptedWithItsAnchorAndRules) {
   EXPECT_EQ(*id, b->kernel_id());
   EXPECT_TRUE(manager_->AwaitingAnchor(1).empty());
   // The rule is known again: the same tuple is idempotent, a new one works.
-  auto again = manager_->SteerFlow(1, b->handle(), Tuple(1, 2));
+  auto again = manager_->SteerFlow(1, b->handle(), TestTuple(1, 2));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(NicRules(), 1u);
-  ASSERT_TRUE(manager_->SteerFlow(1, b->handle(), Tuple(3, 4)).ok());
+  ASSERT_TRUE(manager_->SteerFlow(1, b->handle(), TestTuple(3, 4)).ok());
   // Releasing the session clears the NIC: the anchor was the last copy.
   manager_->ReleaseSession(1);
   EXPECT_EQ(NicRules(), 0u);
@@ -151,7 +142,7 @@ TEST_F(NicRecoveryTest, BindingWithNoHolderLeftIsDroppedWithItsRules) {
   UniqueFd mem(memfd_create("rec", MFD_CLOEXEC));
   auto b = manager_->BindRx(1, {"sim0", ""}, 1, std::move(mem));
   ASSERT_TRUE(b.ok());
-  ASSERT_TRUE(manager_->SteerFlow(1, b->handle(), Tuple(1, 2)).ok());
+  ASSERT_TRUE(manager_->SteerFlow(1, b->handle(), TestTuple(1, 2)).ok());
   Boot();  // nobody kept the anchor: the NIC unbound it
   std::vector<devmem::v1::JournaledSession> detached;
   auto report = Recover(&detached);
@@ -166,7 +157,7 @@ TEST_F(NicRecoveryTest, UnfinishedRuleIsRemovedOrphansTooForeignRulesStay) {
   // The intent of a rule was journaled, the NIC made it, then the daemon
   // died before recording the outcome.
   FlowRule made;
-  made.match = Tuple(5, 6);
+  made.match = TestTuple(5, 6);
   made.queue = 7;
   ASSERT_TRUE(sim_->InsertRule(kIfindex, made).ok());
   devmem::v1::JournalEntry intent;
@@ -184,11 +175,11 @@ TEST_F(NicRecoveryTest, UnfinishedRuleIsRemovedOrphansTooForeignRulesStay) {
   // A rule to the devmem pool with no record at all (its record was lost),
   // and someone else's rule to an ordinary queue.
   FlowRule orphan;
-  orphan.match = Tuple(7, 8);
+  orphan.match = TestTuple(7, 8);
   orphan.queue = 6;
   ASSERT_TRUE(sim_->InsertRule(kIfindex, orphan).ok());
   FlowRule foreign;
-  foreign.match = Tuple(9, 10);
+  foreign.match = TestTuple(9, 10);
   foreign.queue = 0;
   auto foreign_loc = sim_->InsertRule(kIfindex, foreign);
   ASSERT_TRUE(foreign_loc.ok());
