@@ -145,7 +145,7 @@ absl::Status ErrorFrameStatus(const devmem::v1::Error& error) {
 }  // namespace
 
 Session::Session(UniqueFd session_fd, std::shared_ptr<grpc::Channel> channel,
-                 const SessionOptions& options, devmem::v1::Hello hello)
+                 const SessionOptions& options, const devmem::v1::Hello& hello)
     : channel_(std::move(channel)),
       stub_(channel_ ? devmem::v1::Devmem::NewStub(channel_) : nullptr),
       options_(options),

@@ -224,7 +224,7 @@ class Session {
   };
 
   Session(UniqueFd session_fd, std::shared_ptr<grpc::Channel> channel,
-          const SessionOptions& options, devmem::v1::Hello hello);
+          const SessionOptions& options, const devmem::v1::Hello& hello);
 
   // Sends `request` (with `fds` attached, borrowed) and reads one answer,
   // which must be an `expected` frame or an Error (returned as a Reply; the

@@ -169,7 +169,7 @@ std::string BindRxRemedy(const absl::Status& status, absl::string_view nic) {
   }
 }
 
-NicManager::NicManager(Options options)
+NicManager::NicManager(const Options& options)
     : options_(options), store_(options.config->state_dir()) {
   absl::MutexLock lock(&mu_);
   for (const devmem::v1::NicProfile& p : options_.config->nic_profiles()) {

@@ -55,7 +55,7 @@ class NicManager {
     std::function<std::optional<devmem::v1::JournaledSession>(uint64_t)>
         session_record;
   };
-  explicit NicManager(Options options);
+  explicit NicManager(const Options& options);
   ~NicManager();
   NicManager(const NicManager&) = delete;
   NicManager& operator=(const NicManager&) = delete;

@@ -100,7 +100,7 @@ void SessionManager::Close(uint64_t session_id) {
   if (on_close) on_close(session_id);
 }
 
-void SessionManager::AddDetached(uint64_t id, std::string token,
+void SessionManager::AddDetached(uint64_t id, const std::string& token,
                                  const PeerCred& owner, absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   if (id >= next_id_) next_id_ = id + 1;

@@ -57,7 +57,7 @@ class SessionManager {
   // A session from the journal of an earlier devmemd: it holds leases but no
   // connection. Resume() re-attaches it; otherwise ExpireDetached() closes it
   // once `deadline` passes. Ids below `id + 1` are never handed out again.
-  void AddDetached(uint64_t id, std::string token, const PeerCred& owner,
+  void AddDetached(uint64_t id, const std::string& token, const PeerCred& owner,
                    absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
   // The connection whose fresh session is `fresh_id` takes over the detached
   // session `token` names; `fresh_id` is closed (it holds nothing yet).
