@@ -22,6 +22,7 @@
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/kernel_facts.h"
+#include "daemon/service_notifier.h"
 
 ABSL_FLAG(std::string, config, "",
           "Path of the devmem.v1.DaemonConfig textproto. Empty: built-in "
@@ -212,6 +213,18 @@ int main(int argc, char** argv) {
       absl::StrJoin(config.allow_uids(), ",").c_str(),
       absl::StrJoin(config.allow_gids(), ",").c_str());
   std::fflush(stderr);
+  // Ready only now: the profiles are applied, the journal is reconciled and
+  // both sockets serve.
+  devmem::ServiceNotifier notifier;
+  size_t applied = 0;
+  for (const std::string& line : (*daemon)->profile_report()) {
+    if (absl::StrContains(line, "profile applied")) ++applied;
+  }
+  notifier.Ready(absl::StrCat(
+      "serving on ", (*daemon)->session_socket_path(), "; ", applied, " of ",
+      config.nic_profiles_size(), " NIC profile(s) applied (", backend_name,
+      " backend); ", (*daemon)->sessions().detached_count(),
+      " session(s) from before the restart may resume"));
 
   int sig = 0;
   sigwait(&stop, &sig);
@@ -226,6 +239,10 @@ int main(int argc, char** argv) {
                  "release instead)\n",
                  held, config.state_dir().c_str());
   }
+  notifier.Stopping(
+      release ? "releasing leases and restoring the NICs"
+              : absl::StrCat("leaving ", held,
+                             " binding(s) for the next devmemd to re-adopt"));
   (*daemon)->Shutdown(release);
   for (const std::string& line : (*daemon)->restore_report()) {
     std::fprintf(stderr, "devmemd: nic %s\n", line.c_str());

@@ -367,6 +367,7 @@ class MiniSystemd {
           }
         }
       }
+      messages_.emplace_back(buf);
       std::string name;
       bool store = false, remove = false;
       for (absl::string_view kv : absl::StrSplit(buf, '\n')) {
@@ -387,6 +388,12 @@ class MiniSystemd {
         }
       }
     }
+  }
+
+  // Every notification received so far (e.g. "READY=1\nSTATUS=...").
+  std::vector<std::string> messages() {
+    Drain();
+    return messages_;
   }
 
   size_t stored() {
@@ -411,6 +418,7 @@ class MiniSystemd {
   UniqueFd sock_;
   bool ok_ = false;
   std::vector<std::pair<std::string, UniqueFd>> stored_;
+  std::vector<std::string> messages_;
 };
 
 }  // namespace testing
