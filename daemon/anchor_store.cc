@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "kernel/errno_status.h"
 
@@ -53,36 +54,54 @@ absl::Status SystemdFdStore::Forget(uint64_t handle) {
   return absl::OkStatus();
 }
 
-absl::flat_hash_map<uint64_t, UniqueFd> TakeStoredAnchors(
-    std::vector<std::string>* report) {
-  absl::flat_hash_map<uint64_t, UniqueFd> out;
+SystemdFds TakeSystemdFds(std::vector<std::string>* report) {
+  SystemdFds out;
   char** names = nullptr;
-  // unset_environment = 0: socket activation (if any) reads them too.
-  int n = sd_listen_fds_with_names(0, &names);
+  // unset_environment = 1: children must not take these for their own.
+  int n = sd_listen_fds_with_names(1, &names);
   if (n <= 0) {
     if (report != nullptr && n < 0) {
-      report->push_back(absl::StrCat("fd store: cannot read $LISTEN_FDS: ",
+      report->push_back(absl::StrCat("systemd fds: cannot read $LISTEN_FDS: ",
                                      std::strerror(-n)));
     }
     return out;
   }
+  std::vector<std::string> unknown;
   for (int i = 0; i < n; ++i) {
     const std::string name = names != nullptr && names[i] != nullptr
                                  ? std::string(names[i])
                                  : std::string();
+    UniqueFd fd(SD_LISTEN_FDS_START + i);
     const uint64_t handle = HandleOfAnchorFdName(name);
-    if (handle != 0) out[handle] = UniqueFd(SD_LISTEN_FDS_START + i);
+    if (handle != 0) {
+      out.anchors[handle] = std::move(fd);
+    } else if (name == "devmemd-grpc") {
+      out.grpc = std::move(fd);
+    } else if (name == "devmemd-session") {
+      out.session = std::move(fd);
+    } else {
+      unknown.push_back(name.empty() ? "(unnamed)" : name);
+    }
   }
   if (names != nullptr) {
     for (int i = 0; i < n; ++i) std::free(names[i]);
     std::free(names);
   }
   if (report != nullptr) {
-    report->push_back(absl::StrCat("fd store: ", out.size(),
-                                   " binding anchor(s) handed back of ", n,
-                                   " fd(s)"));
+    report->push_back(absl::StrCat(
+        "systemd fds: ", n, " passed: ", out.anchors.size(),
+        " binding anchor(s) handed back", out.grpc ? ", the gRPC socket" : "",
+        out.session ? ", the session socket" : "",
+        unknown.empty() ? ""
+                        : absl::StrCat("; closed unknown: ",
+                                       absl::StrJoin(unknown, ", "))));
   }
   return out;
+}
+
+absl::flat_hash_map<uint64_t, UniqueFd> TakeStoredAnchors(
+    std::vector<std::string>* report) {
+  return TakeSystemdFds(report).anchors;
 }
 
 }  // namespace devmem

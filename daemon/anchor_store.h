@@ -46,4 +46,14 @@ class SystemdFdStore final : public AnchorStore {
 absl::flat_hash_map<uint64_t, UniqueFd> TakeStoredAnchors(
     std::vector<std::string>* report);
 
+// Everything systemd passed ($LISTEN_FDS, $LISTEN_FDNAMES): binding anchors
+// from the fd store, and the sockets of socket activation by name
+// ("devmemd-grpc", "devmemd-session"). Other fds are closed and reported.
+struct SystemdFds {
+  absl::flat_hash_map<uint64_t, UniqueFd> anchors;
+  UniqueFd grpc;
+  UniqueFd session;
+};
+SystemdFds TakeSystemdFds(std::vector<std::string>* report);
+
 }  // namespace devmem

@@ -114,6 +114,39 @@ absl::StatusOr<UniqueFd> LockStateDir(const std::string& dir) {
   return fd;
 }
 
+// A listening socket systemd passed (socket activation): it must be a
+// listening AF_UNIX socket of `type`; it is made non-blocking like our own.
+absl::StatusOr<UniqueFd> CheckActivated(UniqueFd fd, int type,
+                                        const std::string& what) {
+  int domain = 0, got_type = 0, listening = 0;
+  socklen_t len = sizeof(int);
+  if (::getsockopt(fd.get_unowned(), SOL_SOCKET, SO_DOMAIN, &domain, &len) !=
+      0) {
+    return ErrnoStatus(
+        errno, absl::StrCat("socket activation: ", what, " is not a socket"));
+  }
+  len = sizeof(int);
+  (void)::getsockopt(fd.get_unowned(), SOL_SOCKET, SO_TYPE, &got_type, &len);
+  len = sizeof(int);
+  (void)::getsockopt(fd.get_unowned(), SOL_SOCKET, SO_ACCEPTCONN, &listening,
+                     &len);
+  if (domain != AF_UNIX || got_type != type || listening == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "socket activation: ", what, " must be a listening AF_UNIX ",
+        type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_SEQPACKET",
+        " socket (got domain ", domain, ", type ", got_type,
+        listening != 0 ? ", listening" : ", not listening",
+        "); fix devmemd.socket"));
+  }
+  const int flags = ::fcntl(fd.get_unowned(), F_GETFL);
+  if (flags < 0 ||
+      ::fcntl(fd.get_unowned(), F_SETFL, flags | O_NONBLOCK) != 0 ||
+      ::fcntl(fd.get_unowned(), F_SETFD, FD_CLOEXEC) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("socket activation: fcntl ", what));
+  }
+  return fd;
+}
+
 }  // namespace
 
 Daemon::Daemon(Options options) : options_(std::move(options)) {}
@@ -198,12 +231,26 @@ absl::Status Daemon::Init() {
   if (!s.ok()) return s;
   auto gid = GroupId(c.socket_group());
   if (!gid.ok()) return gid.status();
-  auto grpc_fd = BindUnix(grpc_socket_path(), SOCK_STREAM, *gid);
+  // Socket activation hands the sockets over; otherwise devmemd makes them
+  // (and removes them at exit).
+  const bool grpc_activated = options_.activated_grpc.valid();
+  absl::StatusOr<UniqueFd> grpc_fd =
+      grpc_activated
+          ? CheckActivated(std::move(options_.activated_grpc), SOCK_STREAM,
+                           "devmemd-grpc (ListenStream= in devmemd.socket)")
+          : BindUnix(grpc_socket_path(), SOCK_STREAM, *gid);
   if (!grpc_fd.ok()) return grpc_fd.status();
-  created_grpc_ = true;
-  auto session_fd = BindUnix(session_socket_path(), SOCK_SEQPACKET, *gid);
+  created_grpc_ = !grpc_activated;
+  const bool session_activated = options_.activated_session.valid();
+  absl::StatusOr<UniqueFd> session_fd =
+      session_activated
+          ? CheckActivated(std::move(options_.activated_session),
+                           SOCK_SEQPACKET,
+                           "devmemd-session (ListenSequentialPacket= in "
+                           "devmemd.socket)")
+          : BindUnix(session_socket_path(), SOCK_SEQPACKET, *gid);
   if (!session_fd.ok()) return session_fd.status();
-  created_session_ = true;
+  created_session_ = !session_activated;
 
   // Profiles are applied before anyone can connect: a workload never sees a
   // half-prepared NIC.

@@ -45,6 +45,10 @@ class Daemon {
     // Anchors handed back by systemd's fd store (TakeStoredAnchors), to
     // re-adopt at start.
     absl::flat_hash_map<uint64_t, UniqueFd> stored_anchors;
+    // Socket activation: listening sockets systemd made (FileDescriptorName=
+    // devmemd-grpc / devmemd-session). Invalid: devmemd makes its own.
+    UniqueFd activated_grpc;
+    UniqueFd activated_session;
   };
 
   // Creates the runtime directory and sockets and starts serving. Fails with

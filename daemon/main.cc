@@ -189,7 +189,10 @@ int main(int argc, char** argv) {
   options.nic_control = std::move(backend->control);
   options.static_status = devmem::ProbeKernelFacts();
   std::vector<std::string> fd_report;
-  options.stored_anchors = devmem::TakeStoredAnchors(&fd_report);
+  devmem::SystemdFds passed = devmem::TakeSystemdFds(&fd_report);
+  options.stored_anchors = std::move(passed.anchors);
+  options.activated_grpc = std::move(passed.grpc);
+  options.activated_session = std::move(passed.session);
   const std::string backend_name = options.inventory->BackendName();
   auto daemon = devmem::Daemon::Start(std::move(options));
   if (!daemon.ok()) {

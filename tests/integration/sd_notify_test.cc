@@ -3,14 +3,18 @@
 // serve), a human-readable STATUS=, WATCHDOG=1 pings at half of
 // $WATCHDOG_USEC, and STOPPING=1 on SIGTERM. Real devmemd process, loopback
 // only (the profile is the simulated devmem NIC over lo).
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "client/libdevmem.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/process.h"
@@ -101,6 +105,69 @@ TEST_F(SdNotifyTest, WithoutSystemdNothingIsSentAndItStillServes) {
       << d.output();
   EXPECT_TRUE(std::filesystem::exists(dir_ + "/r/grpc.sock"));
   EXPECT_EQ(d.Terminate(), 0);
+}
+
+// A listening Unix socket at `path`, as systemd makes it for devmemd.socket.
+UniqueFd ListeningUnix(const std::string& path, int type) {
+  UniqueFd fd(socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+  struct sockaddr_un a = {};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
+  if (bind(fd.get_unowned(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      listen(fd.get_unowned(), 16) != 0) {
+    return UniqueFd();
+  }
+  return fd;
+}
+
+TEST_F(SdNotifyTest, SocketActivationServesOnTheSocketsSystemdMade) {
+  std::filesystem::create_directories(dir_ + "/r");
+  UniqueFd grpc = ListeningUnix(dir_ + "/r/grpc.sock", SOCK_STREAM);
+  UniqueFd session = ListeningUnix(dir_ + "/r/session.sock", SOCK_SEQPACKET);
+  ASSERT_TRUE(grpc.valid() && session.valid());
+  Proc d = Proc::Spawn(
+      {"daemon/devmemd", "--config=" + dir_ + "/c.textproto",
+       "--runtime_dir=" + dir_ + "/r", "--state_dir=" + dir_ + "/s",
+       "--nic_backend=simulated"},
+      {"LISTEN_FDS=2", "LISTEN_FDNAMES=devmemd-grpc:devmemd-session"},
+      {grpc.get_unowned(), session.get_unowned()}, /*listen_pid=*/true);
+  ASSERT_TRUE(d.WaitLine("devmemd 0", absl::Seconds(20)).has_value())
+      << d.output();
+  EXPECT_THAT(d.output(),
+              HasSubstr("2 passed: 0 binding anchor(s) handed back, the gRPC "
+                        "socket, the session socket"));
+  // Our copies are closed: only devmemd accepts on them now.
+  grpc.Reset();
+  session.Reset();
+  SessionOptions so;
+  so.runtime_dir = dir_ + "/r";
+  auto s = Session::Open(so);
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto st = (*s)->GetStatus();
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->sessions(), 1u);
+  s->reset();
+  EXPECT_EQ(d.Terminate(), 0) << d.output();
+  // systemd owns the socket files: devmemd leaves them.
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/r/session.sock"));
+}
+
+TEST_F(SdNotifyTest, ActivatedSocketOfTheWrongKindIsRefused) {
+  std::filesystem::create_directories(dir_ + "/r");
+  // A stream socket where the session socket must be SEQPACKET.
+  UniqueFd wrong = ListeningUnix(dir_ + "/r/session.sock", SOCK_STREAM);
+  ASSERT_TRUE(wrong.valid());
+  Proc d =
+      Proc::Spawn({"daemon/devmemd", "--config=" + dir_ + "/c.textproto",
+                   "--runtime_dir=" + dir_ + "/r", "--state_dir=" + dir_ + "/s",
+                   "--nic_backend=simulated"},
+                  {"LISTEN_FDS=1", "LISTEN_FDNAMES=devmemd-session"},
+                  {wrong.get_unowned()}, /*listen_pid=*/true);
+  EXPECT_EQ(d.Wait(absl::Seconds(20)), 1);
+  EXPECT_THAT(d.output(),
+              HasSubstr("devmemd-session (ListenSequentialPacket= in "
+                        "devmemd.socket) must be a listening AF_UNIX "
+                        "SOCK_SEQPACKET socket"));
 }
 
 }  // namespace
