@@ -1,5 +1,6 @@
 #include "daemon/anchor_store.h"
 
+#include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 
 #include <cstdlib>
@@ -79,6 +80,19 @@ SystemdFds TakeSystemdFds(std::vector<std::string>* report) {
       out.grpc = std::move(fd);
     } else if (name == "devmemd-session") {
       out.session = std::move(fd);
+    } else if (name == "devmemd") {
+      // One devmemd.socket with both listeners: stream is gRPC, seqpacket
+      // is the session socket.
+      int type = 0;
+      socklen_t len = sizeof(type);
+      (void)::getsockopt(fd.get_unowned(), SOL_SOCKET, SO_TYPE, &type, &len);
+      if (type == SOCK_STREAM) {
+        out.grpc = std::move(fd);
+      } else if (type == SOCK_SEQPACKET) {
+        out.session = std::move(fd);
+      } else {
+        unknown.push_back(absl::StrCat(name, " (socket type ", type, ")"));
+      }
     } else {
       unknown.push_back(name.empty() ? "(unnamed)" : name);
     }

@@ -47,8 +47,10 @@ absl::flat_hash_map<uint64_t, UniqueFd> TakeStoredAnchors(
     std::vector<std::string>* report);
 
 // Everything systemd passed ($LISTEN_FDS, $LISTEN_FDNAMES): binding anchors
-// from the fd store, and the sockets of socket activation by name
-// ("devmemd-grpc", "devmemd-session"). Other fds are closed and reported.
+// from the fd store, and the sockets of socket activation: named
+// "devmemd-grpc" / "devmemd-session", or both named "devmemd" (one
+// devmemd.socket) and told apart by type (stream: gRPC, seqpacket: session).
+// Other fds are closed and reported.
 struct SystemdFds {
   absl::flat_hash_map<uint64_t, UniqueFd> anchors;
   UniqueFd grpc;

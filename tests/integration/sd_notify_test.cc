@@ -129,7 +129,8 @@ TEST_F(SdNotifyTest, SocketActivationServesOnTheSocketsSystemdMade) {
       {"daemon/devmemd", "--config=" + dir_ + "/c.textproto",
        "--runtime_dir=" + dir_ + "/r", "--state_dir=" + dir_ + "/s",
        "--nic_backend=simulated"},
-      {"LISTEN_FDS=2", "LISTEN_FDNAMES=devmemd-grpc:devmemd-session"},
+      // As deploy/systemd/devmemd.socket names them: both "devmemd".
+      {"LISTEN_FDS=2", "LISTEN_FDNAMES=devmemd:devmemd"},
       {grpc.get_unowned(), session.get_unowned()}, /*listen_pid=*/true);
   ASSERT_TRUE(d.WaitLine("devmemd 0", absl::Seconds(20)).has_value())
       << d.output();
