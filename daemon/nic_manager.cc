@@ -1037,32 +1037,29 @@ size_t NicManager::rule_count() const {
 
 namespace devmem {
 
-absl::Status NicManager::JournalLocked(const devmem::v1::JournalEntry& entry) {
+absl::Status NicManager::JournalLocked(const devmem::v1::JournalEntry& entry,
+                                       bool durable) {
   if (options_.journal == nullptr) return absl::OkStatus();
-  absl::Status s = options_.journal->Record(entry);
+  absl::Status s = options_.journal->Record(entry, durable);
   if (s.ok()) return s;
+  // An intent that fails stops the change before it is made; an outcome
+  // that fails has its change undone by the caller.
   return absl::Status(
       s.code(), absl::StrCat("devmemd cannot record the change in its journal "
-                             "(new work is refused, existing leases go on): ",
+                             "(",
+                             durable ? "" : "it was undone; ",
+                             "new work is refused, existing leases go on): ",
                              s.message()));
 }
 
 absl::Status NicManager::RecordOutcomeLocked(
     const devmem::v1::JournalEntry& entry) {
-  if (options_.journal == nullptr) return absl::OkStatus();
-  absl::Status s = options_.journal->Record(entry, /*durable=*/false);
-  if (s.ok()) return s;
-  return absl::Status(
-      s.code(), absl::StrCat("devmemd cannot record the change in its journal "
-                             "(it was undone; new work is refused, existing "
-                             "leases go on): ",
-                             s.message()));
+  return JournalLocked(entry, /*durable=*/false);
 }
 
 void NicManager::JournalOutcomeLocked(const devmem::v1::JournalEntry& entry) {
-  if (options_.journal == nullptr) return;
   // A lost outcome is recovered from the kernel: its intent is still there.
-  (void)options_.journal->Record(entry, /*durable=*/false);
+  (void)JournalLocked(entry, /*durable=*/false);
 }
 
 absl::Status NicManager::JournalSessionLocked(uint64_t session) {
@@ -1159,6 +1156,19 @@ std::vector<std::string> NicManager::Recover(
     e.set_rule_del(id);
     JournalOutcomeLocked(e);
   };
+  // One queue dump per NIC, however many bindings it had.
+  absl::flat_hash_map<uint32_t, absl::StatusOr<std::vector<QueueInfo>>>
+      queue_cache;
+  auto QueuesOf =
+      [&](const Nic& nic) -> const absl::StatusOr<std::vector<QueueInfo>>& {
+    auto it = queue_cache.find(nic.ifindex);
+    if (it == queue_cache.end()) {
+      it = queue_cache
+               .emplace(nic.ifindex, options_.control->GetQueues(nic.ifindex))
+               .first;
+    }
+    return it->second;
+  };
   // 1. Bindings.
   uint32_t adopted = 0;
   uint32_t awaiting = 0;
@@ -1213,7 +1223,7 @@ std::vector<std::string> NicManager::Recover(
     if (anchor == stored.end() && !rec.tx()) {
       // Without an anchor in hand, the kernel says whether anyone still
       // holds the binding: its queues show its id while it lives.
-      auto queues = options_.control->GetQueues(nic->ifindex);
+      const auto& queues = QueuesOf(*nic);
       bool alive = !queues.ok();  // no kernel view: let the workload decide
       if (queues.ok()) {
         for (const QueueInfo& q : *queues) {

@@ -237,7 +237,8 @@ class NicManager {
   uint32_t ReleaseBindingLocked(uint64_t handle)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Journals `entry`; OK without a journal.
-  absl::Status JournalLocked(const devmem::v1::JournalEntry& entry)
+  absl::Status JournalLocked(const devmem::v1::JournalEntry& entry,
+                             bool durable = true)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // For outcomes and deletions: written, not flushed (LeaseJournal::Record).
   // Record... returns the error; Journal... ignores it (the kernel state is
