@@ -113,9 +113,4 @@ SystemdFds TakeSystemdFds(std::vector<std::string>* report) {
   return out;
 }
 
-absl::flat_hash_map<uint64_t, UniqueFd> TakeStoredAnchors(
-    std::vector<std::string>* report) {
-  return TakeSystemdFds(report).anchors;
-}
-
 }  // namespace devmem

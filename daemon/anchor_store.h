@@ -39,13 +39,6 @@ class SystemdFdStore final : public AnchorStore {
   absl::Status Forget(uint64_t handle) override;
 };
 
-// The anchors systemd handed back at start ($LISTEN_FDS with
-// $LISTEN_FDNAMES, sd_listen_fds_with_names), by binding handle. Fds with
-// other names are left open and untouched (socket activation). `report`
-// gets one line saying what was found.
-absl::flat_hash_map<uint64_t, UniqueFd> TakeStoredAnchors(
-    std::vector<std::string>* report);
-
 // Everything systemd passed ($LISTEN_FDS, $LISTEN_FDNAMES): binding anchors
 // from the fd store, and the sockets of socket activation: named
 // "devmemd-grpc" / "devmemd-session", or both named "devmemd" (one

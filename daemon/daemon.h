@@ -42,7 +42,7 @@ class Daemon {
     devmem::v1::GetStatusResponse static_status;
     // fdatasync the journal after every record (tests may turn it off).
     bool journal_sync = true;
-    // Anchors handed back by systemd's fd store (TakeStoredAnchors), to
+    // Anchors handed back by systemd's fd store (TakeSystemdFds), to
     // re-adopt at start.
     absl::flat_hash_map<uint64_t, UniqueFd> stored_anchors;
     // Socket activation: listening sockets systemd made (FileDescriptorName=
