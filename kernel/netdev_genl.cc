@@ -244,6 +244,11 @@ GenlMsg BuildNetdevQstatsGetDump(uint16_t family_id, uint32_t ifindex,
   return msg;
 }
 
+GenlMsg BuildNetdevPagePoolGetDump(uint16_t family_id) {
+  return GenlMsg(family_id, NETDEV_CMD_PAGE_POOL_GET, NETDEV_FAMILY_VERSION,
+                 kDumpFlags);
+}
+
 std::string DescribeBindAttrAtOffset(absl::Span<const uint8_t> request,
                                      uint32_t offset) {
   constexpr size_t kAttrsStart = NLMSG_HDRLEN + GENL_HDRLEN;
@@ -417,6 +422,71 @@ absl::StatusOr<NapiInfo> ParseNetdevNapiReply(absl::Span<const uint8_t> msg) {
     return absl::InvalidArgumentError(absl::StrCat(kWhat, ": NAPI without id"));
   }
   return napi;
+}
+
+absl::StatusOr<PagePoolInfo> ParseNetdevPagePoolReply(
+    absl::Span<const uint8_t> msg) {
+  constexpr absl::string_view kWhat = "netdev page-pool-get reply";
+  absl::StatusOr<absl::Span<const uint8_t>> attrs =
+      GenlAttrs(msg, NETDEV_CMD_PAGE_POOL_GET, kWhat);
+  if (!attrs.ok()) return attrs.status();
+  PagePoolInfo pool;
+  bool has_id = false;
+  absl::Status status;
+  // ID, NAPI_ID, INFLIGHT, INFLIGHT_MEM and DETACH_TIME are netlink "uint"
+  // (4 or 8 bytes); IFINDEX and DMABUF are u32.
+  auto uint = [&](const NlAttr& attr) -> std::optional<uint64_t> {
+    if (attr.payload.size() != 4 && attr.payload.size() != 8) {
+      if (status.ok()) status = Malformed(kWhat, attr);
+      return std::nullopt;
+    }
+    return attr.Uint();
+  };
+  auto u32 = [&](const NlAttr& attr) -> std::optional<uint32_t> {
+    std::optional<uint32_t> v = attr.U32();
+    if (!v.has_value() && status.ok()) status = Malformed(kWhat, attr);
+    return v;
+  };
+  const bool well_formed = ForEachAttr(*attrs, [&](const NlAttr& attr) {
+    switch (attr.type) {
+      case NETDEV_A_PAGE_POOL_ID:
+        if (auto v = uint(attr)) {
+          pool.id = *v;
+          has_id = true;
+        }
+        break;
+      case NETDEV_A_PAGE_POOL_IFINDEX:
+        pool.ifindex = u32(attr);
+        break;
+      case NETDEV_A_PAGE_POOL_NAPI_ID:
+        pool.napi_id = uint(attr);
+        break;
+      case NETDEV_A_PAGE_POOL_INFLIGHT:
+        pool.inflight = uint(attr);
+        break;
+      case NETDEV_A_PAGE_POOL_INFLIGHT_MEM:
+        pool.inflight_mem = uint(attr);
+        break;
+      case NETDEV_A_PAGE_POOL_DETACH_TIME:
+        pool.detach_time = uint(attr);
+        break;
+      case NETDEV_A_PAGE_POOL_DMABUF:
+        pool.dmabuf = u32(attr);
+        break;
+      default:  // 6.15+ io_uring nest: not ours
+        break;
+    }
+  });
+  if (!well_formed) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kWhat, ": malformed attribute list"));
+  }
+  if (!status.ok()) return status;
+  if (!has_id) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kWhat, ": page pool without id"));
+  }
+  return pool;
 }
 
 absl::StatusOr<QstatsInfo> ParseNetdevQstatsReply(
@@ -681,6 +751,27 @@ absl::StatusOr<std::vector<QstatsInfo>> NetdevGenl::QstatsGet(uint32_t ifindex,
   }
   if (!s.ok()) return s;
   return stats;
+}
+
+absl::StatusOr<std::vector<PagePoolInfo>> NetdevGenl::PagePoolGet(
+    uint32_t ifindex) {
+  const std::string what =
+      absl::StrCat("netdev page-pool-get ", IfNameForMessages(ifindex));
+  LibnlGenlSocket::MsgPtr msg = ToNlMsg(BuildNetdevPagePoolGetDump(family_.id));
+  if (msg == nullptr) return ErrnoStatus(ENOMEM, what);
+  std::vector<PagePoolInfo> pools;
+  absl::Status s;
+  {
+    absl::MutexLock lock(&mu_);
+    s = sock_->Transact(msg.get(), what, [&](absl::Span<const uint8_t> reply) {
+      absl::StatusOr<PagePoolInfo> parsed = ParseNetdevPagePoolReply(reply);
+      if (!parsed.ok()) return parsed.status();
+      if (parsed->ifindex == ifindex) pools.push_back(*parsed);
+      return absl::OkStatus();
+    });
+  }
+  if (!s.ok()) return s;
+  return pools;
 }
 
 }  // namespace devmem

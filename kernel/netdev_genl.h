@@ -50,6 +50,18 @@ struct QstatsInfo {
       tx_stop, tx_wake;
 };
 
+// netdev PAGE_POOL_GET entry (NETDEV_A_PAGE_POOL_*). A pool whose device is
+// gone ("detached", kept until its pages come back) has no ifindex.
+struct PagePoolInfo {
+  uint64_t id = 0;
+  std::optional<uint32_t> ifindex;
+  std::optional<uint64_t> napi_id;       // absent if not tied to a NAPI
+  std::optional<uint64_t> inflight;      // netmems handed out, not yet returned
+  std::optional<uint64_t> inflight_mem;  // bytes those hold
+  std::optional<uint64_t> detach_time;   // seconds (boottime) when detached
+  std::optional<uint32_t> dmabuf;        // devmem binding id (6.12+)
+};
+
 // The "netdev" generic-netlink family (KERNEL_API.md section 1) over one
 // libnl-genl-3 socket, in the network namespace of the thread that called
 // Open(). Thread-safe: one exchange at a time under an internal mutex.
@@ -76,6 +88,12 @@ class NetdevGenl {
   // (net/core/netdev-genl.c netdev_nl_qstats_get_dumpit()).
   absl::StatusOr<std::vector<QstatsInfo>> QstatsGet(uint32_t ifindex,
                                                     bool per_queue);
+
+  // page-pool-get dump (6.8+), kept to the pools of `ifindex`. The dump is
+  // sent without the kernel-side ifindex filter (newer than 6.12) and
+  // filtered here. Pools exist only while a driver uses them (veth: once GRO
+  // or XDP is on).
+  absl::StatusOr<std::vector<PagePoolInfo>> PagePoolGet(uint32_t ifindex);
 
   // The family's ops, for runtime feature detection.
   const GenlFamily& family() const { return family_; }
@@ -203,6 +221,13 @@ GenlMsg BuildNetdevNapiGetDump(uint16_t family_id, uint32_t ifindex);
 GenlMsg BuildNetdevQstatsGetDump(uint16_t family_id, uint32_t ifindex,
                                  bool per_queue);
 
+// page-pool-get dump request: a bare header, no attributes (every pool in the
+// namespace; PagePoolGet filters):
+//   nlmsghdr   len=20 type=family flags=REQUEST|ACK|DUMP              16
+//   genlmsghdr cmd=5 (PAGE_POOL_GET) version=1                         4
+//                                                               total 20
+GenlMsg BuildNetdevPagePoolGetDump(uint16_t family_id);
+
 // Names the attribute of a bind-rx/bind-tx request `request` that starts at
 // byte `offset` (as NLMSGERR_ATTR_OFFS reports it): "ifindex", "fd",
 // "queues[1]", "queues[1].id", "queues[1].type"; "" if none starts there.
@@ -217,6 +242,8 @@ absl::StatusOr<QueueInfo> ParseNetdevQueueReply(absl::Span<const uint8_t> msg,
                                                 uint32_t* ifindex);
 absl::StatusOr<NapiInfo> ParseNetdevNapiReply(absl::Span<const uint8_t> msg);
 absl::StatusOr<QstatsInfo> ParseNetdevQstatsReply(
+    absl::Span<const uint8_t> msg);
+absl::StatusOr<PagePoolInfo> ParseNetdevPagePoolReply(
     absl::Span<const uint8_t> msg);
 // The binding id (NETDEV_A_DMABUF_ID) of a bind-rx/bind-tx reply; `cmd` is
 // the request's command, which the kernel echoes.

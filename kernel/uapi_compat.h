@@ -190,6 +190,20 @@ static_assert(CTRL_CMD_GETFAMILY == 3 && CTRL_ATTR_OPS == 6 &&
 #define NETDEV_A_QSTATS_TX_WAKE 34
 #endif
 
+// page-pool-get and its attributes: 6.8; the pool's dmabuf binding: 6.12.
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0)
+#define NETDEV_CMD_PAGE_POOL_GET 5
+#define NETDEV_A_PAGE_POOL_ID 1
+#define NETDEV_A_PAGE_POOL_IFINDEX 2
+#define NETDEV_A_PAGE_POOL_NAPI_ID 3
+#define NETDEV_A_PAGE_POOL_INFLIGHT 4
+#define NETDEV_A_PAGE_POOL_INFLIGHT_MEM 5
+#define NETDEV_A_PAGE_POOL_DETACH_TIME 6
+#endif
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 12, 0)
+#define NETDEV_A_PAGE_POOL_DMABUF 7
+#endif
+
 // (bind-rx's dmabuf attributes and bind-tx are defined above, with bind-rx.)
 
 // ethtool_rxfh.input_xfrm "keep it" value (byte 17, rsvd8[0] before): 6.8.
@@ -199,6 +213,14 @@ static_assert(CTRL_CMD_GETFAMILY == 3 && CTRL_ATTR_OPS == 6 &&
 
 static_assert(NETDEV_CMD_NAPI_GET == 11 && NETDEV_CMD_QSTATS_GET == 12 &&
                   NETDEV_CMD_BIND_TX == 15,
+              "KERNEL_API.md section 1");
+static_assert(NETDEV_CMD_PAGE_POOL_GET == 5 && NETDEV_A_PAGE_POOL_ID == 1 &&
+                  NETDEV_A_PAGE_POOL_IFINDEX == 2 &&
+                  NETDEV_A_PAGE_POOL_NAPI_ID == 3 &&
+                  NETDEV_A_PAGE_POOL_INFLIGHT == 4 &&
+                  NETDEV_A_PAGE_POOL_INFLIGHT_MEM == 5 &&
+                  NETDEV_A_PAGE_POOL_DETACH_TIME == 6 &&
+                  NETDEV_A_PAGE_POOL_DMABUF == 7,
               "KERNEL_API.md section 1");
 static_assert(NETDEV_A_NAPI_IFINDEX == 1 && NETDEV_A_NAPI_ID == 2 &&
                   NETDEV_A_NAPI_IRQ == 3 && NETDEV_A_NAPI_PID == 4,

@@ -48,6 +48,11 @@ Results ParseAll(absl::Span<const uint8_t> msg) {
     out.ok |= 1u << 3;
     FUZZ_CHECK(r->queue_type.has_value() == r->queue_id.has_value());
   }
+  if (absl::StatusOr<PagePoolInfo> r = ParseNetdevPagePoolReply(msg); r.ok()) {
+    out.ok |= 1u << 6;
+    // An accepted reply has at least its ID attribute.
+    FUZZ_CHECK(msg.size() >= NLMSG_HDRLEN + GENL_HDRLEN + NLA_HDRLEN + 4);
+  }
   const uint8_t cmd = msg.size() > NLMSG_HDRLEN ? msg[NLMSG_HDRLEN] : 0;
   if (absl::StatusOr<uint32_t> r = ParseNetdevBindReply(msg, cmd); r.ok()) {
     out.ok |= 1u << 4;
