@@ -121,6 +121,7 @@ absl::Status LeaseJournal::Record(const JournalEntry& entry, bool durable) {
   absl::Status s = journal_->Append(entry.SerializeAsString(), durable);
   if (!s.ok()) {
     error_ = absl::StrCat(s.message());
+    ++errors_;
     return s;
   }
   // Only new work (a durable intent) succeeding proves the journal healthy
@@ -129,6 +130,11 @@ absl::Status LeaseJournal::Record(const JournalEntry& entry, bool durable) {
   FoldJournalEntry(entry, &state_);
   MaybeCompactLocked();
   return absl::OkStatus();
+}
+
+uint64_t LeaseJournal::errors() const {
+  absl::MutexLock lock(&mu_);
+  return errors_;
 }
 
 void LeaseJournal::MaybeCompactLocked() {

@@ -57,6 +57,8 @@ class LeaseJournal {
   // "" while appends succeed; otherwise why new work is refused.
   std::string error() const ABSL_LOCKS_EXCLUDED(mu_);
   uint64_t size_bytes() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Records that could not be written since Open.
+  uint64_t errors() const ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& path() const { return options_.path; }
 
   // Test seam: see Journal::InjectWriteFailureForTest.
@@ -72,6 +74,7 @@ class LeaseJournal {
   std::unique_ptr<Journal> journal_ ABSL_GUARDED_BY(mu_);
   devmem::v1::JournalState state_ ABSL_GUARDED_BY(mu_);
   std::string error_ ABSL_GUARDED_BY(mu_);
+  uint64_t errors_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace devmem

@@ -144,9 +144,11 @@ TEST(LeaseJournalTest, FailedAppendRecordsNothingAndIsReported) {
   absl::Status s = (*j)->Record(SessionPut(1, 1000));
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT((*j)->error(), HasSubstr("No space left"));
+  EXPECT_EQ((*j)->errors(), 1u);
   EXPECT_EQ((*j)->state().sessions_size(), 0);
   ASSERT_TRUE((*j)->Record(SessionPut(2, 1000)).ok());
   EXPECT_EQ((*j)->error(), "");
+  EXPECT_EQ((*j)->errors(), 1u) << "a count of failures, not a state";
   auto again = LeaseJournal::Open({path, false}, nullptr);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ((*again)->state().sessions_size(), 1);

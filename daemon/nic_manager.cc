@@ -329,7 +329,7 @@ std::string NicManager::RestoreLocked(Nic& nic, uint32_t* bindings,
   }
   std::sort(handles.begin(), handles.end());
   for (uint64_t h : handles) {
-    *rules += ReleaseBindingLocked(h);
+    *rules += ReleaseBindingLocked(h, kRemovedRestore);
     ++*bindings;
   }
   // Workloads hold copies of the bindings' anchors and let go of them when
@@ -766,7 +766,7 @@ absl::StatusOr<NicManager::Binding*> NicManager::FindBinding(uint64_t session,
   return &it->second;
 }
 
-uint32_t NicManager::ReleaseBindingLocked(uint64_t handle) {
+uint32_t NicManager::ReleaseBindingLocked(uint64_t handle, const char* cause) {
   auto it = bindings_.find(handle);
   if (it == bindings_.end()) return 0;
   Binding& b = it->second;
@@ -785,6 +785,7 @@ uint32_t NicManager::ReleaseBindingLocked(uint64_t handle) {
       JournalOutcomeLocked(del);
       nic->by_tuple.erase(TupleKey(rit->second.requested));
       nic->rules.erase(rit);
+      ++nic->rules_removed[cause];
       ++removed;
     }
   }
@@ -831,7 +832,7 @@ absl::StatusOr<uint32_t> NicManager::ReleaseBinding(uint64_t session,
   absl::MutexLock lock(&mu_);
   auto b = FindBinding(session, handle);
   if (!b.ok()) return b.status();
-  return ReleaseBindingLocked(handle);
+  return ReleaseBindingLocked(handle, kRemovedReleased);
 }
 
 void NicManager::ReleaseSession(uint64_t session) {
@@ -840,7 +841,7 @@ void NicManager::ReleaseSession(uint64_t session) {
   if (it == sessions_.end()) return;
   const std::vector<uint64_t> handles = it->second.bindings;
   const bool journaled = it->second.journaled;
-  for (uint64_t h : handles) ReleaseBindingLocked(h);
+  for (uint64_t h : handles) ReleaseBindingLocked(h, kRemovedSessionClosed);
   sessions_.erase(session);
   if (journaled) {
     devmem::v1::JournalEntry del;
@@ -878,6 +879,22 @@ devmem::v1::FlowRule NicManager::RuleProto(const Nic& nic,
 
 absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
     uint64_t session, uint64_t handle, const FlowTuple& tuple) {
+  absl::MutexLock lock(&mu_);
+  Nic* nic = nullptr;
+  const char* cause = kFailedInvalid;
+  absl::StatusOr<devmem::v1::FlowRule> rule =
+      SteerFlowLocked(session, handle, tuple, &nic, &cause);
+  if (!rule.ok() && nic != nullptr) ++nic->rules_failed[cause];
+  return rule;
+}
+
+absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlowLocked(
+    uint64_t session, uint64_t handle, const FlowTuple& tuple, Nic** nic_out,
+    const char** cause) {
+  *cause = kFailedInvalid;
+  auto bp = FindBinding(session, handle);
+  Nic* nic = bp.ok() ? FindNicLocked((*bp)->nic) : nullptr;
+  *nic_out = nic;
   if (tuple.family != AF_INET && tuple.family != AF_INET6) {
     return absl::InvalidArgumentError(
         "steering needs a TCP socket over IPv4 or IPv6");
@@ -886,8 +903,6 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
     return absl::InvalidArgumentError(
         "the socket has no local port yet; bind or connect it first");
   }
-  absl::MutexLock lock(&mu_);
-  auto bp = FindBinding(session, handle);
   if (!bp.ok()) return bp.status();
   Binding& b = **bp;
   if (b.tx) {
@@ -895,8 +910,8 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
         "binding ", handle,
         " is a TX binding; flows are steered to RX bindings (BindRx)"));
   }
-  Nic* nic = FindNicLocked(b.nic);
   if (nic == nullptr || nic->state != devmem::v1::PROFILE_STATE_APPLIED) {
+    *cause = kFailedKernel;
     return absl::FailedPreconditionError(
         absl::StrCat(b.nic, " is no longer ready for devmem"));
   }
@@ -904,11 +919,13 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
   if (auto it = nic->by_tuple.find(key); it != nic->by_tuple.end()) {
     const Rule& r = nic->rules.at(it->second);
     if (r.binding == handle) return RuleProto(*nic, r);
+    *cause = kFailedConflict;
     return absl::AlreadyExistsError(absl::StrCat(
         "flow ", DescribeTuple(tuple), " on ", nic->name,
         " is already steered to another binding; one flow can feed only "
         "one binding"));
   }
+  *cause = kFailedQuota;
   auto sit = sessions_.find(session);
   const uint32_t held = sit == sessions_.end() ? 0 : sit->second.rules;
   if (held >= options_.config->max_rules_per_session()) {
@@ -953,8 +970,10 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
   devmem::v1::JournalEntry intent;
   *intent.mutable_rule_put() = RuleRecord(*nic, r);
   intent.mutable_rule_put()->set_installed(false);
+  *cause = kFailedJournal;
   absl::Status j = JournalLocked(intent);
   if (!j.ok()) return j;
+  *cause = kFailedKernel;
   auto loc = options_.control->InsertRule(nic->ifindex, rule);
   if (!loc.ok() && tuple.IsFiveTuple() &&
       (StatusErrno(loc.status()) == EINVAL ||
@@ -980,6 +999,7 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
   devmem::v1::JournalEntry made;
   *made.mutable_rule_put() = RuleRecord(*nic, r);
   // Without this record a restart would remove a rule in use: undo instead.
+  *cause = kFailedJournal;
   absl::Status recorded = RecordOutcomeLocked(made);
   if (!recorded.ok()) {
     (void)options_.control->DeleteRule(nic->ifindex, *loc);
@@ -993,6 +1013,7 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
   b.rules_made++;
   nic->by_tuple[key] = *loc;
   sessions_[session].rules++;
+  ++nic->rules_installed;
   return RuleProto(*nic, nic->rules.at(*loc));
 }
 
@@ -1015,10 +1036,49 @@ absl::Status NicManager::RemoveFlow(uint64_t session, uint64_t handle,
   JournalOutcomeLocked(del);
   n->by_tuple.erase(TupleKey(rit->second.requested));
   n->rules.erase(rit);
+  ++n->rules_removed[kRemovedReleased];
   b.rule_locations.erase(location);
   auto sit = sessions_.find(session);
   if (sit != sessions_.end() && sit->second.rules > 0) sit->second.rules--;
   return s;
+}
+
+std::vector<NicManager::NicMetrics> NicManager::Metrics() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<NicMetrics> out;
+  for (const auto& nic : nics_) {
+    NicMetrics m;
+    m.nic = nic->name;
+    m.ifindex = nic->ifindex;
+    m.state = nic->state;
+    m.degraded = !nic->degraded.empty();
+    m.queues_free = static_cast<uint32_t>(nic->free_queues.size());
+    if (nic->state == devmem::v1::PROFILE_STATE_APPLIED && nic->plan) {
+      const size_t pool = nic->plan->pool.size();
+      m.queues_used =
+          static_cast<uint32_t>(pool - std::min(pool, nic->free_queues.size()));
+    }
+    m.rules = static_cast<uint32_t>(nic->rules.size());
+    m.rules_installed = nic->rules_installed;
+    m.rules_removed = nic->rules_removed;
+    m.rules_failed = nic->rules_failed;
+    absl::flat_hash_set<uint64_t> holders;
+    for (const auto& [handle, b] : bindings_) {
+      if (b.nic != nic->name) continue;
+      holders.insert(b.session);
+      if (b.tx) {
+        ++m.bindings_tx;
+      } else {
+        ++m.bindings_rx;
+        m.bound_rx_queues.insert(m.bound_rx_queues.end(), b.queues.begin(),
+                                 b.queues.end());
+      }
+    }
+    m.leases = static_cast<uint32_t>(holders.size());
+    std::sort(m.bound_rx_queues.begin(), m.bound_rx_queues.end());
+    out.push_back(std::move(m));
+  }
+  return out;
 }
 
 size_t NicManager::binding_count() const {
@@ -1300,6 +1360,7 @@ std::vector<std::string> NicManager::Recover(
           if (SameRule(*k, want) ||
               (k->match == TupleFromRecord(rec.requested()))) {
             (void)options_.control->DeleteRule(nic->ifindex, loc);
+            ++nic->rules_removed[kRemovedRecovery];
             ++undone;
           }
         }
@@ -1316,6 +1377,7 @@ std::vector<std::string> NicManager::Recover(
     }
     if (bit == bindings_.end() || bit->second.session != rec.session()) {
       (void)options_.control->DeleteRule(nic->ifindex, rec.location());
+      ++nic->rules_removed[kRemovedRecovery];
       forget_rule(id);
       ++undone;
       continue;
@@ -1357,6 +1419,7 @@ std::vector<std::string> NicManager::Recover(
                                        : pool.contains(k->queue);
       if (!ours) continue;
       (void)options_.control->DeleteRule(nic->ifindex, loc);
+      ++nic->rules_removed[kRemovedRecovery];
       ++orphans;
       report.push_back(absl::StrCat(nic->name, ": removed orphan rule at ", loc,
                                     " (steered to devmem pool queue ", k->queue,

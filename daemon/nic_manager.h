@@ -167,6 +167,41 @@ class NicManager {
   // Why new work is refused ("" if the journal is writable).
   std::string journal_error() const;
 
+  // What the metrics report per NIC (docs/METRICS.md), read in one go.
+  struct NicMetrics {
+    std::string nic;
+    uint32_t ifindex = 0;
+    devmem::v1::ProfileState state = devmem::v1::PROFILE_STATE_UNMANAGED;
+    bool degraded = false;
+    uint32_t queues_free = 0;
+    uint32_t queues_used = 0;
+    uint32_t bindings_rx = 0;
+    uint32_t bindings_tx = 0;
+    uint32_t rules = 0;
+    uint32_t leases = 0;                    // sessions holding a binding here
+    std::vector<uint32_t> bound_rx_queues;  // sorted
+    uint64_t rules_installed = 0;
+    // By cause; the causes are the constants below.
+    std::map<std::string, uint64_t> rules_removed;
+    std::map<std::string, uint64_t> rules_failed;
+  };
+  // Why a rule went: the client released it or its binding, its session
+  // closed (or its grace ended), an admin restored the NIC, or recovery
+  // found it stale or orphaned.
+  static constexpr char kRemovedReleased[] = "released";
+  static constexpr char kRemovedSessionClosed[] = "session_closed";
+  static constexpr char kRemovedRestore[] = "restore";
+  static constexpr char kRemovedRecovery[] = "recovery";
+  // Why a steering request was refused: bad request (unknown or TX binding,
+  // no port), the flow is another binding's, a quota, the kernel/NIC said no
+  // (or the NIC is not ready), the journal could not record it.
+  static constexpr char kFailedInvalid[] = "invalid";
+  static constexpr char kFailedConflict[] = "conflict";
+  static constexpr char kFailedQuota[] = "quota";
+  static constexpr char kFailedKernel[] = "kernel";
+  static constexpr char kFailedJournal[] = "journal";
+  std::vector<NicMetrics> Metrics() const ABSL_LOCKS_EXCLUDED(mu_);
+
   // Counters for status and tests.
   size_t binding_count() const ABSL_LOCKS_EXCLUDED(mu_);
   size_t rule_count() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -213,6 +248,10 @@ class NicManager {
     // Rules devmemd installed here, by location, and by requested tuple.
     std::map<uint32_t, Rule> rules;
     absl::flat_hash_map<std::string, uint32_t> by_tuple;
+    // For the metrics.
+    uint64_t rules_installed = 0;
+    std::map<std::string, uint64_t> rules_removed;
+    std::map<std::string, uint64_t> rules_failed;
   };
   struct SessionLeases {
     std::vector<uint64_t> bindings;
@@ -234,8 +273,14 @@ class NicManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckBindQuota(uint64_t session) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  uint32_t ReleaseBindingLocked(uint64_t handle)
+  // `cause` is one of the kRemoved* constants, for the rules it removes.
+  uint32_t ReleaseBindingLocked(uint64_t handle, const char* cause)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // SteerFlow under the lock; on failure `*nic` (if the binding's NIC is
+  // known) and `*cause` (a kFailed* constant) say where and why.
+  absl::StatusOr<devmem::v1::FlowRule> SteerFlowLocked(
+      uint64_t session, uint64_t handle, const FlowTuple& tuple, Nic** nic,
+      const char** cause) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Journals `entry`; OK without a journal.
   absl::Status JournalLocked(const devmem::v1::JournalEntry& entry,
                              bool durable = true)

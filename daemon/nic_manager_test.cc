@@ -358,6 +358,63 @@ TEST_F(NicManagerTest, SessionCloseReleasesEverythingAndRestoreWorks) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(NicManagerTest, MetricsCountRulesByCauseAndQueuesByState) {
+  config_.set_max_rules_per_session(2);
+  auto m = Make();
+  m->ApplyAll();
+  auto metrics = m->Metrics();
+  ASSERT_EQ(metrics.size(), 1u);
+  EXPECT_EQ(metrics[0].nic, "sim0");
+  EXPECT_EQ(metrics[0].state, PROFILE_STATE_APPLIED);
+  EXPECT_EQ(metrics[0].queues_free, 2u);
+  EXPECT_EQ(metrics[0].queues_used, 0u);
+
+  auto a = m->BindRx(1, {"sim0", ""}, 1, Memfd());
+  auto b = m->BindRx(2, {"sim0", ""}, 1, Memfd());
+  auto t = m->BindTx(2, {"sim0", ""}, Memfd());
+  ASSERT_TRUE(a.ok() && b.ok() && t.ok());
+  ASSERT_TRUE(m->SteerFlow(1, a->handle(), TestTuple(1000, 2000)).ok());
+  ASSERT_TRUE(m->SteerFlow(1, a->handle(), TestTuple(1001, 2000)).ok());
+  // Refusals, one per cause the manager can tell apart.
+  EXPECT_FALSE(m->SteerFlow(2, b->handle(), TestTuple(1000, 2000)).ok());
+  EXPECT_FALSE(m->SteerFlow(1, a->handle(), TestTuple(1002, 2000)).ok());
+  EXPECT_FALSE(m->SteerFlow(2, t->handle(), TestTuple(1003, 2000)).ok());
+  sim_->FailNext(SimOp::kInsertRule,
+                 ErrnoStatus(ENOSPC, "ethtool SRXCLSRLINS sim0"));
+  EXPECT_FALSE(m->SteerFlow(2, b->handle(), TestTuple(1004, 2000)).ok());
+  // An unknown binding names no NIC: not counted against one.
+  EXPECT_FALSE(m->SteerFlow(2, 9999, TestTuple(1005, 2000)).ok());
+
+  metrics = m->Metrics();
+  const NicManager::NicMetrics& x = metrics[0];
+  EXPECT_EQ(x.queues_free, 0u);
+  EXPECT_EQ(x.queues_used, 2u);
+  EXPECT_EQ(x.bindings_rx, 2u);
+  EXPECT_EQ(x.bindings_tx, 1u);
+  EXPECT_EQ(x.leases, 2u);
+  EXPECT_EQ(x.rules, 2u);
+  EXPECT_EQ(x.rules_installed, 2u);
+  EXPECT_EQ(x.bound_rx_queues, (std::vector<uint32_t>{6, 7}));
+  EXPECT_EQ(x.rules_failed,
+            (std::map<std::string, uint64_t>{
+                {"conflict", 1}, {"quota", 1}, {"invalid", 1}, {"kernel", 1}}));
+  EXPECT_TRUE(x.rules_removed.empty());
+
+  // Removed: one by the client's release, one by its session closing.
+  auto r = m->SteerFlow(2, b->handle(), TestTuple(1006, 2000));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(m->ReleaseBinding(2, b->handle()).ok());
+  m->ReleaseSession(1);
+  metrics = m->Metrics();
+  EXPECT_EQ(metrics[0].rules_installed, 3u);
+  EXPECT_EQ(metrics[0].rules_removed,
+            (std::map<std::string, uint64_t>{{"released", 1},
+                                             {"session_closed", 2}}));
+  EXPECT_EQ(metrics[0].leases, 1u) << "session 2 still holds its TX binding";
+  EXPECT_EQ(metrics[0].queues_free, 2u);
+  EXPECT_TRUE(metrics[0].bound_rx_queues.empty());
+}
+
 TEST_F(NicManagerTest, RssContextModeGivesEachBindingAContext) {
   config_.mutable_nic_profiles(0)->set_rss_mode(devmem::v1::RSS_MODE_CONTEXT);
   auto m = Make();
