@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "daemon/unit_identity.h"
 #include "kernel/errno_status.h"
 
 namespace devmem {
@@ -153,6 +154,22 @@ absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
         source, ": field nic_backend = \"", c->nic_backend(),
         "\" is unknown; use \"kernel\" (real NICs) or \"simulated\" (a "
         "simulated devmem NIC per profile, for demos without hardware)"));
+  }
+  for (int i = 0; i < c->allow_units_size(); ++i) {
+    const std::string problem = UnitRuleProblem(c->allow_units(i));
+    if (!problem.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": field allow_units[", i, "] = \"",
+                       c->allow_units(i), "\" ", problem));
+    }
+  }
+  for (int i = 0; i < c->allow_slices_size(); ++i) {
+    const std::string problem = SliceRuleProblem(c->allow_slices(i));
+    if (!problem.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": field allow_slices[", i, "] = \"",
+                       c->allow_slices(i), "\" ", problem));
+    }
   }
   if (!c->socket_group().empty()) {
     struct group gr;

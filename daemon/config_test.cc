@@ -53,6 +53,26 @@ TEST(ConfigTest, UnknownGroupRejected) {
   EXPECT_THAT(c.status().message(), HasSubstr("no such group"));
 }
 
+TEST(ConfigTest, UnitAndSliceRulesAreCheckedAndNamed) {
+  auto ok = ParseConfig(
+      "allow_units: [\"train.service\", \"job-7.scope\"]\n"
+      "allow_slices: \"batch.slice\"\n",
+      "x.textproto");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->allow_units_size(), 2);
+  auto unit = ParseConfig("allow_units: [\"train.service\", \"batch.slice\"]",
+                          "x.textproto");
+  ASSERT_FALSE(unit.ok());
+  EXPECT_EQ(unit.status().message(),
+            "x.textproto: field allow_units[1] = \"batch.slice\" is a slice; "
+            "list it in allow_slices");
+  auto slice = ParseConfig("allow_slices: \"batch\"", "x.textproto");
+  ASSERT_FALSE(slice.ok());
+  EXPECT_THAT(slice.status().message(),
+              HasSubstr("field allow_slices[0] = \"batch\" is not a slice "
+                        "name (it must end in \".slice\""));
+}
+
 TEST(ConfigTest, MissingFileNamesPath) {
   auto c = LoadConfigFile("/nonexistent/devmemd.textproto");
   ASSERT_FALSE(c.ok());

@@ -173,7 +173,11 @@ absl::Status Daemon::Init() {
   const auto& c = options_.config;
   std::vector<uint32_t> uids(c.allow_uids().begin(), c.allow_uids().end());
   std::vector<uint32_t> gids(c.allow_gids().begin(), c.allow_gids().end());
-  policy_ = std::make_unique<AccessPolicy>(uids, gids, options_.config_source);
+  policy_ = std::make_unique<AccessPolicy>(
+      uids, gids, options_.config_source,
+      std::vector<std::string>(c.allow_units().begin(), c.allow_units().end()),
+      std::vector<std::string>(c.allow_slices().begin(),
+                               c.allow_slices().end()));
   SessionManager::Options so;
   so.ticket_ttl = absl::Milliseconds(c.ticket_ttl_ms());
   so.max_tickets_per_session = c.max_tickets_per_session();

@@ -149,10 +149,11 @@ int main(int argc, char** argv) {
   }
   absl::Status s = devmem::FinalizeConfig(&config, source);
   if (!s.ok()) return Fail(absl::StrCat("refusing to start: ", s.message()), 2);
-  if (config.allow_uids().empty() && config.allow_gids().empty()) {
+  if (config.allow_uids().empty() && config.allow_gids().empty() &&
+      config.allow_units().empty() && config.allow_slices().empty()) {
     std::fprintf(stderr,
-                 "devmemd: warning: allow_uids and allow_gids are empty, every "
-                 "peer will be refused\n");
+                 "devmemd: warning: allow_uids, allow_gids, allow_units and "
+                 "allow_slices are empty, every peer will be refused\n");
   }
 
   // One fd per session and per gRPC connection: use all the fds we may.
