@@ -7,7 +7,7 @@ PACKAGES=(
   bazel-bootstrap bazel-rules-java bazel-platforms bazel-skylib
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libmnl-dev
-  libsystemd-dev prometheus-cpp-dev libgtest-dev libgmock-dev pkg-config
+  libsystemd-dev prometheus-cpp-dev libcivetweb-dev libgtest-dev libgmock-dev pkg-config
   g++ python3 ethtool iproute2 util-linux clang-format
   clang-14 libclang-rt-14-dev
   prometheus

@@ -34,6 +34,14 @@ _LIBS = {
     "gtest": (["gtest", "gmock"], "libgtest-dev libgmock-dev"),
 }
 
+# Libraries Debian ships without a pkg-config file:
+# target name -> (header that must exist, link flags, Debian package).
+# civetweb is what prometheus-cpp-pull serves HTTP with; devmemd's metrics and
+# health endpoints use it directly.
+_PLAIN_LIBS = {
+    "civetweb": ("/usr/include/civetweb.h", ["-lcivetweb"], "libcivetweb-dev"),
+}
+
 def _pkg_config(ctx, flag, modules, debs):
     res = ctx.execute(["pkg-config", flag] + modules)
     if res.return_code != 0:
@@ -68,6 +76,14 @@ def _system_libraries_impl(ctx):
         build.append('    name = "%s",' % name)
         build.append("    hdrs = glob(%s)," % repr([i + "/**/*.h" for i in includes]))
         build.append("    includes = %s," % repr(includes))
+        build.append("    linkopts = %s," % repr(linkopts))
+        build.append(")")
+        build.append("")
+    for name, (header, linkopts, deb) in _PLAIN_LIBS.items():
+        if not ctx.path(header).exists:
+            fail("%s is missing (install the Debian package: %s)" % (header, deb))
+        build.append("cc_library(")
+        build.append('    name = "%s",' % name)
         build.append("    linkopts = %s," % repr(linkopts))
         build.append(")")
         build.append("")

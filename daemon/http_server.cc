@@ -1,0 +1,160 @@
+#include "daemon/http_server.h"
+
+#include <arpa/inet.h>
+#include <civetweb.h>
+
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace devmem {
+
+absl::StatusOr<HttpListenAddress> ParseLoopbackListen(const std::string& text,
+                                                      const std::string& what) {
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " \"", text, "\": ", why,
+        "; write a loopback address and port, e.g. \"127.0.0.1:9464\" or "
+        "\"[::1]:9464\" (port 0 = any free port), or \"\" to turn it off"));
+  };
+  HttpListenAddress out;
+  absl::string_view host;
+  absl::string_view port;
+  absl::string_view rest = text;
+  if (absl::ConsumePrefix(&rest, "[")) {
+    const size_t close = rest.find(']');
+    if (close == absl::string_view::npos) return bad("missing ']'");
+    host = rest.substr(0, close);
+    rest.remove_prefix(close + 1);
+    if (!absl::ConsumePrefix(&rest, ":")) return bad("missing \":port\"");
+    port = rest;
+    out.ipv6 = true;
+  } else {
+    const size_t colon = rest.rfind(':');
+    if (colon == absl::string_view::npos) return bad("missing \":port\"");
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  int p = 0;
+  if (!absl::SimpleAtoi(port, &p) || p < 0 || p > 65535) {
+    return bad("the port must be a number from 0 to 65535");
+  }
+  out.host = std::string(host);
+  out.port = p;
+  if (out.ipv6) {
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, out.host.c_str(), &a6) != 1) {
+      return bad("not an IPv6 address");
+    }
+    if (!IN6_IS_ADDR_LOOPBACK(&a6)) {
+      return bad("not a loopback address (the endpoint has no authentication)");
+    }
+  } else {
+    struct in_addr a4;
+    if (inet_pton(AF_INET, out.host.c_str(), &a4) != 1) {
+      return bad("not an IPv4 address (host names are not resolved)");
+    }
+    if ((ntohl(a4.s_addr) >> 24) != 127) {
+      return bad("not a loopback address (the endpoint has no authentication)");
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
+    const HttpListenAddress& address, std::map<std::string, Handler> routes) {
+  static const int init = mg_init_library(0);
+  (void)init;
+  // Feature 8: IPv6 (civetweb.h mg_check_feature). Debian's build lacks it.
+  if (address.ipv6 && mg_check_feature(8) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot serve metrics on [", address.host, "]:", address.port,
+        ": this build's HTTP library (civetweb) has no IPv6; use "
+        "\"127.0.0.1:",
+        address.port, "\" in metrics_listen / --metrics_listen"));
+  }
+  std::unique_ptr<HttpServer> server(new HttpServer());
+  server->routes_ = std::move(routes);
+  const std::string ports =
+      address.ipv6 ? absl::StrCat("[", address.host, "]:", address.port)
+                   : absl::StrCat(address.host, ":", address.port);
+  // No document_root: no files are served, only the registered handlers
+  // answer. Scrapes and probes are small and few: two threads.
+  const char* options[] = {
+      "listening_ports",    ports.c_str(), "num_threads", "2",
+      "request_timeout_ms", "10000",       nullptr};
+  struct mg_callbacks callbacks;
+  std::memset(&callbacks, 0, sizeof(callbacks));
+  struct mg_init_data init_data;
+  std::memset(&init_data, 0, sizeof(init_data));
+  init_data.callbacks = &callbacks;
+  init_data.user_data = server.get();
+  init_data.configuration_options = options;
+  unsigned code = 0;
+  char text[256] = {0};
+  struct mg_error_data error;
+  error.code = &code;
+  error.text = text;
+  error.text_buffer_size = sizeof(text);
+  server->ctx_ = mg_start2(&init_data, &error);
+  if (server->ctx_ == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", ports, ": ",
+                     text[0] != '\0' ? text : "civetweb failed to start",
+                     " (is another process on that port? change "
+                     "metrics_listen / --metrics_listen)"));
+  }
+  for (const auto& [path, handler] : server->routes_) {
+    mg_set_request_handler(server->ctx_, path.c_str(), &HttpServer::Dispatch,
+                           server.get());
+  }
+  struct mg_server_port bound[4];
+  std::memset(bound, 0, sizeof(bound));
+  const int n = mg_get_server_ports(server->ctx_, 4, bound);
+  server->port_ = n > 0 ? bound[0].port : address.port;
+  server->url_ =
+      address.ipv6 ? absl::StrCat("http://[", address.host, "]:", server->port_)
+                   : absl::StrCat("http://", address.host, ":", server->port_);
+  return server;
+}
+
+HttpServer::~HttpServer() {
+  if (ctx_ != nullptr) mg_stop(ctx_);
+}
+
+int HttpServer::Dispatch(mg_connection* conn, void* self) {
+  auto* server = static_cast<HttpServer*>(self);
+  const mg_request_info* info = mg_get_request_info(conn);
+  const std::string method = info->request_method;
+  const std::string path = info->local_uri != nullptr ? info->local_uri : "";
+  Response resp;
+  auto it = server->routes_.find(path);
+  if (it == server->routes_.end()) {
+    resp.status = 404;
+    resp.body = "not found\n";
+  } else if (method != "GET" && method != "HEAD") {
+    resp.status = 405;
+    resp.body = "only GET and HEAD\n";
+  } else {
+    resp = it->second();
+  }
+  mg_response_header_start(conn, resp.status);
+  mg_response_header_add(conn, "Content-Type", resp.content_type.c_str(), -1);
+  const std::string length = absl::StrCat(resp.body.size());
+  mg_response_header_add(conn, "Content-Length", length.c_str(), -1);
+  mg_response_header_add(conn, "Cache-Control", "no-store", -1);
+  if (resp.status == 405)
+    mg_response_header_add(conn, "Allow", "GET, HEAD", -1);
+  mg_response_header_send(conn);
+  if (method != "HEAD" && !resp.body.empty()) {
+    mg_write(conn, resp.body.data(), resp.body.size());
+  }
+  // Returning the status tells civetweb the request was answered.
+  return resp.status;
+}
+
+}  // namespace devmem
