@@ -1563,3 +1563,29 @@ std::vector<std::string> NicManager::CheckHealth() {
 }
 
 }  // namespace devmem
+
+namespace devmem {
+
+std::vector<NicManager::LeaseInfo> NicManager::Leases() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<LeaseInfo> out;
+  out.reserve(bindings_.size());
+  for (const auto& [handle, b] : bindings_) {
+    LeaseInfo l;
+    l.session = b.session;
+    l.handle = handle;
+    l.nic = b.nic;
+    l.kernel_id = b.kernel_id;
+    l.queues = b.queues;
+    l.tx = b.tx;
+    l.rules = static_cast<uint32_t>(b.rule_locations.size());
+    l.anchored = b.kernel != nullptr;
+    out.push_back(std::move(l));
+  }
+  std::sort(out.begin(), out.end(), [](const LeaseInfo& a, const LeaseInfo& b) {
+    return a.handle < b.handle;
+  });
+  return out;
+}
+
+}  // namespace devmem

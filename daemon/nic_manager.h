@@ -207,6 +207,21 @@ class NicManager {
   size_t rule_count() const ABSL_LOCKS_EXCLUDED(mu_);
   std::string backend() const { return options_.control->BackendName(); }
 
+  // One binding and what hangs on it, for admin listings (D-Bus ListLeases).
+  // Read from memory in one go; no kernel calls.
+  struct LeaseInfo {
+    uint64_t session = 0;
+    uint64_t handle = 0;
+    std::string nic;
+    uint32_t kernel_id = 0;
+    std::vector<uint32_t> queues;
+    bool tx = false;
+    uint32_t rules = 0;
+    bool anchored = false;  // devmemd holds its anchor (false: awaiting it)
+  };
+  // Every binding, by handle.
+  std::vector<LeaseInfo> Leases() const ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   struct Rule {
     FlowTuple requested;
