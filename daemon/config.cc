@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "daemon/listen_address.h"
 #include "daemon/unit_identity.h"
 #include "kernel/errno_status.h"
 
@@ -154,6 +155,11 @@ absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
         source, ": field nic_backend = \"", c->nic_backend(),
         "\" is unknown; use \"kernel\" (real NICs) or \"simulated\" (a "
         "simulated devmem NIC per profile, for demos without hardware)"));
+  }
+  if (!c->metrics_listen().empty()) {
+    auto listen = ParseLoopbackListen(
+        c->metrics_listen(), absl::StrCat(source, ": field metrics_listen"));
+    if (!listen.ok()) return listen.status();
   }
   for (int i = 0; i < c->allow_units_size(); ++i) {
     const std::string problem = UnitRuleProblem(c->allow_units(i));

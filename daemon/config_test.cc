@@ -46,6 +46,19 @@ TEST(ConfigTest, RelativeRuntimeDirRejected) {
   EXPECT_THAT(c.status().message(), HasSubstr("absolute"));
 }
 
+TEST(ConfigTest, MetricsListenMustBeLoopback) {
+  auto c = ParseConfig("metrics_listen: \"0.0.0.0:9464\"", "x.textproto");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(),
+              HasSubstr("x.textproto: field metrics_listen \"0.0.0.0:9464\""));
+  EXPECT_THAT(c.status().message(), HasSubstr("not a loopback address"));
+  c = ParseConfig("metrics_listen: \"127.0.0.1:9464\"", "x.textproto");
+  ASSERT_TRUE(c.ok()) << c.status();
+  c = ParseConfig("", "x.textproto");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->metrics_listen(), "") << "off unless configured";
+}
+
 TEST(ConfigTest, UnknownGroupRejected) {
   auto c =
       ParseConfig("socket_group: \"no-such-group-devmemd\"", "x.textproto");
@@ -92,6 +105,7 @@ TEST(ConfigTest, ShippedDefaultConfigParses) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->runtime_dir(), "/run/devmemd");
   EXPECT_EQ(c->allow_uids_size(), 1);
+  EXPECT_EQ(c->metrics_listen(), "127.0.0.1:9464");
 }
 
 }  // namespace
