@@ -3,6 +3,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <utility>
@@ -175,6 +176,9 @@ void SessionServer::Accept() {
 
 bool SessionServer::Reply(uint64_t session_id, int fd,
                           const devmem::v1::SessionFrame& frame, int pass_fd) {
+  if (frame.has_error()) {
+    reply_code_ = static_cast<absl::StatusCode>(frame.error().code());
+  }
   auto bytes = EncodeFrame(frame);
   if (!bytes.ok()) return false;
   std::vector<int> fds;
@@ -196,13 +200,67 @@ bool SessionServer::Serve(uint64_t session_id, int fd) {
     ++violations_;
     return false;  // msg->fds close with it
   }
-  devmem::v1::SessionFrame reply;
   using F = devmem::v1::SessionFrame;
   if (frame->body_case() != F::kDeposit &&
       frame->body_case() != F::kReturnAnchor && !msg->fds.empty()) {
     ++violations_;
     return false;
   }
+  const char* method = FrameMethod(frame->body_case());
+  if (method == nullptr) {
+    // A daemon->client body sent by the client.
+    ++violations_;
+    return false;
+  }
+  const absl::Time start = absl::Now();
+  reply_code_ = absl::StatusCode::kOk;
+  const bool keep = ServeFrame(session_id, fd, *frame, msg->fds);
+  if (observer_.frame)
+    observer_.frame(method, reply_code_, absl::Now() - start);
+  return keep;
+}
+
+const char* SessionServer::FdKind(int fd) {
+  // A steered TCP socket, or a binding's anchor: its netlink socket, or the
+  // simulated backend's anchor file. Anything else (a client redeeming its
+  // own deposit) is "other".
+  int domain = 0;
+  socklen_t len = sizeof(domain);
+  if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0) {
+    if (domain == AF_INET || domain == AF_INET6) return "socket";
+    if (domain == AF_NETLINK) return "anchor";
+    return "other";
+  }
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) return "anchor";
+  return "other";
+}
+
+const char* SessionServer::FrameMethod(
+    devmem::v1::SessionFrame::BodyCase body) {
+  using F = devmem::v1::SessionFrame;
+  switch (body) {
+    case F::kRedeem:
+      return "session.Redeem";
+    case F::kDeposit:
+      return "session.Deposit";
+    case F::kPing:
+      return "session.Ping";
+    case F::kResume:
+      return "session.Resume";
+    case F::kReturnAnchor:
+      return "session.ReturnAnchor";
+    default:
+      return nullptr;
+  }
+}
+
+bool SessionServer::ServeFrame(uint64_t session_id, int fd,
+                               const devmem::v1::SessionFrame& frame_in,
+                               std::vector<UniqueFd>& fds) {
+  const devmem::v1::SessionFrame* frame = &frame_in;
+  devmem::v1::SessionFrame reply;
+  using F = devmem::v1::SessionFrame;
   switch (frame->body_case()) {
     case F::kRedeem: {
       const std::string& ticket = frame->redeem().ticket();
@@ -219,17 +277,19 @@ bool SessionServer::Serve(uint64_t session_id, int fd) {
       // kernel has duplicated it into the message.
       if (!Reply(session_id, fd, reply, taken->get_unowned())) return false;
       ++fds_handed_off_;
+      if (observer_.fd) observer_.fd("to_client", FdKind(taken->get_unowned()));
       return true;
     }
     case F::kDeposit: {
-      if (msg->fds.size() != 1) {
+      if (observer_.fd && !fds.empty()) observer_.fd("from_client", "dmabuf");
+      if (fds.size() != 1) {
         auto* err = reply.mutable_error();
         err->set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
         err->set_message(
             "Deposit frame must carry exactly one fd (SCM_RIGHTS)");
         return Reply(session_id, fd, reply);
       }
-      auto ticket = sessions_->IssueTicket(session_id, std::move(msg->fds[0]));
+      auto ticket = sessions_->IssueTicket(session_id, std::move(fds[0]));
       if (!ticket.ok()) {
         auto* err = reply.mutable_error();
         err->set_code(RpcCode(ticket.status()));
@@ -249,7 +309,8 @@ bool SessionServer::Serve(uint64_t session_id, int fd) {
     case F::kResume:
       return HandleResume(session_id, fd, frame->resume().session_token());
     case F::kReturnAnchor: {
-      if (msg->fds.size() != 1) {
+      if (observer_.fd && !fds.empty()) observer_.fd("from_client", "anchor");
+      if (fds.size() != 1) {
         auto* err = reply.mutable_error();
         err->set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
         err->set_message(
@@ -257,7 +318,7 @@ bool SessionServer::Serve(uint64_t session_id, int fd) {
         return Reply(session_id, fd, reply);
       }
       return HandleReturnAnchor(session_id, fd, frame->return_anchor().handle(),
-                                std::move(msg->fds[0]));
+                                std::move(fds[0]));
     }
     default:
       // A daemon->client body sent by the client.

@@ -10,7 +10,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "daemon/peer_cred.h"
 #include "daemon/session_manager.h"
 #include "kernel/accept_reserve.h"
@@ -45,6 +47,21 @@ class SessionServer {
   // leases and ReturnAnchor answers FAILED_PRECONDITION.
   void SetLeaseHooks(LeaseHooks hooks) { hooks_ = std::move(hooks); }
 
+  // Metrics hooks, called on the server's thread; each may be empty. `frame`
+  // once per client frame answered: "session.Redeem" etc., the code of the
+  // answer (OK unless it was an Error frame) and the time taken. `fd` once
+  // per fd passed: direction "to_client" (kind "socket", "anchor" or
+  // "other") or
+  // "from_client" (kind "dmabuf" for a Deposit, "anchor" for ReturnAnchor).
+  struct Observer {
+    std::function<void(absl::string_view method, absl::StatusCode code,
+                       absl::Duration elapsed)>
+        frame;
+    std::function<void(absl::string_view direction, absl::string_view kind)> fd;
+  };
+  // Set before Start().
+  void SetObserver(Observer observer) { observer_ = std::move(observer); }
+
   absl::Status Start();
   // Closes every session and joins the thread. Idempotent. With
   // `release_leases` false the sessions' leases are left for the next devmemd
@@ -60,6 +77,13 @@ class SessionServer {
   void Accept();
   // Reads and answers one frame; returns false if the session must close.
   bool Serve(uint64_t session_id, int fd);
+  // The frame's method name for metrics; null for a daemon->client body.
+  static const char* FrameMethod(devmem::v1::SessionFrame::BodyCase body);
+  // "socket", "anchor" or "other", for the fd-hand-off metric.
+  static const char* FdKind(int fd);
+  bool ServeFrame(uint64_t session_id, int fd,
+                  const devmem::v1::SessionFrame& frame,
+                  std::vector<UniqueFd>& fds);
   bool Reply(uint64_t session_id, int fd, const devmem::v1::SessionFrame& frame,
              int pass_fd = -1);
   void CloseSession(uint64_t session_id);
@@ -81,6 +105,9 @@ class SessionServer {
   mutable absl::Mutex mu_;
   // session id -> its connection. Only the loop thread mutates it.
   absl::flat_hash_map<uint64_t, UniqueFd> conns_ ABSL_GUARDED_BY(mu_);
+  Observer observer_;
+  // The code of the last answer sent (the server's thread only).
+  absl::StatusCode reply_code_ = absl::StatusCode::kOk;
 };
 
 }  // namespace devmem

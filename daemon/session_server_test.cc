@@ -10,6 +10,8 @@
 #include <cstring>
 #include <string>
 
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "daemon/testing/session_test_client.h"
 #include "daemon/testing/wait.h"
 #include "gmock/gmock.h"
@@ -171,6 +173,75 @@ TEST_F(SessionServerTest, DepositThenRedeemRoundTrips) {
   f = c.Read(&fds);
   ASSERT_EQ(f->body_case(), F::kFdGrant);
   ASSERT_EQ(fds.size(), 1u);
+}
+
+TEST_F(SessionServerTest, ObserverSeesEveryFrameAndFd) {
+  struct Seen {
+    std::string method;
+    absl::StatusCode code;
+  };
+  absl::Mutex mu;
+  std::vector<Seen> frames;
+  std::vector<std::string> fds;
+  const std::string path = SocketPath();
+  SessionServer server(Listen(path), &policy_, &mgr_);
+  SessionServer::Observer observer;
+  observer.frame = [&](absl::string_view m, absl::StatusCode code,
+                       absl::Duration elapsed) {
+    absl::MutexLock lock(&mu);
+    EXPECT_GE(elapsed, absl::ZeroDuration());
+    frames.push_back({std::string(m), code});
+  };
+  observer.fd = [&](absl::string_view direction, absl::string_view kind) {
+    absl::MutexLock lock(&mu);
+    fds.push_back(absl::StrCat(direction, "/", kind));
+  };
+  server.SetObserver(std::move(observer));
+  ASSERT_TRUE(server.Start().ok());
+  {
+    Client c(path);
+    const uint64_t id = Hello(c).session_id();
+    F ping;
+    ping.mutable_ping()->set_nonce(1);
+    c.Send(ping);
+    ASSERT_EQ(c.Read()->body_case(), F::kPong);
+    F redeem;
+    redeem.mutable_redeem()->set_ticket("no-such-ticket");
+    c.Send(redeem);
+    ASSERT_EQ(c.Read()->body_case(), F::kError);
+    Pipe p;
+    F dep;
+    dep.mutable_deposit()->set_label("dmabuf");
+    c.Send(dep, {p.w.get_unowned()});
+    auto f = c.Read();
+    ASSERT_EQ(f->body_case(), F::kDeposited);
+    redeem.mutable_redeem()->set_ticket(f->deposited().ticket());
+    c.Send(redeem);
+    std::vector<UniqueFd> got;
+    ASSERT_EQ(c.Read(&got)->body_case(), F::kFdGrant);
+    // A TCP socket parked by the daemon (Listen/Connect) is a "socket".
+    UniqueFd tcp(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    auto ticket = mgr_.IssueTicket(id, std::move(tcp));
+    ASSERT_TRUE(ticket.ok()) << ticket.status();
+    redeem.mutable_redeem()->set_ticket(*ticket);
+    c.Send(redeem);
+    ASSERT_EQ(c.Read(&got)->body_case(), F::kFdGrant);
+  }
+  server.Stop();
+  ::unlink(path.c_str());
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(frames.size(), 5u);
+  EXPECT_EQ(frames[0].method, "session.Ping");
+  EXPECT_EQ(frames[0].code, absl::StatusCode::kOk);
+  EXPECT_EQ(frames[1].method, "session.Redeem");
+  EXPECT_EQ(frames[1].code, absl::StatusCode::kNotFound);
+  EXPECT_EQ(frames[2].method, "session.Deposit");
+  EXPECT_EQ(frames[3].method, "session.Redeem");
+  EXPECT_EQ(frames[3].code, absl::StatusCode::kOk);
+  EXPECT_EQ(fds, (std::vector<std::string>{
+                     "from_client/dmabuf",
+                     "to_client/other",  // a pipe: neither socket nor anchor
+                     "to_client/socket"}));
 }
 
 TEST_F(SessionServerTest, DepositWithoutFdIsAnErrorNotAClose) {
