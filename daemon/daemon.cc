@@ -171,6 +171,11 @@ std::string Daemon::session_socket_path() const {
 
 absl::Status Daemon::Init() {
   const auto& c = options_.config;
+  // Before anything can share the monitor.
+  health_.AddListener([this](const HealthReport& report) {
+    absl::MutexLock lock(&admin_bus_mu_);
+    if (admin_bus_) admin_bus_->OnHealth(report);
+  });
   std::vector<uint32_t> uids(c.allow_uids().begin(), c.allow_uids().end());
   std::vector<uint32_t> gids(c.allow_gids().begin(), c.allow_gids().end());
   policy_ = std::make_unique<AccessPolicy>(
@@ -323,12 +328,52 @@ absl::Status Daemon::Init() {
                                                       server_.get(), &peers_);
   s = grpc_listener_->Start();
   if (!s.ok()) return s;
-  return session_server_->Start();
+  s = session_server_->Start();
+  if (!s.ok()) return s;
+  health_.SetServing();
+  return StartAdminBus();
+}
+
+absl::Status Daemon::StartAdminBus() {
+  if (options_.dbus_address.empty()) return absl::OkStatus();
+  const auto& c = options_.config;
+  AdminBus::Options bo;
+  bo.address = options_.dbus_address;
+  bo.version = options_.static_status.version();
+  bo.backend = nics_->backend();
+  bo.config_source = options_.config_source;
+  bo.admin_uids.assign(c.admin_uids().begin(), c.admin_uids().end());
+  bo.policy = policy_.get();
+  bo.sessions = sessions_.get();
+  bo.nics = nics_.get();
+  bo.health = &health_;
+  auto bus = AdminBus::Start(std::move(bo));
+  if (!bus.ok()) {
+    if (options_.dbus_address == "system") {
+      dbus_warning_ = absl::StrCat(bus.status().message(),
+                                   "; going on without the D-Bus interface");
+      return absl::OkStatus();
+    }
+    return absl::Status(
+        bus.status().code(),
+        absl::StrCat("D-Bus interface (--dbus=", options_.dbus_address,
+                     "): ", bus.status().message()));
+  }
+  absl::MutexLock lock(&admin_bus_mu_);
+  admin_bus_ = *std::move(bus);
+  return absl::OkStatus();
 }
 
 void Daemon::Shutdown(bool release_leases) {
   if (shut_down_) return;
   shut_down_ = true;
+  // The bus first: no admin call may race the teardown.
+  std::unique_ptr<AdminBus> bus;
+  {
+    absl::MutexLock lock(&admin_bus_mu_);
+    bus = std::move(admin_bus_);
+  }
+  bus.reset();
   if (grpc_listener_) grpc_listener_->Stop();
   if (session_server_) session_server_->Stop(release_leases);
   if (server_) {

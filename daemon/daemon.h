@@ -6,11 +6,15 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/admin_bus.h"
 #include "daemon/anchor_store.h"
 #include "daemon/devmem_service.h"
 #include "daemon/grpc_listener.h"
+#include "daemon/health.h"
 #include "daemon/lease_journal.h"
 #include "daemon/nic_manager.h"
 #include "daemon/peer_cred.h"
@@ -49,6 +53,10 @@ class Daemon {
     // devmemd-grpc / devmemd-session). Invalid: devmemd makes its own.
     UniqueFd activated_grpc;
     UniqueFd activated_session;
+    // The D-Bus admin interface (AdminBus): "" none, "system" the system
+    // bus (unreachable: a warning, dbus_warning()), or an address such as
+    // "unix:path=/run/x/bus" (unreachable: Start fails).
+    std::string dbus_address;
   };
 
   // Creates the runtime directory and sockets and starts serving. Fails with
@@ -79,10 +87,15 @@ class Daemon {
     return recovery_report_;
   }
   SessionServer& session_server() { return *session_server_; }
+  HealthMonitor& health() { return health_; }
+  // Why the D-Bus interface did not come up on the system bus ("" if it
+  // did, or none was asked for).
+  const std::string& dbus_warning() const { return dbus_warning_; }
 
  private:
   explicit Daemon(Options options);
   absl::Status Init();
+  absl::Status StartAdminBus();
 
   Options options_;
   std::unique_ptr<AccessPolicy> policy_;
@@ -104,6 +117,11 @@ class Daemon {
   bool created_grpc_ = false;
   bool created_session_ = false;
   bool shut_down_ = false;
+  HealthMonitor health_;
+  std::string dbus_warning_;
+  // Set once Init is done; the health listener forwards to it.
+  absl::Mutex admin_bus_mu_;
+  std::unique_ptr<AdminBus> admin_bus_ ABSL_GUARDED_BY(admin_bus_mu_);
 };
 
 }  // namespace devmem

@@ -55,6 +55,11 @@ ABSL_FLAG(std::vector<std::string>, nic, {},
 ABSL_FLAG(uint32_t, restart_grace_ms, 0,
           "After a restart, how long sessions from the journal may take to "
           "resume before their leases are removed (default 30000).");
+ABSL_FLAG(std::string, dbus, "system",
+          "Where the admin interface org.devmemd.Devmemd1 goes: \"system\" "
+          "(the system bus; if it cannot be reached, a warning and no "
+          "interface), a D-Bus address such as unix:path=/run/x/bus (if it "
+          "cannot be reached, devmemd stops), or \"\" for none.");
 ABSL_FLAG(bool, release_on_exit, false,
           "On SIGTERM/SIGINT, release every lease and restore the NICs even "
           "while workloads hold bindings. By default devmemd then leaves "
@@ -194,7 +199,9 @@ int main(int argc, char** argv) {
   options.stored_anchors = std::move(passed.anchors);
   options.activated_grpc = std::move(passed.grpc);
   options.activated_session = std::move(passed.session);
+  options.dbus_address = absl::GetFlag(FLAGS_dbus);
   const std::string backend_name = options.inventory->BackendName();
+  const std::string options_dbus = options.dbus_address;
   auto daemon = devmem::Daemon::Start(std::move(options));
   if (!daemon.ok()) {
     return Fail(absl::StrCat("cannot start: ", daemon.status().message()), 1);
@@ -207,6 +214,13 @@ int main(int argc, char** argv) {
   }
   for (const std::string& line : (*daemon)->recovery_report()) {
     std::fprintf(stderr, "devmemd: %s\n", line.c_str());
+  }
+  if (!(*daemon)->dbus_warning().empty()) {
+    std::fprintf(stderr, "devmemd: warning: %s\n",
+                 (*daemon)->dbus_warning().c_str());
+  } else if (!options_dbus.empty()) {
+    std::fprintf(stderr, "devmemd: D-Bus: %s on %s\n", devmem::kBusName,
+                 options_dbus.c_str());
   }
   std::fprintf(
       stderr,
