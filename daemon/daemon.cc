@@ -10,11 +10,15 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "daemon/listen_address.h"
+#include "daemon/rpc_observer.h"
 #include "kernel/errno_status.h"
+#include "kernel/netdev_genl.h"
 
 namespace devmem {
 namespace {
@@ -261,6 +265,10 @@ absl::Status Daemon::Init() {
   if (!session_fd.ok()) return session_fd.status();
   created_session_ = !session_activated;
 
+  // /healthz says "starting" while the profiles and recovery run.
+  s = StartMetrics();
+  if (!s.ok()) return s;
+
   // Profiles are applied before anyone can connect: a workload never sees a
   // half-prepared NIC.
   profile_report_ = nics_->ApplyAll();
@@ -297,6 +305,16 @@ absl::Status Daemon::Init() {
     return nics->ReturnAnchor(s, h, std::move(fd));
   };
   session_server_->SetLeaseHooks(std::move(hooks));
+  DaemonMetrics* metrics = metrics_.get();
+  SessionServer::Observer observer;
+  observer.frame = [metrics](absl::string_view method, absl::StatusCode code,
+                             absl::Duration elapsed) {
+    metrics->ObserveRequest(method, code, elapsed);
+  };
+  observer.fd = [metrics](absl::string_view direction, absl::string_view kind) {
+    metrics->CountFd(direction, kind);
+  };
+  session_server_->SetObserver(std::move(observer));
   DevmemService::Deps deps;
   deps.config = &options_.config;
   deps.policy = policy_.get();
@@ -318,6 +336,15 @@ absl::Status Daemon::Init() {
   // Requests are small; a bounded size keeps one client from making the
   // daemon allocate without limit.
   builder.SetMaxReceiveMessageSize(kMaxGrpcRequestBytes);
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(MakeRpcObserverFactory(
+      [metrics](absl::string_view method, absl::StatusCode code,
+                absl::Duration elapsed) {
+        metrics->ObserveRequest(method, code, elapsed);
+      }));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   // No listening port: connections arrive through GrpcUnixListener so the
   // daemon sees each peer's SO_PEERCRED.
   server_ = builder.BuildAndStart();
@@ -364,9 +391,133 @@ absl::Status Daemon::StartAdminBus() {
   return absl::OkStatus();
 }
 
+absl::Status Daemon::StartMetrics() {
+  health_.AddProbe([this] { return ProbeHealth(); });
+  DaemonMetrics::Sources ms;
+  ms.version = options_.static_status.version();
+  ms.backend = nics_->backend();
+  NicManager* nics = nics_.get();
+  SessionManager* sessions = sessions_.get();
+  LeaseJournal* journal = journal_.get();
+  ms.nics = [nics] { return nics->Metrics(); };
+  ms.sessions = [sessions] {
+    DaemonMetrics::SessionFigures f;
+    f.attached = sessions->session_count();
+    f.detached = sessions->detached_count();
+    f.pending_tickets = sessions->pending_tickets();
+    f.opened_total = sessions->opened_total();
+    return f;
+  };
+  ms.journal = [journal] {
+    DaemonMetrics::JournalFigures f;
+    f.healthy = journal->error().empty();
+    f.errors_total = journal->errors();
+    f.size_bytes = journal->size_bytes();
+    return f;
+  };
+  ms.health = [this] { return health_.Check(); };
+  NicControl* control = options_.nic_control.get();
+  ms.queues = [control](uint32_t ifindex) {
+    return control->GetQueues(ifindex);
+  };
+  auto netdev = NetdevGenl::Open();
+  if (netdev.ok()) {
+    kernel_stats_ = std::make_unique<NetdevKernelStats>(*std::move(netdev));
+    ms.kernel = kernel_stats_.get();
+  }
+  metrics_ = std::make_unique<DaemonMetrics>(std::move(ms));
+
+  const std::string& listen = options_.config.metrics_listen();
+  if (listen.empty()) return absl::OkStatus();
+  auto address = ParseLoopbackListen(listen, "metrics_listen");
+  if (!address.ok()) return address.status();
+  std::map<std::string, HttpServer::Handler> routes;
+  DaemonMetrics* metrics = metrics_.get();
+  routes["/metrics"] = [metrics] {
+    return HttpServer::Response{200, "text/plain; version=0.0.4; charset=utf-8",
+                                metrics->Serialize()};
+  };
+  routes["/healthz"] = [this] {
+    const HealthReport report = health_.Check();
+    return HttpServer::Response{report.HttpStatus(), "application/json",
+                                report.ToJson() + "\n"};
+  };
+  routes["/readyz"] = [this] {
+    const HealthReport report = health_.Check();
+    if (report.AcceptsWork()) {
+      return HttpServer::Response{200, "text/plain; charset=utf-8", "ready\n"};
+    }
+    std::string body = absl::StrCat(HealthStateName(report.state), "\n");
+    for (const HealthReason& r : report.reasons) {
+      absl::StrAppend(&body, r.key, ": ", r.message, "\n");
+    }
+    return HttpServer::Response{503, "text/plain; charset=utf-8", body};
+  };
+  auto http = HttpServer::Start(*address, std::move(routes));
+  if (!http.ok()) return http.status();
+  http_ = *std::move(http);
+  return absl::OkStatus();
+}
+
+std::vector<HealthIssue> Daemon::ProbeHealth() {
+  std::vector<HealthIssue> issues;
+  // Drift from the profile: "dm-a: link is down; ...".
+  for (const std::string& line : nics_->CheckHealth()) {
+    const size_t colon = line.find(':');
+    issues.push_back(
+        {absl::StrCat("nic/", line.substr(0, colon)), line, false});
+  }
+  size_t configured = 0;
+  size_t unusable = 0;
+  for (const NicManager::NicMetrics& n : nics_->Metrics()) {
+    ++configured;
+    const char* what = nullptr;
+    switch (n.state) {
+      case devmem::v1::PROFILE_STATE_NOT_CAPABLE:
+        what = "is not devmem-capable";
+        ++unusable;
+        break;
+      case devmem::v1::PROFILE_STATE_FAILED:
+        what = "profile failed";
+        ++unusable;
+        break;
+      case devmem::v1::PROFILE_STATE_RESTORED:
+        what =
+            "was restored by an admin; it serves no devmem until devmemd "
+            "restarts";
+        break;
+      default:
+        break;
+    }
+    if (what != nullptr) {
+      issues.push_back({absl::StrCat("profile/", n.nic),
+                        absl::StrCat(n.nic, " ", what,
+                                     n.reason.empty() ? "" : ": ", n.reason),
+                        false});
+    }
+  }
+  if (configured > 0 && unusable == configured) {
+    issues.push_back({"profiles",
+                      absl::StrCat("none of the ", configured,
+                                   " configured NIC profile(s) could be "
+                                   "applied; see `devmemctl nic show`"),
+                      true});
+  }
+  const std::string journal = nics_->journal_error();
+  if (!journal.empty()) {
+    issues.push_back(
+        {"journal",
+         absl::StrCat("new work is refused: ", journal, " (free space or fix ",
+                      options_.config.state_dir(), ")"),
+         false});
+  }
+  return issues;
+}
+
 void Daemon::Shutdown(bool release_leases) {
   if (shut_down_) return;
   shut_down_ = true;
+  health_.SetStopping();
   // The bus first: no admin call may race the teardown.
   std::unique_ptr<AdminBus> bus;
   {
@@ -385,6 +536,8 @@ void Daemon::Shutdown(bool release_leases) {
   if (nics_ && release_leases) restore_report_ = nics_->RestoreAll();
   if (created_grpc_) ::unlink(grpc_socket_path().c_str());
   if (created_session_) ::unlink(session_socket_path().c_str());
+  // Last: /healthz says "failed: stopping" until the end.
+  http_.reset();
 }
 
 Daemon::~Daemon() { Shutdown(); }

@@ -15,7 +15,9 @@
 #include "daemon/devmem_service.h"
 #include "daemon/grpc_listener.h"
 #include "daemon/health.h"
+#include "daemon/http_server.h"
 #include "daemon/lease_journal.h"
+#include "daemon/metrics.h"
 #include "daemon/nic_manager.h"
 #include "daemon/peer_cred.h"
 #include "daemon/session_manager.h"
@@ -87,6 +89,8 @@ class Daemon {
     return recovery_report_;
   }
   SessionServer& session_server() { return *session_server_; }
+  // "http://127.0.0.1:9464" while metrics_listen serves, else "".
+  std::string metrics_url() const { return http_ ? http_->url() : ""; }
   HealthMonitor& health() { return health_; }
   // Why the D-Bus interface did not come up on the system bus ("" if it
   // did, or none was asked for).
@@ -96,6 +100,9 @@ class Daemon {
   explicit Daemon(Options options);
   absl::Status Init();
   absl::Status StartAdminBus();
+  // Health probes, the metrics and their HTTP endpoint (metrics_listen).
+  absl::Status StartMetrics();
+  std::vector<HealthIssue> ProbeHealth();
 
   Options options_;
   std::unique_ptr<AccessPolicy> policy_;
@@ -117,6 +124,10 @@ class Daemon {
   bool created_grpc_ = false;
   bool created_session_ = false;
   bool shut_down_ = false;
+  // netdev netlink for the kernel's figures; null without the family.
+  std::unique_ptr<KernelStatsSource> kernel_stats_;
+  std::unique_ptr<DaemonMetrics> metrics_;
+  std::unique_ptr<HttpServer> http_;
   HealthMonitor health_;
   std::string dbus_warning_;
   // Set once Init is done; the health listener forwards to it.

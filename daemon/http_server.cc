@@ -1,12 +1,19 @@
 #include "daemon/http_server.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstring>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace devmem {
 
@@ -61,6 +68,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   std::memset(bound, 0, sizeof(bound));
   const int n = mg_get_server_ports(server->ctx_, 4, bound);
   server->port_ = n > 0 ? bound[0].port : address.port;
+  server->host_ = address.host;
   server->url_ =
       address.ipv6 ? absl::StrCat("http://[", address.host, "]:", server->port_)
                    : absl::StrCat("http://", address.host, ":", server->port_);
@@ -68,7 +76,32 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
 }
 
 HttpServer::~HttpServer() {
-  if (ctx_ != nullptr) mg_stop(ctx_);
+  if (ctx_ == nullptr) return;
+  // civetweb's listener thread polls in 2 s quanta once it has served a
+  // connection, and mg_stop() waits for it. A connection to our own port
+  // wakes it at once, so stopping takes milliseconds instead of 2 s.
+  std::atomic<bool> stopped{false};
+  std::thread stopper([this, &stopped] {
+    mg_stop(ctx_);
+    stopped = true;
+  });
+  struct sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port_));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool loopback4 = url_.rfind("http://127.", 0) == 0;
+  if (loopback4) {
+    (void)inet_pton(AF_INET, host_.c_str(), &addr.sin_addr);
+  }
+  while (loopback4 && !stopped) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+      (void)::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+      ::close(fd);
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  stopper.join();
 }
 
 int HttpServer::Dispatch(mg_connection* conn, void* self) {

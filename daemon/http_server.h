@@ -44,6 +44,7 @@ class HttpServer {
   mg_context* ctx_ = nullptr;
   std::map<std::string, Handler> routes_;
   int port_ = 0;
+  std::string host_;
   std::string url_;
 };
 

@@ -47,6 +47,10 @@ ABSL_FLAG(std::string, nic_backend, "",
 ABSL_FLAG(std::string, state_dir, "",
           "Directory for records of original NIC state (overrides the "
           "config; default /var/lib/devmemd).");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Serve Prometheus /metrics and /healthz, /readyz on this loopback "
+          "address, e.g. 127.0.0.1:9464 (port 0: any free port), or \"off\". "
+          "Overrides the config's metrics_listen; by default it is off.");
 ABSL_FLAG(std::vector<std::string>, nic, {},
           "Comma-separated NICs to prepare for devmem with a default profile "
           "(pool of 1 queue, RSS excluding it), added to the config's "
@@ -137,6 +141,11 @@ int main(int argc, char** argv) {
   if (!absl::GetFlag(FLAGS_state_dir).empty()) {
     config.set_state_dir(absl::GetFlag(FLAGS_state_dir));
   }
+  if (absl::GetFlag(FLAGS_metrics_listen) == "off") {
+    config.clear_metrics_listen();
+  } else if (!absl::GetFlag(FLAGS_metrics_listen).empty()) {
+    config.set_metrics_listen(absl::GetFlag(FLAGS_metrics_listen));
+  }
   if (absl::GetFlag(FLAGS_restart_grace_ms) != 0) {
     config.set_restart_grace_ms(absl::GetFlag(FLAGS_restart_grace_ms));
   }
@@ -214,6 +223,11 @@ int main(int argc, char** argv) {
   }
   for (const std::string& line : (*daemon)->recovery_report()) {
     std::fprintf(stderr, "devmemd: %s\n", line.c_str());
+  }
+  if (!(*daemon)->metrics_url().empty()) {
+    std::fprintf(stderr, "devmemd: metrics: %s/metrics, health: %s/healthz\n",
+                 (*daemon)->metrics_url().c_str(),
+                 (*daemon)->metrics_url().c_str());
   }
   if (!(*daemon)->dbus_warning().empty()) {
     std::fprintf(stderr, "devmemd: warning: %s\n",

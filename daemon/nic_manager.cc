@@ -1051,6 +1051,7 @@ std::vector<NicManager::NicMetrics> NicManager::Metrics() const {
     m.nic = nic->name;
     m.ifindex = nic->ifindex;
     m.state = nic->state;
+    m.reason = nic->reason;
     m.degraded = !nic->degraded.empty();
     m.queues_free = static_cast<uint32_t>(nic->free_queues.size());
     if (nic->state == devmem::v1::PROFILE_STATE_APPLIED && nic->plan) {

@@ -172,6 +172,7 @@ class NicManager {
     std::string nic;
     uint32_t ifindex = 0;
     devmem::v1::ProfileState state = devmem::v1::PROFILE_STATE_UNMANAGED;
+    std::string reason;  // why the profile is in that state
     bool degraded = false;
     uint32_t queues_free = 0;
     uint32_t queues_used = 0;

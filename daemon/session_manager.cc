@@ -51,6 +51,7 @@ absl::StatusOr<SessionManager::Opened> SessionManager::Open(
         "; close idle sessions of this user"));
   }
   ++mine;
+  ++opened_;
   Opened out{next_id_++, RandomHex128()};
   Session s;
   s.peer = peer;
@@ -327,6 +328,11 @@ size_t SessionManager::ExpireTickets() {
 size_t SessionManager::session_count() const {
   absl::MutexLock lock(&mu_);
   return sessions_.size() - detached_;
+}
+
+uint64_t SessionManager::opened_total() const {
+  absl::MutexLock lock(&mu_);
+  return opened_;
 }
 
 size_t SessionManager::pending_tickets() const {

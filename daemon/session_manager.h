@@ -120,6 +120,8 @@ class SessionManager {
 
   size_t session_count() const ABSL_LOCKS_EXCLUDED(mu_);
   size_t pending_tickets() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Sessions opened since start (not counting those resumed from a journal).
+  uint64_t opened_total() const ABSL_LOCKS_EXCLUDED(mu_);
   absl::Duration ticket_ttl() const { return options_.ticket_ttl; }
   const Options& options() const { return options_; }
 
@@ -151,6 +153,7 @@ class SessionManager {
   const Clock* clock_;
   mutable absl::Mutex mu_;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t opened_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<uint64_t, Session> sessions_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint64_t> by_token_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Ticket> tickets_ ABSL_GUARDED_BY(mu_);

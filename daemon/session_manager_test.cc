@@ -122,6 +122,7 @@ TEST_F(SessionManagerTest, CloseReleasesEveryFd) {
   EXPECT_EQ(mgr_.session_count(), 1u);
   EXPECT_EQ(mgr_.pending_tickets(), 1u);
   mgr_.Close(a->id);  // idempotent
+  EXPECT_EQ(mgr_.opened_total(), 2u) << "a count of opens, not of live ones";
 }
 
 TEST_F(SessionManagerTest, IssueOnClosedSessionClosesFd) {
