@@ -85,15 +85,30 @@ ip netns exec "$NS_A" ss -Hltnp "sport = :7000" 2>/dev/null | sed 's/^/   socket
 echo "== live restart: kill -9 devmemd while the client holds its binding and rule, start it again"
 kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null || true
+ip netns exec "$NS_A" ip link set lo up
 start_daemon "$NS_A" "$RUN" --allow_uids="$NOBODY" --allow_gids=0 --socket_group=nogroup \
-  --nic=dm-a --state_dir="$STATE" --nic_backend=simulated || fail "devmemd did not restart"
-grep -E "journal|recovery|detached" "$WORK/devmemd.log" | sed 's/^/   /'
+  --nic=dm-a --state_dir="$STATE" --nic_backend=simulated \
+  --metrics_listen=127.0.0.1:9464 || fail "devmemd did not restart"
+grep -E "journal|recovery|detached|metrics" "$WORK/devmemd.log" | sed 's/^/   /'
 deadline=$((SECONDS + 20))
 until grep -q "session resumed" "$WORK/client.log"; do
   ((SECONDS > deadline)) && fail "the client did not resume its session"
   sleep 0.05
 done
 ctl status | grep -E "^(bindings|rules|detached_sessions):" | sed 's/^/   /'
+echo "== Prometheus metrics and health (http://127.0.0.1:9464 in $NS_A)"
+http_get() {
+  ip netns exec "$NS_A" python3 -c '
+import sys, urllib.request, urllib.error
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+' "http://127.0.0.1:9464$1"
+}
+echo "   /healthz: $(http_get /healthz)"
+http_get /metrics | grep -E '^devmemd_(sessions|leases|bindings|rules|queues)\{' |
+  grep -v ' 0$' | sed 's/^/   /'
 ip netns exec "$NS_B" "$PEER" send --to=10.77.9.1:7000 --bytes=$((64 << 20)) | sed 's/^/   sender: /'
 wait "$listener" || fail "the client reported an error"
 echo "== after the client exited: its rule, binding and queue are released"
