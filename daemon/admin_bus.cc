@@ -83,7 +83,8 @@ int SetBusError(sd_bus_error* error, const absl::Status& status) {
     default:
       break;
   }
-  return sd_bus_error_set(error, name, std::string(status.message()).c_str());
+  const std::string message(status.message());
+  return sd_bus_error_set(error, name, message.c_str());
 }
 
 // What the manager object shows; compared with what was last announced.
@@ -403,7 +404,7 @@ void AdminBus::Impl::Loop() {
       wait_ms = std::min(wait_ms, bus_ms);
     }
     struct pollfd fds[2] = {
-        {sd_bus_get_fd(bus_), static_cast<short>(events), 0},
+        {sd_bus_get_fd(bus_), static_cast<decltype(pollfd::events)>(events), 0},
         {wake_.get_unowned(), POLLIN, 0},
     };
     if (::poll(fds, 2, static_cast<int>(wait_ms)) > 0 &&
@@ -671,10 +672,12 @@ int AdminBus::Impl::GetNicProperty(sd_bus* bus, const char* path,
   if (p == "ProfileState") {
     return sd_bus_message_append(reply, "s", v.state.c_str());
   }
-  if (p == "QueuesFree")
+  if (p == "QueuesFree") {
     return sd_bus_message_append(reply, "u", v.queues_free);
-  if (p == "QueuesUsed")
+  }
+  if (p == "QueuesUsed") {
     return sd_bus_message_append(reply, "u", v.queues_used);
+  }
   if (p == "Bindings") return sd_bus_message_append(reply, "u", v.bindings);
   if (p == "Rules") return sd_bus_message_append(reply, "u", v.rules);
   return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY,

@@ -48,8 +48,9 @@ int main(int argc, char** argv) {
   devmem::SessionOptions so;
   so.runtime_dir = dir;
   auto session = devmem::Session::Open(so);
+  const std::string message(session.status().message());
   std::printf("session %d %s\n", static_cast<int>(session.status().code()),
-              std::string(session.status().message()).c_str());
+              message.c_str());
 
   auto channel = grpc::CreateChannel(absl::StrCat("unix:", dir, "/grpc.sock"),
                                      grpc::InsecureChannelCredentials());

@@ -104,7 +104,7 @@ class UnitPolicyTest : public ::testing::Test {
   std::string MakeCgroup(const std::string& path) {
     std::string at = root_;
     for (absl::string_view part : absl::StrSplit(path, '/')) {
-      at = absl::StrCat(at, "/", part);
+      absl::StrAppend(&at, "/", part);
       if (mkdir(at.c_str(), 0755) == 0) {
         made_.push_back(at);
       } else if (errno != EEXIST) {
