@@ -612,6 +612,11 @@ int RunStatus(const std::vector<std::string>&) {
   absl::PrintF("rules: %u\n", status->rules());
   absl::PrintF("journal_error: %s\n",
                status->journal_error().empty() ? "-" : status->journal_error());
+  absl::PrintF("health: %s\n",
+               status->health().empty() ? "-" : status->health());
+  for (const std::string& line : status->health_reasons()) {
+    absl::PrintF("health_reason: %s\n", line);
+  }
   for (const std::string& line : status->degraded()) {
     absl::PrintF("degraded: %s\n", line);
   }

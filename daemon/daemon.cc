@@ -324,6 +324,7 @@ absl::Status Daemon::Init() {
   deps.nics = nics_.get();
   SessionServer* ss = session_server_.get();
   deps.fds_handed_off = [ss] { return ss->fds_handed_off(); };
+  deps.health = [this] { return health_.Check(); };
   deps.started = absl::Now();
   deps.static_status = options_.static_status;
   for (const std::string& line : recovery_report_) {

@@ -104,6 +104,13 @@ grpc::Status DevmemService::GetStatus(grpc::ServerContext* ctx,
     resp->add_degraded(std::move(line));
   }
   resp->set_journal_error(deps_.nics->journal_error());
+  if (deps_.health) {
+    const HealthReport report = deps_.health();
+    resp->set_health(HealthStateName(report.state));
+    for (const HealthReason& r : report.reasons) {
+      resp->add_health_reasons(absl::StrCat(r.key, ": ", r.message));
+    }
+  }
   return grpc::Status::OK;
 }
 

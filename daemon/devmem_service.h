@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/grpc_listener.h"
+#include "daemon/health.h"
 #include "daemon/nic_manager.h"
 #include "daemon/peer_cred.h"
 #include "daemon/session_manager.h"
@@ -39,6 +40,8 @@ class DevmemService final : public devmem::v1::Devmem::Service {
     NicManager* nics;
     // Fds handed off so far (from the session server), for status.
     std::function<uint64_t()> fds_handed_off;
+    // The daemon's health (HealthMonitor::Check), for status. May be empty.
+    std::function<HealthReport()> health;
     absl::Time started;
     // Facts fixed at start-up (version, kernel release, netlink families and
     // their ops); copied into every GetStatus answer.

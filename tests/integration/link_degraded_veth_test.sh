@@ -52,6 +52,7 @@ done
 status=$(ctl status)
 grep -q "^bindings: 1" <<<"$status" || fail "no binding held: $status"
 if grep -q "^degraded:" <<<"$status"; then fail "degraded while healthy: $status"; fi
+grep -q "^health: ready" <<<"$status" || fail "status health is not ready: $status"
 health=$(http_get /healthz)
 [[ $(head -1 <<<"$health") == 200 ]] || fail "/healthz: $health"
 grep -q '"state":"ready"' <<<"$health" || fail "not ready: $health"
@@ -75,6 +76,9 @@ grep -q "^degraded: dm-a: link is down" <<<"$status" ||
   fail "link down not reported as degraded: $status"
 grep -q "1 binding(s) degraded" <<<"$status" || fail "the lease is not named: $status"
 grep -q "^bindings: 1" <<<"$status" || fail "the lease was dropped: $status"
+grep -q "^health: degraded" <<<"$status" || fail "status health is not degraded: $status"
+grep -q "^health_reason: nic/dm-a: dm-a: link is down" <<<"$status" ||
+  fail "status does not give the health reason: $status"
 ctl nic show dm-a | grep -q "degraded: *link is down" || fail "nic show does not say degraded"
 health=$(http_get /healthz)
 echo "   /healthz: $(tail -n +2 <<<"$health")"

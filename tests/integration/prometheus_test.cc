@@ -146,6 +146,15 @@ TEST_F(PrometheusTest, NoUsableProfileIsFailed) {
   EXPECT_THAT(metrics, HasSubstr("devmemd_health_state{state=\"failed\"} 1"));
   EXPECT_THAT(metrics, HasSubstr("devmemd_nic_profile_state{nic=\"lo\","
                                  "state=\"not_capable\"} 1"));
+  // GetStatus says the same.
+  auto s = Session::Open(dir_ + "/r");
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto st = (*s)->GetStatus();
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->health(), "failed");
+  EXPECT_THAT(st->health_reasons(),
+              ::testing::Contains(HasSubstr("profiles: none of the 1")));
+  s->reset();
   EXPECT_EQ(d.Terminate(), 0) << d.output();
 }
 
