@@ -56,6 +56,8 @@ struct Snapshot {
   uint32_t kernel_rules = 0, kernel_bound_queues = 0;
   std::string journal_error;
   std::vector<std::string> recovery, degraded;
+  std::string health;
+  std::vector<std::string> health_reasons;
 };
 
 class FaultTest : public ::testing::Test {
@@ -127,6 +129,9 @@ class FaultTest : public ::testing::Test {
     s.journal_error = st->journal_error();
     s.recovery.assign(st->recovery().begin(), st->recovery().end());
     s.degraded.assign(st->degraded().begin(), st->degraded().end());
+    s.health = st->health();
+    s.health_reasons.assign(st->health_reasons().begin(),
+                            st->health_reasons().end());
     s.kernel_rules = nic->nics(0).kernel_rules();
     s.kernel_bound_queues = nic->nics(0).kernel_bound_queues_size();
     return s;
@@ -492,6 +497,11 @@ TEST_F(FaultTest, FullJournalRefusesNewWorkExistingLeasesGoOn) {
   EXPECT_THAT(refused.message(), HasSubstr("journal"));
   Snapshot s = Look();
   EXPECT_THAT(s.journal_error, HasSubstr("No space left"));
+  // Health: degraded (leases go on), and the reason says new work is
+  // refused, so /readyz is 503 (HealthReport::AcceptsWork).
+  EXPECT_EQ(s.health, "degraded");
+  EXPECT_THAT(s.health_reasons,
+              ::testing::Contains(HasSubstr("journal: new work is refused: ")));
   // The refused change was not made: only what succeeded is on the NIC.
   EXPECT_EQ(s.rules, 1u + made);
   EXPECT_EQ(s.kernel_rules, 1u + made);
@@ -508,7 +518,9 @@ TEST_F(FaultTest, FullJournalRefusesNewWorkExistingLeasesGoOn) {
   b->reset();
   Proc* c = StartClient("bound");
   EXPECT_TRUE(c->WaitLine("STEP bound").has_value()) << c->output();
-  EXPECT_EQ(Look().journal_error, "");
+  s = Look();
+  EXPECT_EQ(s.journal_error, "");
+  EXPECT_EQ(s.health, "ready");
   daemon_.Kill();
   umount2(state_.c_str(), MNT_DETACH);
 }
