@@ -49,9 +49,10 @@ shlibs=${shlibs#shlibs:Depends=}
 
 size=$(du -sk --apparent-size --exclude=DEBIAN "$root" | cut -f1)
 control=$(<"$control_in")
-control=${control//@VERSION@/$version}
-control=${control//@INSTALLED_SIZE@/$size}
-control=${control//@SHLIBS_DEPENDS@/$shlibs}
+# Quoted replacements: bash 5.2 would otherwise expand & in them.
+control=${control//@VERSION@/"$version"}
+control=${control//@INSTALLED_SIZE@/"$size"}
+control=${control//@SHLIBS_DEPENDS@/"$shlibs"}
 [[ $control != *@*@* ]] || die "unreplaced field in $control_in"
 printf '%s\n' "$control" >"$root/DEBIAN/control"
 
