@@ -52,9 +52,12 @@ UnitIdentity LookupUnitIdentity(pid_t pid, int pidfd) {
   id.user_unit = Ask(sd_pid_get_user_unit, pid, &user_err);
   id.slice = Ask(sd_pid_get_slice, pid, &slice_err);
   // A pid is only reused once its process is reaped; while the pidfd's
-  // process exists (zombies included) the pid still names it.
+  // process exists (zombies included) the pid still names it. Signal 0 only
+  // checks: ESRCH is "gone"; EPERM (a peer of another uid, devmemd without
+  // CAP_KILL) is alive.
   if (pidfd >= 0 &&
-      ::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) != 0) {
+      ::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) != 0 &&
+      errno == ESRCH) {
     id = UnitIdentity();
     id.error = absl::StrCat("pid ", pid,
                             " exited before its cgroup could be read; its "

@@ -1,6 +1,8 @@
 #include "daemon/unit_identity.h"
 
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon/peer_cred.h"
@@ -69,6 +71,39 @@ TEST(LookupUnitIdentity, OwnProcessHasASlice) {
   UnitIdentity id = LookupUnitIdentity(getpid(), -1);
   EXPECT_EQ(id.error, "");
   EXPECT_THAT(id.slice, ::testing::EndsWith(".slice"));
+}
+
+TEST(LookupUnitIdentity, PeerOfAnotherUidIsAliveNotGone) {
+  // devmemd runs as its own user: signal 0 to a peer of another uid fails
+  // with EPERM, which must not read as "exited".
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to become another uid";
+  const pid_t parent = getpid();
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, parent, 0));
+    if (pidfd < 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    const UnitIdentity id = LookupUnitIdentity(parent, pidfd);
+    _exit(id.error.empty() && !id.slice.empty() ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(LookupUnitIdentity, ExitedPeerIsNotTrusted) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) _exit(0);
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
+  ASSERT_GE(pidfd, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);  // reaped: the pid is free
+  const UnitIdentity id = LookupUnitIdentity(child, pidfd);
+  close(pidfd);
+  EXPECT_THAT(id.error, HasSubstr("exited before its cgroup could be read"));
+  EXPECT_EQ(id.slice, "");
 }
 
 TEST(LookupUnitIdentity, UnknownPidSaysWhy) {
