@@ -782,6 +782,8 @@ int AdminBus::Impl::Restore(sd_bus_message* m, const std::string& nic,
   if (!restored.ok()) return SetBusError(error, restored.status());
   const int r = sd_bus_reply_method_return(
       m, "uu", restored->bindings_released(), restored->rules_removed());
+  // The restored NIC shows in the health at once, not at the next refresh.
+  if (o_.health != nullptr) report_ = o_.health->Check();
   Announce();
   return r;
 }
