@@ -79,6 +79,7 @@ drwxr-xr-x root/root ./usr/share/devmemd/prometheus/
 -rw-r--r-- root/root ./usr/share/devmemd/prometheus/prometheus.example.yml
 drwxr-xr-x root/root ./usr/share/doc/
 drwxr-xr-x root/root ./usr/share/doc/devmemd/
+-rw-r--r-- root/root ./usr/share/doc/devmemd/DBUS.md
 -rw-r--r-- root/root ./usr/share/doc/devmemd/METRICS.md
 -rw-r--r-- root/root ./usr/share/doc/devmemd/PROTOCOL.md
 -rw-r--r-- root/root ./usr/share/doc/devmemd/README.md
