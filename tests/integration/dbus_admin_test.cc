@@ -5,6 +5,7 @@
 // witnesses. PropertiesChanged is watched with an sd-bus match in the test.
 // The other-uid cases need root (they run the tools as other users through
 // setpriv) and skip with the reason otherwise.
+#include <poll.h>
 #include <pwd.h>
 #include <sys/mman.h>
 #include <systemd/sd-bus.h>
@@ -488,6 +489,24 @@ TEST_F(DbusAdminTest, NameAlreadyOwnedStopsTheSecondDevmemd) {
   // The first one still answers.
   EXPECT_EQ(Busctl({"get-property", kName, kPath, kManager, "State"}).out,
             "s \"ready\"\n");
+}
+
+TEST_F(DbusAdminTest, LosingTheBusIsLoggedAndDevmemdServesOn) {
+  StartServing();
+  bus_daemon_.Kill();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!absl::StrContains(devmemd_.output(), "devmemd: lost the bus at") &&
+         absl::Now() < deadline) {
+    struct pollfd none = {-1, 0, 0};
+    poll(&none, 1, 10);
+  }
+  EXPECT_THAT(devmemd_.output(),
+              HasSubstr("devmemd: lost the bus at " + address_ + " ("));
+  EXPECT_THAT(devmemd_.output(), HasSubstr("); the D-Bus interface is gone "
+                                           "until devmemd restarts"));
+  SessionOptions so;
+  so.runtime_dir = dir_ + "/r";
+  EXPECT_TRUE(Session::Open(so).ok());
 }
 
 TEST_F(DbusAdminTest, UnreachableSystemBusIsOneWarning) {
