@@ -53,6 +53,28 @@ absl::Status Malformed(absl::string_view what, const NlAttr& attr) {
       what, ": attribute ", attr.type, " has ", attr.payload.size(), " bytes"));
 }
 
+// Typed attribute reads for the reply parsers: a malformed attribute gives
+// nullopt and is noted in `*status` (the first one only), so a parser reads
+// every attribute in one pass and then reports.
+struct AttrReader {
+  absl::string_view what;
+  absl::Status* status;
+
+  std::optional<uint32_t> U32(const NlAttr& attr) const {
+    std::optional<uint32_t> v = attr.U32();
+    if (!v.has_value() && status->ok()) *status = Malformed(what, attr);
+    return v;
+  }
+  // A netlink "uint" (nla_put_uint()): 4 or 8 bytes.
+  std::optional<uint64_t> Uint(const NlAttr& attr) const {
+    if (attr.payload.size() != 4 && attr.payload.size() != 8) {
+      if (status->ok()) *status = Malformed(what, attr);
+      return std::nullopt;
+    }
+    return attr.Uint();
+  }
+};
+
 // A libnl message holding `msg`'s bytes, for LibnlGenlSocket::Transact. seq
 // and pid are 0 (NL_AUTO_SEQ/NL_AUTO_PORT): nl_send_auto() stamps them.
 LibnlGenlSocket::MsgPtr ToNlMsg(const GenlMsg& msg) {
@@ -328,33 +350,29 @@ absl::StatusOr<QueueInfo> ParseNetdevQueueReply(absl::Span<const uint8_t> msg,
   bool has_id = false;
   bool has_type = false;
   absl::Status status;
-  auto u32 = [&](const NlAttr& attr) -> std::optional<uint32_t> {
-    std::optional<uint32_t> v = attr.U32();
-    if (!v.has_value() && status.ok()) status = Malformed(kWhat, attr);
-    return v;
-  };
+  const AttrReader read{kWhat, &status};
   const bool well_formed = ForEachAttr(*attrs, [&](const NlAttr& attr) {
     switch (attr.type) {
       case NETDEV_A_QUEUE_ID:
-        if (auto v = u32(attr)) {
+        if (auto v = read.U32(attr)) {
           queue.id = *v;
           has_id = true;
         }
         break;
       case NETDEV_A_QUEUE_IFINDEX:
-        if (auto v = u32(attr); v && ifindex != nullptr) *ifindex = *v;
+        if (auto v = read.U32(attr); v && ifindex != nullptr) *ifindex = *v;
         break;
       case NETDEV_A_QUEUE_TYPE:
-        if (auto v = u32(attr)) {
+        if (auto v = read.U32(attr)) {
           queue.type = static_cast<QueueInfo::Type>(*v);
           has_type = true;
         }
         break;
       case NETDEV_A_QUEUE_NAPI_ID:
-        queue.napi_id = u32(attr);
+        queue.napi_id = read.U32(attr);
         break;
       case NETDEV_A_QUEUE_DMABUF:
-        queue.dmabuf = u32(attr);
+        queue.dmabuf = read.U32(attr);
         break;
       case NETDEV_A_QUEUE_IO_URING:
         // An (empty through 6.18) nest: its presence is the information.
@@ -387,27 +405,23 @@ absl::StatusOr<NapiInfo> ParseNetdevNapiReply(absl::Span<const uint8_t> msg) {
   NapiInfo napi;
   bool has_id = false;
   absl::Status status;
-  auto u32 = [&](const NlAttr& attr) -> std::optional<uint32_t> {
-    std::optional<uint32_t> v = attr.U32();
-    if (!v.has_value() && status.ok()) status = Malformed(kWhat, attr);
-    return v;
-  };
+  const AttrReader read{kWhat, &status};
   const bool well_formed = ForEachAttr(*attrs, [&](const NlAttr& attr) {
     switch (attr.type) {
       case NETDEV_A_NAPI_ID:
-        if (auto v = u32(attr)) {
+        if (auto v = read.U32(attr)) {
           napi.id = *v;
           has_id = true;
         }
         break;
       case NETDEV_A_NAPI_IFINDEX:
-        if (auto v = u32(attr)) napi.ifindex = *v;
+        if (auto v = read.U32(attr)) napi.ifindex = *v;
         break;
       case NETDEV_A_NAPI_IRQ:
-        napi.irq = u32(attr);
+        napi.irq = read.U32(attr);
         break;
       case NETDEV_A_NAPI_PID:
-        napi.pid = u32(attr);
+        napi.pid = read.U32(attr);
         break;
       default:  // 6.13+ per-NAPI config, 6.17+ threaded: not needed here
         break;
@@ -433,45 +447,32 @@ absl::StatusOr<PagePoolInfo> ParseNetdevPagePoolReply(
   PagePoolInfo pool;
   bool has_id = false;
   absl::Status status;
-  // ID, NAPI_ID, INFLIGHT, INFLIGHT_MEM and DETACH_TIME are netlink "uint"
-  // (4 or 8 bytes); IFINDEX and DMABUF are u32.
-  auto uint = [&](const NlAttr& attr) -> std::optional<uint64_t> {
-    if (attr.payload.size() != 4 && attr.payload.size() != 8) {
-      if (status.ok()) status = Malformed(kWhat, attr);
-      return std::nullopt;
-    }
-    return attr.Uint();
-  };
-  auto u32 = [&](const NlAttr& attr) -> std::optional<uint32_t> {
-    std::optional<uint32_t> v = attr.U32();
-    if (!v.has_value() && status.ok()) status = Malformed(kWhat, attr);
-    return v;
-  };
+  const AttrReader read{kWhat, &status};
   const bool well_formed = ForEachAttr(*attrs, [&](const NlAttr& attr) {
     switch (attr.type) {
       case NETDEV_A_PAGE_POOL_ID:
-        if (auto v = uint(attr)) {
+        if (auto v = read.Uint(attr)) {
           pool.id = *v;
           has_id = true;
         }
         break;
       case NETDEV_A_PAGE_POOL_IFINDEX:
-        pool.ifindex = u32(attr);
+        pool.ifindex = read.U32(attr);
         break;
       case NETDEV_A_PAGE_POOL_NAPI_ID:
-        pool.napi_id = uint(attr);
+        pool.napi_id = read.Uint(attr);
         break;
       case NETDEV_A_PAGE_POOL_INFLIGHT:
-        pool.inflight = uint(attr);
+        pool.inflight = read.Uint(attr);
         break;
       case NETDEV_A_PAGE_POOL_INFLIGHT_MEM:
-        pool.inflight_mem = uint(attr);
+        pool.inflight_mem = read.Uint(attr);
         break;
       case NETDEV_A_PAGE_POOL_DETACH_TIME:
-        pool.detach_time = uint(attr);
+        pool.detach_time = read.Uint(attr);
         break;
       case NETDEV_A_PAGE_POOL_DMABUF:
-        pool.dmabuf = u32(attr);
+        pool.dmabuf = read.U32(attr);
         break;
       default:  // 6.15+ io_uring nest: not ours
         break;
@@ -498,76 +499,61 @@ absl::StatusOr<QstatsInfo> ParseNetdevQstatsReply(
   QstatsInfo stats;
   bool has_ifindex = false;
   absl::Status status;
-  // Counters are netlink "uint": 4 or 8 bytes (nla_put_uint()).
-  auto uint = [&](const NlAttr& attr) -> std::optional<uint64_t> {
-    if (attr.payload.size() != 4 && attr.payload.size() != 8) {
-      if (status.ok()) status = Malformed(kWhat, attr);
-      return std::nullopt;
-    }
-    return attr.Uint();
-  };
+  const AttrReader read{kWhat, &status};
   const bool well_formed = ForEachAttr(*attrs, [&](const NlAttr& attr) {
     switch (attr.type) {
       case NETDEV_A_QSTATS_IFINDEX:
-        if (auto v = attr.U32()) {
+        if (auto v = read.U32(attr)) {
           stats.ifindex = *v;
           has_ifindex = true;
-        } else if (status.ok()) {
-          status = Malformed(kWhat, attr);
         }
         break;
       case NETDEV_A_QSTATS_QUEUE_TYPE:
-        if (auto v = attr.U32()) {
+        if (auto v = read.U32(attr)) {
           stats.queue_type = static_cast<QueueInfo::Type>(*v);
-        } else if (status.ok()) {
-          status = Malformed(kWhat, attr);
         }
         break;
       case NETDEV_A_QSTATS_QUEUE_ID:
-        if (auto v = attr.U32()) {
-          stats.queue_id = *v;
-        } else if (status.ok()) {
-          status = Malformed(kWhat, attr);
-        }
+        stats.queue_id = read.U32(attr);
         break;
       case NETDEV_A_QSTATS_RX_PACKETS:
-        stats.rx_packets = uint(attr);
+        stats.rx_packets = read.Uint(attr);
         break;
       case NETDEV_A_QSTATS_RX_BYTES:
-        stats.rx_bytes = uint(attr);
+        stats.rx_bytes = read.Uint(attr);
         break;
       case NETDEV_A_QSTATS_TX_PACKETS:
-        stats.tx_packets = uint(attr);
+        stats.tx_packets = read.Uint(attr);
         break;
       case NETDEV_A_QSTATS_TX_BYTES:
-        stats.tx_bytes = uint(attr);
+        stats.tx_bytes = read.Uint(attr);
         break;
       case NETDEV_A_QSTATS_RX_ALLOC_FAIL:
-        stats.rx_alloc_fail = uint(attr);
+        stats.rx_alloc_fail = read.Uint(attr);
         break;
       case NETDEV_A_QSTATS_RX_HW_DROPS:
-        stats.rx_hw_drops = uint(attr);
+        stats.rx_hw_drops = read.Uint(attr);
         break;
       case NETDEV_A_QSTATS_RX_HW_DROP_OVERRUNS:
-        stats.rx_hw_drop_overruns = uint(attr);
+        stats.rx_hw_drop_overruns = read.Uint(attr);
         break;
       case NETDEV_A_QSTATS_RX_HW_DROP_RATELIMITS:
-        stats.rx_hw_drop_ratelimits = uint(attr);
+        stats.rx_hw_drop_ratelimits = read.Uint(attr);
         break;
       case NETDEV_A_QSTATS_TX_HW_DROPS:
-        stats.tx_hw_drops = uint(attr);
+        stats.tx_hw_drops = read.Uint(attr);
         break;
       case NETDEV_A_QSTATS_TX_HW_DROP_ERRORS:
-        stats.tx_hw_drop_errors = uint(attr);
+        stats.tx_hw_drop_errors = read.Uint(attr);
         break;
       case NETDEV_A_QSTATS_TX_HW_DROP_RATELIMITS:
-        stats.tx_hw_drop_ratelimits = uint(attr);
+        stats.tx_hw_drop_ratelimits = read.Uint(attr);
         break;
       case NETDEV_A_QSTATS_TX_STOP:
-        stats.tx_stop = uint(attr);
+        stats.tx_stop = read.Uint(attr);
         break;
       case NETDEV_A_QSTATS_TX_WAKE:
-        stats.tx_wake = uint(attr);
+        stats.tx_wake = read.Uint(attr);
         break;
       default:  // checksum and GRO/GSO counters
         break;
