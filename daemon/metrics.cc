@@ -9,7 +9,9 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "kernel/errno_status.h"
 
 namespace devmem {
@@ -48,19 +50,12 @@ class FamilyBuilder {
   MetricFamily family_;
 };
 
-const char* ProfileStateLabel(devmem::v1::ProfileState state) {
-  switch (state) {
-    case devmem::v1::PROFILE_STATE_NOT_CAPABLE:
-      return "not_capable";
-    case devmem::v1::PROFILE_STATE_APPLIED:
-      return "applied";
-    case devmem::v1::PROFILE_STATE_FAILED:
-      return "failed";
-    case devmem::v1::PROFILE_STATE_RESTORED:
-      return "restored";
-    default:
-      return "unmanaged";
-  }
+// "applied", "not_capable", ...: the enum's name without its prefix.
+std::string ProfileStateLabel(devmem::v1::ProfileState state) {
+  std::string name(absl::StripPrefix(devmem::v1::ProfileState_Name(state),
+                                     "PROFILE_STATE_"));
+  absl::AsciiStrToLower(&name);
+  return name;
 }
 
 constexpr devmem::v1::ProfileState kProfileStates[] = {
