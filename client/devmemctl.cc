@@ -169,7 +169,7 @@ std::string Wrap(absl::string_view text, absl::string_view indent) {
   for (absl::string_view word : absl::StrSplit(text, ' ', absl::SkipEmpty())) {
     if (line.size() > indent.size() && line.size() + 1 + word.size() > 79) {
       absl::StrAppend(&out, line, "\n");
-      line = std::string(indent);
+      line.assign(indent.data(), indent.size());
     }
     if (line.size() > indent.size()) line += ' ';
     absl::StrAppend(&line, word);
@@ -321,8 +321,9 @@ absl::StatusOr<UniqueFd> OpenPath(const std::string& path, bool for_write) {
   if (path == "-") {
     int fd =
         fcntl(for_write ? STDOUT_FILENO : STDIN_FILENO, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0)
+    if (fd < 0) {
       return ErrnoStatus(errno, for_write ? "dup(stdout)" : "dup(stdin)");
+    }
     return UniqueFd(fd);
   }
   int fd = for_write ? open(path.c_str(),
@@ -740,8 +741,9 @@ void PrintNicState(const v1::NicState& st) {
   PrintTable(SettingsRows(st), "  ");
   absl::PrintF("\n");
   std::string rules = absl::StrCat(st.rules());
-  if (st.rule_quota() > 0)
+  if (st.rule_quota() > 0) {
     absl::StrAppend(&rules, " (quota ", st.rule_quota(), ")");
+  }
   PrintTable(
       {
           {"rss mode:", RssModeName(st.rss_mode())},
@@ -1058,8 +1060,9 @@ int RunListen(const std::vector<std::string>&) {
   if (!absl::GetFlag(FLAGS_addr).empty()) {
     absl::StatusOr<HostPort> addr =
         ParseHostPort(absl::GetFlag(FLAGS_addr), /*port_optional=*/true);
-    if (!addr.ok())
-      return UsageError("listen", std::string(addr.status().message()));
+    if (!addr.ok()) {
+      return UsageError("listen", absl::StrCat(addr.status().message()));
+    }
     if (addr->port != 0) {
       return UsageError("listen", "--addr takes an IP only; use --port");
     }
@@ -1755,7 +1758,7 @@ int Main(int argc, char** argv) {
       // --nojson style negation of a boolean flag.
       flag = absl::FindCommandLineFlag(name.substr(2));
       if (flag != nullptr && flag->IsOfType<bool>()) {
-        flags.push_back({std::string(name.substr(2)), flag, "false"});
+        flags.push_back({absl::StrCat(name.substr(2)), flag, "false"});
         continue;
       }
       flag = nullptr;
@@ -1774,7 +1777,7 @@ int Main(int argc, char** argv) {
                           absl::StrCat("--", name, " needs a value"));
       }
     }
-    flags.push_back({flag_name, flag, std::string(value)});
+    flags.push_back({flag_name, flag, absl::StrCat(value)});
   }
 
   if (positional.empty()) {

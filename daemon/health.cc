@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -90,7 +91,7 @@ bool HealthReport::AcceptsWork() const {
   if (state == HealthState::kReady) return true;
   if (state != HealthState::kDegraded) return false;
   for (const HealthReason& r : reasons) {
-    if (r.fatal || r.key == "journal" || r.key.rfind("journal/", 0) == 0) {
+    if (r.fatal || r.key == "journal" || absl::StartsWith(r.key, "journal/")) {
       return false;
     }
   }

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -89,7 +90,7 @@ HttpServer::~HttpServer() {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port_));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool loopback4 = url_.rfind("http://127.", 0) == 0;
+  const bool loopback4 = absl::StartsWith(url_, "http://127.");
   if (loopback4) {
     (void)inet_pton(AF_INET, host_.c_str(), &addr.sin_addr);
   }
@@ -125,8 +126,9 @@ int HttpServer::Dispatch(mg_connection* conn, void* self) {
   const std::string length = absl::StrCat(resp.body.size());
   mg_response_header_add(conn, "Content-Length", length.c_str(), -1);
   mg_response_header_add(conn, "Cache-Control", "no-store", -1);
-  if (resp.status == 405)
+  if (resp.status == 405) {
     mg_response_header_add(conn, "Allow", "GET, HEAD", -1);
+  }
   mg_response_header_send(conn);
   if (method != "HEAD" && !resp.body.empty()) {
     mg_write(conn, resp.body.data(), resp.body.size());

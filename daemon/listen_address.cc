@@ -39,7 +39,7 @@ absl::StatusOr<HttpListenAddress> ParseLoopbackListen(const std::string& text,
   if (!absl::SimpleAtoi(port, &p) || p < 0 || p > 65535) {
     return bad("the port must be a number from 0 to 65535");
   }
-  out.host = std::string(host);
+  out.host.assign(host.data(), host.size());
   out.port = p;
   if (out.ipv6) {
     struct in6_addr a6;

@@ -145,7 +145,7 @@ void DaemonMetrics::ObserveRequest(absl::string_view method,
                                    absl::StatusCode code,
                                    absl::Duration elapsed) {
   requests_
-      ->Add({{"method", std::string(method)}, {"code", StatusCodeLabel(code)}},
+      ->Add({{"method", std::string{method}}, {"code", StatusCodeLabel(code)}},
             RequestBuckets())
       .Observe(absl::ToDoubleSeconds(elapsed));
 }
@@ -153,7 +153,7 @@ void DaemonMetrics::ObserveRequest(absl::string_view method,
 void DaemonMetrics::CountFd(absl::string_view direction,
                             absl::string_view kind) {
   fds_->Add(
-          {{"direction", std::string(direction)}, {"kind", std::string(kind)}})
+          {{"direction", std::string{direction}}, {"kind", std::string{kind}}})
       .Increment();
 }
 

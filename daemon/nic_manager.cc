@@ -1233,7 +1233,11 @@ std::vector<std::string> NicManager::Recover(
   // 1. Bindings.
   uint32_t adopted = 0;
   uint32_t awaiting = 0;
-  for (const auto& [handle, rec] : state.bindings()) {
+  for (const auto& entry : state.bindings()) {
+    // Named, not a structured binding: the lambdas below capture them (C++17
+    // lets no lambda capture a structured binding; clang refuses it).
+    const uint64_t handle = entry.first;
+    const devmem::v1::JournaledBinding& rec = entry.second;
     Nic* nic = FindNicLocked(rec.nic());
     const bool nic_ok =
         nic != nullptr && nic->state == devmem::v1::PROFILE_STATE_APPLIED;

@@ -215,8 +215,9 @@ bool SessionServer::Serve(uint64_t session_id, int fd) {
   const absl::Time start = absl::Now();
   reply_code_ = absl::StatusCode::kOk;
   const bool keep = ServeFrame(session_id, fd, *frame, msg->fds);
-  if (observer_.frame)
+  if (observer_.frame) {
     observer_.frame(method, reply_code_, absl::Now() - start);
+  }
   return keep;
 }
 

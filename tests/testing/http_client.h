@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -37,7 +38,7 @@ inline absl::StatusOr<HttpAnswer> HttpRequest(
     const std::string& host, int port, const std::string& path,
     const std::string& method = "GET",
     absl::Duration timeout = absl::Seconds(10)) {
-  const bool v6 = host.find(':') != std::string::npos;
+  const bool v6 = absl::StrContains(host, ':');
   UniqueFd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return absl::InternalError("socket");
   int rc;
