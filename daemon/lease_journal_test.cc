@@ -126,7 +126,9 @@ TEST(LeaseJournalTest, TornTailIsReportedAndDropped) {
   }
   {
     std::ofstream f(path, std::ios::app | std::ios::binary);
-    f << "DMJ1\x10\x00\x00\x00xyz";
+    // Written with its length: operator<< would stop at the first NUL.
+    const char torn[] = "DMJ1\x10\x00\x00\x00xyz";
+    f.write(torn, sizeof(torn) - 1);
   }
   std::vector<std::string> report;
   auto j = LeaseJournal::Open({path, false}, &report);

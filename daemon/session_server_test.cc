@@ -190,7 +190,7 @@ TEST_F(SessionServerTest, ObserverSeesEveryFrameAndFd) {
                        absl::Duration elapsed) {
     absl::MutexLock lock(&mu);
     EXPECT_GE(elapsed, absl::ZeroDuration());
-    frames.push_back({std::string(m), code});
+    frames.push_back({std::string{m}, code});
   };
   observer.fd = [&](absl::string_view direction, absl::string_view kind) {
     absl::MutexLock lock(&mu);

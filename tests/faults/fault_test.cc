@@ -86,7 +86,8 @@ class FaultTest : public ::testing::Test {
   }
 
   // Starts devmemd and waits until it serves. `env`/`fds` for the fd store.
-  void StartDaemon(int grace_ms = 30000, std::vector<std::string> env = {},
+  void StartDaemon(int grace_ms = 30000,
+                   const std::vector<std::string>& env = {},
                    const std::vector<int>& fds = {}) {
     std::vector<std::string> argv = {
         kDevmemd,
@@ -176,7 +177,7 @@ class FaultTest : public ::testing::Test {
 
   // Sends pattern bytes [from, to) on `fd`.
   static bool SendPattern(int fd, uint64_t from, uint64_t to) {
-    std::vector<char> buf(64 * 1024);
+    std::vector<char> buf(size_t{64} * 1024);
     while (from < to) {
       const size_t n =
           static_cast<size_t>(std::min<uint64_t>(buf.size(), to - from));
@@ -399,7 +400,10 @@ TEST_F(FaultTest, TornJournalTailIsCutAndLeasesResume) {
   daemon_.Kill();
   {
     std::ofstream j(state_ + "/journal", std::ios::app | std::ios::binary);
-    j << "DMJ1\x40\x00\x00\x00\x01\x02";  // a record cut short by a crash
+    // A record cut short by a crash (written with its length: operator<<
+    // would stop at the first NUL).
+    const char torn[] = "DMJ1\x40\x00\x00\x00\x01\x02";
+    j.write(torn, sizeof(torn) - 1);
   }
   StartDaemon();
   EXPECT_THAT(daemon_.output(), HasSubstr("torn or corrupt tail"));
