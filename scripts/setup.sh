@@ -10,7 +10,8 @@ PACKAGES=(
   libsystemd-dev prometheus-cpp-dev libcivetweb-dev libgtest-dev libgmock-dev pkg-config
   g++ python3 ethtool iproute2 util-linux clang-format
   clang-14 libclang-rt-14-dev
-  prometheus dpkg-dev
+  prometheus dpkg-dev binutils
+  systemd dbus-daemon dbus-bin
 )
 
 missing=()
