@@ -75,6 +75,24 @@ struct AttrReader {
   }
 };
 
+// Reads the attributes of a `cmd` reply, handing each to `visit` together
+// with a reader that notes the first malformed one. The error names `what`:
+// a bad header or command, a malformed attribute list, or the first
+// malformed attribute.
+template <typename Visit>
+absl::Status ParseReplyAttrs(absl::Span<const uint8_t> msg, uint8_t cmd,
+                             absl::string_view what, Visit&& visit) {
+  absl::StatusOr<absl::Span<const uint8_t>> attrs = GenlAttrs(msg, cmd, what);
+  if (!attrs.ok()) return attrs.status();
+  absl::Status status;
+  const AttrReader read{what, &status};
+  if (!ForEachAttr(*attrs, [&](const NlAttr& attr) { visit(attr, read); })) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": malformed attribute list"));
+  }
+  return status;
+}
+
 // A libnl message holding `msg`'s bytes, for LibnlGenlSocket::Transact. seq
 // and pid are 0 (NL_AUTO_SEQ/NL_AUTO_PORT): nl_send_auto() stamps them.
 LibnlGenlSocket::MsgPtr ToNlMsg(const GenlMsg& msg) {
@@ -343,52 +361,45 @@ absl::StatusOr<NetdevDevInfo> ParseNetdevDevReply(
 absl::StatusOr<QueueInfo> ParseNetdevQueueReply(absl::Span<const uint8_t> msg,
                                                 uint32_t* ifindex) {
   constexpr absl::string_view kWhat = "netdev queue-get reply";
-  absl::StatusOr<absl::Span<const uint8_t>> attrs =
-      GenlAttrs(msg, NETDEV_CMD_QUEUE_GET, kWhat);
-  if (!attrs.ok()) return attrs.status();
   QueueInfo queue;
   bool has_id = false;
   bool has_type = false;
-  absl::Status status;
-  const AttrReader read{kWhat, &status};
-  const bool well_formed = ForEachAttr(*attrs, [&](const NlAttr& attr) {
-    switch (attr.type) {
-      case NETDEV_A_QUEUE_ID:
-        if (auto v = read.U32(attr)) {
-          queue.id = *v;
-          has_id = true;
+  absl::Status status = ParseReplyAttrs(
+      msg, NETDEV_CMD_QUEUE_GET, kWhat,
+      [&](const NlAttr& attr, const AttrReader& read) {
+        switch (attr.type) {
+          case NETDEV_A_QUEUE_ID:
+            if (auto v = read.U32(attr)) {
+              queue.id = *v;
+              has_id = true;
+            }
+            break;
+          case NETDEV_A_QUEUE_IFINDEX:
+            if (auto v = read.U32(attr); v && ifindex != nullptr) *ifindex = *v;
+            break;
+          case NETDEV_A_QUEUE_TYPE:
+            if (auto v = read.U32(attr)) {
+              queue.type = static_cast<QueueInfo::Type>(*v);
+              has_type = true;
+            }
+            break;
+          case NETDEV_A_QUEUE_NAPI_ID:
+            queue.napi_id = read.U32(attr);
+            break;
+          case NETDEV_A_QUEUE_DMABUF:
+            queue.dmabuf = read.U32(attr);
+            break;
+          case NETDEV_A_QUEUE_IO_URING:
+            // An (empty through 6.18) nest: its presence is the information.
+            queue.io_uring = true;
+            break;
+          case NETDEV_A_QUEUE_XSK:
+            queue.xsk = true;
+            break;
+          default:
+            break;
         }
-        break;
-      case NETDEV_A_QUEUE_IFINDEX:
-        if (auto v = read.U32(attr); v && ifindex != nullptr) *ifindex = *v;
-        break;
-      case NETDEV_A_QUEUE_TYPE:
-        if (auto v = read.U32(attr)) {
-          queue.type = static_cast<QueueInfo::Type>(*v);
-          has_type = true;
-        }
-        break;
-      case NETDEV_A_QUEUE_NAPI_ID:
-        queue.napi_id = read.U32(attr);
-        break;
-      case NETDEV_A_QUEUE_DMABUF:
-        queue.dmabuf = read.U32(attr);
-        break;
-      case NETDEV_A_QUEUE_IO_URING:
-        // An (empty through 6.18) nest: its presence is the information.
-        queue.io_uring = true;
-        break;
-      case NETDEV_A_QUEUE_XSK:
-        queue.xsk = true;
-        break;
-      default:
-        break;
-    }
-  });
-  if (!well_formed) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kWhat, ": malformed attribute list"));
-  }
+      });
   if (!status.ok()) return status;
   if (!has_id || !has_type) {
     return absl::InvalidArgumentError(
@@ -399,38 +410,31 @@ absl::StatusOr<QueueInfo> ParseNetdevQueueReply(absl::Span<const uint8_t> msg,
 
 absl::StatusOr<NapiInfo> ParseNetdevNapiReply(absl::Span<const uint8_t> msg) {
   constexpr absl::string_view kWhat = "netdev napi-get reply";
-  absl::StatusOr<absl::Span<const uint8_t>> attrs =
-      GenlAttrs(msg, NETDEV_CMD_NAPI_GET, kWhat);
-  if (!attrs.ok()) return attrs.status();
   NapiInfo napi;
   bool has_id = false;
-  absl::Status status;
-  const AttrReader read{kWhat, &status};
-  const bool well_formed = ForEachAttr(*attrs, [&](const NlAttr& attr) {
-    switch (attr.type) {
-      case NETDEV_A_NAPI_ID:
-        if (auto v = read.U32(attr)) {
-          napi.id = *v;
-          has_id = true;
+  absl::Status status = ParseReplyAttrs(
+      msg, NETDEV_CMD_NAPI_GET, kWhat,
+      [&](const NlAttr& attr, const AttrReader& read) {
+        switch (attr.type) {
+          case NETDEV_A_NAPI_ID:
+            if (auto v = read.U32(attr)) {
+              napi.id = *v;
+              has_id = true;
+            }
+            break;
+          case NETDEV_A_NAPI_IFINDEX:
+            if (auto v = read.U32(attr)) napi.ifindex = *v;
+            break;
+          case NETDEV_A_NAPI_IRQ:
+            napi.irq = read.U32(attr);
+            break;
+          case NETDEV_A_NAPI_PID:
+            napi.pid = read.U32(attr);
+            break;
+          default:  // 6.13+ per-NAPI config, 6.17+ threaded: not needed here
+            break;
         }
-        break;
-      case NETDEV_A_NAPI_IFINDEX:
-        if (auto v = read.U32(attr)) napi.ifindex = *v;
-        break;
-      case NETDEV_A_NAPI_IRQ:
-        napi.irq = read.U32(attr);
-        break;
-      case NETDEV_A_NAPI_PID:
-        napi.pid = read.U32(attr);
-        break;
-      default:  // 6.13+ per-NAPI config, 6.17+ threaded: not needed here
-        break;
-    }
-  });
-  if (!well_formed) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kWhat, ": malformed attribute list"));
-  }
+      });
   if (!status.ok()) return status;
   if (!has_id) {
     return absl::InvalidArgumentError(absl::StrCat(kWhat, ": NAPI without id"));
@@ -441,47 +445,40 @@ absl::StatusOr<NapiInfo> ParseNetdevNapiReply(absl::Span<const uint8_t> msg) {
 absl::StatusOr<PagePoolInfo> ParseNetdevPagePoolReply(
     absl::Span<const uint8_t> msg) {
   constexpr absl::string_view kWhat = "netdev page-pool-get reply";
-  absl::StatusOr<absl::Span<const uint8_t>> attrs =
-      GenlAttrs(msg, NETDEV_CMD_PAGE_POOL_GET, kWhat);
-  if (!attrs.ok()) return attrs.status();
   PagePoolInfo pool;
   bool has_id = false;
-  absl::Status status;
-  const AttrReader read{kWhat, &status};
-  const bool well_formed = ForEachAttr(*attrs, [&](const NlAttr& attr) {
-    switch (attr.type) {
-      case NETDEV_A_PAGE_POOL_ID:
-        if (auto v = read.Uint(attr)) {
-          pool.id = *v;
-          has_id = true;
-        }
-        break;
-      case NETDEV_A_PAGE_POOL_IFINDEX:
-        pool.ifindex = read.U32(attr);
-        break;
-      case NETDEV_A_PAGE_POOL_NAPI_ID:
-        pool.napi_id = read.Uint(attr);
-        break;
-      case NETDEV_A_PAGE_POOL_INFLIGHT:
-        pool.inflight = read.Uint(attr);
-        break;
-      case NETDEV_A_PAGE_POOL_INFLIGHT_MEM:
-        pool.inflight_mem = read.Uint(attr);
-        break;
-      case NETDEV_A_PAGE_POOL_DETACH_TIME:
-        pool.detach_time = read.Uint(attr);
-        break;
-      case NETDEV_A_PAGE_POOL_DMABUF:
-        pool.dmabuf = read.U32(attr);
-        break;
-      default:  // 6.15+ io_uring nest: not ours
-        break;
-    }
-  });
-  if (!well_formed) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kWhat, ": malformed attribute list"));
-  }
+  absl::Status status =
+      ParseReplyAttrs(msg, NETDEV_CMD_PAGE_POOL_GET, kWhat,
+                      [&](const NlAttr& attr, const AttrReader& read) {
+                        switch (attr.type) {
+                          case NETDEV_A_PAGE_POOL_ID:
+                            if (auto v = read.Uint(attr)) {
+                              pool.id = *v;
+                              has_id = true;
+                            }
+                            break;
+                          case NETDEV_A_PAGE_POOL_IFINDEX:
+                            pool.ifindex = read.U32(attr);
+                            break;
+                          case NETDEV_A_PAGE_POOL_NAPI_ID:
+                            pool.napi_id = read.Uint(attr);
+                            break;
+                          case NETDEV_A_PAGE_POOL_INFLIGHT:
+                            pool.inflight = read.Uint(attr);
+                            break;
+                          case NETDEV_A_PAGE_POOL_INFLIGHT_MEM:
+                            pool.inflight_mem = read.Uint(attr);
+                            break;
+                          case NETDEV_A_PAGE_POOL_DETACH_TIME:
+                            pool.detach_time = read.Uint(attr);
+                            break;
+                          case NETDEV_A_PAGE_POOL_DMABUF:
+                            pool.dmabuf = read.U32(attr);
+                            break;
+                          default:  // 6.15+ io_uring nest: not ours
+                            break;
+                        }
+                      });
   if (!status.ok()) return status;
   if (!has_id) {
     return absl::InvalidArgumentError(
@@ -493,76 +490,69 @@ absl::StatusOr<PagePoolInfo> ParseNetdevPagePoolReply(
 absl::StatusOr<QstatsInfo> ParseNetdevQstatsReply(
     absl::Span<const uint8_t> msg) {
   constexpr absl::string_view kWhat = "netdev qstats-get reply";
-  absl::StatusOr<absl::Span<const uint8_t>> attrs =
-      GenlAttrs(msg, NETDEV_CMD_QSTATS_GET, kWhat);
-  if (!attrs.ok()) return attrs.status();
   QstatsInfo stats;
   bool has_ifindex = false;
-  absl::Status status;
-  const AttrReader read{kWhat, &status};
-  const bool well_formed = ForEachAttr(*attrs, [&](const NlAttr& attr) {
-    switch (attr.type) {
-      case NETDEV_A_QSTATS_IFINDEX:
-        if (auto v = read.U32(attr)) {
-          stats.ifindex = *v;
-          has_ifindex = true;
+  absl::Status status = ParseReplyAttrs(
+      msg, NETDEV_CMD_QSTATS_GET, kWhat,
+      [&](const NlAttr& attr, const AttrReader& read) {
+        switch (attr.type) {
+          case NETDEV_A_QSTATS_IFINDEX:
+            if (auto v = read.U32(attr)) {
+              stats.ifindex = *v;
+              has_ifindex = true;
+            }
+            break;
+          case NETDEV_A_QSTATS_QUEUE_TYPE:
+            if (auto v = read.U32(attr)) {
+              stats.queue_type = static_cast<QueueInfo::Type>(*v);
+            }
+            break;
+          case NETDEV_A_QSTATS_QUEUE_ID:
+            stats.queue_id = read.U32(attr);
+            break;
+          case NETDEV_A_QSTATS_RX_PACKETS:
+            stats.rx_packets = read.Uint(attr);
+            break;
+          case NETDEV_A_QSTATS_RX_BYTES:
+            stats.rx_bytes = read.Uint(attr);
+            break;
+          case NETDEV_A_QSTATS_TX_PACKETS:
+            stats.tx_packets = read.Uint(attr);
+            break;
+          case NETDEV_A_QSTATS_TX_BYTES:
+            stats.tx_bytes = read.Uint(attr);
+            break;
+          case NETDEV_A_QSTATS_RX_ALLOC_FAIL:
+            stats.rx_alloc_fail = read.Uint(attr);
+            break;
+          case NETDEV_A_QSTATS_RX_HW_DROPS:
+            stats.rx_hw_drops = read.Uint(attr);
+            break;
+          case NETDEV_A_QSTATS_RX_HW_DROP_OVERRUNS:
+            stats.rx_hw_drop_overruns = read.Uint(attr);
+            break;
+          case NETDEV_A_QSTATS_RX_HW_DROP_RATELIMITS:
+            stats.rx_hw_drop_ratelimits = read.Uint(attr);
+            break;
+          case NETDEV_A_QSTATS_TX_HW_DROPS:
+            stats.tx_hw_drops = read.Uint(attr);
+            break;
+          case NETDEV_A_QSTATS_TX_HW_DROP_ERRORS:
+            stats.tx_hw_drop_errors = read.Uint(attr);
+            break;
+          case NETDEV_A_QSTATS_TX_HW_DROP_RATELIMITS:
+            stats.tx_hw_drop_ratelimits = read.Uint(attr);
+            break;
+          case NETDEV_A_QSTATS_TX_STOP:
+            stats.tx_stop = read.Uint(attr);
+            break;
+          case NETDEV_A_QSTATS_TX_WAKE:
+            stats.tx_wake = read.Uint(attr);
+            break;
+          default:  // checksum and GRO/GSO counters
+            break;
         }
-        break;
-      case NETDEV_A_QSTATS_QUEUE_TYPE:
-        if (auto v = read.U32(attr)) {
-          stats.queue_type = static_cast<QueueInfo::Type>(*v);
-        }
-        break;
-      case NETDEV_A_QSTATS_QUEUE_ID:
-        stats.queue_id = read.U32(attr);
-        break;
-      case NETDEV_A_QSTATS_RX_PACKETS:
-        stats.rx_packets = read.Uint(attr);
-        break;
-      case NETDEV_A_QSTATS_RX_BYTES:
-        stats.rx_bytes = read.Uint(attr);
-        break;
-      case NETDEV_A_QSTATS_TX_PACKETS:
-        stats.tx_packets = read.Uint(attr);
-        break;
-      case NETDEV_A_QSTATS_TX_BYTES:
-        stats.tx_bytes = read.Uint(attr);
-        break;
-      case NETDEV_A_QSTATS_RX_ALLOC_FAIL:
-        stats.rx_alloc_fail = read.Uint(attr);
-        break;
-      case NETDEV_A_QSTATS_RX_HW_DROPS:
-        stats.rx_hw_drops = read.Uint(attr);
-        break;
-      case NETDEV_A_QSTATS_RX_HW_DROP_OVERRUNS:
-        stats.rx_hw_drop_overruns = read.Uint(attr);
-        break;
-      case NETDEV_A_QSTATS_RX_HW_DROP_RATELIMITS:
-        stats.rx_hw_drop_ratelimits = read.Uint(attr);
-        break;
-      case NETDEV_A_QSTATS_TX_HW_DROPS:
-        stats.tx_hw_drops = read.Uint(attr);
-        break;
-      case NETDEV_A_QSTATS_TX_HW_DROP_ERRORS:
-        stats.tx_hw_drop_errors = read.Uint(attr);
-        break;
-      case NETDEV_A_QSTATS_TX_HW_DROP_RATELIMITS:
-        stats.tx_hw_drop_ratelimits = read.Uint(attr);
-        break;
-      case NETDEV_A_QSTATS_TX_STOP:
-        stats.tx_stop = read.Uint(attr);
-        break;
-      case NETDEV_A_QSTATS_TX_WAKE:
-        stats.tx_wake = read.Uint(attr);
-        break;
-      default:  // checksum and GRO/GSO counters
-        break;
-    }
-  });
-  if (!well_formed) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kWhat, ": malformed attribute list"));
-  }
+      });
   if (!status.ok()) return status;
   if (!has_ifindex) {
     return absl::InvalidArgumentError(absl::StrCat(kWhat, ": no ifindex"));
@@ -577,19 +567,11 @@ absl::StatusOr<QstatsInfo> ParseNetdevQstatsReply(
 absl::StatusOr<uint32_t> ParseNetdevBindReply(absl::Span<const uint8_t> msg,
                                               uint8_t cmd) {
   constexpr absl::string_view kWhat = "netdev bind reply";
-  absl::StatusOr<absl::Span<const uint8_t>> attrs = GenlAttrs(msg, cmd, kWhat);
-  if (!attrs.ok()) return attrs.status();
   std::optional<uint32_t> id;
-  absl::Status status;
-  const bool well_formed = ForEachAttr(*attrs, [&](const NlAttr& attr) {
-    if (attr.type != NETDEV_A_DMABUF_ID) return;
-    id = attr.U32();
-    if (!id.has_value() && status.ok()) status = Malformed(kWhat, attr);
-  });
-  if (!well_formed) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kWhat, ": malformed attribute list"));
-  }
+  absl::Status status = ParseReplyAttrs(
+      msg, cmd, kWhat, [&](const NlAttr& attr, const AttrReader& read) {
+        if (attr.type == NETDEV_A_DMABUF_ID) id = read.U32(attr);
+      });
   if (!status.ok()) return status;
   if (!id.has_value() || *id == 0) {
     return absl::InvalidArgumentError(
