@@ -25,8 +25,7 @@
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/simulated_nic.h"
-#include "daemon/simulated_nic_inventory.h"
-#include "daemon/testing/fake_nic_inventory.h"
+#include "daemon/testing/simulated_lo_daemon.h"
 #include "daemon/testing/wait.h"
 
 namespace devmem {
@@ -49,22 +48,10 @@ class SteeringDaemonTest : public ::testing::Test {
     p->set_nic("lo");
     p->set_pool_queues(2);
     ASSERT_TRUE(FinalizeConfig(&o.config, "test").ok());
-    SimulatedNicSpec spec;
-    spec.name = "lo";
-    spec.ifindex = if_nametoindex("lo");
-    auto sim = SimulatedNic::Create({spec});
-    ASSERT_TRUE(sim.ok()) << sim.status();
-    std::shared_ptr<SimulatedNic> shared(std::move(*sim));
-    sim_ = shared.get();
-    auto inv = SimulatedNicInventory::Create(
-        std::make_unique<FakeNicInventory>(LoopbackOnly()), shared);
-    ASSERT_TRUE(inv.ok()) << inv.status();
-    o.inventory = std::move(*inv);
-    o.nic_control = shared;
-    o.static_status.set_version("test");
-    auto d = Daemon::Start(std::move(o));
+    auto d = StartSimulatedLoDaemon(std::move(o));
     ASSERT_TRUE(d.ok()) << d.status();
-    daemon_ = std::move(*d);
+    daemon_ = std::move(d->daemon);
+    sim_ = d->sim;
     ASSERT_EQ(daemon_->profile_report().size(), 1u);
   }
   void TearDown() override {

@@ -36,8 +36,7 @@
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/simulated_nic.h"
-#include "daemon/simulated_nic_inventory.h"
-#include "daemon/testing/fake_nic_inventory.h"
+#include "daemon/testing/simulated_lo_daemon.h"
 #include "daemon/testing/wait.h"
 #include "gtest/gtest.h"
 
@@ -117,22 +116,10 @@ class IsolationTest : public ::testing::Test {
     p->set_nic("lo");
     p->set_pool_queues(2);  // one queue for A's binding, one for B's
     ASSERT_TRUE(FinalizeConfig(&o.config, "isolation_test").ok());
-    SimulatedNicSpec spec;
-    spec.name = "lo";
-    spec.ifindex = ::if_nametoindex("lo");
-    auto sim = SimulatedNic::Create({spec});
-    ASSERT_TRUE(sim.ok()) << sim.status();
-    std::shared_ptr<SimulatedNic> shared(std::move(*sim));
-    sim_ = shared.get();
-    auto inv = SimulatedNicInventory::Create(
-        std::make_unique<FakeNicInventory>(LoopbackOnly()), shared);
-    ASSERT_TRUE(inv.ok()) << inv.status();
-    o.inventory = std::move(*inv);
-    o.nic_control = shared;
-    o.static_status.set_version("test");
-    auto d = Daemon::Start(std::move(o));
+    auto d = StartSimulatedLoDaemon(std::move(o));
     ASSERT_TRUE(d.ok()) << d.status();
-    daemon_ = std::move(*d);
+    daemon_ = std::move(d->daemon);
+    sim_ = d->sim;
     a_ = Open();
     b_ = Open();
     ASSERT_NE(a_, nullptr);

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <net/if.h>
+
+#include <memory>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "daemon/daemon.h"
+#include "daemon/simulated_nic.h"
+#include "daemon/simulated_nic_inventory.h"
+#include "daemon/testing/fake_nic_inventory.h"
+
+namespace devmem {
+
+// An in-process devmemd whose only NIC is a simulated devmem NIC over lo, and
+// that NIC (owned by the daemon's backend) for the test to inspect.
+struct SimulatedLoDaemon {
+  std::unique_ptr<Daemon> daemon;
+  SimulatedNic* sim = nullptr;
+};
+
+// Starts it with `options` (config finalized, naming lo in nic_profiles); the
+// inventory, backend and version are filled in here.
+inline absl::StatusOr<SimulatedLoDaemon> StartSimulatedLoDaemon(
+    Daemon::Options options) {
+  SimulatedNicSpec spec;
+  spec.name = "lo";
+  spec.ifindex = ::if_nametoindex("lo");
+  auto sim = SimulatedNic::Create({spec});
+  if (!sim.ok()) return sim.status();
+  std::shared_ptr<SimulatedNic> shared(std::move(*sim));
+  auto inv = SimulatedNicInventory::Create(
+      std::make_unique<FakeNicInventory>(LoopbackOnly()), shared);
+  if (!inv.ok()) return inv.status();
+  options.inventory = std::move(*inv);
+  options.nic_control = shared;
+  options.static_status.set_version("test");
+  auto d = Daemon::Start(std::move(options));
+  if (!d.ok()) return d.status();
+  return SimulatedLoDaemon{*std::move(d), shared.get()};
+}
+
+}  // namespace devmem
