@@ -235,6 +235,12 @@ absl::Status Daemon::Init() {
     rec.set_pid(owner->peer.pid);
     return rec;
   };
+  no.withdraw_anchor_ticket = [sm](uint64_t session, uint64_t handle) {
+    sm->WithdrawAnchor(session, handle);
+  };
+  no.anchor_handed_out = [sm](uint64_t session, uint64_t handle) {
+    return sm->AnchorHandedOut(session, handle);
+  };
   nics_ = std::make_unique<NicManager>(no);
   NicManager* nics = nics_.get();
   sessions_->SetCloseObserver(
@@ -301,8 +307,12 @@ absl::Status Daemon::Init() {
     return nics->AwaitingAnchor(s);
   };
   hooks.anchored = [nics](uint64_t s) { return nics->Anchored(s); };
-  hooks.return_anchor = [nics](uint64_t s, uint64_t h, UniqueFd fd) {
-    return nics->ReturnAnchor(s, h, std::move(fd));
+  SessionManager* sm_hooks = sessions_.get();
+  hooks.return_anchor = [nics, sm_hooks](uint64_t s, uint64_t h, UniqueFd fd) {
+    auto kernel_id = nics->ReturnAnchor(s, h, std::move(fd));
+    // The workload sent a copy and keeps its own.
+    if (kernel_id.ok()) sm_hooks->NoteAnchorHeld(s, h);
+    return kernel_id;
   };
   session_server_->SetLeaseHooks(std::move(hooks));
   DaemonMetrics* metrics = metrics_.get();

@@ -257,7 +257,8 @@ void DevmemService::ShareAnchor(uint64_t session,
   // binding still works, it just does not survive the daemon.
   auto anchor = deps_.nics->DupAnchor(session, binding.handle());
   if (!anchor.ok()) return;
-  auto ticket = deps_.sessions->IssueTicket(session, *std::move(anchor));
+  auto ticket = deps_.sessions->IssueAnchorTicket(session, binding.handle(),
+                                                  *std::move(anchor));
   if (ticket.ok()) resp->set_anchor_ticket(*ticket);
 }
 

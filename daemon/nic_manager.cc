@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "daemon/inventory_proto.h"
 #include "kernel/errno_status.h"
+#include "kernel/fd_identity.h"
 
 namespace devmem {
 namespace {
@@ -341,14 +342,23 @@ std::string NicManager::RestoreLocked(Nic& nic, uint32_t* bindings,
     absl::SleepFor(absl::Milliseconds(20));
     still_bound = KernelBoundQueuesLocked(nic);
   }
-  *status = RestoreSettings(*options_.control, nic.ifindex, nic.original);
-  if (!status->ok() && !still_bound.empty()) {
-    *status = absl::Status(
-        status->code(),
-        absl::StrCat(status->message(), " (", still_bound.size(),
-                     " queue(s) are still bound by a workload that kept its "
-                     "binding anchor; restore again once it exits)"));
+  if (!still_bound.empty()) {
+    // The kernel would refuse header split off (and channel shrinks) with a
+    // memory provider bound; trying anyway leaves the NIC half-restored.
+    // Keep the profile as applied and say why.
+    std::vector<uint32_t> queues(still_bound.begin(), still_bound.end());
+    std::sort(queues.begin(), queues.end());
+    *status = absl::FailedPreconditionError(absl::StrCat(
+        nic.name, ": queue(s) ", absl::StrJoin(queues, ","),
+        " are still bound in the kernel by a binding anchor a workload kept "
+        "after its binding was released; the settings were not touched and "
+        "the profile stays applied (",
+        *bindings, " binding(s) and ", *rules,
+        " rule(s) released). Restore again once the workload closes the "
+        "anchor or exits"));
+    return absl::StrCat(nic.name, ": ", status->message());
   }
+  *status = RestoreSettings(*options_.control, nic.ifindex, nic.original);
   nic.free_queues.clear();
   if (!status->ok()) {
     nic.state = devmem::v1::PROFILE_STATE_FAILED;
@@ -371,6 +381,39 @@ std::string NicManager::RestoreLocked(Nic& nic, uint32_t* bindings,
   return absl::StrCat(nic.name, ": ", nic.reason);
 }
 
+absl::Status NicManager::CheckNoHeldAnchorsLocked(const Nic& nic) {
+  std::vector<uint64_t> handles;
+  for (const auto& [handle, b] : bindings_) {
+    if (b.nic != nic.name) continue;
+    const bool handed_out = b.recovered || b.kernel == nullptr ||
+                            (options_.anchor_handed_out &&
+                             options_.anchor_handed_out(b.session, handle));
+    if (handed_out) handles.push_back(handle);
+  }
+  if (handles.empty()) return absl::OkStatus();
+  std::sort(handles.begin(), handles.end());
+  std::vector<std::string> held;
+  for (uint64_t h : handles) {
+    const Binding& b = bindings_.at(h);
+    std::string who = absl::StrCat("binding ", h, " (session ", b.session);
+    std::optional<devmem::v1::JournaledSession> owner;
+    if (options_.session_record) owner = options_.session_record(b.session);
+    if (owner.has_value()) {
+      absl::StrAppend(&who, ", uid ", owner->uid(), ", pid ", owner->pid());
+    }
+    absl::StrAppend(&who, ")");
+    held.push_back(std::move(who));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      nic.name, ": ", held.size(),
+      " binding(s) are held by workloads: ", absl::StrJoin(held, ", "),
+      ". Each workload keeps a copy of its binding's anchor, which keeps the "
+      "kernel binding alive, and the kernel refuses to turn header split off "
+      "under it. Nothing was changed; have the workloads release their "
+      "bindings (ReleaseBinding, or close their sessions) or stop them, then "
+      "restore again"));
+}
+
 absl::StatusOr<devmem::v1::RestoreNicResponse> NicManager::Restore(
     absl::string_view name) {
   absl::MutexLock lock(&mu_);
@@ -382,6 +425,8 @@ absl::StatusOr<devmem::v1::RestoreNicResponse> NicManager::Restore(
           StateName(nic->state),
           nic->reason.empty() ? "" : absl::StrCat(" (", nic->reason, ")")));
     }
+    absl::Status held = CheckNoHeldAnchorsLocked(*nic);
+    if (!held.ok()) return held;
     devmem::v1::RestoreNicResponse resp;
     uint32_t bindings = 0;
     uint32_t rules = 0;
@@ -389,7 +434,11 @@ absl::StatusOr<devmem::v1::RestoreNicResponse> NicManager::Restore(
     RestoreLocked(*nic, &bindings, &rules, &status);
     resp.set_bindings_released(bindings);
     resp.set_rules_removed(rules);
-    if (!status.ok()) return KernelRefusal(status, "the record is kept");
+    if (!status.ok()) {
+      return status.code() == absl::StatusCode::kFailedPrecondition
+                 ? status
+                 : KernelRefusal(status, "the record is kept");
+    }
     *resp.mutable_state() = StateLocked(*nic);
     return resp;
   }
@@ -463,7 +512,14 @@ devmem::v1::NicState NicManager::StateLocked(const Nic& nic) {
     st.set_rss_mode(nic.plan->rss_mode);
     for (uint32_t q : nic.plan->pool) st.add_pool_queues(q);
   }
-  for (uint32_t q : nic.free_queues) st.add_free_queues(q);
+  // Free means what BindRx would take: not bound in the kernel by an anchor
+  // a workload kept after devmemd let its binding go.
+  const absl::flat_hash_set<uint32_t> kernel_bound =
+      nic.ifindex != 0 ? KernelBoundQueuesLocked(nic)
+                       : absl::flat_hash_set<uint32_t>{};
+  for (uint32_t q : nic.free_queues) {
+    if (!kernel_bound.contains(q)) st.add_free_queues(q);
+  }
   uint32_t bindings = 0;
   for (const auto& [h, b] : bindings_) {
     if (b.nic == nic.name) ++bindings;
@@ -477,8 +533,7 @@ devmem::v1::NicState NicManager::StateLocked(const Nic& nic) {
     if (table.ok()) {
       st.set_kernel_rules(static_cast<uint32_t>(table->locations.size()));
     }
-    std::vector<uint32_t> bound;
-    for (uint32_t q : KernelBoundQueuesLocked(nic)) bound.push_back(q);
+    std::vector<uint32_t> bound(kernel_bound.begin(), kernel_bound.end());
     std::sort(bound.begin(), bound.end());
     for (uint32_t q : bound) st.add_kernel_bound_queues(q);
   }
@@ -713,6 +768,10 @@ absl::StatusOr<devmem::v1::Binding> NicManager::AdoptNewBindingLocked(
     Binding b, Nic& nic) {
   b.kernel_id = b.kernel->id();
   if (!b.tx) b.queues = b.kernel->queues();
+  if (b.kernel->netlink_fd_unowned() >= 0) {
+    auto id = IdentifyFd(b.kernel->netlink_fd_unowned());
+    if (id.ok()) b.anchor_id = *id;
+  }
   devmem::v1::JournalEntry made;
   *made.mutable_binding_put() = BindingRecord(b);
   // Without this record a restart would drop a binding in use: undo instead.
@@ -806,6 +865,11 @@ uint32_t NicManager::ReleaseBindingLocked(uint64_t handle, const char* cause) {
   if (options_.anchors != nullptr && b.kernel != nullptr &&
       b.kernel->netlink_fd_unowned() >= 0) {
     (void)options_.anchors->Forget(handle);
+  }
+  // An anchor copy still behind an unredeemed ticket is devmemd's to close;
+  // left there, it would keep the kernel binding until the ticket expired.
+  if (options_.withdraw_anchor_ticket) {
+    options_.withdraw_anchor_ticket(b.session, handle);
   }
   // Closes our copy of the binding's netlink socket: the kernel unbinds once
   // the workload closes its copy too (the client library does on release).
@@ -1152,6 +1216,9 @@ devmem::v1::JournaledBinding NicManager::BindingRecord(const Binding& b) const {
   for (uint32_t q : b.queues) out.add_queues(q);
   out.set_tx(b.tx);
   if (b.rss_context) out.set_rss_context(*b.rss_context);
+  out.set_anchor_dev(b.anchor_id.dev);
+  out.set_anchor_inode(b.anchor_id.ino);
+  out.set_anchor_netlink_port(b.anchor_id.netlink_port);
   return out;
 }
 
@@ -1284,6 +1351,10 @@ std::vector<std::string> NicManager::Recover(
     b.queues.assign(rec.queues().begin(), rec.queues().end());
     b.tx = rec.tx();
     if (rec.has_rss_context()) b.rss_context = rec.rss_context();
+    b.anchor_id.dev = rec.anchor_dev();
+    b.anchor_id.ino = rec.anchor_inode();
+    b.anchor_id.netlink_port = rec.anchor_netlink_port();
+    b.recovered = true;
     auto anchor = stored.find(handle);
     if (anchor == stored.end() && !rec.tx()) {
       // Without an anchor in hand, the kernel says whether anyone still
@@ -1478,7 +1549,26 @@ absl::StatusOr<uint32_t> NicManager::ReturnAnchor(uint64_t session,
   auto bp = FindBinding(session, handle);
   if (!bp.ok()) return bp.status();
   Binding& b = **bp;
-  if (b.kernel != nullptr) return b.kernel_id;  // ours already: `anchor` closes
+  const std::string not_anchor = absl::StrCat(
+      "fd ", anchor.get_unowned(), " is ", DescribeFd(anchor.get_unowned()),
+      ", not the anchor of binding ", handle,
+      "; send the fd that redeeming its anchor_ticket gave you");
+  if (b.kernel != nullptr && b.kernel->netlink_fd_unowned() >= 0) {
+    // Ours already: accept only a copy of our own (then it just closes).
+    auto same =
+        SameOpenFile(b.kernel->netlink_fd_unowned(), anchor.get_unowned());
+    if (!same.ok() || !*same) return absl::InvalidArgumentError(not_anchor);
+    return b.kernel_id;
+  }
+  if (b.kernel != nullptr) return b.kernel_id;  // a backend without anchors
+  if (b.anchor_id != FdIdentity{}) {
+    // devmemd has no copy to compare with after a restart: the journal says
+    // which socket the anchor is, and only its holders can have it.
+    auto id = IdentifyFd(anchor.get_unowned());
+    if (!id.ok() || *id != b.anchor_id) {
+      return absl::InvalidArgumentError(not_anchor);
+    }
+  }
   auto kb = options_.control->AdoptBinding(b.ifindex, b.kernel_id, b.tx,
                                            std::move(anchor));
   if (!kb.ok()) {

@@ -18,6 +18,7 @@
 #include "daemon/anchor_store.h"
 #include "daemon/lease_journal.h"
 #include "daemon/nic_profile.h"
+#include "kernel/fd_identity.h"
 #include "kernel/nic_control.h"
 #include "kernel/nic_inventory.h"
 #include "kernel/unique_fd.h"
@@ -54,6 +55,16 @@ class NicManager {
     // lease so the session can be resumed after a restart.
     std::function<std::optional<devmem::v1::JournaledSession>(uint64_t)>
         session_record;
+    // The session layer's view of binding anchors handed out behind tickets
+    // (SessionManager). `withdraw_anchor_ticket` closes the unredeemed
+    // ticket that holds a copy of binding `handle`'s anchor, if any (called
+    // on every release, so the kernel unbinds now and not when the ticket
+    // expires). `anchor_handed_out` says whether the session's workload
+    // received a copy (redeemed it, or returned one after a restart). Either
+    // may be empty. Called with mu_ held; they must not call back.
+    std::function<void(uint64_t session, uint64_t handle)>
+        withdraw_anchor_ticket;
+    std::function<bool(uint64_t session, uint64_t handle)> anchor_handed_out;
   };
   explicit NicManager(const Options& options);
   ~NicManager();
@@ -70,7 +81,13 @@ class NicManager {
 
   // Releases the leases on `nic` and restores its recorded original state.
   // NOT_FOUND if no profile names it; FAILED_PRECONDITION if it was never
-  // applied.
+  // applied, or, with nothing changed, if a workload holds a copy of a
+  // binding's anchor (the kernel would refuse to turn header split off while
+  // the binding lives; the message names the bindings, sessions, uids and
+  // pids). An anchor still behind an unredeemed ticket is closed by devmemd
+  // itself. If queues stay bound after the leases went (a workload kept an
+  // anchor of a binding it had already released), the settings are left as
+  // applied and FAILED_PRECONDITION says so: never half-restored.
   absl::StatusOr<devmem::v1::RestoreNicResponse> Restore(absl::string_view nic)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -150,7 +167,9 @@ class NicManager {
   // Re-adopts binding `handle` of `session` with `anchor` (from the
   // workload). Returns its kernel id. INVALID_ARGUMENT if `anchor` is not
   // that binding's; NOT_FOUND if `session` has no such binding or it died.
-  // An already-anchored binding answers OK (the extra copy is closed).
+  // An already-anchored binding answers OK if `anchor` is a copy of devmemd's
+  // own (kcmp), INVALID_ARGUMENT otherwise; an awaited one is checked against
+  // the anchor's identity in the journal (socket inode and netlink port id).
   absl::StatusOr<uint32_t> ReturnAnchor(uint64_t session, uint64_t handle,
                                         UniqueFd anchor)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -243,6 +262,11 @@ class NicManager {
     // fd store); the kernel binding lives on through the workload's copy.
     std::unique_ptr<DevmemBinding> kernel;
     std::optional<uint32_t> rss_context;
+    // The anchor's identity, journaled; all zero if unknown.
+    FdIdentity anchor_id;
+    // Came back from the journal of an earlier run: its workload holds a
+    // copy of the anchor (that is how the binding outlived devmemd).
+    bool recovered = false;
     absl::flat_hash_set<uint32_t> rule_locations;
     uint64_t rules_made = 0;  // for spreading flows over the queues
   };
@@ -279,6 +303,10 @@ class NicManager {
   std::string ApplyLocked(Nic& nic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string RestoreLocked(Nic& nic, uint32_t* bindings, uint32_t* rules,
                             absl::Status* status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // FAILED_PRECONDITION naming the bindings on `nic` whose anchor a workload
+  // holds (RestoreNic cannot end them); OK if there are none.
+  absl::Status CheckNoHeldAnchorsLocked(const Nic& nic)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The profile NIC named `name`, or null.
   Nic* FindNicLocked(absl::string_view name) const

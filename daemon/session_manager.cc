@@ -29,6 +29,14 @@ std::string RandomHex128() {
       absl::string_view(reinterpret_cast<const char*>(buf), sizeof(buf)));
 }
 
+bool IsTicketFormat(absl::string_view ticket) {
+  if (ticket.size() != 32) return false;
+  for (char c : ticket) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
 SessionManager::SessionManager(Options options, const Clock* clock)
     : options_(options), clock_(clock) {}
 
@@ -240,6 +248,16 @@ absl::StatusOr<uint64_t> SessionManager::Authorize(
 
 absl::StatusOr<std::string> SessionManager::IssueTicket(uint64_t session_id,
                                                         UniqueFd fd) {
+  return IssueTicketTagged(session_id, std::move(fd), /*anchor_of=*/0);
+}
+
+absl::StatusOr<std::string> SessionManager::IssueAnchorTicket(
+    uint64_t session_id, uint64_t handle, UniqueFd fd) {
+  return IssueTicketTagged(session_id, std::move(fd), handle);
+}
+
+absl::StatusOr<std::string> SessionManager::IssueTicketTagged(
+    uint64_t session_id, UniqueFd fd, uint64_t anchor_of) {
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) {
@@ -257,11 +275,40 @@ absl::StatusOr<std::string> SessionManager::IssueTicket(uint64_t session_id,
     }
   }
   std::string ticket = RandomHex128();
-  tickets_.emplace(
-      ticket,
-      Ticket{session_id, clock_->Now() + options_.ticket_ttl, std::move(fd)});
+  tickets_.emplace(ticket,
+                   Ticket{session_id, clock_->Now() + options_.ticket_ttl,
+                          std::move(fd), anchor_of});
   ++s.open_tickets;
   return ticket;
+}
+
+void SessionManager::WithdrawAnchor(uint64_t session_id, uint64_t handle) {
+  UniqueFd closing;  // closed after the lock is dropped
+  absl::MutexLock lock(&mu_);
+  auto sit = sessions_.find(session_id);
+  if (sit == sessions_.end()) return;
+  sit->second.anchors_held.erase(handle);
+  for (auto it = tickets_.begin(); it != tickets_.end(); ++it) {
+    if (it->second.session_id == session_id && it->second.anchor_of == handle) {
+      closing = std::move(it->second.fd);
+      tickets_.erase(it);
+      --sit->second.open_tickets;
+      return;
+    }
+  }
+}
+
+bool SessionManager::AnchorHandedOut(uint64_t session_id,
+                                     uint64_t handle) const {
+  absl::MutexLock lock(&mu_);
+  auto sit = sessions_.find(session_id);
+  return sit != sessions_.end() && sit->second.anchors_held.contains(handle);
+}
+
+void SessionManager::NoteAnchorHeld(uint64_t session_id, uint64_t handle) {
+  absl::MutexLock lock(&mu_);
+  auto sit = sessions_.find(session_id);
+  if (sit != sessions_.end()) sit->second.anchors_held.insert(handle);
 }
 
 absl::StatusOr<UniqueFd> SessionManager::Redeem(uint64_t session_id,
@@ -270,6 +317,13 @@ absl::StatusOr<UniqueFd> SessionManager::Redeem(uint64_t session_id,
   auto sit = sessions_.find(session_id);
   if (sit == sessions_.end()) {
     return absl::UnauthenticatedError("session is closed");
+  }
+  if (!IsTicketFormat(ticket)) {
+    // Not echoed: an answer must fit in a frame whatever the client sent.
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed ticket (", ticket.size(),
+                     " bytes): tickets are 32 lowercase hex digits, as devmemd "
+                     "issues them"));
   }
   const absl::Time now = clock_->Now();
   auto it = tickets_.find(ticket);
@@ -281,6 +335,9 @@ absl::StatusOr<UniqueFd> SessionManager::Redeem(uint64_t session_id,
           absl::FormatDuration(options_.ticket_ttl), "); repeat the request"));
     }
     UniqueFd fd = std::move(it->second.fd);
+    if (it->second.anchor_of != 0) {
+      sit->second.anchors_held.insert(it->second.anchor_of);
+    }
     tickets_.erase(it);
     --sit->second.open_tickets;
     return fd;

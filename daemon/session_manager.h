@@ -8,6 +8,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -109,9 +110,28 @@ class SessionManager {
   absl::StatusOr<std::string> IssueTicket(uint64_t session_id, UniqueFd fd)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // --- Binding anchors behind tickets (docs/PROTOCOL.md section 8) ---
+
+  // IssueTicket() for a copy of binding `handle`'s anchor. Redeeming it
+  // marks the anchor as handed out to the session's workload.
+  absl::StatusOr<std::string> IssueAnchorTicket(uint64_t session_id,
+                                                uint64_t handle, UniqueFd fd)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The binding is going: closes its anchor's unredeemed ticket, if any, and
+  // forgets that the anchor was handed out. No-op for a closed session.
+  void WithdrawAnchor(uint64_t session_id, uint64_t handle)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The workload has a copy of binding `handle`'s anchor: it redeemed the
+  // anchor ticket, or returned a copy (ReturnAnchor, NoteAnchorHeld).
+  bool AnchorHandedOut(uint64_t session_id, uint64_t handle) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void NoteAnchorHeld(uint64_t session_id, uint64_t handle)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Takes the fd behind `ticket` if it belongs to `session_id`.
-  // NOT_FOUND for unknown, spent or foreign tickets; DEADLINE_EXCEEDED if
-  // expired.
+  // INVALID_ARGUMENT if `ticket` is not 32 lowercase hex digits (the message
+  // does not repeat it); NOT_FOUND for unknown, spent or foreign tickets;
+  // DEADLINE_EXCEEDED if expired.
   absl::StatusOr<UniqueFd> Redeem(uint64_t session_id, absl::string_view ticket)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -130,6 +150,7 @@ class SessionManager {
     uint64_t session_id;
     absl::Time expires;
     UniqueFd fd;
+    uint64_t anchor_of = 0;  // binding handle, for anchor tickets
   };
   struct Session {
     PeerCred peer;
@@ -141,9 +162,14 @@ class SessionManager {
     absl::Time detach_deadline;
     // Expired tickets remembered (bounded) so redeeming one says "expired".
     std::deque<std::string> expired;
+    // Bindings whose anchor the workload has a copy of.
+    absl::flat_hash_set<uint64_t> anchors_held;
   };
   static constexpr size_t kMaxExpiredRemembered = 256;
 
+  absl::StatusOr<std::string> IssueTicketTagged(uint64_t session_id,
+                                                UniqueFd fd, uint64_t anchor_of)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void ExpireLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes the session and its tickets; returns the tickets' fds.
   std::vector<UniqueFd> EraseLocked(uint64_t session_id)
@@ -166,5 +192,7 @@ class SessionManager {
 
 // 128 random bits from getrandom(2) as 32 lowercase hex digits.
 std::string RandomHex128();
+// True if `ticket` has that form (every ticket and token devmemd issues).
+bool IsTicketFormat(absl::string_view ticket);
 
 }  // namespace devmem

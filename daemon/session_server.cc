@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 #include <vector>
@@ -22,6 +23,9 @@ namespace {
 constexpr uint64_t kListenTag = ~uint64_t{0};
 constexpr uint64_t kStopTag = ~uint64_t{0} - 1;
 constexpr uint32_t kMaxFdsPerFrame = 1;
+// Deposit labels come back in Deposited; errors are cut to fit a frame.
+constexpr size_t kMaxLabelBytes = 256;
+constexpr size_t kMaxErrorMessage = 4096;
 
 int RpcCode(const absl::Status& s) { return static_cast<int>(s.code()); }
 
@@ -180,6 +184,14 @@ bool SessionServer::Reply(uint64_t session_id, int fd,
     reply_code_ = static_cast<absl::StatusCode>(frame.error().code());
   }
   auto bytes = EncodeFrame(frame);
+  if (!bytes.ok() && frame.has_error()) {
+    // One answer per frame, always: an error too long for a frame is cut.
+    devmem::v1::SessionFrame cut = frame;
+    cut.mutable_error()->clear_ticket();
+    cut.mutable_error()->mutable_message()->resize(
+        std::min<size_t>(frame.error().message().size(), kMaxErrorMessage));
+    bytes = EncodeFrame(cut);
+  }
   if (!bytes.ok()) return false;
   std::vector<int> fds;
   if (pass_fd >= 0) fds.push_back(pass_fd);
@@ -270,7 +282,8 @@ bool SessionServer::ServeFrame(uint64_t session_id, int fd,
         auto* err = reply.mutable_error();
         err->set_code(RpcCode(taken.status()));
         err->set_message(absl::StrCat(taken.status().message()));
-        err->set_ticket(ticket);
+        // Echo only what could be a ticket: the answer must fit in a frame.
+        if (IsTicketFormat(ticket)) err->set_ticket(ticket);
         return Reply(session_id, fd, reply);
       }
       reply.mutable_fd_grant()->set_ticket(ticket);
@@ -288,6 +301,15 @@ bool SessionServer::ServeFrame(uint64_t session_id, int fd,
         err->set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
         err->set_message(
             "Deposit frame must carry exactly one fd (SCM_RIGHTS)");
+        return Reply(session_id, fd, reply);
+      }
+      if (frame->deposit().label().size() > kMaxLabelBytes) {
+        auto* err = reply.mutable_error();
+        err->set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
+        err->set_message(
+            absl::StrCat("Deposit label is ", frame->deposit().label().size(),
+                         " bytes; at most ", kMaxLabelBytes,
+                         " (it is echoed in Deposited); the fd was closed"));
         return Reply(session_id, fd, reply);
       }
       auto ticket = sessions_->IssueTicket(session_id, std::move(fds[0]));

@@ -206,7 +206,7 @@ TEST_F(SessionServerTest, ObserverSeesEveryFrameAndFd) {
     c.Send(ping);
     ASSERT_EQ(c.Read()->body_case(), F::kPong);
     F redeem;
-    redeem.mutable_redeem()->set_ticket("no-such-ticket");
+    redeem.mutable_redeem()->set_ticket("0123456789abcdef0123456789abcdef");
     c.Send(redeem);
     ASSERT_EQ(c.Read()->body_case(), F::kError);
     Pipe p;

@@ -212,22 +212,6 @@ bool AnchorHeld(const std::string& path) {
   return true;
 }
 
-// What an fd (already fstat()ed into `st`) is, in words.
-std::string DescribeFd(int fd, const struct stat& st) {
-  if (S_ISSOCK(st.st_mode)) return "a socket";
-  if (S_ISFIFO(st.st_mode)) return "a pipe";
-  if (S_ISDIR(st.st_mode)) return "a directory";
-  if (S_ISCHR(st.st_mode)) return "a character device";
-  if (S_ISBLK(st.st_mode)) return "a block device";
-  if (!S_ISREG(st.st_mode)) return "a file of another kind";
-  char target[4096];
-  const std::string link = absl::StrCat("/proc/self/fd/", fd);
-  const ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
-  if (n <= 0) return "a regular file";
-  return absl::StrCat("the regular file ",
-                      absl::string_view(target, static_cast<size_t>(n)));
-}
-
 }  // namespace
 
 // Everything mutable, shared by the SimulatedNic and its bindings so that a
@@ -1247,9 +1231,9 @@ absl::Status SimulatedNic::CheckBindableFd(int fd) {
   if (kind == DmabufKind::kDmabuf || kind == DmabufKind::kMemfd) {
     return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("fd ", fd, " is ", DmabufKindName(kind),
-                   "; the simulated NIC binds only a dma-buf or a memfd"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "fd ", fd, " is ", DescribeFd(fd),
+      ", not a dma-buf; the simulated NIC binds only a dma-buf or a memfd"));
 }
 
 namespace {
@@ -1420,7 +1404,7 @@ absl::StatusOr<std::unique_ptr<DevmemBinding>> SimulatedNic::AdoptBinding(
   }
   if (fd_st.st_dev != anchor_st.st_dev || fd_st.st_ino != anchor_st.st_ino) {
     return absl::InvalidArgumentError(
-        absl::StrCat(where, ": fd ", fd, " is ", DescribeFd(fd, fd_st),
+        absl::StrCat(where, ": fd ", fd, " is ", DescribeFd(fd),
                      ", not the binding's anchor ", path));
   }
   // Only a copy of the locked open file description keeps the binding

@@ -5,13 +5,13 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "kernel/errno_status.h"
+#include "kernel/nic_control.h"
 
 namespace devmem {
 
@@ -91,6 +91,49 @@ absl::StatusOr<UniqueFd> DeviceSocket(absl::string_view ifname, int family) {
   return fd;
 }
 
+bool IsWildcard(const SockAddr& a) {
+  if (a.family() == AF_INET) {
+    return reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr.s_addr ==
+           htonl(INADDR_ANY);
+  }
+  if (a.family() == AF_INET6) {
+    return IN6_IS_ADDR_UNSPECIFIED(
+        &reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_addr);
+  }
+  return false;
+}
+
+void SetPort(SockAddr* a, uint32_t port) {
+  const uint16_t p = htons(static_cast<uint16_t>(port));
+  if (a->family() == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&a->storage)->sin_port = p;
+  } else if (a->family() == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(&a->storage)->sin6_port = p;
+  }
+}
+
+// The source address the kernel picks for a flow to `remote` out of
+// `ifname`: connect(2) on a UDP socket does the same route lookup as TCP's
+// and sends nothing (net/ipv4/datagram.c __ip4_datagram_connect()).
+absl::StatusOr<SockAddr> RouteSource(absl::string_view ifname,
+                                     const SockAddr& remote) {
+  UniqueFd probe(
+      ::socket(remote.family(), SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP));
+  if (!probe) return ErrnoStatus(errno, "socket(SOCK_DGRAM)");
+  const std::string name(ifname);
+  if (::setsockopt(probe.get_unowned(), SOL_SOCKET, SO_BINDTODEVICE,
+                   name.c_str(), static_cast<socklen_t>(name.size())) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("SO_BINDTODEVICE ", name));
+  }
+  if (::connect(probe.get_unowned(),
+                reinterpret_cast<const sockaddr*>(&remote.storage),
+                remote.len) != 0) {
+    return ErrnoStatus(
+        errno, absl::StrCat("no route to ", AddressIp(remote), " via ", name));
+  }
+  return Name(probe.get_unowned(), /*peer=*/false);
+}
+
 }  // namespace
 
 absl::StatusOr<SockAddr> LocalAddress(int fd) { return Name(fd, false); }
@@ -158,6 +201,15 @@ absl::StatusOr<UniqueFd> CreateBoundConnected(
     if (!wildcard.ok()) return wildcard.status();
     bind_to = *wildcard;
   }
+  if (before_connect && IsWildcard(bind_to)) {
+    // ... and the local address: connect(2) would pick it only with the SYN,
+    // too late for a 5-tuple rule. Ask the routing table now, as connect
+    // would (same device, same remote), and bind to what it answers.
+    auto source = RouteSource(ifname, remote);
+    if (!source.ok()) return source.status();
+    SetPort(&*source, AddressPort(bind_to));
+    bind_to = *source;
+  }
   if (bind_to.len > 0 &&
       ::bind(s, reinterpret_cast<const sockaddr*>(&bind_to.storage),
              bind_to.len) != 0) {
@@ -204,32 +256,6 @@ absl::StatusOr<UniqueFd> CreateBoundConnected(
 
 namespace devmem {
 
-std::string DescribeFdKind(int fd) {
-  struct stat st = {};
-  if (::fstat(fd, &st) != 0) return "closed fd";
-  if (S_ISREG(st.st_mode)) return "regular file";
-  if (S_ISDIR(st.st_mode)) return "directory";
-  if (S_ISFIFO(st.st_mode)) return "pipe";
-  if (S_ISCHR(st.st_mode)) return "character device";
-  if (S_ISBLK(st.st_mode)) return "block device";
-  if (!S_ISSOCK(st.st_mode)) return "non-socket fd";
-  int domain = 0;
-  int type = 0;
-  socklen_t len = sizeof(domain);
-  ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
-  len = sizeof(type);
-  ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
-  const char* d = domain == AF_INET    ? "IPv4"
-                  : domain == AF_INET6 ? "IPv6"
-                  : domain == AF_UNIX  ? "Unix"
-                                       : "other-family";
-  const char* t = type == SOCK_STREAM      ? "stream"
-                  : type == SOCK_DGRAM     ? "datagram"
-                  : type == SOCK_SEQPACKET ? "seqpacket"
-                                           : "raw/other";
-  return absl::StrCat(d, " ", t, " socket");
-}
-
 absl::Status CheckTcpSocket(int fd) {
   int domain = 0;
   int type = 0;
@@ -245,7 +271,7 @@ absl::Status CheckTcpSocket(int fd) {
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      "the deposited fd is a ", DescribeFdKind(fd),
+      "the deposited fd is ", DescribeFd(fd),
       ", not a TCP socket; deposit a TCP/IPv4 or TCP/IPv6 socket that is "
       "bound and listening, or connected"));
 }

@@ -65,6 +65,5 @@ absl::Status BindToDevice(int fd, absl::string_view ifname);
 // (wildcard ip left empty), src = the peer if connected, else empty (a
 // listener: 3-tuple). IPv4-mapped IPv6 addresses become IPv4.
 absl::StatusOr<FlowTuple> SocketFlowTuple(int fd);
-std::string DescribeFdKind(int fd);
 
 }  // namespace devmem

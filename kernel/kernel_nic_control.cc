@@ -1,5 +1,6 @@
 #include "kernel/kernel_nic_control.h"
 
+#include <fcntl.h>
 #include <linux/netlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -39,94 +40,26 @@ absl::StatusOr<std::string> IfName(uint32_t ifindex, absl::string_view op) {
   return std::string(name);
 }
 
-// What kind of file `fd` is, in words, for error messages; "" with `*err`
-// set if it is not an open fd at all.
-std::string DescribeFile(int fd, int* err) {
-  struct stat st = {};
-  if (fstat(fd, &st) != 0) {
-    *err = errno;
-    return "";
-  }
-  if (S_ISSOCK(st.st_mode)) return "socket";
-  if (S_ISFIFO(st.st_mode)) return "pipe";
-  if (S_ISREG(st.st_mode)) return "regular file";
-  if (S_ISDIR(st.st_mode)) return "directory";
-  if (S_ISCHR(st.st_mode)) return "character device";
-  if (S_ISBLK(st.st_mode)) return "block device";
-  return "file of another kind";
-}
-
-// What an fd that is not a dma-buf is, in words (see DescribeFile()).
-std::string DescribeNonDmabuf(int fd, DmabufKind kind, int* err) {
-  if (kind == DmabufKind::kMemfd) return "memfd";
-  return DescribeFile(fd, err);
-}
-
-std::string SocketDomainName(int domain) {
-  switch (domain) {
-    case AF_UNIX:
-      return "AF_UNIX";
-    case AF_INET:
-      return "AF_INET";
-    case AF_INET6:
-      return "AF_INET6";
-    case AF_NETLINK:
-      return "AF_NETLINK";
-    case AF_PACKET:
-      return "AF_PACKET";
-    default:
-      return absl::StrCat("domain ", domain);
-  }
-}
-
-std::string SocketProtocolName(int domain, int protocol) {
-  if (domain == AF_NETLINK) {
-    switch (protocol) {
-      case NETLINK_ROUTE:
-        return "NETLINK_ROUTE";
-      case NETLINK_SOCK_DIAG:
-        return "NETLINK_SOCK_DIAG";
-      case NETLINK_GENERIC:
-        return "NETLINK_GENERIC";
-      default:
-        return absl::StrCat("protocol ", protocol);
-    }
-  }
-  if (domain == AF_INET || domain == AF_INET6) {
-    if (protocol == IPPROTO_TCP) return "TCP";
-    if (protocol == IPPROTO_UDP) return "UDP";
-  }
-  return absl::StrCat("protocol ", protocol);
-}
-
 // OK if `fd` is a NETLINK_GENERIC socket, the only kind a netdev binding
 // hangs off (net/core/netdev-genl.c netdev_nl_sock_priv_init()).
 absl::Status CheckGenlSocket(int fd, absl::string_view what) {
-  constexpr absl::string_view kNot = "not a generic netlink socket";
-  int err = 0;
-  const std::string kind = DescribeFile(fd, &err);
-  if (kind.empty()) {
-    return ErrnoStatus(err, absl::StrCat(what, ": fd ", fd,
-                                         " is not an open file, so ", kNot));
-  }
-  if (kind != "socket") {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": fd ", fd, " is a ", kind, ", ", kNot));
+  if (fcntl(fd, F_GETFD) < 0) {
+    return ErrnoStatus(errno, absl::StrCat(what, ": fd ", fd,
+                                           " is not an open file, so not a "
+                                           "generic netlink socket"));
   }
   int domain = -1;
   int protocol = -1;
   socklen_t len = sizeof(domain);
-  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) {
-    return ErrnoStatus(errno, absl::StrCat(what, ": SO_DOMAIN of fd ", fd));
-  }
-  len = sizeof(protocol);
-  if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) != 0) {
-    return ErrnoStatus(errno, absl::StrCat(what, ": SO_PROTOCOL of fd ", fd));
-  }
-  if (domain != AF_NETLINK || protocol != NETLINK_GENERIC) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": fd ", fd, " is a socket (", SocketDomainName(domain), ", ",
-        SocketProtocolName(domain, protocol), "), ", kNot));
+  const bool genl =
+      getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+      (len = sizeof(protocol),
+       getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) == 0) &&
+      domain == AF_NETLINK && protocol == NETLINK_GENERIC;
+  if (!genl) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": fd ", fd, " is ", DescribeFd(fd),
+                     ", not a generic netlink socket"));
   }
   return absl::OkStatus();
 }
@@ -274,19 +207,16 @@ absl::StatusOr<std::vector<QueueInfo>> KernelNicControl::GetQueues(
 }
 
 absl::Status KernelNicControl::CheckBindableFd(int fd) {
-  const DmabufKind kind = ClassifyFd(fd);
-  if (kind == DmabufKind::kDmabuf) return absl::OkStatus();
-  int err = 0;
-  const std::string what = DescribeNonDmabuf(fd, kind, &err);
-  if (what.empty()) {
+  if (ClassifyFd(fd) == DmabufKind::kDmabuf) return absl::OkStatus();
+  if (fcntl(fd, F_GETFD) < 0) {
     return ErrnoStatus(
-        err, absl::StrCat("fd ", fd,
-                          " is not an open file, so not a dma-buf: export "
-                          "device memory as a dma-buf (e.g. "
-                          "cuMemGetHandleForAddressRange)"));
+        errno, absl::StrCat("fd ", fd,
+                            " is not an open file, so not a dma-buf: export "
+                            "device memory as a dma-buf (e.g. "
+                            "cuMemGetHandleForAddressRange)"));
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("fd ", fd, " is a ", what,
+      absl::StrCat("fd ", fd, " is ", DescribeFd(fd),
                    ", not a dma-buf: export device memory as a dma-buf (e.g. "
                    "cuMemGetHandleForAddressRange)"));
 }

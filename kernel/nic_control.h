@@ -132,4 +132,11 @@ class NicControl {
 DmabufKind ClassifyFd(int fd);
 std::string DmabufKindName(DmabufKind kind);
 
+// What `fd` is, in words with an article, for error messages that must name
+// what a caller passed instead of what was wanted: "a pipe", "a dma-buf",
+// "a memfd", "a socket (AF_INET6, TCP)", "a socket (AF_NETLINK,
+// NETLINK_ROUTE)", "a regular file (/path)", "a character device
+// (/dev/null)", or "not an open file (Bad file descriptor)".
+std::string DescribeFd(int fd);
+
 }  // namespace devmem

@@ -73,6 +73,8 @@ class TestSessionClient {
     return true;
   }
   const devmem::v1::Hello& hello() const { return hello_; }
+  // The session socket, for tests that build their own sendmsg().
+  int fd_unowned() const { return fd_.get_unowned(); }
 
   // True when the daemon closed the connection.
   bool ClosedByPeer() {

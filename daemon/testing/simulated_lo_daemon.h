@@ -3,6 +3,7 @@
 #include <net/if.h>
 
 #include <memory>
+#include <string>
 #include <utility>
 
 #include "absl/status/statusor.h"
@@ -21,13 +22,17 @@ struct SimulatedLoDaemon {
 };
 
 // Starts it with `options` (config finalized, naming lo in nic_profiles); the
-// inventory, backend and version are filled in here.
+// inventory, backend and version are filled in here. With `sim_state_dir`,
+// the simulated NIC keeps its state there and gives each binding an anchor
+// file, as `devmemd --nic_backend=simulated` does; without, it has no anchors.
 inline absl::StatusOr<SimulatedLoDaemon> StartSimulatedLoDaemon(
-    Daemon::Options options) {
+    Daemon::Options options, const std::string& sim_state_dir = "") {
   SimulatedNicSpec spec;
   spec.name = "lo";
   spec.ifindex = ::if_nametoindex("lo");
-  auto sim = SimulatedNic::Create({spec});
+  SimulatedNic::Options sim_options;
+  sim_options.state_dir = sim_state_dir;
+  auto sim = SimulatedNic::Create({spec}, sim_options);
   if (!sim.ok()) return sim.status();
   std::shared_ptr<SimulatedNic> shared(std::move(*sim));
   auto inv = SimulatedNicInventory::Create(
