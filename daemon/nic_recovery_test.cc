@@ -19,6 +19,7 @@
 #include "daemon/testing/test_tuple.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "kernel/fd_identity.h"
 
 namespace devmem {
 namespace {
@@ -136,6 +137,49 @@ TEST_F(NicRecoveryTest, HeldBindingIsReadoptedWithItsAnchorAndRules) {
   EXPECT_EQ(sim_->GetCounters(kIfindex)->rx_bindings, 0u);
   EXPECT_TRUE(journal_->state().bindings().empty());
   EXPECT_TRUE(journal_->state().sessions().empty());
+}
+
+// After a restart devmemd has no copy of the anchor to compare with; the
+// journal says which socket (or anchor file) it is, and ReturnAnchor holds
+// the fd to that even where the backend alone would accept it.
+TEST_F(NicRecoveryTest, ReturnedAnchorMustBeTheJournaledOne) {
+  UniqueFd mem(memfd_create("rec", MFD_CLOEXEC));
+  auto b = manager_->BindRx(1, {"sim0", ""}, 1, std::move(mem));
+  ASSERT_TRUE(b.ok()) << b.status();
+  auto anchor = manager_->DupAnchor(1, b->handle());
+  ASSERT_TRUE(anchor.ok()) << anchor.status();
+  const devmem::v1::JournaledBinding rec =
+      journal_->state().bindings().at(b->handle());
+  auto id = IdentifyFd(anchor->get_unowned());
+  ASSERT_TRUE(id.ok());
+  EXPECT_NE(rec.anchor_inode(), 0u);
+  EXPECT_EQ(rec.anchor_dev(), id->dev);
+  EXPECT_EQ(rec.anchor_inode(), id->ino);
+  EXPECT_EQ(rec.anchor_netlink_port(), id->netlink_port);
+
+  // The record names another socket: the real anchor no longer matches it.
+  devmem::v1::JournalEntry forged;
+  *forged.mutable_binding_put() = rec;
+  forged.mutable_binding_put()->set_anchor_inode(rec.anchor_inode() + 1);
+  ASSERT_TRUE(journal_->Record(forged, /*durable=*/true).ok());
+  Boot();
+  Recover();
+  UniqueFd dup(fcntl(anchor->get_unowned(), F_DUPFD_CLOEXEC, 3));
+  auto refused = manager_->ReturnAnchor(1, b->handle(), std::move(dup));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(
+      refused.status().message(),
+      HasSubstr(absl::StrCat("not the anchor of binding ", b->handle())));
+  EXPECT_EQ(manager_->AwaitingAnchor(1), std::vector<uint64_t>({b->handle()}));
+
+  // With the true record, the same fd is taken back.
+  forged.mutable_binding_put()->set_anchor_inode(id->ino);
+  ASSERT_TRUE(journal_->Record(forged, /*durable=*/true).ok());
+  Boot();
+  Recover();
+  auto kernel_id = manager_->ReturnAnchor(1, b->handle(), std::move(*anchor));
+  ASSERT_TRUE(kernel_id.ok()) << kernel_id.status();
+  EXPECT_EQ(*kernel_id, b->kernel_id());
 }
 
 TEST_F(NicRecoveryTest, BindingWithNoHolderLeftIsDroppedWithItsRules) {
