@@ -69,6 +69,55 @@ TEST_F(SessionManagerTest, TicketIsSingleUse) {
   EXPECT_EQ(mgr_.pending_tickets(), 0u);
 }
 
+TEST_F(SessionManagerTest, MalformedTicketIsInvalidAndNotRepeated) {
+  auto a = mgr_.Open(alice_);
+  ASSERT_TRUE(a.ok());
+  for (const std::string bad :
+       {std::string(), std::string("nope"), std::string(31, 'a'),
+        std::string(32, 'A'), std::string(33, 'a'), std::string(40000, 'z')}) {
+    auto r = mgr_.Redeem(a->id, bad);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_LT(r.status().message().size(), 200u);
+  }
+  EXPECT_TRUE(IsTicketFormat("0123456789abcdef0123456789abcdef"));
+  EXPECT_FALSE(IsTicketFormat("0123456789abcdef0123456789abcdeg"));
+}
+
+TEST_F(SessionManagerTest, AnchorTicketIsTrackedWithdrawnAndHeld) {
+  auto a = mgr_.Open(alice_);
+  ASSERT_TRUE(a.ok());
+  // Unredeemed, then withdrawn: devmemd's copy closes, the ticket is spent.
+  Pipe first;
+  auto t1 = mgr_.IssueAnchorTicket(a->id, 7, std::move(first.w));
+  ASSERT_TRUE(t1.ok());
+  EXPECT_FALSE(mgr_.AnchorHandedOut(a->id, 7));
+  mgr_.WithdrawAnchor(a->id, 7);
+  EXPECT_TRUE(first.WriterClosed());
+  EXPECT_EQ(mgr_.pending_tickets(), 0u);
+  EXPECT_EQ(mgr_.Redeem(a->id, *t1).status().code(),
+            absl::StatusCode::kNotFound);
+  // Redeemed: handed out until the binding goes.
+  Pipe second;
+  auto t2 = mgr_.IssueAnchorTicket(a->id, 8, std::move(second.w));
+  ASSERT_TRUE(t2.ok());
+  auto fd = mgr_.Redeem(a->id, *t2);
+  ASSERT_TRUE(fd.ok());
+  EXPECT_TRUE(mgr_.AnchorHandedOut(a->id, 8));
+  EXPECT_FALSE(mgr_.AnchorHandedOut(a->id, 7));
+  mgr_.WithdrawAnchor(a->id, 8);
+  EXPECT_FALSE(mgr_.AnchorHandedOut(a->id, 8));
+  // Returned after a restart: held, too. Other sessions see nothing.
+  mgr_.NoteAnchorHeld(a->id, 9);
+  EXPECT_TRUE(mgr_.AnchorHandedOut(a->id, 9));
+  auto b = mgr_.Open(bob_);
+  EXPECT_FALSE(mgr_.AnchorHandedOut(b->id, 9));
+  // A plain ticket redeemed marks nothing.
+  Pipe plain;
+  auto t3 = mgr_.IssueTicket(a->id, std::move(plain.w));
+  ASSERT_TRUE(mgr_.Redeem(a->id, *t3).ok());
+  EXPECT_FALSE(mgr_.AnchorHandedOut(a->id, 0));
+}
+
 TEST_F(SessionManagerTest, ForeignTicketLooksUnknownAndStaysRedeemable) {
   auto a = mgr_.Open(alice_);
   auto b = mgr_.Open(bob_);

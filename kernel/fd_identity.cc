@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 
 #include "kernel/errno_status.h"
 
@@ -33,7 +34,7 @@ absl::StatusOr<FdIdentity> IdentifyFd(int fd) {
 absl::StatusOr<bool> SameOpenFile(int a, int b) {
   const pid_t self = getpid();
   // kernel/kcmp.c: 0 means the same struct file; 1 and 2 order the two.
-  const long rc = syscall(SYS_kcmp, self, self, KCMP_FILE, a, b);
+  const int64_t rc = syscall(SYS_kcmp, self, self, KCMP_FILE, a, b);
   if (rc >= 0) return rc == 0;
   if (errno != ENOSYS && errno != EPERM) return ErrnoStatus(errno, "kcmp");
   auto ia = IdentifyFd(a);

@@ -402,7 +402,7 @@ TEST_F(ProtocolConformanceTest, BindRxWithAPipeNamesWhatItIs) {
 // is answered with Error{3}; the session goes on.
 TEST_F(ProtocolConformanceTest, OversizedTicketIsAnErrorNotAClose) {
   Frame f;
-  f.mutable_redeem()->set_ticket(std::string(32 * 1024, 'a'));
+  f.mutable_redeem()->set_ticket(std::string(size_t{32} * 1024, 'a'));
   client_->Send(f);
   auto r = client_->Read();
   ASSERT_TRUE(r.has_value()) << "the session was closed without an answer";
