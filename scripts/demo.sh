@@ -20,11 +20,10 @@
 #   7. the client exits: its rule and binding are released; devmemd stops and
 #      restores the NIC.
 set -euo pipefail
+# Root for the network namespaces and devmemd: through sudo if need be.
+source "$(dirname "$0")/as_root.sh"
+run_as_root "$@"
 cd "$(dirname "$0")/.."
-if [[ $(id -u) -ne 0 ]]; then
-  echo "demo: needs root (network namespaces, and it runs devmemd); try: sudo $0" >&2
-  exit 1
-fi
 bash scripts/setup.sh
 echo "== building"
 bazel build //daemon:devmemd //client:devmemctl //tests/tools:pattern_peer 2>&1 | tail -n 2

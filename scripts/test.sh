@@ -7,6 +7,10 @@
 # (they skip with a reason otherwise). TSan is not run here (slow, and it needs
 # the annotations in tests/sanitizers); see tests/sanitizers/README.md.
 set -uo pipefail
+# As root (how CI runs it), through sudo if need be; without either, the
+# tests that need root skip with their reasons.
+source "$(dirname "$0")/as_root.sh"
+run_as_root --optional "$@"
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh || exit 1
