@@ -34,3 +34,20 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 echo "setup: all build and test packages present" >&2
+
+# Bazel's disk cache (.bazelrc) keys actions on their inputs, and the system
+# headers and libraries are not among them: after a point release of, say,
+# libabsl-dev, cached objects built against the old headers would be linked
+# with the new libraries. So every action sees the installed versions of what
+# the build compiles and links against, as one hash (.bazelrc try-imports
+# this file); a change of any of them rebuilds everything.
+# scripts/check_cache_key.sh shows it.
+key_packages=(g++ clang-14 libclang-rt-14-dev protobuf-compiler protobuf-compiler-grpc)
+for p in "${PACKAGES[@]}"; do
+  [[ $p == *-dev ]] && key_packages+=("$p")
+done
+key=$(dpkg-query -W -f='${Package} ${Version}\n' "${key_packages[@]}" | sort | sha256sum | cut -c1-16)
+mkdir -p "$(dirname "$0")/../.cache"
+printf '# Written by scripts/setup.sh: the versions of the -dev packages and\n# compilers the build uses (%s packages).\nbuild --action_env=DEVMEMD_SYSTEM_DEPS=%s\n' \
+  "${#key_packages[@]}" "$key" >"$(dirname "$0")/../.cache/system-deps.bazelrc"
+echo "setup: system library key $key (.cache/system-deps.bazelrc)" >&2
