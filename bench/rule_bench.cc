@@ -25,10 +25,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "daemon/config.h"
-#include "daemon/lease_journal.h"
-#include "daemon/nic_manager.h"
-#include "daemon/simulated_nic.h"
-#include "daemon/testing/fake_nic_inventory.h"
+#include "daemon/nic/nic_manager.h"
+#include "daemon/nic/simulated/simulated_nic.h"
+#include "daemon/state/lease_journal.h"
+#include "kernel/testing/fake_nic_inventory.h"
 
 namespace devmem {
 namespace {

@@ -56,7 +56,7 @@
 #include "client/host_port.h"
 #include "client/libdevmem.h"
 #include "client/pattern.h"
-#include "daemon/simulated_nic.h"
+#include "daemon/nic/simulated/simulated_nic.h"
 #include "kernel/devmem_selftest.h"
 #include "kernel/errno_status.h"
 #include "kernel/kernel_nic_control.h"

@@ -6,8 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "daemon/simulated_nic.h"
-#include "daemon/simulated_nic_inventory.h"
+#include "daemon/nic/simulated/simulated_nic.h"
+#include "daemon/nic/simulated/simulated_nic_inventory.h"
 #include "kernel/kernel_nic_control.h"
 #include "kernel/kernel_nic_inventory.h"
 

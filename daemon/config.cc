@@ -13,8 +13,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "daemon/listen_address.h"
-#include "daemon/unit_identity.h"
+#include "daemon/ops/listen_address.h"
+#include "daemon/session/unit_identity.h"
 #include "kernel/errno_status.h"
 
 namespace devmem {

@@ -15,8 +15,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "daemon/listen_address.h"
-#include "daemon/rpc_observer.h"
+#include "daemon/ops/listen_address.h"
+#include "daemon/ops/rpc_observer.h"
 #include "kernel/errno_status.h"
 #include "kernel/netdev_genl.h"
 

@@ -15,12 +15,12 @@
 #include <cstring>
 
 #include "daemon/config.h"
-#include "daemon/simulated_nic.h"
-#include "daemon/testing/fake_nic_inventory.h"
-#include "daemon/testing/session_test_client.h"
+#include "daemon/nic/simulated/simulated_nic.h"
+#include "daemon/session/testing/session_test_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernel/scm_rights.h"
+#include "kernel/testing/fake_nic_inventory.h"
 #include "proto/devmem/v1/devmem.grpc.pb.h"
 #include "proto/devmem/v1/frame.h"
 

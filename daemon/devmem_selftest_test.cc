@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "daemon/simulated_nic.h"
+#include "daemon/nic/simulated/simulated_nic.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernel/errno_status.h"

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "daemon/inventory_proto.h"
-#include "daemon/socket_broker.h"
+#include "daemon/nic/inventory_proto.h"
+#include "daemon/session/socket_broker.h"
 
 namespace devmem {
 namespace {

@@ -17,12 +17,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "daemon/anchor_store.h"
 #include "daemon/backend.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/kernel_facts.h"
-#include "daemon/service_notifier.h"
+#include "daemon/ops/service_notifier.h"
+#include "daemon/state/anchor_store.h"
 
 ABSL_FLAG(std::string, config, "",
           "Path of the devmem.v1.DaemonConfig textproto. Empty: built-in "

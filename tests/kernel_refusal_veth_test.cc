@@ -18,8 +18,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/config.h"
-#include "daemon/nic_manager.h"
-#include "daemon/nic_profile.h"
+#include "daemon/nic/nic_manager.h"
+#include "daemon/nic/nic_profile.h"
 #include "kernel/errno_status.h"
 #include "kernel/kernel_nic_control.h"
 #include "kernel/kernel_nic_inventory.h"

@@ -26,8 +26,8 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
-#include "daemon/simulated_nic.h"
-#include "daemon/testing/session_test_client.h"
+#include "daemon/nic/simulated/simulated_nic.h"
+#include "daemon/session/testing/session_test_client.h"
 #include "daemon/testing/simulated_lo_daemon.h"
 #include "proto/devmem/v1/devmem.grpc.pb.h"
 

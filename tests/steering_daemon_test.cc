@@ -24,7 +24,7 @@
 #include "client/libdevmem.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
-#include "daemon/simulated_nic.h"
+#include "daemon/nic/simulated/simulated_nic.h"
 #include "daemon/testing/simulated_lo_daemon.h"
 #include "daemon/testing/wait.h"
 

@@ -8,9 +8,9 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/daemon.h"
-#include "daemon/simulated_nic.h"
-#include "daemon/simulated_nic_inventory.h"
-#include "daemon/testing/fake_nic_inventory.h"
+#include "daemon/nic/simulated/simulated_nic.h"
+#include "daemon/nic/simulated/simulated_nic_inventory.h"
+#include "kernel/testing/fake_nic_inventory.h"
 
 namespace devmem {
 

@@ -21,7 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/libdevmem.h"
-#include "daemon/unit_identity.h"
+#include "daemon/session/unit_identity.h"
 #include "proto/devmem/v1/devmem.grpc.pb.h"
 
 int main(int argc, char** argv) {

@@ -1,0 +1,1686 @@
+#include "daemon/nic/nic_manager.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <fstream>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "daemon/nic/inventory_proto.h"
+#include "kernel/errno_status.h"
+#include "kernel/fd_identity.h"
+
+namespace devmem {
+namespace {
+
+using devmem::v1::NicSettings;
+
+std::string TupleKey(const FlowTuple& t) {
+  return absl::StrCat(t.family, "|", t.src_ip, "|", t.src_port, "|", t.dst_ip,
+                      "|", t.dst_port);
+}
+
+std::string DescribeTuple(const FlowTuple& t) {
+  auto side = [&t](const std::string& ip, uint16_t port) {
+    const std::string host = ip.empty() ? "*" : ip;
+    const std::string p = port == 0 ? "*" : absl::StrCat(port);
+    return t.family == AF_INET6 ? absl::StrCat("[", host, "]:", p)
+                                : absl::StrCat(host, ":", p);
+  };
+  return absl::StrCat(t.family == AF_INET6 ? "tcp6 " : "tcp4 ",
+                      side(t.src_ip, t.src_port), " -> ",
+                      side(t.dst_ip, t.dst_port));
+}
+
+std::string DescribeMissing(const std::vector<Capability>& missing) {
+  std::vector<std::string> parts;
+  parts.reserve(missing.size());
+  for (const Capability& c : missing) {
+    parts.push_back(c.error != 0 ? absl::StrCat(c.name, " (errno ", c.error,
+                                                ": ", c.reason, ")")
+                                 : absl::StrCat(c.name, " (", c.reason, ")"));
+  }
+  return absl::StrJoin(parts, "; ");
+}
+
+std::string StateName(devmem::v1::ProfileState s) {
+  switch (s) {
+    case devmem::v1::PROFILE_STATE_UNMANAGED:
+      return "unmanaged";
+    case devmem::v1::PROFILE_STATE_NOT_CAPABLE:
+      return "not devmem-capable";
+    case devmem::v1::PROFILE_STATE_APPLIED:
+      return "applied";
+    case devmem::v1::PROFILE_STATE_FAILED:
+      return "failed";
+    case devmem::v1::PROFILE_STATE_RESTORED:
+      return "restored";
+    default:
+      return "not applied";
+  }
+}
+
+// The NUMA node of a PCI device, from <sysfs>/bus/pci/devices/<addr>.
+absl::StatusOr<int> PciNumaNode(absl::string_view addr) {
+  if (addr.empty() || absl::StrContains(addr, "/") ||
+      absl::StrContains(addr, "..")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gpu_pci_address \"", addr,
+                     "\" is not a PCI address; use the form 0000:3b:00.0"));
+  }
+  const std::string path =
+      absl::StrCat("/sys/bus/pci/devices/", addr, "/numa_node");
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(
+        "no PCI device ", addr, " (", path,
+        " is missing); name the GPU's address as lspci -D prints it"));
+  }
+  std::string text;
+  std::getline(in, text);
+  int node = -1;
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &node)) node = -1;
+  return node;
+}
+
+void TupleToRecord(const FlowTuple& t, devmem::v1::JournaledTuple* out) {
+  out->set_family(t.family);
+  out->set_src_ip(t.src_ip);
+  out->set_src_port(t.src_port);
+  out->set_dst_ip(t.dst_ip);
+  out->set_dst_port(t.dst_port);
+}
+
+FlowTuple TupleFromRecord(const devmem::v1::JournaledTuple& t) {
+  FlowTuple out;
+  out.family = t.family();
+  out.src_ip = t.src_ip();
+  out.src_port = static_cast<uint16_t>(t.src_port());
+  out.dst_ip = t.dst_ip();
+  out.dst_port = static_cast<uint16_t>(t.dst_port());
+  return out;
+}
+
+// Whether the kernel's rule `k` is the one `r` records.
+bool SameRule(const FlowRule& k, const devmem::v1::JournaledRule& r) {
+  if (k.match != TupleFromRecord(r.match())) return false;
+  if (r.has_rss_context()) {
+    return k.rss_context.has_value() && *k.rss_context == r.rss_context();
+  }
+  return !k.rss_context.has_value() && k.queue == r.queue();
+}
+
+}  // namespace
+
+absl::Status KernelRefusal(const absl::Status& status,
+                           absl::string_view remedy) {
+  const int err = StatusErrno(status);
+  if (status.ok() || err == 0) return status;
+  const std::string text = remedy.empty()
+                               ? absl::StrCat(status.message())
+                               : absl::StrCat(status.message(), "; ", remedy);
+  switch (err) {
+    case ENOSPC:
+      return absl::ResourceExhaustedError(text);
+    case ENODEV:
+      return absl::NotFoundError(text);
+    default:
+      return absl::FailedPreconditionError(text);
+  }
+}
+
+std::string BindRxRemedy(const absl::Status& status, absl::string_view nic) {
+  const std::string extack = StatusExtack(status);
+  switch (StatusErrno(status)) {
+    case EOPNOTSUPP:
+      return absl::StrCat(
+          "the driver of ", nic,
+          " has no queue-management ops, so it cannot do devmem RX; use a "
+          "devmem-capable NIC and kernel (bnxt 6.16+, mlx5 6.17+, fbnic "
+          "6.18+, gve 6.18+)");
+    case ENODATA:
+      return absl::StrCat("the page pool of ", nic,
+                          "'s driver cannot hold unreadable memory on this "
+                          "kernel; upgrade to a kernel whose driver supports "
+                          "devmem RX");
+    case EPERM:
+      return "devmemd lacks CAP_NET_ADMIN; run it with that capability";
+    case EEXIST:
+      return "the queue is already bound (by another program, io_uring or "
+             "XDP); check `devmemctl nics` for queues with a dmabuf";
+    case EINVAL:
+      if (absl::StrContains(extack, "tcp-data-split") ||
+          absl::StrContains(extack, "hds-thresh")) {
+        return absl::StrCat(
+            "header split must be ENABLED with hds-thresh 0; something "
+            "changed ",
+            nic, "'s ring settings: see `devmemctl nic show ", nic, "`");
+      }
+      return absl::StrCat("see `devmemctl nic show ", nic, "`");
+    default:
+      return absl::StrCat("see `devmemctl nic show ", nic, "`");
+  }
+}
+
+NicManager::NicManager(const Options& options)
+    : options_(options), store_(options.config->state_dir()) {
+  absl::MutexLock lock(&mu_);
+  for (const devmem::v1::NicProfile& p : options_.config->nic_profiles()) {
+    auto nic = std::make_unique<Nic>();
+    nic->profile = p;
+    nic->name = p.nic();
+    nic->state = devmem::v1::PROFILE_STATE_UNSPECIFIED;
+    nics_.push_back(std::move(nic));
+  }
+}
+
+NicManager::~NicManager() {
+  absl::MutexLock lock(&mu_);
+  // Bindings unbind as their objects go; rules and settings are left to
+  // RestoreAll(), which the daemon calls on a clean shutdown.
+  bindings_.clear();
+}
+
+std::vector<std::string> NicManager::ApplyAll() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> lines;
+  for (auto& nic : nics_) lines.push_back(ApplyLocked(*nic));
+  return lines;
+}
+
+std::string NicManager::ApplyLocked(Nic& nic) {
+  nic.missing.clear();
+  nic.plan.reset();
+  auto ifindex = options_.inventory->IfIndex(nic.name);
+  if (!ifindex.ok()) {
+    nic.state = devmem::v1::PROFILE_STATE_FAILED;
+    nic.reason = absl::StrCat(ifindex.status().message());
+    return absl::StrCat(nic.name, ": ", nic.reason);
+  }
+  nic.ifindex = *ifindex;
+  // Probe before touching anything: a NIC that cannot do devmem is left as
+  // it is (the daemon keeps serving the NICs that can).
+  nic.missing = ProbeDevmem(*options_.control, nic.ifindex);
+  if (!nic.missing.empty()) {
+    nic.state = devmem::v1::PROFILE_STATE_NOT_CAPABLE;
+    nic.reason = absl::StrCat(
+        "not devmem-capable, missing: ", DescribeMissing(nic.missing),
+        "; nothing was changed");
+    return absl::StrCat(nic.name, ": ", nic.reason);
+  }
+  auto channels = options_.control->GetChannels(nic.ifindex);
+  absl::StatusOr<ProfilePlan> plan =
+      channels.ok() ? PlanProfile(nic.profile, nic.ifindex, *channels)
+                    : absl::StatusOr<ProfilePlan>(channels.status());
+  if (!plan.ok()) {
+    nic.state = devmem::v1::PROFILE_STATE_FAILED;
+    nic.reason = absl::StrCat(plan.status().message(), "; nothing was changed");
+    return absl::StrCat(nic.name, ": ", nic.reason);
+  }
+  // Record before change. A record left by an earlier run is the true
+  // original (this run may see settings that run made), so it wins.
+  auto recorded = store_.Load(nic.name);
+  if (!recorded.ok()) {
+    nic.state = devmem::v1::PROFILE_STATE_FAILED;
+    nic.reason =
+        absl::StrCat(recorded.status().message(), "; nothing was changed");
+    return absl::StrCat(nic.name, ": ", nic.reason);
+  }
+  const devmem::v1::JournalState journaled = options_.journal != nullptr
+                                                 ? options_.journal->state()
+                                                 : devmem::v1::JournalState();
+  auto jp = journaled.profiles().find(nic.name);
+  if (recorded->has_value()) {
+    nic.original = **recorded;
+  } else if (jp != journaled.profiles().end()) {
+    // The record file is gone but the journal has the original: trust the
+    // checksummed journal and write the file again.
+    nic.original = jp->second.original();
+    (void)store_.Save(nic.name, nic.original);
+  } else {
+    auto current = ReadSettings(*options_.control, nic.ifindex);
+    if (!current.ok()) {
+      nic.state = devmem::v1::PROFILE_STATE_FAILED;
+      nic.reason = absl::StrCat(
+          "cannot read the current settings: ", current.status().message(),
+          "; nothing was changed");
+      return absl::StrCat(nic.name, ": ", nic.reason);
+    }
+    absl::Status saved = store_.Save(nic.name, *current);
+    if (!saved.ok()) {
+      nic.state = devmem::v1::PROFILE_STATE_FAILED;
+      nic.reason =
+          absl::StrCat("cannot record the original state: ", saved.message(),
+                       "; nothing was changed");
+      return absl::StrCat(nic.name, ": ", nic.reason);
+    }
+    nic.original = *std::move(current);
+  }
+  nic.recorded = true;
+  if (jp == journaled.profiles().end()) {
+    devmem::v1::JournalEntry e;
+    e.mutable_profile_put()->set_nic(nic.name);
+    e.mutable_profile_put()->set_ifindex(nic.ifindex);
+    *e.mutable_profile_put()->mutable_original() = nic.original;
+    absl::Status j = JournalLocked(e);
+    if (!j.ok()) {
+      nic.state = devmem::v1::PROFILE_STATE_FAILED;
+      nic.reason = absl::StrCat("cannot journal the profile: ", j.message(),
+                                "; nothing was changed");
+      return absl::StrCat(nic.name, ": ", nic.reason);
+    }
+  }
+  nic.desired = DesiredSettings(nic.original, *plan);
+  absl::Status applied =
+      ApplySettings(*options_.control, nic.ifindex, nic.original, nic.desired);
+  if (!applied.ok()) {
+    nic.state = devmem::v1::PROFILE_STATE_FAILED;
+    nic.reason =
+        absl::StrCat("applying the profile failed at ", applied.message(),
+                     "; the changes made were rolled back");
+    return absl::StrCat(nic.name, ": ", nic.reason);
+  }
+  auto table = options_.control->ListRules(nic.ifindex);
+  const uint32_t table_size =
+      table.ok() && table->table_size != 0 ? table->table_size : 1024;
+  nic.rule_quota = nic.profile.max_rules() != 0
+                       ? std::min(nic.profile.max_rules(), table_size)
+                       : table_size;
+  nic.free_queues = plan->pool;
+  nic.plan = *std::move(plan);
+  nic.state = devmem::v1::PROFILE_STATE_APPLIED;
+  nic.reason = absl::StrCat("devmem pool of ", nic.plan->pool.size(),
+                            " queue(s): ", absl::StrJoin(nic.plan->pool, ","));
+  return absl::StrCat(nic.name, ": profile applied (", nic.reason, ", ",
+                      options_.control->BackendName(), " backend)");
+}
+
+std::vector<std::string> NicManager::RestoreAll() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> lines;
+  for (auto& nic : nics_) {
+    if (nic->state != devmem::v1::PROFILE_STATE_APPLIED &&
+        nic->state != devmem::v1::PROFILE_STATE_FAILED) {
+      continue;
+    }
+    if (!nic->recorded) continue;
+    uint32_t bindings = 0;
+    uint32_t rules = 0;
+    absl::Status status;
+    lines.push_back(RestoreLocked(*nic, &bindings, &rules, &status));
+  }
+  return lines;
+}
+
+std::string NicManager::RestoreLocked(Nic& nic, uint32_t* bindings,
+                                      uint32_t* rules, absl::Status* status) {
+  // Unbind before anything else: the kernel refuses split off and channel
+  // shrinks while a memory provider is bound (KERNEL_API.md section 1).
+  std::vector<uint64_t> handles;
+  for (const auto& [handle, b] : bindings_) {
+    if (b.nic == nic.name) handles.push_back(handle);
+  }
+  std::sort(handles.begin(), handles.end());
+  for (uint64_t h : handles) {
+    *rules += ReleaseBindingLocked(h, kRemovedRestore);
+    ++*bindings;
+  }
+  // Workloads hold copies of the bindings' anchors and let go of them when
+  // their session closes; the kernel refuses to turn header split off while
+  // a queue is still bound. Give them a moment.
+  const absl::Time drain_deadline = absl::Now() + absl::Seconds(2);
+  absl::flat_hash_set<uint32_t> still_bound = KernelBoundQueuesLocked(nic);
+  while (!still_bound.empty() && absl::Now() < drain_deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+    still_bound = KernelBoundQueuesLocked(nic);
+  }
+  if (!still_bound.empty()) {
+    // The kernel would refuse header split off (and channel shrinks) with a
+    // memory provider bound; trying anyway leaves the NIC half-restored.
+    // Keep the profile as applied and say why.
+    std::vector<uint32_t> queues(still_bound.begin(), still_bound.end());
+    std::sort(queues.begin(), queues.end());
+    *status = absl::FailedPreconditionError(absl::StrCat(
+        nic.name, ": queue(s) ", absl::StrJoin(queues, ","),
+        " are still bound in the kernel by a binding anchor a workload kept "
+        "after its binding was released; the settings were not touched and "
+        "the profile stays applied (",
+        *bindings, " binding(s) and ", *rules,
+        " rule(s) released). Restore again once the workload closes the "
+        "anchor or exits"));
+    return absl::StrCat(nic.name, ": ", status->message());
+  }
+  *status = RestoreSettings(*options_.control, nic.ifindex, nic.original);
+  nic.free_queues.clear();
+  if (!status->ok()) {
+    nic.state = devmem::v1::PROFILE_STATE_FAILED;
+    nic.reason =
+        absl::StrCat("restore failed: ", status->message(),
+                     "; the record is kept at ", store_.PathFor(nic.name));
+    return absl::StrCat(nic.name, ": ", nic.reason);
+  }
+  absl::Status removed = store_.Remove(nic.name);
+  devmem::v1::JournalEntry e;
+  e.set_profile_del(nic.name);
+  JournalOutcomeLocked(e);
+  nic.recorded = false;
+  nic.state = devmem::v1::PROFILE_STATE_RESTORED;
+  nic.reason = absl::StrCat("original state restored after releasing ",
+                            *bindings, " binding(s) and ", *rules, " rule(s)");
+  if (!removed.ok()) {
+    absl::StrAppend(&nic.reason, "; ", removed.message());
+  }
+  return absl::StrCat(nic.name, ": ", nic.reason);
+}
+
+absl::Status NicManager::CheckNoHeldAnchorsLocked(const Nic& nic) {
+  std::vector<uint64_t> handles;
+  for (const auto& [handle, b] : bindings_) {
+    if (b.nic != nic.name) continue;
+    const bool handed_out = b.recovered || b.kernel == nullptr ||
+                            (options_.anchor_handed_out &&
+                             options_.anchor_handed_out(b.session, handle));
+    if (handed_out) handles.push_back(handle);
+  }
+  if (handles.empty()) return absl::OkStatus();
+  std::sort(handles.begin(), handles.end());
+  std::vector<std::string> held;
+  for (uint64_t h : handles) {
+    const Binding& b = bindings_.at(h);
+    std::string who = absl::StrCat("binding ", h, " (session ", b.session);
+    std::optional<devmem::v1::JournaledSession> owner;
+    if (options_.session_record) owner = options_.session_record(b.session);
+    if (owner.has_value()) {
+      absl::StrAppend(&who, ", uid ", owner->uid(), ", pid ", owner->pid());
+    }
+    absl::StrAppend(&who, ")");
+    held.push_back(std::move(who));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      nic.name, ": ", held.size(),
+      " binding(s) are held by workloads: ", absl::StrJoin(held, ", "),
+      ". Each workload keeps a copy of its binding's anchor, which keeps the "
+      "kernel binding alive, and the kernel refuses to turn header split off "
+      "under it. Nothing was changed; have the workloads release their "
+      "bindings (ReleaseBinding, or close their sessions) or stop them, then "
+      "restore again"));
+}
+
+absl::StatusOr<devmem::v1::RestoreNicResponse> NicManager::Restore(
+    absl::string_view name) {
+  absl::MutexLock lock(&mu_);
+  for (auto& nic : nics_) {
+    if (nic->name != name) continue;
+    if (!nic->recorded) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          name, " has nothing to restore: its profile is ",
+          StateName(nic->state),
+          nic->reason.empty() ? "" : absl::StrCat(" (", nic->reason, ")")));
+    }
+    absl::Status held = CheckNoHeldAnchorsLocked(*nic);
+    if (!held.ok()) return held;
+    devmem::v1::RestoreNicResponse resp;
+    uint32_t bindings = 0;
+    uint32_t rules = 0;
+    absl::Status status;
+    RestoreLocked(*nic, &bindings, &rules, &status);
+    resp.set_bindings_released(bindings);
+    resp.set_rules_removed(rules);
+    if (!status.ok()) {
+      return status.code() == absl::StatusCode::kFailedPrecondition
+                 ? status
+                 : KernelRefusal(status, "the record is kept");
+    }
+    *resp.mutable_state() = StateLocked(*nic);
+    return resp;
+  }
+  std::vector<std::string> names;
+  for (const auto& nic : nics_) names.push_back(nic->name);
+  return absl::NotFoundError(absl::StrCat(
+      "no NIC profile for \"", name, "\"; profiles: ",
+      names.empty() ? "(none configured)" : absl::StrJoin(names, ", ")));
+}
+
+absl::StatusOr<std::vector<devmem::v1::NicState>> NicManager::States(
+    const std::vector<std::string>& names) {
+  absl::MutexLock lock(&mu_);
+  std::vector<devmem::v1::NicState> out;
+  if (names.empty()) {
+    for (const auto& nic : nics_) out.push_back(StateLocked(*nic));
+    return out;
+  }
+  for (const std::string& name : names) {
+    const Nic* found = FindNicLocked(name);
+    if (found != nullptr) {
+      out.push_back(StateLocked(*found));
+      continue;
+    }
+    // A NIC without a profile is reported as unmanaged, if it exists.
+    auto ifindex = options_.inventory->IfIndex(name);
+    if (!ifindex.ok()) return ifindex.status();
+    devmem::v1::NicState st;
+    st.set_nic(name);
+    st.set_ifindex(*ifindex);
+    st.set_backend(options_.control->BackendName());
+    st.set_state(devmem::v1::PROFILE_STATE_UNMANAGED);
+    st.set_reason("no nic_profiles entry names it; devmemd does not touch it");
+    auto actual = ReadSettings(*options_.control, *ifindex);
+    if (actual.ok()) *st.mutable_actual() = *actual;
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+devmem::v1::NicState NicManager::StateLocked(const Nic& nic) {
+  devmem::v1::NicState st;
+  st.set_nic(nic.name);
+  st.set_ifindex(nic.ifindex);
+  st.set_backend(options_.control->BackendName());
+  st.set_state(nic.state);
+  st.set_reason(nic.reason);
+  for (const Capability& c : nic.missing) {
+    CapabilityToProto(c, st.add_missing());
+  }
+  if (nic.recorded) {
+    *st.mutable_original() = nic.original;
+    st.set_record_path(store_.PathFor(nic.name));
+  }
+  if (nic.state == devmem::v1::PROFILE_STATE_APPLIED) {
+    *st.mutable_desired() = nic.desired;
+  }
+  if (nic.ifindex != 0) {
+    auto actual = ReadSettings(*options_.control, nic.ifindex);
+    if (actual.ok()) {
+      *st.mutable_actual() = *actual;
+    } else {
+      // Show what can be read (e.g. channels on veth).
+      auto channels = options_.control->GetChannels(nic.ifindex);
+      if (channels.ok()) {
+        ChannelsToProto(*channels, st.mutable_actual()->mutable_channels());
+      }
+    }
+  }
+  if (nic.plan) {
+    st.set_rss_mode(nic.plan->rss_mode);
+    for (uint32_t q : nic.plan->pool) st.add_pool_queues(q);
+  }
+  // Free means what BindRx would take: not bound in the kernel by an anchor
+  // a workload kept after devmemd let its binding go.
+  const absl::flat_hash_set<uint32_t> kernel_bound =
+      nic.ifindex != 0 ? KernelBoundQueuesLocked(nic)
+                       : absl::flat_hash_set<uint32_t>{};
+  for (uint32_t q : nic.free_queues) {
+    if (!kernel_bound.contains(q)) st.add_free_queues(q);
+  }
+  uint32_t bindings = 0;
+  for (const auto& [h, b] : bindings_) {
+    if (b.nic == nic.name) ++bindings;
+  }
+  st.set_bindings(bindings);
+  st.set_rules(static_cast<uint32_t>(nic.rules.size()));
+  st.set_rule_quota(nic.rule_quota);
+  st.set_degraded(nic.degraded);
+  if (nic.ifindex != 0) {
+    auto table = options_.control->ListRules(nic.ifindex);
+    if (table.ok()) {
+      st.set_kernel_rules(static_cast<uint32_t>(table->locations.size()));
+    }
+    std::vector<uint32_t> bound(kernel_bound.begin(), kernel_bound.end());
+    std::sort(bound.begin(), bound.end());
+    for (uint32_t q : bound) st.add_kernel_bound_queues(q);
+  }
+  return st;
+}
+
+absl::StatusOr<NicManager::Nic*> NicManager::ResolveTarget(
+    const Target& target) {
+  if (!target.nic.empty() && !target.gpu_pci_address.empty()) {
+    return absl::InvalidArgumentError(
+        "name either nic or gpu_pci_address, not both");
+  }
+  Nic* chosen = nullptr;
+  if (!target.nic.empty()) {
+    chosen = FindNicLocked(target.nic);
+    if (chosen == nullptr) {
+      // Distinguish "exists but unmanaged" from "does not exist".
+      auto ifindex = options_.inventory->IfIndex(target.nic);
+      if (!ifindex.ok()) return ifindex.status();
+      return absl::FailedPreconditionError(absl::StrCat(
+          target.nic,
+          " has no devmem profile, so devmemd has not prepared it; add a "
+          "nic_profiles entry for it to the config and restart devmemd"));
+    }
+  } else if (!target.gpu_pci_address.empty()) {
+    auto gpu_node = PciNumaNode(target.gpu_pci_address);
+    if (!gpu_node.ok()) return gpu_node.status();
+    // Same PCI domain:bus first, then the same NUMA node, then any.
+    const std::string gpu_bus = target.gpu_pci_address.substr(0, 7);
+    int best = -1;
+    for (auto& nic : nics_) {
+      if (nic->state != devmem::v1::PROFILE_STATE_APPLIED) continue;
+      auto info = options_.inventory->Get(nic->name);
+      int score = 0;
+      if (info.ok()) {
+        if (!info->link.pci_address.empty() &&
+            info->link.pci_address.substr(0, 7) == gpu_bus) {
+          score = 2;
+        } else if (*gpu_node >= 0 && info->link.numa_node == *gpu_node) {
+          score = 1;
+        }
+      }
+      if (score > best) {
+        best = score;
+        chosen = nic.get();
+      }
+    }
+    if (chosen == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("no NIC is ready for devmem near GPU ",
+                       target.gpu_pci_address, "; see `devmemctl nic show`"));
+    }
+  } else {
+    return absl::InvalidArgumentError(
+        "name the NIC to bind to (nic) or the GPU that owns the memory "
+        "(gpu_pci_address)");
+  }
+  if (chosen->state != devmem::v1::PROFILE_STATE_APPLIED) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        chosen->name, " is not ready for devmem: its profile is ",
+        StateName(chosen->state),
+        chosen->reason.empty() ? "" : absl::StrCat(" (", chosen->reason, ")")));
+  }
+  return chosen;
+}
+
+NicManager::Nic* NicManager::FindNicLocked(absl::string_view name) const {
+  for (const auto& nic : nics_) {
+    if (nic->name == name) return nic.get();
+  }
+  return nullptr;
+}
+
+absl::Status NicManager::CheckBindQuota(uint64_t session) const {
+  auto it = sessions_.find(session);
+  const size_t held = it == sessions_.end() ? 0 : it->second.bindings.size();
+  if (held >= options_.config->max_bindings_per_session()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this session holds ", held, " of ",
+        options_.config->max_bindings_per_session(),
+        " bindings (max_bindings_per_session); release one first"));
+  }
+  uint32_t uid = 0;
+  if (it != sessions_.end()) {
+    uid = it->second.uid;
+  } else if (options_.session_record) {
+    auto rec = options_.session_record(session);
+    if (rec) uid = rec->uid();
+  }
+  uint32_t uid_bindings = 0;
+  uint32_t uid_rules = 0;
+  UidTotalsLocked(uid, &uid_bindings, &uid_rules);
+  if (uid_bindings >= options_.config->max_bindings_per_uid()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "uid ", uid, " holds ", uid_bindings, " of ",
+        options_.config->max_bindings_per_uid(),
+        " bindings over all its sessions (max_bindings_per_uid); release "
+        "one first"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
+                                                       const Target& target,
+                                                       uint32_t queue_count,
+                                                       UniqueFd dmabuf) {
+  // The fd's kind is checked before anything else, netlink included.
+  absl::Status fd_ok = options_.control->CheckBindableFd(dmabuf.get_unowned());
+  if (!fd_ok.ok()) return fd_ok;
+  if (queue_count > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("queue_count ", queue_count, " is out of range [0, 64]"));
+  }
+  const uint32_t want = queue_count == 0 ? 1 : queue_count;
+  absl::MutexLock lock(&mu_);
+  auto nic_or = ResolveTarget(target);
+  if (!nic_or.ok()) return nic_or.status();
+  Nic& nic = **nic_or;
+  absl::Status quota = CheckBindQuota(session);
+  if (!quota.ok()) return quota;
+  // A queue the kernel shows bound is not free even if devmemd released it:
+  // a workload may still hold the anchor of a binding devmemd let go.
+  const absl::flat_hash_set<uint32_t> busy = KernelBoundQueuesLocked(nic);
+  std::vector<uint32_t> queues;
+  for (uint32_t q : nic.free_queues) {
+    if (queues.size() < want && !busy.contains(q)) queues.push_back(q);
+  }
+  if (queues.size() < want) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        nic.name, ": the devmem pool has ", queues.size(), " free of ",
+        nic.plan->pool.size(), " queue(s), ", want,
+        " requested; release a binding or grow pool_queues",
+        busy.empty() ? ""
+                     : absl::StrCat(" (", busy.size(),
+                                    " queue(s) are still bound in the kernel "
+                                    "by anchors a workload kept)")));
+  }
+  absl::Status journaled = JournalSessionLocked(session);
+  if (!journaled.ok()) return journaled;
+  const bool with_context = nic.plan->rss_mode == devmem::v1::RSS_MODE_CONTEXT;
+  std::vector<uint32_t> indir;
+  if (with_context) {
+    const size_t size = nic.original.rss_indir_size() > 0
+                            ? static_cast<size_t>(nic.original.rss_indir_size())
+                            : queues.size();
+    indir.resize(size);
+    for (size_t i = 0; i < size; ++i) indir[i] = queues[i % queues.size()];
+  }
+  Binding b;
+  b.handle = next_handle_++;
+  b.session = session;
+  b.nic = nic.name;
+  b.ifindex = nic.ifindex;
+  b.queues = queues;
+  // Intent first: a crash from here on leaves a record of what may exist.
+  devmem::v1::JournalEntry intent;
+  *intent.mutable_binding_put() = BindingRecord(b);
+  intent.mutable_binding_put()->set_rss_context_pending(with_context);
+  for (uint32_t q : indir) intent.mutable_binding_put()->add_rss_indir(q);
+  absl::Status j = JournalLocked(intent);
+  if (!j.ok()) return j;
+  devmem::v1::JournalEntry undo;
+  undo.set_binding_del(b.handle);
+  if (with_context) {
+    auto ctx = options_.control->CreateRssContext(nic.ifindex, indir);
+    if (!ctx.ok()) {
+      JournalOutcomeLocked(undo);
+      return KernelRefusal(ctx.status(),
+                           "the NIC refused an RSS context for the binding; "
+                           "use rss_mode RSS_MODE_EXCLUDE_POOL");
+    }
+    b.rss_context = *ctx;
+  }
+  auto bound =
+      options_.control->BindRx(nic.ifindex, dmabuf.get_unowned(), queues);
+  if (!bound.ok()) {
+    if (b.rss_context) {
+      (void)options_.control->DeleteRssContext(nic.ifindex, *b.rss_context);
+    }
+    JournalOutcomeLocked(undo);
+    return KernelRefusal(bound.status(),
+                         BindRxRemedy(bound.status(), nic.name));
+  }
+  b.kernel = *std::move(bound);
+  return AdoptNewBindingLocked(std::move(b), nic);
+}
+
+absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
+                                                       const Target& target,
+                                                       UniqueFd dmabuf) {
+  absl::Status fd_ok = options_.control->CheckBindableFd(dmabuf.get_unowned());
+  if (!fd_ok.ok()) return fd_ok;
+  absl::MutexLock lock(&mu_);
+  auto nic_or = ResolveTarget(target);
+  if (!nic_or.ok()) return nic_or.status();
+  Nic& nic = **nic_or;
+  absl::Status quota = CheckBindQuota(session);
+  if (!quota.ok()) return quota;
+  absl::Status journaled = JournalSessionLocked(session);
+  if (!journaled.ok()) return journaled;
+  Binding b;
+  b.handle = next_handle_++;
+  b.session = session;
+  b.nic = nic.name;
+  b.ifindex = nic.ifindex;
+  b.tx = true;
+  devmem::v1::JournalEntry intent;
+  *intent.mutable_binding_put() = BindingRecord(b);
+  absl::Status j = JournalLocked(intent);
+  if (!j.ok()) return j;
+  auto bound = options_.control->BindTx(nic.ifindex, dmabuf.get_unowned());
+  if (!bound.ok()) {
+    devmem::v1::JournalEntry undo;
+    undo.set_binding_del(b.handle);
+    JournalOutcomeLocked(undo);
+    std::string remedy =
+        StatusErrno(bound.status()) == EOPNOTSUPP
+            ? absl::StrCat("the driver of ", nic.name,
+                           " cannot send from device memory; devmem TX needs "
+                           "kernel 6.16+ and a driver with netmem TX")
+            : absl::StrCat("see `devmemctl nic show ", nic.name, "`");
+    if (bound.status().code() == absl::StatusCode::kUnimplemented) {
+      return absl::FailedPreconditionError(bound.status().message());
+    }
+    return KernelRefusal(bound.status(), remedy);
+  }
+  b.kernel = *std::move(bound);
+  return AdoptNewBindingLocked(std::move(b), nic);
+}
+
+absl::StatusOr<devmem::v1::Binding> NicManager::AdoptNewBindingLocked(
+    Binding b, Nic& nic) {
+  b.kernel_id = b.kernel->id();
+  if (!b.tx) b.queues = b.kernel->queues();
+  if (b.kernel->netlink_fd_unowned() >= 0) {
+    auto id = IdentifyFd(b.kernel->netlink_fd_unowned());
+    if (id.ok()) b.anchor_id = *id;
+  }
+  devmem::v1::JournalEntry made;
+  *made.mutable_binding_put() = BindingRecord(b);
+  // Without this record a restart would drop a binding in use: undo instead.
+  absl::Status recorded = RecordOutcomeLocked(made);
+  if (!recorded.ok()) {
+    b.kernel.reset();
+    if (b.rss_context) {
+      (void)options_.control->DeleteRssContext(nic.ifindex, *b.rss_context);
+    }
+    devmem::v1::JournalEntry undo;
+    undo.set_binding_del(b.handle);
+    JournalOutcomeLocked(undo);
+    return recorded;
+  }
+  if (options_.anchors != nullptr && b.kernel->netlink_fd_unowned() >= 0) {
+    (void)options_.anchors->Keep(b.handle, b.kernel->netlink_fd_unowned());
+  }
+  const uint64_t handle = b.handle;
+  sessions_[b.session].bindings.push_back(handle);
+  for (uint32_t q : b.queues) {
+    nic.free_queues.erase(
+        std::remove(nic.free_queues.begin(), nic.free_queues.end(), q),
+        nic.free_queues.end());
+  }
+  Binding& stored = bindings_[handle];
+  stored = std::move(b);
+  return BindingProto(stored);
+}
+
+devmem::v1::Binding NicManager::BindingProto(const Binding& b) const {
+  devmem::v1::Binding out;
+  out.set_handle(b.handle);
+  out.set_nic(b.nic);
+  out.set_ifindex(b.ifindex);
+  out.set_kernel_id(b.kernel_id);
+  for (uint32_t q : b.queues) out.add_queues(q);
+  out.set_tx(b.tx);
+  if (b.rss_context) out.set_rss_context(*b.rss_context);
+  out.set_rules(static_cast<uint32_t>(b.rule_locations.size()));
+  return out;
+}
+
+absl::StatusOr<NicManager::Binding*> NicManager::FindBinding(uint64_t session,
+                                                             uint64_t handle) {
+  auto it = bindings_.find(handle);
+  if (handle == 0 || it == bindings_.end() || it->second.session != session) {
+    return absl::NotFoundError(
+        absl::StrCat("no binding ", handle,
+                     " in this session; BindRx returns the handle to use"));
+  }
+  return &it->second;
+}
+
+uint32_t NicManager::ReleaseBindingLocked(uint64_t handle, const char* cause) {
+  auto it = bindings_.find(handle);
+  if (it == bindings_.end()) return 0;
+  Binding& b = it->second;
+  Nic* nic = FindNicLocked(b.nic);
+  uint32_t removed = 0;
+  auto sit = sessions_.find(b.session);
+  if (nic != nullptr) {
+    // Rules first: once the binding is gone its queue gets normal pages,
+    // and a rule left pointing there would steer flows to the wrong place.
+    for (uint32_t loc : b.rule_locations) {
+      auto rit = nic->rules.find(loc);
+      if (rit == nic->rules.end()) continue;
+      (void)options_.control->DeleteRule(nic->ifindex, loc);
+      devmem::v1::JournalEntry del;
+      del.set_rule_del(rit->second.journal_id);
+      JournalOutcomeLocked(del);
+      nic->by_tuple.erase(TupleKey(rit->second.requested));
+      nic->rules.erase(rit);
+      ++nic->rules_removed[cause];
+      ++removed;
+    }
+  }
+  if (sit != sessions_.end()) {
+    sit->second.rules -= std::min(sit->second.rules, removed);
+    auto& list = sit->second.bindings;
+    list.erase(std::remove(list.begin(), list.end(), handle), list.end());
+    if (list.empty() && sit->second.rules == 0) {
+      if (sit->second.journaled) {
+        devmem::v1::JournalEntry del;
+        del.set_session_del(sit->first);
+        JournalOutcomeLocked(del);
+      }
+      sessions_.erase(sit);
+    }
+  }
+  const std::vector<uint32_t> queues = b.queues;
+  if (options_.anchors != nullptr && b.kernel != nullptr &&
+      b.kernel->netlink_fd_unowned() >= 0) {
+    (void)options_.anchors->Forget(handle);
+  }
+  // An anchor copy still behind an unredeemed ticket is devmemd's to close;
+  // left there, it would keep the kernel binding until the ticket expired.
+  if (options_.withdraw_anchor_ticket) {
+    options_.withdraw_anchor_ticket(b.session, handle);
+  }
+  // Closes our copy of the binding's netlink socket: the kernel unbinds once
+  // the workload closes its copy too (the client library does on release).
+  b.kernel.reset();
+  if (nic != nullptr) {
+    if (b.rss_context) {
+      (void)options_.control->DeleteRssContext(nic->ifindex, *b.rss_context);
+    }
+    if (nic->state == devmem::v1::PROFILE_STATE_APPLIED) {
+      nic->free_queues.insert(nic->free_queues.end(), queues.begin(),
+                              queues.end());
+      std::sort(nic->free_queues.begin(), nic->free_queues.end());
+    }
+  }
+  bindings_.erase(it);
+  devmem::v1::JournalEntry del;
+  del.set_binding_del(handle);
+  JournalOutcomeLocked(del);
+  return removed;
+}
+
+absl::StatusOr<uint32_t> NicManager::ReleaseBinding(uint64_t session,
+                                                    uint64_t handle) {
+  absl::MutexLock lock(&mu_);
+  auto b = FindBinding(session, handle);
+  if (!b.ok()) return b.status();
+  return ReleaseBindingLocked(handle, kRemovedReleased);
+}
+
+void NicManager::ReleaseSession(uint64_t session) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;
+  const std::vector<uint64_t> handles = it->second.bindings;
+  const bool journaled = it->second.journaled;
+  for (uint64_t h : handles) ReleaseBindingLocked(h, kRemovedSessionClosed);
+  sessions_.erase(session);
+  if (journaled) {
+    devmem::v1::JournalEntry del;
+    del.set_session_del(session);
+    JournalOutcomeLocked(del);
+  }
+}
+
+absl::StatusOr<NicManager::BindingNic> NicManager::NicOfBinding(
+    uint64_t session, uint64_t handle) {
+  absl::MutexLock lock(&mu_);
+  auto b = FindBinding(session, handle);
+  if (!b.ok()) return b.status();
+  return BindingNic{(*b)->nic, (*b)->ifindex};
+}
+
+devmem::v1::FlowRule NicManager::RuleProto(const Nic& nic,
+                                           const Rule& r) const {
+  devmem::v1::FlowRule out;
+  const FlowTuple& t = r.installed.match;
+  out.set_family(t.family == AF_INET6 ? devmem::v1::ADDRESS_FAMILY_INET6
+                                      : devmem::v1::ADDRESS_FAMILY_INET);
+  out.set_src_ip(t.src_ip);
+  out.set_src_port(t.src_port);
+  out.set_dst_ip(t.dst_ip);
+  out.set_dst_port(t.dst_port);
+  out.set_queue(r.installed.queue);
+  if (r.installed.rss_context) out.set_rss_context(*r.installed.rss_context);
+  out.set_location(r.installed.location);
+  out.set_five_tuple(t.IsFiveTuple());
+  out.set_nic(nic.name);
+  out.set_binding(r.binding);
+  return out;
+}
+
+absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
+    uint64_t session, uint64_t handle, const FlowTuple& tuple) {
+  absl::MutexLock lock(&mu_);
+  Nic* nic = nullptr;
+  const char* cause = kFailedInvalid;
+  absl::StatusOr<devmem::v1::FlowRule> rule =
+      SteerFlowLocked(session, handle, tuple, &nic, &cause);
+  if (!rule.ok() && nic != nullptr) ++nic->rules_failed[cause];
+  return rule;
+}
+
+absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlowLocked(
+    uint64_t session, uint64_t handle, const FlowTuple& tuple, Nic** nic_out,
+    const char** cause) {
+  *cause = kFailedInvalid;
+  auto bp = FindBinding(session, handle);
+  Nic* nic = bp.ok() ? FindNicLocked((*bp)->nic) : nullptr;
+  *nic_out = nic;
+  if (tuple.family != AF_INET && tuple.family != AF_INET6) {
+    return absl::InvalidArgumentError(
+        "steering needs a TCP socket over IPv4 or IPv6");
+  }
+  if (tuple.dst_port == 0) {
+    return absl::InvalidArgumentError(
+        "the socket has no local port yet; bind or connect it first");
+  }
+  if (!bp.ok()) return bp.status();
+  Binding& b = **bp;
+  if (b.tx) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "binding ", handle,
+        " is a TX binding; flows are steered to RX bindings (BindRx)"));
+  }
+  if (nic == nullptr || nic->state != devmem::v1::PROFILE_STATE_APPLIED) {
+    *cause = kFailedKernel;
+    return absl::FailedPreconditionError(
+        absl::StrCat(b.nic, " is no longer ready for devmem"));
+  }
+  const std::string key = TupleKey(tuple);
+  if (auto it = nic->by_tuple.find(key); it != nic->by_tuple.end()) {
+    const Rule& r = nic->rules.at(it->second);
+    if (r.binding == handle) return RuleProto(*nic, r);
+    *cause = kFailedConflict;
+    return absl::AlreadyExistsError(absl::StrCat(
+        "flow ", DescribeTuple(tuple), " on ", nic->name,
+        " is already steered to another binding; one flow can feed only "
+        "one binding"));
+  }
+  *cause = kFailedQuota;
+  auto sit = sessions_.find(session);
+  const uint32_t held = sit == sessions_.end() ? 0 : sit->second.rules;
+  if (held >= options_.config->max_rules_per_session()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this session holds ", held, " of ",
+        options_.config->max_rules_per_session(),
+        " steering rules (max_rules_per_session); close sockets' leases or "
+        "release a binding"));
+  }
+  if (sit != sessions_.end()) {
+    uint32_t uid_bindings = 0;
+    uint32_t uid_rules = 0;
+    UidTotalsLocked(sit->second.uid, &uid_bindings, &uid_rules);
+    if (uid_rules >= options_.config->max_rules_per_uid()) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "uid ", sit->second.uid, " holds ", uid_rules, " of ",
+          options_.config->max_rules_per_uid(),
+          " steering rules over all its sessions (max_rules_per_uid)"));
+    }
+  }
+  if (nic->rules.size() >= nic->rule_quota) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        nic->name, ": ", nic->rules.size(), " of ", nic->rule_quota,
+        " steering rules in use (rule quota of the NIC)"));
+  }
+  FlowRule rule;
+  rule.match = tuple;
+  const std::vector<uint32_t>& queues = b.queues;
+  if (b.rss_context) {
+    rule.rss_context = b.rss_context;
+    rule.queue = 0;
+  } else {
+    // Spread the binding's flows over its queues.
+    rule.queue = queues[b.rules_made % queues.size()];
+  }
+  Rule r;
+  r.requested = tuple;
+  r.session = session;
+  r.binding = handle;
+  r.journal_id = next_handle_++;
+  r.installed = rule;
+  devmem::v1::JournalEntry intent;
+  *intent.mutable_rule_put() = RuleRecord(*nic, r);
+  intent.mutable_rule_put()->set_installed(false);
+  *cause = kFailedJournal;
+  absl::Status j = JournalLocked(intent);
+  if (!j.ok()) return j;
+  *cause = kFailedKernel;
+  auto loc = options_.control->InsertRule(nic->ifindex, rule);
+  if (!loc.ok() && tuple.IsFiveTuple() &&
+      (StatusErrno(loc.status()) == EINVAL ||
+       StatusErrno(loc.status()) == EOPNOTSUPP)) {
+    // Some NICs match only dst ip + dst port (ncdevmem falls back the same
+    // way): the local port still singles the flow out.
+    rule.match.src_ip.clear();
+    rule.match.src_port = 0;
+    loc = options_.control->InsertRule(nic->ifindex, rule);
+  }
+  if (!loc.ok()) {
+    devmem::v1::JournalEntry undo;
+    undo.set_rule_del(r.journal_id);
+    JournalOutcomeLocked(undo);
+    return KernelRefusal(
+        loc.status(),
+        absl::StrCat("the NIC refused the steering rule for ",
+                     DescribeTuple(tuple), "; check `devmemctl nic show ",
+                     nic->name, "` (ntuple must be on)"));
+  }
+  rule.location = *loc;
+  r.installed = rule;
+  devmem::v1::JournalEntry made;
+  *made.mutable_rule_put() = RuleRecord(*nic, r);
+  // Without this record a restart would remove a rule in use: undo instead.
+  *cause = kFailedJournal;
+  absl::Status recorded = RecordOutcomeLocked(made);
+  if (!recorded.ok()) {
+    (void)options_.control->DeleteRule(nic->ifindex, *loc);
+    devmem::v1::JournalEntry undo;
+    undo.set_rule_del(r.journal_id);
+    JournalOutcomeLocked(undo);
+    return recorded;
+  }
+  nic->rules[*loc] = r;
+  b.rule_locations.insert(*loc);
+  b.rules_made++;
+  nic->by_tuple[key] = *loc;
+  sessions_[session].rules++;
+  ++nic->rules_installed;
+  return RuleProto(*nic, nic->rules.at(*loc));
+}
+
+absl::Status NicManager::RemoveFlow(uint64_t session, uint64_t handle,
+                                    uint32_t location) {
+  absl::MutexLock lock(&mu_);
+  auto bp = FindBinding(session, handle);
+  if (!bp.ok()) return bp.status();
+  Binding& b = **bp;
+  Nic* n = FindNicLocked(b.nic);
+  auto rit = n != nullptr ? n->rules.find(location)
+                          : std::map<uint32_t, Rule>::iterator();
+  if (n == nullptr || rit == n->rules.end() || rit->second.binding != handle) {
+    return absl::NotFoundError(
+        absl::StrCat("no rule at ", location, " for binding ", handle));
+  }
+  absl::Status s = options_.control->DeleteRule(n->ifindex, location);
+  devmem::v1::JournalEntry del;
+  del.set_rule_del(rit->second.journal_id);
+  JournalOutcomeLocked(del);
+  n->by_tuple.erase(TupleKey(rit->second.requested));
+  n->rules.erase(rit);
+  ++n->rules_removed[kRemovedReleased];
+  b.rule_locations.erase(location);
+  auto sit = sessions_.find(session);
+  if (sit != sessions_.end() && sit->second.rules > 0) sit->second.rules--;
+  return s;
+}
+
+std::vector<NicManager::NicMetrics> NicManager::Metrics() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<NicMetrics> out;
+  for (const auto& nic : nics_) {
+    NicMetrics m;
+    m.nic = nic->name;
+    m.ifindex = nic->ifindex;
+    m.state = nic->state;
+    m.reason = nic->reason;
+    m.degraded = !nic->degraded.empty();
+    m.queues_free = static_cast<uint32_t>(nic->free_queues.size());
+    if (nic->state == devmem::v1::PROFILE_STATE_APPLIED && nic->plan) {
+      const size_t pool = nic->plan->pool.size();
+      m.queues_used =
+          static_cast<uint32_t>(pool - std::min(pool, nic->free_queues.size()));
+    }
+    m.rules = static_cast<uint32_t>(nic->rules.size());
+    m.rules_installed = nic->rules_installed;
+    m.rules_removed = nic->rules_removed;
+    m.rules_failed = nic->rules_failed;
+    absl::flat_hash_set<uint64_t> holders;
+    for (const auto& [handle, b] : bindings_) {
+      if (b.nic != nic->name) continue;
+      holders.insert(b.session);
+      if (b.tx) {
+        ++m.bindings_tx;
+      } else {
+        ++m.bindings_rx;
+        m.bound_rx_queues.insert(m.bound_rx_queues.end(), b.queues.begin(),
+                                 b.queues.end());
+      }
+    }
+    m.leases = static_cast<uint32_t>(holders.size());
+    std::sort(m.bound_rx_queues.begin(), m.bound_rx_queues.end());
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+size_t NicManager::binding_count() const {
+  absl::MutexLock lock(&mu_);
+  return bindings_.size();
+}
+
+size_t NicManager::rule_count() const {
+  absl::MutexLock lock(&mu_);
+  size_t n = 0;
+  for (const auto& nic : nics_) n += nic->rules.size();
+  return n;
+}
+
+}  // namespace devmem
+
+namespace devmem {
+
+absl::Status NicManager::JournalLocked(const devmem::v1::JournalEntry& entry,
+                                       bool durable) {
+  if (options_.journal == nullptr) return absl::OkStatus();
+  absl::Status s = options_.journal->Record(entry, durable);
+  if (s.ok()) return s;
+  // An intent that fails stops the change before it is made; an outcome
+  // that fails has its change undone by the caller.
+  return absl::Status(
+      s.code(), absl::StrCat("devmemd cannot record the change in its journal "
+                             "(",
+                             durable ? "" : "it was undone; ",
+                             "new work is refused, existing leases go on): ",
+                             s.message()));
+}
+
+absl::Status NicManager::RecordOutcomeLocked(
+    const devmem::v1::JournalEntry& entry) {
+  return JournalLocked(entry, /*durable=*/false);
+}
+
+void NicManager::JournalOutcomeLocked(const devmem::v1::JournalEntry& entry) {
+  // A lost outcome is recovered from the kernel: its intent is still there.
+  (void)JournalLocked(entry, /*durable=*/false);
+}
+
+absl::Status NicManager::JournalSessionLocked(uint64_t session) {
+  SessionLeases& leases = sessions_[session];
+  if (leases.journaled) return absl::OkStatus();
+  std::optional<devmem::v1::JournaledSession> rec;
+  if (options_.session_record) rec = options_.session_record(session);
+  if (rec) leases.uid = rec->uid();
+  if (options_.journal == nullptr || !rec) return absl::OkStatus();
+  devmem::v1::JournalEntry e;
+  *e.mutable_session_put() = *rec;
+  absl::Status s = JournalLocked(e);
+  if (!s.ok()) {
+    if (leases.bindings.empty() && leases.rules == 0) sessions_.erase(session);
+    return s;
+  }
+  leases.journaled = true;
+  return absl::OkStatus();
+}
+
+devmem::v1::JournaledBinding NicManager::BindingRecord(const Binding& b) const {
+  devmem::v1::JournaledBinding out;
+  out.set_handle(b.handle);
+  out.set_session(b.session);
+  out.set_nic(b.nic);
+  out.set_ifindex(b.ifindex);
+  out.set_made(b.kernel != nullptr || b.kernel_id != 0);
+  out.set_kernel_id(b.kernel_id);
+  for (uint32_t q : b.queues) out.add_queues(q);
+  out.set_tx(b.tx);
+  if (b.rss_context) out.set_rss_context(*b.rss_context);
+  out.set_anchor_dev(b.anchor_id.dev);
+  out.set_anchor_inode(b.anchor_id.ino);
+  out.set_anchor_netlink_port(b.anchor_id.netlink_port);
+  return out;
+}
+
+devmem::v1::JournaledRule NicManager::RuleRecord(const Nic& nic,
+                                                 const Rule& r) const {
+  devmem::v1::JournaledRule out;
+  out.set_id(r.journal_id);
+  out.set_session(r.session);
+  out.set_binding(r.binding);
+  out.set_nic(nic.name);
+  out.set_ifindex(nic.ifindex);
+  TupleToRecord(r.requested, out.mutable_requested());
+  out.set_installed(r.installed.location != kRxClsLocAny);
+  TupleToRecord(r.installed.match, out.mutable_match());
+  out.set_queue(r.installed.queue);
+  if (r.installed.rss_context) out.set_rss_context(*r.installed.rss_context);
+  out.set_location(r.installed.location);
+  return out;
+}
+
+void NicManager::UidTotalsLocked(uint32_t uid, uint32_t* bindings,
+                                 uint32_t* rules) const {
+  *bindings = 0;
+  *rules = 0;
+  for (const auto& [id, leases] : sessions_) {
+    if (leases.uid != uid) continue;
+    *bindings += static_cast<uint32_t>(leases.bindings.size());
+    *rules += leases.rules;
+  }
+}
+
+absl::flat_hash_set<uint32_t> NicManager::KernelBoundQueuesLocked(
+    const Nic& nic) {
+  absl::flat_hash_set<uint32_t> out;
+  auto queues = options_.control->GetQueues(nic.ifindex);
+  if (!queues.ok()) return out;
+  for (const QueueInfo& q : *queues) {
+    if (q.type == QueueInfo::Type::kRx && q.dmabuf.has_value()) {
+      out.insert(q.id);
+    }
+  }
+  return out;
+}
+
+std::string NicManager::journal_error() const {
+  return options_.journal != nullptr ? options_.journal->error() : "";
+}
+
+std::vector<std::string> NicManager::Recover(
+    const devmem::v1::JournalState& state,
+    absl::flat_hash_map<uint64_t, UniqueFd> stored,
+    std::vector<devmem::v1::JournaledSession>* detached) {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> report;
+  if (state.next_id() > next_handle_) next_handle_ = state.next_id();
+  auto forget_binding = [&](uint64_t handle) {
+    devmem::v1::JournalEntry e;
+    e.set_binding_del(handle);
+    JournalOutcomeLocked(e);
+  };
+  auto forget_rule = [&](uint64_t id) {
+    devmem::v1::JournalEntry e;
+    e.set_rule_del(id);
+    JournalOutcomeLocked(e);
+  };
+  // One queue dump per NIC, however many bindings it had.
+  absl::flat_hash_map<uint32_t, absl::StatusOr<std::vector<QueueInfo>>>
+      queue_cache;
+  auto QueuesOf =
+      [&](const Nic& nic) -> const absl::StatusOr<std::vector<QueueInfo>>& {
+    auto it = queue_cache.find(nic.ifindex);
+    if (it == queue_cache.end()) {
+      it = queue_cache
+               .emplace(nic.ifindex, options_.control->GetQueues(nic.ifindex))
+               .first;
+    }
+    return it->second;
+  };
+  // 1. Bindings.
+  uint32_t adopted = 0;
+  uint32_t awaiting = 0;
+  for (const auto& entry : state.bindings()) {
+    // Named, not a structured binding: the lambdas below capture them (C++17
+    // lets no lambda capture a structured binding; clang refuses it).
+    const uint64_t handle = entry.first;
+    const devmem::v1::JournaledBinding& rec = entry.second;
+    Nic* nic = FindNicLocked(rec.nic());
+    const bool nic_ok =
+        nic != nullptr && nic->state == devmem::v1::PROFILE_STATE_APPLIED;
+    const bool has_session = state.sessions().contains(rec.session());
+    auto delete_context = [&] {
+      if (nic != nullptr && rec.has_rss_context()) {
+        (void)options_.control->DeleteRssContext(nic->ifindex,
+                                                 rec.rss_context());
+      }
+      if (nic != nullptr && rec.rss_context_pending() &&
+          !rec.has_rss_context()) {
+        // Created but never recorded? Find it by its indirection table.
+        for (uint32_t c = 1; c <= 32; ++c) {
+          auto rss = options_.control->GetRss(nic->ifindex, c);
+          if (!rss.ok()) continue;
+          if (std::vector<uint32_t>(rec.rss_indir().begin(),
+                                    rec.rss_indir().end()) == rss->indir) {
+            (void)options_.control->DeleteRssContext(nic->ifindex, c);
+            report.push_back(absl::StrCat(rec.nic(), ": removed RSS context ",
+                                          c, " created for binding ", handle,
+                                          " before a crash"));
+            break;
+          }
+        }
+      }
+    };
+    if (!rec.made() || !nic_ok || !has_session) {
+      delete_context();
+      forget_binding(handle);
+      report.push_back(absl::StrCat("binding ", handle, " on ", rec.nic(),
+                                    ": dropped (",
+                                    !rec.made() ? "the bind never completed"
+                                    : !nic_ok   ? "its NIC is not applied now"
+                                                : "no session owns it",
+                                    ")"));
+      continue;
+    }
+    Binding b;
+    b.handle = handle;
+    b.session = rec.session();
+    b.nic = rec.nic();
+    b.ifindex = nic->ifindex;
+    b.kernel_id = rec.kernel_id();
+    b.queues.assign(rec.queues().begin(), rec.queues().end());
+    b.tx = rec.tx();
+    if (rec.has_rss_context()) b.rss_context = rec.rss_context();
+    b.anchor_id.dev = rec.anchor_dev();
+    b.anchor_id.ino = rec.anchor_inode();
+    b.anchor_id.netlink_port = rec.anchor_netlink_port();
+    b.recovered = true;
+    auto anchor = stored.find(handle);
+    if (anchor == stored.end() && !rec.tx()) {
+      // Without an anchor in hand, the kernel says whether anyone still
+      // holds the binding: its queues show its id while it lives.
+      const auto& queues = QueuesOf(*nic);
+      bool alive = !queues.ok();  // no kernel view: let the workload decide
+      if (queues.ok()) {
+        for (const QueueInfo& q : *queues) {
+          if (q.type == QueueInfo::Type::kRx && q.dmabuf == rec.kernel_id()) {
+            alive = true;
+          }
+        }
+      }
+      if (!alive) {
+        delete_context();
+        forget_binding(handle);
+        report.push_back(absl::StrCat(
+            "binding ", handle, " on ", rec.nic(),
+            ": dropped (the kernel no longer has binding ", rec.kernel_id(),
+            ": every holder of its anchor is gone)"));
+        continue;
+      }
+    }
+    if (anchor != stored.end()) {
+      auto kb = options_.control->AdoptBinding(
+          nic->ifindex, rec.kernel_id(), rec.tx(), std::move(anchor->second));
+      stored.erase(anchor);
+      if (!kb.ok()) {
+        delete_context();
+        forget_binding(handle);
+        report.push_back(absl::StrCat(
+            "binding ", handle, " on ", rec.nic(),
+            ": dropped (its stored anchor: ", kb.status().message(), ")"));
+        continue;
+      }
+      b.kernel = *std::move(kb);
+      if (!b.tx) b.queues = b.kernel->queues();
+      ++adopted;
+    } else {
+      ++awaiting;
+    }
+    for (uint32_t q : b.queues) {
+      nic->free_queues.erase(
+          std::remove(nic->free_queues.begin(), nic->free_queues.end(), q),
+          nic->free_queues.end());
+    }
+    SessionLeases& leases = sessions_[b.session];
+    leases.bindings.push_back(handle);
+    leases.journaled = true;
+    leases.uid = state.sessions().at(b.session).uid();
+    bindings_[handle] = std::move(b);
+  }
+  for (auto& [handle, fd] : stored) {
+    report.push_back(absl::StrCat("fd store: anchor of binding ", handle,
+                                  " has no journal record; closed"));
+  }
+  // 2. Rules: the kernel decides which records are true.
+  uint32_t kept = 0;
+  uint32_t dropped = 0;
+  uint32_t undone = 0;
+  absl::flat_hash_map<std::string, absl::flat_hash_set<uint32_t>> claimed;
+  for (const auto& [id, rec] : state.rules()) {
+    Nic* nic = FindNicLocked(rec.nic());
+    auto bit = bindings_.find(rec.binding());
+    if (nic == nullptr || nic->state != devmem::v1::PROFILE_STATE_APPLIED) {
+      forget_rule(id);
+      ++dropped;
+      continue;
+    }
+    if (!rec.installed()) {
+      // Insert requested, outcome unknown: the socket it was for never
+      // reached its workload. Remove the rule if the kernel has it.
+      auto table = options_.control->ListRules(nic->ifindex);
+      if (table.ok()) {
+        for (uint32_t loc : table->locations) {
+          auto k = options_.control->GetRule(nic->ifindex, loc);
+          if (!k.ok()) continue;
+          devmem::v1::JournaledRule want = rec;
+          if (SameRule(*k, want) ||
+              (k->match == TupleFromRecord(rec.requested()))) {
+            (void)options_.control->DeleteRule(nic->ifindex, loc);
+            ++nic->rules_removed[kRemovedRecovery];
+            ++undone;
+          }
+        }
+      }
+      forget_rule(id);
+      continue;
+    }
+    auto k = options_.control->GetRule(nic->ifindex, rec.location());
+    if (!k.ok() || !SameRule(*k, rec)) {
+      // Gone or replaced by someone else: the record is stale.
+      forget_rule(id);
+      ++dropped;
+      continue;
+    }
+    if (bit == bindings_.end() || bit->second.session != rec.session()) {
+      (void)options_.control->DeleteRule(nic->ifindex, rec.location());
+      ++nic->rules_removed[kRemovedRecovery];
+      forget_rule(id);
+      ++undone;
+      continue;
+    }
+    Rule r;
+    r.requested = TupleFromRecord(rec.requested());
+    r.installed = *k;
+    r.installed.location = rec.location();
+    r.session = rec.session();
+    r.binding = rec.binding();
+    r.journal_id = id;
+    nic->rules[rec.location()] = r;
+    nic->by_tuple[TupleKey(r.requested)] = rec.location();
+    bit->second.rule_locations.insert(rec.location());
+    bit->second.rules_made++;
+    sessions_[rec.session()].rules++;
+    claimed[nic->name].insert(rec.location());
+    ++kept;
+  }
+  // 3. Orphans by kernel truth: a rule steering to the devmem pool (or to a
+  // context of ours) was made by devmemd; if no record claims it, its record
+  // was lost (corrupt journal) and nobody can use it.
+  uint32_t orphans = 0;
+  for (auto& nic : nics_) {
+    if (nic->state != devmem::v1::PROFILE_STATE_APPLIED || !nic->plan) continue;
+    absl::flat_hash_set<uint32_t> pool(nic->plan->pool.begin(),
+                                       nic->plan->pool.end());
+    absl::flat_hash_set<uint32_t> contexts;
+    for (const auto& [h, b] : bindings_) {
+      if (b.nic == nic->name && b.rss_context) contexts.insert(*b.rss_context);
+    }
+    auto table = options_.control->ListRules(nic->ifindex);
+    if (!table.ok()) continue;
+    for (uint32_t loc : table->locations) {
+      if (claimed[nic->name].contains(loc)) continue;
+      auto k = options_.control->GetRule(nic->ifindex, loc);
+      if (!k.ok()) continue;
+      const bool ours = k->rss_context ? contexts.contains(*k->rss_context)
+                                       : pool.contains(k->queue);
+      if (!ours) continue;
+      (void)options_.control->DeleteRule(nic->ifindex, loc);
+      ++nic->rules_removed[kRemovedRecovery];
+      ++orphans;
+      report.push_back(absl::StrCat(nic->name, ": removed orphan rule at ", loc,
+                                    " (steered to devmem pool queue ", k->queue,
+                                    ", no journal record)"));
+    }
+  }
+  // 4. Sessions: those still holding bindings wait for their workload.
+  for (const auto& [id, rec] : state.sessions()) {
+    auto it = sessions_.find(id);
+    if (it == sessions_.end() || it->second.bindings.empty()) {
+      devmem::v1::JournalEntry e;
+      e.set_session_del(id);
+      JournalOutcomeLocked(e);
+      continue;
+    }
+    if (detached != nullptr) detached->push_back(rec);
+  }
+  report.push_back(absl::StrCat(
+      "recovery: ", adopted + awaiting, " binding(s) kept (", adopted,
+      " re-adopted from the fd store, ", awaiting,
+      " awaiting their workload), ", kept, " rule(s) confirmed in the kernel, ",
+      dropped, " stale record(s) dropped, ", undone,
+      " unfinished rule(s) removed, ", orphans, " orphan rule(s) removed"));
+  return report;
+}
+
+std::vector<uint64_t> NicManager::AwaitingAnchor(uint64_t session) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<uint64_t> out;
+  for (const auto& [h, b] : bindings_) {
+    if (b.session == session && b.kernel == nullptr) out.push_back(h);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<uint64_t> NicManager::Anchored(uint64_t session) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<uint64_t> out;
+  for (const auto& [h, b] : bindings_) {
+    if (b.session == session && b.kernel != nullptr) out.push_back(h);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+absl::StatusOr<uint32_t> NicManager::ReturnAnchor(uint64_t session,
+                                                  uint64_t handle,
+                                                  UniqueFd anchor) {
+  absl::MutexLock lock(&mu_);
+  auto bp = FindBinding(session, handle);
+  if (!bp.ok()) return bp.status();
+  Binding& b = **bp;
+  const std::string not_anchor = absl::StrCat(
+      "fd ", anchor.get_unowned(), " is ", DescribeFd(anchor.get_unowned()),
+      ", not the anchor of binding ", handle,
+      "; send the fd that redeeming its anchor_ticket gave you");
+  if (b.kernel != nullptr && b.kernel->netlink_fd_unowned() >= 0) {
+    // Ours already: accept only a copy of our own (then it just closes).
+    auto same =
+        SameOpenFile(b.kernel->netlink_fd_unowned(), anchor.get_unowned());
+    if (!same.ok() || !*same) return absl::InvalidArgumentError(not_anchor);
+    return b.kernel_id;
+  }
+  if (b.kernel != nullptr) return b.kernel_id;  // a backend without anchors
+  if (b.anchor_id != FdIdentity{}) {
+    // devmemd has no copy to compare with after a restart: the journal says
+    // which socket the anchor is, and only its holders can have it.
+    auto id = IdentifyFd(anchor.get_unowned());
+    if (!id.ok() || *id != b.anchor_id) {
+      return absl::InvalidArgumentError(not_anchor);
+    }
+  }
+  auto kb = options_.control->AdoptBinding(b.ifindex, b.kernel_id, b.tx,
+                                           std::move(anchor));
+  if (!kb.ok()) {
+    if (kb.status().code() == absl::StatusCode::kNotFound) {
+      return absl::NotFoundError(
+          absl::StrCat("binding ", handle, " (kernel id ", b.kernel_id,
+                       ") is no longer alive on ", b.nic, ": ",
+                       kb.status().message(), "; release it and bind again"));
+    }
+    return kb.status();
+  }
+  b.kernel = *std::move(kb);
+  if (options_.anchors != nullptr && b.kernel->netlink_fd_unowned() >= 0) {
+    (void)options_.anchors->Keep(handle, b.kernel->netlink_fd_unowned());
+  }
+  return b.kernel_id;
+}
+
+absl::StatusOr<UniqueFd> NicManager::DupAnchor(uint64_t session,
+                                               uint64_t handle) {
+  absl::MutexLock lock(&mu_);
+  auto bp = FindBinding(session, handle);
+  if (!bp.ok()) return bp.status();
+  const Binding& b = **bp;
+  const int fd = b.kernel != nullptr ? b.kernel->netlink_fd_unowned() : -1;
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("binding ", handle, " has no anchor fd on the ",
+                     options_.control->BackendName(), " backend"));
+  }
+  UniqueFd dup(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+  if (!dup) return ErrnoStatus(errno, "dup(binding anchor)");
+  return dup;
+}
+
+std::vector<std::string> NicManager::CheckHealth() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> out;
+  for (auto& nic : nics_) {
+    if (nic->state != devmem::v1::PROFILE_STATE_APPLIED) continue;
+    std::vector<std::string> why;
+    auto info = options_.inventory->Get(nic->name);
+    if (!info.ok()) {
+      why.push_back(
+          absl::StrCat("link is gone (", info.status().message(), ")"));
+    } else if (!info->link.admin_up || info->link.oper_state == "down" ||
+               info->link.oper_state == "lowerlayerdown") {
+      why.push_back(absl::StrCat("link is down (", info->link.oper_state,
+                                 info->link.admin_up ? "" : ", admin down",
+                                 ")"));
+    }
+    if (nic->desired.has_channels()) {
+      auto ch = options_.control->GetChannels(nic->ifindex);
+      const auto& want = nic->desired.channels();
+      const bool combined_drift =
+          want.has_combined_count() && ch.ok() &&
+          ch->combined_count.value_or(0) != want.combined_count();
+      const bool rx_drift = want.has_rx_count() && ch.ok() &&
+                            ch->rx_count.value_or(0) != want.rx_count();
+      if (combined_drift || rx_drift) {
+        why.push_back(absl::StrCat(
+            "channels changed by someone else (combined ",
+            ch->combined_count.value_or(0), ", rx ", ch->rx_count.value_or(0),
+            "; the profile set combined ", want.combined_count(), ", rx ",
+            want.rx_count(), ")"));
+      }
+    }
+    auto rings = options_.control->GetRings(nic->ifindex);
+    if (rings.ok() &&
+        (rings->tcp_data_split != TcpDataSplit::kEnabled ||
+         (rings->hds_thresh.has_value() && *rings->hds_thresh != 0))) {
+      why.push_back(
+          "header split is no longer ENABLED with hds-thresh 0 (changed by "
+          "someone else)");
+    }
+    const std::string reason = absl::StrJoin(why, "; ");
+    nic->degraded = reason;
+    if (reason.empty()) continue;
+    uint32_t n = 0;
+    for (const auto& [h, b] : bindings_) {
+      if (b.nic == nic->name) ++n;
+    }
+    out.push_back(
+        absl::StrCat(nic->name, ": ", reason, "; ", n, " binding(s) degraded"));
+  }
+  return out;
+}
+
+}  // namespace devmem
+
+namespace devmem {
+
+std::vector<NicManager::LeaseInfo> NicManager::Leases() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<LeaseInfo> out;
+  out.reserve(bindings_.size());
+  for (const auto& [handle, b] : bindings_) {
+    LeaseInfo l;
+    l.session = b.session;
+    l.handle = handle;
+    l.nic = b.nic;
+    l.kernel_id = b.kernel_id;
+    l.queues = b.queues;
+    l.tx = b.tx;
+    l.rules = static_cast<uint32_t>(b.rule_locations.size());
+    l.anchored = b.kernel != nullptr;
+    out.push_back(std::move(l));
+  }
+  std::sort(out.begin(), out.end(), [](const LeaseInfo& a, const LeaseInfo& b) {
+    return a.handle < b.handle;
+  });
+  return out;
+}
+
+}  // namespace devmem

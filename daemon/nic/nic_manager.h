@@ -1,0 +1,379 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/nic/nic_profile.h"
+#include "daemon/state/anchor_store.h"
+#include "daemon/state/lease_journal.h"
+#include "kernel/fd_identity.h"
+#include "kernel/nic_control.h"
+#include "kernel/nic_inventory.h"
+#include "kernel/unique_fd.h"
+#include "proto/devmem/v1/config.pb.h"
+#include "proto/devmem/v1/devmem.pb.h"
+#include "proto/devmem/v1/journal.pb.h"
+
+namespace devmem {
+
+// Owns every NIC devmemd manages: profiles (record, apply, restore), the
+// devmem queue pool of each NIC, and the leases sessions hold on them:
+// bindings (netdev bind-rx/bind-tx) and steering rules (ntuple).
+//
+// Invariants: a rule always points at a binding of the same session; a
+// binding's queues are taken from its NIC's pool; releasing a binding removes
+// its rules, its RSS context and then the kernel binding, and returns its
+// queues. Nothing half-made stays behind after an error.
+//
+// Thread-safe: one mutex serializes all NIC changes (the kernel serializes
+// them under rtnl anyway). NicControl calls are made with it held; it is never
+// held while calling out to sessions or gRPC.
+class NicManager {
+ public:
+  struct Options {
+    const devmem::v1::DaemonConfig* config = nullptr;  // outlives this
+    NicControl* control = nullptr;                     // outlives this
+    NicInventory* inventory = nullptr;                 // outlives this
+    // Where every NIC mutation and lease is recorded before it is made.
+    // Null: nothing is journaled (unit tests).
+    LeaseJournal* journal = nullptr;
+    // Extra copies of binding anchors (systemd's fd store). May be null.
+    AnchorStore* anchors = nullptr;
+    // Who owns a session (token and credentials), journaled with its first
+    // lease so the session can be resumed after a restart.
+    std::function<std::optional<devmem::v1::JournaledSession>(uint64_t)>
+        session_record;
+    // The session layer's view of binding anchors handed out behind tickets
+    // (SessionManager). `withdraw_anchor_ticket` closes the unredeemed
+    // ticket that holds a copy of binding `handle`'s anchor, if any (called
+    // on every release, so the kernel unbinds now and not when the ticket
+    // expires). `anchor_handed_out` says whether the session's workload
+    // received a copy (redeemed it, or returned one after a restart). Either
+    // may be empty. Called with mu_ held; they must not call back.
+    std::function<void(uint64_t session, uint64_t handle)>
+        withdraw_anchor_ticket;
+    std::function<bool(uint64_t session, uint64_t handle)> anchor_handed_out;
+  };
+  explicit NicManager(const Options& options);
+  ~NicManager();
+  NicManager(const NicManager&) = delete;
+  NicManager& operator=(const NicManager&) = delete;
+
+  // Records and applies every configured profile. Never fails as a whole: a
+  // NIC that cannot do devmem is NOT_CAPABLE and untouched, one that fails
+  // midway is FAILED and rolled back; the others serve. Returns one line per
+  // NIC for the log.
+  std::vector<std::string> ApplyAll() ABSL_LOCKS_EXCLUDED(mu_);
+  // Releases every lease and restores every applied NIC (shutdown).
+  std::vector<std::string> RestoreAll() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Releases the leases on `nic` and restores its recorded original state.
+  // NOT_FOUND if no profile names it; FAILED_PRECONDITION if it was never
+  // applied, or, with nothing changed, if a workload holds a copy of a
+  // binding's anchor (the kernel would refuse to turn header split off while
+  // the binding lives; the message names the bindings, sessions, uids and
+  // pids). An anchor still behind an unredeemed ticket is closed by devmemd
+  // itself. If queues stay bound after the leases went (a workload kept an
+  // anchor of a binding it had already released), the settings are left as
+  // applied and FAILED_PRECONDITION says so: never half-restored.
+  absl::StatusOr<devmem::v1::RestoreNicResponse> Restore(absl::string_view nic)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Original, desired and actual state. Empty `nics`: every profile NIC.
+  absl::StatusOr<std::vector<devmem::v1::NicState>> States(
+      const std::vector<std::string>& nics) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Where a binding should go: a NIC by name, or the managed NIC nearest to
+  // a GPU's PCI address.
+  struct Target {
+    std::string nic;
+    std::string gpu_pci_address;
+  };
+
+  // Binds `dmabuf` (checked to be a dma-buf before any netlink) to
+  // `queue_count` free pool queues. The fd is closed once bound (the kernel
+  // holds its own reference). Codes: INVALID_ARGUMENT (bad fd or request),
+  // NOT_FOUND (no such NIC/GPU), FAILED_PRECONDITION (NIC not devmem-ready,
+  // or the kernel refused: its text plus a remedy), RESOURCE_EXHAUSTED (pool
+  // or per-session quota, with numbers).
+  absl::StatusOr<devmem::v1::Binding> BindRx(uint64_t session,
+                                             const Target& target,
+                                             uint32_t queue_count,
+                                             UniqueFd dmabuf)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<devmem::v1::Binding> BindTx(uint64_t session,
+                                             const Target& target,
+                                             UniqueFd dmabuf)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Releases one binding of `session`; returns the rules removed. NOT_FOUND
+  // for unknown or foreign handles (indistinguishable on purpose).
+  absl::StatusOr<uint32_t> ReleaseBinding(uint64_t session, uint64_t handle)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Releases everything `session` holds. Idempotent.
+  void ReleaseSession(uint64_t session) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The NIC of a binding of `session` (for socket creation).
+  struct BindingNic {
+    std::string nic;
+    uint32_t ifindex = 0;
+  };
+  absl::StatusOr<BindingNic> NicOfBinding(uint64_t session, uint64_t handle)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Installs an ntuple rule steering `tuple` to the binding's queue (or its
+  // RSS context). A 5-tuple the NIC refuses falls back to the 3-tuple (dst ip
+  // + dst port). The same tuple for the same binding is idempotent (returns
+  // the existing rule); for another binding it is ALREADY_EXISTS.
+  absl::StatusOr<devmem::v1::FlowRule> SteerFlow(uint64_t session,
+                                                 uint64_t handle,
+                                                 const FlowTuple& tuple)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Removes a rule SteerFlow installed (e.g. when the socket it was for
+  // could not be made). NOT_FOUND if it is not the session's.
+  absl::Status RemoveFlow(uint64_t session, uint64_t handle, uint32_t location)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // --- Live restart and recovery (docs/PROTOCOL.md section 8) ---
+
+  // Reconciles the journal of an earlier run with what the kernel reports
+  // (the truth), after ApplyAll(): bindings whose anchor is in `stored` are
+  // re-adopted, the others wait for their workload's ReturnAnchor; rules are
+  // checked at their locations; intents that never completed are undone;
+  // rules steering to the devmem pool that no record claims are removed.
+  // Fills `detached` with the sessions to wait for. Returns a report.
+  std::vector<std::string> Recover(
+      const devmem::v1::JournalState& state,
+      absl::flat_hash_map<uint64_t, UniqueFd> stored,
+      std::vector<devmem::v1::JournaledSession>* detached)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Bindings of `session` still waiting for their anchor, and those held.
+  std::vector<uint64_t> AwaitingAnchor(uint64_t session) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<uint64_t> Anchored(uint64_t session) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Re-adopts binding `handle` of `session` with `anchor` (from the
+  // workload). Returns its kernel id. INVALID_ARGUMENT if `anchor` is not
+  // that binding's; NOT_FOUND if `session` has no such binding or it died.
+  // An already-anchored binding answers OK if `anchor` is a copy of devmemd's
+  // own (kcmp), INVALID_ARGUMENT otherwise; an awaited one is checked against
+  // the anchor's identity in the journal (socket inode and netlink port id).
+  absl::StatusOr<uint32_t> ReturnAnchor(uint64_t session, uint64_t handle,
+                                        UniqueFd anchor)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // A copy of binding `handle`'s anchor, for the workload (SCM_RIGHTS).
+  // NOT_FOUND for foreign handles; FAILED_PRECONDITION if the backend has no
+  // anchor fd.
+  absl::StatusOr<UniqueFd> DupAnchor(uint64_t session, uint64_t handle)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Compares each applied NIC with its profile (link up, channels, header
+  // split) and marks its leases degraded, or healthy again. Returns one line
+  // per degraded NIC ("dm-a: link is down; 2 binding(s) degraded").
+  std::vector<std::string> CheckHealth() ABSL_LOCKS_EXCLUDED(mu_);
+  // Why new work is refused ("" if the journal is writable).
+  std::string journal_error() const;
+
+  // What the metrics report per NIC (docs/METRICS.md), read in one go.
+  struct NicMetrics {
+    std::string nic;
+    uint32_t ifindex = 0;
+    devmem::v1::ProfileState state = devmem::v1::PROFILE_STATE_UNMANAGED;
+    std::string reason;  // why the profile is in that state
+    bool degraded = false;
+    uint32_t queues_free = 0;
+    uint32_t queues_used = 0;
+    uint32_t bindings_rx = 0;
+    uint32_t bindings_tx = 0;
+    uint32_t rules = 0;
+    uint32_t leases = 0;                    // sessions holding a binding here
+    std::vector<uint32_t> bound_rx_queues;  // sorted
+    uint64_t rules_installed = 0;
+    // By cause; the causes are the constants below.
+    std::map<std::string, uint64_t> rules_removed;
+    std::map<std::string, uint64_t> rules_failed;
+  };
+  // Why a rule went: the client released it or its binding, its session
+  // closed (or its grace ended), an admin restored the NIC, or recovery
+  // found it stale or orphaned.
+  static constexpr char kRemovedReleased[] = "released";
+  static constexpr char kRemovedSessionClosed[] = "session_closed";
+  static constexpr char kRemovedRestore[] = "restore";
+  static constexpr char kRemovedRecovery[] = "recovery";
+  // Why a steering request was refused: bad request (unknown or TX binding,
+  // no port), the flow is another binding's, a quota, the kernel/NIC said no
+  // (or the NIC is not ready), the journal could not record it.
+  static constexpr char kFailedInvalid[] = "invalid";
+  static constexpr char kFailedConflict[] = "conflict";
+  static constexpr char kFailedQuota[] = "quota";
+  static constexpr char kFailedKernel[] = "kernel";
+  static constexpr char kFailedJournal[] = "journal";
+  std::vector<NicMetrics> Metrics() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Counters for status and tests.
+  size_t binding_count() const ABSL_LOCKS_EXCLUDED(mu_);
+  size_t rule_count() const ABSL_LOCKS_EXCLUDED(mu_);
+  std::string backend() const { return options_.control->BackendName(); }
+
+  // One binding and what hangs on it, for admin listings (D-Bus ListLeases).
+  // Read from memory in one go; no kernel calls.
+  struct LeaseInfo {
+    uint64_t session = 0;
+    uint64_t handle = 0;
+    std::string nic;
+    uint32_t kernel_id = 0;
+    std::vector<uint32_t> queues;
+    bool tx = false;
+    uint32_t rules = 0;
+    bool anchored = false;  // devmemd holds its anchor (false: awaiting it)
+  };
+  // Every binding, by handle.
+  std::vector<LeaseInfo> Leases() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Rule {
+    FlowTuple requested;
+    FlowRule installed;
+    uint64_t session = 0;
+    uint64_t binding = 0;
+    uint64_t journal_id = 0;
+  };
+  struct Binding {
+    uint64_t handle = 0;
+    uint64_t session = 0;
+    std::string nic;
+    uint32_t ifindex = 0;
+    uint32_t kernel_id = 0;
+    std::vector<uint32_t> queues;
+    bool tx = false;
+    // Null after a restart until the anchor comes back (ReturnAnchor or the
+    // fd store); the kernel binding lives on through the workload's copy.
+    std::unique_ptr<DevmemBinding> kernel;
+    std::optional<uint32_t> rss_context;
+    // The anchor's identity, journaled; all zero if unknown.
+    FdIdentity anchor_id;
+    // Came back from the journal of an earlier run: its workload holds a
+    // copy of the anchor (that is how the binding outlived devmemd).
+    bool recovered = false;
+    absl::flat_hash_set<uint32_t> rule_locations;
+    uint64_t rules_made = 0;  // for spreading flows over the queues
+  };
+  struct Nic {
+    devmem::v1::NicProfile profile;
+    std::string name;
+    uint32_t ifindex = 0;
+    devmem::v1::ProfileState state = devmem::v1::PROFILE_STATE_UNMANAGED;
+    std::string reason;
+    std::vector<Capability> missing;
+    std::optional<ProfilePlan> plan;
+    devmem::v1::NicSettings original;
+    devmem::v1::NicSettings desired;
+    bool recorded = false;
+    std::vector<uint32_t> free_queues;  // sorted
+    // Why the NIC no longer matches its profile ("" if it does).
+    std::string degraded;
+    uint32_t rule_quota = 0;
+    // Rules devmemd installed here, by location, and by requested tuple.
+    std::map<uint32_t, Rule> rules;
+    absl::flat_hash_map<std::string, uint32_t> by_tuple;
+    // For the metrics.
+    uint64_t rules_installed = 0;
+    std::map<std::string, uint64_t> rules_removed;
+    std::map<std::string, uint64_t> rules_failed;
+  };
+  struct SessionLeases {
+    std::vector<uint64_t> bindings;
+    uint32_t rules = 0;
+    uint32_t uid = 0;
+    bool journaled = false;
+  };
+
+  std::string ApplyLocked(Nic& nic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string RestoreLocked(Nic& nic, uint32_t* bindings, uint32_t* rules,
+                            absl::Status* status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // FAILED_PRECONDITION naming the bindings on `nic` whose anchor a workload
+  // holds (RestoreNic cannot end them); OK if there are none.
+  absl::Status CheckNoHeldAnchorsLocked(const Nic& nic)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The profile NIC named `name`, or null.
+  Nic* FindNicLocked(absl::string_view name) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Nic*> ResolveTarget(const Target& target)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Binding*> FindBinding(uint64_t session, uint64_t handle)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckBindQuota(uint64_t session) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `cause` is one of the kRemoved* constants, for the rules it removes.
+  uint32_t ReleaseBindingLocked(uint64_t handle, const char* cause)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // SteerFlow under the lock; on failure `*nic` (if the binding's NIC is
+  // known) and `*cause` (a kFailed* constant) say where and why.
+  absl::StatusOr<devmem::v1::FlowRule> SteerFlowLocked(
+      uint64_t session, uint64_t handle, const FlowTuple& tuple, Nic** nic,
+      const char** cause) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Journals `entry`; OK without a journal.
+  absl::Status JournalLocked(const devmem::v1::JournalEntry& entry,
+                             bool durable = true)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // For outcomes and deletions: written, not flushed (LeaseJournal::Record).
+  // Record... returns the error; Journal... ignores it (the kernel state is
+  // what recovery trusts).
+  absl::Status RecordOutcomeLocked(const devmem::v1::JournalEntry& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void JournalOutcomeLocked(const devmem::v1::JournalEntry& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Journals the session's owner once, with its first lease.
+  absl::Status JournalSessionLocked(uint64_t session)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  devmem::v1::JournaledBinding BindingRecord(const Binding& b) const;
+  devmem::v1::JournaledRule RuleRecord(const Nic& nic, const Rule& r) const;
+  // Per-uid totals of the session's uid.
+  void UidTotalsLocked(uint32_t uid, uint32_t* bindings, uint32_t* rules) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Pool queues of `nic` the kernel shows bound to a dma-buf right now.
+  absl::flat_hash_set<uint32_t> KernelBoundQueuesLocked(const Nic& nic)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records a binding the kernel just made (undoing it if the record cannot
+  // be written), shares its anchor, and takes its queues from the pool.
+  absl::StatusOr<devmem::v1::Binding> AdoptNewBindingLocked(Binding b, Nic& nic)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  devmem::v1::Binding BindingProto(const Binding& b) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  devmem::v1::FlowRule RuleProto(const Nic& nic, const Rule& r) const;
+  devmem::v1::NicState StateLocked(const Nic& nic)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const Options options_;
+  OriginalStateStore store_;
+  mutable absl::Mutex mu_;
+  std::vector<std::unique_ptr<Nic>> nics_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, Binding> bindings_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, SessionLeases> sessions_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_handle_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+// Maps a kernel refusal (a status from NicControl carrying an errno) to the
+// code devmemd reports: FAILED_PRECONDITION with the kernel's own text and
+// `remedy`; ENOSPC is RESOURCE_EXHAUSTED, ENODEV NOT_FOUND. Statuses without
+// an errno (devmemd's own checks) pass through unchanged.
+absl::Status KernelRefusal(const absl::Status& status,
+                           absl::string_view remedy);
+
+// The remedy devmemd suggests when the kernel refuses bind-rx on `nic`.
+std::string BindRxRemedy(const absl::Status& status, absl::string_view nic);
+
+}  // namespace devmem

@@ -1,0 +1,346 @@
+#include "daemon/session/socket_broker.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "kernel/errno_status.h"
+#include "kernel/nic_control.h"
+
+namespace devmem {
+
+absl::StatusOr<SockAddr> ParseSockAddr(absl::string_view ip, uint32_t port,
+                                       int family) {
+  if (port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("port ", port, " is out of range [0, 65535]"));
+  }
+  SockAddr out;
+  const std::string s(ip);
+  struct sockaddr_in v4 = {};
+  struct sockaddr_in6 v6 = {};
+  v4.sin_family = AF_INET;
+  v4.sin_port = htons(static_cast<uint16_t>(port));
+  v6.sin6_family = AF_INET6;
+  v6.sin6_port = htons(static_cast<uint16_t>(port));
+  bool is_v4 = false;
+  if (s.empty()) {
+    is_v4 = family == AF_INET;
+    v4.sin_addr.s_addr = htonl(INADDR_ANY);
+    v6.sin6_addr = in6addr_any;
+  } else if (::inet_pton(AF_INET, s.c_str(), &v4.sin_addr) == 1) {
+    is_v4 = true;
+  } else if (::inet_pton(AF_INET6, s.c_str(), &v6.sin6_addr) == 1) {
+    is_v4 = false;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", s,
+                     "\" is not a numeric IPv4 or IPv6 address (names are not "
+                     "resolved)"));
+  }
+  if (family == AF_INET6 && is_v4) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address \"", s, "\" is IPv4 but family INET6 was asked"));
+  }
+  if (family == AF_INET && !is_v4) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address \"", s, "\" is IPv6 but family INET was asked"));
+  }
+  if (is_v4) {
+    std::memcpy(&out.storage, &v4, sizeof(v4));
+    out.len = sizeof(v4);
+  } else {
+    std::memcpy(&out.storage, &v6, sizeof(v6));
+    out.len = sizeof(v6);
+  }
+  return out;
+}
+
+namespace {
+
+absl::StatusOr<SockAddr> Name(int fd, bool peer) {
+  SockAddr out;
+  out.len = sizeof(out.storage);
+  int rc = peer ? ::getpeername(fd, reinterpret_cast<sockaddr*>(&out.storage),
+                                &out.len)
+                : ::getsockname(fd, reinterpret_cast<sockaddr*>(&out.storage),
+                                &out.len);
+  if (rc != 0) return ErrnoStatus(errno, peer ? "getpeername" : "getsockname");
+  return out;
+}
+
+// A TCP socket of `family`, close-on-exec, bound to `ifname`.
+absl::StatusOr<UniqueFd> DeviceSocket(absl::string_view ifname, int family) {
+  UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
+  if (!fd) return ErrnoStatus(errno, "socket(SOCK_STREAM)");
+  if (ifname.empty() || ifname.size() >= IFNAMSIZ) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid interface name \"", ifname, "\""));
+  }
+  const std::string name(ifname);
+  if (::setsockopt(fd.get_unowned(), SOL_SOCKET, SO_BINDTODEVICE, name.c_str(),
+                   static_cast<socklen_t>(name.size())) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("SO_BINDTODEVICE ", name));
+  }
+  return fd;
+}
+
+bool IsWildcard(const SockAddr& a) {
+  if (a.family() == AF_INET) {
+    return reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr.s_addr ==
+           htonl(INADDR_ANY);
+  }
+  if (a.family() == AF_INET6) {
+    return IN6_IS_ADDR_UNSPECIFIED(
+        &reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_addr);
+  }
+  return false;
+}
+
+void SetPort(SockAddr* a, uint32_t port) {
+  const uint16_t p = htons(static_cast<uint16_t>(port));
+  if (a->family() == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&a->storage)->sin_port = p;
+  } else if (a->family() == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(&a->storage)->sin6_port = p;
+  }
+}
+
+// The source address the kernel picks for a flow to `remote` out of
+// `ifname`: connect(2) on a UDP socket does the same route lookup as TCP's
+// and sends nothing (net/ipv4/datagram.c __ip4_datagram_connect()).
+absl::StatusOr<SockAddr> RouteSource(absl::string_view ifname,
+                                     const SockAddr& remote) {
+  UniqueFd probe(
+      ::socket(remote.family(), SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP));
+  if (!probe) return ErrnoStatus(errno, "socket(SOCK_DGRAM)");
+  const std::string name(ifname);
+  if (::setsockopt(probe.get_unowned(), SOL_SOCKET, SO_BINDTODEVICE,
+                   name.c_str(), static_cast<socklen_t>(name.size())) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("SO_BINDTODEVICE ", name));
+  }
+  if (::connect(probe.get_unowned(),
+                reinterpret_cast<const sockaddr*>(&remote.storage),
+                remote.len) != 0) {
+    return ErrnoStatus(
+        errno, absl::StrCat("no route to ", AddressIp(remote), " via ", name));
+  }
+  return Name(probe.get_unowned(), /*peer=*/false);
+}
+
+}  // namespace
+
+absl::StatusOr<SockAddr> LocalAddress(int fd) { return Name(fd, false); }
+absl::StatusOr<SockAddr> PeerAddress(int fd) { return Name(fd, true); }
+
+std::string AddressIp(const SockAddr& addr) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (addr.family() == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&addr.storage);
+    ::inet_ntop(AF_INET, &a->sin_addr, buf, sizeof(buf));
+  } else if (addr.family() == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr.storage);
+    ::inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof(buf));
+  }
+  return buf;
+}
+
+uint32_t AddressPort(const SockAddr& addr) {
+  if (addr.family() == AF_INET) {
+    return ntohs(reinterpret_cast<const sockaddr_in*>(&addr.storage)->sin_port);
+  }
+  if (addr.family() == AF_INET6) {
+    return ntohs(
+        reinterpret_cast<const sockaddr_in6*>(&addr.storage)->sin6_port);
+  }
+  return 0;
+}
+
+absl::StatusOr<UniqueFd> CreateBoundListener(absl::string_view ifname,
+                                             const SockAddr& local,
+                                             int backlog) {
+  auto fd = DeviceSocket(ifname, local.family());
+  if (!fd.ok()) return fd.status();
+  int one = 1;
+  ::setsockopt(fd->get_unowned(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (::bind(fd->get_unowned(),
+             reinterpret_cast<const sockaddr*>(&local.storage),
+             local.len) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("bind ", AddressIp(local), " port ",
+                                           AddressPort(local)));
+  }
+  if (::listen(fd->get_unowned(), backlog) != 0) {
+    return ErrnoStatus(errno, "listen");
+  }
+  return fd;
+}
+
+absl::StatusOr<UniqueFd> CreateBoundConnected(
+    absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
+    absl::Duration timeout,
+    const std::function<absl::Status(int fd)>& before_connect) {
+  auto fd = DeviceSocket(ifname, remote.family());
+  if (!fd.ok()) return fd.status();
+  const int s = fd->get_unowned();
+  SockAddr bind_to;
+  if (local != nullptr && local->len > 0) {
+    if (local->family() != remote.family()) {
+      return absl::InvalidArgumentError(
+          "local and remote addresses are of different families");
+    }
+    bind_to = *local;
+  } else if (before_connect) {
+    // The hook needs the local port now, before the SYN goes out.
+    auto wildcard = ParseSockAddr("", 0, remote.family());
+    if (!wildcard.ok()) return wildcard.status();
+    bind_to = *wildcard;
+  }
+  if (before_connect && IsWildcard(bind_to)) {
+    // ... and the local address: connect(2) would pick it only with the SYN,
+    // too late for a 5-tuple rule. Ask the routing table now, as connect
+    // would (same device, same remote), and bind to what it answers.
+    auto source = RouteSource(ifname, remote);
+    if (!source.ok()) return source.status();
+    SetPort(&*source, AddressPort(bind_to));
+    bind_to = *source;
+  }
+  if (bind_to.len > 0 &&
+      ::bind(s, reinterpret_cast<const sockaddr*>(&bind_to.storage),
+             bind_to.len) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("bind ", AddressIp(bind_to),
+                                           " port ", AddressPort(bind_to)));
+  }
+  if (before_connect) {
+    absl::Status hook = before_connect(s);
+    if (!hook.ok()) return hook;
+  }
+  const int flags = ::fcntl(s, F_GETFL);
+  ::fcntl(s, F_SETFL, flags | O_NONBLOCK);
+  const std::string target =
+      absl::StrCat(AddressIp(remote), " port ", AddressPort(remote));
+  if (::connect(s, reinterpret_cast<const sockaddr*>(&remote.storage),
+                remote.len) != 0) {
+    if (errno != EINPROGRESS) {
+      return ErrnoStatus(errno, absl::StrCat("connect ", target));
+    }
+    const absl::Time deadline = absl::Now() + timeout;
+    for (;;) {
+      const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+      if (left <= 0) {
+        return absl::DeadlineExceededError(
+            absl::StrCat("connect ", target, ": no answer within ",
+                         absl::FormatDuration(timeout)));
+      }
+      struct pollfd p = {s, POLLOUT, 0};
+      int n = ::poll(&p, 1, static_cast<int>(left));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoStatus(errno, "poll");
+      if (n == 1) break;
+    }
+    int err = 0;
+    socklen_t len = sizeof(err);
+    ::getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) return ErrnoStatus(err, absl::StrCat("connect ", target));
+  }
+  ::fcntl(s, F_SETFL, flags);
+  return fd;
+}
+
+}  // namespace devmem
+
+namespace devmem {
+
+absl::Status CheckTcpSocket(int fd) {
+  int domain = 0;
+  int type = 0;
+  int protocol = 0;
+  socklen_t len = sizeof(int);
+  const bool ok = ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+                  (len = sizeof(int),
+                   ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0) &&
+                  (len = sizeof(int), ::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL,
+                                                   &protocol, &len) == 0);
+  if (ok && (domain == AF_INET || domain == AF_INET6) && type == SOCK_STREAM &&
+      protocol == IPPROTO_TCP) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the deposited fd is ", DescribeFd(fd),
+      ", not a TCP socket; deposit a TCP/IPv4 or TCP/IPv6 socket that is "
+      "bound and listening, or connected"));
+}
+
+absl::Status BindToDevice(int fd, absl::string_view ifname) {
+  char current[IFNAMSIZ] = {};
+  socklen_t len = sizeof(current);
+  if (::getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, current, &len) == 0 &&
+      current[0] != '\0') {
+    if (ifname == current) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the socket is bound to device ", current, " but the binding is on ",
+        ifname, "; use a socket not bound to another device"));
+  }
+  const std::string name(ifname);
+  if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name.c_str(),
+                   static_cast<socklen_t>(name.size())) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("SO_BINDTODEVICE ", name));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// ip and port of a socket address; v4-mapped v6 becomes v4.
+void AddrParts(const SockAddr& a, int* family, std::string* ip,
+               uint16_t* port) {
+  *family = a.family();
+  *port = static_cast<uint16_t>(AddressPort(a));
+  if (a.family() == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a.storage);
+    if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+      char buf[INET_ADDRSTRLEN] = {};
+      ::inet_ntop(AF_INET, &v6->sin6_addr.s6_addr[12], buf, sizeof(buf));
+      *family = AF_INET;
+      *ip = buf;
+      return;
+    }
+    *ip = IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr) ? "" : AddressIp(a);
+    return;
+  }
+  const auto* v4 = reinterpret_cast<const sockaddr_in*>(&a.storage);
+  *ip = v4->sin_addr.s_addr == htonl(INADDR_ANY) ? "" : AddressIp(a);
+}
+
+}  // namespace
+
+absl::StatusOr<FlowTuple> SocketFlowTuple(int fd) {
+  auto local = LocalAddress(fd);
+  if (!local.ok()) return local.status();
+  FlowTuple t;
+  AddrParts(*local, &t.family, &t.dst_ip, &t.dst_port);
+  if (t.dst_port == 0) {
+    return absl::InvalidArgumentError(
+        "the socket has no local port; bind (and listen) or connect it "
+        "before steering");
+  }
+  auto peer = PeerAddress(fd);
+  if (peer.ok()) {
+    int family = 0;
+    AddrParts(*peer, &family, &t.src_ip, &t.src_port);
+    if (family != t.family) {
+      return absl::InvalidArgumentError(
+          "local and peer addresses are of different families");
+    }
+  } else if (StatusErrno(peer.status()) != ENOTCONN) {
+    return peer.status();
+  }
+  return t;
+}
+
+}  // namespace devmem

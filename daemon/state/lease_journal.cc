@@ -1,0 +1,174 @@
+#include "daemon/state/lease_journal.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace devmem {
+
+using devmem::v1::JournalEntry;
+using devmem::v1::JournalState;
+
+void FoldJournalEntry(const JournalEntry& e, JournalState* s) {
+  auto bump = [s](uint64_t id) {
+    if (id + 1 > s->next_id()) s->set_next_id(id + 1);
+  };
+  switch (e.op_case()) {
+    case JournalEntry::kSessionPut:
+      bump(e.session_put().id());
+      (*s->mutable_sessions())[e.session_put().id()] = e.session_put();
+      break;
+    case JournalEntry::kSessionDel:
+      s->mutable_sessions()->erase(e.session_del());
+      break;
+    case JournalEntry::kBindingPut:
+      bump(e.binding_put().handle());
+      (*s->mutable_bindings())[e.binding_put().handle()] = e.binding_put();
+      break;
+    case JournalEntry::kBindingDel:
+      s->mutable_bindings()->erase(e.binding_del());
+      break;
+    case JournalEntry::kRulePut:
+      bump(e.rule_put().id());
+      (*s->mutable_rules())[e.rule_put().id()] = e.rule_put();
+      break;
+    case JournalEntry::kRuleDel:
+      s->mutable_rules()->erase(e.rule_del());
+      break;
+    case JournalEntry::kProfilePut:
+      (*s->mutable_profiles())[e.profile_put().nic()] = e.profile_put();
+      break;
+    case JournalEntry::kProfileDel:
+      s->mutable_profiles()->erase(e.profile_del());
+      break;
+    case JournalEntry::kNextId:
+      if (e.next_id() > s->next_id()) s->set_next_id(e.next_id());
+      break;
+    case JournalEntry::OP_NOT_SET:
+      break;
+  }
+}
+
+std::vector<JournalEntry> SnapshotEntries(const JournalState& s) {
+  std::vector<JournalEntry> out;
+  JournalEntry e;
+  e.set_next_id(s.next_id());
+  out.push_back(e);
+  for (const auto& [nic, p] : s.profiles()) {
+    *out.emplace_back().mutable_profile_put() = p;
+  }
+  for (const auto& [id, x] : s.sessions()) {
+    *out.emplace_back().mutable_session_put() = x;
+  }
+  for (const auto& [id, x] : s.bindings()) {
+    *out.emplace_back().mutable_binding_put() = x;
+  }
+  for (const auto& [id, x] : s.rules()) {
+    *out.emplace_back().mutable_rule_put() = x;
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<LeaseJournal>> LeaseJournal::Open(
+    Options options, std::vector<std::string>* report) {
+  JournalScan scan;
+  Journal::Options jo;
+  jo.path = options.path;
+  jo.sync = options.sync;
+  auto journal = Journal::Open(jo, &scan);
+  if (!journal.ok()) return journal.status();
+  JournalState state;
+  size_t unreadable = 0;
+  for (const std::string& rec : scan.records) {
+    JournalEntry e;
+    // A record with a good checksum that does not parse was written by a
+    // newer devmemd or is damage the checksum missed: skip it, say so.
+    if (!e.ParseFromString(rec)) {
+      ++unreadable;
+      continue;
+    }
+    FoldJournalEntry(e, &state);
+  }
+  if (report != nullptr) {
+    report->push_back(
+        absl::StrCat("journal ", options.path, ": ", scan.records.size(),
+                     " record(s), ", state.sessions_size(), " session(s), ",
+                     state.bindings_size(), " binding(s), ", state.rules_size(),
+                     " rule(s), ", state.profiles_size(), " profile(s)"));
+    if (!scan.tail_problem.empty()) {
+      report->push_back(absl::StrCat(
+          "journal ", options.path, ": cut off ", scan.dropped_bytes,
+          " byte(s) of torn or corrupt tail (", scan.tail_problem,
+          "); the kernel's state decides what those records described"));
+    }
+    if (unreadable > 0) {
+      report->push_back(absl::StrCat("journal ", options.path, ": skipped ",
+                                     unreadable, " unparsable record(s)"));
+    }
+  }
+  return std::unique_ptr<LeaseJournal>(
+      new LeaseJournal(std::move(options), *std::move(journal), state));
+}
+
+LeaseJournal::LeaseJournal(Options options, std::unique_ptr<Journal> journal,
+                           JournalState state)
+    : options_(std::move(options)),
+      journal_(std::move(journal)),
+      state_(std::move(state)) {}
+
+absl::Status LeaseJournal::Record(const JournalEntry& entry, bool durable) {
+  absl::MutexLock lock(&mu_);
+  absl::Status s = journal_->Append(entry.SerializeAsString(), durable);
+  if (!s.ok()) {
+    error_ = absl::StrCat(s.message());
+    ++errors_;
+    return s;
+  }
+  // Only new work (a durable intent) succeeding proves the journal healthy
+  // again; a small outcome record may still fit where an intent did not.
+  if (durable) error_.clear();
+  FoldJournalEntry(entry, &state_);
+  MaybeCompactLocked();
+  return absl::OkStatus();
+}
+
+uint64_t LeaseJournal::errors() const {
+  absl::MutexLock lock(&mu_);
+  return errors_;
+}
+
+void LeaseJournal::MaybeCompactLocked() {
+  const uint64_t size = journal_->size_bytes();
+  if (size < options_.compact_bytes) return;
+  const size_t live = state_.ByteSizeLong() + 64;
+  if (size < 4 * live) return;
+  std::vector<std::string> records;
+  for (const JournalEntry& e : SnapshotEntries(state_)) {
+    records.push_back(e.SerializeAsString());
+  }
+  // A failed compaction leaves the old journal in use; the next append tries
+  // again.
+  (void)journal_->Rewrite(records);
+}
+
+JournalState LeaseJournal::state() const {
+  absl::MutexLock lock(&mu_);
+  return state_;
+}
+
+std::string LeaseJournal::error() const {
+  absl::MutexLock lock(&mu_);
+  return error_;
+}
+
+uint64_t LeaseJournal::size_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return journal_->size_bytes();
+}
+
+void LeaseJournal::InjectWriteFailureForTest(int err, size_t partial, int n) {
+  absl::MutexLock lock(&mu_);
+  journal_->InjectWriteFailureForTest(err, partial, n);
+}
+
+}  // namespace devmem

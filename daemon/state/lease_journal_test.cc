@@ -1,0 +1,181 @@
+#include "daemon/state/lease_journal.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <google/protobuf/util/message_differencer.h>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace devmem {
+namespace {
+
+using devmem::v1::JournalEntry;
+using devmem::v1::JournalState;
+using ::testing::HasSubstr;
+
+std::string TempPath() {
+  static int n = 0;
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  return absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/lj_", getpid(), "_", n++,
+                      "/journal");
+}
+
+JournalEntry SessionPut(uint64_t id, uint32_t uid) {
+  JournalEntry e;
+  e.mutable_session_put()->set_id(id);
+  e.mutable_session_put()->set_token(absl::StrCat("tok", id));
+  e.mutable_session_put()->set_uid(uid);
+  return e;
+}
+
+JournalEntry BindingPut(uint64_t handle, uint64_t session, bool made) {
+  JournalEntry e;
+  auto* b = e.mutable_binding_put();
+  b->set_handle(handle);
+  b->set_session(session);
+  b->set_nic("eth9");
+  b->set_made(made);
+  b->add_queues(3);
+  if (made) b->set_kernel_id(7);
+  return e;
+}
+
+TEST(FoldJournalEntryTest, PutsReplaceDeletesRemoveIdsOnlyGrow) {
+  JournalState s;
+  FoldJournalEntry(SessionPut(4, 1000), &s);
+  FoldJournalEntry(BindingPut(10, 4, false), &s);
+  FoldJournalEntry(BindingPut(10, 4, true), &s);
+  EXPECT_EQ(s.sessions_size(), 1);
+  ASSERT_EQ(s.bindings_size(), 1);
+  EXPECT_TRUE(s.bindings().at(10).made());
+  EXPECT_EQ(s.next_id(), 11u);
+  JournalEntry del;
+  del.set_binding_del(10);
+  FoldJournalEntry(del, &s);
+  EXPECT_EQ(s.bindings_size(), 0);
+  EXPECT_EQ(s.next_id(), 11u) << "a delete must not lower the id mark";
+  JournalEntry low;
+  low.set_next_id(3);
+  FoldJournalEntry(low, &s);
+  EXPECT_EQ(s.next_id(), 11u);
+  // Deleting what does not exist and an empty entry are harmless.
+  JournalEntry nothing;
+  FoldJournalEntry(nothing, &s);
+  del.set_rule_del(999);
+  FoldJournalEntry(del, &s);
+  EXPECT_EQ(s.sessions_size(), 1);
+}
+
+TEST(FoldJournalEntryTest, SnapshotRebuildsTheSameState) {
+  JournalState s;
+  FoldJournalEntry(SessionPut(1, 5), &s);
+  FoldJournalEntry(SessionPut(2, 6), &s);
+  FoldJournalEntry(BindingPut(3, 1, true), &s);
+  JournalEntry rule;
+  rule.mutable_rule_put()->set_id(8);
+  rule.mutable_rule_put()->set_binding(3);
+  rule.mutable_rule_put()->set_location(1023);
+  FoldJournalEntry(rule, &s);
+  JournalEntry prof;
+  prof.mutable_profile_put()->set_nic("eth9");
+  FoldJournalEntry(prof, &s);
+  JournalState rebuilt;
+  for (const JournalEntry& e : SnapshotEntries(s)) {
+    FoldJournalEntry(e, &rebuilt);
+  }
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(rebuilt, s))
+      << rebuilt.DebugString() << "\nvs\n"
+      << s.DebugString();
+  EXPECT_EQ(rebuilt.next_id(), 9u);
+}
+
+TEST(LeaseJournalTest, ReplaysAcrossReopen) {
+  const std::string path = TempPath();
+  {
+    std::vector<std::string> report;
+    auto j = LeaseJournal::Open({path, true}, &report);
+    ASSERT_TRUE(j.ok()) << j.status();
+    ASSERT_TRUE((*j)->Record(SessionPut(1, 1000)).ok());
+    ASSERT_TRUE((*j)->Record(BindingPut(2, 1, true)).ok());
+    EXPECT_EQ((*j)->error(), "");
+  }
+  std::vector<std::string> report;
+  auto j = LeaseJournal::Open({path, true}, &report);
+  ASSERT_TRUE(j.ok());
+  JournalState s = (*j)->state();
+  EXPECT_EQ(s.sessions_size(), 1);
+  EXPECT_EQ(s.bindings_size(), 1);
+  ASSERT_FALSE(report.empty());
+  EXPECT_THAT(report[0], HasSubstr("2 record(s), 1 session(s), 1 binding(s)"));
+}
+
+TEST(LeaseJournalTest, TornTailIsReportedAndDropped) {
+  const std::string path = TempPath();
+  {
+    auto j = LeaseJournal::Open({path, false}, nullptr);
+    ASSERT_TRUE(j.ok());
+    ASSERT_TRUE((*j)->Record(SessionPut(1, 1000)).ok());
+  }
+  {
+    std::ofstream f(path, std::ios::app | std::ios::binary);
+    // Written with its length: operator<< would stop at the first NUL.
+    const char torn[] = "DMJ1\x10\x00\x00\x00xyz";
+    f.write(torn, sizeof(torn) - 1);
+  }
+  std::vector<std::string> report;
+  auto j = LeaseJournal::Open({path, false}, &report);
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ((*j)->state().sessions_size(), 1);
+  ASSERT_EQ(report.size(), 2u);
+  EXPECT_THAT(report[1], HasSubstr("torn or corrupt tail"));
+}
+
+TEST(LeaseJournalTest, FailedAppendRecordsNothingAndIsReported) {
+  const std::string path = TempPath();
+  auto j = LeaseJournal::Open({path, false}, nullptr);
+  ASSERT_TRUE(j.ok());
+  (*j)->InjectWriteFailureForTest(ENOSPC, 3);
+  absl::Status s = (*j)->Record(SessionPut(1, 1000));
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT((*j)->error(), HasSubstr("No space left"));
+  EXPECT_EQ((*j)->errors(), 1u);
+  EXPECT_EQ((*j)->state().sessions_size(), 0);
+  ASSERT_TRUE((*j)->Record(SessionPut(2, 1000)).ok());
+  EXPECT_EQ((*j)->error(), "");
+  EXPECT_EQ((*j)->errors(), 1u) << "a count of failures, not a state";
+  auto again = LeaseJournal::Open({path, false}, nullptr);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->state().sessions_size(), 1);
+  EXPECT_TRUE((*again)->state().sessions().contains(2));
+}
+
+TEST(LeaseJournalTest, CompactsToTheLiveState) {
+  const std::string path = TempPath();
+  LeaseJournal::Options o{path, false, /*compact_bytes=*/4096};
+  auto j = LeaseJournal::Open(o, nullptr);
+  ASSERT_TRUE(j.ok());
+  for (uint64_t i = 1; i <= 2000; ++i) {
+    ASSERT_TRUE((*j)->Record(BindingPut(i, 1, true)).ok());
+    JournalEntry del;
+    del.set_binding_del(i);
+    ASSERT_TRUE((*j)->Record(del).ok());
+  }
+  ASSERT_TRUE((*j)->Record(SessionPut(1, 1000)).ok());
+  EXPECT_LT((*j)->size_bytes(), 16384u) << "the journal was never compacted";
+  auto again = LeaseJournal::Open(o, nullptr);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->state().sessions_size(), 1);
+  EXPECT_EQ((*again)->state().bindings_size(), 0);
+  EXPECT_EQ((*again)->state().next_id(), 2001u);
+}
+
+}  // namespace
+}  // namespace devmem
