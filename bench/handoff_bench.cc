@@ -466,7 +466,7 @@ SocketTraits TraitsOf(int fd) {
   return t;
 }
 
-// The listening socket devmemd would create (daemon/socket_broker.cc,
+// The listening socket devmemd would create (daemon/session/socket_broker.cc,
 // CreateBoundListener), opened by the bench itself.
 absl::StatusOr<UniqueFd> DirectListener() {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));

@@ -16,7 +16,9 @@
 
 namespace devmem {
 
-// NicControl on the running kernel:
+// NicControl on the running kernel (the other backend, a simulated devmem NIC
+// for demos and tests, is SimulatedNic in daemon/nic/simulated/; the daemon
+// picks one in daemon/backend.h):
 //   channels, rings, features  ethtool netlink
 //   RSS                        ethtool netlink when the kernel registered the
 //                              op (RSS_GET 6.2+; RSS_SET, RSS_CREATE_ACT,

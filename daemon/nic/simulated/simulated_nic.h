@@ -61,7 +61,9 @@ enum class SimOp {
 };
 
 // The simulated devmem NIC backend (`devmemd --nic_backend=simulated`, and the
-// success paths of daemon tests that no hardware here can reach). It keeps
+// success paths of daemon tests that no hardware here can reach). The other
+// NicControl backend, the real kernel, is KernelNicControl in
+// kernel/kernel_nic_control.h; daemon/backend.h picks one. It keeps
 // per-NIC channels, rings, features, RSS tables and contexts, ntuple rules and
 // bindings in memory and enforces the kernel's rules for them with the
 // kernel's errno and, where the kernel sends one, its extack text verbatim
