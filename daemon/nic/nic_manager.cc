@@ -8,6 +8,7 @@
 #include <fstream>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -294,7 +295,7 @@ std::string NicManager::ApplyLocked(Nic& nic) {
   nic.rule_quota = nic.profile.max_rules() != 0
                        ? std::min(nic.profile.max_rules(), table_size)
                        : table_size;
-  nic.free_queues = plan->pool;
+  nic.pool = QueuePool(plan->pool);
   nic.plan = *std::move(plan);
   nic.state = devmem::v1::PROFILE_STATE_APPLIED;
   nic.reason = absl::StrCat("devmem pool of ", nic.plan->pool.size(),
@@ -359,7 +360,7 @@ std::string NicManager::RestoreLocked(Nic& nic, uint32_t* bindings,
     return absl::StrCat(nic.name, ": ", status->message());
   }
   *status = RestoreSettings(*options_.control, nic.ifindex, nic.original);
-  nic.free_queues.clear();
+  nic.pool.Clear();
   if (!status->ok()) {
     nic.state = devmem::v1::PROFILE_STATE_FAILED;
     nic.reason =
@@ -517,7 +518,7 @@ devmem::v1::NicState NicManager::StateLocked(const Nic& nic) {
   const absl::flat_hash_set<uint32_t> kernel_bound =
       nic.ifindex != 0 ? KernelBoundQueuesLocked(nic)
                        : absl::flat_hash_set<uint32_t>{};
-  for (uint32_t q : nic.free_queues) {
+  for (uint32_t q : nic.pool.free()) {
     if (!kernel_bound.contains(q)) st.add_free_queues(q);
   }
   uint32_t bindings = 0;
@@ -656,21 +657,14 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
   if (!quota.ok()) return quota;
   // A queue the kernel shows bound is not free even if devmemd released it:
   // a workload may still hold the anchor of a binding devmemd let go.
-  const absl::flat_hash_set<uint32_t> busy = KernelBoundQueuesLocked(nic);
-  std::vector<uint32_t> queues;
-  for (uint32_t q : nic.free_queues) {
-    if (queues.size() < want && !busy.contains(q)) queues.push_back(q);
-  }
-  if (queues.size() < want) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        nic.name, ": the devmem pool has ", queues.size(), " free of ",
-        nic.plan->pool.size(), " queue(s), ", want,
-        " requested; release a binding or grow pool_queues",
-        busy.empty() ? ""
-                     : absl::StrCat(" (", busy.size(),
-                                    " queue(s) are still bound in the kernel "
-                                    "by anchors a workload kept)")));
-  }
+  auto taken = nic.pool.Take(want, KernelBoundQueuesLocked(nic), nic.name);
+  if (!taken.ok()) return taken.status();
+  const std::vector<uint32_t> queues = *std::move(taken);
+  // Taken from the pool now; given back on any failure below.
+  bool made = false;
+  absl::Cleanup give_back = [&] {
+    if (!made) nic.pool.Release(queues);
+  };
   absl::Status journaled = JournalSessionLocked(session);
   if (!journaled.ok()) return journaled;
   const bool with_context = nic.plan->rss_mode == devmem::v1::RSS_MODE_CONTEXT;
@@ -718,7 +712,9 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
                          BindRxRemedy(bound.status(), nic.name));
   }
   b.kernel = *std::move(bound);
-  return AdoptNewBindingLocked(std::move(b), nic);
+  auto adopted = AdoptNewBindingLocked(std::move(b), nic);
+  made = adopted.ok();
+  return adopted;
 }
 
 absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
@@ -791,11 +787,7 @@ absl::StatusOr<devmem::v1::Binding> NicManager::AdoptNewBindingLocked(
   }
   const uint64_t handle = b.handle;
   sessions_[b.session].bindings.push_back(handle);
-  for (uint32_t q : b.queues) {
-    nic.free_queues.erase(
-        std::remove(nic.free_queues.begin(), nic.free_queues.end(), q),
-        nic.free_queues.end());
-  }
+  nic.pool.Claim(b.queues);
   Binding& stored = bindings_[handle];
   stored = std::move(b);
   return BindingProto(stored);
@@ -879,9 +871,7 @@ uint32_t NicManager::ReleaseBindingLocked(uint64_t handle, const char* cause) {
       (void)options_.control->DeleteRssContext(nic->ifindex, *b.rss_context);
     }
     if (nic->state == devmem::v1::PROFILE_STATE_APPLIED) {
-      nic->free_queues.insert(nic->free_queues.end(), queues.begin(),
-                              queues.end());
-      std::sort(nic->free_queues.begin(), nic->free_queues.end());
+      nic->pool.Release(queues);
     }
   }
   bindings_.erase(it);
@@ -1117,11 +1107,9 @@ std::vector<NicManager::NicMetrics> NicManager::Metrics() const {
     m.state = nic->state;
     m.reason = nic->reason;
     m.degraded = !nic->degraded.empty();
-    m.queues_free = static_cast<uint32_t>(nic->free_queues.size());
+    m.queues_free = static_cast<uint32_t>(nic->pool.free_count());
     if (nic->state == devmem::v1::PROFILE_STATE_APPLIED && nic->plan) {
-      const size_t pool = nic->plan->pool.size();
-      m.queues_used =
-          static_cast<uint32_t>(pool - std::min(pool, nic->free_queues.size()));
+      m.queues_used = static_cast<uint32_t>(nic->pool.used_count());
     }
     m.rules = static_cast<uint32_t>(nic->rules.size());
     m.rules_installed = nic->rules_installed;
@@ -1396,11 +1384,7 @@ std::vector<std::string> NicManager::Recover(
     } else {
       ++awaiting;
     }
-    for (uint32_t q : b.queues) {
-      nic->free_queues.erase(
-          std::remove(nic->free_queues.begin(), nic->free_queues.end(), q),
-          nic->free_queues.end());
-    }
+    nic->pool.Claim(b.queues);
     SessionLeases& leases = sessions_[b.session];
     leases.bindings.push_back(handle);
     leases.journaled = true;

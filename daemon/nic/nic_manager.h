@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/nic/nic_profile.h"
+#include "daemon/nic/queue_pool.h"
 #include "daemon/state/anchor_store.h"
 #include "daemon/state/lease_journal.h"
 #include "kernel/fd_identity.h"
@@ -281,7 +282,7 @@ class NicManager {
     devmem::v1::NicSettings original;
     devmem::v1::NicSettings desired;
     bool recorded = false;
-    std::vector<uint32_t> free_queues;  // sorted
+    QueuePool pool;  // empty unless applied
     // Why the NIC no longer matches its profile ("" if it does).
     std::string degraded;
     uint32_t rule_quota = 0;
