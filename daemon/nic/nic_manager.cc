@@ -24,23 +24,6 @@ namespace {
 
 using devmem::v1::NicSettings;
 
-std::string TupleKey(const FlowTuple& t) {
-  return absl::StrCat(t.family, "|", t.src_ip, "|", t.src_port, "|", t.dst_ip,
-                      "|", t.dst_port);
-}
-
-std::string DescribeTuple(const FlowTuple& t) {
-  auto side = [&t](const std::string& ip, uint16_t port) {
-    const std::string host = ip.empty() ? "*" : ip;
-    const std::string p = port == 0 ? "*" : absl::StrCat(port);
-    return t.family == AF_INET6 ? absl::StrCat("[", host, "]:", p)
-                                : absl::StrCat(host, ":", p);
-  };
-  return absl::StrCat(t.family == AF_INET6 ? "tcp6 " : "tcp4 ",
-                      side(t.src_ip, t.src_port), " -> ",
-                      side(t.dst_ip, t.dst_port));
-}
-
 std::string DescribeMissing(const std::vector<Capability>& missing) {
   std::vector<std::string> parts;
   parts.reserve(missing.size());
@@ -171,8 +154,23 @@ std::string BindRxRemedy(const absl::Status& status, absl::string_view nic) {
   }
 }
 
+namespace {
+
+LeaseTable::Quotas QuotasOf(const devmem::v1::DaemonConfig& c) {
+  LeaseTable::Quotas q;
+  q.bindings_per_session = c.max_bindings_per_session();
+  q.bindings_per_uid = c.max_bindings_per_uid();
+  q.rules_per_session = c.max_rules_per_session();
+  q.rules_per_uid = c.max_rules_per_uid();
+  return q;
+}
+
+}  // namespace
+
 NicManager::NicManager(const Options& options)
-    : options_(options), store_(options.config->state_dir()) {
+    : options_(options),
+      store_(options.config->state_dir()),
+      leases_(QuotasOf(*options.config)) {
   absl::MutexLock lock(&mu_);
   for (const devmem::v1::NicProfile& p : options_.config->nic_profiles()) {
     auto nic = std::make_unique<Nic>();
@@ -187,7 +185,7 @@ NicManager::~NicManager() {
   absl::MutexLock lock(&mu_);
   // Bindings unbind as their objects go; rules and settings are left to
   // RestoreAll(), which the daemon calls on a clean shutdown.
-  bindings_.clear();
+  leases_.Clear();
 }
 
 std::vector<std::string> NicManager::ApplyAll() {
@@ -325,12 +323,7 @@ std::string NicManager::RestoreLocked(Nic& nic, uint32_t* bindings,
                                       uint32_t* rules, absl::Status* status) {
   // Unbind before anything else: the kernel refuses split off and channel
   // shrinks while a memory provider is bound (KERNEL_API.md section 1).
-  std::vector<uint64_t> handles;
-  for (const auto& [handle, b] : bindings_) {
-    if (b.nic == nic.name) handles.push_back(handle);
-  }
-  std::sort(handles.begin(), handles.end());
-  for (uint64_t h : handles) {
+  for (uint64_t h : leases_.HandlesOn(nic.name)) {
     *rules += ReleaseBindingLocked(h, kRemovedRestore);
     ++*bindings;
   }
@@ -384,18 +377,17 @@ std::string NicManager::RestoreLocked(Nic& nic, uint32_t* bindings,
 
 absl::Status NicManager::CheckNoHeldAnchorsLocked(const Nic& nic) {
   std::vector<uint64_t> handles;
-  for (const auto& [handle, b] : bindings_) {
-    if (b.nic != nic.name) continue;
+  for (uint64_t handle : leases_.HandlesOn(nic.name)) {
+    const BindingLease& b = *leases_.Get(handle);
     const bool handed_out = b.recovered || b.kernel == nullptr ||
                             (options_.anchor_handed_out &&
                              options_.anchor_handed_out(b.session, handle));
     if (handed_out) handles.push_back(handle);
   }
   if (handles.empty()) return absl::OkStatus();
-  std::sort(handles.begin(), handles.end());
   std::vector<std::string> held;
   for (uint64_t h : handles) {
-    const Binding& b = bindings_.at(h);
+    const BindingLease& b = *leases_.Get(h);
     std::string who = absl::StrCat("binding ", h, " (session ", b.session);
     std::optional<devmem::v1::JournaledSession> owner;
     if (options_.session_record) owner = options_.session_record(b.session);
@@ -521,12 +513,8 @@ devmem::v1::NicState NicManager::StateLocked(const Nic& nic) {
   for (uint32_t q : nic.pool.free()) {
     if (!kernel_bound.contains(q)) st.add_free_queues(q);
   }
-  uint32_t bindings = 0;
-  for (const auto& [h, b] : bindings_) {
-    if (b.nic == nic.name) ++bindings;
-  }
-  st.set_bindings(bindings);
-  st.set_rules(static_cast<uint32_t>(nic.rules.size()));
+  st.set_bindings(static_cast<uint32_t>(leases_.HandlesOn(nic.name).size()));
+  st.set_rules(static_cast<uint32_t>(leases_.RuleCount(nic.name)));
   st.set_rule_quota(nic.rule_quota);
   st.set_degraded(nic.degraded);
   if (nic.ifindex != 0) {
@@ -608,33 +596,14 @@ NicManager::Nic* NicManager::FindNicLocked(absl::string_view name) const {
   return nullptr;
 }
 
-absl::Status NicManager::CheckBindQuota(uint64_t session) const {
-  auto it = sessions_.find(session);
-  const size_t held = it == sessions_.end() ? 0 : it->second.bindings.size();
-  if (held >= options_.config->max_bindings_per_session()) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "this session holds ", held, " of ",
-        options_.config->max_bindings_per_session(),
-        " bindings (max_bindings_per_session); release one first"));
-  }
-  uint32_t uid = 0;
-  if (it != sessions_.end()) {
-    uid = it->second.uid;
-  } else if (options_.session_record) {
+absl::Status NicManager::CheckBindQuotaLocked(uint64_t session) const {
+  // A session's first binding: its owner comes from the session layer.
+  std::optional<uint32_t> uid = leases_.OwnerOf(session);
+  if (!uid.has_value() && options_.session_record) {
     auto rec = options_.session_record(session);
     if (rec) uid = rec->uid();
   }
-  uint32_t uid_bindings = 0;
-  uint32_t uid_rules = 0;
-  UidTotalsLocked(uid, &uid_bindings, &uid_rules);
-  if (uid_bindings >= options_.config->max_bindings_per_uid()) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "uid ", uid, " holds ", uid_bindings, " of ",
-        options_.config->max_bindings_per_uid(),
-        " bindings over all its sessions (max_bindings_per_uid); release "
-        "one first"));
-  }
-  return absl::OkStatus();
+  return leases_.CheckBindQuota(session, uid.value_or(0));
 }
 
 absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
@@ -653,7 +622,7 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
   auto nic_or = ResolveTarget(target);
   if (!nic_or.ok()) return nic_or.status();
   Nic& nic = **nic_or;
-  absl::Status quota = CheckBindQuota(session);
+  absl::Status quota = CheckBindQuotaLocked(session);
   if (!quota.ok()) return quota;
   // A queue the kernel shows bound is not free even if devmemd released it:
   // a workload may still hold the anchor of a binding devmemd let go.
@@ -676,8 +645,8 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
     indir.resize(size);
     for (size_t i = 0; i < size; ++i) indir[i] = queues[i % queues.size()];
   }
-  Binding b;
-  b.handle = next_handle_++;
+  BindingLease b;
+  b.handle = leases_.NextId();
   b.session = session;
   b.nic = nic.name;
   b.ifindex = nic.ifindex;
@@ -726,12 +695,12 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
   auto nic_or = ResolveTarget(target);
   if (!nic_or.ok()) return nic_or.status();
   Nic& nic = **nic_or;
-  absl::Status quota = CheckBindQuota(session);
+  absl::Status quota = CheckBindQuotaLocked(session);
   if (!quota.ok()) return quota;
   absl::Status journaled = JournalSessionLocked(session);
   if (!journaled.ok()) return journaled;
-  Binding b;
-  b.handle = next_handle_++;
+  BindingLease b;
+  b.handle = leases_.NextId();
   b.session = session;
   b.nic = nic.name;
   b.ifindex = nic.ifindex;
@@ -761,7 +730,7 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
 }
 
 absl::StatusOr<devmem::v1::Binding> NicManager::AdoptNewBindingLocked(
-    Binding b, Nic& nic) {
+    BindingLease b, Nic& nic) {
   b.kernel_id = b.kernel->id();
   if (!b.tx) b.queues = b.kernel->queues();
   if (b.kernel->netlink_fd_unowned() >= 0) {
@@ -785,15 +754,11 @@ absl::StatusOr<devmem::v1::Binding> NicManager::AdoptNewBindingLocked(
   if (options_.anchors != nullptr && b.kernel->netlink_fd_unowned() >= 0) {
     (void)options_.anchors->Keep(b.handle, b.kernel->netlink_fd_unowned());
   }
-  const uint64_t handle = b.handle;
-  sessions_[b.session].bindings.push_back(handle);
   nic.pool.Claim(b.queues);
-  Binding& stored = bindings_[handle];
-  stored = std::move(b);
-  return BindingProto(stored);
+  return BindingProto(leases_.Add(std::move(b)));
 }
 
-devmem::v1::Binding NicManager::BindingProto(const Binding& b) const {
+devmem::v1::Binding NicManager::BindingProto(const BindingLease& b) const {
   devmem::v1::Binding out;
   out.set_handle(b.handle);
   out.set_nic(b.nic);
@@ -806,54 +771,33 @@ devmem::v1::Binding NicManager::BindingProto(const Binding& b) const {
   return out;
 }
 
-absl::StatusOr<NicManager::Binding*> NicManager::FindBinding(uint64_t session,
-                                                             uint64_t handle) {
-  auto it = bindings_.find(handle);
-  if (handle == 0 || it == bindings_.end() || it->second.session != session) {
-    return absl::NotFoundError(
-        absl::StrCat("no binding ", handle,
-                     " in this session; BindRx returns the handle to use"));
-  }
-  return &it->second;
-}
-
 uint32_t NicManager::ReleaseBindingLocked(uint64_t handle, const char* cause) {
-  auto it = bindings_.find(handle);
-  if (it == bindings_.end()) return 0;
-  Binding& b = it->second;
-  Nic* nic = FindNicLocked(b.nic);
+  const BindingLease* found = leases_.Get(handle);
+  if (found == nullptr) return 0;
+  Nic* nic = FindNicLocked(found->nic);
   uint32_t removed = 0;
-  auto sit = sessions_.find(b.session);
   if (nic != nullptr) {
     // Rules first: once the binding is gone its queue gets normal pages,
     // and a rule left pointing there would steer flows to the wrong place.
-    for (uint32_t loc : b.rule_locations) {
-      auto rit = nic->rules.find(loc);
-      if (rit == nic->rules.end()) continue;
+    const std::vector<uint32_t> locations(found->rule_locations.begin(),
+                                          found->rule_locations.end());
+    for (uint32_t loc : locations) {
+      std::optional<RuleLease> r = leases_.RemoveRule(nic->name, loc);
+      if (!r.has_value()) continue;
       (void)options_.control->DeleteRule(nic->ifindex, loc);
       devmem::v1::JournalEntry del;
-      del.set_rule_del(rit->second.journal_id);
+      del.set_rule_del(r->journal_id);
       JournalOutcomeLocked(del);
-      nic->by_tuple.erase(TupleKey(rit->second.requested));
-      nic->rules.erase(rit);
       ++nic->rules_removed[cause];
       ++removed;
     }
   }
-  if (sit != sessions_.end()) {
-    sit->second.rules -= std::min(sit->second.rules, removed);
-    auto& list = sit->second.bindings;
-    list.erase(std::remove(list.begin(), list.end(), handle), list.end());
-    if (list.empty() && sit->second.rules == 0) {
-      if (sit->second.journaled) {
-        devmem::v1::JournalEntry del;
-        del.set_session_del(sit->first);
-        JournalOutcomeLocked(del);
-      }
-      sessions_.erase(sit);
-    }
+  BindingLease b = leases_.Remove(handle);
+  if (!leases_.Holds(b.session) && leases_.ForgetSession(b.session)) {
+    devmem::v1::JournalEntry del;
+    del.set_session_del(b.session);
+    JournalOutcomeLocked(del);
   }
-  const std::vector<uint32_t> queues = b.queues;
   if (options_.anchors != nullptr && b.kernel != nullptr &&
       b.kernel->netlink_fd_unowned() >= 0) {
     (void)options_.anchors->Forget(handle);
@@ -871,10 +815,9 @@ uint32_t NicManager::ReleaseBindingLocked(uint64_t handle, const char* cause) {
       (void)options_.control->DeleteRssContext(nic->ifindex, *b.rss_context);
     }
     if (nic->state == devmem::v1::PROFILE_STATE_APPLIED) {
-      nic->pool.Release(queues);
+      nic->pool.Release(b.queues);
     }
   }
-  bindings_.erase(it);
   devmem::v1::JournalEntry del;
   del.set_binding_del(handle);
   JournalOutcomeLocked(del);
@@ -884,19 +827,19 @@ uint32_t NicManager::ReleaseBindingLocked(uint64_t handle, const char* cause) {
 absl::StatusOr<uint32_t> NicManager::ReleaseBinding(uint64_t session,
                                                     uint64_t handle) {
   absl::MutexLock lock(&mu_);
-  auto b = FindBinding(session, handle);
+  auto b = leases_.Find(session, handle);
   if (!b.ok()) return b.status();
   return ReleaseBindingLocked(handle, kRemovedReleased);
 }
 
 void NicManager::ReleaseSession(uint64_t session) {
   absl::MutexLock lock(&mu_);
-  auto it = sessions_.find(session);
-  if (it == sessions_.end()) return;
-  const std::vector<uint64_t> handles = it->second.bindings;
-  const bool journaled = it->second.journaled;
-  for (uint64_t h : handles) ReleaseBindingLocked(h, kRemovedSessionClosed);
-  sessions_.erase(session);
+  if (!leases_.Known(session)) return;
+  const bool journaled = leases_.Journaled(session);
+  for (uint64_t h : leases_.BindingsOf(session)) {
+    ReleaseBindingLocked(h, kRemovedSessionClosed);
+  }
+  leases_.ForgetSession(session);
   if (journaled) {
     devmem::v1::JournalEntry del;
     del.set_session_del(session);
@@ -907,13 +850,13 @@ void NicManager::ReleaseSession(uint64_t session) {
 absl::StatusOr<NicManager::BindingNic> NicManager::NicOfBinding(
     uint64_t session, uint64_t handle) {
   absl::MutexLock lock(&mu_);
-  auto b = FindBinding(session, handle);
+  auto b = leases_.Find(session, handle);
   if (!b.ok()) return b.status();
   return BindingNic{(*b)->nic, (*b)->ifindex};
 }
 
 devmem::v1::FlowRule NicManager::RuleProto(const Nic& nic,
-                                           const Rule& r) const {
+                                           const RuleLease& r) const {
   devmem::v1::FlowRule out;
   const FlowTuple& t = r.installed.match;
   out.set_family(t.family == AF_INET6 ? devmem::v1::ADDRESS_FAMILY_INET6
@@ -946,7 +889,7 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlowLocked(
     uint64_t session, uint64_t handle, const FlowTuple& tuple, Nic** nic_out,
     const char** cause) {
   *cause = kFailedInvalid;
-  auto bp = FindBinding(session, handle);
+  auto bp = leases_.Find(session, handle);
   Nic* nic = bp.ok() ? FindNicLocked((*bp)->nic) : nullptr;
   *nic_out = nic;
   if (tuple.family != AF_INET && tuple.family != AF_INET6) {
@@ -958,7 +901,7 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlowLocked(
         "the socket has no local port yet; bind or connect it first");
   }
   if (!bp.ok()) return bp.status();
-  Binding& b = **bp;
+  BindingLease& b = **bp;
   if (b.tx) {
     return absl::FailedPreconditionError(absl::StrCat(
         "binding ", handle,
@@ -969,10 +912,8 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlowLocked(
     return absl::FailedPreconditionError(
         absl::StrCat(b.nic, " is no longer ready for devmem"));
   }
-  const std::string key = TupleKey(tuple);
-  if (auto it = nic->by_tuple.find(key); it != nic->by_tuple.end()) {
-    const Rule& r = nic->rules.at(it->second);
-    if (r.binding == handle) return RuleProto(*nic, r);
+  if (const RuleLease* existing = leases_.RuleFor(nic->name, tuple)) {
+    if (existing->binding == handle) return RuleProto(*nic, *existing);
     *cause = kFailedConflict;
     return absl::AlreadyExistsError(absl::StrCat(
         "flow ", DescribeTuple(tuple), " on ", nic->name,
@@ -980,30 +921,13 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlowLocked(
         "one binding"));
   }
   *cause = kFailedQuota;
-  auto sit = sessions_.find(session);
-  const uint32_t held = sit == sessions_.end() ? 0 : sit->second.rules;
-  if (held >= options_.config->max_rules_per_session()) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "this session holds ", held, " of ",
-        options_.config->max_rules_per_session(),
-        " steering rules (max_rules_per_session); close sockets' leases or "
-        "release a binding"));
-  }
-  if (sit != sessions_.end()) {
-    uint32_t uid_bindings = 0;
-    uint32_t uid_rules = 0;
-    UidTotalsLocked(sit->second.uid, &uid_bindings, &uid_rules);
-    if (uid_rules >= options_.config->max_rules_per_uid()) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "uid ", sit->second.uid, " holds ", uid_rules, " of ",
-          options_.config->max_rules_per_uid(),
-          " steering rules over all its sessions (max_rules_per_uid)"));
-    }
-  }
-  if (nic->rules.size() >= nic->rule_quota) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        nic->name, ": ", nic->rules.size(), " of ", nic->rule_quota,
-        " steering rules in use (rule quota of the NIC)"));
+  absl::Status quota = leases_.CheckRuleQuota(session);
+  if (!quota.ok()) return quota;
+  const size_t on_nic = leases_.RuleCount(nic->name);
+  if (on_nic >= nic->rule_quota) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(nic->name, ": ", on_nic, " of ", nic->rule_quota,
+                     " steering rules in use (rule quota of the NIC)"));
   }
   FlowRule rule;
   rule.match = tuple;
@@ -1015,11 +939,11 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlowLocked(
     // Spread the binding's flows over its queues.
     rule.queue = queues[b.rules_made % queues.size()];
   }
-  Rule r;
+  RuleLease r;
   r.requested = tuple;
   r.session = session;
   r.binding = handle;
-  r.journal_id = next_handle_++;
+  r.journal_id = leases_.NextId();
   r.installed = rule;
   devmem::v1::JournalEntry intent;
   *intent.mutable_rule_put() = RuleRecord(*nic, r);
@@ -1062,38 +986,29 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlowLocked(
     JournalOutcomeLocked(undo);
     return recorded;
   }
-  nic->rules[*loc] = r;
-  b.rule_locations.insert(*loc);
-  b.rules_made++;
-  nic->by_tuple[key] = *loc;
-  sessions_[session].rules++;
+  leases_.AddRule(nic->name, *loc, r);
   ++nic->rules_installed;
-  return RuleProto(*nic, nic->rules.at(*loc));
+  return RuleProto(*nic, r);
 }
 
 absl::Status NicManager::RemoveFlow(uint64_t session, uint64_t handle,
                                     uint32_t location) {
   absl::MutexLock lock(&mu_);
-  auto bp = FindBinding(session, handle);
+  auto bp = leases_.Find(session, handle);
   if (!bp.ok()) return bp.status();
-  Binding& b = **bp;
-  Nic* n = FindNicLocked(b.nic);
-  auto rit = n != nullptr ? n->rules.find(location)
-                          : std::map<uint32_t, Rule>::iterator();
-  if (n == nullptr || rit == n->rules.end() || rit->second.binding != handle) {
+  Nic* n = FindNicLocked((*bp)->nic);
+  const RuleLease* r =
+      n != nullptr ? leases_.RuleAt(n->name, location) : nullptr;
+  if (r == nullptr || r->binding != handle) {
     return absl::NotFoundError(
         absl::StrCat("no rule at ", location, " for binding ", handle));
   }
   absl::Status s = options_.control->DeleteRule(n->ifindex, location);
   devmem::v1::JournalEntry del;
-  del.set_rule_del(rit->second.journal_id);
+  del.set_rule_del(r->journal_id);
   JournalOutcomeLocked(del);
-  n->by_tuple.erase(TupleKey(rit->second.requested));
-  n->rules.erase(rit);
+  (void)leases_.RemoveRule(n->name, location);
   ++n->rules_removed[kRemovedReleased];
-  b.rule_locations.erase(location);
-  auto sit = sessions_.find(session);
-  if (sit != sessions_.end() && sit->second.rules > 0) sit->second.rules--;
   return s;
 }
 
@@ -1111,12 +1026,12 @@ std::vector<NicManager::NicMetrics> NicManager::Metrics() const {
     if (nic->state == devmem::v1::PROFILE_STATE_APPLIED && nic->plan) {
       m.queues_used = static_cast<uint32_t>(nic->pool.used_count());
     }
-    m.rules = static_cast<uint32_t>(nic->rules.size());
+    m.rules = static_cast<uint32_t>(leases_.RuleCount(nic->name));
     m.rules_installed = nic->rules_installed;
     m.rules_removed = nic->rules_removed;
     m.rules_failed = nic->rules_failed;
     absl::flat_hash_set<uint64_t> holders;
-    for (const auto& [handle, b] : bindings_) {
+    for (const auto& [handle, b] : leases_.bindings()) {
       if (b.nic != nic->name) continue;
       holders.insert(b.session);
       if (b.tx) {
@@ -1136,14 +1051,12 @@ std::vector<NicManager::NicMetrics> NicManager::Metrics() const {
 
 size_t NicManager::binding_count() const {
   absl::MutexLock lock(&mu_);
-  return bindings_.size();
+  return leases_.bindings().size();
 }
 
 size_t NicManager::rule_count() const {
   absl::MutexLock lock(&mu_);
-  size_t n = 0;
-  for (const auto& nic : nics_) n += nic->rules.size();
-  return n;
+  return leases_.RuleCount();
 }
 
 }  // namespace devmem
@@ -1176,24 +1089,25 @@ void NicManager::JournalOutcomeLocked(const devmem::v1::JournalEntry& entry) {
 }
 
 absl::Status NicManager::JournalSessionLocked(uint64_t session) {
-  SessionLeases& leases = sessions_[session];
-  if (leases.journaled) return absl::OkStatus();
+  if (leases_.Journaled(session)) return absl::OkStatus();
+  const bool known = leases_.Known(session);
   std::optional<devmem::v1::JournaledSession> rec;
   if (options_.session_record) rec = options_.session_record(session);
-  if (rec) leases.uid = rec->uid();
+  if (rec) leases_.SetOwner(session, rec->uid());
   if (options_.journal == nullptr || !rec) return absl::OkStatus();
   devmem::v1::JournalEntry e;
   *e.mutable_session_put() = *rec;
   absl::Status s = JournalLocked(e);
   if (!s.ok()) {
-    if (leases.bindings.empty() && leases.rules == 0) sessions_.erase(session);
+    if (!known && !leases_.Holds(session)) leases_.ForgetSession(session);
     return s;
   }
-  leases.journaled = true;
+  leases_.MarkJournaled(session);
   return absl::OkStatus();
 }
 
-devmem::v1::JournaledBinding NicManager::BindingRecord(const Binding& b) const {
+devmem::v1::JournaledBinding NicManager::BindingRecord(
+    const BindingLease& b) const {
   devmem::v1::JournaledBinding out;
   out.set_handle(b.handle);
   out.set_session(b.session);
@@ -1211,7 +1125,7 @@ devmem::v1::JournaledBinding NicManager::BindingRecord(const Binding& b) const {
 }
 
 devmem::v1::JournaledRule NicManager::RuleRecord(const Nic& nic,
-                                                 const Rule& r) const {
+                                                 const RuleLease& r) const {
   devmem::v1::JournaledRule out;
   out.set_id(r.journal_id);
   out.set_session(r.session);
@@ -1225,17 +1139,6 @@ devmem::v1::JournaledRule NicManager::RuleRecord(const Nic& nic,
   if (r.installed.rss_context) out.set_rss_context(*r.installed.rss_context);
   out.set_location(r.installed.location);
   return out;
-}
-
-void NicManager::UidTotalsLocked(uint32_t uid, uint32_t* bindings,
-                                 uint32_t* rules) const {
-  *bindings = 0;
-  *rules = 0;
-  for (const auto& [id, leases] : sessions_) {
-    if (leases.uid != uid) continue;
-    *bindings += static_cast<uint32_t>(leases.bindings.size());
-    *rules += leases.rules;
-  }
 }
 
 absl::flat_hash_set<uint32_t> NicManager::KernelBoundQueuesLocked(
@@ -1261,7 +1164,7 @@ std::vector<std::string> NicManager::Recover(
     std::vector<devmem::v1::JournaledSession>* detached) {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> report;
-  if (state.next_id() > next_handle_) next_handle_ = state.next_id();
+  leases_.SkipIdsBelow(state.next_id());
   auto forget_binding = [&](uint64_t handle) {
     devmem::v1::JournalEntry e;
     e.set_binding_del(handle);
@@ -1330,7 +1233,7 @@ std::vector<std::string> NicManager::Recover(
                                     ")"));
       continue;
     }
-    Binding b;
+    BindingLease b;
     b.handle = handle;
     b.session = rec.session();
     b.nic = rec.nic();
@@ -1385,11 +1288,9 @@ std::vector<std::string> NicManager::Recover(
       ++awaiting;
     }
     nic->pool.Claim(b.queues);
-    SessionLeases& leases = sessions_[b.session];
-    leases.bindings.push_back(handle);
-    leases.journaled = true;
-    leases.uid = state.sessions().at(b.session).uid();
-    bindings_[handle] = std::move(b);
+    leases_.SetOwner(b.session, state.sessions().at(b.session).uid());
+    leases_.MarkJournaled(b.session);
+    leases_.Add(std::move(b));
   }
   for (auto& [handle, fd] : stored) {
     report.push_back(absl::StrCat("fd store: anchor of binding ", handle,
@@ -1402,7 +1303,7 @@ std::vector<std::string> NicManager::Recover(
   absl::flat_hash_map<std::string, absl::flat_hash_set<uint32_t>> claimed;
   for (const auto& [id, rec] : state.rules()) {
     Nic* nic = FindNicLocked(rec.nic());
-    auto bit = bindings_.find(rec.binding());
+    const BindingLease* bound = leases_.Get(rec.binding());
     if (nic == nullptr || nic->state != devmem::v1::PROFILE_STATE_APPLIED) {
       forget_rule(id);
       ++dropped;
@@ -1435,25 +1336,21 @@ std::vector<std::string> NicManager::Recover(
       ++dropped;
       continue;
     }
-    if (bit == bindings_.end() || bit->second.session != rec.session()) {
+    if (bound == nullptr || bound->session != rec.session()) {
       (void)options_.control->DeleteRule(nic->ifindex, rec.location());
       ++nic->rules_removed[kRemovedRecovery];
       forget_rule(id);
       ++undone;
       continue;
     }
-    Rule r;
+    RuleLease r;
     r.requested = TupleFromRecord(rec.requested());
     r.installed = *k;
     r.installed.location = rec.location();
     r.session = rec.session();
     r.binding = rec.binding();
     r.journal_id = id;
-    nic->rules[rec.location()] = r;
-    nic->by_tuple[TupleKey(r.requested)] = rec.location();
-    bit->second.rule_locations.insert(rec.location());
-    bit->second.rules_made++;
-    sessions_[rec.session()].rules++;
+    leases_.AddRule(nic->name, rec.location(), std::move(r));
     claimed[nic->name].insert(rec.location());
     ++kept;
   }
@@ -1466,7 +1363,7 @@ std::vector<std::string> NicManager::Recover(
     absl::flat_hash_set<uint32_t> pool(nic->plan->pool.begin(),
                                        nic->plan->pool.end());
     absl::flat_hash_set<uint32_t> contexts;
-    for (const auto& [h, b] : bindings_) {
+    for (const auto& [h, b] : leases_.bindings()) {
       if (b.nic == nic->name && b.rss_context) contexts.insert(*b.rss_context);
     }
     auto table = options_.control->ListRules(nic->ifindex);
@@ -1488,8 +1385,7 @@ std::vector<std::string> NicManager::Recover(
   }
   // 4. Sessions: those still holding bindings wait for their workload.
   for (const auto& [id, rec] : state.sessions()) {
-    auto it = sessions_.find(id);
-    if (it == sessions_.end() || it->second.bindings.empty()) {
+    if (leases_.BindingsOf(id).empty()) {
       devmem::v1::JournalEntry e;
       e.set_session_del(id);
       JournalOutcomeLocked(e);
@@ -1509,7 +1405,7 @@ std::vector<std::string> NicManager::Recover(
 std::vector<uint64_t> NicManager::AwaitingAnchor(uint64_t session) const {
   absl::MutexLock lock(&mu_);
   std::vector<uint64_t> out;
-  for (const auto& [h, b] : bindings_) {
+  for (const auto& [h, b] : leases_.bindings()) {
     if (b.session == session && b.kernel == nullptr) out.push_back(h);
   }
   std::sort(out.begin(), out.end());
@@ -1519,7 +1415,7 @@ std::vector<uint64_t> NicManager::AwaitingAnchor(uint64_t session) const {
 std::vector<uint64_t> NicManager::Anchored(uint64_t session) const {
   absl::MutexLock lock(&mu_);
   std::vector<uint64_t> out;
-  for (const auto& [h, b] : bindings_) {
+  for (const auto& [h, b] : leases_.bindings()) {
     if (b.session == session && b.kernel != nullptr) out.push_back(h);
   }
   std::sort(out.begin(), out.end());
@@ -1530,9 +1426,9 @@ absl::StatusOr<uint32_t> NicManager::ReturnAnchor(uint64_t session,
                                                   uint64_t handle,
                                                   UniqueFd anchor) {
   absl::MutexLock lock(&mu_);
-  auto bp = FindBinding(session, handle);
+  auto bp = leases_.Find(session, handle);
   if (!bp.ok()) return bp.status();
-  Binding& b = **bp;
+  BindingLease& b = **bp;
   const std::string not_anchor = absl::StrCat(
       "fd ", anchor.get_unowned(), " is ", DescribeFd(anchor.get_unowned()),
       ", not the anchor of binding ", handle,
@@ -1574,9 +1470,9 @@ absl::StatusOr<uint32_t> NicManager::ReturnAnchor(uint64_t session,
 absl::StatusOr<UniqueFd> NicManager::DupAnchor(uint64_t session,
                                                uint64_t handle) {
   absl::MutexLock lock(&mu_);
-  auto bp = FindBinding(session, handle);
+  auto bp = leases_.Find(session, handle);
   if (!bp.ok()) return bp.status();
-  const Binding& b = **bp;
+  const BindingLease& b = **bp;
   const int fd = b.kernel != nullptr ? b.kernel->netlink_fd_unowned() : -1;
   if (fd < 0) {
     return absl::FailedPreconditionError(
@@ -1631,10 +1527,7 @@ std::vector<std::string> NicManager::CheckHealth() {
     const std::string reason = absl::StrJoin(why, "; ");
     nic->degraded = reason;
     if (reason.empty()) continue;
-    uint32_t n = 0;
-    for (const auto& [h, b] : bindings_) {
-      if (b.nic == nic->name) ++n;
-    }
+    const size_t n = leases_.HandlesOn(nic->name).size();
     out.push_back(
         absl::StrCat(nic->name, ": ", reason, "; ", n, " binding(s) degraded"));
   }
@@ -1648,8 +1541,8 @@ namespace devmem {
 std::vector<NicManager::LeaseInfo> NicManager::Leases() const {
   absl::MutexLock lock(&mu_);
   std::vector<LeaseInfo> out;
-  out.reserve(bindings_.size());
-  for (const auto& [handle, b] : bindings_) {
+  out.reserve(leases_.bindings().size());
+  for (const auto& [handle, b] : leases_.bindings()) {
     LeaseInfo l;
     l.session = b.session;
     l.handle = handle;

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "daemon/nic/lease_table.h"
 #include "daemon/nic/nic_profile.h"
 #include "daemon/nic/queue_pool.h"
 #include "daemon/state/anchor_store.h"
@@ -244,33 +245,6 @@ class NicManager {
   std::vector<LeaseInfo> Leases() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  struct Rule {
-    FlowTuple requested;
-    FlowRule installed;
-    uint64_t session = 0;
-    uint64_t binding = 0;
-    uint64_t journal_id = 0;
-  };
-  struct Binding {
-    uint64_t handle = 0;
-    uint64_t session = 0;
-    std::string nic;
-    uint32_t ifindex = 0;
-    uint32_t kernel_id = 0;
-    std::vector<uint32_t> queues;
-    bool tx = false;
-    // Null after a restart until the anchor comes back (ReturnAnchor or the
-    // fd store); the kernel binding lives on through the workload's copy.
-    std::unique_ptr<DevmemBinding> kernel;
-    std::optional<uint32_t> rss_context;
-    // The anchor's identity, journaled; all zero if unknown.
-    FdIdentity anchor_id;
-    // Came back from the journal of an earlier run: its workload holds a
-    // copy of the anchor (that is how the binding outlived devmemd).
-    bool recovered = false;
-    absl::flat_hash_set<uint32_t> rule_locations;
-    uint64_t rules_made = 0;  // for spreading flows over the queues
-  };
   struct Nic {
     devmem::v1::NicProfile profile;
     std::string name;
@@ -286,21 +260,11 @@ class NicManager {
     // Why the NIC no longer matches its profile ("" if it does).
     std::string degraded;
     uint32_t rule_quota = 0;
-    // Rules devmemd installed here, by location, and by requested tuple.
-    std::map<uint32_t, Rule> rules;
-    absl::flat_hash_map<std::string, uint32_t> by_tuple;
     // For the metrics.
     uint64_t rules_installed = 0;
     std::map<std::string, uint64_t> rules_removed;
     std::map<std::string, uint64_t> rules_failed;
   };
-  struct SessionLeases {
-    std::vector<uint64_t> bindings;
-    uint32_t rules = 0;
-    uint32_t uid = 0;
-    bool journaled = false;
-  };
-
   std::string ApplyLocked(Nic& nic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string RestoreLocked(Nic& nic, uint32_t* bindings, uint32_t* rules,
                             absl::Status* status)
@@ -314,9 +278,8 @@ class NicManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Nic*> ResolveTarget(const Target& target)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<Binding*> FindBinding(uint64_t session, uint64_t handle)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status CheckBindQuota(uint64_t session) const
+  // The leases' quotas for one more binding of `session`.
+  absl::Status CheckBindQuotaLocked(uint64_t session) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `cause` is one of the kRemoved* constants, for the rules it removes.
   uint32_t ReleaseBindingLocked(uint64_t handle, const char* cause)
@@ -340,21 +303,20 @@ class NicManager {
   // Journals the session's owner once, with its first lease.
   absl::Status JournalSessionLocked(uint64_t session)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  devmem::v1::JournaledBinding BindingRecord(const Binding& b) const;
-  devmem::v1::JournaledRule RuleRecord(const Nic& nic, const Rule& r) const;
-  // Per-uid totals of the session's uid.
-  void UidTotalsLocked(uint32_t uid, uint32_t* bindings, uint32_t* rules) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  devmem::v1::JournaledBinding BindingRecord(const BindingLease& b) const;
+  devmem::v1::JournaledRule RuleRecord(const Nic& nic,
+                                       const RuleLease& r) const;
   // Pool queues of `nic` the kernel shows bound to a dma-buf right now.
   absl::flat_hash_set<uint32_t> KernelBoundQueuesLocked(const Nic& nic)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records a binding the kernel just made (undoing it if the record cannot
   // be written), shares its anchor, and takes its queues from the pool.
-  absl::StatusOr<devmem::v1::Binding> AdoptNewBindingLocked(Binding b, Nic& nic)
+  absl::StatusOr<devmem::v1::Binding> AdoptNewBindingLocked(BindingLease b,
+                                                            Nic& nic)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  devmem::v1::Binding BindingProto(const Binding& b) const
+  devmem::v1::Binding BindingProto(const BindingLease& b) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  devmem::v1::FlowRule RuleProto(const Nic& nic, const Rule& r) const;
+  devmem::v1::FlowRule RuleProto(const Nic& nic, const RuleLease& r) const;
   devmem::v1::NicState StateLocked(const Nic& nic)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -362,9 +324,8 @@ class NicManager {
   OriginalStateStore store_;
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<Nic>> nics_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<uint64_t, Binding> bindings_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<uint64_t, SessionLeases> sessions_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_handle_ ABSL_GUARDED_BY(mu_) = 1;
+  // Bindings, rules and their quotas.
+  LeaseTable leases_ ABSL_GUARDED_BY(mu_);
 };
 
 // Maps a kernel refusal (a status from NicControl carrying an errno) to the
