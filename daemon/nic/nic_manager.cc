@@ -75,33 +75,6 @@ absl::StatusOr<int> PciNumaNode(absl::string_view addr) {
   return node;
 }
 
-void TupleToRecord(const FlowTuple& t, devmem::v1::JournaledTuple* out) {
-  out->set_family(t.family);
-  out->set_src_ip(t.src_ip);
-  out->set_src_port(t.src_port);
-  out->set_dst_ip(t.dst_ip);
-  out->set_dst_port(t.dst_port);
-}
-
-FlowTuple TupleFromRecord(const devmem::v1::JournaledTuple& t) {
-  FlowTuple out;
-  out.family = t.family();
-  out.src_ip = t.src_ip();
-  out.src_port = static_cast<uint16_t>(t.src_port());
-  out.dst_ip = t.dst_ip();
-  out.dst_port = static_cast<uint16_t>(t.dst_port());
-  return out;
-}
-
-// Whether the kernel's rule `k` is the one `r` records.
-bool SameRule(const FlowRule& k, const devmem::v1::JournaledRule& r) {
-  if (k.match != TupleFromRecord(r.match())) return false;
-  if (r.has_rss_context()) {
-    return k.rss_context.has_value() && *k.rss_context == r.rss_context();
-  }
-  return !k.rss_context.has_value() && k.queue == r.queue();
-}
-
 }  // namespace
 
 absl::Status KernelRefusal(const absl::Status& status,
@@ -170,6 +143,7 @@ LeaseTable::Quotas QuotasOf(const devmem::v1::DaemonConfig& c) {
 NicManager::NicManager(const Options& options)
     : options_(options),
       store_(options.config->state_dir()),
+      recorder_(options.journal),
       leases_(QuotasOf(*options.config)) {
   absl::MutexLock lock(&mu_);
   for (const devmem::v1::NicProfile& p : options_.config->nic_profiles()) {
@@ -233,9 +207,7 @@ std::string NicManager::ApplyLocked(Nic& nic) {
         absl::StrCat(recorded.status().message(), "; nothing was changed");
     return absl::StrCat(nic.name, ": ", nic.reason);
   }
-  const devmem::v1::JournalState journaled = options_.journal != nullptr
-                                                 ? options_.journal->state()
-                                                 : devmem::v1::JournalState();
+  const devmem::v1::JournalState journaled = recorder_.state();
   auto jp = journaled.profiles().find(nic.name);
   if (recorded->has_value()) {
     nic.original = **recorded;
@@ -269,7 +241,7 @@ std::string NicManager::ApplyLocked(Nic& nic) {
     e.mutable_profile_put()->set_nic(nic.name);
     e.mutable_profile_put()->set_ifindex(nic.ifindex);
     *e.mutable_profile_put()->mutable_original() = nic.original;
-    absl::Status j = JournalLocked(e);
+    absl::Status j = recorder_.Intent(e);
     if (!j.ok()) {
       nic.state = devmem::v1::PROFILE_STATE_FAILED;
       nic.reason = absl::StrCat("cannot journal the profile: ", j.message(),
@@ -364,7 +336,7 @@ std::string NicManager::RestoreLocked(Nic& nic, uint32_t* bindings,
   absl::Status removed = store_.Remove(nic.name);
   devmem::v1::JournalEntry e;
   e.set_profile_del(nic.name);
-  JournalOutcomeLocked(e);
+  recorder_.Note(e);
   nic.recorded = false;
   nic.state = devmem::v1::PROFILE_STATE_RESTORED;
   nic.reason = absl::StrCat("original state restored after releasing ",
@@ -656,14 +628,14 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
   *intent.mutable_binding_put() = BindingRecord(b);
   intent.mutable_binding_put()->set_rss_context_pending(with_context);
   for (uint32_t q : indir) intent.mutable_binding_put()->add_rss_indir(q);
-  absl::Status j = JournalLocked(intent);
+  absl::Status j = recorder_.Intent(intent);
   if (!j.ok()) return j;
   devmem::v1::JournalEntry undo;
   undo.set_binding_del(b.handle);
   if (with_context) {
     auto ctx = options_.control->CreateRssContext(nic.ifindex, indir);
     if (!ctx.ok()) {
-      JournalOutcomeLocked(undo);
+      recorder_.Note(undo);
       return KernelRefusal(ctx.status(),
                            "the NIC refused an RSS context for the binding; "
                            "use rss_mode RSS_MODE_EXCLUDE_POOL");
@@ -676,7 +648,7 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
     if (b.rss_context) {
       (void)options_.control->DeleteRssContext(nic.ifindex, *b.rss_context);
     }
-    JournalOutcomeLocked(undo);
+    recorder_.Note(undo);
     return KernelRefusal(bound.status(),
                          BindRxRemedy(bound.status(), nic.name));
   }
@@ -707,13 +679,13 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
   b.tx = true;
   devmem::v1::JournalEntry intent;
   *intent.mutable_binding_put() = BindingRecord(b);
-  absl::Status j = JournalLocked(intent);
+  absl::Status j = recorder_.Intent(intent);
   if (!j.ok()) return j;
   auto bound = options_.control->BindTx(nic.ifindex, dmabuf.get_unowned());
   if (!bound.ok()) {
     devmem::v1::JournalEntry undo;
     undo.set_binding_del(b.handle);
-    JournalOutcomeLocked(undo);
+    recorder_.Note(undo);
     std::string remedy =
         StatusErrno(bound.status()) == EOPNOTSUPP
             ? absl::StrCat("the driver of ", nic.name,
@@ -740,7 +712,7 @@ absl::StatusOr<devmem::v1::Binding> NicManager::AdoptNewBindingLocked(
   devmem::v1::JournalEntry made;
   *made.mutable_binding_put() = BindingRecord(b);
   // Without this record a restart would drop a binding in use: undo instead.
-  absl::Status recorded = RecordOutcomeLocked(made);
+  absl::Status recorded = recorder_.Outcome(made);
   if (!recorded.ok()) {
     b.kernel.reset();
     if (b.rss_context) {
@@ -748,7 +720,7 @@ absl::StatusOr<devmem::v1::Binding> NicManager::AdoptNewBindingLocked(
     }
     devmem::v1::JournalEntry undo;
     undo.set_binding_del(b.handle);
-    JournalOutcomeLocked(undo);
+    recorder_.Note(undo);
     return recorded;
   }
   if (options_.anchors != nullptr && b.kernel->netlink_fd_unowned() >= 0) {
@@ -787,7 +759,7 @@ uint32_t NicManager::ReleaseBindingLocked(uint64_t handle, const char* cause) {
       (void)options_.control->DeleteRule(nic->ifindex, loc);
       devmem::v1::JournalEntry del;
       del.set_rule_del(r->journal_id);
-      JournalOutcomeLocked(del);
+      recorder_.Note(del);
       ++nic->rules_removed[cause];
       ++removed;
     }
@@ -796,7 +768,7 @@ uint32_t NicManager::ReleaseBindingLocked(uint64_t handle, const char* cause) {
   if (!leases_.Holds(b.session) && leases_.ForgetSession(b.session)) {
     devmem::v1::JournalEntry del;
     del.set_session_del(b.session);
-    JournalOutcomeLocked(del);
+    recorder_.Note(del);
   }
   if (options_.anchors != nullptr && b.kernel != nullptr &&
       b.kernel->netlink_fd_unowned() >= 0) {
@@ -820,7 +792,7 @@ uint32_t NicManager::ReleaseBindingLocked(uint64_t handle, const char* cause) {
   }
   devmem::v1::JournalEntry del;
   del.set_binding_del(handle);
-  JournalOutcomeLocked(del);
+  recorder_.Note(del);
   return removed;
 }
 
@@ -843,7 +815,7 @@ void NicManager::ReleaseSession(uint64_t session) {
   if (journaled) {
     devmem::v1::JournalEntry del;
     del.set_session_del(session);
-    JournalOutcomeLocked(del);
+    recorder_.Note(del);
   }
 }
 
@@ -946,10 +918,10 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlowLocked(
   r.journal_id = leases_.NextId();
   r.installed = rule;
   devmem::v1::JournalEntry intent;
-  *intent.mutable_rule_put() = RuleRecord(*nic, r);
+  *intent.mutable_rule_put() = RuleRecord(nic->name, nic->ifindex, r);
   intent.mutable_rule_put()->set_installed(false);
   *cause = kFailedJournal;
-  absl::Status j = JournalLocked(intent);
+  absl::Status j = recorder_.Intent(intent);
   if (!j.ok()) return j;
   *cause = kFailedKernel;
   auto loc = options_.control->InsertRule(nic->ifindex, rule);
@@ -965,7 +937,7 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlowLocked(
   if (!loc.ok()) {
     devmem::v1::JournalEntry undo;
     undo.set_rule_del(r.journal_id);
-    JournalOutcomeLocked(undo);
+    recorder_.Note(undo);
     return KernelRefusal(
         loc.status(),
         absl::StrCat("the NIC refused the steering rule for ",
@@ -975,15 +947,15 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlowLocked(
   rule.location = *loc;
   r.installed = rule;
   devmem::v1::JournalEntry made;
-  *made.mutable_rule_put() = RuleRecord(*nic, r);
+  *made.mutable_rule_put() = RuleRecord(nic->name, nic->ifindex, r);
   // Without this record a restart would remove a rule in use: undo instead.
   *cause = kFailedJournal;
-  absl::Status recorded = RecordOutcomeLocked(made);
+  absl::Status recorded = recorder_.Outcome(made);
   if (!recorded.ok()) {
     (void)options_.control->DeleteRule(nic->ifindex, *loc);
     devmem::v1::JournalEntry undo;
     undo.set_rule_del(r.journal_id);
-    JournalOutcomeLocked(undo);
+    recorder_.Note(undo);
     return recorded;
   }
   leases_.AddRule(nic->name, *loc, r);
@@ -1006,7 +978,7 @@ absl::Status NicManager::RemoveFlow(uint64_t session, uint64_t handle,
   absl::Status s = options_.control->DeleteRule(n->ifindex, location);
   devmem::v1::JournalEntry del;
   del.set_rule_del(r->journal_id);
-  JournalOutcomeLocked(del);
+  recorder_.Note(del);
   (void)leases_.RemoveRule(n->name, location);
   ++n->rules_removed[kRemovedReleased];
   return s;
@@ -1063,82 +1035,22 @@ size_t NicManager::rule_count() const {
 
 namespace devmem {
 
-absl::Status NicManager::JournalLocked(const devmem::v1::JournalEntry& entry,
-                                       bool durable) {
-  if (options_.journal == nullptr) return absl::OkStatus();
-  absl::Status s = options_.journal->Record(entry, durable);
-  if (s.ok()) return s;
-  // An intent that fails stops the change before it is made; an outcome
-  // that fails has its change undone by the caller.
-  return absl::Status(
-      s.code(), absl::StrCat("devmemd cannot record the change in its journal "
-                             "(",
-                             durable ? "" : "it was undone; ",
-                             "new work is refused, existing leases go on): ",
-                             s.message()));
-}
-
-absl::Status NicManager::RecordOutcomeLocked(
-    const devmem::v1::JournalEntry& entry) {
-  return JournalLocked(entry, /*durable=*/false);
-}
-
-void NicManager::JournalOutcomeLocked(const devmem::v1::JournalEntry& entry) {
-  // A lost outcome is recovered from the kernel: its intent is still there.
-  (void)JournalLocked(entry, /*durable=*/false);
-}
-
 absl::Status NicManager::JournalSessionLocked(uint64_t session) {
   if (leases_.Journaled(session)) return absl::OkStatus();
   const bool known = leases_.Known(session);
   std::optional<devmem::v1::JournaledSession> rec;
   if (options_.session_record) rec = options_.session_record(session);
   if (rec) leases_.SetOwner(session, rec->uid());
-  if (options_.journal == nullptr || !rec) return absl::OkStatus();
+  if (!recorder_.enabled() || !rec) return absl::OkStatus();
   devmem::v1::JournalEntry e;
   *e.mutable_session_put() = *rec;
-  absl::Status s = JournalLocked(e);
+  absl::Status s = recorder_.Intent(e);
   if (!s.ok()) {
     if (!known && !leases_.Holds(session)) leases_.ForgetSession(session);
     return s;
   }
   leases_.MarkJournaled(session);
   return absl::OkStatus();
-}
-
-devmem::v1::JournaledBinding NicManager::BindingRecord(
-    const BindingLease& b) const {
-  devmem::v1::JournaledBinding out;
-  out.set_handle(b.handle);
-  out.set_session(b.session);
-  out.set_nic(b.nic);
-  out.set_ifindex(b.ifindex);
-  out.set_made(b.kernel != nullptr || b.kernel_id != 0);
-  out.set_kernel_id(b.kernel_id);
-  for (uint32_t q : b.queues) out.add_queues(q);
-  out.set_tx(b.tx);
-  if (b.rss_context) out.set_rss_context(*b.rss_context);
-  out.set_anchor_dev(b.anchor_id.dev);
-  out.set_anchor_inode(b.anchor_id.ino);
-  out.set_anchor_netlink_port(b.anchor_id.netlink_port);
-  return out;
-}
-
-devmem::v1::JournaledRule NicManager::RuleRecord(const Nic& nic,
-                                                 const RuleLease& r) const {
-  devmem::v1::JournaledRule out;
-  out.set_id(r.journal_id);
-  out.set_session(r.session);
-  out.set_binding(r.binding);
-  out.set_nic(nic.name);
-  out.set_ifindex(nic.ifindex);
-  TupleToRecord(r.requested, out.mutable_requested());
-  out.set_installed(r.installed.location != kRxClsLocAny);
-  TupleToRecord(r.installed.match, out.mutable_match());
-  out.set_queue(r.installed.queue);
-  if (r.installed.rss_context) out.set_rss_context(*r.installed.rss_context);
-  out.set_location(r.installed.location);
-  return out;
 }
 
 absl::flat_hash_set<uint32_t> NicManager::KernelBoundQueuesLocked(
@@ -1154,9 +1066,7 @@ absl::flat_hash_set<uint32_t> NicManager::KernelBoundQueuesLocked(
   return out;
 }
 
-std::string NicManager::journal_error() const {
-  return options_.journal != nullptr ? options_.journal->error() : "";
-}
+std::string NicManager::journal_error() const { return recorder_.error(); }
 
 std::vector<std::string> NicManager::Recover(
     const devmem::v1::JournalState& state,
@@ -1168,12 +1078,12 @@ std::vector<std::string> NicManager::Recover(
   auto forget_binding = [&](uint64_t handle) {
     devmem::v1::JournalEntry e;
     e.set_binding_del(handle);
-    JournalOutcomeLocked(e);
+    recorder_.Note(e);
   };
   auto forget_rule = [&](uint64_t id) {
     devmem::v1::JournalEntry e;
     e.set_rule_del(id);
-    JournalOutcomeLocked(e);
+    recorder_.Note(e);
   };
   // One queue dump per NIC, however many bindings it had.
   absl::flat_hash_map<uint32_t, absl::StatusOr<std::vector<QueueInfo>>>
@@ -1388,7 +1298,7 @@ std::vector<std::string> NicManager::Recover(
     if (leases_.BindingsOf(id).empty()) {
       devmem::v1::JournalEntry e;
       e.set_session_del(id);
-      JournalOutcomeLocked(e);
+      recorder_.Note(e);
       continue;
     }
     if (detached != nullptr) detached->push_back(rec);

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "daemon/nic/change_recorder.h"
 #include "daemon/nic/lease_table.h"
 #include "daemon/nic/nic_profile.h"
 #include "daemon/nic/queue_pool.h"
@@ -289,23 +290,9 @@ class NicManager {
   absl::StatusOr<devmem::v1::FlowRule> SteerFlowLocked(
       uint64_t session, uint64_t handle, const FlowTuple& tuple, Nic** nic,
       const char** cause) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Journals `entry`; OK without a journal.
-  absl::Status JournalLocked(const devmem::v1::JournalEntry& entry,
-                             bool durable = true)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // For outcomes and deletions: written, not flushed (LeaseJournal::Record).
-  // Record... returns the error; Journal... ignores it (the kernel state is
-  // what recovery trusts).
-  absl::Status RecordOutcomeLocked(const devmem::v1::JournalEntry& entry)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void JournalOutcomeLocked(const devmem::v1::JournalEntry& entry)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Journals the session's owner once, with its first lease.
   absl::Status JournalSessionLocked(uint64_t session)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  devmem::v1::JournaledBinding BindingRecord(const BindingLease& b) const;
-  devmem::v1::JournaledRule RuleRecord(const Nic& nic,
-                                       const RuleLease& r) const;
   // Pool queues of `nic` the kernel shows bound to a dma-buf right now.
   absl::flat_hash_set<uint32_t> KernelBoundQueuesLocked(const Nic& nic)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -322,6 +309,7 @@ class NicManager {
 
   const Options options_;
   OriginalStateStore store_;
+  ChangeRecorder recorder_;
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<Nic>> nics_ ABSL_GUARDED_BY(mu_);
   // Bindings, rules and their quotas.

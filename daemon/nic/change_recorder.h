@@ -1,0 +1,53 @@
+#pragma once
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "daemon/nic/lease_table.h"
+#include "daemon/state/lease_journal.h"
+#include "kernel/nic_info.h"
+#include "proto/devmem/v1/journal.pb.h"
+
+namespace devmem {
+
+// Writes the NIC side's changes to the lease journal in the order that makes
+// a crash safe: an intent is flushed before its change is made; an outcome or
+// a deletion is written after it, unflushed (a process crash keeps it, and a
+// machine crash takes the kernel objects too). Errors say what they mean for
+// the request. Without a journal (unit tests) nothing is recorded and every
+// call succeeds. Thread-compatible; the journal itself is thread-safe.
+class ChangeRecorder {
+ public:
+  explicit ChangeRecorder(LeaseJournal* journal) : journal_(journal) {}
+
+  bool enabled() const { return journal_ != nullptr; }
+  // What the journal holds now (empty without one).
+  devmem::v1::JournalState state() const;
+  // Why new work is refused ("" while the journal is writable).
+  std::string error() const;
+
+  // Before a change: on error, do not make it.
+  absl::Status Intent(const devmem::v1::JournalEntry& entry);
+  // After a change that must not go unrecorded: on error, undo it.
+  absl::Status Outcome(const devmem::v1::JournalEntry& entry);
+  // After a change whose record recovery can do without (it trusts the
+  // kernel and the intent): errors are ignored.
+  void Note(const devmem::v1::JournalEntry& entry);
+
+ private:
+  absl::Status Record(const devmem::v1::JournalEntry& entry, bool durable);
+
+  LeaseJournal* const journal_;
+};
+
+// The journal's records of leases, and back.
+devmem::v1::JournaledBinding BindingRecord(const BindingLease& b);
+devmem::v1::JournaledRule RuleRecord(absl::string_view nic, uint32_t ifindex,
+                                     const RuleLease& r);
+void TupleToRecord(const FlowTuple& t, devmem::v1::JournaledTuple* out);
+FlowTuple TupleFromRecord(const devmem::v1::JournaledTuple& t);
+// Whether the kernel's rule `k` is the one `r` records.
+bool SameRule(const FlowRule& k, const devmem::v1::JournaledRule& r);
+
+}  // namespace devmem
