@@ -24,57 +24,6 @@ namespace {
 
 using devmem::v1::NicSettings;
 
-std::string DescribeMissing(const std::vector<Capability>& missing) {
-  std::vector<std::string> parts;
-  parts.reserve(missing.size());
-  for (const Capability& c : missing) {
-    parts.push_back(c.error != 0 ? absl::StrCat(c.name, " (errno ", c.error,
-                                                ": ", c.reason, ")")
-                                 : absl::StrCat(c.name, " (", c.reason, ")"));
-  }
-  return absl::StrJoin(parts, "; ");
-}
-
-std::string StateName(devmem::v1::ProfileState s) {
-  switch (s) {
-    case devmem::v1::PROFILE_STATE_UNMANAGED:
-      return "unmanaged";
-    case devmem::v1::PROFILE_STATE_NOT_CAPABLE:
-      return "not devmem-capable";
-    case devmem::v1::PROFILE_STATE_APPLIED:
-      return "applied";
-    case devmem::v1::PROFILE_STATE_FAILED:
-      return "failed";
-    case devmem::v1::PROFILE_STATE_RESTORED:
-      return "restored";
-    default:
-      return "not applied";
-  }
-}
-
-// The NUMA node of a PCI device, from <sysfs>/bus/pci/devices/<addr>.
-absl::StatusOr<int> PciNumaNode(absl::string_view addr) {
-  if (addr.empty() || absl::StrContains(addr, "/") ||
-      absl::StrContains(addr, "..")) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("gpu_pci_address \"", addr,
-                     "\" is not a PCI address; use the form 0000:3b:00.0"));
-  }
-  const std::string path =
-      absl::StrCat("/sys/bus/pci/devices/", addr, "/numa_node");
-  std::ifstream in(path);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(
-        "no PCI device ", addr, " (", path,
-        " is missing); name the GPU's address as lspci -D prints it"));
-  }
-  std::string text;
-  std::getline(in, text);
-  int node = -1;
-  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &node)) node = -1;
-  return node;
-}
-
 }  // namespace
 
 absl::Status KernelRefusal(const absl::Status& status,
@@ -142,18 +91,10 @@ LeaseTable::Quotas QuotasOf(const devmem::v1::DaemonConfig& c) {
 
 NicManager::NicManager(const Options& options)
     : options_(options),
-      store_(options.config->state_dir()),
       recorder_(options.journal),
-      leases_(QuotasOf(*options.config)) {
-  absl::MutexLock lock(&mu_);
-  for (const devmem::v1::NicProfile& p : options_.config->nic_profiles()) {
-    auto nic = std::make_unique<Nic>();
-    nic->profile = p;
-    nic->name = p.nic();
-    nic->state = devmem::v1::PROFILE_STATE_UNSPECIFIED;
-    nics_.push_back(std::move(nic));
-  }
-}
+      profiles_(NicProfiles::Options{options.config, options.control,
+                                     options.inventory, &recorder_}),
+      leases_(QuotasOf(*options.config)) {}
 
 NicManager::~NicManager() {
   absl::MutexLock lock(&mu_);
@@ -165,119 +106,14 @@ NicManager::~NicManager() {
 std::vector<std::string> NicManager::ApplyAll() {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> lines;
-  for (auto& nic : nics_) lines.push_back(ApplyLocked(*nic));
+  for (auto& nic : profiles_.all()) lines.push_back(profiles_.Apply(*nic));
   return lines;
-}
-
-std::string NicManager::ApplyLocked(Nic& nic) {
-  nic.missing.clear();
-  nic.plan.reset();
-  auto ifindex = options_.inventory->IfIndex(nic.name);
-  if (!ifindex.ok()) {
-    nic.state = devmem::v1::PROFILE_STATE_FAILED;
-    nic.reason = absl::StrCat(ifindex.status().message());
-    return absl::StrCat(nic.name, ": ", nic.reason);
-  }
-  nic.ifindex = *ifindex;
-  // Probe before touching anything: a NIC that cannot do devmem is left as
-  // it is (the daemon keeps serving the NICs that can).
-  nic.missing = ProbeDevmem(*options_.control, nic.ifindex);
-  if (!nic.missing.empty()) {
-    nic.state = devmem::v1::PROFILE_STATE_NOT_CAPABLE;
-    nic.reason = absl::StrCat(
-        "not devmem-capable, missing: ", DescribeMissing(nic.missing),
-        "; nothing was changed");
-    return absl::StrCat(nic.name, ": ", nic.reason);
-  }
-  auto channels = options_.control->GetChannels(nic.ifindex);
-  absl::StatusOr<ProfilePlan> plan =
-      channels.ok() ? PlanProfile(nic.profile, nic.ifindex, *channels)
-                    : absl::StatusOr<ProfilePlan>(channels.status());
-  if (!plan.ok()) {
-    nic.state = devmem::v1::PROFILE_STATE_FAILED;
-    nic.reason = absl::StrCat(plan.status().message(), "; nothing was changed");
-    return absl::StrCat(nic.name, ": ", nic.reason);
-  }
-  // Record before change. A record left by an earlier run is the true
-  // original (this run may see settings that run made), so it wins.
-  auto recorded = store_.Load(nic.name);
-  if (!recorded.ok()) {
-    nic.state = devmem::v1::PROFILE_STATE_FAILED;
-    nic.reason =
-        absl::StrCat(recorded.status().message(), "; nothing was changed");
-    return absl::StrCat(nic.name, ": ", nic.reason);
-  }
-  const devmem::v1::JournalState journaled = recorder_.state();
-  auto jp = journaled.profiles().find(nic.name);
-  if (recorded->has_value()) {
-    nic.original = **recorded;
-  } else if (jp != journaled.profiles().end()) {
-    // The record file is gone but the journal has the original: trust the
-    // checksummed journal and write the file again.
-    nic.original = jp->second.original();
-    (void)store_.Save(nic.name, nic.original);
-  } else {
-    auto current = ReadSettings(*options_.control, nic.ifindex);
-    if (!current.ok()) {
-      nic.state = devmem::v1::PROFILE_STATE_FAILED;
-      nic.reason = absl::StrCat(
-          "cannot read the current settings: ", current.status().message(),
-          "; nothing was changed");
-      return absl::StrCat(nic.name, ": ", nic.reason);
-    }
-    absl::Status saved = store_.Save(nic.name, *current);
-    if (!saved.ok()) {
-      nic.state = devmem::v1::PROFILE_STATE_FAILED;
-      nic.reason =
-          absl::StrCat("cannot record the original state: ", saved.message(),
-                       "; nothing was changed");
-      return absl::StrCat(nic.name, ": ", nic.reason);
-    }
-    nic.original = *std::move(current);
-  }
-  nic.recorded = true;
-  if (jp == journaled.profiles().end()) {
-    devmem::v1::JournalEntry e;
-    e.mutable_profile_put()->set_nic(nic.name);
-    e.mutable_profile_put()->set_ifindex(nic.ifindex);
-    *e.mutable_profile_put()->mutable_original() = nic.original;
-    absl::Status j = recorder_.Intent(e);
-    if (!j.ok()) {
-      nic.state = devmem::v1::PROFILE_STATE_FAILED;
-      nic.reason = absl::StrCat("cannot journal the profile: ", j.message(),
-                                "; nothing was changed");
-      return absl::StrCat(nic.name, ": ", nic.reason);
-    }
-  }
-  nic.desired = DesiredSettings(nic.original, *plan);
-  absl::Status applied =
-      ApplySettings(*options_.control, nic.ifindex, nic.original, nic.desired);
-  if (!applied.ok()) {
-    nic.state = devmem::v1::PROFILE_STATE_FAILED;
-    nic.reason =
-        absl::StrCat("applying the profile failed at ", applied.message(),
-                     "; the changes made were rolled back");
-    return absl::StrCat(nic.name, ": ", nic.reason);
-  }
-  auto table = options_.control->ListRules(nic.ifindex);
-  const uint32_t table_size =
-      table.ok() && table->table_size != 0 ? table->table_size : 1024;
-  nic.rule_quota = nic.profile.max_rules() != 0
-                       ? std::min(nic.profile.max_rules(), table_size)
-                       : table_size;
-  nic.pool = QueuePool(plan->pool);
-  nic.plan = *std::move(plan);
-  nic.state = devmem::v1::PROFILE_STATE_APPLIED;
-  nic.reason = absl::StrCat("devmem pool of ", nic.plan->pool.size(),
-                            " queue(s): ", absl::StrJoin(nic.plan->pool, ","));
-  return absl::StrCat(nic.name, ": profile applied (", nic.reason, ", ",
-                      options_.control->BackendName(), " backend)");
 }
 
 std::vector<std::string> NicManager::RestoreAll() {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> lines;
-  for (auto& nic : nics_) {
+  for (auto& nic : profiles_.all()) {
     if (nic->state != devmem::v1::PROFILE_STATE_APPLIED &&
         nic->state != devmem::v1::PROFILE_STATE_FAILED) {
       continue;
@@ -291,7 +127,7 @@ std::vector<std::string> NicManager::RestoreAll() {
   return lines;
 }
 
-std::string NicManager::RestoreLocked(Nic& nic, uint32_t* bindings,
+std::string NicManager::RestoreLocked(NicRecord& nic, uint32_t* bindings,
                                       uint32_t* rules, absl::Status* status) {
   // Unbind before anything else: the kernel refuses split off and channel
   // shrinks while a memory provider is bound (KERNEL_API.md section 1).
@@ -303,10 +139,10 @@ std::string NicManager::RestoreLocked(Nic& nic, uint32_t* bindings,
   // their session closes; the kernel refuses to turn header split off while
   // a queue is still bound. Give them a moment.
   const absl::Time drain_deadline = absl::Now() + absl::Seconds(2);
-  absl::flat_hash_set<uint32_t> still_bound = KernelBoundQueuesLocked(nic);
+  absl::flat_hash_set<uint32_t> still_bound = profiles_.KernelBound(nic);
   while (!still_bound.empty() && absl::Now() < drain_deadline) {
     absl::SleepFor(absl::Milliseconds(20));
-    still_bound = KernelBoundQueuesLocked(nic);
+    still_bound = profiles_.KernelBound(nic);
   }
   if (!still_bound.empty()) {
     // The kernel would refuse header split off (and channel shrinks) with a
@@ -324,30 +160,10 @@ std::string NicManager::RestoreLocked(Nic& nic, uint32_t* bindings,
         "anchor or exits"));
     return absl::StrCat(nic.name, ": ", status->message());
   }
-  *status = RestoreSettings(*options_.control, nic.ifindex, nic.original);
-  nic.pool.Clear();
-  if (!status->ok()) {
-    nic.state = devmem::v1::PROFILE_STATE_FAILED;
-    nic.reason =
-        absl::StrCat("restore failed: ", status->message(),
-                     "; the record is kept at ", store_.PathFor(nic.name));
-    return absl::StrCat(nic.name, ": ", nic.reason);
-  }
-  absl::Status removed = store_.Remove(nic.name);
-  devmem::v1::JournalEntry e;
-  e.set_profile_del(nic.name);
-  recorder_.Note(e);
-  nic.recorded = false;
-  nic.state = devmem::v1::PROFILE_STATE_RESTORED;
-  nic.reason = absl::StrCat("original state restored after releasing ",
-                            *bindings, " binding(s) and ", *rules, " rule(s)");
-  if (!removed.ok()) {
-    absl::StrAppend(&nic.reason, "; ", removed.message());
-  }
-  return absl::StrCat(nic.name, ": ", nic.reason);
+  return profiles_.PutBack(nic, *bindings, *rules, status);
 }
 
-absl::Status NicManager::CheckNoHeldAnchorsLocked(const Nic& nic) {
+absl::Status NicManager::CheckNoHeldAnchorsLocked(const NicRecord& nic) {
   std::vector<uint64_t> handles;
   for (uint64_t handle : leases_.HandlesOn(nic.name)) {
     const BindingLease& b = *leases_.Get(handle);
@@ -382,12 +198,12 @@ absl::Status NicManager::CheckNoHeldAnchorsLocked(const Nic& nic) {
 absl::StatusOr<devmem::v1::RestoreNicResponse> NicManager::Restore(
     absl::string_view name) {
   absl::MutexLock lock(&mu_);
-  for (auto& nic : nics_) {
+  for (auto& nic : profiles_.all()) {
     if (nic->name != name) continue;
     if (!nic->recorded) {
       return absl::FailedPreconditionError(absl::StrCat(
           name, " has nothing to restore: its profile is ",
-          StateName(nic->state),
+          ProfileStateName(nic->state),
           nic->reason.empty() ? "" : absl::StrCat(" (", nic->reason, ")")));
     }
     absl::Status held = CheckNoHeldAnchorsLocked(*nic);
@@ -407,8 +223,7 @@ absl::StatusOr<devmem::v1::RestoreNicResponse> NicManager::Restore(
     *resp.mutable_state() = StateLocked(*nic);
     return resp;
   }
-  std::vector<std::string> names;
-  for (const auto& nic : nics_) names.push_back(nic->name);
+  const std::vector<std::string> names = profiles_.Names();
   return absl::NotFoundError(absl::StrCat(
       "no NIC profile for \"", name, "\"; profiles: ",
       names.empty() ? "(none configured)" : absl::StrJoin(names, ", ")));
@@ -419,153 +234,27 @@ absl::StatusOr<std::vector<devmem::v1::NicState>> NicManager::States(
   absl::MutexLock lock(&mu_);
   std::vector<devmem::v1::NicState> out;
   if (names.empty()) {
-    for (const auto& nic : nics_) out.push_back(StateLocked(*nic));
+    for (const auto& nic : profiles_.all()) out.push_back(StateLocked(*nic));
     return out;
   }
   for (const std::string& name : names) {
-    const Nic* found = FindNicLocked(name);
+    const NicRecord* found = profiles_.Find(name);
     if (found != nullptr) {
       out.push_back(StateLocked(*found));
       continue;
     }
-    // A NIC without a profile is reported as unmanaged, if it exists.
-    auto ifindex = options_.inventory->IfIndex(name);
-    if (!ifindex.ok()) return ifindex.status();
-    devmem::v1::NicState st;
-    st.set_nic(name);
-    st.set_ifindex(*ifindex);
-    st.set_backend(options_.control->BackendName());
-    st.set_state(devmem::v1::PROFILE_STATE_UNMANAGED);
-    st.set_reason("no nic_profiles entry names it; devmemd does not touch it");
-    auto actual = ReadSettings(*options_.control, *ifindex);
-    if (actual.ok()) *st.mutable_actual() = *actual;
-    out.push_back(std::move(st));
+    auto unmanaged = profiles_.Unmanaged(name);
+    if (!unmanaged.ok()) return unmanaged.status();
+    out.push_back(*std::move(unmanaged));
   }
   return out;
 }
 
-devmem::v1::NicState NicManager::StateLocked(const Nic& nic) {
-  devmem::v1::NicState st;
-  st.set_nic(nic.name);
-  st.set_ifindex(nic.ifindex);
-  st.set_backend(options_.control->BackendName());
-  st.set_state(nic.state);
-  st.set_reason(nic.reason);
-  for (const Capability& c : nic.missing) {
-    CapabilityToProto(c, st.add_missing());
-  }
-  if (nic.recorded) {
-    *st.mutable_original() = nic.original;
-    st.set_record_path(store_.PathFor(nic.name));
-  }
-  if (nic.state == devmem::v1::PROFILE_STATE_APPLIED) {
-    *st.mutable_desired() = nic.desired;
-  }
-  if (nic.ifindex != 0) {
-    auto actual = ReadSettings(*options_.control, nic.ifindex);
-    if (actual.ok()) {
-      *st.mutable_actual() = *actual;
-    } else {
-      // Show what can be read (e.g. channels on veth).
-      auto channels = options_.control->GetChannels(nic.ifindex);
-      if (channels.ok()) {
-        ChannelsToProto(*channels, st.mutable_actual()->mutable_channels());
-      }
-    }
-  }
-  if (nic.plan) {
-    st.set_rss_mode(nic.plan->rss_mode);
-    for (uint32_t q : nic.plan->pool) st.add_pool_queues(q);
-  }
-  // Free means what BindRx would take: not bound in the kernel by an anchor
-  // a workload kept after devmemd let its binding go.
-  const absl::flat_hash_set<uint32_t> kernel_bound =
-      nic.ifindex != 0 ? KernelBoundQueuesLocked(nic)
-                       : absl::flat_hash_set<uint32_t>{};
-  for (uint32_t q : nic.pool.free()) {
-    if (!kernel_bound.contains(q)) st.add_free_queues(q);
-  }
+devmem::v1::NicState NicManager::StateLocked(const NicRecord& nic) {
+  devmem::v1::NicState st = profiles_.State(nic);
   st.set_bindings(static_cast<uint32_t>(leases_.HandlesOn(nic.name).size()));
   st.set_rules(static_cast<uint32_t>(leases_.RuleCount(nic.name)));
-  st.set_rule_quota(nic.rule_quota);
-  st.set_degraded(nic.degraded);
-  if (nic.ifindex != 0) {
-    auto table = options_.control->ListRules(nic.ifindex);
-    if (table.ok()) {
-      st.set_kernel_rules(static_cast<uint32_t>(table->locations.size()));
-    }
-    std::vector<uint32_t> bound(kernel_bound.begin(), kernel_bound.end());
-    std::sort(bound.begin(), bound.end());
-    for (uint32_t q : bound) st.add_kernel_bound_queues(q);
-  }
   return st;
-}
-
-absl::StatusOr<NicManager::Nic*> NicManager::ResolveTarget(
-    const Target& target) {
-  if (!target.nic.empty() && !target.gpu_pci_address.empty()) {
-    return absl::InvalidArgumentError(
-        "name either nic or gpu_pci_address, not both");
-  }
-  Nic* chosen = nullptr;
-  if (!target.nic.empty()) {
-    chosen = FindNicLocked(target.nic);
-    if (chosen == nullptr) {
-      // Distinguish "exists but unmanaged" from "does not exist".
-      auto ifindex = options_.inventory->IfIndex(target.nic);
-      if (!ifindex.ok()) return ifindex.status();
-      return absl::FailedPreconditionError(absl::StrCat(
-          target.nic,
-          " has no devmem profile, so devmemd has not prepared it; add a "
-          "nic_profiles entry for it to the config and restart devmemd"));
-    }
-  } else if (!target.gpu_pci_address.empty()) {
-    auto gpu_node = PciNumaNode(target.gpu_pci_address);
-    if (!gpu_node.ok()) return gpu_node.status();
-    // Same PCI domain:bus first, then the same NUMA node, then any.
-    const std::string gpu_bus = target.gpu_pci_address.substr(0, 7);
-    int best = -1;
-    for (auto& nic : nics_) {
-      if (nic->state != devmem::v1::PROFILE_STATE_APPLIED) continue;
-      auto info = options_.inventory->Get(nic->name);
-      int score = 0;
-      if (info.ok()) {
-        if (!info->link.pci_address.empty() &&
-            info->link.pci_address.substr(0, 7) == gpu_bus) {
-          score = 2;
-        } else if (*gpu_node >= 0 && info->link.numa_node == *gpu_node) {
-          score = 1;
-        }
-      }
-      if (score > best) {
-        best = score;
-        chosen = nic.get();
-      }
-    }
-    if (chosen == nullptr) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("no NIC is ready for devmem near GPU ",
-                       target.gpu_pci_address, "; see `devmemctl nic show`"));
-    }
-  } else {
-    return absl::InvalidArgumentError(
-        "name the NIC to bind to (nic) or the GPU that owns the memory "
-        "(gpu_pci_address)");
-  }
-  if (chosen->state != devmem::v1::PROFILE_STATE_APPLIED) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        chosen->name, " is not ready for devmem: its profile is ",
-        StateName(chosen->state),
-        chosen->reason.empty() ? "" : absl::StrCat(" (", chosen->reason, ")")));
-  }
-  return chosen;
-}
-
-NicManager::Nic* NicManager::FindNicLocked(absl::string_view name) const {
-  for (const auto& nic : nics_) {
-    if (nic->name == name) return nic.get();
-  }
-  return nullptr;
 }
 
 absl::Status NicManager::CheckBindQuotaLocked(uint64_t session) const {
@@ -591,14 +280,14 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
   }
   const uint32_t want = queue_count == 0 ? 1 : queue_count;
   absl::MutexLock lock(&mu_);
-  auto nic_or = ResolveTarget(target);
+  auto nic_or = profiles_.Resolve(target);
   if (!nic_or.ok()) return nic_or.status();
-  Nic& nic = **nic_or;
+  NicRecord& nic = **nic_or;
   absl::Status quota = CheckBindQuotaLocked(session);
   if (!quota.ok()) return quota;
   // A queue the kernel shows bound is not free even if devmemd released it:
   // a workload may still hold the anchor of a binding devmemd let go.
-  auto taken = nic.pool.Take(want, KernelBoundQueuesLocked(nic), nic.name);
+  auto taken = nic.pool.Take(want, profiles_.KernelBound(nic), nic.name);
   if (!taken.ok()) return taken.status();
   const std::vector<uint32_t> queues = *std::move(taken);
   // Taken from the pool now; given back on any failure below.
@@ -664,9 +353,9 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
   absl::Status fd_ok = options_.control->CheckBindableFd(dmabuf.get_unowned());
   if (!fd_ok.ok()) return fd_ok;
   absl::MutexLock lock(&mu_);
-  auto nic_or = ResolveTarget(target);
+  auto nic_or = profiles_.Resolve(target);
   if (!nic_or.ok()) return nic_or.status();
-  Nic& nic = **nic_or;
+  NicRecord& nic = **nic_or;
   absl::Status quota = CheckBindQuotaLocked(session);
   if (!quota.ok()) return quota;
   absl::Status journaled = JournalSessionLocked(session);
@@ -702,7 +391,7 @@ absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
 }
 
 absl::StatusOr<devmem::v1::Binding> NicManager::AdoptNewBindingLocked(
-    BindingLease b, Nic& nic) {
+    BindingLease b, NicRecord& nic) {
   b.kernel_id = b.kernel->id();
   if (!b.tx) b.queues = b.kernel->queues();
   if (b.kernel->netlink_fd_unowned() >= 0) {
@@ -746,7 +435,7 @@ devmem::v1::Binding NicManager::BindingProto(const BindingLease& b) const {
 uint32_t NicManager::ReleaseBindingLocked(uint64_t handle, const char* cause) {
   const BindingLease* found = leases_.Get(handle);
   if (found == nullptr) return 0;
-  Nic* nic = FindNicLocked(found->nic);
+  NicRecord* nic = profiles_.Find(found->nic);
   uint32_t removed = 0;
   if (nic != nullptr) {
     // Rules first: once the binding is gone its queue gets normal pages,
@@ -827,7 +516,7 @@ absl::StatusOr<NicManager::BindingNic> NicManager::NicOfBinding(
   return BindingNic{(*b)->nic, (*b)->ifindex};
 }
 
-devmem::v1::FlowRule NicManager::RuleProto(const Nic& nic,
+devmem::v1::FlowRule NicManager::RuleProto(const NicRecord& nic,
                                            const RuleLease& r) const {
   devmem::v1::FlowRule out;
   const FlowTuple& t = r.installed.match;
@@ -849,7 +538,7 @@ devmem::v1::FlowRule NicManager::RuleProto(const Nic& nic,
 absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
     uint64_t session, uint64_t handle, const FlowTuple& tuple) {
   absl::MutexLock lock(&mu_);
-  Nic* nic = nullptr;
+  NicRecord* nic = nullptr;
   const char* cause = kFailedInvalid;
   absl::StatusOr<devmem::v1::FlowRule> rule =
       SteerFlowLocked(session, handle, tuple, &nic, &cause);
@@ -858,11 +547,11 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
 }
 
 absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlowLocked(
-    uint64_t session, uint64_t handle, const FlowTuple& tuple, Nic** nic_out,
-    const char** cause) {
+    uint64_t session, uint64_t handle, const FlowTuple& tuple,
+    NicRecord** nic_out, const char** cause) {
   *cause = kFailedInvalid;
   auto bp = leases_.Find(session, handle);
-  Nic* nic = bp.ok() ? FindNicLocked((*bp)->nic) : nullptr;
+  NicRecord* nic = bp.ok() ? profiles_.Find((*bp)->nic) : nullptr;
   *nic_out = nic;
   if (tuple.family != AF_INET && tuple.family != AF_INET6) {
     return absl::InvalidArgumentError(
@@ -968,7 +657,7 @@ absl::Status NicManager::RemoveFlow(uint64_t session, uint64_t handle,
   absl::MutexLock lock(&mu_);
   auto bp = leases_.Find(session, handle);
   if (!bp.ok()) return bp.status();
-  Nic* n = FindNicLocked((*bp)->nic);
+  NicRecord* n = profiles_.Find((*bp)->nic);
   const RuleLease* r =
       n != nullptr ? leases_.RuleAt(n->name, location) : nullptr;
   if (r == nullptr || r->binding != handle) {
@@ -987,7 +676,7 @@ absl::Status NicManager::RemoveFlow(uint64_t session, uint64_t handle,
 std::vector<NicManager::NicMetrics> NicManager::Metrics() const {
   absl::MutexLock lock(&mu_);
   std::vector<NicMetrics> out;
-  for (const auto& nic : nics_) {
+  for (const auto& nic : profiles_.all()) {
     NicMetrics m;
     m.nic = nic->name;
     m.ifindex = nic->ifindex;
@@ -1053,19 +742,6 @@ absl::Status NicManager::JournalSessionLocked(uint64_t session) {
   return absl::OkStatus();
 }
 
-absl::flat_hash_set<uint32_t> NicManager::KernelBoundQueuesLocked(
-    const Nic& nic) {
-  absl::flat_hash_set<uint32_t> out;
-  auto queues = options_.control->GetQueues(nic.ifindex);
-  if (!queues.ok()) return out;
-  for (const QueueInfo& q : *queues) {
-    if (q.type == QueueInfo::Type::kRx && q.dmabuf.has_value()) {
-      out.insert(q.id);
-    }
-  }
-  return out;
-}
-
 std::string NicManager::journal_error() const { return recorder_.error(); }
 
 std::vector<std::string> NicManager::Recover(
@@ -1088,8 +764,8 @@ std::vector<std::string> NicManager::Recover(
   // One queue dump per NIC, however many bindings it had.
   absl::flat_hash_map<uint32_t, absl::StatusOr<std::vector<QueueInfo>>>
       queue_cache;
-  auto QueuesOf =
-      [&](const Nic& nic) -> const absl::StatusOr<std::vector<QueueInfo>>& {
+  auto QueuesOf = [&](const NicRecord& nic)
+      -> const absl::StatusOr<std::vector<QueueInfo>>& {
     auto it = queue_cache.find(nic.ifindex);
     if (it == queue_cache.end()) {
       it = queue_cache
@@ -1106,7 +782,7 @@ std::vector<std::string> NicManager::Recover(
     // lets no lambda capture a structured binding; clang refuses it).
     const uint64_t handle = entry.first;
     const devmem::v1::JournaledBinding& rec = entry.second;
-    Nic* nic = FindNicLocked(rec.nic());
+    NicRecord* nic = profiles_.Find(rec.nic());
     const bool nic_ok =
         nic != nullptr && nic->state == devmem::v1::PROFILE_STATE_APPLIED;
     const bool has_session = state.sessions().contains(rec.session());
@@ -1212,7 +888,7 @@ std::vector<std::string> NicManager::Recover(
   uint32_t undone = 0;
   absl::flat_hash_map<std::string, absl::flat_hash_set<uint32_t>> claimed;
   for (const auto& [id, rec] : state.rules()) {
-    Nic* nic = FindNicLocked(rec.nic());
+    NicRecord* nic = profiles_.Find(rec.nic());
     const BindingLease* bound = leases_.Get(rec.binding());
     if (nic == nullptr || nic->state != devmem::v1::PROFILE_STATE_APPLIED) {
       forget_rule(id);
@@ -1268,7 +944,7 @@ std::vector<std::string> NicManager::Recover(
   // context of ours) was made by devmemd; if no record claims it, its record
   // was lost (corrupt journal) and nobody can use it.
   uint32_t orphans = 0;
-  for (auto& nic : nics_) {
+  for (auto& nic : profiles_.all()) {
     if (nic->state != devmem::v1::PROFILE_STATE_APPLIED || !nic->plan) continue;
     absl::flat_hash_set<uint32_t> pool(nic->plan->pool.begin(),
                                        nic->plan->pool.end());
@@ -1397,45 +1073,9 @@ absl::StatusOr<UniqueFd> NicManager::DupAnchor(uint64_t session,
 std::vector<std::string> NicManager::CheckHealth() {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> out;
-  for (auto& nic : nics_) {
+  for (auto& nic : profiles_.all()) {
     if (nic->state != devmem::v1::PROFILE_STATE_APPLIED) continue;
-    std::vector<std::string> why;
-    auto info = options_.inventory->Get(nic->name);
-    if (!info.ok()) {
-      why.push_back(
-          absl::StrCat("link is gone (", info.status().message(), ")"));
-    } else if (!info->link.admin_up || info->link.oper_state == "down" ||
-               info->link.oper_state == "lowerlayerdown") {
-      why.push_back(absl::StrCat("link is down (", info->link.oper_state,
-                                 info->link.admin_up ? "" : ", admin down",
-                                 ")"));
-    }
-    if (nic->desired.has_channels()) {
-      auto ch = options_.control->GetChannels(nic->ifindex);
-      const auto& want = nic->desired.channels();
-      const bool combined_drift =
-          want.has_combined_count() && ch.ok() &&
-          ch->combined_count.value_or(0) != want.combined_count();
-      const bool rx_drift = want.has_rx_count() && ch.ok() &&
-                            ch->rx_count.value_or(0) != want.rx_count();
-      if (combined_drift || rx_drift) {
-        why.push_back(absl::StrCat(
-            "channels changed by someone else (combined ",
-            ch->combined_count.value_or(0), ", rx ", ch->rx_count.value_or(0),
-            "; the profile set combined ", want.combined_count(), ", rx ",
-            want.rx_count(), ")"));
-      }
-    }
-    auto rings = options_.control->GetRings(nic->ifindex);
-    if (rings.ok() &&
-        (rings->tcp_data_split != TcpDataSplit::kEnabled ||
-         (rings->hds_thresh.has_value() && *rings->hds_thresh != 0))) {
-      why.push_back(
-          "header split is no longer ENABLED with hds-thresh 0 (changed by "
-          "someone else)");
-    }
-    const std::string reason = absl::StrJoin(why, "; ");
-    nic->degraded = reason;
+    const std::string reason = profiles_.CheckDrift(*nic);
     if (reason.empty()) continue;
     const size_t n = leases_.HandlesOn(nic->name).size();
     out.push_back(

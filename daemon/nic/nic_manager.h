@@ -18,6 +18,7 @@
 #include "daemon/nic/change_recorder.h"
 #include "daemon/nic/lease_table.h"
 #include "daemon/nic/nic_profile.h"
+#include "daemon/nic/nic_profiles.h"
 #include "daemon/nic/queue_pool.h"
 #include "daemon/state/anchor_store.h"
 #include "daemon/state/lease_journal.h"
@@ -100,10 +101,7 @@ class NicManager {
 
   // Where a binding should go: a NIC by name, or the managed NIC nearest to
   // a GPU's PCI address.
-  struct Target {
-    std::string nic;
-    std::string gpu_pci_address;
-  };
+  using Target = NicTarget;
 
   // Binds `dmabuf` (checked to be a dma-buf before any netlink) to
   // `queue_count` free pool queues. The fd is closed once bound (the kernel
@@ -246,38 +244,12 @@ class NicManager {
   std::vector<LeaseInfo> Leases() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  struct Nic {
-    devmem::v1::NicProfile profile;
-    std::string name;
-    uint32_t ifindex = 0;
-    devmem::v1::ProfileState state = devmem::v1::PROFILE_STATE_UNMANAGED;
-    std::string reason;
-    std::vector<Capability> missing;
-    std::optional<ProfilePlan> plan;
-    devmem::v1::NicSettings original;
-    devmem::v1::NicSettings desired;
-    bool recorded = false;
-    QueuePool pool;  // empty unless applied
-    // Why the NIC no longer matches its profile ("" if it does).
-    std::string degraded;
-    uint32_t rule_quota = 0;
-    // For the metrics.
-    uint64_t rules_installed = 0;
-    std::map<std::string, uint64_t> rules_removed;
-    std::map<std::string, uint64_t> rules_failed;
-  };
-  std::string ApplyLocked(Nic& nic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::string RestoreLocked(Nic& nic, uint32_t* bindings, uint32_t* rules,
+  std::string RestoreLocked(NicRecord& nic, uint32_t* bindings, uint32_t* rules,
                             absl::Status* status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // FAILED_PRECONDITION naming the bindings on `nic` whose anchor a workload
   // holds (RestoreNic cannot end them); OK if there are none.
-  absl::Status CheckNoHeldAnchorsLocked(const Nic& nic)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The profile NIC named `name`, or null.
-  Nic* FindNicLocked(absl::string_view name) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<Nic*> ResolveTarget(const Target& target)
+  absl::Status CheckNoHeldAnchorsLocked(const NicRecord& nic)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The leases' quotas for one more binding of `session`.
   absl::Status CheckBindQuotaLocked(uint64_t session) const
@@ -288,30 +260,28 @@ class NicManager {
   // SteerFlow under the lock; on failure `*nic` (if the binding's NIC is
   // known) and `*cause` (a kFailed* constant) say where and why.
   absl::StatusOr<devmem::v1::FlowRule> SteerFlowLocked(
-      uint64_t session, uint64_t handle, const FlowTuple& tuple, Nic** nic,
-      const char** cause) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      uint64_t session, uint64_t handle, const FlowTuple& tuple,
+      NicRecord** nic, const char** cause) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Journals the session's owner once, with its first lease.
   absl::Status JournalSessionLocked(uint64_t session)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Pool queues of `nic` the kernel shows bound to a dma-buf right now.
-  absl::flat_hash_set<uint32_t> KernelBoundQueuesLocked(const Nic& nic)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records a binding the kernel just made (undoing it if the record cannot
   // be written), shares its anchor, and takes its queues from the pool.
   absl::StatusOr<devmem::v1::Binding> AdoptNewBindingLocked(BindingLease b,
-                                                            Nic& nic)
+                                                            NicRecord& nic)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   devmem::v1::Binding BindingProto(const BindingLease& b) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  devmem::v1::FlowRule RuleProto(const Nic& nic, const RuleLease& r) const;
-  devmem::v1::NicState StateLocked(const Nic& nic)
+  devmem::v1::FlowRule RuleProto(const NicRecord& nic,
+                                 const RuleLease& r) const;
+  devmem::v1::NicState StateLocked(const NicRecord& nic)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
-  OriginalStateStore store_;
   ChangeRecorder recorder_;
+  // The NICs, their profiles and pools.
+  NicProfiles profiles_ ABSL_GUARDED_BY(mu_);
   mutable absl::Mutex mu_;
-  std::vector<std::unique_ptr<Nic>> nics_ ABSL_GUARDED_BY(mu_);
   // Bindings, rules and their quotas.
   LeaseTable leases_ ABSL_GUARDED_BY(mu_);
 };
