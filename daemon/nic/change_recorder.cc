@@ -63,7 +63,7 @@ devmem::v1::JournaledRule RuleRecord(absl::string_view nic, uint32_t ifindex,
   out.set_id(r.journal_id);
   out.set_session(r.session);
   out.set_binding(r.binding);
-  out.set_nic(std::string(nic));
+  out.set_nic(nic.data(), nic.size());
   out.set_ifindex(ifindex);
   TupleToRecord(r.requested, out.mutable_requested());
   out.set_installed(r.installed.location != kRxClsLocAny);

@@ -138,7 +138,8 @@ const RuleLease* LeaseTable::RuleAt(absl::string_view nic,
 
 void LeaseTable::AddRule(absl::string_view nic, uint32_t location,
                          RuleLease r) {
-  NicRules& rules = rules_[std::string(nic)];
+  const std::string key(nic);
+  NicRules& rules = rules_[key];
   rules.by_tuple[TupleKey(r.requested)] = location;
   if (BindingLease* b = Get(r.binding)) {
     b->rule_locations.insert(location);
