@@ -15,11 +15,13 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "daemon/nic/binder.h"
 #include "daemon/nic/change_recorder.h"
 #include "daemon/nic/lease_table.h"
 #include "daemon/nic/nic_profile.h"
 #include "daemon/nic/nic_profiles.h"
 #include "daemon/nic/queue_pool.h"
+#include "daemon/nic/steering.h"
 #include "daemon/state/anchor_store.h"
 #include "daemon/state/lease_journal.h"
 #include "kernel/fd_identity.h"
@@ -206,21 +208,18 @@ class NicManager {
     std::map<std::string, uint64_t> rules_removed;
     std::map<std::string, uint64_t> rules_failed;
   };
-  // Why a rule went: the client released it or its binding, its session
-  // closed (or its grace ended), an admin restored the NIC, or recovery
-  // found it stale or orphaned.
-  static constexpr char kRemovedReleased[] = "released";
-  static constexpr char kRemovedSessionClosed[] = "session_closed";
-  static constexpr char kRemovedRestore[] = "restore";
-  static constexpr char kRemovedRecovery[] = "recovery";
-  // Why a steering request was refused: bad request (unknown or TX binding,
-  // no port), the flow is another binding's, a quota, the kernel/NIC said no
-  // (or the NIC is not ready), the journal could not record it.
-  static constexpr char kFailedInvalid[] = "invalid";
-  static constexpr char kFailedConflict[] = "conflict";
-  static constexpr char kFailedQuota[] = "quota";
-  static constexpr char kFailedKernel[] = "kernel";
-  static constexpr char kFailedJournal[] = "journal";
+  // Why a rule went, and why a steering request was refused (the metrics'
+  // cause labels; see rule_cause in nic_profiles.h).
+  static constexpr const char* kRemovedReleased = rule_cause::kReleased;
+  static constexpr const char* kRemovedSessionClosed =
+      rule_cause::kSessionClosed;
+  static constexpr const char* kRemovedRestore = rule_cause::kRestore;
+  static constexpr const char* kRemovedRecovery = rule_cause::kRecovery;
+  static constexpr const char* kFailedInvalid = rule_cause::kInvalid;
+  static constexpr const char* kFailedConflict = rule_cause::kConflict;
+  static constexpr const char* kFailedQuota = rule_cause::kQuota;
+  static constexpr const char* kFailedKernel = rule_cause::kKernel;
+  static constexpr const char* kFailedJournal = rule_cause::kJournal;
   std::vector<NicMetrics> Metrics() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Counters for status and tests.
@@ -244,56 +243,26 @@ class NicManager {
   std::vector<LeaseInfo> Leases() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // Releases the leases on `nic`, waits briefly for anchors workloads close,
+  // and puts the settings back unless a queue is still bound.
   std::string RestoreLocked(NicRecord& nic, uint32_t* bindings, uint32_t* rules,
                             absl::Status* status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // FAILED_PRECONDITION naming the bindings on `nic` whose anchor a workload
-  // holds (RestoreNic cannot end them); OK if there are none.
-  absl::Status CheckNoHeldAnchorsLocked(const NicRecord& nic)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The leases' quotas for one more binding of `session`.
-  absl::Status CheckBindQuotaLocked(uint64_t session) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // `cause` is one of the kRemoved* constants, for the rules it removes.
-  uint32_t ReleaseBindingLocked(uint64_t handle, const char* cause)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // SteerFlow under the lock; on failure `*nic` (if the binding's NIC is
-  // known) and `*cause` (a kFailed* constant) say where and why.
-  absl::StatusOr<devmem::v1::FlowRule> SteerFlowLocked(
-      uint64_t session, uint64_t handle, const FlowTuple& tuple,
-      NicRecord** nic, const char** cause) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Journals the session's owner once, with its first lease.
-  absl::Status JournalSessionLocked(uint64_t session)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Records a binding the kernel just made (undoing it if the record cannot
-  // be written), shares its anchor, and takes its queues from the pool.
-  absl::StatusOr<devmem::v1::Binding> AdoptNewBindingLocked(BindingLease b,
-                                                            NicRecord& nic)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  devmem::v1::Binding BindingProto(const BindingLease& b) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  devmem::v1::FlowRule RuleProto(const NicRecord& nic,
-                                 const RuleLease& r) const;
   devmem::v1::NicState StateLocked(const NicRecord& nic)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   ChangeRecorder recorder_;
-  // The NICs, their profiles and pools.
-  NicProfiles profiles_ ABSL_GUARDED_BY(mu_);
+  // Lock order: mu_, then (through the session hooks in Options) the
+  // SessionManager's lock; nothing calls back into NicManager under it.
   mutable absl::Mutex mu_;
-  // Bindings, rules and their quotas.
+  // The state, each piece owning its own: the NICs with their profiles and
+  // pools, and the bindings, rules and their quotas.
+  NicProfiles profiles_ ABSL_GUARDED_BY(mu_);
   LeaseTable leases_ ABSL_GUARDED_BY(mu_);
+  // The operations on them (no state of their own).
+  Binder binder_ ABSL_GUARDED_BY(mu_);
+  Steering steering_ ABSL_GUARDED_BY(mu_);
 };
-
-// Maps a kernel refusal (a status from NicControl carrying an errno) to the
-// code devmemd reports: FAILED_PRECONDITION with the kernel's own text and
-// `remedy`; ENOSPC is RESOURCE_EXHAUSTED, ENODEV NOT_FOUND. Statuses without
-// an errno (devmemd's own checks) pass through unchanged.
-absl::Status KernelRefusal(const absl::Status& status,
-                           absl::string_view remedy);
-
-// The remedy devmemd suggests when the kernel refuses bind-rx on `nic`.
-std::string BindRxRemedy(const absl::Status& status, absl::string_view nic);
 
 }  // namespace devmem

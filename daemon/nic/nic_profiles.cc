@@ -91,6 +91,49 @@ NicRecord* NicProfiles::Find(absl::string_view name) const {
   return nullptr;
 }
 
+absl::Status NicProfiles::RecordOriginal(NicRecord& nic) {
+  // A record left by an earlier run is the true original (this run may see
+  // settings that run made), so it wins.
+  auto recorded = store_.Load(nic.name);
+  if (!recorded.ok()) return recorded.status();
+  const devmem::v1::JournalState journaled = options_.recorder->state();
+  auto jp = journaled.profiles().find(nic.name);
+  if (recorded->has_value()) {
+    nic.original = **recorded;
+  } else if (jp != journaled.profiles().end()) {
+    // The record file is gone but the journal has the original: trust the
+    // checksummed journal and write the file again.
+    nic.original = jp->second.original();
+    (void)store_.Save(nic.name, nic.original);
+  } else {
+    auto current = ReadSettings(*options_.control, nic.ifindex);
+    if (!current.ok()) {
+      return absl::Status(current.status().code(),
+                          absl::StrCat("cannot read the current settings: ",
+                                       current.status().message()));
+    }
+    absl::Status saved = store_.Save(nic.name, *current);
+    if (!saved.ok()) {
+      return absl::Status(
+          saved.code(),
+          absl::StrCat("cannot record the original state: ", saved.message()));
+    }
+    nic.original = *std::move(current);
+  }
+  nic.recorded = true;
+  if (jp != journaled.profiles().end()) return absl::OkStatus();
+  devmem::v1::JournalEntry e;
+  e.mutable_profile_put()->set_nic(nic.name);
+  e.mutable_profile_put()->set_ifindex(nic.ifindex);
+  *e.mutable_profile_put()->mutable_original() = nic.original;
+  absl::Status j = options_.recorder->Intent(e);
+  if (!j.ok()) {
+    return absl::Status(
+        j.code(), absl::StrCat("cannot journal the profile: ", j.message()));
+  }
+  return absl::OkStatus();
+}
+
 std::string NicProfiles::Apply(NicRecord& nic) {
   nic.missing.clear();
   nic.plan.reset();
@@ -120,56 +163,11 @@ std::string NicProfiles::Apply(NicRecord& nic) {
     nic.reason = absl::StrCat(plan.status().message(), "; nothing was changed");
     return absl::StrCat(nic.name, ": ", nic.reason);
   }
-  // Record before change. A record left by an earlier run is the true
-  // original (this run may see settings that run made), so it wins.
-  auto recorded = store_.Load(nic.name);
+  absl::Status recorded = RecordOriginal(nic);
   if (!recorded.ok()) {
     nic.state = devmem::v1::PROFILE_STATE_FAILED;
-    nic.reason =
-        absl::StrCat(recorded.status().message(), "; nothing was changed");
+    nic.reason = absl::StrCat(recorded.message(), "; nothing was changed");
     return absl::StrCat(nic.name, ": ", nic.reason);
-  }
-  const devmem::v1::JournalState journaled = options_.recorder->state();
-  auto jp = journaled.profiles().find(nic.name);
-  if (recorded->has_value()) {
-    nic.original = **recorded;
-  } else if (jp != journaled.profiles().end()) {
-    // The record file is gone but the journal has the original: trust the
-    // checksummed journal and write the file again.
-    nic.original = jp->second.original();
-    (void)store_.Save(nic.name, nic.original);
-  } else {
-    auto current = ReadSettings(*options_.control, nic.ifindex);
-    if (!current.ok()) {
-      nic.state = devmem::v1::PROFILE_STATE_FAILED;
-      nic.reason = absl::StrCat(
-          "cannot read the current settings: ", current.status().message(),
-          "; nothing was changed");
-      return absl::StrCat(nic.name, ": ", nic.reason);
-    }
-    absl::Status saved = store_.Save(nic.name, *current);
-    if (!saved.ok()) {
-      nic.state = devmem::v1::PROFILE_STATE_FAILED;
-      nic.reason =
-          absl::StrCat("cannot record the original state: ", saved.message(),
-                       "; nothing was changed");
-      return absl::StrCat(nic.name, ": ", nic.reason);
-    }
-    nic.original = *std::move(current);
-  }
-  nic.recorded = true;
-  if (jp == journaled.profiles().end()) {
-    devmem::v1::JournalEntry e;
-    e.mutable_profile_put()->set_nic(nic.name);
-    e.mutable_profile_put()->set_ifindex(nic.ifindex);
-    *e.mutable_profile_put()->mutable_original() = nic.original;
-    absl::Status j = options_.recorder->Intent(e);
-    if (!j.ok()) {
-      nic.state = devmem::v1::PROFILE_STATE_FAILED;
-      nic.reason = absl::StrCat("cannot journal the profile: ", j.message(),
-                                "; nothing was changed");
-      return absl::StrCat(nic.name, ": ", nic.reason);
-    }
   }
   nic.desired = DesiredSettings(nic.original, *plan);
   absl::Status applied =

@@ -103,10 +103,34 @@ class NicProfiles {
   absl::flat_hash_set<uint32_t> KernelBound(const NicRecord& nic) const;
 
  private:
+  // Before the first change: the original settings of `nic`, from an earlier
+  // run's record file, the journal, or the NIC itself, saved to a file and
+  // journaled. The error says which step failed.
+  absl::Status RecordOriginal(NicRecord& nic);
+
   const Options options_;
   OriginalStateStore store_;
   std::vector<std::unique_ptr<NicRecord>> nics_;
 };
+
+// Why a rule went (NicRecord::rules_removed) or a steering request was
+// refused (NicRecord::rules_failed): the metrics' cause label.
+namespace rule_cause {
+// The client released it or its binding; its session closed (or its grace
+// ended); an admin restored the NIC; recovery found it stale or orphaned.
+inline constexpr char kReleased[] = "released";
+inline constexpr char kSessionClosed[] = "session_closed";
+inline constexpr char kRestore[] = "restore";
+inline constexpr char kRecovery[] = "recovery";
+// A bad request (unknown or TX binding, no port); the flow is another
+// binding's; a quota; the kernel or NIC said no (or the NIC is not ready);
+// the journal could not record it.
+inline constexpr char kInvalid[] = "invalid";
+inline constexpr char kConflict[] = "conflict";
+inline constexpr char kQuota[] = "quota";
+inline constexpr char kKernel[] = "kernel";
+inline constexpr char kJournal[] = "journal";
+}  // namespace rule_cause
 
 // "applied", "not devmem-capable", ... for messages.
 std::string ProfileStateName(devmem::v1::ProfileState s);

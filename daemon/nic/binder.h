@@ -1,0 +1,91 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "daemon/nic/change_recorder.h"
+#include "daemon/nic/lease_table.h"
+#include "daemon/nic/nic_profiles.h"
+#include "daemon/state/anchor_store.h"
+#include "kernel/nic_control.h"
+#include "kernel/unique_fd.h"
+#include "proto/devmem/v1/config.pb.h"
+#include "proto/devmem/v1/devmem.pb.h"
+#include "proto/devmem/v1/journal.pb.h"
+
+namespace devmem {
+
+// Makes and ends bindings: takes queues from a NIC's pool, journals the
+// intent, issues bind-rx/bind-tx, records the outcome and the binding's
+// lease; on release removes its rules, its RSS context and the kernel
+// binding, and gives its queues back. Also the binding anchors: checks one a
+// workload returns, copies ours out, and says which are in workloads' hands.
+// It owns no state: the profiles, leases and journal are NicManager's, whose
+// lock is held around every call. Errors: see NicManager.
+class Binder {
+ public:
+  struct Deps {
+    const devmem::v1::DaemonConfig* config = nullptr;
+    NicControl* control = nullptr;
+    AnchorStore* anchors = nullptr;  // may be null
+    ChangeRecorder* recorder = nullptr;
+    NicProfiles* profiles = nullptr;
+    LeaseTable* leases = nullptr;
+    // The session layer's answers (NicManager::Options); may be empty.
+    std::function<std::optional<devmem::v1::JournaledSession>(uint64_t)>
+        session_record;
+    std::function<void(uint64_t session, uint64_t handle)>
+        withdraw_anchor_ticket;
+    std::function<bool(uint64_t session, uint64_t handle)> anchor_handed_out;
+  };
+  explicit Binder(Deps deps) : d_(std::move(deps)) {}
+
+  absl::StatusOr<devmem::v1::Binding> BindRx(uint64_t session,
+                                             const NicTarget& target,
+                                             uint32_t queue_count,
+                                             UniqueFd dmabuf);
+  absl::StatusOr<devmem::v1::Binding> BindTx(uint64_t session,
+                                             const NicTarget& target,
+                                             UniqueFd dmabuf);
+  // Releases binding `handle` (any session's); returns the rules removed,
+  // counted under `cause` (a rule_cause constant).
+  uint32_t Release(uint64_t handle, const char* cause);
+  // Releases everything `session` holds. Idempotent.
+  void ReleaseSession(uint64_t session, const char* cause);
+  // FAILED_PRECONDITION naming the bindings on `nic` whose anchor a workload
+  // holds (RestoreNic cannot end them); OK if there are none.
+  absl::Status CheckNoHeldAnchors(const NicRecord& nic);
+  absl::StatusOr<uint32_t> ReturnAnchor(uint64_t session, uint64_t handle,
+                                        UniqueFd anchor);
+  absl::StatusOr<UniqueFd> DupAnchor(uint64_t session, uint64_t handle);
+
+ private:
+  // The leases' quotas for one more binding of `session`.
+  absl::Status CheckBindQuota(uint64_t session) const;
+  // Journals the session's owner once, with its first lease.
+  absl::Status JournalSession(uint64_t session);
+  // Records a binding the kernel just made (undoing it if the record cannot
+  // be written), shares its anchor, and takes its queues from the pool.
+  absl::StatusOr<devmem::v1::Binding> AdoptNew(BindingLease b, NicRecord& nic);
+
+  const Deps d_;
+};
+
+// A binding as the API shows it.
+devmem::v1::Binding BindingProto(const BindingLease& b);
+
+// Maps a kernel refusal (a status from NicControl carrying an errno) to the
+// code devmemd reports: FAILED_PRECONDITION with the kernel's own text and
+// `remedy`; ENOSPC is RESOURCE_EXHAUSTED, ENODEV NOT_FOUND. Statuses without
+// an errno (devmemd's own checks) pass through unchanged.
+absl::Status KernelRefusal(const absl::Status& status,
+                           absl::string_view remedy);
+
+// The remedy devmemd suggests when the kernel refuses bind-rx on `nic`.
+std::string BindRxRemedy(const absl::Status& status, absl::string_view nic);
+
+}  // namespace devmem

@@ -1,0 +1,54 @@
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "daemon/nic/change_recorder.h"
+#include "daemon/nic/lease_table.h"
+#include "daemon/nic/nic_profiles.h"
+#include "kernel/nic_control.h"
+#include "kernel/nic_info.h"
+#include "proto/devmem/v1/devmem.pb.h"
+
+namespace devmem {
+
+// Steers flows to bindings: checks the request and the quotas, journals the
+// rule's intent, inserts the ntuple rule (a 5-tuple the NIC refuses falls
+// back to the 3-tuple), records it, and removes rules again. Idempotent per
+// tuple and binding. It owns no state (see Binder); NicManager's lock is held
+// around every call.
+class Steering {
+ public:
+  struct Deps {
+    NicControl* control = nullptr;
+    ChangeRecorder* recorder = nullptr;
+    NicProfiles* profiles = nullptr;
+    LeaseTable* leases = nullptr;
+  };
+  explicit Steering(const Deps& deps) : d_(deps) {}
+
+  // On failure `*nic` (if the binding's NIC is known) and `*cause` (a
+  // rule_cause constant) say where and why, for the metrics.
+  absl::StatusOr<devmem::v1::FlowRule> Steer(uint64_t session, uint64_t handle,
+                                             const FlowTuple& tuple,
+                                             NicRecord** nic,
+                                             const char** cause);
+  // NOT_FOUND if no rule of the binding is at `location`.
+  absl::Status Remove(uint64_t session, uint64_t handle, uint32_t location);
+
+ private:
+  // Steer() once the request passed its checks: journal, insert (with the
+  // 3-tuple fallback), record.
+  absl::StatusOr<devmem::v1::FlowRule> Install(uint64_t session,
+                                               BindingLease& b, NicRecord& nic,
+                                               const FlowTuple& tuple,
+                                               const char** cause);
+
+  const Deps d_;
+};
+
+// A rule as the API shows it.
+devmem::v1::FlowRule RuleProto(const NicRecord& nic, const RuleLease& r);
+
+}  // namespace devmem
