@@ -36,6 +36,18 @@ inline constexpr int kMaxGrpcRequestBytes = 64 * 1024;
 // server and the gRPC service. Tests start it in-process; main() adds flags and
 // signals. Shutdown() (or the destructor) closes every session and removes the
 // sockets it created.
+//
+// The daemon's one lock order, outermost first (a thread holding one may take
+// only those below it):
+//   HealthMonitor::check_mu_   health probes and listeners run under it
+//   Daemon::admin_bus_mu_      a health listener forwards to the D-Bus thread
+//   NicManager::mu_            every NIC-side call: gRPC, probes, metrics
+//   SessionManager::mu_        NicManager's session hooks (owner, anchors)
+//   LeaseJournal::mu_, then Journal::mu_
+// Leaves, which call out to nothing of ours while held: HealthMonitor::mu_,
+// SessionServer::mu_, GrpcPeerRegistry::mu_, DaemonMetrics::kernel_mu_ (the
+// netlink sockets' own mutexes sit below it). SessionManager runs its close
+// observer (which takes NicManager::mu_) only after dropping its lock.
 class Daemon {
  public:
   struct Options {

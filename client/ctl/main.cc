@@ -145,22 +145,19 @@ struct ParsedFlag {
   std::string value;
 };
 
-int Main(int argc, char** argv) {
-  // A receiver that goes away must not kill us silently in write(2).
-  signal(SIGPIPE, SIG_IGN);
-
-  const std::vector<Command> commands = Commands();
-  std::vector<std::string> positional;
-  std::vector<ParsedFlag> flags;
-  bool help = false;
+// Splits the command line into positional words and --flags (flag values
+// are parsed later, once the command is known). kExitOk, or the usage exit
+// code for an unknown flag or one without its value.
+int SplitArgs(int argc, char** argv, std::vector<std::string>* positional,
+              std::vector<ParsedFlag>* flags, bool* help) {
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg == "--") {
-      for (++i; i < argc; ++i) positional.emplace_back(argv[i]);
+      for (++i; i < argc; ++i) positional->emplace_back(argv[i]);
       break;
     }
     if (arg.size() < 2 || arg[0] != '-') {
-      positional.emplace_back(arg);
+      positional->emplace_back(arg);
       continue;
     }
     absl::string_view body =
@@ -174,7 +171,7 @@ int Main(int argc, char** argv) {
       has_value = true;
     }
     if (name == "help" || name == "h") {
-      help = true;
+      *help = true;
       continue;
     }
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
@@ -183,13 +180,13 @@ int Main(int argc, char** argv) {
       // --nojson style negation of a boolean flag.
       flag = absl::FindCommandLineFlag(name.substr(2));
       if (flag != nullptr && flag->IsOfType<bool>()) {
-        flags.push_back({absl::StrCat(name.substr(2)), flag, "false"});
+        flags->push_back({absl::StrCat(name.substr(2)), flag, "false"});
         continue;
       }
       flag = nullptr;
     }
     if (flag == nullptr) {
-      return UsageError(positional.empty() ? "" : positional[0],
+      return UsageError(positional->empty() ? "" : (*positional)[0],
                         absl::StrCat("unknown flag --", name));
     }
     if (!has_value) {
@@ -198,13 +195,53 @@ int Main(int argc, char** argv) {
       } else if (i + 1 < argc) {
         value = argv[++i];
       } else {
-        return UsageError(positional.empty() ? "" : positional[0],
+        return UsageError(positional->empty() ? "" : (*positional)[0],
                           absl::StrCat("--", name, " needs a value"));
       }
     }
-    flags.push_back({flag_name, flag, absl::StrCat(value)});
+    flags->push_back({flag_name, flag, absl::StrCat(value)});
   }
 
+  return kExitOk;
+}
+
+// Sets the flags given for `command`: global ones and its own; any other
+// is a usage error, as is a value that does not parse.
+int ApplyFlags(const Command& command, const std::vector<ParsedFlag>& flags) {
+  for (const ParsedFlag& parsed : flags) {
+    const auto allowed = [&](const std::vector<const char*>& list) {
+      return std::any_of(list.begin(), list.end(),
+                         [&](const char* n) { return parsed.name == n; });
+    };
+    const bool command_flag = std::any_of(
+        command.flags.begin(), command.flags.end(),
+        [&](const FlagDoc& doc) { return parsed.name == doc.name; });
+    if (!allowed(GlobalFlags()) && !command_flag) {
+      return UsageError(command.name, absl::StrCat("flag --", parsed.name,
+                                                   " does not apply to `",
+                                                   command.name, "`"));
+    }
+    std::string error;
+    if (!parsed.flag->ParseFrom(parsed.value, &error)) {
+      return UsageError(command.name, absl::StrCat("--", parsed.name, "=",
+                                                   parsed.value, ": ", error));
+    }
+  }
+  return kExitOk;
+}
+
+int Main(int argc, char** argv) {
+  // A receiver that goes away must not kill us silently in write(2).
+  signal(SIGPIPE, SIG_IGN);
+
+  const std::vector<Command> commands = Commands();
+  std::vector<std::string> positional;
+  std::vector<ParsedFlag> flags;
+  bool help = false;
+  if (int rc = SplitArgs(argc, argv, &positional, &flags, &help);
+      rc != kExitOk) {
+    return rc;
+  }
   if (positional.empty()) {
     if (help) {
       PrintMainUsage(stdout, commands);
@@ -270,25 +307,7 @@ int Main(int argc, char** argv) {
     PrintCommandUsage(stdout, *command);
     return kExitOk;
   }
-  for (const ParsedFlag& parsed : flags) {
-    const auto allowed = [&](const std::vector<const char*>& list) {
-      return std::any_of(list.begin(), list.end(),
-                         [&](const char* n) { return parsed.name == n; });
-    };
-    const bool command_flag = std::any_of(
-        command->flags.begin(), command->flags.end(),
-        [&](const FlagDoc& doc) { return parsed.name == doc.name; });
-    if (!allowed(GlobalFlags()) && !command_flag) {
-      return UsageError(command->name, absl::StrCat("flag --", parsed.name,
-                                                    " does not apply to `",
-                                                    command->name, "`"));
-    }
-    std::string error;
-    if (!parsed.flag->ParseFrom(parsed.value, &error)) {
-      return UsageError(command->name, absl::StrCat("--", parsed.name, "=",
-                                                    parsed.value, ": ", error));
-    }
-  }
+  if (int rc = ApplyFlags(*command, flags); rc != kExitOk) return rc;
   if (!command->takes_positional && !positional.empty()) {
     return UsageError(command->name, absl::StrCat("unexpected argument '",
                                                   positional[0], "'"));

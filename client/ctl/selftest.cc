@@ -145,6 +145,89 @@ std::string SelftestJson(const std::string& nic, uint32_t ifindex,
   return ToJson(out);
 }
 
+// The NIC to test: a simulated one named `nic`, or the kernel's (which
+// needs CAP_NET_ADMIN). kExitOk with `*control` and `*ifindex` set, or the
+// exit code after saying what is wrong.
+int OpenControl(const std::string& nic, bool simulated,
+                std::unique_ptr<NicControl>* control, uint32_t* ifindex) {
+  *ifindex = if_nametoindex(nic.c_str());
+  if (simulated) {
+    SimulatedNicSpec spec;
+    spec.name = nic;
+    // A real link of that name lends its ifindex, for recognisable output.
+    spec.ifindex = *ifindex != 0 ? *ifindex : 1;
+    *ifindex = spec.ifindex;
+    absl::StatusOr<std::unique_ptr<SimulatedNic>> sim =
+        SimulatedNic::Create({spec});
+    if (!sim.ok()) {
+      return UsageError("selftest",
+                        absl::StrCat("--nic: ", sim.status().message()));
+    }
+    *control = *std::move(sim);
+  } else {
+    if (*ifindex == 0) {
+      return Fail("selftest", absl::StrCat("no interface ", nic),
+                  ErrnoStatus(errno, absl::StrCat("if_nametoindex ", nic)),
+                  "`ip link` lists the interfaces; with --simulated any "
+                  "name works");
+    }
+    if (!HasNetAdmin()) {
+      return Fail("selftest", absl::StrCat("selftest on ", nic),
+                  absl::PermissionDeniedError(kNeedsNetAdmin), kNetAdminHint);
+    }
+    absl::StatusOr<std::unique_ptr<KernelNicControl>> kernel =
+        KernelNicControl::Create();
+    if (!kernel.ok()) {
+      const bool eperm =
+          StatusErrno(kernel.status()) == EPERM ||
+          kernel.status().code() == absl::StatusCode::kPermissionDenied;
+      return Fail("selftest", "opening the kernel's ethtool and netdev netlink",
+                  kernel.status(),
+                  eperm ? absl::StrCat(kNeedsNetAdmin, ": ", kNetAdminHint)
+                        : "the kernel needs ethtool netlink and the netdev "
+                          "family (6.12+ for devmem)");
+    }
+    *control = *std::move(kernel);
+  }
+  return kExitOk;
+}
+
+// The lines after the steps: why the sequence could not run, or the result.
+void PrintSummary(const std::string& nic, bool simulated,
+                  const SelftestResult& result) {
+  if (!result.ran) {
+    absl::PrintF(
+        "cannot run: %s lacks what devmem needs; nothing was "
+        "changed\n",
+        nic);
+    bool no_dmabuf = false;
+    for (const Capability& cap : result.missing) {
+      absl::PrintF("  %s\n", CapabilityLine(CapabilityProto(cap)));
+      no_dmabuf |= cap.name == "dma-buf";
+    }
+    absl::FPrintF(
+        stderr,
+        "  hint: devmem RX needs a NIC with header split, ntuple and RSS "
+        "whose driver binds unreadable memory (bnxt from 6.16, mlx5 from "
+        "6.17, fbnic and gve from 6.18)%s\n",
+        no_dmabuf ? ", and a dma-buf: modprobe udmabuf, or pass GPU memory "
+                    "with --dmabuf_fd"
+                  : "");
+    return;
+  }
+  const size_t failed =
+      std::count_if(result.steps.begin(), result.steps.end(),
+                    [](const SelftestStep& s) { return !s.passed; });
+  absl::PrintF("%sresult: %s; %s\n", simulated ? "SIMULATED " : "",
+               failed == 0
+                   ? absl::StrCat("PASSED (", result.steps.size(), " steps)")
+                   : absl::StrCat("FAILED (", failed, " of ",
+                                  result.steps.size(), " steps)"),
+               result.restored
+                   ? absl::StrCat(nic, " restored as recorded")
+                   : absl::StrCat(nic, " NOT restored: see the restore step"));
+}
+
 int RunSelftest(const std::vector<std::string>&) {
   const bool json = absl::GetFlag(FLAGS_json);
   const std::string nic = absl::GetFlag(FLAGS_nic);
@@ -171,44 +254,9 @@ int RunSelftest(const std::vector<std::string>&) {
   const size_t bytes = static_cast<size_t>(memory_mb) << 20;
 
   std::unique_ptr<NicControl> control;
-  uint32_t ifindex = if_nametoindex(nic.c_str());
-  if (simulated) {
-    SimulatedNicSpec spec;
-    spec.name = nic;
-    // A real link of that name lends its ifindex, for recognisable output.
-    spec.ifindex = ifindex != 0 ? ifindex : 1;
-    ifindex = spec.ifindex;
-    absl::StatusOr<std::unique_ptr<SimulatedNic>> sim =
-        SimulatedNic::Create({spec});
-    if (!sim.ok()) {
-      return UsageError("selftest",
-                        absl::StrCat("--nic: ", sim.status().message()));
-    }
-    control = *std::move(sim);
-  } else {
-    if (ifindex == 0) {
-      return Fail("selftest", absl::StrCat("no interface ", nic),
-                  ErrnoStatus(errno, absl::StrCat("if_nametoindex ", nic)),
-                  "`ip link` lists the interfaces; with --simulated any "
-                  "name works");
-    }
-    if (!HasNetAdmin()) {
-      return Fail("selftest", absl::StrCat("selftest on ", nic),
-                  absl::PermissionDeniedError(kNeedsNetAdmin), kNetAdminHint);
-    }
-    absl::StatusOr<std::unique_ptr<KernelNicControl>> kernel =
-        KernelNicControl::Create();
-    if (!kernel.ok()) {
-      const bool eperm =
-          StatusErrno(kernel.status()) == EPERM ||
-          kernel.status().code() == absl::StatusCode::kPermissionDenied;
-      return Fail("selftest", "opening the kernel's ethtool and netdev netlink",
-                  kernel.status(),
-                  eperm ? absl::StrCat(kNeedsNetAdmin, ": ", kNetAdminHint)
-                        : "the kernel needs ethtool netlink and the netdev "
-                          "family (6.12+ for devmem)");
-    }
-    control = *std::move(kernel);
+  uint32_t ifindex = 0;
+  if (int rc = OpenControl(nic, simulated, &control, &ifindex); rc != kExitOk) {
+    return rc;
   }
 
   // The memory to bind: an inherited dma-buf, a memfd (simulated) or a
@@ -267,37 +315,7 @@ int RunSelftest(const std::vector<std::string>&) {
         "%s\n", SelftestJson(nic, ifindex, backend, simulated, memory, result));
     return result.passed() ? kExitOk : kExitFailure;
   }
-  if (!result.ran) {
-    absl::PrintF(
-        "cannot run: %s lacks what devmem needs; nothing was "
-        "changed\n",
-        nic);
-    bool no_dmabuf = false;
-    for (const Capability& cap : result.missing) {
-      absl::PrintF("  %s\n", CapabilityLine(CapabilityProto(cap)));
-      no_dmabuf |= cap.name == "dma-buf";
-    }
-    absl::FPrintF(
-        stderr,
-        "  hint: devmem RX needs a NIC with header split, ntuple and RSS "
-        "whose driver binds unreadable memory (bnxt from 6.16, mlx5 from "
-        "6.17, fbnic and gve from 6.18)%s\n",
-        no_dmabuf ? ", and a dma-buf: modprobe udmabuf, or pass GPU memory "
-                    "with --dmabuf_fd"
-                  : "");
-    return kExitFailure;
-  }
-  const size_t failed =
-      std::count_if(result.steps.begin(), result.steps.end(),
-                    [](const SelftestStep& s) { return !s.passed; });
-  absl::PrintF("%sresult: %s; %s\n", simulated ? "SIMULATED " : "",
-               failed == 0
-                   ? absl::StrCat("PASSED (", result.steps.size(), " steps)")
-                   : absl::StrCat("FAILED (", failed, " of ",
-                                  result.steps.size(), " steps)"),
-               result.restored
-                   ? absl::StrCat(nic, " restored as recorded")
-                   : absl::StrCat(nic, " NOT restored: see the restore step"));
+  PrintSummary(nic, simulated, result);
   return result.passed() ? kExitOk : kExitFailure;
 }
 

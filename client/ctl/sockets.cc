@@ -276,13 +276,82 @@ void PrintRule(const v1::SocketResponse& info, bool listener) {
   absl::FPrintF(stderr, "%s\n", RuleLine(info.rule(), listener));
 }
 
-int RunListen(const std::vector<std::string>&) {
-  const bool json = absl::GetFlag(FLAGS_json);
+// Reads `fd` to EOF (or `max_bytes`), checking the test pattern if `check`
+// and copying to `out_fd` if it is >= 0; `*received` counts the bytes.
+// kExitOk, or the failure exit code after saying what went wrong.
+int Receive(int fd, const std::string& peer, int out_fd, int64_t max_bytes,
+            bool check, bool json, uint64_t* received) {
+  std::string buf(kIoChunk, '\0');
+  for (;;) {
+    size_t want = buf.size();
+    if (max_bytes > 0) {
+      const uint64_t left = static_cast<uint64_t>(max_bytes) - *received;
+      if (left == 0) break;
+      want = std::min<uint64_t>(want, left);
+    }
+    ssize_t n = read(fd, buf.data(), want);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Fail(
+          "listen",
+          absl::StrCat("receiving from ", peer, " after ", *received, " bytes"),
+          ErrnoStatus(errno, "read"),
+          "the sender reset the connection or the link went down");
+    }
+    if (n == 0) break;
+    absl::string_view chunk(buf.data(), static_cast<size_t>(n));
+    if (check) {
+      int64_t bad = CheckPattern(*received, chunk);
+      if (bad >= 0) {
+        const uint64_t offset = *received + static_cast<uint64_t>(bad);
+        absl::FPrintF(stderr,
+                      "devmemctl listen: pattern mismatch at byte offset %u: "
+                      "expected 0x%02x, got 0x%02x\n"
+                      "  hint: the data was corrupted, reordered or lost on "
+                      "the way; was the sender `devmemctl connect --pattern` "
+                      "from offset 0?\n",
+                      offset, PatternByte(offset),
+                      static_cast<uint8_t>(chunk[static_cast<size_t>(bad)]));
+        if (json) {
+          absl::PrintF(
+              "{\"command\":\"listen\",\"ok\":false,\"bytes\":%u,"
+              "\"pattern_mismatch_offset\":%u}\n",
+              *received + static_cast<uint64_t>(bad), offset);
+        }
+        return kExitFailure;
+      }
+    }
+    if (out_fd >= 0) {
+      absl::Status written =
+          WriteAll(out_fd, chunk.data(), chunk.size(), "write --output");
+      if (!written.ok()) return Fail("listen", "--output", written);
+    }
+    *received += static_cast<uint64_t>(n);
+  }
+  return kExitOk;
+}
+
+// What `listen` was asked to do, from its flags.
+struct ListenArgs {
+  ListenOptions options;
+  BindFlags bind;
+  bool json = false;
+  std::string output;
+  int64_t max_bytes = 0;
+};
+
+// Reads and checks listen's flags: kExitOk, or the usage exit code after
+// saying what is wrong.
+int ListenArgsFromFlags(ListenArgs* args) {
+  args->json = absl::GetFlag(FLAGS_json);
+  args->output = absl::GetFlag(FLAGS_output);
+  args->max_bytes = absl::GetFlag(FLAGS_max_bytes);
+  const bool json = args->json;
   const std::string nic = absl::GetFlag(FLAGS_nic);
-  const std::string output = absl::GetFlag(FLAGS_output);
+  const std::string& output = args->output;
   const int32_t port = absl::GetFlag(FLAGS_port);
   const int32_t backlog = absl::GetFlag(FLAGS_backlog);
-  const int64_t max_bytes = absl::GetFlag(FLAGS_max_bytes);
+  const int64_t max_bytes = args->max_bytes;
   const std::string family = absl::GetFlag(FLAGS_family);
   if (nic.empty()) return UsageError("listen", "--nic is required");
   if (port < 0 || port > 65535) {
@@ -294,9 +363,10 @@ int RunListen(const std::vector<std::string>&) {
     return UsageError("listen",
                       "--json and --output=- would both write to stdout");
   }
-  BindFlags bind;
-  if (int rc = ParseBindFlags("listen", &bind); rc != kExitOk) return rc;
-  ListenOptions options;
+  if (int rc = ParseBindFlags("listen", &args->bind); rc != kExitOk) {
+    return rc;
+  }
+  ListenOptions& options = args->options;
   options.nic = nic;
   options.port = static_cast<uint16_t>(port);
   options.backlog = static_cast<uint32_t>(backlog);
@@ -319,6 +389,18 @@ int RunListen(const std::vector<std::string>&) {
     return UsageError("listen", "--family must be inet or inet6");
   }
 
+  return kExitOk;
+}
+
+int RunListen(const std::vector<std::string>&) {
+  ListenArgs args;
+  if (int rc = ListenArgsFromFlags(&args); rc != kExitOk) return rc;
+  const bool json = args.json;
+  const std::string& nic = args.options.nic;
+  const std::string& output = args.output;
+  const int64_t max_bytes = args.max_bytes;
+  const BindFlags& bind = args.bind;
+  ListenOptions& options = args.options;
   UniqueFd out;
   if (!output.empty()) {
     absl::StatusOr<UniqueFd> opened = OpenPath(output, /*for_write=*/true);
@@ -372,54 +454,12 @@ int RunListen(const std::vector<std::string>&) {
   std::fflush(stderr);
 
   const bool check = absl::GetFlag(FLAGS_expect_pattern);
-  std::string buf(kIoChunk, '\0');
   uint64_t received = 0;
   const absl::Time start = absl::Now();
-  for (;;) {
-    size_t want = buf.size();
-    if (max_bytes > 0) {
-      const uint64_t left = static_cast<uint64_t>(max_bytes) - received;
-      if (left == 0) break;
-      want = std::min<uint64_t>(want, left);
-    }
-    ssize_t n = read(conn.get_unowned(), buf.data(), want);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Fail(
-          "listen",
-          absl::StrCat("receiving from ", peer, " after ", received, " bytes"),
-          ErrnoStatus(errno, "read"),
-          "the sender reset the connection or the link went down");
-    }
-    if (n == 0) break;
-    absl::string_view chunk(buf.data(), static_cast<size_t>(n));
-    if (check) {
-      int64_t bad = CheckPattern(received, chunk);
-      if (bad >= 0) {
-        const uint64_t offset = received + static_cast<uint64_t>(bad);
-        absl::FPrintF(stderr,
-                      "devmemctl listen: pattern mismatch at byte offset %u: "
-                      "expected 0x%02x, got 0x%02x\n"
-                      "  hint: the data was corrupted, reordered or lost on "
-                      "the way; was the sender `devmemctl connect --pattern` "
-                      "from offset 0?\n",
-                      offset, PatternByte(offset),
-                      static_cast<uint8_t>(chunk[static_cast<size_t>(bad)]));
-        if (json) {
-          absl::PrintF(
-              "{\"command\":\"listen\",\"ok\":false,\"bytes\":%u,"
-              "\"pattern_mismatch_offset\":%u}\n",
-              received + static_cast<uint64_t>(bad), offset);
-        }
-        return kExitFailure;
-      }
-    }
-    if (out.valid()) {
-      absl::Status written = WriteAll(out.get_unowned(), chunk.data(),
-                                      chunk.size(), "write --output");
-      if (!written.ok()) return Fail("listen", "--output", written);
-    }
-    received += static_cast<uint64_t>(n);
+  if (int rc = Receive(conn.get_unowned(), peer, out.get_unowned(), max_bytes,
+                       check, json, &received);
+      rc != kExitOk) {
+    return rc;
   }
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   FILE* report = output == "-" ? stderr : stdout;
@@ -461,12 +501,68 @@ void DrainUntilPeerCloses(int fd, absl::Duration limit) {
   }
 }
 
-int RunConnect(const std::vector<std::string>&) {
-  const bool json = absl::GetFlag(FLAGS_json);
+// Sends the contents of `in_fd` (if >= 0), else `bytes` of the test pattern
+// or of zeros, on `fd`; `*sent` counts the bytes. kExitOk, or the failure
+// exit code after saying what went wrong.
+int Send(int fd, int in_fd, int64_t bytes, bool pattern, uint64_t* sent) {
+  if (in_fd >= 0) {
+    std::string buf(kIoChunk, '\0');
+    for (;;) {
+      ssize_t n = read(in_fd, buf.data(), buf.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Fail("connect", "reading --input", ErrnoStatus(errno, "read"));
+      }
+      if (n == 0) break;
+      absl::Status s = SendAll(fd, buf.data(), static_cast<size_t>(n));
+      if (!s.ok()) {
+        return Fail("connect", absl::StrCat("sending after ", *sent, " bytes"),
+                    s, "the receiver closed or reset the connection");
+      }
+      *sent += static_cast<uint64_t>(n);
+    }
+  } else if (bytes > 0) {
+    const std::string zeros =
+        pattern ? std::string() : std::string(kIoChunk, '\0');
+    const std::string& source = pattern ? PatternPeriod() : zeros;
+    const uint64_t total = static_cast<uint64_t>(bytes);
+    while (*sent < total) {
+      // The pattern repeats every kPatternPeriod bytes, so one precomputed
+      // period serves any stream offset.
+      const size_t phase = pattern ? *sent % kPatternPeriod : 0;
+      const size_t n = std::min<uint64_t>(total - *sent, source.size() - phase);
+      absl::Status s = SendAll(fd, source.data() + phase, n);
+      if (!s.ok()) {
+        return Fail("connect", absl::StrCat("sending after ", *sent, " bytes"),
+                    s, "the receiver closed or reset the connection");
+      }
+      *sent += n;
+    }
+  }
+  return kExitOk;
+}
+
+// What `connect` was asked to do, from its flags.
+struct ConnectArgs {
+  ConnectOptions options;
+  BindFlags bind;
+  bool json = false;
+  std::string input;
+  int64_t bytes = 0;
+  bool pattern = false;
+};
+
+// Reads and checks connect's flags: kExitOk, or the usage exit code after
+// saying what is wrong.
+int ConnectArgsFromFlags(ConnectArgs* args) {
+  args->json = absl::GetFlag(FLAGS_json);
+  args->input = absl::GetFlag(FLAGS_input);
+  args->bytes = absl::GetFlag(FLAGS_bytes);
+  args->pattern = absl::GetFlag(FLAGS_pattern);
   const std::string nic = absl::GetFlag(FLAGS_nic);
-  const std::string input = absl::GetFlag(FLAGS_input);
-  const int64_t bytes = absl::GetFlag(FLAGS_bytes);
-  const bool pattern = absl::GetFlag(FLAGS_pattern);
+  const std::string& input = args->input;
+  const int64_t bytes = args->bytes;
+  const bool pattern = args->pattern;
   const int32_t timeout_ms = absl::GetFlag(FLAGS_timeout_ms);
   if (nic.empty()) return UsageError("connect", "--nic is required");
   if (absl::GetFlag(FLAGS_remote).empty()) {
@@ -481,9 +577,10 @@ int RunConnect(const std::vector<std::string>&) {
   if (pattern && bytes == 0) {
     return UsageError("connect", "--pattern needs --bytes=N");
   }
-  BindFlags bind;
-  if (int rc = ParseBindFlags("connect", &bind); rc != kExitOk) return rc;
-  ConnectOptions options;
+  if (int rc = ParseBindFlags("connect", &args->bind); rc != kExitOk) {
+    return rc;
+  }
+  ConnectOptions& options = args->options;
   options.nic = nic;
   options.timeout = absl::Milliseconds(timeout_ms);
   absl::StatusOr<HostPort> remote = ParseHostPort(absl::GetFlag(FLAGS_remote));
@@ -502,6 +599,19 @@ int RunConnect(const std::vector<std::string>&) {
     options.local = *local;
   }
 
+  return kExitOk;
+}
+
+int RunConnect(const std::vector<std::string>&) {
+  ConnectArgs args;
+  if (int rc = ConnectArgsFromFlags(&args); rc != kExitOk) return rc;
+  const bool json = args.json;
+  const std::string& nic = args.options.nic;
+  const std::string& input = args.input;
+  const int64_t bytes = args.bytes;
+  const bool pattern = args.pattern;
+  const BindFlags& bind = args.bind;
+  ConnectOptions& options = args.options;
   UniqueFd in;
   if (!input.empty()) {
     absl::StatusOr<UniqueFd> opened = OpenPath(input, /*for_write=*/false);
@@ -544,39 +654,9 @@ int RunConnect(const std::vector<std::string>&) {
   const int fd = sock->fd.get_unowned();
   uint64_t sent = 0;
   const absl::Time start = absl::Now();
-  if (in.valid()) {
-    std::string buf(kIoChunk, '\0');
-    for (;;) {
-      ssize_t n = read(in.get_unowned(), buf.data(), buf.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Fail("connect", "reading --input", ErrnoStatus(errno, "read"));
-      }
-      if (n == 0) break;
-      absl::Status s = SendAll(fd, buf.data(), static_cast<size_t>(n));
-      if (!s.ok()) {
-        return Fail("connect", absl::StrCat("sending after ", sent, " bytes"),
-                    s, "the receiver closed or reset the connection");
-      }
-      sent += static_cast<uint64_t>(n);
-    }
-  } else if (bytes > 0) {
-    const std::string zeros =
-        pattern ? std::string() : std::string(kIoChunk, '\0');
-    const std::string& source = pattern ? PatternPeriod() : zeros;
-    const uint64_t total = static_cast<uint64_t>(bytes);
-    while (sent < total) {
-      // The pattern repeats every kPatternPeriod bytes, so one precomputed
-      // period serves any stream offset.
-      const size_t phase = pattern ? sent % kPatternPeriod : 0;
-      const size_t n = std::min<uint64_t>(total - sent, source.size() - phase);
-      absl::Status s = SendAll(fd, source.data() + phase, n);
-      if (!s.ok()) {
-        return Fail("connect", absl::StrCat("sending after ", sent, " bytes"),
-                    s, "the receiver closed or reset the connection");
-      }
-      sent += n;
-    }
+  if (int rc = Send(fd, in.get_unowned(), bytes, pattern, &sent);
+      rc != kExitOk) {
+    return rc;
   }
   if (shutdown(fd, SHUT_WR) != 0) {
     return Fail("connect", "shutdown", ErrnoStatus(errno, "shutdown(SHUT_WR)"));
