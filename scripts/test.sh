@@ -72,6 +72,14 @@ if ! clang-format --dry-run --Werror $files >.cache/clang-format.log 2>&1; then
   status=1
 fi
 
+# The layout (README): daemon/ folders include only downwards.
+if ! python3 scripts/check_layout.py >.cache/layout.log 2>&1; then
+  echo "lint: an upward include between daemon/ folders:" >&2
+  cat .cache/layout.log >&2
+  lint_failed=1
+  status=1
+fi
+
 for t in "${timings[@]}"; do echo "wall time, tests $t" >&2; done
 python3 scripts/summarize_tests.py --since "$start" --lint-failed "$lint_failed" \
   --fuzz "$fuzz_passed" "$fuzz_failed" \
