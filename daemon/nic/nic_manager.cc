@@ -266,7 +266,6 @@ size_t NicManager::rule_count() const {
 
 std::string NicManager::journal_error() const { return recorder_.error(); }
 
-
 std::vector<std::string> NicManager::Recover(
     const devmem::v1::JournalState& state,
     absl::flat_hash_map<uint64_t, UniqueFd> stored,
