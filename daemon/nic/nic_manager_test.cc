@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/config.h"
 #include "daemon/nic/simulated/simulated_nic.h"
+#include "daemon/nic/testing/sim0.h"
 #include "daemon/nic/testing/test_tuple.h"
 #include "kernel/errno_status.h"
 #include "kernel/testing/fake_nic_inventory.h"
@@ -38,26 +39,11 @@ UniqueFd Memfd() { return UniqueFd(memfd_create("devmem-test", MFD_CLOEXEC)); }
 class NicManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    state_dir_ = absl::StrCat(
-        std::getenv("TEST_TMPDIR"), "/state-",
-        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    config_.set_state_dir(state_dir_);
-    auto* p = config_.add_nic_profiles();
-    p->set_nic("sim0");
-    p->set_pool_queues(2);
-    ASSERT_TRUE(FinalizeConfig(&config_, "test").ok());
-    SimulatedNicSpec spec;
-    spec.name = "sim0";
-    spec.ifindex = kIfindex;
-    auto sim = SimulatedNic::Create({spec});
-    ASSERT_TRUE(sim.ok()) << sim.status();
-    sim_ = std::move(*sim);
-    NicInfo info;
-    info.link.name = "sim0";
-    info.link.ifindex = kIfindex;
-    info.link.admin_up = true;
-    info.link.oper_state = "up";
-    inventory_ = std::make_unique<FakeNicInventory>(std::vector<NicInfo>{info});
+    state_dir_ = TestDir() + "-state";
+    config_ = Sim0Config(state_dir_);
+    sim_ = Sim0(kIfindex);
+    ASSERT_NE(sim_, nullptr);
+    inventory_ = Sim0Inventory(kIfindex);
   }
 
   std::unique_ptr<NicManager> Make() {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/config.h"
 #include "daemon/nic/simulated/simulated_nic.h"
+#include "daemon/nic/testing/sim0.h"
 #include "daemon/state/lease_journal.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -27,26 +28,11 @@ constexpr uint32_t kIfindex = 7;
 class NicProfilesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = absl::StrCat(
-        std::getenv("TEST_TMPDIR"), "/",
-        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    config_.set_state_dir(dir_ + "/state");
-    auto* p = config_.add_nic_profiles();
-    p->set_nic("sim0");
-    p->set_pool_queues(2);
-    ASSERT_TRUE(FinalizeConfig(&config_, "test").ok());
-    SimulatedNicSpec spec;
-    spec.name = "sim0";
-    spec.ifindex = kIfindex;
-    auto sim = SimulatedNic::Create({spec});
-    ASSERT_TRUE(sim.ok()) << sim.status();
-    sim_ = std::move(*sim);
-    NicInfo info;
-    info.link.name = "sim0";
-    info.link.ifindex = kIfindex;
-    info.link.admin_up = true;
-    info.link.oper_state = "up";
-    inventory_ = std::make_unique<FakeNicInventory>(std::vector<NicInfo>{info});
+    dir_ = TestDir();
+    config_ = Sim0Config(dir_ + "/state");
+    sim_ = Sim0(kIfindex);
+    ASSERT_NE(sim_, nullptr);
+    inventory_ = Sim0Inventory(kIfindex);
     auto journal = LeaseJournal::Open({dir_ + "/journal"}, nullptr);
     ASSERT_TRUE(journal.ok()) << journal.status();
     journal_ = std::move(*journal);
@@ -55,7 +41,7 @@ class NicProfilesTest : public ::testing::Test {
         &config_, sim_.get(), inventory_.get(), recorder_.get()});
   }
 
-  NicRecord& Sim0() { return *profiles_->Find("sim0"); }
+  NicRecord& Sim0Record() { return *profiles_->Find("sim0"); }
 
   std::string dir_;
   devmem::v1::DaemonConfig config_;
@@ -69,7 +55,7 @@ class NicProfilesTest : public ::testing::Test {
 TEST_F(NicProfilesTest, ApplyRecordsFirstThenAppliesAndPutBackRestores) {
   EXPECT_THAT(profiles_->Names(), ElementsAre("sim0"));
   EXPECT_EQ(profiles_->Find("nope"), nullptr);
-  NicRecord& nic = Sim0();
+  NicRecord& nic = Sim0Record();
   const std::string line = profiles_->Apply(nic);
   EXPECT_THAT(line, HasSubstr("sim0: profile applied (devmem pool of 2"));
   EXPECT_EQ(nic.state, devmem::v1::PROFILE_STATE_APPLIED);
@@ -105,7 +91,7 @@ TEST_F(NicProfilesTest, ApplyRecordsFirstThenAppliesAndPutBackRestores) {
 }
 
 TEST_F(NicProfilesTest, AKernelRefusalOnPutBackKeepsTheRecord) {
-  NicRecord& nic = Sim0();
+  NicRecord& nic = Sim0Record();
   profiles_->Apply(nic);
   sim_->FailNext(SimOp::kSetRings, ErrnoStatus(EBUSY, "rings"));
   absl::Status status;
@@ -118,7 +104,7 @@ TEST_F(NicProfilesTest, AKernelRefusalOnPutBackKeepsTheRecord) {
 }
 
 TEST_F(NicProfilesTest, ResolveNamesWhatIsWrong) {
-  NicRecord& nic = Sim0();
+  NicRecord& nic = Sim0Record();
   EXPECT_EQ(profiles_->Resolve({"sim0", "0000:3b:00.0"}).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(profiles_->Resolve({}).status().code(),
@@ -137,7 +123,7 @@ TEST_F(NicProfilesTest, ResolveNamesWhatIsWrong) {
 }
 
 TEST_F(NicProfilesTest, DriftIsNoticedAndClears) {
-  NicRecord& nic = Sim0();
+  NicRecord& nic = Sim0Record();
   profiles_->Apply(nic);
   EXPECT_EQ(profiles_->CheckDrift(nic), "");
   RingsSet off;

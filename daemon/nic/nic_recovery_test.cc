@@ -14,6 +14,7 @@
 #include "daemon/config.h"
 #include "daemon/nic/nic_manager.h"
 #include "daemon/nic/simulated/simulated_nic.h"
+#include "daemon/nic/testing/sim0.h"
 #include "daemon/nic/testing/test_tuple.h"
 #include "daemon/state/lease_journal.h"
 #include "gmock/gmock.h"
@@ -32,19 +33,9 @@ constexpr uint32_t kIfindex = 9;
 class NicRecoveryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = absl::StrCat(
-        std::getenv("TEST_TMPDIR"), "/",
-        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    config_.set_state_dir(dir_ + "/state");
-    auto* p = config_.add_nic_profiles();
-    p->set_nic("sim0");
-    p->set_pool_queues(2);  // queues 6 and 7 of 8
-    ASSERT_TRUE(FinalizeConfig(&config_, "test").ok());
-    NicInfo info;
-    info.link.name = "sim0";
-    info.link.ifindex = kIfindex;
-    info.link.admin_up = true;
-    inventory_ = std::make_unique<FakeNicInventory>(std::vector<NicInfo>{info});
+    dir_ = TestDir();
+    config_ = Sim0Config(dir_ + "/state");  // pool: queues 6 and 7 of 8
+    inventory_ = Sim0Inventory(kIfindex);
     Boot();
   }
 
@@ -53,14 +44,8 @@ class NicRecoveryTest : public ::testing::Test {
     manager_.reset();
     journal_.reset();
     sim_.reset();
-    SimulatedNicSpec spec;
-    spec.name = "sim0";
-    spec.ifindex = kIfindex;
-    SimulatedNic::Options so;
-    so.state_dir = dir_ + "/simnic";
-    auto sim = SimulatedNic::Create({spec}, so);
-    ASSERT_TRUE(sim.ok()) << sim.status();
-    sim_ = std::move(*sim);
+    sim_ = Sim0(kIfindex, dir_ + "/simnic");
+    ASSERT_NE(sim_, nullptr);
     auto j = LeaseJournal::Open({dir_ + "/journal", false}, nullptr);
     ASSERT_TRUE(j.ok()) << j.status();
     journal_ = std::move(*j);

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/config.h"
 #include "daemon/nic/simulated/simulated_nic.h"
+#include "daemon/nic/testing/sim0.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernel/testing/fake_nic_inventory.h"
@@ -37,23 +38,10 @@ FlowRule ToQueue(uint16_t port, uint32_t queue) {
 class LeaseRecoveryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    config_.set_state_dir(absl::StrCat(
-        std::getenv("TEST_TMPDIR"), "/",
-        ::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    auto* p = config_.add_nic_profiles();
-    p->set_nic("sim0");
-    p->set_pool_queues(2);  // queues 6 and 7 of 8
-    ASSERT_TRUE(FinalizeConfig(&config_, "test").ok());
-    SimulatedNicSpec spec;
-    spec.name = "sim0";
-    spec.ifindex = kIfindex;
-    auto sim = SimulatedNic::Create({spec});
-    ASSERT_TRUE(sim.ok()) << sim.status();
-    sim_ = std::move(*sim);
-    NicInfo info;
-    info.link.name = "sim0";
-    info.link.ifindex = kIfindex;
-    inventory_ = std::make_unique<FakeNicInventory>(std::vector<NicInfo>{info});
+    config_ = Sim0Config(TestDir());  // pool: queues 6 and 7 of 8
+    sim_ = Sim0(kIfindex);
+    ASSERT_NE(sim_, nullptr);
+    inventory_ = Sim0Inventory(kIfindex);
     profiles_ = std::make_unique<NicProfiles>(NicProfiles::Options{
         &config_, sim_.get(), inventory_.get(), &recorder_});
     profiles_->Apply(*profiles_->Find("sim0"));
