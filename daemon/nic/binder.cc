@@ -326,8 +326,9 @@ absl::Status Binder::CheckNoHeldAnchors(const NicRecord& nic) {
   std::vector<uint64_t> handles;
   for (uint64_t handle : d_.leases->HandlesOn(nic.name)) {
     const BindingLease& b = *d_.leases->Get(handle);
+    // A binding awaiting its anchor (kernel == nullptr) is always recovered.
     const bool handed_out =
-        b.recovered || b.kernel == nullptr ||
+        b.recovered ||
         (d_.anchor_handed_out && d_.anchor_handed_out(b.session, handle));
     if (handed_out) handles.push_back(handle);
   }

@@ -75,10 +75,17 @@ absl::StatusOr<SockAddr> Name(int fd, bool peer) {
   return out;
 }
 
-// A TCP socket of `family`, close-on-exec, bound to `ifname`.
-absl::StatusOr<UniqueFd> DeviceSocket(absl::string_view ifname, int family) {
-  UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
-  if (!fd) return ErrnoStatus(errno, "socket(SOCK_STREAM)");
+// A socket of `family` and `type` (TCP for SOCK_STREAM, UDP for
+// SOCK_DGRAM), close-on-exec, bound to `ifname`.
+absl::StatusOr<UniqueFd> DeviceSocket(absl::string_view ifname, int family,
+                                      int type = SOCK_STREAM) {
+  const bool stream = type == SOCK_STREAM;
+  UniqueFd fd(::socket(family, type | SOCK_CLOEXEC,
+                       stream ? IPPROTO_TCP : IPPROTO_UDP));
+  if (!fd) {
+    return ErrnoStatus(errno,
+                       stream ? "socket(SOCK_STREAM)" : "socket(SOCK_DGRAM)");
+  }
   if (ifname.empty() || ifname.size() >= IFNAMSIZ) {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid interface name \"", ifname, "\""));
@@ -117,21 +124,15 @@ void SetPort(SockAddr* a, uint32_t port) {
 // and sends nothing (net/ipv4/datagram.c __ip4_datagram_connect()).
 absl::StatusOr<SockAddr> RouteSource(absl::string_view ifname,
                                      const SockAddr& remote) {
-  UniqueFd probe(
-      ::socket(remote.family(), SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP));
-  if (!probe) return ErrnoStatus(errno, "socket(SOCK_DGRAM)");
-  const std::string name(ifname);
-  if (::setsockopt(probe.get_unowned(), SOL_SOCKET, SO_BINDTODEVICE,
-                   name.c_str(), static_cast<socklen_t>(name.size())) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("SO_BINDTODEVICE ", name));
-  }
-  if (::connect(probe.get_unowned(),
+  auto probe = DeviceSocket(ifname, remote.family(), SOCK_DGRAM);
+  if (!probe.ok()) return probe.status();
+  if (::connect(probe->get_unowned(),
                 reinterpret_cast<const sockaddr*>(&remote.storage),
                 remote.len) != 0) {
-    return ErrnoStatus(
-        errno, absl::StrCat("no route to ", AddressIp(remote), " via ", name));
+    return ErrnoStatus(errno, absl::StrCat("no route to ", AddressIp(remote),
+                                           " via ", ifname));
   }
-  return Name(probe.get_unowned(), /*peer=*/false);
+  return Name(probe->get_unowned(), /*peer=*/false);
 }
 
 }  // namespace
@@ -310,11 +311,8 @@ void AddrParts(const SockAddr& a, int* family, std::string* ip,
       *ip = buf;
       return;
     }
-    *ip = IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr) ? "" : AddressIp(a);
-    return;
   }
-  const auto* v4 = reinterpret_cast<const sockaddr_in*>(&a.storage);
-  *ip = v4->sin_addr.s_addr == htonl(INADDR_ANY) ? "" : AddressIp(a);
+  *ip = IsWildcard(a) ? "" : AddressIp(a);
 }
 
 }  // namespace
