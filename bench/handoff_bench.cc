@@ -25,10 +25,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,11 +36,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -52,7 +47,6 @@
 #include "kernel/errno_status.h"
 #include "kernel/unique_fd.h"
 
-#include "absl/base/thread_annotations.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -62,9 +56,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/bench_env.h"
 #include "bench/runfiles_path.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
@@ -92,320 +86,14 @@ ABSL_FLAG(int, warmup, 200, "Latency: warm-up iterations per call.");
 ABSL_FLAG(bool, throughput, true, "Run the throughput benchmark.");
 ABSL_FLAG(bool, latency, true, "Run the hand-off latency benchmark.");
 
-// posix_spawn needs the environment to pass on.
-extern char** environ;  // NOLINT(readability-redundant-declaration)
-
 namespace devmem {
+namespace bench {
 namespace {
 
-constexpr char kNicA[] = "veth-a";
-constexpr char kNicB[] = "veth-b";
-constexpr char kIpA[] = "10.77.1.1";
-constexpr char kIpB[] = "10.77.1.2";
-constexpr int kPrefixLen = 24;
 // Same receive size as pattern_peer's receiver.
 constexpr size_t kRecvChunk = size_t{1} << 20;
 constexpr int kDirectBacklog = 128;  // devmemd's default_backlog
-constexpr absl::Duration kToolTimeout = absl::Seconds(15);
-constexpr absl::Duration kDaemonStartTimeout = absl::Seconds(15);
-constexpr absl::Duration kDaemonStopTimeout = absl::Seconds(5);
 constexpr absl::Duration kStallTimeout = absl::Seconds(30);
-
-using Clock = std::chrono::steady_clock;
-
-double MicrosSince(Clock::time_point start, Clock::time_point end) {
-  return std::chrono::duration<double, std::micro>(end - start).count();
-}
-
-// ---------------------------------------------------------------------------
-// Child processes.
-
-// Starts argv[0] (searched in PATH) with default signal dispositions and an
-// empty signal mask: this process blocks the stop signals for its sigwait
-// thread, and children must not inherit that.
-// With `cpu` >= 0 the child starts pinned to that CPU (affinity is inherited
-// from the spawning thread, so the thread borrows that mask for the call).
-absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& args,
-                            bool stdout_to_null, int cpu = -1) {
-  std::vector<char*> argv;
-  argv.reserve(args.size() + 1);
-  for (const std::string& a : args) {
-    argv.push_back(const_cast<char*>(a.c_str()));
-  }
-  argv.push_back(nullptr);
-
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) sigaddset(&defaults, sig);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (stdout_to_null) {
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null",
-                                     O_WRONLY, 0);
-  }
-  pid_t pid = -1;
-  const int rc =
-      posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    return ErrnoStatus(rc, absl::StrCat("spawn ", absl::StrJoin(args, " ")));
-  }
-  return pid;
-}
-
-UniqueFd PidFd(pid_t pid) {
-  return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-}
-
-// Waits for `pid` to exit and reaps it. Returns its wait status, or
-// DEADLINE_EXCEEDED (the child is left running) after `timeout`.
-absl::StatusOr<int> WaitExit(pid_t pid, absl::Duration timeout) {
-  UniqueFd pidfd = PidFd(pid);
-  if (pidfd) {
-    struct pollfd pfd = {pidfd.get_unowned(), POLLIN, 0};
-    int n;
-    do {
-      n = ::poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
-    } while (n < 0 && errno == EINTR);
-    if (n == 0) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "pid ", pid, " still running after ", absl::FormatDuration(timeout)));
-    }
-  }
-  int wstatus = 0;
-  pid_t r;
-  do {
-    r = ::waitpid(pid, &wstatus, 0);
-  } while (r < 0 && errno == EINTR);
-  if (r < 0) return ErrnoStatus(errno, absl::StrCat("waitpid ", pid));
-  return wstatus;
-}
-
-std::string DescribeWait(int wstatus) {
-  if (WIFEXITED(wstatus)) return absl::StrCat("exit ", WEXITSTATUS(wstatus));
-  if (WIFSIGNALED(wstatus)) {
-    return absl::StrCat("killed by signal ", WTERMSIG(wstatus));
-  }
-  return absl::StrCat("wait status ", wstatus);
-}
-
-// Runs a tool (here: `ip`) to completion; anything but exit 0 is an error.
-absl::Status RunTool(const std::vector<std::string>& args) {
-  absl::StatusOr<pid_t> pid = Spawn(args, /*stdout_to_null=*/false);
-  if (!pid.ok()) return pid.status();
-  absl::StatusOr<int> wstatus = WaitExit(*pid, kToolTimeout);
-  if (!wstatus.ok()) {
-    ::kill(*pid, SIGKILL);
-    (void)WaitExit(*pid, kToolTimeout);
-    return wstatus.status();
-  }
-  if (!WIFEXITED(*wstatus) || WEXITSTATUS(*wstatus) != 0) {
-    return absl::InternalError(absl::StrCat(
-        "`", absl::StrJoin(args, " "), "` failed: ", DescribeWait(*wstatus)));
-  }
-  return absl::OkStatus();
-}
-
-// ---------------------------------------------------------------------------
-// Everything the bench creates outside itself, torn down exactly once: by
-// main() on every return path, or by the signal thread on SIGINT/SIGTERM/
-// SIGHUP. Thread-safe; Run() is idempotent.
-class Cleanup {
- public:
-  void SetDaemon(pid_t pid) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    daemon_ = pid;
-  }
-  // Registers a running sender; if Run() already happened, kills it at once.
-  void SetSender(pid_t pid) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    sender_ = pid;
-    if (done_ && pid > 0) ::kill(pid, SIGKILL);
-  }
-  void AddNetns(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    netns_.push_back(name);
-  }
-  void SetRuntimeDir(const std::string& dir) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    runtime_dir_ = dir;
-  }
-
-  void Run() ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    if (done_) return;
-    done_ = true;
-    if (sender_ > 0) {
-      ::kill(sender_, SIGKILL);
-      (void)WaitExit(sender_, kDaemonStopTimeout);
-      sender_ = -1;
-    }
-    if (daemon_ > 0) {
-      ::kill(daemon_, SIGTERM);
-      absl::StatusOr<int> w = WaitExit(daemon_, kDaemonStopTimeout);
-      if (!w.ok()) {
-        std::fprintf(stderr,
-                     "handoff_bench: devmemd (pid %d) ignored SIGTERM for %s; "
-                     "sending SIGKILL\n",
-                     daemon_, absl::FormatDuration(kDaemonStopTimeout).c_str());
-        ::kill(daemon_, SIGKILL);
-        (void)WaitExit(daemon_, kDaemonStopTimeout);
-      } else if (!WIFEXITED(*w) || WEXITSTATUS(*w) != 0) {
-        std::fprintf(stderr, "handoff_bench: devmemd stopped with %s\n",
-                     DescribeWait(*w).c_str());
-      }
-      daemon_ = -1;
-    }
-    for (auto it = netns_.rbegin(); it != netns_.rend(); ++it) {
-      absl::Status s = RunTool({"ip", "netns", "del", *it});
-      if (!s.ok()) {
-        absl::FPrintF(stderr, "handoff_bench: cleanup: %s\n", s.message());
-      }
-    }
-    netns_.clear();
-    if (!runtime_dir_.empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(runtime_dir_, ec);
-      if (ec) {
-        std::fprintf(stderr, "handoff_bench: cleanup: remove %s: %s\n",
-                     runtime_dir_.c_str(), ec.message().c_str());
-      }
-      runtime_dir_.clear();
-    }
-  }
-
- private:
-  absl::Mutex mu_;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  pid_t daemon_ ABSL_GUARDED_BY(mu_) = -1;
-  pid_t sender_ ABSL_GUARDED_BY(mu_) = -1;
-  std::vector<std::string> netns_ ABSL_GUARDED_BY(mu_);
-  std::string runtime_dir_ ABSL_GUARDED_BY(mu_);
-};
-
-Cleanup& TheCleanup() {
-  static Cleanup* const cleanup = new Cleanup();
-  return *cleanup;
-}
-
-// Blocks the stop signals in this (still single-threaded) process, so every
-// later thread inherits the mask, and handles them on one thread that can
-// safely fork/exec `ip netns del`.
-void StartSignalThread() {
-  sigset_t stop;
-  sigemptyset(&stop);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&stop, sig);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  std::thread([stop] {
-    int sig = 0;
-    sigwait(&stop, &sig);
-    std::fprintf(stderr, "handoff_bench: %s received, cleaning up\n",
-                 strsignal(sig));
-    TheCleanup().Run();
-    _exit(128 + sig);
-  }).detach();
-}
-
-// ---------------------------------------------------------------------------
-// Namespaces.
-
-struct Netns {
-  std::string a;
-  std::string b;
-};
-
-absl::StatusOr<Netns> CreateVethPair() {
-  Netns ns{absl::StrCat("devmemd-bench-a-", ::getpid()),
-           absl::StrCat("devmemd-bench-b-", ::getpid())};
-  for (const std::string& name : {ns.a, ns.b}) {
-    absl::Status s = RunTool({"ip", "netns", "add", name});
-    if (!s.ok()) return s;
-    TheCleanup().AddNetns(name);
-  }
-  // Both ends are created directly inside their namespaces, so the names
-  // cannot collide with anything on the host.
-  const std::vector<std::vector<std::string>> steps = {
-      {"ip", "-n", ns.a, "link", "add", kNicA, "type", "veth", "peer", "name",
-       kNicB, "netns", ns.b},
-      {"ip", "-n", ns.a, "addr", "add", absl::StrCat(kIpA, "/", kPrefixLen),
-       "dev", kNicA},
-      {"ip", "-n", ns.b, "addr", "add", absl::StrCat(kIpB, "/", kPrefixLen),
-       "dev", kNicB},
-      {"ip", "-n", ns.a, "link", "set", "lo", "up"},
-      {"ip", "-n", ns.b, "link", "set", "lo", "up"},
-      {"ip", "-n", ns.a, "link", "set", kNicA, "up"},
-      {"ip", "-n", ns.b, "link", "set", kNicB, "up"},
-  };
-  for (const auto& step : steps) {
-    absl::Status s = RunTool(step);
-    if (!s.ok()) return s;
-  }
-  return ns;
-}
-
-// Moves the calling thread (the main thread, before gRPC starts any) into
-// namespace `name`, so the bench's own sockets live beside devmemd's.
-absl::Status EnterNetns(const std::string& name) {
-  const std::string path = absl::StrCat("/run/netns/", name);
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  if (::setns(fd.get_unowned(), CLONE_NEWNET) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("setns ", path));
-  }
-  return absl::OkStatus();
-}
-
-// ---------------------------------------------------------------------------
-// devmemd.
-
-absl::StatusOr<std::unique_ptr<Session>> StartDaemon(
-    const std::string& devmemd, const std::string& netns,
-    const std::string& runtime_dir) {
-  TheCleanup().SetRuntimeDir(runtime_dir);
-  absl::StatusOr<pid_t> pid =
-      Spawn({"ip", "netns", "exec", netns, devmemd,
-             absl::StrCat("--runtime_dir=", runtime_dir), "--allow_uids=0"},
-            /*stdout_to_null=*/false);
-  if (!pid.ok()) return pid.status();
-  // `ip netns exec` execs the command in place: *pid is devmemd itself.
-  TheCleanup().SetDaemon(*pid);
-  UniqueFd pidfd = PidFd(*pid);
-  if (!pidfd) return ErrnoStatus(errno, "pidfd_open(devmemd)");
-
-  const absl::Time deadline = absl::Now() + kDaemonStartTimeout;
-  absl::Status last;
-  for (;;) {
-    absl::StatusOr<std::unique_ptr<Session>> session =
-        Session::Open(runtime_dir);
-    if (session.ok()) return session;
-    last = session.status();
-    if (absl::Now() > deadline) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("devmemd did not accept a session within ",
-                       absl::FormatDuration(kDaemonStartTimeout),
-                       "; last error: ", last.message()));
-    }
-    // Waits on devmemd's exit, which doubles as the retry interval.
-    struct pollfd pfd = {pidfd.get_unowned(), POLLIN, 0};
-    if (::poll(&pfd, 1, /*timeout=*/20) > 0) {
-      absl::StatusOr<int> w = WaitExit(*pid, absl::ZeroDuration());
-      TheCleanup().SetDaemon(-1);
-      return absl::FailedPreconditionError(
-          absl::StrCat("devmemd exited during start-up (",
-                       w.ok() ? DescribeWait(*w) : w.status().ToString(),
-                       "); see its messages above"));
-    }
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Throughput.
@@ -971,6 +659,7 @@ absl::Status RunBench(int argc, char** argv) {
 }
 
 }  // namespace
+}  // namespace bench
 }  // namespace devmem
 
 int main(int argc, char** argv) {
@@ -986,9 +675,9 @@ int main(int argc, char** argv) {
         static_cast<int>(::geteuid()));
     return 0;
   }
-  devmem::StartSignalThread();
-  absl::Status status = devmem::RunBench(argc, argv);
-  devmem::TheCleanup().Run();
+  devmem::bench::StartSignalThread();
+  absl::Status status = devmem::bench::RunBench(argc, argv);
+  devmem::bench::TheCleanup().Run();
   if (!status.ok()) {
     absl::FPrintF(stderr, "handoff_bench: FAILED: %s: %s\n",
                   absl::StatusCodeToString(status.code()), status.message());
