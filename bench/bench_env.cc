@@ -45,8 +45,7 @@ double MicrosSince(Clock::time_point start, Clock::time_point end) {
 // Starts argv[0] (searched in PATH) with default signal dispositions and an
 // empty signal mask: this process blocks the stop signals for its sigwait
 // thread, and children must not inherit that.
-// With `cpu` >= 0 the child starts pinned to that CPU (affinity is inherited
-// from the spawning thread, so the thread borrows that mask for the call).
+// With `cpu` >= 0 the child starts pinned to that CPU.
 absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& args,
                             bool stdout_to_null, int cpu) {
   std::vector<char*> argv;
@@ -73,9 +72,22 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& args,
     posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null",
                                      O_WRONLY, 0);
   }
+  // A child inherits its parent thread's CPU mask across fork and exec, so
+  // this thread borrows the child's mask for the call.
+  cpu_set_t saved;
+  CPU_ZERO(&saved);
+  bool borrowed = false;
+  if (cpu >= 0 && cpu < CPU_SETSIZE &&
+      ::sched_getaffinity(0, sizeof(saved), &saved) == 0) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    borrowed = ::sched_setaffinity(0, sizeof(one), &one) == 0;
+  }
   pid_t pid = -1;
   const int rc =
       posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), environ);
+  if (borrowed) ::sched_setaffinity(0, sizeof(saved), &saved);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
