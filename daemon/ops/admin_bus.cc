@@ -25,17 +25,14 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "daemon/ops/bus_caller.h"
 #include "kernel/errno_status.h"
 #include "kernel/unique_fd.h"
 
 namespace devmem {
 namespace {
 
-// Owns one reference of an sd-bus object.
-struct CredsRef {
-  sd_bus_creds* c = nullptr;
-  ~CredsRef() { sd_bus_creds_unref(c); }
-};
+// Owns one reference of an sd-bus message.
 struct MessageRef {
   sd_bus_message* m = nullptr;
   ~MessageRef() { sd_bus_message_unref(m); }
@@ -172,7 +169,6 @@ class AdminBus::Impl {
   // Announcements (no message being handled) pass.
   int Authorize(sd_bus* bus, bool admin, absl::string_view what,
                 sd_bus_error* error);
-  absl::StatusOr<PeerCred> CheckedCaller(sd_bus_message* m);
   ManagerValues ReadManager();
   std::map<std::string, NicValues> ReadNics();
   // Emits PropertiesChanged for what differs from the last announcement.
@@ -191,11 +187,7 @@ class AdminBus::Impl {
   HealthReport report_;
   std::optional<ManagerValues> shown_;
   std::map<std::string, NicValues> nics_shown_;
-  // The checked caller of the message being handled, so that GetAll asks
-  // the bus once, not once per property.
-  std::string cache_sender_;
-  uint64_t cache_cookie_ = 0;
-  std::optional<absl::StatusOr<PeerCred>> cache_;
+  BusCallerCheck callers_{o_.policy};
 };
 
 namespace {
@@ -437,78 +429,11 @@ void AdminBus::Impl::OnHealth(const HealthReport& report) {
   Wake();
 }
 
-absl::StatusOr<PeerCred> AdminBus::Impl::CheckedCaller(sd_bus_message* m) {
-  const char* sender = sd_bus_message_get_sender(m);
-  uint64_t cookie = 0;
-  (void)sd_bus_message_get_cookie(m, &cookie);
-  if (cache_.has_value() && sender != nullptr && cache_sender_ == sender &&
-      cache_cookie_ == cookie) {
-    return *cache_;
-  }
-  // The bus daemon vouches for the uid and pid (it read SO_PEERCRED when
-  // the caller connected); gid, unit and slice are read from /proc/<pid>
-  // ("augmented"), like sd-login does for the sockets.
-  const uint64_t mask = SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID |
-                        SD_BUS_CREDS_EGID | SD_BUS_CREDS_PID |
-                        SD_BUS_CREDS_UNIT | SD_BUS_CREDS_USER_UNIT |
-                        SD_BUS_CREDS_SLICE;
-  CredsRef creds;
-  int r = sd_bus_query_sender_creds(m, mask | SD_BUS_CREDS_AUGMENT, &creds.c);
-  if (r < 0) {
-    // /proc/<pid> unreadable (hidepid, or the caller is gone): what the bus
-    // daemon itself says.
-    r = sd_bus_query_sender_creds(m, mask, &creds.c);
-  }
-  absl::StatusOr<PeerCred> result;
-  PeerCred peer;
-  uid_t uid = 0;
-  if (r < 0 || (sd_bus_creds_get_uid(creds.c, &uid) < 0 &&
-                sd_bus_creds_get_euid(creds.c, &uid) < 0)) {
-    result = absl::PermissionDeniedError(absl::StrCat(
-        "cannot identify the caller ", sender != nullptr ? sender : "",
-        r < 0 ? absl::StrCat(": ", std::strerror(-r)) : ""));
-  } else {
-    peer.uid = uid;
-    gid_t gid = static_cast<gid_t>(-1);
-    (void)sd_bus_creds_get_egid(creds.c, &gid);
-    peer.gid = gid;
-    pid_t pid = 0;
-    (void)sd_bus_creds_get_pid(creds.c, &pid);
-    peer.pid = pid;
-    const char* s = nullptr;
-    if (sd_bus_creds_get_unit(creds.c, &s) >= 0 && s != nullptr) peer.unit = s;
-    s = nullptr;
-    if (sd_bus_creds_get_user_unit(creds.c, &s) >= 0 && s != nullptr) {
-      peer.user_unit = s;
-    }
-    s = nullptr;
-    if (sd_bus_creds_get_slice(creds.c, &s) >= 0 && s != nullptr) {
-      peer.slice = s;
-    }
-    if (peer.slice.empty()) {
-      peer.unit_error = absl::StrCat(
-          "its unit and slice are unknown: /proc/", pid,
-          " cannot be read (with allow_units/allow_slices, devmemd must see "
-          "its peers in /proc)");
-    }
-    absl::Status allowed = o_.policy->Check(peer);
-    if (allowed.ok()) {
-      result = peer;
-    } else {
-      result = allowed;
-    }
-  }
-  cache_sender_ = sender != nullptr ? sender : "";
-  cache_cookie_ = cookie;
-  cache_ = result;
-  return result;
-}
-
 int AdminBus::Impl::Authorize(sd_bus* bus, bool admin, absl::string_view what,
                               sd_bus_error* error) {
   sd_bus_message* m = sd_bus_get_current_message(bus);
   if (m == nullptr) return 0;
-  absl::StatusOr<PeerCred> caller = CheckedCaller(m);
+  absl::StatusOr<PeerCred> caller = callers_.Check(m);
   if (!caller.ok()) return SetBusError(error, caller.status());
   if (!admin || caller->uid == 0 ||
       std::find(o_.admin_uids.begin(), o_.admin_uids.end(), caller->uid) !=
