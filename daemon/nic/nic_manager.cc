@@ -4,8 +4,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/time/clock.h"
 #include "daemon/nic/recovery.h"
 
 namespace devmem {
@@ -33,7 +31,8 @@ NicManager::NicManager(const Options& options)
           &profiles_, &leases_, options.session_record,
           options.withdraw_anchor_ticket, options.anchor_handed_out}),
       steering_(
-          Steering::Deps{options.control, &recorder_, &profiles_, &leases_}) {}
+          Steering::Deps{options.control, &recorder_, &profiles_, &leases_}),
+      restorer_(Restorer::Deps{&profiles_, &leases_, &binder_}) {}
 
 NicManager::~NicManager() {
   absl::MutexLock lock(&mu_);
@@ -51,89 +50,13 @@ std::vector<std::string> NicManager::ApplyAll() {
 
 std::vector<std::string> NicManager::RestoreAll() {
   absl::MutexLock lock(&mu_);
-  std::vector<std::string> lines;
-  for (auto& nic : profiles_.all()) {
-    if (nic->state != devmem::v1::PROFILE_STATE_APPLIED &&
-        nic->state != devmem::v1::PROFILE_STATE_FAILED) {
-      continue;
-    }
-    if (!nic->recorded) continue;
-    uint32_t bindings = 0;
-    uint32_t rules = 0;
-    absl::Status status;
-    lines.push_back(RestoreLocked(*nic, &bindings, &rules, &status));
-  }
-  return lines;
-}
-
-std::string NicManager::RestoreLocked(NicRecord& nic, uint32_t* bindings,
-                                      uint32_t* rules, absl::Status* status) {
-  // Unbind before anything else: the kernel refuses split off and channel
-  // shrinks while a memory provider is bound (KERNEL_API.md section 1).
-  for (uint64_t h : leases_.HandlesOn(nic.name)) {
-    *rules += binder_.Release(h, kRemovedRestore);
-    ++*bindings;
-  }
-  // Workloads hold copies of the bindings' anchors and let go of them when
-  // their session closes; the kernel refuses to turn header split off while
-  // a queue is still bound. Give them a moment.
-  const absl::Time drain_deadline = absl::Now() + absl::Seconds(2);
-  absl::flat_hash_set<uint32_t> still_bound = profiles_.KernelBound(nic);
-  while (!still_bound.empty() && absl::Now() < drain_deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-    still_bound = profiles_.KernelBound(nic);
-  }
-  if (!still_bound.empty()) {
-    // The kernel would refuse header split off (and channel shrinks) with a
-    // memory provider bound; trying anyway leaves the NIC half-restored.
-    // Keep the profile as applied and say why.
-    std::vector<uint32_t> queues(still_bound.begin(), still_bound.end());
-    std::sort(queues.begin(), queues.end());
-    *status = absl::FailedPreconditionError(absl::StrCat(
-        nic.name, ": queue(s) ", absl::StrJoin(queues, ","),
-        " are still bound in the kernel by a binding anchor a workload kept "
-        "after its binding was released; the settings were not touched and "
-        "the profile stays applied (",
-        *bindings, " binding(s) and ", *rules,
-        " rule(s) released). Restore again once the workload closes the "
-        "anchor or exits"));
-    return absl::StrCat(nic.name, ": ", status->message());
-  }
-  return profiles_.PutBack(nic, *bindings, *rules, status);
+  return restorer_.RestoreAll();
 }
 
 absl::StatusOr<devmem::v1::RestoreNicResponse> NicManager::Restore(
     absl::string_view name) {
   absl::MutexLock lock(&mu_);
-  for (auto& nic : profiles_.all()) {
-    if (nic->name != name) continue;
-    if (!nic->recorded) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          name, " has nothing to restore: its profile is ",
-          ProfileStateName(nic->state),
-          nic->reason.empty() ? "" : absl::StrCat(" (", nic->reason, ")")));
-    }
-    absl::Status held = binder_.CheckNoHeldAnchors(*nic);
-    if (!held.ok()) return held;
-    devmem::v1::RestoreNicResponse resp;
-    uint32_t bindings = 0;
-    uint32_t rules = 0;
-    absl::Status status;
-    RestoreLocked(*nic, &bindings, &rules, &status);
-    resp.set_bindings_released(bindings);
-    resp.set_rules_removed(rules);
-    if (!status.ok()) {
-      return status.code() == absl::StatusCode::kFailedPrecondition
-                 ? status
-                 : KernelRefusal(status, "the record is kept");
-    }
-    *resp.mutable_state() = StateLocked(*nic);
-    return resp;
-  }
-  const std::vector<std::string> names = profiles_.Names();
-  return absl::NotFoundError(absl::StrCat(
-      "no NIC profile for \"", name, "\"; profiles: ",
-      names.empty() ? "(none configured)" : absl::StrJoin(names, ", ")));
+  return restorer_.Restore(name);
 }
 
 absl::StatusOr<std::vector<devmem::v1::NicState>> NicManager::States(
@@ -141,13 +64,14 @@ absl::StatusOr<std::vector<devmem::v1::NicState>> NicManager::States(
   absl::MutexLock lock(&mu_);
   std::vector<devmem::v1::NicState> out;
   if (names.empty()) {
-    for (const auto& nic : profiles_.all()) out.push_back(StateLocked(*nic));
+    for (const auto& nic : profiles_.all())
+      out.push_back(restorer_.State(*nic));
     return out;
   }
   for (const std::string& name : names) {
     const NicRecord* found = profiles_.Find(name);
     if (found != nullptr) {
-      out.push_back(StateLocked(*found));
+      out.push_back(restorer_.State(*found));
       continue;
     }
     auto unmanaged = profiles_.Unmanaged(name);
@@ -155,13 +79,6 @@ absl::StatusOr<std::vector<devmem::v1::NicState>> NicManager::States(
     out.push_back(*std::move(unmanaged));
   }
   return out;
-}
-
-devmem::v1::NicState NicManager::StateLocked(const NicRecord& nic) {
-  devmem::v1::NicState st = profiles_.State(nic);
-  st.set_bindings(static_cast<uint32_t>(leases_.HandlesOn(nic.name).size()));
-  st.set_rules(static_cast<uint32_t>(leases_.RuleCount(nic.name)));
-  return st;
 }
 
 absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,

@@ -21,6 +21,7 @@
 #include "daemon/nic/nic_profile.h"
 #include "daemon/nic/nic_profiles.h"
 #include "daemon/nic/queue_pool.h"
+#include "daemon/nic/restorer.h"
 #include "daemon/nic/steering.h"
 #include "daemon/state/anchor_store.h"
 #include "daemon/state/lease_journal.h"
@@ -243,14 +244,6 @@ class NicManager {
   std::vector<LeaseInfo> Leases() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  // Releases the leases on `nic`, waits briefly for anchors workloads close,
-  // and puts the settings back unless a queue is still bound.
-  std::string RestoreLocked(NicRecord& nic, uint32_t* bindings, uint32_t* rules,
-                            absl::Status* status)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  devmem::v1::NicState StateLocked(const NicRecord& nic)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
   const Options options_;
   ChangeRecorder recorder_;
   // Lock order: mu_, then (through the session hooks in Options) the
@@ -263,6 +256,7 @@ class NicManager {
   // The operations on them (no state of their own).
   Binder binder_ ABSL_GUARDED_BY(mu_);
   Steering steering_ ABSL_GUARDED_BY(mu_);
+  Restorer restorer_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace devmem
