@@ -174,12 +174,40 @@ std::string Daemon::session_socket_path() const {
 }
 
 absl::Status Daemon::Init() {
-  const auto& c = options_.config;
   // Before anything can share the monitor.
   health_.AddListener([this](const HealthReport& report) {
     absl::MutexLock lock(&admin_bus_mu_);
     if (admin_bus_) admin_bus_->OnHealth(report);
   });
+  MakeSessions();
+  if (options_.nic_control == nullptr || options_.inventory == nullptr) {
+    return absl::InvalidArgumentError(
+        "daemon needs a NIC inventory and a NIC backend");
+  }
+  // The journal comes first: nothing is changed that it cannot record.
+  absl::Status s = OpenJournal();
+  if (!s.ok()) return s;
+  MakeNicManager();
+  UniqueFd grpc_fd;
+  UniqueFd session_fd;
+  s = OpenSockets(&grpc_fd, &session_fd);
+  if (!s.ok()) return s;
+  // /healthz says "starting" while the profiles and recovery run.
+  s = StartMetrics();
+  if (!s.ok()) return s;
+  PrepareNicsAndRecover();
+  MakeSessionServer(std::move(session_fd));
+  s = StartGrpc(std::move(grpc_fd));
+  if (!s.ok()) return s;
+  s = session_server_->Start();
+  if (!s.ok()) return s;
+  health_.SetServing();
+  return StartAdminBus();
+}
+
+// The access policy and the session manager, from the config.
+void Daemon::MakeSessions() {
+  const auto& c = options_.config;
   std::vector<uint32_t> uids(c.allow_uids().begin(), c.allow_uids().end());
   std::vector<uint32_t> gids(c.allow_gids().begin(), c.allow_gids().end());
   policy_ = std::make_unique<AccessPolicy>(
@@ -194,11 +222,11 @@ absl::Status Daemon::Init() {
   so.max_sessions_per_uid = c.max_sessions_per_uid();
   so.max_sockets_per_uid = c.max_sockets_per_uid();
   sessions_ = std::make_unique<SessionManager>(so, RealClock::Get());
-  if (options_.nic_control == nullptr || options_.inventory == nullptr) {
-    return absl::InvalidArgumentError(
-        "daemon needs a NIC inventory and a NIC backend");
-  }
-  // The journal comes first: nothing is changed that it cannot record.
+}
+
+// Locks the state directory and opens (replays) the journal.
+absl::Status Daemon::OpenJournal() {
+  const auto& c = options_.config;
   absl::Status s = MakeDirs(c.state_dir());
   if (!s.ok()) return s;
   auto lock = LockStateDir(c.state_dir());
@@ -215,6 +243,11 @@ absl::Status Daemon::Init() {
                      "; fix the state directory (state_dir / --state_dir)"));
   }
   journal_ = *std::move(journal);
+  return absl::OkStatus();
+}
+
+// The NIC side, wired to the session layer's answers about anchors.
+void Daemon::MakeNicManager() {
   anchor_store_ = SystemdFdStore::FromEnvironment();
   NicManager::Options no;
   no.config = &options_.config;
@@ -245,13 +278,16 @@ absl::Status Daemon::Init() {
   NicManager* nics = nics_.get();
   sessions_->SetCloseObserver(
       [nics](uint64_t session) { nics->ReleaseSession(session); });
+}
 
-  s = MakeDirs(c.runtime_dir());
+// The gRPC and session sockets: handed over by socket activation, or made
+// here (and removed at exit).
+absl::Status Daemon::OpenSockets(UniqueFd* grpc, UniqueFd* session) {
+  const auto& c = options_.config;
+  absl::Status s = MakeDirs(c.runtime_dir());
   if (!s.ok()) return s;
   auto gid = GroupId(c.socket_group());
   if (!gid.ok()) return gid.status();
-  // Socket activation hands the sockets over; otherwise devmemd makes them
-  // (and removes them at exit).
   const bool grpc_activated = options_.activated_grpc.valid();
   absl::StatusOr<UniqueFd> grpc_fd =
       grpc_activated
@@ -270,11 +306,14 @@ absl::Status Daemon::Init() {
           : BindUnix(session_socket_path(), SOCK_SEQPACKET, *gid);
   if (!session_fd.ok()) return session_fd.status();
   created_session_ = !session_activated;
+  *grpc = *std::move(grpc_fd);
+  *session = *std::move(session_fd);
+  return absl::OkStatus();
+}
 
-  // /healthz says "starting" while the profiles and recovery run.
-  s = StartMetrics();
-  if (!s.ok()) return s;
-
+// Applies the profiles, then recovers an earlier run's leases.
+void Daemon::PrepareNicsAndRecover() {
+  const auto& c = options_.config;
   // Profiles are applied before anyone can connect: a workload never sees a
   // half-prepared NIC.
   profile_report_ = nics_->ApplyAll();
@@ -299,9 +338,13 @@ absl::Status Daemon::Init() {
         detached.size(), " session(s) detached; they have ",
         c.restart_grace_ms(), " ms to resume before their leases go"));
   }
+}
 
+// The session server, with the leases' anchor hooks and the metrics.
+void Daemon::MakeSessionServer(UniqueFd session_fd) {
+  NicManager* nics = nics_.get();
   session_server_ = std::make_unique<SessionServer>(
-      std::move(*session_fd), policy_.get(), sessions_.get());
+      std::move(session_fd), policy_.get(), sessions_.get());
   SessionServer::LeaseHooks hooks;
   hooks.awaiting_anchor = [nics](uint64_t s) {
     return nics->AwaitingAnchor(s);
@@ -325,6 +368,11 @@ absl::Status Daemon::Init() {
     metrics->CountFd(direction, kind);
   };
   session_server_->SetObserver(std::move(observer));
+}
+
+// The gRPC service and server, fed by GrpcUnixListener on `grpc_fd`.
+absl::Status Daemon::StartGrpc(UniqueFd grpc_fd) {
+  DaemonMetrics* metrics = metrics_.get();
   DevmemService::Deps deps;
   deps.config = &options_.config;
   deps.policy = policy_.get();
@@ -362,14 +410,9 @@ absl::Status Daemon::Init() {
   if (server_ == nullptr) {
     return absl::InternalError("gRPC server did not start");
   }
-  grpc_listener_ = std::make_unique<GrpcUnixListener>(std::move(*grpc_fd),
+  grpc_listener_ = std::make_unique<GrpcUnixListener>(std::move(grpc_fd),
                                                       server_.get(), &peers_);
-  s = grpc_listener_->Start();
-  if (!s.ok()) return s;
-  s = session_server_->Start();
-  if (!s.ok()) return s;
-  health_.SetServing();
-  return StartAdminBus();
+  return grpc_listener_->Start();
 }
 
 absl::Status Daemon::StartAdminBus() {

@@ -110,7 +110,15 @@ class Daemon {
 
  private:
   explicit Daemon(Options options);
+  // Start-up, in this order (Init calls the rest).
   absl::Status Init();
+  void MakeSessions();
+  absl::Status OpenJournal();
+  void MakeNicManager();
+  absl::Status OpenSockets(UniqueFd* grpc, UniqueFd* session);
+  void PrepareNicsAndRecover();
+  void MakeSessionServer(UniqueFd session_fd);
+  absl::Status StartGrpc(UniqueFd grpc_fd);
   absl::Status StartAdminBus();
   // Health probes, the metrics and their HTTP endpoint (metrics_listen).
   absl::Status StartMetrics();
