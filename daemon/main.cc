@@ -92,9 +92,9 @@ bool AppendIds(const std::vector<std::string>& in,
   return true;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// --help text, and --help listing the flags of this file (absl's default
+// matches only files named after the binary).
+void SetUsage() {
   absl::SetProgramUsageMessage(
       "prepares NICs for devmem TCP (header split, RSS, ntuple) and hands "
       "dma-buf bindings and steered TCP sockets to unprivileged workloads."
@@ -105,25 +105,28 @@ int main(int argc, char** argv) {
       "on "
       "<runtime_dir>/session.sock. See docs/PROTOCOL.md. Stops cleanly on "
       "SIGTERM or SIGINT.");
-  // --help lists the flags defined in this file (absl's default matches only
-  // files named after the binary).
   absl::FlagsUsageConfig usage;
   usage.contains_help_flags = [](absl::string_view path) {
     return absl::EndsWith(path, "daemon/main.cc");
   };
   usage.contains_helpshort_flags = usage.contains_help_flags;
   absl::SetFlagsUsageConfig(usage);
-  absl::ParseCommandLine(argc, argv);
+}
 
+absl::Status RefusingToStart(const absl::Status& s) {
+  return absl::Status(s.code(),
+                      absl::StrCat("refusing to start: ", s.message()));
+}
+
+// The config file (if any) with the flags applied over it, finalized. Errors
+// are devmemd's whole message.
+absl::StatusOr<devmem::v1::DaemonConfig> ConfigFromFlags(std::string* source) {
   devmem::v1::DaemonConfig config;
-  std::string source = "built-in defaults";
+  *source = "built-in defaults";
   if (!absl::GetFlag(FLAGS_config).empty()) {
-    source = absl::GetFlag(FLAGS_config);
-    auto loaded = devmem::LoadConfigFile(source);
-    if (!loaded.ok()) {
-      return Fail(
-          absl::StrCat("refusing to start: ", loaded.status().message()), 2);
-    }
+    *source = absl::GetFlag(FLAGS_config);
+    auto loaded = devmem::LoadConfigFile(*source);
+    if (!loaded.ok()) return RefusingToStart(loaded.status());
     config = *loaded;
   }
   if (!absl::GetFlag(FLAGS_runtime_dir).empty()) {
@@ -157,20 +160,17 @@ int main(int argc, char** argv) {
                  &bad) ||
       !AppendIds(absl::GetFlag(FLAGS_allow_gids), config.mutable_allow_gids(),
                  &bad)) {
-    return Fail(absl::StrCat("--allow_uids/--allow_gids: \"", bad,
-                             "\" is not a number"),
-                2);
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--allow_uids/--allow_gids: \"", bad, "\" is not a number"));
   }
-  absl::Status s = devmem::FinalizeConfig(&config, source);
-  if (!s.ok()) return Fail(absl::StrCat("refusing to start: ", s.message()), 2);
-  if (config.allow_uids().empty() && config.allow_gids().empty() &&
-      config.allow_units().empty() && config.allow_slices().empty()) {
-    std::fprintf(stderr,
-                 "devmemd: warning: allow_uids, allow_gids, allow_units and "
-                 "allow_slices are empty, every peer will be refused\n");
-  }
+  absl::Status s = devmem::FinalizeConfig(&config, *source);
+  if (!s.ok()) return RefusingToStart(s);
+  return config;
+}
 
-  // One fd per session and per gRPC connection: use all the fds we may.
+// One fd per session and per gRPC connection: use all the fds we may. The
+// stop signals are blocked in every thread; the main thread waits for them.
+sigset_t PrepareProcess() {
   struct rlimit nofile;
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
       nofile.rlim_cur < nofile.rlim_max) {
@@ -178,14 +178,19 @@ int main(int argc, char** argv) {
     (void)setrlimit(RLIMIT_NOFILE, &nofile);
   }
 
-  // Block the stop signals in every thread; the main thread waits for them.
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  return stop;
+}
 
+// The NIC backend, the kernel's facts and systemd's fds, then the daemon.
+absl::StatusOr<std::unique_ptr<devmem::Daemon>> StartDaemon(
+    const devmem::v1::DaemonConfig& config, const std::string& source,
+    std::vector<std::string>* fd_report, std::string* backend_name) {
   devmem::Daemon::Options options;
   options.config = config;
   options.config_source = source;
@@ -195,43 +200,43 @@ int main(int argc, char** argv) {
   backend_options.simulated_state_dir =
       absl::StrCat(config.runtime_dir(), "/simnic");
   auto backend = devmem::MakeBackend(config, backend_options);
-  if (!backend.ok()) {
-    return Fail(absl::StrCat("cannot start: ", backend.status().message()), 1);
-  }
+  if (!backend.ok()) return backend.status();
   std::fprintf(stderr, "devmemd: NIC backend: %s\n",
                backend->description.c_str());
   options.inventory = std::move(backend->inventory);
   options.nic_control = std::move(backend->control);
   options.static_status = devmem::ProbeKernelFacts();
-  std::vector<std::string> fd_report;
-  devmem::SystemdFds passed = devmem::TakeSystemdFds(&fd_report);
+  devmem::SystemdFds passed = devmem::TakeSystemdFds(fd_report);
   options.stored_anchors = std::move(passed.anchors);
   options.activated_grpc = std::move(passed.grpc);
   options.activated_session = std::move(passed.session);
   options.dbus_address = absl::GetFlag(FLAGS_dbus);
-  const std::string backend_name = options.inventory->BackendName();
-  const std::string options_dbus = options.dbus_address;
-  auto daemon = devmem::Daemon::Start(std::move(options));
-  if (!daemon.ok()) {
-    return Fail(absl::StrCat("cannot start: ", daemon.status().message()), 1);
-  }
-  for (const std::string& line : (*daemon)->profile_report()) {
+  *backend_name = options.inventory->BackendName();
+  return devmem::Daemon::Start(std::move(options));
+}
+
+// What devmemd did at start-up, on stderr, then READY=1 to systemd.
+void ReportReady(devmem::Daemon& daemon, const devmem::v1::DaemonConfig& config,
+                 const std::vector<std::string>& fd_report,
+                 const std::string& backend_name,
+                 devmem::ServiceNotifier& notifier) {
+  const std::string& options_dbus = absl::GetFlag(FLAGS_dbus);
+  for (const std::string& line : daemon.profile_report()) {
     std::fprintf(stderr, "devmemd: nic %s\n", line.c_str());
   }
   for (const std::string& line : fd_report) {
     std::fprintf(stderr, "devmemd: %s\n", line.c_str());
   }
-  for (const std::string& line : (*daemon)->recovery_report()) {
+  for (const std::string& line : daemon.recovery_report()) {
     std::fprintf(stderr, "devmemd: %s\n", line.c_str());
   }
-  if (!(*daemon)->metrics_url().empty()) {
+  if (!daemon.metrics_url().empty()) {
     std::fprintf(stderr, "devmemd: metrics: %s/metrics, health: %s/healthz\n",
-                 (*daemon)->metrics_url().c_str(),
-                 (*daemon)->metrics_url().c_str());
+                 daemon.metrics_url().c_str(), daemon.metrics_url().c_str());
   }
-  if (!(*daemon)->dbus_warning().empty()) {
+  if (!daemon.dbus_warning().empty()) {
     std::fprintf(stderr, "devmemd: warning: %s\n",
-                 (*daemon)->dbus_warning().c_str());
+                 daemon.dbus_warning().c_str());
   } else if (!options_dbus.empty()) {
     std::fprintf(stderr, "devmemd: D-Bus: %s on %s\n", devmem::kBusName,
                  options_dbus.c_str());
@@ -240,29 +245,33 @@ int main(int argc, char** argv) {
       stderr,
       "devmemd %s: ready: grpc=%s session=%s backend=%s allow_uids=[%s] "
       "allow_gids=[%s]\n",
-      devmem::kDevmemdVersion, (*daemon)->grpc_socket_path().c_str(),
-      (*daemon)->session_socket_path().c_str(), backend_name.c_str(),
+      devmem::kDevmemdVersion, daemon.grpc_socket_path().c_str(),
+      daemon.session_socket_path().c_str(), backend_name.c_str(),
       absl::StrJoin(config.allow_uids(), ",").c_str(),
       absl::StrJoin(config.allow_gids(), ",").c_str());
   std::fflush(stderr);
   // Ready only now: the profiles are applied, the journal is reconciled and
   // both sockets serve.
-  devmem::ServiceNotifier notifier;
   size_t applied = 0;
-  for (const std::string& line : (*daemon)->profile_report()) {
+  for (const std::string& line : daemon.profile_report()) {
     if (absl::StrContains(line, "profile applied")) ++applied;
   }
   notifier.Ready(absl::StrCat(
-      "serving on ", (*daemon)->session_socket_path(), "; ", applied, " of ",
+      "serving on ", daemon.session_socket_path(), "; ", applied, " of ",
       config.nic_profiles_size(), " NIC profile(s) applied (", backend_name,
-      " backend); ", (*daemon)->sessions().detached_count(),
+      " backend); ", daemon.sessions().detached_count(),
       " session(s) from before the restart may resume"));
+}
 
+// Waits for SIGTERM or SIGINT, then stops: releasing everything, or leaving
+// held bindings for the next devmemd.
+int WaitAndStop(devmem::Daemon& daemon, const devmem::v1::DaemonConfig& config,
+                sigset_t stop, devmem::ServiceNotifier& notifier) {
   int sig = 0;
   sigwait(&stop, &sig);
   std::fprintf(stderr, "devmemd: %s received, shutting down\n",
                sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  const size_t held = (*daemon)->nics().binding_count();
+  const size_t held = daemon.nics().binding_count();
   const bool release = absl::GetFlag(FLAGS_release_on_exit) || held == 0;
   if (!release) {
     std::fprintf(stderr,
@@ -275,9 +284,37 @@ int main(int argc, char** argv) {
       release ? "releasing leases and restoring the NICs"
               : absl::StrCat("leaving ", held,
                              " binding(s) for the next devmemd to re-adopt"));
-  (*daemon)->Shutdown(release);
-  for (const std::string& line : (*daemon)->restore_report()) {
+  daemon.Shutdown(release);
+  for (const std::string& line : daemon.restore_report()) {
     std::fprintf(stderr, "devmemd: nic %s\n", line.c_str());
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  SetUsage();
+  absl::ParseCommandLine(argc, argv);
+  std::string source;
+  absl::StatusOr<devmem::v1::DaemonConfig> config = ConfigFromFlags(&source);
+  if (!config.ok()) {
+    return Fail(std::string(config.status().message()), 2);
+  }
+  if (config->allow_uids().empty() && config->allow_gids().empty() &&
+      config->allow_units().empty() && config->allow_slices().empty()) {
+    std::fprintf(stderr,
+                 "devmemd: warning: allow_uids, allow_gids, allow_units and "
+                 "allow_slices are empty, every peer will be refused\n");
+  }
+  const sigset_t stop = PrepareProcess();
+  std::vector<std::string> fd_report;
+  std::string backend_name;
+  auto daemon = StartDaemon(*config, source, &fd_report, &backend_name);
+  if (!daemon.ok()) {
+    return Fail(absl::StrCat("cannot start: ", daemon.status().message()), 1);
+  }
+  devmem::ServiceNotifier notifier;
+  ReportReady(**daemon, *config, fd_report, backend_name, notifier);
+  return WaitAndStop(**daemon, *config, stop, notifier);
 }
