@@ -73,6 +73,147 @@ prometheus::Histogram::BucketBoundaries RequestBuckets() {
           0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10};
 }
 
+// Build info, start time and health state.
+void AddProcessFamilies(const DaemonMetrics::Sources& sources,
+                        std::vector<MetricFamily>* out) {
+  FamilyBuilder("devmemd_build_info",
+                "devmemd's version and NIC backend; always 1.",
+                MetricType::Gauge)
+      .Add({{"version", sources.version}, {"backend", sources.backend}}, 1)
+      .To(out);
+  FamilyBuilder("devmemd_start_time_seconds",
+                "When devmemd started, in seconds since the Unix epoch.",
+                MetricType::Gauge)
+      .Add({}, absl::ToDoubleSeconds(sources.started - absl::UnixEpoch()))
+      .To(out);
+
+  if (sources.health) {
+    const HealthReport report = sources.health();
+    FamilyBuilder health("devmemd_health_state",
+                         "1 for devmemd's current health state (as /healthz "
+                         "reports it), 0 for the others.",
+                         MetricType::Gauge);
+    for (HealthState s : kHealthStates) {
+      health.Add({{"state", HealthStateName(s)}}, report.state == s ? 1 : 0);
+    }
+    health.To(out);
+  }
+}
+
+// Sessions and pending tickets.
+void AddSessionFamilies(const DaemonMetrics::Sources& sources,
+                        std::vector<MetricFamily>* out) {
+  if (sources.sessions) {
+    const DaemonMetrics::SessionFigures s = sources.sessions();
+    FamilyBuilder("devmemd_sessions",
+                  "Open sessions; detached ones outlived a restart and wait "
+                  "to be resumed.",
+                  MetricType::Gauge)
+        .Add({{"state", "attached"}}, static_cast<double>(s.attached))
+        .Add({{"state", "detached"}}, static_cast<double>(s.detached))
+        .To(out);
+    FamilyBuilder("devmemd_sessions_opened_total", "Sessions opened.",
+                  MetricType::Counter)
+        .Add({}, static_cast<double>(s.opened_total))
+        .To(out);
+    FamilyBuilder("devmemd_tickets_pending",
+                  "File descriptors waiting behind a ticket to be redeemed.",
+                  MetricType::Gauge)
+        .Add({}, static_cast<double>(s.pending_tickets))
+        .To(out);
+  }
+}
+
+// The journal's health, errors and size.
+void AddJournalFamilies(const DaemonMetrics::Sources& sources,
+                        std::vector<MetricFamily>* out) {
+  if (sources.journal) {
+    const DaemonMetrics::JournalFigures j = sources.journal();
+    FamilyBuilder("devmemd_journal_healthy",
+                  "1 if the journal accepts records; 0 if new work is "
+                  "refused because it cannot be recorded.",
+                  MetricType::Gauge)
+        .Add({}, j.healthy ? 1 : 0)
+        .To(out);
+    FamilyBuilder("devmemd_journal_errors_total",
+                  "Journal records that could not be written.",
+                  MetricType::Counter)
+        .Add({}, static_cast<double>(j.errors_total))
+        .To(out);
+    FamilyBuilder("devmemd_journal_size_bytes",
+                  "Size of the journal file <state_dir>/journal.",
+                  MetricType::Gauge)
+        .Add({}, static_cast<double>(j.size_bytes))
+        .To(out);
+  }
+}
+
+// Per NIC: profile state, drift, the pool, leases, bindings and rules.
+void AddNicFamilies(const std::vector<NicManager::NicMetrics>& nics,
+                    std::vector<MetricFamily>* out) {
+  FamilyBuilder profile("devmemd_nic_profile_state",
+                        "1 for the NIC's profile state, 0 for the others.",
+                        MetricType::Gauge);
+  FamilyBuilder degraded("devmemd_nic_degraded",
+                         "1 if the NIC no longer matches its profile (link "
+                         "down, channels or header split changed).",
+                         MetricType::Gauge);
+  FamilyBuilder queues("devmemd_queues", "devmem pool queues, free or used.",
+                       MetricType::Gauge);
+  FamilyBuilder leases("devmemd_leases",
+                       "Sessions holding at least one binding on the NIC.",
+                       MetricType::Gauge);
+  FamilyBuilder bindings("devmemd_bindings", "dmabuf bindings held.",
+                         MetricType::Gauge);
+  FamilyBuilder rules("devmemd_rules",
+                      "Flow steering rules devmemd has installed now.",
+                      MetricType::Gauge);
+  FamilyBuilder installed("devmemd_rules_installed_total",
+                          "Flow steering rules installed.",
+                          MetricType::Counter);
+  FamilyBuilder removed("devmemd_rules_removed_total",
+                        "Flow steering rules removed, by cause.",
+                        MetricType::Counter);
+  FamilyBuilder failed("devmemd_rules_failed_total",
+                       "Steering requests refused, by cause.",
+                       MetricType::Counter);
+  for (const NicManager::NicMetrics& n : nics) {
+    for (devmem::v1::ProfileState s : kProfileStates) {
+      profile.Add({{"nic", n.nic}, {"state", ProfileStateLabel(s)}},
+                  n.state == s ? 1 : 0);
+    }
+    degraded.Add({{"nic", n.nic}}, n.degraded ? 1 : 0);
+    queues.Add({{"nic", n.nic}, {"state", "free"}}, n.queues_free);
+    queues.Add({{"nic", n.nic}, {"state", "used"}}, n.queues_used);
+    leases.Add({{"nic", n.nic}}, n.leases);
+    bindings.Add({{"nic", n.nic}, {"direction", "rx"}}, n.bindings_rx);
+    bindings.Add({{"nic", n.nic}, {"direction", "tx"}}, n.bindings_tx);
+    rules.Add({{"nic", n.nic}}, n.rules);
+    installed.Add({{"nic", n.nic}}, static_cast<double>(n.rules_installed));
+    for (const char* cause :
+         {NicManager::kRemovedReleased, NicManager::kRemovedSessionClosed,
+          NicManager::kRemovedRestore, NicManager::kRemovedRecovery}) {
+      auto it = n.rules_removed.find(cause);
+      removed.Add(
+          {{"nic", n.nic}, {"cause", cause}},
+          it == n.rules_removed.end() ? 0 : static_cast<double>(it->second));
+    }
+    for (const char* cause :
+         {NicManager::kFailedInvalid, NicManager::kFailedConflict,
+          NicManager::kFailedQuota, NicManager::kFailedKernel,
+          NicManager::kFailedJournal}) {
+      auto it = n.rules_failed.find(cause);
+      failed.Add(
+          {{"nic", n.nic}, {"cause", cause}},
+          it == n.rules_failed.end() ? 0 : static_cast<double>(it->second));
+    }
+  }
+  for (FamilyBuilder* b : {&profile, &degraded, &queues, &leases, &bindings,
+                           &rules, &installed, &removed, &failed}) {
+    b->To(out);
+  }
+}
+
 }  // namespace
 
 const char* StatusCodeLabel(absl::StatusCode code) {
@@ -159,134 +300,12 @@ void DaemonMetrics::CountFd(absl::string_view direction,
 
 std::vector<MetricFamily> DaemonMetrics::Collect() {
   std::vector<MetricFamily> out = registry_->Collect();
-
-  FamilyBuilder("devmemd_build_info",
-                "devmemd's version and NIC backend; always 1.",
-                MetricType::Gauge)
-      .Add({{"version", sources_.version}, {"backend", sources_.backend}}, 1)
-      .To(&out);
-  FamilyBuilder("devmemd_start_time_seconds",
-                "When devmemd started, in seconds since the Unix epoch.",
-                MetricType::Gauge)
-      .Add({}, absl::ToDoubleSeconds(sources_.started - absl::UnixEpoch()))
-      .To(&out);
-
-  if (sources_.health) {
-    const HealthReport report = sources_.health();
-    FamilyBuilder health("devmemd_health_state",
-                         "1 for devmemd's current health state (as /healthz "
-                         "reports it), 0 for the others.",
-                         MetricType::Gauge);
-    for (HealthState s : kHealthStates) {
-      health.Add({{"state", HealthStateName(s)}}, report.state == s ? 1 : 0);
-    }
-    health.To(&out);
-  }
-
-  if (sources_.sessions) {
-    const SessionFigures s = sources_.sessions();
-    FamilyBuilder("devmemd_sessions",
-                  "Open sessions; detached ones outlived a restart and wait "
-                  "to be resumed.",
-                  MetricType::Gauge)
-        .Add({{"state", "attached"}}, static_cast<double>(s.attached))
-        .Add({{"state", "detached"}}, static_cast<double>(s.detached))
-        .To(&out);
-    FamilyBuilder("devmemd_sessions_opened_total", "Sessions opened.",
-                  MetricType::Counter)
-        .Add({}, static_cast<double>(s.opened_total))
-        .To(&out);
-    FamilyBuilder("devmemd_tickets_pending",
-                  "File descriptors waiting behind a ticket to be redeemed.",
-                  MetricType::Gauge)
-        .Add({}, static_cast<double>(s.pending_tickets))
-        .To(&out);
-  }
-
-  if (sources_.journal) {
-    const JournalFigures j = sources_.journal();
-    FamilyBuilder("devmemd_journal_healthy",
-                  "1 if the journal accepts records; 0 if new work is "
-                  "refused because it cannot be recorded.",
-                  MetricType::Gauge)
-        .Add({}, j.healthy ? 1 : 0)
-        .To(&out);
-    FamilyBuilder("devmemd_journal_errors_total",
-                  "Journal records that could not be written.",
-                  MetricType::Counter)
-        .Add({}, static_cast<double>(j.errors_total))
-        .To(&out);
-    FamilyBuilder("devmemd_journal_size_bytes",
-                  "Size of the journal file <state_dir>/journal.",
-                  MetricType::Gauge)
-        .Add({}, static_cast<double>(j.size_bytes))
-        .To(&out);
-  }
-
+  AddProcessFamilies(sources_, &out);
+  AddSessionFamilies(sources_, &out);
+  AddJournalFamilies(sources_, &out);
   std::vector<NicManager::NicMetrics> nics;
   if (sources_.nics) nics = sources_.nics();
-  FamilyBuilder profile("devmemd_nic_profile_state",
-                        "1 for the NIC's profile state, 0 for the others.",
-                        MetricType::Gauge);
-  FamilyBuilder degraded("devmemd_nic_degraded",
-                         "1 if the NIC no longer matches its profile (link "
-                         "down, channels or header split changed).",
-                         MetricType::Gauge);
-  FamilyBuilder queues("devmemd_queues", "devmem pool queues, free or used.",
-                       MetricType::Gauge);
-  FamilyBuilder leases("devmemd_leases",
-                       "Sessions holding at least one binding on the NIC.",
-                       MetricType::Gauge);
-  FamilyBuilder bindings("devmemd_bindings", "dmabuf bindings held.",
-                         MetricType::Gauge);
-  FamilyBuilder rules("devmemd_rules",
-                      "Flow steering rules devmemd has installed now.",
-                      MetricType::Gauge);
-  FamilyBuilder installed("devmemd_rules_installed_total",
-                          "Flow steering rules installed.",
-                          MetricType::Counter);
-  FamilyBuilder removed("devmemd_rules_removed_total",
-                        "Flow steering rules removed, by cause.",
-                        MetricType::Counter);
-  FamilyBuilder failed("devmemd_rules_failed_total",
-                       "Steering requests refused, by cause.",
-                       MetricType::Counter);
-  for (const NicManager::NicMetrics& n : nics) {
-    for (devmem::v1::ProfileState s : kProfileStates) {
-      profile.Add({{"nic", n.nic}, {"state", ProfileStateLabel(s)}},
-                  n.state == s ? 1 : 0);
-    }
-    degraded.Add({{"nic", n.nic}}, n.degraded ? 1 : 0);
-    queues.Add({{"nic", n.nic}, {"state", "free"}}, n.queues_free);
-    queues.Add({{"nic", n.nic}, {"state", "used"}}, n.queues_used);
-    leases.Add({{"nic", n.nic}}, n.leases);
-    bindings.Add({{"nic", n.nic}, {"direction", "rx"}}, n.bindings_rx);
-    bindings.Add({{"nic", n.nic}, {"direction", "tx"}}, n.bindings_tx);
-    rules.Add({{"nic", n.nic}}, n.rules);
-    installed.Add({{"nic", n.nic}}, static_cast<double>(n.rules_installed));
-    for (const char* cause :
-         {NicManager::kRemovedReleased, NicManager::kRemovedSessionClosed,
-          NicManager::kRemovedRestore, NicManager::kRemovedRecovery}) {
-      auto it = n.rules_removed.find(cause);
-      removed.Add(
-          {{"nic", n.nic}, {"cause", cause}},
-          it == n.rules_removed.end() ? 0 : static_cast<double>(it->second));
-    }
-    for (const char* cause :
-         {NicManager::kFailedInvalid, NicManager::kFailedConflict,
-          NicManager::kFailedQuota, NicManager::kFailedKernel,
-          NicManager::kFailedJournal}) {
-      auto it = n.rules_failed.find(cause);
-      failed.Add(
-          {{"nic", n.nic}, {"cause", cause}},
-          it == n.rules_failed.end() ? 0 : static_cast<double>(it->second));
-    }
-  }
-  for (FamilyBuilder* b : {&profile, &degraded, &queues, &leases, &bindings,
-                           &rules, &installed, &removed, &failed}) {
-    b->To(&out);
-  }
-
+  AddNicFamilies(nics, &out);
   if (sources_.kernel != nullptr) {
     absl::MutexLock lock(&kernel_mu_);
     const absl::Time now = absl::Now();
