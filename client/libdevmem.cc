@@ -467,6 +467,44 @@ absl::StatusOr<bool> Session::Reconnect(absl::Duration timeout) {
   return resumed;
 }
 
+std::map<uint64_t, UniqueFd> Session::ResendAnchors(
+    int fd, const devmem::v1::Resumed& resumed) {
+  std::map<uint64_t, UniqueFd> anchors;
+  {
+    absl::MutexLock state(&state_mu_);
+    anchors.swap(anchors_);
+  }
+  const auto& awaiting = resumed.awaiting_anchor();
+  const auto& adopted = resumed.adopted();
+  std::map<uint64_t, UniqueFd> kept;
+  for (auto& [handle, anchor] : anchors) {
+    const bool wants =
+        std::find(awaiting.begin(), awaiting.end(), handle) != awaiting.end();
+    const bool has =
+        std::find(adopted.begin(), adopted.end(), handle) != adopted.end();
+    if (has) {
+      kept[handle] = std::move(anchor);
+      continue;
+    }
+    if (!wants) continue;  // the daemon dropped it: our copy goes
+    SessionFrame give;
+    give.mutable_return_anchor()->set_handle(handle);
+    absl::StatusOr<std::string> gb = EncodeFrame(give);
+    const int afd = anchor.get_unowned();
+    if (!gb.ok() || !SendWithFds(fd, *gb, absl::MakeSpan(&afd, 1)).ok()) {
+      break;
+    }
+    absl::StatusOr<SessionReply> ack =
+        ReadFrame(fd, DeadlineAfter(options_.frame_timeout));
+    if (!ack.ok()) break;
+    if (ack->frame.has_anchor_accepted()) {
+      kept[handle] = std::move(anchor);
+    }
+    // An Error (binding died, not ours any more) drops our copy.
+  }
+  return kept;
+}
+
 absl::StatusOr<bool> Session::ReconnectSessionSocket(absl::Duration timeout) {
   if (stub_ == nullptr) {
     return absl::FailedPreconditionError(
@@ -497,41 +535,8 @@ absl::StatusOr<bool> Session::ReconnectSessionSocket(absl::Duration timeout) {
                                 DeadlineAfter(options_.frame_timeout))
                     : absl::StatusOr<SessionReply>(sent);
       if (answer.ok() && answer->frame.has_resumed()) {
-        std::map<uint64_t, UniqueFd> anchors;
-        {
-          absl::MutexLock state(&state_mu_);
-          anchors.swap(anchors_);
-        }
-        const auto& awaiting = answer->frame.resumed().awaiting_anchor();
-        const auto& adopted = answer->frame.resumed().adopted();
-        std::map<uint64_t, UniqueFd> kept;
-        for (auto& [handle, anchor] : anchors) {
-          const bool wants = std::find(awaiting.begin(), awaiting.end(),
-                                       handle) != awaiting.end();
-          const bool has = std::find(adopted.begin(), adopted.end(), handle) !=
-                           adopted.end();
-          if (has) {
-            kept[handle] = std::move(anchor);
-            continue;
-          }
-          if (!wants) continue;  // the daemon dropped it: our copy goes
-          SessionFrame give;
-          give.mutable_return_anchor()->set_handle(handle);
-          absl::StatusOr<std::string> gb = EncodeFrame(give);
-          const int afd = anchor.get_unowned();
-          if (!gb.ok() ||
-              !SendWithFds(fd->get_unowned(), *gb, absl::MakeSpan(&afd, 1))
-                   .ok()) {
-            break;
-          }
-          absl::StatusOr<SessionReply> ack = ReadFrame(
-              fd->get_unowned(), DeadlineAfter(options_.frame_timeout));
-          if (!ack.ok()) break;
-          if (ack->frame.has_anchor_accepted()) {
-            kept[handle] = std::move(anchor);
-          }
-          // An Error (binding died, not ours any more) drops our copy.
-        }
+        std::map<uint64_t, UniqueFd> kept =
+            ResendAnchors(fd->get_unowned(), answer->frame.resumed());
         {
           absl::MutexLock state(&state_mu_);
           anchors_ = std::move(kept);

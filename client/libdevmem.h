@@ -237,6 +237,11 @@ class Session {
   // Redeems a BindResponse's anchor ticket and keeps the fd.
   void KeepAnchor(const devmem::v1::BindResponse& response);
   void WatchLoop();
+  // After a Resume on the new session socket `fd`: sends back the anchors the
+  // daemon awaits and returns those it holds now; our other copies go.
+  std::map<uint64_t, UniqueFd> ResendAnchors(int fd,
+                                             const devmem::v1::Resumed& resumed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) ABSL_LOCKS_EXCLUDED(state_mu_);
   // Reconnect() without the gRPC warm-up.
   absl::StatusOr<bool> ReconnectSessionSocket(absl::Duration timeout)
       ABSL_LOCKS_EXCLUDED(mu_, state_mu_);
