@@ -47,6 +47,53 @@ Capability Inherited(std::string name, const Capability& base) {
   return cap;
 }
 
+// ntuple: the feature must be in the changeable (HW) set.
+void AddNtupleCapability(const absl::StatusOr<FeaturesInfo>& features,
+                         const Capability& features_cap,
+                         std::vector<Capability>* caps) {
+  if (!features.ok()) {
+    caps->push_back(Inherited("ntuple", features_cap));
+  } else if (features->ntuple_hw) {
+    caps->push_back(Derived("ntuple", Support::kSupported,
+                            features->ntuple_active
+                                ? "rx-ntuple-filter is on"
+                                : "rx-ntuple-filter can be turned on"));
+  } else {
+    caps->push_back(Derived(
+        "ntuple", Support::kUnsupported,
+        "rx-ntuple-filter is not in the device's changeable (hw) features"));
+  }
+}
+
+// tcp_data_split and hds_thresh hang off RINGS_GET.
+void AddSplitCapabilities(const absl::StatusOr<RingsInfo>& rings,
+                          const Capability& rings_cap,
+                          std::vector<Capability>* caps) {
+  if (!rings.ok()) {
+    caps->push_back(Inherited("tcp_data_split", rings_cap));
+    caps->push_back(Inherited("hds_thresh", rings_cap));
+  } else {
+    // net/ethtool/rings.c: GET reports the current split state for any driver
+    // with get_ringparam; whether SET may change it depends on the driver's
+    // supported_ring_params, which no GET exposes.
+    caps->push_back(Derived(
+        "tcp_data_split", Support::kSupported,
+        "RINGS_GET answers, but that is not proof that RINGS_SET can change "
+        "tcp-data-split (the driver must support ETHTOOL_RING_USE_TCP_DATA_"
+        "SPLIT); only a SET attempt tells"));
+    if (rings->hds_thresh_max.has_value()) {
+      caps->push_back(
+          Derived("hds_thresh", Support::kSupported,
+                  absl::StrCat("hds-thresh max ", *rings->hds_thresh_max)));
+    } else {
+      caps->push_back(Derived(
+          "hds_thresh", Support::kUnsupported,
+          "RINGS_GET has no hds-thresh-max: the kernel (before 6.14) or the "
+          "driver has no header-data-split threshold"));
+    }
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<KernelNicInventory>> KernelNicInventory::Create(
@@ -137,44 +184,8 @@ NicInfo KernelNicInventory::Probe(LinkInfo link) {
   }
   nic.capabilities.push_back(queues_cap);
 
-  // ntuple: the feature must be in the changeable (HW) set.
-  if (!features.ok()) {
-    nic.capabilities.push_back(Inherited("ntuple", features_cap));
-  } else if (features->ntuple_hw) {
-    nic.capabilities.push_back(
-        Derived("ntuple", Support::kSupported,
-                features->ntuple_active ? "rx-ntuple-filter is on"
-                                        : "rx-ntuple-filter can be turned on"));
-  } else {
-    nic.capabilities.push_back(Derived(
-        "ntuple", Support::kUnsupported,
-        "rx-ntuple-filter is not in the device's changeable (hw) features"));
-  }
-
-  // tcp_data_split and hds_thresh hang off RINGS_GET.
-  if (!rings.ok()) {
-    nic.capabilities.push_back(Inherited("tcp_data_split", rings_cap));
-    nic.capabilities.push_back(Inherited("hds_thresh", rings_cap));
-  } else {
-    // net/ethtool/rings.c: GET reports the current split state for any driver
-    // with get_ringparam; whether SET may change it depends on the driver's
-    // supported_ring_params, which no GET exposes.
-    nic.capabilities.push_back(Derived(
-        "tcp_data_split", Support::kSupported,
-        "RINGS_GET answers, but that is not proof that RINGS_SET can change "
-        "tcp-data-split (the driver must support ETHTOOL_RING_USE_TCP_DATA_"
-        "SPLIT); only a SET attempt tells"));
-    if (rings->hds_thresh_max.has_value()) {
-      nic.capabilities.push_back(
-          Derived("hds_thresh", Support::kSupported,
-                  absl::StrCat("hds-thresh max ", *rings->hds_thresh_max)));
-    } else {
-      nic.capabilities.push_back(Derived(
-          "hds_thresh", Support::kUnsupported,
-          "RINGS_GET has no hds-thresh-max: the kernel (before 6.14) or the "
-          "driver has no header-data-split threshold"));
-    }
-  }
+  AddNtupleCapability(features, features_cap, &nic.capabilities);
+  AddSplitCapabilities(rings, rings_cap, &nic.capabilities);
 
   // bind_rx: the kernel's netdev family must register op 13.
   if (netdev_ == nullptr) {
