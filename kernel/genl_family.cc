@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "kernel/errno_status.h"
@@ -21,6 +23,50 @@ bool GenlFamily::HasOp(uint32_t cmd) const {
   return std::any_of(ops.begin(), ops.end(),
                      [cmd](const GenlOp& op) { return op.id == cmd; });
 }
+
+namespace {
+
+// CTRL_ATTR_OPS: net/netlink/genetlink.c ctrl_fill_info() puts one nest per
+// op, typed by position (1..n), holding OP_ID and OP_FLAGS. False if an
+// attribute list is malformed.
+bool ParseOps(absl::Span<const uint8_t> payload, std::vector<GenlOp>* ops) {
+  bool malformed = false;
+  malformed |= !ForEachAttr(payload, [&](const NlAttr& nest) {
+    GenlOp op;
+    bool has_op_id = false;
+    malformed |= !ForEachAttr(nest.payload, [&](const NlAttr& f) {
+      if (f.type == CTRL_ATTR_OP_ID && f.U32()) {
+        op.id = *f.U32();
+        has_op_id = true;
+      } else if (f.type == CTRL_ATTR_OP_FLAGS && f.U32()) {
+        op.flags = *f.U32();
+      }
+    });
+    if (has_op_id) ops->push_back(op);
+  });
+  return !malformed;
+}
+
+// CTRL_ATTR_MCAST_GROUPS: one nest per group with its name and id.
+bool ParseMcastGroups(absl::Span<const uint8_t> payload,
+                      std::map<std::string, uint32_t>* groups) {
+  bool malformed = false;
+  malformed |= !ForEachAttr(payload, [&](const NlAttr& nest) {
+    std::string name;
+    std::optional<uint32_t> id;
+    malformed |= !ForEachAttr(nest.payload, [&](const NlAttr& f) {
+      if (f.type == CTRL_ATTR_MCAST_GRP_NAME) {
+        name = f.Str();
+      } else if (f.type == CTRL_ATTR_MCAST_GRP_ID) {
+        id = f.U32();
+      }
+    });
+    if (!name.empty() && id.has_value()) (*groups)[name] = *id;
+  });
+  return !malformed;
+}
+
+}  // namespace
 
 absl::StatusOr<GenlFamily> ParseGenlFamilyReply(absl::Span<const uint8_t> msg) {
   constexpr absl::string_view kWhat = "CTRL_CMD_GETFAMILY reply";
@@ -46,70 +92,38 @@ absl::StatusOr<GenlFamily> ParseGenlFamilyReply(absl::Span<const uint8_t> msg) {
   bool malformed = false;
   auto attrs = msg.subspan(NLMSG_HDRLEN + GENL_HDRLEN,
                            nlh.nlmsg_len - NLMSG_HDRLEN - GENL_HDRLEN);
-  if (!ForEachAttr(
-          attrs,
-          [&](const NlAttr& attr) {
-            switch (attr.type) {
-              case CTRL_ATTR_FAMILY_ID:
-                if (auto v = attr.U16()) {
-                  family.id = *v;
-                  has_id = true;
-                }
-                break;
-              case CTRL_ATTR_FAMILY_NAME:
-                family.name = attr.Str();
-                break;
-              case CTRL_ATTR_VERSION:
-                family.version = attr.U32().value_or(0);
-                break;
-              case CTRL_ATTR_HDRSIZE:
-                family.hdrsize = attr.U32().value_or(0);
-                break;
-              case CTRL_ATTR_MAXATTR:
-                family.maxattr = attr.U32().value_or(0);
-                break;
-              case CTRL_ATTR_OPS:
-                // net/netlink/genetlink.c ctrl_fill_info(): one nest per op,
-                // typed by position (1..n), holding OP_ID and OP_FLAGS.
-                malformed |=
-                    !ForEachAttr(attr.payload, [&](const NlAttr& nest) {
-                      GenlOp op;
-                      bool has_op_id = false;
-                      malformed |=
-                          !ForEachAttr(nest.payload, [&](const NlAttr& f) {
-                            if (f.type == CTRL_ATTR_OP_ID && f.U32()) {
-                              op.id = *f.U32();
-                              has_op_id = true;
-                            } else if (f.type == CTRL_ATTR_OP_FLAGS &&
-                                       f.U32()) {
-                              op.flags = *f.U32();
-                            }
-                          });
-                      if (has_op_id) family.ops.push_back(op);
-                    });
-                break;
-              case CTRL_ATTR_MCAST_GROUPS:
-                malformed |=
-                    !ForEachAttr(attr.payload, [&](const NlAttr& nest) {
-                      std::string name;
-                      std::optional<uint32_t> id;
-                      malformed |=
-                          !ForEachAttr(nest.payload, [&](const NlAttr& f) {
-                            if (f.type == CTRL_ATTR_MCAST_GRP_NAME) {
-                              name = f.Str();
-                            } else if (f.type == CTRL_ATTR_MCAST_GRP_ID) {
-                              id = f.U32();
-                            }
-                          });
-                      if (!name.empty() && id.has_value()) {
-                        family.mcast_groups[name] = *id;
-                      }
-                    });
-                break;
-              default:
-                break;
-            }
-          }) ||
+  if (!ForEachAttr(attrs,
+                   [&](const NlAttr& attr) {
+                     switch (attr.type) {
+                       case CTRL_ATTR_FAMILY_ID:
+                         if (auto v = attr.U16()) {
+                           family.id = *v;
+                           has_id = true;
+                         }
+                         break;
+                       case CTRL_ATTR_FAMILY_NAME:
+                         family.name = attr.Str();
+                         break;
+                       case CTRL_ATTR_VERSION:
+                         family.version = attr.U32().value_or(0);
+                         break;
+                       case CTRL_ATTR_HDRSIZE:
+                         family.hdrsize = attr.U32().value_or(0);
+                         break;
+                       case CTRL_ATTR_MAXATTR:
+                         family.maxattr = attr.U32().value_or(0);
+                         break;
+                       case CTRL_ATTR_OPS:
+                         malformed |= !ParseOps(attr.payload, &family.ops);
+                         break;
+                       case CTRL_ATTR_MCAST_GROUPS:
+                         malformed |= !ParseMcastGroups(attr.payload,
+                                                        &family.mcast_groups);
+                         break;
+                       default:
+                         break;
+                     }
+                   }) ||
       malformed) {
     return absl::InvalidArgumentError(
         absl::StrCat(kWhat, ": malformed attribute list"));
