@@ -279,6 +279,35 @@ absl::Status FromProto(const simnic::SimulatedNicState& in,
   return absl::OkStatus();
 }
 
+// Why a saved state cannot be loaded for the NIC `cfg` describes (another
+// version, NIC or hardware), or "" if it can.
+std::string SavedForOther(const simnic::SimulatedNicState& in,
+                          const SimulatedNicSpec& cfg,
+                          const std::string& path) {
+  if (in.version() != kStateVersion) {
+    return absl::StrCat(cfg.name, ": ", path, " has version ", in.version(),
+                        ", not ", kStateVersion);
+  }
+  if (in.name() != cfg.name || in.ifindex() != cfg.ifindex) {
+    return absl::StrCat(cfg.name, ": ", path, " is for ", in.name(),
+                        " ifindex ", in.ifindex(), ", not ", cfg.name,
+                        " ifindex ", cfg.ifindex);
+  }
+  if (in.combined_max() != cfg.combined_max ||
+      in.rss_table_size() != cfg.rss_table_size ||
+      in.rule_table_size() != cfg.rule_table_size ||
+      in.hds_thresh_max() != cfg.hds_thresh_max ||
+      in.driver_picks_location() != cfg.driver_picks_location ||
+      in.ntuple_off_flushes_rules() != cfg.ntuple_off_flushes_rules) {
+    return absl::StrCat(
+        cfg.name, ": ", path,
+        " was saved for other hardware (combined_max, rss_table_size, "
+        "rule_table_size, hds_thresh_max, driver_picks_location or "
+        "ntuple_off_flushes_rules differ from the spec)");
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string SimulatedNic::State::Load(Nic& nic, uint32_t* max_next_id) {
@@ -302,29 +331,8 @@ std::string SimulatedNic::State::Load(Nic& nic, uint32_t* max_next_id) {
           ? fresh
           : absl::StrCat(fresh, " (its ", in.bindings_size(),
                          " binding(s) are forgotten)");
-  if (in.version() != kStateVersion) {
-    return absl::StrCat(nic.cfg.name, ": ", path, " has version ", in.version(),
-                        ", not ", kStateVersion, forgotten);
-  }
-  if (in.name() != nic.cfg.name || in.ifindex() != nic.cfg.ifindex) {
-    return absl::StrCat(nic.cfg.name, ": ", path, " is for ", in.name(),
-                        " ifindex ", in.ifindex(), ", not ", nic.cfg.name,
-                        " ifindex ", nic.cfg.ifindex, forgotten);
-  }
-  const SimulatedNicSpec& cfg = nic.cfg;
-  if (in.combined_max() != cfg.combined_max ||
-      in.rss_table_size() != cfg.rss_table_size ||
-      in.rule_table_size() != cfg.rule_table_size ||
-      in.hds_thresh_max() != cfg.hds_thresh_max ||
-      in.driver_picks_location() != cfg.driver_picks_location ||
-      in.ntuple_off_flushes_rules() != cfg.ntuple_off_flushes_rules) {
-    return absl::StrCat(
-        nic.cfg.name, ": ", path,
-        " was saved for other hardware (combined_max, rss_table_size, "
-        "rule_table_size, hds_thresh_max, driver_picks_location or "
-        "ntuple_off_flushes_rules differ from the spec)",
-        forgotten);
-  }
+  const std::string mismatch = SavedForOther(in, nic.cfg, path);
+  if (!mismatch.empty()) return absl::StrCat(mismatch, forgotten);
   SimulatedNicSpec loaded_cfg = nic.cfg;
   std::vector<uint32_t> rss;
   bool rss_configured = false;
