@@ -228,6 +228,47 @@ void PrintSummary(const std::string& nic, bool simulated,
                    : absl::StrCat(nic, " NOT restored: see the restore step"));
 }
 
+// The memory the selftest binds, and what it is for the report.
+struct SelftestMemory {
+  UniqueFd owned;          // made here (memfd or udmabuf), else invalid
+  absl::StatusOr<int> fd;  // the fd to bind, or why there is none
+  std::string description;
+};
+
+// The memory to bind: an inherited dma-buf, a memfd (simulated) or a
+// udmabuf; a missing udmabuf exporter is reported by the probe, not here.
+// Fails only if a memfd cannot be made.
+absl::StatusOr<SelftestMemory> MemoryToBind(int32_t dmabuf_fd, bool simulated,
+                                            int32_t memory_mb) {
+  const size_t bytes = static_cast<size_t>(memory_mb) << 20;
+  SelftestMemory m;
+  m.fd = dmabuf_fd;
+  if (dmabuf_fd >= 0) {
+    m.description = absl::StrCat("fd ", dmabuf_fd, " (",
+                                 DmabufKindName(ClassifyFd(dmabuf_fd)), ")");
+  } else if (simulated) {
+    absl::StatusOr<UniqueFd> memfd =
+        CreateSealedMemfd(bytes, "devmemctl-selftest");
+    if (!memfd.ok()) return memfd.status();
+    m.owned = *std::move(memfd);
+    m.fd = m.owned.get_unowned();
+    m.description =
+        absl::StrCat(memory_mb, " MiB memfd (simulated device memory)");
+  } else {
+    absl::StatusOr<UniqueFd> udmabuf = CreateUdmabuf(bytes);
+    if (udmabuf.ok()) {
+      m.owned = *std::move(udmabuf);
+      m.fd = m.owned.get_unowned();
+      m.description =
+          absl::StrCat(memory_mb, " MiB udmabuf dma-buf (host memory)");
+    } else {
+      m.fd = udmabuf.status();
+      m.description = "none (no dma-buf could be made)";
+    }
+  }
+  return m;
+}
+
 int RunSelftest(const std::vector<std::string>&) {
   const bool json = absl::GetFlag(FLAGS_json);
   const std::string nic = absl::GetFlag(FLAGS_nic);
@@ -251,40 +292,17 @@ int RunSelftest(const std::vector<std::string>&) {
                                  " is not open in this process (it must "
                                  "be inherited)"));
   }
-  const size_t bytes = static_cast<size_t>(memory_mb) << 20;
-
   std::unique_ptr<NicControl> control;
   uint32_t ifindex = 0;
   if (int rc = OpenControl(nic, simulated, &control, &ifindex); rc != kExitOk) {
     return rc;
   }
 
-  // The memory to bind: an inherited dma-buf, a memfd (simulated) or a
-  // udmabuf; a missing exporter is reported by the probe, not here.
-  UniqueFd owned;
-  absl::StatusOr<int> fd = dmabuf_fd;
-  std::string memory;
-  if (dmabuf_fd >= 0) {
-    memory = absl::StrCat("fd ", dmabuf_fd, " (",
-                          DmabufKindName(ClassifyFd(dmabuf_fd)), ")");
-  } else if (simulated) {
-    absl::StatusOr<UniqueFd> memfd =
-        CreateSealedMemfd(bytes, "devmemctl-selftest");
-    if (!memfd.ok()) return Fail("selftest", "memfd", memfd.status());
-    owned = *std::move(memfd);
-    fd = owned.get_unowned();
-    memory = absl::StrCat(memory_mb, " MiB memfd (simulated device memory)");
-  } else {
-    absl::StatusOr<UniqueFd> udmabuf = CreateUdmabuf(bytes);
-    if (udmabuf.ok()) {
-      owned = *std::move(udmabuf);
-      fd = owned.get_unowned();
-      memory = absl::StrCat(memory_mb, " MiB udmabuf dma-buf (host memory)");
-    } else {
-      fd = udmabuf.status();
-      memory = "none (no dma-buf could be made)";
-    }
-  }
+  absl::StatusOr<SelftestMemory> mem =
+      MemoryToBind(dmabuf_fd, simulated, memory_mb);
+  if (!mem.ok()) return Fail("selftest", "memfd", mem.status());
+  const absl::StatusOr<int>& fd = mem->fd;
+  const std::string& memory = mem->description;
 
   const std::string backend = control->BackendName();
   if (!json) {
