@@ -531,6 +531,58 @@ void PrintLatencyLine(const char* name, const LatencyStats& s) {
               s.p50, s.p99, s.mean);
 }
 
+// The figures of both benchmarks, with their ratios and the goals.
+void PrintSummary(const std::optional<ThroughputFigures>& tput,
+                  const std::optional<LatencyFigures>& lat, uint64_t bytes,
+                  int rounds) {
+  std::printf(
+      "\n==================== handoff_bench summary ====================\n");
+  if (tput.has_value()) {
+    const double handed = Median(tput->handed);
+    const double direct = Median(tput->direct);
+    std::printf(
+        "throughput over veth (%s -> %s), %llu MiB x %d rounds each, "
+        "median:\n",
+        kNicB, kNicA, static_cast<unsigned long long>(bytes >> 20), rounds);
+    std::printf(
+        "  handed (devmemd Listen)  %7.2f Gbit/s   rounds: %s\n", handed,
+        absl::StrJoin(tput->handed, " ", [](std::string* out, double v) {
+          absl::StrAppendFormat(out, "%.2f", v);
+        }).c_str());
+    std::printf(
+        "  direct (own socket)      %7.2f Gbit/s   rounds: %s\n", direct,
+        absl::StrJoin(tput->direct, " ", [](std::string* out, double v) {
+          absl::StrAppendFormat(out, "%.2f", v);
+        }).c_str());
+    std::printf("  ratio handed/direct      %7.3f   (goal >= 0.98)\n",
+                direct > 0 ? handed / direct : 0.0);
+    std::printf(
+        "  median of per-round ratios %5.3f   (same pairs; robust to "
+        "drift)\n",
+        tput->MedianPairRatio());
+    std::printf("  load average before/after: %s / %s  (%d CPUs online)\n",
+                tput->loadavg_before.c_str(), tput->loadavg_after.c_str(),
+                static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN)));
+    std::printf(
+        "  listening socket options %s:\n    handed: %s\n    direct: %s\n",
+        tput->handed_traits == tput->direct_traits ? "identical" : "DIFFER",
+        tput->handed_traits.ToString().c_str(),
+        tput->direct_traits.ToString().c_str());
+  }
+  if (lat.has_value()) {
+    std::printf("hand-off latency (lo, %d iterations after %d warm-up):\n",
+                lat->iterations, lat->warmup);
+    PrintLatencyLine("Session::Listen (RPC + Redeem + fd)", lat->listen);
+    PrintLatencyLine("GetStatus (bare unary RPC)", lat->unary);
+    PrintLatencyLine("  breakdown: Listen RPC alone", lat->listen_rpc);
+    PrintLatencyLine("  breakdown: Redeem (session sock)", lat->redeem);
+    std::printf("  ratio listen_p50/unary_p50  %.2fx   (goal <= 3x)\n",
+                lat->unary.p50 > 0 ? lat->listen.p50 / lat->unary.p50 : 0.0);
+  }
+  std::printf(
+      "================================================================\n");
+}
+
 absl::Status RunBench(int argc, char** argv) {
   std::string error;
   std::unique_ptr<bazel::tools::cpp::runfiles::Runfiles> runfiles(
@@ -608,52 +660,7 @@ absl::Status RunBench(int argc, char** argv) {
   }
   session->reset();
 
-  std::printf(
-      "\n==================== handoff_bench summary ====================\n");
-  if (tput.has_value()) {
-    const double handed = Median(tput->handed);
-    const double direct = Median(tput->direct);
-    std::printf(
-        "throughput over veth (%s -> %s), %llu MiB x %d rounds each, "
-        "median:\n",
-        kNicB, kNicA, static_cast<unsigned long long>(bytes >> 20), rounds);
-    std::printf(
-        "  handed (devmemd Listen)  %7.2f Gbit/s   rounds: %s\n", handed,
-        absl::StrJoin(tput->handed, " ", [](std::string* out, double v) {
-          absl::StrAppendFormat(out, "%.2f", v);
-        }).c_str());
-    std::printf(
-        "  direct (own socket)      %7.2f Gbit/s   rounds: %s\n", direct,
-        absl::StrJoin(tput->direct, " ", [](std::string* out, double v) {
-          absl::StrAppendFormat(out, "%.2f", v);
-        }).c_str());
-    std::printf("  ratio handed/direct      %7.3f   (goal >= 0.98)\n",
-                direct > 0 ? handed / direct : 0.0);
-    std::printf(
-        "  median of per-round ratios %5.3f   (same pairs; robust to "
-        "drift)\n",
-        tput->MedianPairRatio());
-    std::printf("  load average before/after: %s / %s  (%d CPUs online)\n",
-                tput->loadavg_before.c_str(), tput->loadavg_after.c_str(),
-                static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN)));
-    std::printf(
-        "  listening socket options %s:\n    handed: %s\n    direct: %s\n",
-        tput->handed_traits == tput->direct_traits ? "identical" : "DIFFER",
-        tput->handed_traits.ToString().c_str(),
-        tput->direct_traits.ToString().c_str());
-  }
-  if (lat.has_value()) {
-    std::printf("hand-off latency (lo, %d iterations after %d warm-up):\n",
-                lat->iterations, lat->warmup);
-    PrintLatencyLine("Session::Listen (RPC + Redeem + fd)", lat->listen);
-    PrintLatencyLine("GetStatus (bare unary RPC)", lat->unary);
-    PrintLatencyLine("  breakdown: Listen RPC alone", lat->listen_rpc);
-    PrintLatencyLine("  breakdown: Redeem (session sock)", lat->redeem);
-    std::printf("  ratio listen_p50/unary_p50  %.2fx   (goal <= 3x)\n",
-                lat->unary.p50 > 0 ? lat->listen.p50 / lat->unary.p50 : 0.0);
-  }
-  std::printf(
-      "================================================================\n");
+  PrintSummary(tput, lat, bytes, rounds);
   std::fflush(stdout);
   return absl::OkStatus();
 }

@@ -203,6 +203,10 @@ double Median(std::vector<double> v) {
 
 double MiB(int64_t kib) { return static_cast<double>(kib) / 1024.0; }
 
+// One script, top to bottom: find the binaries, measure the baseline (no
+// daemon), then devmemd idle and loaded, print the ratios. Longer than 80
+// lines on purpose: the phases share the daemon and the figures, and read
+// best in the order they run.
 int Main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   std::string error;

@@ -74,6 +74,10 @@ void PrintRow(const char* name, const Stats& s) {
               s.p99_us);
 }
 
+// One script, top to bottom: skip without root, make the namespace and veth,
+// time both ways interleaved, print. Longer than 80 lines on purpose: the
+// steps share the namespace, the inventory and the samples, and read best in
+// order.
 int Run(int iterations) {
   if (geteuid() != 0) {
     std::printf(

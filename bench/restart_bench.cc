@@ -67,6 +67,9 @@ Proc StartDaemon(const Dirs& d) {
 
 double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 
+// One script, top to bottom: the cold-start baseline, the workload, the
+// SIGKILL and restart, the figures. Longer than 80 lines on purpose: the
+// phases share the processes and the timings, and read best in order.
 int Run() {
   // Baseline: cold start to ready with nothing to recover.
   std::vector<double> cold;

@@ -44,6 +44,8 @@ std::chrono::system_clock::time_point Deadline() {
 
 }  // namespace
 
+// Longer than 80 lines on purpose: one foreign call after another on the
+// same channel, each printing its line, in the order the header lists them.
 int main(int argc, char** argv) {
   if (argc != 5) {
     std::fprintf(stderr,

@@ -168,6 +168,9 @@ class LoadTest : public ::testing::Test {
   Proc daemon_;
 };
 
+// Longer than 80 lines on purpose: one load run (fd limits, driver, daemon
+// figures, checks) whose steps share the driver's output and read best in
+// the order they happen.
 void LoadTest::RunLoad(bool connection_per_session) {
   // The driver holds a session socket, 8 sockets and 2 accepted ends per
   // session; devmemd a session socket per session (plus gRPC connections).
