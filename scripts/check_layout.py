@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Checks that daemon/ library code only includes downwards (README, Layout):
-kernel/ and proto/ at the bottom, then daemon/state, daemon/nic (with
+kernel/ and proto/ at the bottom, then daemon/base, daemon/state, daemon/nic (with
 nic/simulated), daemon/session, daemon/ops, and daemon/ itself at the top.
 Tests and daemon/**/testing/ may include anything. Prints each upward include
 as FILE: includes HEADER (FOLDER is above FOLDER) and exits 1 if there is
@@ -11,6 +11,7 @@ import re
 import sys
 
 RANK = {
+    "daemon/base": 0,
     "daemon/state": 1,
     "daemon/nic": 2,
     "daemon/nic/simulated": 2,

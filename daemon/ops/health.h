@@ -8,7 +8,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "daemon/session/clock.h"
+#include "daemon/base/clock.h"
 
 namespace devmem {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/session/testing/fake_clock.h"
+#include "daemon/base/testing/fake_clock.h"
 
 namespace devmem {
 namespace {

@@ -14,7 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "daemon/session/clock.h"
+#include "daemon/base/clock.h"
 #include "daemon/session/peer_cred.h"
 #include "kernel/unique_fd.h"
 

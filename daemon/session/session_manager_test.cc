@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "daemon/session/testing/fake_clock.h"
+#include "daemon/base/testing/fake_clock.h"
 #include "daemon/session/testing/session_test_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "absl/synchronization/mutex.h"
-#include "daemon/session/clock.h"
+#include "daemon/base/clock.h"
 
 namespace devmem {
 
