@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/base/clock.h"
+#include "daemon/base/random_token.h"
 #include "daemon/session/peer_cred.h"
 #include "kernel/unique_fd.h"
 
@@ -189,10 +190,5 @@ class SessionManager {
   absl::flat_hash_map<uint32_t, uint32_t> uid_sockets_ ABSL_GUARDED_BY(mu_);
   size_t detached_ ABSL_GUARDED_BY(mu_) = 0;
 };
-
-// 128 random bits from getrandom(2) as 32 lowercase hex digits.
-std::string RandomHex128();
-// True if `ticket` has that form (every ticket and token devmemd issues).
-bool IsTicketFormat(absl::string_view ticket);
 
 }  // namespace devmem
