@@ -2,6 +2,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -12,9 +14,10 @@
 namespace devmem {
 
 // The devmem queue pool of one NIC: the RX queues its profile keeps out of
-// the default RSS spread, and which of them no binding holds. Bindings take
-// queues from it and give them back; reservations will be kept here too.
-// Thread-compatible: the owner (NicManager) serializes access under its lock.
+// the default RSS spread, each free, reserved (held for a reservation, by its
+// id, until a binding made with its token takes it) or used (bound).
+// Bindings take free or reserved queues and give them back. Thread-
+// compatible: the owner (NicManager) serializes access under its lock.
 class QueuePool {
  public:
   // An empty pool: the NIC serves no devmem (not applied, or restored).
@@ -26,7 +29,10 @@ class QueuePool {
   const std::vector<uint32_t>& queues() const { return queues_; }
   const std::vector<uint32_t>& free() const { return free_; }
   size_t free_count() const { return free_.size(); }
-  size_t used_count() const { return queues_.size() - free_.size(); }
+  size_t reserved_count() const;
+  size_t used_count() const {
+    return queues_.size() - free_.size() - reserved_count();
+  }
 
   // Takes the `count` lowest free queues that are not in `busy` (queues the
   // kernel still shows bound through an anchor a workload kept). On
@@ -43,9 +49,33 @@ class QueuePool {
   // Forgets every queue (the NIC's profile was restored).
   void Clear();
 
+  // --- Reservations ---
+  // Moves the `count` lowest free queues not in `busy` to reservation `id`.
+  // RESOURCE_EXHAUSTED (nothing moved) says how many are free and reserved.
+  absl::StatusOr<std::vector<uint32_t>> Reserve(
+      const std::string& id, size_t count,
+      const absl::flat_hash_set<uint32_t>& busy, absl::string_view nic);
+  // Marks `count` of reservation `id`'s unbound queues used (a binding made
+  // with its token). RESOURCE_EXHAUSTED (nothing taken) if it has fewer.
+  absl::StatusOr<std::vector<uint32_t>> TakeReserved(const std::string& id,
+                                                     size_t count,
+                                                     absl::string_view nic);
+  // Gives used `queues` back to reservation `id` (its binding ended while
+  // the reservation lives on).
+  void ReturnReserved(const std::string& id, absl::Span<const uint32_t> queues);
+  // Marks free `queues` reserved for `id` (a reservation from the journal).
+  // Queues that are not free are ignored.
+  void ClaimReserved(const std::string& id, absl::Span<const uint32_t> queues);
+  // Frees the queues reserved for `id` and not bound; returns them.
+  std::vector<uint32_t> Unreserve(const std::string& id);
+  // Reservation `id`'s unbound queues, sorted (empty if none).
+  std::vector<uint32_t> ReservedFor(const std::string& id) const;
+
  private:
   std::vector<uint32_t> queues_;  // sorted
   std::vector<uint32_t> free_;    // sorted, a subset of queues_
+  // Per reservation id: its unbound queues, sorted. Disjoint from free_.
+  std::map<std::string, std::vector<uint32_t>> reserved_;
 };
 
 }  // namespace devmem

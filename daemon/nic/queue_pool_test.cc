@@ -62,5 +62,59 @@ TEST(QueuePoolTest, ClaimMarksRecoveredQueuesUsedAndClearForgetsAll) {
   EXPECT_EQ(empty.free_count(), 0u);
 }
 
+TEST(QueuePoolTest, ReservedQueuesAreNeitherFreeNorTakenWithoutTheId) {
+  QueuePool pool({4, 5, 6, 7});
+  auto r = pool.Reserve("r-a", 2, {}, "eth1");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(*r, ElementsAre(4, 5));
+  EXPECT_THAT(pool.free(), ElementsAre(6, 7));
+  EXPECT_EQ(pool.reserved_count(), 2u);
+  EXPECT_EQ(pool.used_count(), 0u);
+  // An unreserved bind sees only the free queues.
+  EXPECT_EQ(pool.Take(3, {}, "eth1").status().code(),
+            absl::StatusCode::kResourceExhausted);
+  auto more = pool.Reserve("r-b", 3, {}, "eth1");
+  EXPECT_EQ(more.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(more.status().message(),
+            "eth1: 3 queue(s) asked, but the devmem pool has 2 free of 4 (2 "
+            "reserved, 0 bound); reserve fewer, release a reservation, or "
+            "grow pool_queues");
+  EXPECT_THAT(pool.ReservedFor("r-b"), IsEmpty());
+
+  // A binding with the token takes them; its end gives them back to it.
+  auto bound = pool.TakeReserved("r-a", 1, "eth1");
+  ASSERT_TRUE(bound.ok());
+  EXPECT_THAT(*bound, ElementsAre(4));
+  EXPECT_THAT(pool.ReservedFor("r-a"), ElementsAre(5));
+  EXPECT_EQ(pool.used_count(), 1u);
+  auto too_many = pool.TakeReserved("r-a", 2, "eth1");
+  EXPECT_EQ(too_many.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(too_many.status().message(),
+            "reservation r-a has 1 unbound queue(s) on eth1, 2 requested; "
+            "bind fewer queues or reserve more");
+  pool.ReturnReserved("r-a", *bound);
+  EXPECT_THAT(pool.ReservedFor("r-a"), ElementsAre(4, 5));
+
+  // Ending the reservation frees its unbound queues only.
+  auto again = pool.TakeReserved("r-a", 1, "eth1");
+  ASSERT_TRUE(again.ok());
+  EXPECT_THAT(pool.Unreserve("r-a"), ElementsAre(5));
+  EXPECT_THAT(pool.free(), ElementsAre(5, 6, 7));
+  EXPECT_EQ(pool.used_count(), 1u);
+  EXPECT_THAT(pool.Unreserve("r-a"), IsEmpty());  // idempotent
+  pool.Release(*again);  // the binding ends after the reservation
+  EXPECT_EQ(pool.free_count(), 4u);
+}
+
+TEST(QueuePoolTest, ClaimReservedTakesOnlyFreeQueues) {
+  QueuePool pool({4, 5, 6});
+  pool.Claim({4});  // a binding back from the journal
+  pool.ClaimReserved("r-a", {4, 5, 9});
+  EXPECT_THAT(pool.ReservedFor("r-a"), ElementsAre(5));
+  EXPECT_THAT(pool.free(), ElementsAre(6));
+  pool.Clear();
+  EXPECT_EQ(pool.reserved_count(), 0u);
+}
+
 }  // namespace
 }  // namespace devmem

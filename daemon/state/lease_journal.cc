@@ -44,6 +44,13 @@ void FoldJournalEntry(const JournalEntry& e, JournalState* s) {
     case JournalEntry::kNextId:
       if (e.next_id() > s->next_id()) s->set_next_id(e.next_id());
       break;
+    case JournalEntry::kReservationPut:
+      (*s->mutable_reservations())[e.reservation_put().id()] =
+          e.reservation_put();
+      break;
+    case JournalEntry::kReservationDel:
+      s->mutable_reservations()->erase(e.reservation_del());
+      break;
     case JournalEntry::OP_NOT_SET:
       break;
   }
@@ -59,6 +66,9 @@ std::vector<JournalEntry> SnapshotEntries(const JournalState& s) {
   }
   for (const auto& [id, x] : s.sessions()) {
     *out.emplace_back().mutable_session_put() = x;
+  }
+  for (const auto& [id, x] : s.reservations()) {
+    *out.emplace_back().mutable_reservation_put() = x;
   }
   for (const auto& [id, x] : s.bindings()) {
     *out.emplace_back().mutable_binding_put() = x;

@@ -87,6 +87,16 @@ TEST(FoldJournalEntryTest, SnapshotRebuildsTheSameState) {
   JournalEntry prof;
   prof.mutable_profile_put()->set_nic("eth9");
   FoldJournalEntry(prof, &s);
+  JournalEntry res;
+  res.mutable_reservation_put()->set_id("r-1");
+  res.mutable_reservation_put()->set_token_sha256("ab");
+  FoldJournalEntry(res, &s);
+  res.mutable_reservation_put()->set_id("r-2");
+  FoldJournalEntry(res, &s);
+  JournalEntry res_del;
+  res_del.set_reservation_del("r-1");
+  FoldJournalEntry(res_del, &s);
+  ASSERT_EQ(s.reservations_size(), 1);
   JournalState rebuilt;
   for (const JournalEntry& e : SnapshotEntries(s)) {
     FoldJournalEntry(e, &rebuilt);
