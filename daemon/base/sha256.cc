@@ -110,4 +110,24 @@ std::string Sha256Hex(absl::string_view data) {
       absl::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
 }
 
+std::string HmacSha256Hex(absl::string_view key, absl::string_view message) {
+  constexpr size_t kBlock = 64;
+  std::string k(key);
+  if (k.size() > kBlock) {
+    const std::array<uint8_t, 32> d = Sha256(k);
+    k.assign(reinterpret_cast<const char*>(d.data()), d.size());
+  }
+  k.resize(kBlock, '\0');
+  std::string inner(kBlock, '\0');
+  std::string outer(kBlock, '\0');
+  for (size_t i = 0; i < kBlock; ++i) {
+    inner[i] = static_cast<char>(k[i] ^ 0x36);
+    outer[i] = static_cast<char>(k[i] ^ 0x5c);
+  }
+  inner.append(message.data(), message.size());
+  const std::array<uint8_t, 32> ih = Sha256(inner);
+  outer.append(reinterpret_cast<const char*>(ih.data()), ih.size());
+  return Sha256Hex(outer);
+}
+
 }  // namespace devmem
