@@ -117,6 +117,8 @@ absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
   if (c->max_bindings_per_uid() == 0) c->set_max_bindings_per_uid(64);
   if (c->max_rules_per_uid() == 0) c->set_max_rules_per_uid(1024);
   if (c->max_sockets_per_uid() == 0) c->set_max_sockets_per_uid(65536);
+  if (c->max_reservation_ttl_s() == 0) c->set_max_reservation_ttl_s(86400);
+  if (c->max_reservations() == 0) c->set_max_reservations(4096);
   struct Range {
     const char* field;
     uint32_t value;
@@ -137,6 +139,8 @@ absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
       {"max_bindings_per_uid", c->max_bindings_per_uid(), 1, 65536},
       {"max_rules_per_uid", c->max_rules_per_uid(), 1, 1048576},
       {"max_sockets_per_uid", c->max_sockets_per_uid(), 1, 1048576},
+      {"max_reservation_ttl_s", c->max_reservation_ttl_s(), 1, 31536000},
+      {"max_reservations", c->max_reservations(), 1, 1048576},
   };
   absl::Status s;
   for (const Range& r : ranges) {

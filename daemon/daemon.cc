@@ -16,7 +16,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/ops/listen_address.h"
+#include "daemon/ops/periodic_task.h"
 #include "daemon/ops/rpc_observer.h"
+#include "daemon/state/host_key.h"
 #include "kernel/errno_status.h"
 #include "kernel/netdev_genl.h"
 
@@ -196,6 +198,12 @@ absl::Status Daemon::Init() {
   s = StartMetrics();
   if (!s.ok()) return s;
   PrepareNicsAndRecover();
+  // Reservations past their deadline give their unbound queues back within
+  // a second (every call that looks at them expires them too).
+  NicManager* nics = nics_.get();
+  expiry_ = std::make_unique<PeriodicTask>(
+      absl::Seconds(1), [nics] { nics->ExpireReservations(); });
+  expiry_->Start();
   MakeSessionServer(std::move(session_fd));
   s = StartGrpc(std::move(grpc_fd));
   if (!s.ok()) return s;
@@ -243,6 +251,14 @@ absl::Status Daemon::OpenJournal() {
                      "; fix the state directory (state_dir / --state_dir)"));
   }
   journal_ = *std::move(journal);
+  auto key =
+      LoadOrCreateHostKey(absl::StrCat(c.state_dir(), "/reservation.key"));
+  if (!key.ok()) {
+    return absl::Status(
+        key.status().code(),
+        absl::StrCat("reservation key: ", key.status().message()));
+  }
+  host_key_ = *std::move(key);
   return absl::OkStatus();
 }
 
@@ -255,6 +271,7 @@ void Daemon::MakeNicManager() {
   no.inventory = options_.inventory.get();
   no.journal = journal_.get();
   no.anchors = anchor_store_.get();
+  no.host_key = host_key_;
   SessionManager* sm = sessions_.get();
   no.session_record =
       [sm](uint64_t id) -> std::optional<devmem::v1::JournaledSession> {
@@ -581,6 +598,7 @@ void Daemon::Shutdown(bool release_leases) {
   bus.reset();
   if (grpc_listener_) grpc_listener_->Stop();
   if (session_server_) session_server_->Stop(release_leases);
+  if (expiry_) expiry_->Stop();
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::seconds(2));

@@ -16,6 +16,7 @@
 #include "daemon/ops/health.h"
 #include "daemon/ops/http_server.h"
 #include "daemon/ops/metrics.h"
+#include "daemon/ops/periodic_task.h"
 #include "daemon/session/grpc_listener.h"
 #include "daemon/session/peer_cred.h"
 #include "daemon/session/session_manager.h"
@@ -131,8 +132,12 @@ class Daemon {
   // Declared before the managers that use them, so they outlive them.
   std::unique_ptr<LeaseJournal> journal_;
   std::unique_ptr<AnchorStore> anchor_store_;
+  // The secret reservation tokens derive from (<state_dir>/reservation.key).
+  std::string host_key_;
   std::unique_ptr<SessionManager> sessions_;
   std::unique_ptr<NicManager> nics_;
+  // Expires reservations; declared after nics_ so it stops first.
+  std::unique_ptr<PeriodicTask> expiry_;
   std::vector<std::string> profile_report_;
   std::vector<std::string> restore_report_;
   std::vector<std::string> recovery_report_;

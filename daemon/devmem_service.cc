@@ -55,6 +55,20 @@ absl::StatusOr<PeerCred> DevmemService::Caller(grpc::ServerContext* ctx) const {
   return *cred;
 }
 
+absl::StatusOr<std::string> DevmemService::Admin(grpc::ServerContext* ctx,
+                                                 absl::string_view what) const {
+  auto caller = Caller(ctx);
+  if (!caller.ok()) return caller.status();
+  const auto& admins = deps_.config->admin_uids();
+  if (caller->uid != 0 &&
+      std::find(admins.begin(), admins.end(), caller->uid) == admins.end()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(what, " is an admin call; uid ", caller->uid,
+                     " is neither 0 nor listed in admin_uids"));
+  }
+  return absl::StrCat("uid:", caller->uid);
+}
+
 absl::StatusOr<uint64_t> DevmemService::SessionOf(
     grpc::ServerContext* ctx, const std::string& token) const {
   auto caller = Caller(ctx);
@@ -288,7 +302,7 @@ grpc::Status DevmemService::BindRx(grpc::ServerContext* ctx,
   if (!fd.ok()) return ToGrpc(fd.status());
   auto binding = deps_.nics->BindRx(
       *session, NicManager::Target{req->nic(), req->gpu_pci_address()},
-      req->queue_count(), *std::move(fd));
+      req->queue_count(), *std::move(fd), req->reservation_token());
   if (!binding.ok()) return ToGrpc(binding.status());
   *resp->mutable_binding() = *binding;
   resp->set_backend(deps_.nics->backend());
@@ -305,7 +319,7 @@ grpc::Status DevmemService::BindTx(grpc::ServerContext* ctx,
   if (!fd.ok()) return ToGrpc(fd.status());
   auto binding = deps_.nics->BindTx(
       *session, NicManager::Target{req->nic(), req->gpu_pci_address()},
-      *std::move(fd));
+      *std::move(fd), req->reservation_token());
   if (!binding.ok()) return ToGrpc(binding.status());
   *resp->mutable_binding() = *binding;
   resp->set_backend(deps_.nics->backend());
@@ -361,21 +375,56 @@ grpc::Status DevmemService::GetNicState(
 grpc::Status DevmemService::RestoreNic(grpc::ServerContext* ctx,
                                        const devmem::v1::RestoreNicRequest* req,
                                        devmem::v1::RestoreNicResponse* resp) {
-  auto caller = Caller(ctx);
-  if (!caller.ok()) return ToGrpc(caller.status());
-  const auto& admins = deps_.config->admin_uids();
-  if (caller->uid != 0 &&
-      std::find(admins.begin(), admins.end(), caller->uid) == admins.end()) {
-    return ToGrpc(absl::PermissionDeniedError(
-        absl::StrCat("RestoreNic is an admin call; uid ", caller->uid,
-                     " is neither 0 nor listed in admin_uids")));
-  }
+  auto admin = Admin(ctx, "RestoreNic");
+  if (!admin.ok()) return ToGrpc(admin.status());
   if (req->nic().empty()) {
     return ToGrpc(absl::InvalidArgumentError("nic is required"));
   }
   auto restored = deps_.nics->Restore(req->nic());
   if (!restored.ok()) return ToGrpc(restored.status());
   *resp = *std::move(restored);
+  return grpc::Status::OK;
+}
+
+grpc::Status DevmemService::Reserve(grpc::ServerContext* ctx,
+                                    const devmem::v1::ReserveRequest* req,
+                                    devmem::v1::ReserveResponse* resp) {
+  auto admin = Admin(ctx, "Reserve");
+  if (!admin.ok()) return ToGrpc(admin.status());
+  auto made = deps_.nics->Reserve(*req, *admin);
+  if (!made.ok()) return ToGrpc(made.status());
+  *resp = *std::move(made);
+  return grpc::Status::OK;
+}
+
+grpc::Status DevmemService::Renew(grpc::ServerContext* ctx,
+                                  const devmem::v1::RenewRequest* req,
+                                  devmem::v1::RenewResponse* resp) {
+  auto admin = Admin(ctx, "Renew");
+  if (!admin.ok()) return ToGrpc(admin.status());
+  auto renewed = deps_.nics->Renew(*req, *admin);
+  if (!renewed.ok()) return ToGrpc(renewed.status());
+  *resp->mutable_reservation() = *std::move(renewed);
+  return grpc::Status::OK;
+}
+
+grpc::Status DevmemService::ReleaseReservation(
+    grpc::ServerContext* ctx, const devmem::v1::ReleaseReservationRequest* req,
+    devmem::v1::ReleaseReservationResponse* resp) {
+  auto admin = Admin(ctx, "ReleaseReservation");
+  if (!admin.ok()) return ToGrpc(admin.status());
+  auto released = deps_.nics->ReleaseReservation(*req, *admin);
+  if (!released.ok()) return ToGrpc(released.status());
+  *resp = *std::move(released);
+  return grpc::Status::OK;
+}
+
+grpc::Status DevmemService::ListReservations(
+    grpc::ServerContext* ctx, const devmem::v1::ListReservationsRequest* req,
+    devmem::v1::ListReservationsResponse* resp) {
+  auto admin = Admin(ctx, "ListReservations");
+  if (!admin.ok()) return ToGrpc(admin.status());
+  *resp = deps_.nics->ListReservations(*req);
   return grpc::Status::OK;
 }
 

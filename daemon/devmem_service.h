@@ -79,6 +79,19 @@ class DevmemService final : public devmem::v1::Devmem::Service {
   grpc::Status RestoreNic(grpc::ServerContext* ctx,
                           const devmem::v1::RestoreNicRequest* req,
                           devmem::v1::RestoreNicResponse* resp) override;
+  grpc::Status Reserve(grpc::ServerContext* ctx,
+                       const devmem::v1::ReserveRequest* req,
+                       devmem::v1::ReserveResponse* resp) override;
+  grpc::Status Renew(grpc::ServerContext* ctx,
+                     const devmem::v1::RenewRequest* req,
+                     devmem::v1::RenewResponse* resp) override;
+  grpc::Status ReleaseReservation(
+      grpc::ServerContext* ctx,
+      const devmem::v1::ReleaseReservationRequest* req,
+      devmem::v1::ReleaseReservationResponse* resp) override;
+  grpc::Status ListReservations(
+      grpc::ServerContext* ctx, const devmem::v1::ListReservationsRequest* req,
+      devmem::v1::ListReservationsResponse* resp) override;
 
  private:
   // Takes the fd a Deposit frame left behind `ticket` (field `field`).
@@ -91,6 +104,10 @@ class DevmemService final : public devmem::v1::Devmem::Service {
                                         const std::string& nic,
                                         uint64_t binding);
   absl::StatusOr<PeerCred> Caller(grpc::ServerContext* ctx) const;
+  // Caller check + admin check (uid 0 or admin_uids) for the call `what`;
+  // returns the caller as an owner name, "uid:<n>".
+  absl::StatusOr<std::string> Admin(grpc::ServerContext* ctx,
+                                    absl::string_view what) const;
   // Caller check + token check; returns the session id.
   absl::StatusOr<uint64_t> SessionOf(grpc::ServerContext* ctx,
                                      const std::string& token) const;

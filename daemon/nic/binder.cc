@@ -106,10 +106,50 @@ absl::Status Binder::JournalSession(uint64_t session) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<devmem::v1::Binding> Binder::BindRx(uint64_t session,
-                                                   const NicTarget& target,
-                                                   uint32_t queue_count,
-                                                   UniqueFd dmabuf) {
+uint32_t Binder::SessionUid(uint64_t session) const {
+  std::optional<uint32_t> uid = d_.leases->OwnerOf(session);
+  if (!uid.has_value() && d_.session_record) {
+    auto rec = d_.session_record(session);
+    if (rec) uid = rec->uid();
+  }
+  return uid.value_or(0);
+}
+
+absl::StatusOr<ReservationRecord*> Binder::RedeemFor(uint64_t session,
+                                                     absl::string_view token,
+                                                     absl::string_view what) {
+  if (token.empty()) {
+    if (!d_.config->require_reservation()) return nullptr;
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this host requires a reservation for every ", what,
+        " (require_reservation): ask the job's launcher for one (devmem-agent "
+        "Reserve, or an admin's `devmemctl reserve --job=<job> "
+        "--nic=<nic>`) and pass its token as reservation_token, or set "
+        "DEVMEM_RESERVATION for libdevmem"));
+  }
+  if (d_.reserver == nullptr) {
+    return absl::FailedPreconditionError("this devmemd takes no reservations");
+  }
+  return d_.reserver->Redeem(token, SessionUid(session));
+}
+
+void Binder::GiveBackQueues(NicRecord& nic, const std::string& reservation,
+                            uint64_t handle,
+                            const std::vector<uint32_t>& queues) {
+  ReservationRecord* r = reservation.empty() || d_.reservations == nullptr
+                             ? nullptr
+                             : d_.reservations->Find(reservation);
+  if (r != nullptr) r->bindings.erase(handle);
+  if (r != nullptr && !r->expired) {
+    nic.pool.ReturnReserved(r->id, queues);
+  } else {
+    nic.pool.Release(queues);
+  }
+}
+
+absl::StatusOr<devmem::v1::Binding> Binder::BindRx(
+    uint64_t session, const NicTarget& target, uint32_t queue_count,
+    UniqueFd dmabuf, absl::string_view reservation_token) {
   // The fd's kind is checked before anything else, netlink included.
   absl::Status fd_ok = d_.control->CheckBindableFd(dmabuf.get_unowned());
   if (!fd_ok.ok()) return fd_ok;
@@ -118,20 +158,33 @@ absl::StatusOr<devmem::v1::Binding> Binder::BindRx(uint64_t session,
         absl::StrCat("queue_count ", queue_count, " is out of range [0, 64]"));
   }
   const uint32_t want = queue_count == 0 ? 1 : queue_count;
-  auto nic_or = d_.profiles->Resolve(target);
+  absl::StatusOr<ReservationRecord*> res =
+      RedeemFor(session, reservation_token, "BindRx");
+  if (!res.ok()) return res.status();
+  NicTarget where = target;
+  if (*res != nullptr) {
+    auto item = d_.reserver->ItemFor(**res, target);
+    if (!item.ok()) return item.status();
+    where = NicTarget{(*item)->nic, ""};
+  }
+  auto nic_or = d_.profiles->Resolve(where);
   if (!nic_or.ok()) return nic_or.status();
   NicRecord& nic = **nic_or;
   absl::Status quota = CheckBindQuota(session);
   if (!quota.ok()) return quota;
+  const std::string reservation = *res != nullptr ? (*res)->id : "";
   // A queue the kernel shows bound is not free even if devmemd released it:
   // a workload may still hold the anchor of a binding devmemd let go.
-  auto taken = nic.pool.Take(want, d_.profiles->KernelBound(nic), nic.name);
+  auto taken =
+      reservation.empty()
+          ? nic.pool.Take(want, d_.profiles->KernelBound(nic), nic.name)
+          : nic.pool.TakeReserved(reservation, want, nic.name);
   if (!taken.ok()) return taken.status();
   const std::vector<uint32_t> queues = *std::move(taken);
   // Taken from the pool now; given back on any failure below.
   bool made = false;
   absl::Cleanup give_back = [&] {
-    if (!made) nic.pool.Release(queues);
+    if (!made) GiveBackQueues(nic, reservation, 0, queues);
   };
   absl::Status journaled = JournalSession(session);
   if (!journaled.ok()) return journaled;
@@ -150,6 +203,7 @@ absl::StatusOr<devmem::v1::Binding> Binder::BindRx(uint64_t session,
   b.nic = nic.name;
   b.ifindex = nic.ifindex;
   b.queues = queues;
+  b.reservation = reservation;
   // Intent first: a crash from here on leaves a record of what may exist.
   devmem::v1::JournalEntry intent;
   *intent.mutable_binding_put() = BindingRecord(b);
@@ -179,17 +233,26 @@ absl::StatusOr<devmem::v1::Binding> Binder::BindRx(uint64_t session,
                          BindRxRemedy(bound.status(), nic.name));
   }
   b.kernel = *std::move(bound);
+  const uint64_t handle = b.handle;
   auto adopted = AdoptNew(std::move(b), nic);
   made = adopted.ok();
+  if (made && *res != nullptr) (*res)->bindings.insert(handle);
   return adopted;
 }
 
-absl::StatusOr<devmem::v1::Binding> Binder::BindTx(uint64_t session,
-                                                   const NicTarget& target,
-                                                   UniqueFd dmabuf) {
+absl::StatusOr<devmem::v1::Binding> Binder::BindTx(
+    uint64_t session, const NicTarget& target, UniqueFd dmabuf,
+    absl::string_view reservation_token) {
   absl::Status fd_ok = d_.control->CheckBindableFd(dmabuf.get_unowned());
   if (!fd_ok.ok()) return fd_ok;
-  auto nic_or = d_.profiles->Resolve(target);
+  absl::StatusOr<ReservationRecord*> res =
+      RedeemFor(session, reservation_token, "BindTx");
+  if (!res.ok()) return res.status();
+  NicTarget where = target;
+  if (*res != nullptr && target.nic.empty() && target.gpu_pci_address.empty()) {
+    where.nic = (*res)->items.front().nic;
+  }
+  auto nic_or = d_.profiles->Resolve(where);
   if (!nic_or.ok()) return nic_or.status();
   NicRecord& nic = **nic_or;
   absl::Status quota = CheckBindQuota(session);
@@ -202,6 +265,7 @@ absl::StatusOr<devmem::v1::Binding> Binder::BindTx(uint64_t session,
   b.nic = nic.name;
   b.ifindex = nic.ifindex;
   b.tx = true;
+  if (*res != nullptr) b.reservation = (*res)->id;
   devmem::v1::JournalEntry intent;
   *intent.mutable_binding_put() = BindingRecord(b);
   absl::Status j = d_.recorder->Intent(intent);
@@ -223,7 +287,10 @@ absl::StatusOr<devmem::v1::Binding> Binder::BindTx(uint64_t session,
     return KernelRefusal(bound.status(), remedy);
   }
   b.kernel = *std::move(bound);
-  return AdoptNew(std::move(b), nic);
+  const uint64_t handle = b.handle;
+  auto adopted = AdoptNew(std::move(b), nic);
+  if (adopted.ok() && *res != nullptr) (*res)->bindings.insert(handle);
+  return adopted;
 }
 
 absl::StatusOr<devmem::v1::Binding> Binder::AdoptNew(BindingLease b,
@@ -299,7 +366,7 @@ uint32_t Binder::Release(uint64_t handle, const char* cause) {
       (void)d_.control->DeleteRssContext(nic->ifindex, *b.rss_context);
     }
     if (nic->state == devmem::v1::PROFILE_STATE_APPLIED) {
-      nic->pool.Release(b.queues);
+      GiveBackQueues(*nic, b.reservation, handle, b.queues);
     }
   }
   devmem::v1::JournalEntry del;

@@ -10,6 +10,8 @@
 #include "daemon/nic/change_recorder.h"
 #include "daemon/nic/lease_table.h"
 #include "daemon/nic/nic_profiles.h"
+#include "daemon/nic/reservation_table.h"
+#include "daemon/nic/reserver.h"
 #include "daemon/state/anchor_store.h"
 #include "kernel/nic_control.h"
 #include "kernel/unique_fd.h"
@@ -41,16 +43,22 @@ class Binder {
     std::function<void(uint64_t session, uint64_t handle)>
         withdraw_anchor_ticket;
     std::function<bool(uint64_t session, uint64_t handle)> anchor_handed_out;
+    // Reservations whose tokens bindings may redeem; may be null (then a
+    // token is refused).
+    Reserver* reserver = nullptr;
+    ReservationTable* reservations = nullptr;
   };
   explicit Binder(Deps deps) : d_(std::move(deps)) {}
 
-  absl::StatusOr<devmem::v1::Binding> BindRx(uint64_t session,
-                                             const NicTarget& target,
-                                             uint32_t queue_count,
-                                             UniqueFd dmabuf);
-  absl::StatusOr<devmem::v1::Binding> BindTx(uint64_t session,
-                                             const NicTarget& target,
-                                             UniqueFd dmabuf);
+  // With a `reservation_token`, the queues come from that reservation
+  // (Reserver::Redeem says why a token is refused); without one, from the
+  // free pool, unless require_reservation is set.
+  absl::StatusOr<devmem::v1::Binding> BindRx(
+      uint64_t session, const NicTarget& target, uint32_t queue_count,
+      UniqueFd dmabuf, absl::string_view reservation_token = "");
+  absl::StatusOr<devmem::v1::Binding> BindTx(
+      uint64_t session, const NicTarget& target, UniqueFd dmabuf,
+      absl::string_view reservation_token = "");
   // Releases binding `handle` (any session's); returns the rules removed,
   // counted under `cause` (a rule_cause constant).
   uint32_t Release(uint64_t handle, const char* cause);
@@ -64,6 +72,18 @@ class Binder {
   absl::StatusOr<UniqueFd> DupAnchor(uint64_t session, uint64_t handle);
 
  private:
+  // The live reservation `token` names for `session` (null without a token),
+  // or why there is none; FAILED_PRECONDITION without a token when
+  // require_reservation is set.
+  absl::StatusOr<ReservationRecord*> RedeemFor(uint64_t session,
+                                               absl::string_view token,
+                                               absl::string_view what);
+  // The uid that owns `session` (0 if unknown).
+  uint32_t SessionUid(uint64_t session) const;
+  // Gives a binding's queues back: to its reservation while that lives,
+  // else to the free pool.
+  void GiveBackQueues(NicRecord& nic, const std::string& reservation,
+                      uint64_t handle, const std::vector<uint32_t>& queues);
   // The leases' quotas for one more binding of `session`.
   absl::Status CheckBindQuota(uint64_t session) const;
   // Journals the session's owner once, with its first lease.

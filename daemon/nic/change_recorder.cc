@@ -54,6 +54,7 @@ devmem::v1::JournaledBinding BindingRecord(const BindingLease& b) {
   out.set_anchor_dev(b.anchor_id.dev);
   out.set_anchor_inode(b.anchor_id.ino);
   out.set_anchor_netlink_port(b.anchor_id.netlink_port);
+  out.set_reservation(b.reservation);
   return out;
 }
 

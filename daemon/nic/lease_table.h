@@ -39,6 +39,8 @@ struct BindingLease {
   bool recovered = false;
   absl::flat_hash_set<uint32_t> rule_locations;
   uint64_t rules_made = 0;  // for spreading flows over the queues
+  // The reservation whose queues it took ("" if it took free ones).
+  std::string reservation;
 };
 
 // One steering rule devmemd installed for a binding.

@@ -26,13 +26,19 @@ NicManager::NicManager(const Options& options)
       profiles_(NicProfiles::Options{options.config, options.control,
                                      options.inventory, &recorder_}),
       leases_(QuotasOf(*options.config)),
-      binder_(Binder::Deps{
-          options.config, options.control, options.anchors, &recorder_,
-          &profiles_, &leases_, options.session_record,
-          options.withdraw_anchor_ticket, options.anchor_handed_out}),
+      binder_(
+          Binder::Deps{options.config, options.control, options.anchors,
+                       &recorder_, &profiles_, &leases_, options.session_record,
+                       options.withdraw_anchor_ticket,
+                       options.anchor_handed_out, &reserver_, &reservations_}),
       steering_(
           Steering::Deps{options.control, &recorder_, &profiles_, &leases_}),
-      restorer_(Restorer::Deps{&profiles_, &leases_, &binder_}) {}
+      restorer_(Restorer::Deps{&profiles_, &leases_, &binder_}),
+      reserver_(Reserver::Deps{options.config, options.clock, &recorder_,
+                               &profiles_, &leases_, &reservations_,
+                               options.host_key.empty()
+                                   ? "devmemd-test-host-key"
+                                   : options.host_key}) {}
 
 NicManager::~NicManager() {
   absl::MutexLock lock(&mu_);
@@ -81,19 +87,50 @@ absl::StatusOr<std::vector<devmem::v1::NicState>> NicManager::States(
   return out;
 }
 
-absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(uint64_t session,
-                                                       const Target& target,
-                                                       uint32_t queue_count,
-                                                       UniqueFd dmabuf) {
+absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(
+    uint64_t session, const Target& target, uint32_t queue_count,
+    UniqueFd dmabuf, absl::string_view reservation_token) {
   absl::MutexLock lock(&mu_);
-  return binder_.BindRx(session, target, queue_count, std::move(dmabuf));
+  return binder_.BindRx(session, target, queue_count, std::move(dmabuf),
+                        reservation_token);
 }
 
-absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(uint64_t session,
-                                                       const Target& target,
-                                                       UniqueFd dmabuf) {
+absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(
+    uint64_t session, const Target& target, UniqueFd dmabuf,
+    absl::string_view reservation_token) {
   absl::MutexLock lock(&mu_);
-  return binder_.BindTx(session, target, std::move(dmabuf));
+  return binder_.BindTx(session, target, std::move(dmabuf), reservation_token);
+}
+
+absl::StatusOr<devmem::v1::ReserveResponse> NicManager::Reserve(
+    const devmem::v1::ReserveRequest& req, const std::string& caller) {
+  absl::MutexLock lock(&mu_);
+  return reserver_.Reserve(req, caller);
+}
+
+absl::StatusOr<devmem::v1::Reservation> NicManager::Renew(
+    const devmem::v1::RenewRequest& req, const std::string& caller) {
+  absl::MutexLock lock(&mu_);
+  return reserver_.Renew(req, caller);
+}
+
+absl::StatusOr<devmem::v1::ReleaseReservationResponse>
+NicManager::ReleaseReservation(const devmem::v1::ReleaseReservationRequest& req,
+                               const std::string& caller) {
+  absl::MutexLock lock(&mu_);
+  return reserver_.Release(req, caller);
+}
+
+devmem::v1::ListReservationsResponse NicManager::ListReservations(
+    const devmem::v1::ListReservationsRequest& req) {
+  absl::MutexLock lock(&mu_);
+  reserver_.Expire();
+  return reserver_.List(req);
+}
+
+std::vector<std::string> NicManager::ExpireReservations() {
+  absl::MutexLock lock(&mu_);
+  return reserver_.Expire();
 }
 
 absl::StatusOr<uint32_t> NicManager::ReleaseBinding(uint64_t session,
@@ -190,7 +227,12 @@ std::vector<std::string> NicManager::Recover(
   absl::MutexLock lock(&mu_);
   LeaseRecovery recovery(profiles_, leases_, *options_.control, recorder_,
                          kRemovedRecovery);
-  return recovery.Run(state, std::move(stored), detached);
+  std::vector<std::string> lines =
+      recovery.Run(state, std::move(stored), detached);
+  for (std::string& line : reserver_.Recover(state)) {
+    lines.push_back(std::move(line));
+  }
+  return lines;
 }
 
 std::vector<uint64_t> NicManager::AwaitingAnchor(uint64_t session) const {

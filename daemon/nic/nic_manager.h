@@ -15,12 +15,15 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "daemon/base/clock.h"
 #include "daemon/nic/binder.h"
 #include "daemon/nic/change_recorder.h"
 #include "daemon/nic/lease_table.h"
 #include "daemon/nic/nic_profile.h"
 #include "daemon/nic/nic_profiles.h"
 #include "daemon/nic/queue_pool.h"
+#include "daemon/nic/reservation_table.h"
+#include "daemon/nic/reserver.h"
 #include "daemon/nic/restorer.h"
 #include "daemon/nic/steering.h"
 #include "daemon/state/anchor_store.h"
@@ -72,6 +75,11 @@ class NicManager {
     std::function<void(uint64_t session, uint64_t handle)>
         withdraw_anchor_ticket;
     std::function<bool(uint64_t session, uint64_t handle)> anchor_handed_out;
+    // Reservation deadlines; outlives this.
+    const Clock* clock = RealClock::Get();
+    // The host's secret for reservation tokens (daemon/state/host_key.h).
+    // Empty: a fixed test key.
+    std::string host_key;
   };
   explicit NicManager(const Options& options);
   ~NicManager();
@@ -112,15 +120,31 @@ class NicManager {
   // NOT_FOUND (no such NIC/GPU), FAILED_PRECONDITION (NIC not devmem-ready,
   // or the kernel refused: its text plus a remedy), RESOURCE_EXHAUSTED (pool
   // or per-session quota, with numbers).
-  absl::StatusOr<devmem::v1::Binding> BindRx(uint64_t session,
-                                             const Target& target,
-                                             uint32_t queue_count,
-                                             UniqueFd dmabuf)
+  // With a reservation token, the queues are the reservation's (see
+  // Binder::BindRx and Reserver::Redeem for its errors).
+  absl::StatusOr<devmem::v1::Binding> BindRx(
+      uint64_t session, const Target& target, uint32_t queue_count,
+      UniqueFd dmabuf, absl::string_view reservation_token = "")
       ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<devmem::v1::Binding> BindTx(uint64_t session,
-                                             const Target& target,
-                                             UniqueFd dmabuf)
+  absl::StatusOr<devmem::v1::Binding> BindTx(
+      uint64_t session, const Target& target, UniqueFd dmabuf,
+      absl::string_view reservation_token = "") ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Reservations (Reserver has the details). `caller` owns what a request
+  // names no owner for ("uid:<n>").
+  absl::StatusOr<devmem::v1::ReserveResponse> Reserve(
+      const devmem::v1::ReserveRequest& req, const std::string& caller)
       ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<devmem::v1::Reservation> Renew(
+      const devmem::v1::RenewRequest& req, const std::string& caller)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<devmem::v1::ReleaseReservationResponse> ReleaseReservation(
+      const devmem::v1::ReleaseReservationRequest& req,
+      const std::string& caller) ABSL_LOCKS_EXCLUDED(mu_);
+  devmem::v1::ListReservationsResponse ListReservations(
+      const devmem::v1::ListReservationsRequest& req) ABSL_LOCKS_EXCLUDED(mu_);
+  // Expires reservations past their deadline; the ids that expired now.
+  std::vector<std::string> ExpireReservations() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Releases one binding of `session`; returns the rules removed. NOT_FOUND
   // for unknown or foreign handles (indistinguishable on purpose).
@@ -257,6 +281,8 @@ class NicManager {
   Binder binder_ ABSL_GUARDED_BY(mu_);
   Steering steering_ ABSL_GUARDED_BY(mu_);
   Restorer restorer_ ABSL_GUARDED_BY(mu_);
+  ReservationTable reservations_ ABSL_GUARDED_BY(mu_);
+  Reserver reserver_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace devmem

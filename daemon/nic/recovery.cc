@@ -70,6 +70,7 @@ void LeaseRecovery::RecoverBinding(
   b.anchor_id.dev = rec.anchor_dev();
   b.anchor_id.ino = rec.anchor_inode();
   b.anchor_id.netlink_port = rec.anchor_netlink_port();
+  b.reservation = rec.reservation();
   b.recovered = true;
   auto anchor = stored.find(handle);
   if (anchor == stored.end()) {
