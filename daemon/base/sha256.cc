@@ -34,9 +34,10 @@ constexpr uint32_t Rotr(uint32_t x, int n) {
 // Section 6.2.2: one 64-byte block into the state.
 void Compress(uint32_t state[8], const uint8_t block[64]) {
   uint32_t w[64];
-  for (int t = 0; t < 16; ++t) {
-    w[t] = (uint32_t{block[4 * t]} << 24) | (uint32_t{block[4 * t + 1]} << 16) |
-           (uint32_t{block[4 * t + 2]} << 8) | uint32_t{block[4 * t + 3]};
+  for (size_t t = 0; t < 16; ++t) {
+    const uint8_t* p = block + 4 * t;
+    w[t] = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
+           (uint32_t{p[2]} << 8) | uint32_t{p[3]};
   }
   for (int t = 16; t < 64; ++t) {
     const uint32_t s0 =
@@ -95,7 +96,7 @@ std::array<uint8_t, 32> Sha256(absl::string_view data) {
   Compress(state, tail);
   if (tail_len == 128) Compress(state, tail + 64);
   std::array<uint8_t, 32> out;
-  for (int i = 0; i < 8; ++i) {
+  for (size_t i = 0; i < 8; ++i) {
     out[4 * i] = static_cast<uint8_t>(state[i] >> 24);
     out[4 * i + 1] = static_cast<uint8_t>(state[i] >> 16);
     out[4 * i + 2] = static_cast<uint8_t>(state[i] >> 8);

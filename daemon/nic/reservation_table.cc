@@ -24,18 +24,18 @@ bool ReservationTable::Remove(const std::string& id) {
 }
 
 ReservationRecord* ReservationTable::Find(absl::string_view id) {
-  auto it = by_id_.find(std::string(id));
+  auto it = by_id_.find(std::string{id});
   return it == by_id_.end() ? nullptr : &it->second;
 }
 
 ReservationRecord* ReservationTable::FindByKey(absl::string_view job_id,
                                                absl::string_view request_id) {
-  auto it = by_key_.find({std::string(job_id), std::string(request_id)});
+  auto it = by_key_.find({std::string{job_id}, std::string{request_id}});
   return it == by_key_.end() ? nullptr : Find(it->second);
 }
 
 ReservationRecord* ReservationTable::FindByTokenHash(absl::string_view sha256) {
-  auto it = by_token_.find(std::string(sha256));
+  auto it = by_token_.find(std::string{sha256});
   return it == by_token_.end() ? nullptr : Find(it->second);
 }
 
@@ -50,6 +50,7 @@ std::vector<std::string> ReservationTable::IdsOfJob(
                      return a->created < b->created;
                    });
   std::vector<std::string> ids;
+  ids.reserve(mine.size());
   for (const ReservationRecord* r : mine) ids.push_back(r->id);
   return ids;
 }

@@ -57,7 +57,7 @@ absl::StatusOr<std::string> LoadOrCreateHostKey(const std::string& path) {
           "it to make a new one (tokens of live reservations then stop "
           "working)"));
     }
-    return std::string(key);
+    return std::string{key};
   }
   if (errno != ENOENT) return ErrnoStatus(errno, absl::StrCat("open ", path));
   const std::string key = RandomHex128() + RandomHex128();
