@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <limits>
 #include <utility>
 
@@ -26,6 +27,13 @@ using devmem::v1::SessionFrame;
 
 absl::Time DeadlineAfter(absl::Duration timeout) {
   return absl::Now() + timeout;
+}
+
+// The token a binding presents: the options', else $DEVMEM_RESERVATION.
+std::string ReservationToken(const BindOptions& options) {
+  if (!options.reservation_token.empty()) return options.reservation_token;
+  const char* env = std::getenv(kReservationEnv);
+  return env != nullptr ? env : "";
 }
 
 void SetRpcDeadline(grpc::ClientContext& context, absl::Duration timeout,
@@ -302,6 +310,7 @@ absl::StatusOr<devmem::v1::Binding> Session::BindRx(
   request.set_nic(options.nic);
   request.set_gpu_pci_address(options.gpu_pci_address);
   request.set_queue_count(options.queue_count);
+  request.set_reservation_token(ReservationToken(options));
   devmem::v1::BindResponse response;
   grpc::ClientContext context;
   SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
@@ -321,6 +330,7 @@ absl::StatusOr<devmem::v1::Binding> Session::BindTx(
   request.set_dmabuf_ticket(*ticket);
   request.set_nic(options.nic);
   request.set_gpu_pci_address(options.gpu_pci_address);
+  request.set_reservation_token(ReservationToken(options));
   devmem::v1::BindResponse response;
   grpc::ClientContext context;
   SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
@@ -375,6 +385,41 @@ absl::StatusOr<devmem::v1::GetNicStateResponse> Session::GetNicState(
   grpc::Status status = stub_->GetNicState(&context, request, &response);
   if (!status.ok()) return StatusFromGrpc(status);
   return response;
+}
+
+template <typename Request, typename Response>
+absl::StatusOr<Response> Session::Unary(
+    grpc::Status (devmem::v1::Devmem::Stub::*method)(grpc::ClientContext*,
+                                                     const Request&, Response*),
+    const Request& request) {
+  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
+  Response response;
+  grpc::ClientContext context;
+  SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
+  grpc::Status status = (stub_.get()->*method)(&context, request, &response);
+  if (!status.ok()) return StatusFromGrpc(status);
+  return response;
+}
+
+absl::StatusOr<devmem::v1::ReserveResponse> Session::Reserve(
+    const devmem::v1::ReserveRequest& request) {
+  return Unary(&devmem::v1::Devmem::Stub::Reserve, request);
+}
+
+absl::StatusOr<devmem::v1::RenewResponse> Session::Renew(
+    const devmem::v1::RenewRequest& request) {
+  return Unary(&devmem::v1::Devmem::Stub::Renew, request);
+}
+
+absl::StatusOr<devmem::v1::ReleaseReservationResponse>
+Session::ReleaseReservation(
+    const devmem::v1::ReleaseReservationRequest& request) {
+  return Unary(&devmem::v1::Devmem::Stub::ReleaseReservation, request);
+}
+
+absl::StatusOr<devmem::v1::ListReservationsResponse> Session::ListReservations(
+    const devmem::v1::ListReservationsRequest& request) {
+  return Unary(&devmem::v1::Devmem::Stub::ListReservations, request);
 }
 
 absl::StatusOr<devmem::v1::RestoreNicResponse> Session::RestoreNic(

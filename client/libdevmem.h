@@ -89,7 +89,14 @@ struct BindOptions {
   std::string nic;              // either this
   std::string gpu_pci_address;  // or the GPU: the nearest managed NIC
   uint32_t queue_count = 1;     // RX only
+  // The job's reservation (its queues, its NIC when none is named). Empty:
+  // $DEVMEM_RESERVATION if set, else the free pool.
+  std::string reservation_token;
 };
+
+// The environment variable a launcher sets for the job's workloads to the
+// token of the job's reservation on this host.
+inline constexpr char kReservationEnv[] = "DEVMEM_RESERVATION";
 
 // A socket received from the daemon, and what the daemon said about it.
 struct SocketHandle {
@@ -171,6 +178,16 @@ class Session {
   // Admin: release every lease on `nic` and restore its original state.
   absl::StatusOr<devmem::v1::RestoreNicResponse> RestoreNic(
       absl::string_view nic);
+  // Admin: reservations (devmem.v1 Reserve, Renew, ReleaseReservation,
+  // ListReservations; docs/FLEET.md).
+  absl::StatusOr<devmem::v1::ReserveResponse> Reserve(
+      const devmem::v1::ReserveRequest& request);
+  absl::StatusOr<devmem::v1::RenewResponse> Renew(
+      const devmem::v1::RenewRequest& request);
+  absl::StatusOr<devmem::v1::ReleaseReservationResponse> ReleaseReservation(
+      const devmem::v1::ReleaseReservationRequest& request);
+  absl::StatusOr<devmem::v1::ListReservationsResponse> ListReservations(
+      const devmem::v1::ListReservationsRequest& request);
 
   // --- Session-socket exchanges (one frame out, one frame back). ---
 
@@ -217,6 +234,14 @@ class Session {
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
 
  private:
+  // One unary RPC with the session's deadline and reconnect policy.
+  template <typename Request, typename Response>
+  absl::StatusOr<Response> Unary(
+      grpc::Status (devmem::v1::Devmem::Stub::*method)(grpc::ClientContext*,
+                                                       const Request&,
+                                                       Response*),
+      const Request& request);
+
   // A daemon frame and the fds that came with it (owned).
   struct Reply {
     devmem::v1::SessionFrame frame;

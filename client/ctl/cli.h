@@ -3,8 +3,9 @@
 // What every devmemctl command shares: the command table's shape, exit
 // codes, the global and shared flags, error printing with hints, the devmemd
 // session, and I/O helpers. Each command group lives in a file of its own
-// (inventory.cc, nic.cc, sockets.cc, selftest.cc) and returns its rows of the
-// command table; main.cc parses the command line and dispatches.
+// (inventory.cc, nic.cc, sockets.cc, selftest.cc, reservations.cc) and returns
+// its rows of the command table; main.cc parses the command line and
+// dispatches.
 
 #include <sys/socket.h>
 
@@ -60,10 +61,11 @@ struct Command {
 
 // The rows of the command table, one function per command group, in the
 // order `devmemctl --help` lists them.
-std::vector<Command> InventoryCommands();  // nics, status
-std::vector<Command> NicCommands();        // nic show, nic restore
-std::vector<Command> SocketCommands();     // listen, connect
-std::vector<Command> SelftestCommands();   // selftest
+std::vector<Command> InventoryCommands();    // nics, status
+std::vector<Command> NicCommands();          // nic show, nic restore
+std::vector<Command> SocketCommands();       // listen, connect
+std::vector<Command> SelftestCommands();     // selftest
+std::vector<Command> ReservationCommands();  // reserve, release, reservations
 
 // Prints "devmemctl CMD: MESSAGE" and where to find usage; returns
 // kExitUsage.

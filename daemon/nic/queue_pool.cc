@@ -26,6 +26,11 @@ absl::StatusOr<std::vector<uint32_t>> QueuePool::Take(
         nic, ": the devmem pool has ", taken.size(), " free of ",
         queues_.size(), " queue(s), ", count,
         " requested; release a binding or grow pool_queues",
+        reserved_.empty()
+            ? ""
+            : absl::StrCat(" (", reserved_count(),
+                           " more are reserved for jobs: bind with the "
+                           "job's reservation token to use those)"),
         busy.empty() ? ""
                      : absl::StrCat(" (", busy.size(),
                                     " queue(s) are still bound in the kernel "

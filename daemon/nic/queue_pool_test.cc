@@ -71,8 +71,12 @@ TEST(QueuePoolTest, ReservedQueuesAreNeitherFreeNorTakenWithoutTheId) {
   EXPECT_EQ(pool.reserved_count(), 2u);
   EXPECT_EQ(pool.used_count(), 0u);
   // An unreserved bind sees only the free queues.
-  EXPECT_EQ(pool.Take(3, {}, "eth1").status().code(),
-            absl::StatusCode::kResourceExhausted);
+  auto unreserved = pool.Take(3, {}, "eth1");
+  EXPECT_EQ(unreserved.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(unreserved.status().message(),
+            "eth1: the devmem pool has 2 free of 4 queue(s), 3 requested; "
+            "release a binding or grow pool_queues (2 more are reserved for "
+            "jobs: bind with the job's reservation token to use those)");
   auto more = pool.Reserve("r-b", 3, {}, "eth1");
   EXPECT_EQ(more.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(more.status().message(),
