@@ -51,6 +51,9 @@ void FoldJournalEntry(const JournalEntry& e, JournalState* s) {
     case JournalEntry::kReservationDel:
       s->mutable_reservations()->erase(e.reservation_del());
       break;
+    case JournalEntry::kCordon:
+      *s->mutable_cordon() = e.cordon();
+      break;
     case JournalEntry::OP_NOT_SET:
       break;
   }
@@ -67,6 +70,7 @@ std::vector<JournalEntry> SnapshotEntries(const JournalState& s) {
   for (const auto& [id, x] : s.sessions()) {
     *out.emplace_back().mutable_session_put() = x;
   }
+  if (s.has_cordon()) *out.emplace_back().mutable_cordon() = s.cordon();
   for (const auto& [id, x] : s.reservations()) {
     *out.emplace_back().mutable_reservation_put() = x;
   }

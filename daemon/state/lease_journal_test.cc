@@ -97,6 +97,10 @@ TEST(FoldJournalEntryTest, SnapshotRebuildsTheSameState) {
   res_del.set_reservation_del("r-1");
   FoldJournalEntry(res_del, &s);
   ASSERT_EQ(s.reservations_size(), 1);
+  JournalEntry cordon;
+  cordon.mutable_cordon()->set_cordoned(true);
+  cordon.mutable_cordon()->set_reason("maintenance");
+  FoldJournalEntry(cordon, &s);
   JournalState rebuilt;
   for (const JournalEntry& e : SnapshotEntries(s)) {
     FoldJournalEntry(e, &rebuilt);
