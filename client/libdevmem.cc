@@ -422,6 +422,56 @@ absl::StatusOr<devmem::v1::ListReservationsResponse> Session::ListReservations(
   return Unary(&devmem::v1::Devmem::Stub::ListReservations, request);
 }
 
+absl::StatusOr<devmem::v1::CordonResponse> Session::Cordon(
+    const devmem::v1::CordonRequest& request) {
+  return Unary(&devmem::v1::Devmem::Stub::Cordon, request);
+}
+
+absl::StatusOr<devmem::v1::CordonResponse> Session::Uncordon(
+    const devmem::v1::UncordonRequest& request) {
+  return Unary(&devmem::v1::Devmem::Stub::Uncordon, request);
+}
+
+template <typename Response>
+absl::Status Session::ReadStream(
+    grpc::ClientContext& context, grpc::ClientReaderInterface<Response>& reader,
+    const std::function<bool(const Response&)>& on) {
+  Response message;
+  while (reader.Read(&message)) {
+    if (!on(message)) {
+      context.TryCancel();
+      (void)reader.Finish();
+      return absl::OkStatus();
+    }
+  }
+  grpc::Status status = reader.Finish();
+  return status.ok() ? absl::OkStatus() : StatusFromGrpc(status);
+}
+
+absl::Status Session::Drain(
+    const devmem::v1::DrainRequest& request,
+    const std::function<bool(const devmem::v1::DrainProgress&)>& on) {
+  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
+  grpc::ClientContext context;
+  // The drain's own deadline, and some slack for its last word.
+  const absl::Duration limit =
+      (request.deadline_s() == 0 ? absl::Hours(1)
+                                 : absl::Seconds(request.deadline_s())) +
+      options_.rpc_timeout + absl::Seconds(5);
+  SetRpcDeadline(context, limit);
+  auto reader = stub_->Drain(&context, request);
+  return ReadStream(context, *reader, on);
+}
+
+absl::Status Session::Watch(
+    const devmem::v1::WatchRequest& request,
+    const std::function<bool(const devmem::v1::WatchResponse&)>& on) {
+  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
+  grpc::ClientContext context;  // no deadline: until `on` says stop
+  auto reader = stub_->Watch(&context, request);
+  return ReadStream(context, *reader, on);
+}
+
 absl::StatusOr<devmem::v1::RestoreNicResponse> Session::RestoreNic(
     absl::string_view nic) {
   if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;

@@ -188,6 +188,19 @@ class Session {
       const devmem::v1::ReleaseReservationRequest& request);
   absl::StatusOr<devmem::v1::ListReservationsResponse> ListReservations(
       const devmem::v1::ListReservationsRequest& request);
+  // Admin: cordon and drain the host, and watch its events. The streams call
+  // `on` for each message until it returns false (the stream is cancelled,
+  // and the result is OK), the stream ends, or it fails.
+  absl::StatusOr<devmem::v1::CordonResponse> Cordon(
+      const devmem::v1::CordonRequest& request);
+  absl::StatusOr<devmem::v1::CordonResponse> Uncordon(
+      const devmem::v1::UncordonRequest& request);
+  absl::Status Drain(
+      const devmem::v1::DrainRequest& request,
+      const std::function<bool(const devmem::v1::DrainProgress&)>& on);
+  absl::Status Watch(
+      const devmem::v1::WatchRequest& request,
+      const std::function<bool(const devmem::v1::WatchResponse&)>& on);
 
   // --- Session-socket exchanges (one frame out, one frame back). ---
 
@@ -234,6 +247,11 @@ class Session {
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
 
  private:
+  // Reads a server stream into `on` (see Drain and Watch).
+  template <typename Response>
+  absl::Status ReadStream(grpc::ClientContext& context,
+                          grpc::ClientReaderInterface<Response>& reader,
+                          const std::function<bool(const Response&)>& on);
   // One unary RPC with the session's deadline and reconnect policy.
   template <typename Request, typename Response>
   absl::StatusOr<Response> Unary(

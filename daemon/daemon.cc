@@ -15,6 +15,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "daemon/ops/listen_address.h"
 #include "daemon/ops/periodic_task.h"
 #include "daemon/ops/rpc_observer.h"
@@ -155,7 +156,8 @@ absl::StatusOr<UniqueFd> CheckActivated(UniqueFd fd, int type,
 
 }  // namespace
 
-Daemon::Daemon(Options options) : options_(std::move(options)) {}
+Daemon::Daemon(Options options)
+    : options_(std::move(options)), events_(options_.event_capacity) {}
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Options options) {
   std::unique_ptr<Daemon> d(new Daemon(std::move(options)));
@@ -178,6 +180,13 @@ std::string Daemon::session_socket_path() const {
 absl::Status Daemon::Init() {
   // Before anything can share the monitor.
   health_.AddListener([this](const HealthReport& report) {
+    devmem::v1::Event e;
+    e.set_type("health");
+    e.set_state(HealthStateName(report.state));
+    std::vector<std::string> reasons;
+    for (const HealthReason& r : report.reasons) reasons.push_back(r.message);
+    e.set_detail(absl::StrJoin(reasons, "; "));
+    events_.Publish(std::move(e));
     absl::MutexLock lock(&admin_bus_mu_);
     if (admin_bus_) admin_bus_->OnHealth(report);
   });
@@ -272,6 +281,7 @@ void Daemon::MakeNicManager() {
   no.journal = journal_.get();
   no.anchors = anchor_store_.get();
   no.host_key = host_key_;
+  no.events = &events_;
   SessionManager* sm = sessions_.get();
   no.session_record =
       [sm](uint64_t id) -> std::optional<devmem::v1::JournaledSession> {
@@ -397,6 +407,7 @@ absl::Status Daemon::StartGrpc(UniqueFd grpc_fd) {
   deps.sessions = sessions_.get();
   deps.inventory = options_.inventory.get();
   deps.nics = nics_.get();
+  deps.events = &events_;
   SessionServer* ss = session_server_.get();
   deps.fds_handed_off = [ss] { return ss->fds_handed_off(); };
   deps.health = [this] { return health_.Check(); };

@@ -22,6 +22,7 @@
 #include "daemon/session/session_manager.h"
 #include "daemon/session/session_server.h"
 #include "daemon/state/anchor_store.h"
+#include "daemon/state/event_log.h"
 #include "daemon/state/lease_journal.h"
 #include "kernel/nic_control.h"
 #include "kernel/nic_inventory.h"
@@ -45,6 +46,7 @@ inline constexpr int kMaxGrpcRequestBytes = 64 * 1024;
 //   NicManager::mu_            every NIC-side call: gRPC, probes, metrics
 //   SessionManager::mu_        NicManager's session hooks (owner, anchors)
 //   LeaseJournal::mu_, then Journal::mu_
+//   EventLog::mu_              published to under any of the above
 // Leaves, which call out to nothing of ours while held: HealthMonitor::mu_,
 // SessionServer::mu_, GrpcPeerRegistry::mu_, DaemonMetrics::kernel_mu_ (the
 // netlink sockets' own mutexes sit below it). SessionManager runs its close
@@ -72,6 +74,8 @@ class Daemon {
     // bus (unreachable: a warning, dbus_warning()), or an address such as
     // "unix:path=/run/x/bus" (unreachable: Start fails).
     std::string dbus_address;
+    // Events kept for Watch (the newest this many).
+    size_t event_capacity = 4096;
   };
 
   // Creates the runtime directory and sockets and starts serving. Fails with
@@ -105,6 +109,7 @@ class Daemon {
   // "http://127.0.0.1:9464" while metrics_listen serves, else "".
   std::string metrics_url() const { return http_ ? http_->url() : ""; }
   HealthMonitor& health() { return health_; }
+  EventLog& events() { return events_; }
   // Why the D-Bus interface did not come up on the system bus ("" if it
   // did, or none was asked for).
   const std::string& dbus_warning() const { return dbus_warning_; }
@@ -134,6 +139,9 @@ class Daemon {
   std::unique_ptr<AnchorStore> anchor_store_;
   // The secret reservation tokens derive from (<state_dir>/reservation.key).
   std::string host_key_;
+  // Every change (reservations, bindings, cordon, profiles, health), for
+  // Watch and Drain. Declared before its publishers.
+  EventLog events_;
   std::unique_ptr<SessionManager> sessions_;
   std::unique_ptr<NicManager> nics_;
   // Expires reservations; declared after nics_ so it stops first.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/admin_streams.h"
 #include "daemon/nic/inventory_proto.h"
 #include "daemon/session/socket_broker.h"
 
@@ -426,6 +427,58 @@ grpc::Status DevmemService::ListReservations(
   if (!admin.ok()) return ToGrpc(admin.status());
   *resp = deps_.nics->ListReservations(*req);
   return grpc::Status::OK;
+}
+
+grpc::Status DevmemService::Cordon(grpc::ServerContext* ctx,
+                                   const devmem::v1::CordonRequest* req,
+                                   devmem::v1::CordonResponse* resp) {
+  auto admin = Admin(ctx, "Cordon");
+  if (!admin.ok()) return ToGrpc(admin.status());
+  auto st =
+      deps_.nics->Cordon(req->reason(), req->by().empty() ? *admin : req->by());
+  if (!st.ok()) return ToGrpc(st.status());
+  *resp->mutable_state() = *std::move(st);
+  return grpc::Status::OK;
+}
+
+grpc::Status DevmemService::Uncordon(grpc::ServerContext* ctx,
+                                     const devmem::v1::UncordonRequest* req,
+                                     devmem::v1::CordonResponse* resp) {
+  auto admin = Admin(ctx, "Uncordon");
+  if (!admin.ok()) return ToGrpc(admin.status());
+  auto st = deps_.nics->Uncordon(req->by().empty() ? *admin : req->by());
+  if (!st.ok()) return ToGrpc(st.status());
+  *resp->mutable_state() = *std::move(st);
+  return grpc::Status::OK;
+}
+
+grpc::Status DevmemService::Drain(
+    grpc::ServerContext* ctx, const devmem::v1::DrainRequest* req,
+    grpc::ServerWriter<devmem::v1::DrainProgress>* writer) {
+  auto admin = Admin(ctx, "Drain");
+  if (!admin.ok()) return ToGrpc(admin.status());
+  if (deps_.events == nullptr) {
+    return ToGrpc(absl::UnimplementedError("this devmemd keeps no events"));
+  }
+  // An existing cordon (and its reason) stays; otherwise the drain cordons.
+  if (!deps_.nics->cordon_state().cordoned()) {
+    auto st =
+        deps_.nics->Cordon(req->reason().empty() ? "drain" : req->reason(),
+                           req->by().empty() ? *admin : req->by());
+    if (!st.ok()) return ToGrpc(st.status());
+  }
+  return RunDrain(*deps_.nics, *deps_.events, *req, ctx, writer);
+}
+
+grpc::Status DevmemService::Watch(
+    grpc::ServerContext* ctx, const devmem::v1::WatchRequest* req,
+    grpc::ServerWriter<devmem::v1::WatchResponse>* writer) {
+  auto admin = Admin(ctx, "Watch");
+  if (!admin.ok()) return ToGrpc(admin.status());
+  if (deps_.events == nullptr) {
+    return ToGrpc(absl::UnimplementedError("this devmemd keeps no events"));
+  }
+  return RunWatch(*deps_.nics, *deps_.events, *req, ctx, writer);
 }
 
 }  // namespace devmem

@@ -14,6 +14,7 @@
 #include "daemon/session/grpc_listener.h"
 #include "daemon/session/peer_cred.h"
 #include "daemon/session/session_manager.h"
+#include "daemon/state/event_log.h"
 #include "kernel/nic_inventory.h"
 #include "proto/devmem/v1/config.pb.h"
 #include "proto/devmem/v1/devmem.grpc.pb.h"
@@ -38,6 +39,8 @@ class DevmemService final : public devmem::v1::Devmem::Service {
     NicInventory* inventory;
     // NIC profiles, bindings and steering rules.
     NicManager* nics;
+    // Changes, for Watch and Drain.
+    EventLog* events = nullptr;
     // Fds handed off so far (from the session server), for status.
     std::function<uint64_t()> fds_handed_off;
     // The daemon's health (HealthMonitor::Check), for status. May be empty.
@@ -92,6 +95,18 @@ class DevmemService final : public devmem::v1::Devmem::Service {
   grpc::Status ListReservations(
       grpc::ServerContext* ctx, const devmem::v1::ListReservationsRequest* req,
       devmem::v1::ListReservationsResponse* resp) override;
+  grpc::Status Cordon(grpc::ServerContext* ctx,
+                      const devmem::v1::CordonRequest* req,
+                      devmem::v1::CordonResponse* resp) override;
+  grpc::Status Uncordon(grpc::ServerContext* ctx,
+                        const devmem::v1::UncordonRequest* req,
+                        devmem::v1::CordonResponse* resp) override;
+  grpc::Status Drain(
+      grpc::ServerContext* ctx, const devmem::v1::DrainRequest* req,
+      grpc::ServerWriter<devmem::v1::DrainProgress>* writer) override;
+  grpc::Status Watch(
+      grpc::ServerContext* ctx, const devmem::v1::WatchRequest* req,
+      grpc::ServerWriter<devmem::v1::WatchResponse>* writer) override;
 
  private:
   // Takes the fd a Deposit frame left behind `ticket` (field `field`).

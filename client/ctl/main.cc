@@ -133,7 +133,7 @@ void PrintMainUsage(FILE* out, const std::vector<Command>& commands) {
 std::vector<Command> Commands() {
   std::vector<Command> all;
   for (auto group : {InventoryCommands, NicCommands, SocketCommands,
-                     SelftestCommands, ReservationCommands}) {
+                     SelftestCommands, ReservationCommands, HostCommands}) {
     for (Command& c : group()) all.push_back(std::move(c));
   }
   return all;

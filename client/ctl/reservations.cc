@@ -87,8 +87,9 @@ const char* StateName(v1::ReservationState state) {
 absl::StatusOr<v1::ReserveRequest> ReserveRequestFromFlags() {
   v1::ReserveRequest req;
   req.set_job_id(absl::GetFlag(FLAGS_job));
-  if (req.job_id().empty())
+  if (req.job_id().empty()) {
     return absl::InvalidArgumentError("--job is required");
+  }
   req.set_request_id(absl::GetFlag(FLAGS_request_id));
   req.set_owner(absl::GetFlag(FLAGS_owner));
   const int32_t queues = absl::GetFlag(FLAGS_queues);
@@ -106,13 +107,13 @@ absl::StatusOr<v1::ReserveRequest> ReserveRequestFromFlags() {
   for (absl::string_view nic :
        absl::StrSplit(absl::GetFlag(FLAGS_nic), ',', absl::SkipEmpty())) {
     auto* item = req.add_items();
-    item->set_nic(std::string(nic));
+    item->set_nic(std::string{nic});
     item->set_queue_count(queues == 0 ? 1 : static_cast<uint32_t>(queues));
   }
   for (absl::string_view gpu :
        absl::StrSplit(absl::GetFlag(FLAGS_gpu), ',', absl::SkipEmpty())) {
     auto* item = req.add_items();
-    item->set_gpu_pci_address(std::string(gpu));
+    item->set_gpu_pci_address(std::string{gpu});
     item->set_queue_count(queues == 0 ? 1 : static_cast<uint32_t>(queues));
   }
   if (req.items().empty()) {
@@ -123,8 +124,9 @@ absl::StatusOr<v1::ReserveRequest> ReserveRequestFromFlags() {
 
 int RunReserve(const std::vector<std::string>&) {
   absl::StatusOr<v1::ReserveRequest> req = ReserveRequestFromFlags();
-  if (!req.ok())
-    return UsageError("reserve", std::string(req.status().message()));
+  if (!req.ok()) {
+    return UsageError("reserve", std::string{req.status().message()});
+  }
   absl::StatusOr<std::unique_ptr<Session>> session = OpenSession();
   if (!session.ok()) return FailOpen("reserve", session.status());
   absl::StatusOr<v1::ReserveResponse> made = (*session)->Reserve(*req);
@@ -176,8 +178,9 @@ int RunReservations(const std::vector<std::string>&) {
   absl::StatusOr<std::unique_ptr<Session>> session = OpenSession();
   if (!session.ok()) return FailOpen("reservations", session.status());
   auto list = (*session)->ListReservations(req);
-  if (!list.ok())
+  if (!list.ok()) {
     return Fail("reservations", "ListReservations", list.status());
+  }
   if (absl::GetFlag(FLAGS_json)) {
     absl::PrintF("%s\n", ToJson(*list));
     return kExitOk;

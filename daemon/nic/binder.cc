@@ -119,6 +119,11 @@ absl::StatusOr<ReservationRecord*> Binder::RedeemFor(uint64_t session,
                                                      absl::string_view token,
                                                      absl::string_view what) {
   if (token.empty()) {
+    if (d_.cordon != nullptr) {
+      absl::Status open = d_.cordon->Check(absl::StrCat(
+          "new bindings (", what, ") without a reservation token"));
+      if (!open.ok()) return open;
+    }
     if (!d_.config->require_reservation()) return nullptr;
     return absl::FailedPreconditionError(absl::StrCat(
         "this host requires a reservation for every ", what,
@@ -319,7 +324,18 @@ absl::StatusOr<devmem::v1::Binding> Binder::AdoptNew(BindingLease b,
     (void)d_.anchors->Keep(b.handle, b.kernel->netlink_fd_unowned());
   }
   nic.pool.Claim(b.queues);
-  return BindingProto(d_.leases->Add(std::move(b)));
+  const BindingLease& added = d_.leases->Add(std::move(b));
+  Publish("binding.bound", added);
+  return BindingProto(added);
+}
+
+void Binder::Publish(const char* type, const BindingLease& b) const {
+  if (d_.events == nullptr) return;
+  devmem::v1::Event e;
+  e.set_type(type);
+  *e.mutable_binding() = BindingProto(b);
+  e.set_session(b.session);
+  d_.events->Publish(std::move(e));
 }
 
 uint32_t Binder::Release(uint64_t handle, const char* cause) {
@@ -344,6 +360,7 @@ uint32_t Binder::Release(uint64_t handle, const char* cause) {
     }
   }
   BindingLease b = d_.leases->Remove(handle);
+  Publish("binding.released", b);
   if (!d_.leases->Holds(b.session) && d_.leases->ForgetSession(b.session)) {
     devmem::v1::JournalEntry del;
     del.set_session_del(b.session);

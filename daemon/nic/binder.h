@@ -8,11 +8,13 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "daemon/nic/change_recorder.h"
+#include "daemon/nic/cordon.h"
 #include "daemon/nic/lease_table.h"
 #include "daemon/nic/nic_profiles.h"
 #include "daemon/nic/reservation_table.h"
 #include "daemon/nic/reserver.h"
 #include "daemon/state/anchor_store.h"
+#include "daemon/state/event_log.h"
 #include "kernel/nic_control.h"
 #include "kernel/unique_fd.h"
 #include "proto/devmem/v1/config.pb.h"
@@ -47,6 +49,10 @@ class Binder {
     // token is refused).
     Reserver* reserver = nullptr;
     ReservationTable* reservations = nullptr;
+    // Refuses new unreserved bindings while cordoned; may be null.
+    const CordonGate* cordon = nullptr;
+    // Where binding events go; may be null.
+    EventLog* events = nullptr;
   };
   explicit Binder(Deps deps) : d_(std::move(deps)) {}
 
@@ -78,6 +84,7 @@ class Binder {
   absl::StatusOr<ReservationRecord*> RedeemFor(uint64_t session,
                                                absl::string_view token,
                                                absl::string_view what);
+  void Publish(const char* type, const BindingLease& b) const;
   // The uid that owns `session` (0 if unknown).
   uint32_t SessionUid(uint64_t session) const;
   // Gives a binding's queues back: to its reservation while that lives,

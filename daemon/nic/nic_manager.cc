@@ -26,19 +26,19 @@ NicManager::NicManager(const Options& options)
       profiles_(NicProfiles::Options{options.config, options.control,
                                      options.inventory, &recorder_}),
       leases_(QuotasOf(*options.config)),
-      binder_(
-          Binder::Deps{options.config, options.control, options.anchors,
-                       &recorder_, &profiles_, &leases_, options.session_record,
-                       options.withdraw_anchor_ticket,
-                       options.anchor_handed_out, &reserver_, &reservations_}),
+      binder_(Binder::Deps{
+          options.config, options.control, options.anchors, &recorder_,
+          &profiles_, &leases_, options.session_record,
+          options.withdraw_anchor_ticket, options.anchor_handed_out, &reserver_,
+          &reservations_, &cordon_, options.events}),
       steering_(
           Steering::Deps{options.control, &recorder_, &profiles_, &leases_}),
       restorer_(Restorer::Deps{&profiles_, &leases_, &binder_}),
-      reserver_(Reserver::Deps{options.config, options.clock, &recorder_,
-                               &profiles_, &leases_, &reservations_,
-                               options.host_key.empty()
-                                   ? "devmemd-test-host-key"
-                                   : options.host_key}) {}
+      reserver_(Reserver::Deps{
+          options.config, options.clock, &recorder_, &profiles_, &leases_,
+          &reservations_,
+          options.host_key.empty() ? "devmemd-test-host-key" : options.host_key,
+          &cordon_, options.events}) {}
 
 NicManager::~NicManager() {
   absl::MutexLock lock(&mu_);
@@ -50,8 +50,21 @@ NicManager::~NicManager() {
 std::vector<std::string> NicManager::ApplyAll() {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> lines;
-  for (auto& nic : profiles_.all()) lines.push_back(profiles_.Apply(*nic));
+  for (auto& nic : profiles_.all()) {
+    lines.push_back(profiles_.Apply(*nic));
+    PublishProfile(*nic);
+  }
   return lines;
+}
+
+void NicManager::PublishProfile(const NicRecord& nic) {
+  if (options_.events == nullptr) return;
+  devmem::v1::Event e;
+  e.set_type("nic.profile");
+  e.set_nic(nic.name);
+  e.set_state(ProfileStateName(nic.state));
+  e.set_detail(nic.reason);
+  options_.events->Publish(std::move(e));
 }
 
 std::vector<std::string> NicManager::RestoreAll() {
@@ -62,7 +75,9 @@ std::vector<std::string> NicManager::RestoreAll() {
 absl::StatusOr<devmem::v1::RestoreNicResponse> NicManager::Restore(
     absl::string_view name) {
   absl::MutexLock lock(&mu_);
-  return restorer_.Restore(name);
+  auto restored = restorer_.Restore(name);
+  if (NicRecord* nic = profiles_.Find(name)) PublishProfile(*nic);
+  return restored;
 }
 
 absl::StatusOr<std::vector<devmem::v1::NicState>> NicManager::States(
@@ -70,8 +85,9 @@ absl::StatusOr<std::vector<devmem::v1::NicState>> NicManager::States(
   absl::MutexLock lock(&mu_);
   std::vector<devmem::v1::NicState> out;
   if (names.empty()) {
-    for (const auto& nic : profiles_.all())
+    for (const auto& nic : profiles_.all()) {
       out.push_back(restorer_.State(*nic));
+    }
     return out;
   }
   for (const std::string& name : names) {
@@ -232,6 +248,12 @@ std::vector<std::string> NicManager::Recover(
   for (std::string& line : reserver_.Recover(state)) {
     lines.push_back(std::move(line));
   }
+  if (state.cordon().cordoned()) {
+    cordon_.Set(state.cordon());
+    lines.push_back(absl::StrCat("the host stays cordoned (",
+                                 state.cordon().reason(), "; by ",
+                                 state.cordon().by(), ")"));
+  }
   return lines;
 }
 
@@ -302,6 +324,117 @@ std::vector<NicManager::LeaseInfo> NicManager::Leases() const {
     return a.handle < b.handle;
   });
   return out;
+}
+
+absl::StatusOr<devmem::v1::CordonState> NicManager::Cordon(
+    absl::string_view reason, absl::string_view by) {
+  if (reason.empty() || reason.size() > 256) {
+    return absl::InvalidArgumentError(
+        "a cordon needs a reason of 1 to 256 bytes (operators and refused "
+        "requests see it)");
+  }
+  absl::MutexLock lock(&mu_);
+  devmem::v1::CordonState st;
+  st.set_cordoned(true);
+  st.set_reason(std::string{reason});
+  st.set_by(std::string{by});
+  st.set_since_unix_ms(absl::ToUnixMillis(options_.clock->Now()));
+  if (cordon_.cordoned() && cordon_.state().reason() == reason) {
+    return cordon_.state();  // the same cordon again: nothing changes
+  }
+  return SetCordon(std::move(st), "host.cordoned");
+}
+
+absl::StatusOr<devmem::v1::CordonState> NicManager::Uncordon(
+    absl::string_view by) {
+  absl::MutexLock lock(&mu_);
+  if (!cordon_.cordoned()) return cordon_.state();
+  devmem::v1::CordonState st;
+  st.set_by(std::string{by});
+  st.set_since_unix_ms(absl::ToUnixMillis(options_.clock->Now()));
+  return SetCordon(std::move(st), "host.uncordoned");
+}
+
+absl::StatusOr<devmem::v1::CordonState> NicManager::SetCordon(
+    devmem::v1::CordonState st, const char* event) {
+  devmem::v1::JournalEntry e;
+  *e.mutable_cordon() = st;
+  absl::Status recorded = recorder_.Intent(e);
+  if (!recorded.ok()) return recorded;
+  cordon_.Set(st);
+  if (options_.events != nullptr) {
+    devmem::v1::Event ev;
+    ev.set_type(event);
+    *ev.mutable_cordon() = st;
+    options_.events->Publish(std::move(ev));
+  }
+  return st;
+}
+
+devmem::v1::CordonState NicManager::cordon_state() const {
+  absl::MutexLock lock(&mu_);
+  return cordon_.state();
+}
+
+devmem::v1::DrainProgress NicManager::DrainStatus() {
+  absl::MutexLock lock(&mu_);
+  reserver_.Expire();
+  devmem::v1::DrainProgress p;
+  *p.mutable_cordon() = cordon_.state();
+  for (const auto& [id, r] : reservations_.all()) {
+    if (r.expired) continue;
+    p.set_reservations(p.reservations() + 1);
+    p.add_remaining(absl::StrCat("reservation ", id, " of job ", r.job_id,
+                                 " (owner ", r.owner, ")"));
+  }
+  for (const auto& [handle, b] : leases_.bindings()) {
+    p.set_bindings(p.bindings() + 1);
+    std::optional<uint32_t> uid = leases_.OwnerOf(b.session);
+    p.add_remaining(absl::StrCat(
+        "binding ", handle, " on ", b.nic, " (session ", b.session,
+        uid.has_value() ? absl::StrCat(", uid ", *uid) : "",
+        b.reservation.empty() ? ""
+                              : absl::StrCat(", reservation ", b.reservation),
+        ")"));
+  }
+  p.set_done(p.reservations() == 0 && p.bindings() == 0);
+  return p;
+}
+
+void NicManager::ReleaseEverything(devmem::v1::DrainProgress* progress) {
+  absl::MutexLock lock(&mu_);
+  std::vector<uint64_t> handles;
+  for (const auto& [handle, b] : leases_.bindings()) handles.push_back(handle);
+  for (uint64_t h : handles) binder_.Release(h, rule_cause::kDrain);
+  progress->set_released_bindings(static_cast<uint32_t>(handles.size()));
+  devmem::v1::ReleaseReservationRequest all;
+  uint32_t released = 0;
+  std::vector<std::string> jobs;
+  for (const auto& [id, r] : reservations_.all()) jobs.push_back(r.job_id);
+  for (const std::string& job : jobs) {
+    all.set_job_id(job);
+    all.set_any_owner(true);
+    auto done = reserver_.Release(all, "drain");
+    if (done.ok()) released += static_cast<uint32_t>(done->released_size());
+  }
+  progress->set_released_reservations(released);
+}
+
+devmem::v1::WatchResponse NicManager::Snapshot() {
+  absl::MutexLock lock(&mu_);
+  devmem::v1::WatchResponse snap;
+  snap.set_snapshot(true);
+  // Events of the NIC side are published under mu_: none can slip between
+  // this revision and the state below.
+  if (options_.events != nullptr) {
+    snap.set_revision(options_.events->revision());
+  }
+  for (const auto& [id, r] : reservations_.all()) {
+    *snap.add_reservations() = reserver_.Proto(r);
+  }
+  *snap.mutable_cordon() = cordon_.state();
+  snap.set_bindings(static_cast<uint32_t>(leases_.bindings().size()));
+  return snap;
 }
 
 }  // namespace devmem

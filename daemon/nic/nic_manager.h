@@ -18,6 +18,7 @@
 #include "daemon/base/clock.h"
 #include "daemon/nic/binder.h"
 #include "daemon/nic/change_recorder.h"
+#include "daemon/nic/cordon.h"
 #include "daemon/nic/lease_table.h"
 #include "daemon/nic/nic_profile.h"
 #include "daemon/nic/nic_profiles.h"
@@ -27,6 +28,7 @@
 #include "daemon/nic/restorer.h"
 #include "daemon/nic/steering.h"
 #include "daemon/state/anchor_store.h"
+#include "daemon/state/event_log.h"
 #include "daemon/state/lease_journal.h"
 #include "kernel/fd_identity.h"
 #include "kernel/nic_control.h"
@@ -80,6 +82,9 @@ class NicManager {
     // The host's secret for reservation tokens (daemon/state/host_key.h).
     // Empty: a fixed test key.
     std::string host_key;
+    // Where changes are published (reservations, bindings, cordon, NIC
+    // profiles); may be null. Outlives this.
+    EventLog* events = nullptr;
   };
   explicit NicManager(const Options& options);
   ~NicManager();
@@ -145,6 +150,24 @@ class NicManager {
       const devmem::v1::ListReservationsRequest& req) ABSL_LOCKS_EXCLUDED(mu_);
   // Expires reservations past their deadline; the ids that expired now.
   std::vector<std::string> ExpireReservations() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Cordon: refuse new reservations and unreserved bindings (journaled, so
+  // it survives a restart). INVALID_ARGUMENT without a reason (or one over
+  // 256 bytes). Uncordon is idempotent.
+  absl::StatusOr<devmem::v1::CordonState> Cordon(absl::string_view reason,
+                                                 absl::string_view by)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<devmem::v1::CordonState> Uncordon(absl::string_view by)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  devmem::v1::CordonState cordon_state() const ABSL_LOCKS_EXCLUDED(mu_);
+  // What a drain waits for: live reservations and bindings, one line each.
+  devmem::v1::DrainProgress DrainStatus() ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends every binding (cause "drain") and reservation: a drain's deadline
+  // when the caller asked for it. Adds the counts to `progress`.
+  void ReleaseEverything(devmem::v1::DrainProgress* progress)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The state a watcher starts from, and the event revision it matches.
+  devmem::v1::WatchResponse Snapshot() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Releases one binding of `session`; returns the rules removed. NOT_FOUND
   // for unknown or foreign handles (indistinguishable on purpose).
@@ -240,6 +263,7 @@ class NicManager {
       rule_cause::kSessionClosed;
   static constexpr const char* kRemovedRestore = rule_cause::kRestore;
   static constexpr const char* kRemovedRecovery = rule_cause::kRecovery;
+  static constexpr const char* kRemovedDrain = rule_cause::kDrain;
   static constexpr const char* kFailedInvalid = rule_cause::kInvalid;
   static constexpr const char* kFailedConflict = rule_cause::kConflict;
   static constexpr const char* kFailedQuota = rule_cause::kQuota;
@@ -268,6 +292,11 @@ class NicManager {
   std::vector<LeaseInfo> Leases() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  void PublishProfile(const NicRecord& nic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<devmem::v1::CordonState> SetCordon(devmem::v1::CordonState st,
+                                                    const char* event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const Options options_;
   ChangeRecorder recorder_;
   // Lock order: mu_, then (through the session hooks in Options) the
@@ -281,6 +310,7 @@ class NicManager {
   Binder binder_ ABSL_GUARDED_BY(mu_);
   Steering steering_ ABSL_GUARDED_BY(mu_);
   Restorer restorer_ ABSL_GUARDED_BY(mu_);
+  CordonGate cordon_ ABSL_GUARDED_BY(mu_);
   ReservationTable reservations_ ABSL_GUARDED_BY(mu_);
   Reserver reserver_ ABSL_GUARDED_BY(mu_);
 };

@@ -120,6 +120,8 @@ namespace rule_cause {
 // ended); an admin restored the NIC; recovery found it stale or orphaned.
 inline constexpr char kReleased[] = "released";
 inline constexpr char kSessionClosed[] = "session_closed";
+// An operator's drain released it at its deadline.
+inline constexpr char kDrain[] = "drain";
 inline constexpr char kRestore[] = "restore";
 inline constexpr char kRecovery[] = "recovery";
 // A bad request (unknown or TX binding, no port); the flow is another

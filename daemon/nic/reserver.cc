@@ -143,6 +143,9 @@ absl::StatusOr<devmem::v1::ReserveResponse> Reserver::Reserve(
   ReserveRequest asked = req;
   if (asked.owner().empty()) asked.set_owner(caller);
   Expire();
+  absl::Status open = d_.cordon != nullptr
+                          ? d_.cordon->Check("new reservations")
+                          : absl::OkStatus();
   if (!req.request_id().empty()) {
     if (ReservationRecord* old =
             d_.table->FindByKey(req.job_id(), req.request_id())) {
@@ -161,6 +164,7 @@ absl::StatusOr<devmem::v1::ReserveResponse> Reserver::Reserve(
       return resp;
     }
   }
+  if (!open.ok()) return open;
   if (d_.table->active_count() >= d_.config->max_reservations()) {
     return absl::ResourceExhaustedError(
         absl::StrCat(d_.table->active_count(),
@@ -194,6 +198,7 @@ absl::StatusOr<devmem::v1::ReserveResponse> Reserver::Reserve(
     return recorded;
   }
   ReservationRecord& added = d_.table->Add(std::move(r));
+  Publish("reservation.made", added);
   devmem::v1::ReserveResponse resp;
   *resp.mutable_reservation() = Proto(added);
   resp.set_token(token);
@@ -252,6 +257,7 @@ absl::StatusOr<devmem::v1::Reservation> Reserver::Renew(
   absl::Status recorded = d_.recorder->Intent(put);
   if (!recorded.ok()) return recorded;
   r->expires = renewed.expires;
+  Publish("reservation.renewed", *r);
   return Proto(*r);
 }
 
@@ -282,6 +288,7 @@ absl::StatusOr<devmem::v1::ReleaseReservationResponse> Reserver::Release(
     if (!recorded.ok()) return recorded;
     GiveBack(*r);
     resp.add_released(r->id);
+    Publish("reservation.released", *r);
     d_.table->Remove(r->id);
   }
   return resp;
@@ -316,6 +323,7 @@ std::vector<std::string> Reserver::Expire() {
     *put.mutable_reservation_put() = Record(*r);
     // Lost on a crash, it is expired again at start: the deadline is kept.
     d_.recorder->Note(put);
+    Publish("reservation.expired", *r);
   }
   for (const std::string& id : forget) {
     devmem::v1::JournalEntry del;
@@ -446,6 +454,14 @@ std::vector<std::string> Reserver::Recover(
                                  absl::StrJoin(expired, ", ")));
   }
   return lines;
+}
+
+void Reserver::Publish(const char* type, const ReservationRecord& r) const {
+  if (d_.events == nullptr) return;
+  devmem::v1::Event e;
+  e.set_type(type);
+  *e.mutable_reservation() = Proto(r);
+  d_.events->Publish(std::move(e));
 }
 
 devmem::v1::JournaledReservation Reserver::Record(

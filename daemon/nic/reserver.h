@@ -9,9 +9,11 @@
 #include "absl/strings/string_view.h"
 #include "daemon/base/clock.h"
 #include "daemon/nic/change_recorder.h"
+#include "daemon/nic/cordon.h"
 #include "daemon/nic/lease_table.h"
 #include "daemon/nic/nic_profiles.h"
 #include "daemon/nic/reservation_table.h"
+#include "daemon/state/event_log.h"
 #include "proto/devmem/v1/config.pb.h"
 #include "proto/devmem/v1/devmem.pb.h"
 #include "proto/devmem/v1/journal.pb.h"
@@ -36,6 +38,10 @@ class Reserver {
     ReservationTable* table = nullptr;
     // The host's secret (daemon/state/host_key.h).
     std::string host_key;
+    // Refuses new reservations while cordoned; may be null.
+    const CordonGate* cordon = nullptr;
+    // Where reservation events go; may be null.
+    EventLog* events = nullptr;
   };
   explicit Reserver(Deps deps);
 
@@ -82,6 +88,7 @@ class Reserver {
   void GiveBack(const ReservationRecord& r);
   std::string TokenFor(const std::string& id) const;
   devmem::v1::JournaledReservation Record(const ReservationRecord& r) const;
+  void Publish(const char* type, const ReservationRecord& r) const;
   absl::Status CheckOwner(const ReservationRecord& r, const std::string& owner,
                           bool any_owner, absl::string_view what) const;
 

@@ -192,7 +192,8 @@ void AddNicFamilies(const std::vector<NicManager::NicMetrics>& nics,
     installed.Add({{"nic", n.nic}}, static_cast<double>(n.rules_installed));
     for (const char* cause :
          {NicManager::kRemovedReleased, NicManager::kRemovedSessionClosed,
-          NicManager::kRemovedRestore, NicManager::kRemovedRecovery}) {
+          NicManager::kRemovedRestore, NicManager::kRemovedRecovery,
+          NicManager::kRemovedDrain}) {
       auto it = n.rules_removed.find(cause);
       removed.Add(
           {{"nic", n.nic}, {"cause", cause}},
