@@ -282,6 +282,7 @@ void Daemon::MakeNicManager() {
   no.anchors = anchor_store_.get();
   no.host_key = host_key_;
   no.events = &events_;
+  no.topology = options_.topology;
   SessionManager* sm = sessions_.get();
   no.session_record =
       [sm](uint64_t id) -> std::optional<devmem::v1::JournaledSession> {
@@ -408,6 +409,7 @@ absl::Status Daemon::StartGrpc(UniqueFd grpc_fd) {
   deps.inventory = options_.inventory.get();
   deps.nics = nics_.get();
   deps.events = &events_;
+  deps.topology = options_.topology;
   SessionServer* ss = session_server_.get();
   deps.fds_handed_off = [ss] { return ss->fds_handed_off(); };
   deps.health = [this] { return health_.Check(); };

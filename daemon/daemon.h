@@ -76,6 +76,8 @@ class Daemon {
     std::string dbus_address;
     // Events kept for Watch (the newest this many).
     size_t event_capacity = 4096;
+    // Where GPUs and NICs sit on PCIe (a fake tree in tests); null: /sys.
+    const PciTopology* topology = nullptr;
   };
 
   // Creates the runtime directory and sockets and starts serving. Fails with

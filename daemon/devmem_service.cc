@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/admin_streams.h"
+#include "daemon/nic/gpu_affinity.h"
 #include "daemon/nic/inventory_proto.h"
 #include "daemon/session/socket_broker.h"
 
@@ -83,16 +84,36 @@ grpc::Status DevmemService::GetInventory(
   auto caller = Caller(ctx);
   if (!caller.ok()) return ToGrpc(caller.status());
   resp->set_backend(deps_.inventory->BackendName());
+  std::vector<NicInfo> nics;
   if (req->nic_names().empty()) {
-    auto nics = deps_.inventory->List();
-    if (!nics.ok()) return ToGrpc(nics.status());
-    for (const NicInfo& n : *nics) *resp->add_nics() = NicToProto(n);
-    return grpc::Status::OK;
+    auto all = deps_.inventory->List();
+    if (!all.ok()) return ToGrpc(all.status());
+    nics = *std::move(all);
   }
   for (const std::string& name : req->nic_names()) {
     auto nic = deps_.inventory->Get(name);
     if (!nic.ok()) return ToGrpc(nic.status());
-    *resp->add_nics() = NicToProto(*nic);
+    nics.push_back(*std::move(nic));
+  }
+  for (const NicInfo& n : nics) *resp->add_nics() = NicToProto(n);
+  const PciTopology& topology =
+      deps_.topology != nullptr ? *deps_.topology : sys_topology_;
+  auto gpus = topology.Accelerators();
+  if (!gpus.ok()) return ToGrpc(gpus.status());
+  for (const PciDevice& g : *gpus) {
+    devmem::v1::Gpu* out = resp->add_gpus();
+    out->set_pci_address(g.address);
+    out->set_vendor_id(g.vendor);
+    out->set_device_id(g.device);
+    out->set_pci_class(g.pci_class);
+    out->set_driver(g.driver);
+    out->set_numa_node(g.numa_node);
+    for (const NicInfo& n : nics) {
+      devmem::v1::GpuNicDistance* d = resp->add_topology();
+      d->set_gpu(g.address);
+      d->set_nic(n.link.name);
+      d->set_distance(PciDistanceName(GpuNicDistance(g, n, topology)));
+    }
   }
   return grpc::Status::OK;
 }

@@ -16,6 +16,7 @@
 #include "daemon/session/session_manager.h"
 #include "daemon/state/event_log.h"
 #include "kernel/nic_inventory.h"
+#include "kernel/pci_topology.h"
 #include "proto/devmem/v1/config.pb.h"
 #include "proto/devmem/v1/devmem.grpc.pb.h"
 
@@ -41,6 +42,8 @@ class DevmemService final : public devmem::v1::Devmem::Service {
     NicManager* nics;
     // Changes, for Watch and Drain.
     EventLog* events = nullptr;
+    // Where GPUs and NICs sit on PCIe; null: /sys.
+    const PciTopology* topology = nullptr;
     // Fds handed off so far (from the session server), for status.
     std::function<uint64_t()> fds_handed_off;
     // The daemon's health (HealthMonitor::Check), for status. May be empty.
@@ -109,6 +112,7 @@ class DevmemService final : public devmem::v1::Devmem::Service {
       grpc::ServerWriter<devmem::v1::WatchResponse>* writer) override;
 
  private:
+  const PciTopology sys_topology_;
   // Takes the fd a Deposit frame left behind `ticket` (field `field`).
   absl::StatusOr<UniqueFd> TakeDeposit(uint64_t session,
                                        const std::string& ticket,

@@ -127,7 +127,7 @@ absl::StatusOr<PciDevice> PciTopology::Device(absl::string_view address) const {
   }
   absl::StatusOr<std::string> devices = RealPath(root_ + "/devices");
   PciDevice d;
-  d.address = std::string(address);
+  d.address = std::string{address};
   d.vendor = static_cast<uint16_t>(ReadHex(*real + "/vendor"));
   d.device = static_cast<uint16_t>(ReadHex(*real + "/device"));
   d.pci_class = ReadHex(*real + "/class");

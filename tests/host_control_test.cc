@@ -19,6 +19,8 @@
 #include "daemon/testing/simulated_lo_daemon.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "kernel/pci_topology.h"
+#include "kernel/testing/fake_pci.h"
 
 namespace devmem {
 namespace {
@@ -38,6 +40,12 @@ v1::ReserveRequest Ask(const std::string& job, uint32_t queues = 1) {
   return req;
 }
 
+PciTopology MakeTopology(FakePci& pci) {
+  pci.Add({"pci0000:10", "0000:10:01.0", "0000:11:00.0"}, 0x030200, 0,
+          "nvidia");
+  return PciTopology(pci.root());
+}
+
 class HostControlTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -49,6 +57,7 @@ class HostControlTest : public ::testing::Test {
   }
   void Start() {
     Daemon::Options o;
+    o.topology = &topology_;
     o.config.set_runtime_dir(dir_);
     o.config.add_allow_uids(getuid());
     o.config.add_admin_uids(getuid());
@@ -107,11 +116,38 @@ class HostControlTest : public ::testing::Test {
     return got;
   }
 
+  // A fake PCI tree with one GPU (lo, the NIC, is not on PCI).
+  FakePci pci_;
+  PciTopology topology_{MakeTopology(pci_)};
   std::string dir_;
   std::string state_dir_;
   std::unique_ptr<Daemon> daemon_;
   std::unique_ptr<Session> admin_;
 };
+
+TEST_F(HostControlTest, InventoryListsGpusAndTheirDistanceToEachNic) {
+  auto inv = admin_->GetInventory({"lo"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  ASSERT_EQ(inv->gpus_size(), 1);
+  EXPECT_EQ(inv->gpus(0).pci_address(), "0000:11:00.0");
+  EXPECT_EQ(inv->gpus(0).vendor_id(), 0x10deu);
+  EXPECT_EQ(inv->gpus(0).driver(), "nvidia");
+  EXPECT_EQ(inv->gpus(0).numa_node(), 0);
+  ASSERT_EQ(inv->topology_size(), 1);
+  EXPECT_EQ(inv->topology(0).nic(), "lo");
+  EXPECT_EQ(inv->topology(0).distance(), "SYS");  // lo is not on PCI
+  // A reservation for that GPU lands on the nearest applied NIC (lo).
+  v1::ReserveRequest req = Ask("job-gpu");
+  req.mutable_items(0)->clear_nic();
+  req.mutable_items(0)->set_gpu_pci_address("0000:11:00.0");
+  auto made = admin_->Reserve(req);
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_EQ(made->reservation().items(0).nic(), "lo");
+  EXPECT_EQ(made->reservation().items(0).gpu_pci_address(), "0000:11:00.0");
+  req.set_job_id("job-gpu2");
+  req.mutable_items(0)->set_gpu_pci_address("0000:99:00.0");
+  EXPECT_EQ(admin_->Reserve(req).status().code(), absl::StatusCode::kNotFound);
+}
 
 TEST_F(HostControlTest, CordonRefusesNewWorkButNotAdmittedWork) {
   auto made = admin_->Reserve(Ask("job-a"));

@@ -99,6 +99,42 @@ std::vector<std::string> NicRow(const v1::Nic& nic) {
       nic.devmem_capable() ? "yes" : "no"};
 }
 
+// GPUs and their PCIe distance to each NIC, as `nvidia-smi topo -m` shows
+// it (nothing when the host has none).
+void PrintGpus(const v1::GetInventoryResponse& inventory) {
+  if (inventory.gpus().empty()) return;
+  std::vector<std::vector<std::string>> gpus = {
+      {"GPU", "VENDOR:DEVICE", "CLASS", "DRIVER", "NUMA"}};
+  for (const v1::Gpu& g : inventory.gpus()) {
+    gpus.push_back({g.pci_address(),
+                    absl::StrFormat("%04x:%04x", g.vendor_id(), g.device_id()),
+                    absl::StrFormat("%06x", g.pci_class()), Dash(g.driver()),
+                    g.numa_node() < 0 ? "-" : absl::StrCat(g.numa_node())});
+  }
+  absl::PrintF("\n");
+  PrintTable(gpus);
+  std::vector<std::vector<std::string>> matrix = {{"GPU\\NIC"}};
+  for (const v1::Nic& nic : inventory.nics()) matrix[0].push_back(nic.name());
+  for (const v1::Gpu& g : inventory.gpus()) {
+    std::vector<std::string> row = {g.pci_address()};
+    for (const v1::Nic& nic : inventory.nics()) {
+      std::string d = "-";
+      for (const v1::GpuNicDistance& t : inventory.topology()) {
+        if (t.gpu() == g.pci_address() && t.nic() == nic.name()) {
+          d = t.distance();
+        }
+      }
+      row.push_back(d);
+    }
+    matrix.push_back(std::move(row));
+  }
+  absl::PrintF("\n");
+  PrintTable(matrix);
+  absl::PrintF(
+      "\nPIX same PCIe switch, PXB several bridges, PHB same host bridge, "
+      "NODE same NUMA node, SYS across NUMA nodes\n");
+}
+
 int RunNics(const std::vector<std::string>& args) {
   std::vector<std::string> names = args;
   for (absl::string_view name :
@@ -126,6 +162,7 @@ int RunNics(const std::vector<std::string>& args) {
        "DEVMEM"}};
   for (const v1::Nic& nic : inventory->nics()) rows.push_back(NicRow(nic));
   PrintTable(rows);
+  PrintGpus(*inventory);
 
   // Per NIC, why it falls short, in the kernel's own errno and words.
   for (const v1::Nic& nic : inventory->nics()) {

@@ -24,7 +24,8 @@ NicManager::NicManager(const Options& options)
     : options_(options),
       recorder_(options.journal),
       profiles_(NicProfiles::Options{options.config, options.control,
-                                     options.inventory, &recorder_}),
+                                     options.inventory, &recorder_,
+                                     options.topology}),
       leases_(QuotasOf(*options.config)),
       binder_(Binder::Deps{
           options.config, options.control, options.anchors, &recorder_,

@@ -82,6 +82,8 @@ class NicManager {
     // The host's secret for reservation tokens (daemon/state/host_key.h).
     // Empty: a fixed test key.
     std::string host_key;
+    // Where GPUs and NICs sit on PCIe (GPU targets); null: /sys.
+    const PciTopology* topology = nullptr;
     // Where changes are published (reservations, bindings, cordon, NIC
     // profiles); may be null. Outlives this.
     EventLog* events = nullptr;

@@ -23,6 +23,7 @@
 #include "daemon/nic/testing/test_tuple.h"
 #include "kernel/errno_status.h"
 #include "kernel/testing/fake_nic_inventory.h"
+#include "kernel/testing/fake_pci.h"
 
 namespace devmem {
 namespace {
@@ -446,50 +447,94 @@ TEST(KernelRefusalTest, MapsErrnosAndKeepsOwnErrors) {
 namespace devmem {
 namespace {
 
-// GPU-to-NIC choice: the applied NIC on the GPU's PCI bus wins. Uses a real
-// PCI device of this machine as the "GPU" (only its sysfs entry is read).
-TEST(NicManagerGpuTest, PicksTheNicOnTheGpusPciBus) {
-  const std::string gpu = "0000:00:00.0";
-  if (!std::ifstream(absl::StrCat("/sys/bus/pci/devices/", gpu, "/numa_node"))
-           .good()) {
-    GTEST_SKIP() << "no PCI device " << gpu << " on this machine";
-  }
+// GPU-to-NIC choice on a fake PCI tree: the NIC behind the GPU's own PCIe
+// switch (PIX) beats one across the sockets (SYS); between equals, the one
+// with more free pool queues wins.
+TEST(NicManagerGpuTest, PicksTheNearestNicThenTheFreest) {
+  FakePci pci;
+  const std::string gpu = "0000:13:00.0";
+  pci.Add({"pci0000:10", "0000:10:01.0", "0000:11:00.0", "0000:12:00.0", gpu},
+          0x030200, 0, "nvidia");
+  pci.Add({"pci0000:10", "0000:10:01.0", "0000:11:00.0", "0000:12:01.0",
+           "0000:14:00.0"},
+          0x020000, 0);
+  pci.Add({"pci0000:90", "0000:90:01.0", "0000:91:00.0"}, 0x020000, 1);
+  pci.Add({"pci0000:90", "0000:90:02.0", "0000:92:00.0"}, 0x020000, 1);
+  PciTopology topology(pci.root());
   devmem::v1::DaemonConfig config;
   config.set_state_dir(absl::StrCat(std::getenv("TEST_TMPDIR"), "/gpu"));
-  config.add_nic_profiles()->set_nic("far0");
-  config.add_nic_profiles()->set_nic("near0");
+  for (const char* name : {"far0", "near0", "far1"}) {
+    auto* p = config.add_nic_profiles();
+    p->set_nic(name);
+    p->set_pool_queues(2);
+  }
   ASSERT_TRUE(FinalizeConfig(&config, "test").ok());
-  SimulatedNicSpec far;
-  far.name = "far0";
-  far.ifindex = 11;
-  SimulatedNicSpec near = far;
-  near.name = "near0";
-  near.ifindex = 12;
-  auto sim = SimulatedNic::Create({far, near});
+  std::vector<SimulatedNicSpec> specs;
+  std::vector<NicInfo> infos;
+  const std::pair<const char*, const char*> nics[] = {{"far0", "0000:91:00.0"},
+                                                      {"near0", "0000:14:00.0"},
+                                                      {"far1", "0000:92:00.0"}};
+  uint32_t ifindex = 11;
+  for (const auto& [name, addr] : nics) {
+    SimulatedNicSpec spec;
+    spec.name = name;
+    spec.ifindex = ifindex;
+    specs.push_back(spec);
+    NicInfo info;
+    info.link.name = name;
+    info.link.ifindex = ifindex++;
+    info.link.pci_address = addr;
+    infos.push_back(info);
+  }
+  auto sim = SimulatedNic::Create(specs);
   ASSERT_TRUE(sim.ok());
-  NicInfo a;
-  a.link.name = "far0";
-  a.link.ifindex = 11;
-  a.link.pci_address = "0000:3b:00.0";
-  NicInfo b;
-  b.link.name = "near0";
-  b.link.ifindex = 12;
-  b.link.pci_address = "0000:00:05.0";
-  FakeNicInventory inventory({a, b});
+  FakeNicInventory inventory(infos);
   NicManager::Options o;
   o.config = &config;
   o.control = sim->get();
   o.inventory = &inventory;
+  o.topology = &topology;
   NicManager m(o);
   m.ApplyAll();
-  auto bound = m.BindRx(1, {"", gpu}, 1, Memfd());
+  auto bound = m.BindRx(1, {"", gpu}, 2, Memfd());
   ASSERT_TRUE(bound.ok()) << bound.status();
   EXPECT_EQ(bound->nic(), "near0");
+  // near0 is full now: of the two SYS NICs, the one with more free queues.
+  auto busy = m.BindRx(2, {"far0", ""}, 1, Memfd());
+  ASSERT_TRUE(busy.ok());
+  auto next = m.BindRx(3, {"", gpu}, 1, Memfd());
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->nic(), "far1");
+}
+
+TEST(NicManagerGpuTest, BadGpuAddressesAreRefused) {
+  FakePci pci;
+  PciTopology topology(pci.root());
+  devmem::v1::DaemonConfig config;
+  config.set_state_dir(absl::StrCat(std::getenv("TEST_TMPDIR"), "/gpu2"));
+  config.add_nic_profiles()->set_nic("near0");
+  ASSERT_TRUE(FinalizeConfig(&config, "test").ok());
+  SimulatedNicSpec spec;
+  spec.name = "near0";
+  spec.ifindex = 12;
+  auto sim = SimulatedNic::Create({spec});
+  ASSERT_TRUE(sim.ok());
+  NicInfo info;
+  info.link.name = "near0";
+  info.link.ifindex = 12;
+  FakeNicInventory inventory({info});
+  NicManager::Options o;
+  o.config = &config;
+  o.control = sim->get();
+  o.inventory = &inventory;
+  o.topology = &topology;
+  NicManager m(o);
+  m.ApplyAll();
   EXPECT_EQ(m.BindRx(1, {"", "0000:ff:1f.7"}, 1, Memfd()).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(m.BindRx(1, {"", "../../etc"}, 1, Memfd()).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(m.BindRx(1, {"near0", gpu}, 1, Memfd()).status().code(),
+  EXPECT_EQ(m.BindRx(1, {"near0", "0000:13:00.0"}, 1, Memfd()).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 

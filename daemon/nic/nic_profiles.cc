@@ -1,4 +1,5 @@
 #include "daemon/nic/nic_profiles.h"
+#include "daemon/nic/gpu_affinity.h"
 
 #include <algorithm>
 #include <fstream>
@@ -23,29 +24,6 @@ std::string DescribeMissing(const std::vector<Capability>& missing) {
                                  : absl::StrCat(c.name, " (", c.reason, ")"));
   }
   return absl::StrJoin(parts, "; ");
-}
-
-// The NUMA node of a PCI device, from <sysfs>/bus/pci/devices/<addr>.
-absl::StatusOr<int> PciNumaNode(absl::string_view addr) {
-  if (addr.empty() || absl::StrContains(addr, "/") ||
-      absl::StrContains(addr, "..")) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("gpu_pci_address \"", addr,
-                     "\" is not a PCI address; use the form 0000:3b:00.0"));
-  }
-  const std::string path =
-      absl::StrCat("/sys/bus/pci/devices/", addr, "/numa_node");
-  std::ifstream in(path);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(
-        "no PCI device ", addr, " (", path,
-        " is missing); name the GPU's address as lspci -D prints it"));
-  }
-  std::string text;
-  std::getline(in, text);
-  int node = -1;
-  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &node)) node = -1;
-  return node;
 }
 
 }  // namespace
@@ -237,33 +215,10 @@ absl::StatusOr<NicRecord*> NicProfiles::Resolve(const NicTarget& target) {
           "nic_profiles entry for it to the config and restart devmemd"));
     }
   } else if (!target.gpu_pci_address.empty()) {
-    auto gpu_node = PciNumaNode(target.gpu_pci_address);
-    if (!gpu_node.ok()) return gpu_node.status();
-    // Same PCI domain:bus first, then the same NUMA node, then any.
-    const std::string gpu_bus = target.gpu_pci_address.substr(0, 7);
-    int best = -1;
-    for (auto& nic : nics_) {
-      if (nic->state != devmem::v1::PROFILE_STATE_APPLIED) continue;
-      auto info = options_.inventory->Get(nic->name);
-      int score = 0;
-      if (info.ok()) {
-        if (!info->link.pci_address.empty() &&
-            info->link.pci_address.substr(0, 7) == gpu_bus) {
-          score = 2;
-        } else if (*gpu_node >= 0 && info->link.numa_node == *gpu_node) {
-          score = 1;
-        }
-      }
-      if (score > best) {
-        best = score;
-        chosen = nic.get();
-      }
-    }
-    if (chosen == nullptr) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("no NIC is ready for devmem near GPU ",
-                       target.gpu_pci_address, "; see `devmemctl nic show`"));
-    }
+    absl::StatusOr<NicRecord*> nearest = NearestNic(
+        target.gpu_pci_address, nics_, *options_.inventory, topology());
+    if (!nearest.ok()) return nearest.status();
+    chosen = *nearest;
   } else {
     return absl::InvalidArgumentError(
         "name the NIC to bind to (nic) or the GPU that owns the memory "

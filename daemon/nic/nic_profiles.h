@@ -16,6 +16,7 @@
 #include "daemon/nic/queue_pool.h"
 #include "kernel/nic_control.h"
 #include "kernel/nic_inventory.h"
+#include "kernel/pci_topology.h"
 #include "proto/devmem/v1/config.pb.h"
 #include "proto/devmem/v1/devmem.pb.h"
 
@@ -65,6 +66,8 @@ class NicProfiles {
     NicControl* control = nullptr;                     // outlives this
     NicInventory* inventory = nullptr;                 // outlives this
     ChangeRecorder* recorder = nullptr;                // outlives this
+    // Where GPUs and NICs sit on PCIe; null: /sys.
+    const PciTopology* topology = nullptr;
   };
   explicit NicProfiles(const Options& options);
 
@@ -72,6 +75,9 @@ class NicProfiles {
   // The NIC named `name`, or null; every profile's name.
   NicRecord* Find(absl::string_view name) const;
   std::vector<std::string> Names() const;
+  const PciTopology& topology() const {
+    return options_.topology != nullptr ? *options_.topology : sys_topology_;
+  }
   std::string RecordPath(absl::string_view nic) const {
     return store_.PathFor(nic);
   }
@@ -109,6 +115,7 @@ class NicProfiles {
   absl::Status RecordOriginal(NicRecord& nic);
 
   const Options options_;
+  const PciTopology sys_topology_;
   OriginalStateStore store_;
   std::vector<std::unique_ptr<NicRecord>> nics_;
 };
