@@ -484,6 +484,7 @@ absl::Status Daemon::StartMetrics() {
   SessionManager* sessions = sessions_.get();
   LeaseJournal* journal = journal_.get();
   ms.nics = [nics] { return nics->Metrics(); };
+  ms.host = [nics] { return nics->HostMetrics(); };
   ms.sessions = [sessions] {
     DaemonMetrics::SessionFigures f;
     f.attached = sessions->session_count();

@@ -201,6 +201,7 @@ std::vector<NicManager::NicMetrics> NicManager::Metrics() const {
     m.queues_free = static_cast<uint32_t>(nic->pool.free_count());
     if (nic->state == devmem::v1::PROFILE_STATE_APPLIED && nic->plan) {
       m.queues_used = static_cast<uint32_t>(nic->pool.used_count());
+      m.queues_reserved = static_cast<uint32_t>(nic->pool.reserved_count());
     }
     m.rules = static_cast<uint32_t>(leases_.RuleCount(nic->name));
     m.rules_installed = nic->rules_installed;
@@ -370,6 +371,16 @@ absl::StatusOr<devmem::v1::CordonState> NicManager::SetCordon(
     options_.events->Publish(std::move(ev));
   }
   return st;
+}
+
+NicManager::HostFigures NicManager::HostMetrics() const {
+  absl::MutexLock lock(&mu_);
+  HostFigures f;
+  for (const auto& [id, r] : reservations_.all()) {
+    ++(r.expired ? f.reservations_expired : f.reservations_active);
+  }
+  f.cordoned = cordon_.cordoned();
+  return f;
 }
 
 devmem::v1::CordonState NicManager::cordon_state() const {

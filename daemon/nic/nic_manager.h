@@ -248,6 +248,7 @@ class NicManager {
     bool degraded = false;
     uint32_t queues_free = 0;
     uint32_t queues_used = 0;
+    uint32_t queues_reserved = 0;  // held for jobs, not bound yet
     uint32_t bindings_rx = 0;
     uint32_t bindings_tx = 0;
     uint32_t rules = 0;
@@ -258,6 +259,13 @@ class NicManager {
     std::map<std::string, uint64_t> rules_removed;
     std::map<std::string, uint64_t> rules_failed;
   };
+  // Reservations by state and the cordon, for the metrics.
+  struct HostFigures {
+    uint32_t reservations_active = 0;
+    uint32_t reservations_expired = 0;
+    bool cordoned = false;
+  };
+  HostFigures HostMetrics() const ABSL_LOCKS_EXCLUDED(mu_);
   // Why a rule went, and why a steering request was refused (the metrics'
   // cause labels; see rule_cause in nic_profiles.h).
   static constexpr const char* kRemovedReleased = rule_cause::kReleased;

@@ -148,6 +148,26 @@ void AddJournalFamilies(const DaemonMetrics::Sources& sources,
   }
 }
 
+// Reservations by state, and whether the host is cordoned.
+void AddHostFamilies(const DaemonMetrics::Sources& sources,
+                     std::vector<MetricFamily>* out) {
+  if (!sources.host) return;
+  const NicManager::HostFigures h = sources.host();
+  FamilyBuilder("devmemd_reservations",
+                "Queue reservations for jobs: active, or expired (kept an "
+                "hour so their tokens say when).",
+                MetricType::Gauge)
+      .Add({{"state", "active"}}, h.reservations_active)
+      .Add({{"state", "expired"}}, h.reservations_expired)
+      .To(out);
+  FamilyBuilder("devmemd_cordoned",
+                "1 while the host refuses new reservations and unreserved "
+                "bindings.",
+                MetricType::Gauge)
+      .Add({}, h.cordoned ? 1 : 0)
+      .To(out);
+}
+
 // Per NIC: profile state, drift, the pool, leases, bindings and rules.
 void AddNicFamilies(const std::vector<NicManager::NicMetrics>& nics,
                     std::vector<MetricFamily>* out) {
@@ -158,7 +178,9 @@ void AddNicFamilies(const std::vector<NicManager::NicMetrics>& nics,
                          "1 if the NIC no longer matches its profile (link "
                          "down, channels or header split changed).",
                          MetricType::Gauge);
-  FamilyBuilder queues("devmemd_queues", "devmem pool queues, free or used.",
+  FamilyBuilder queues("devmemd_queues",
+                       "devmem pool queues: free, reserved for a job, or "
+                       "used (bound).",
                        MetricType::Gauge);
   FamilyBuilder leases("devmemd_leases",
                        "Sessions holding at least one binding on the NIC.",
@@ -185,6 +207,7 @@ void AddNicFamilies(const std::vector<NicManager::NicMetrics>& nics,
     degraded.Add({{"nic", n.nic}}, n.degraded ? 1 : 0);
     queues.Add({{"nic", n.nic}, {"state", "free"}}, n.queues_free);
     queues.Add({{"nic", n.nic}, {"state", "used"}}, n.queues_used);
+    queues.Add({{"nic", n.nic}, {"state", "reserved"}}, n.queues_reserved);
     leases.Add({{"nic", n.nic}}, n.leases);
     bindings.Add({{"nic", n.nic}, {"direction", "rx"}}, n.bindings_rx);
     bindings.Add({{"nic", n.nic}, {"direction", "tx"}}, n.bindings_tx);
@@ -304,6 +327,7 @@ std::vector<MetricFamily> DaemonMetrics::Collect() {
   AddProcessFamilies(sources_, &out);
   AddSessionFamilies(sources_, &out);
   AddJournalFamilies(sources_, &out);
+  AddHostFamilies(sources_, &out);
   std::vector<NicManager::NicMetrics> nics;
   if (sources_.nics) nics = sources_.nics();
   AddNicFamilies(nics, &out);

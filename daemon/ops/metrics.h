@@ -77,6 +77,8 @@ class DaemonMetrics {
     std::function<std::vector<NicManager::NicMetrics>()> nics;
     std::function<SessionFigures()> sessions;
     std::function<JournalFigures()> journal;  // may be empty: no journal
+    // Reservations and the cordon; may be empty.
+    std::function<NicManager::HostFigures()> host;
     std::function<HealthReport()> health;
     // The backend's queue view (NicControl::GetQueues): which queue is on
     // which NAPI and bound to a dmabuf. May be empty.

@@ -81,6 +81,7 @@ class DaemonMetricsTest : public ::testing::Test {
     s.nics = [this] { return nics_; };
     s.sessions = [] { return DaemonMetrics::SessionFigures{3, 1, 2, 11}; };
     s.journal = [] { return DaemonMetrics::JournalFigures{false, 4, 8192}; };
+    s.host = [] { return NicManager::HostFigures{2, 1, true}; };
     s.health = [] {
       HealthReport r;
       r.state = HealthState::kDegraded;
@@ -110,6 +111,7 @@ class DaemonMetricsTest : public ::testing::Test {
     n.degraded = true;
     n.queues_free = 1;
     n.queues_used = 2;
+    n.queues_reserved = 1;
     n.bindings_rx = 1;
     n.bindings_tx = 1;
     n.rules = 3;
@@ -154,6 +156,11 @@ TEST_F(DaemonMetricsTest, PerNicFamiliesWithEveryCause) {
   EXPECT_THAT(text, HasSubstr("devmemd_nic_degraded{nic=\"dm-a\"} 1"));
   EXPECT_THAT(text, HasSubstr("devmemd_queues{nic=\"dm-a\",state=\"free\"} 1"));
   EXPECT_THAT(text, HasSubstr("devmemd_queues{nic=\"dm-a\",state=\"used\"} 2"));
+  EXPECT_THAT(text,
+              HasSubstr("devmemd_queues{nic=\"dm-a\",state=\"reserved\"} 1"));
+  EXPECT_THAT(text, HasSubstr("devmemd_reservations{state=\"active\"} 2"));
+  EXPECT_THAT(text, HasSubstr("devmemd_reservations{state=\"expired\"} 1"));
+  EXPECT_THAT(text, HasSubstr("devmemd_cordoned 1"));
   EXPECT_THAT(text, HasSubstr("devmemd_leases{nic=\"dm-a\"} 1"));
   EXPECT_THAT(text,
               HasSubstr("devmemd_bindings{nic=\"dm-a\",direction=\"tx\"} 1"));
