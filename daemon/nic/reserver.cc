@@ -464,22 +464,33 @@ void Reserver::Publish(const char* type, const ReservationRecord& r) const {
   d_.events->Publish(std::move(e));
 }
 
-devmem::v1::JournaledReservation Reserver::Record(
-    const ReservationRecord& r) const {
-  devmem::v1::JournaledReservation out;
-  out.set_id(r.id);
-  out.set_job_id(r.job_id);
-  out.set_request_id(r.request_id);
-  out.set_owner(r.owner);
-  if (r.redeemer_uid.has_value()) out.set_redeemer_uid(*r.redeemer_uid);
+namespace {
+
+// What the journal's record and the API's view share (both messages name
+// these fields alike, with ReservedItem items).
+template <typename Message>
+void FillShared(const ReservationRecord& r, Message* out) {
+  out->set_id(r.id);
+  out->set_job_id(r.job_id);
+  out->set_request_id(r.request_id);
+  out->set_owner(r.owner);
+  if (r.redeemer_uid.has_value()) out->set_redeemer_uid(*r.redeemer_uid);
   for (const auto& item : r.items) {
-    auto* i = out.add_items();
+    auto* i = out->add_items();
     i->set_nic(item.nic);
     i->set_gpu_pci_address(item.gpu_pci_address);
     for (uint32_t q : item.queues) i->add_queues(q);
   }
-  out.set_created_unix_ms(UnixMs(r.created));
-  out.set_expires_unix_ms(UnixMs(r.expires));
+  out->set_created_unix_ms(UnixMs(r.created));
+  out->set_expires_unix_ms(UnixMs(r.expires));
+}
+
+}  // namespace
+
+devmem::v1::JournaledReservation Reserver::Record(
+    const ReservationRecord& r) const {
+  devmem::v1::JournaledReservation out;
+  FillShared(r, &out);
   out.set_token_sha256(r.token_sha256);
   *out.mutable_request() = r.request;
   out.set_expired(r.expired);
@@ -488,16 +499,10 @@ devmem::v1::JournaledReservation Reserver::Record(
 
 devmem::v1::Reservation Reserver::Proto(const ReservationRecord& r) const {
   devmem::v1::Reservation out;
-  out.set_id(r.id);
-  out.set_job_id(r.job_id);
-  out.set_request_id(r.request_id);
-  out.set_owner(r.owner);
-  if (r.redeemer_uid.has_value()) out.set_redeemer_uid(*r.redeemer_uid);
-  for (const auto& item : r.items) {
-    auto* i = out.add_items();
-    i->set_nic(item.nic);
-    i->set_gpu_pci_address(item.gpu_pci_address);
-    for (uint32_t q : item.queues) i->add_queues(q);
+  FillShared(r, &out);
+  for (size_t n = 0; n < r.items.size(); ++n) {
+    const ReservationRecord::Item& item = r.items[n];
+    auto* i = out.mutable_items(static_cast<int>(n));
     for (uint64_t handle : r.bindings) {
       const BindingLease* b = d_.leases->Get(handle);
       if (b == nullptr || b->nic != item.nic) continue;
@@ -510,8 +515,6 @@ devmem::v1::Reservation Reserver::Proto(const ReservationRecord& r) const {
     std::sort(i->mutable_bound_queues()->begin(),
               i->mutable_bound_queues()->end());
   }
-  out.set_created_unix_ms(UnixMs(r.created));
-  out.set_expires_unix_ms(UnixMs(r.expires));
   out.set_state(r.expired ? devmem::v1::RESERVATION_STATE_EXPIRED
                           : devmem::v1::RESERVATION_STATE_ACTIVE);
   out.set_bindings(static_cast<uint32_t>(r.bindings.size()));
