@@ -103,7 +103,8 @@ class NicManager {
 
   // Releases the leases on `nic` and restores its recorded original state.
   // NOT_FOUND if no profile names it; FAILED_PRECONDITION if it was never
-  // applied, or, with nothing changed, if a workload holds a copy of a
+  // applied, or, with nothing changed, if reservations hold some of its
+  // queues or a workload holds a copy of a
   // binding's anchor (the kernel would refuse to turn header split off while
   // the binding lives; the message names the bindings, sessions, uids and
   // pids). An anchor still behind an unredeemed ticket is closed by devmemd

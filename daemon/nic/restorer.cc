@@ -72,6 +72,13 @@ absl::StatusOr<devmem::v1::RestoreNicResponse> Restorer::Restore(
           ProfileStateName(nic->state),
           nic->reason.empty() ? "" : absl::StrCat(" (", nic->reason, ")")));
     }
+    if (const size_t reserved = nic->pool.reserved_count(); reserved > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          name, ": ", reserved,
+          " queue(s) are reserved for jobs; nothing was changed. Release "
+          "those reservations first (`devmemctl reservations`, `devmemctl "
+          "release --job=...`), or let them expire"));
+    }
     absl::Status held = d_.binder->CheckNoHeldAnchors(*nic);
     if (!held.ok()) return held;
     devmem::v1::RestoreNicResponse resp;

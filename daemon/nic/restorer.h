@@ -35,8 +35,8 @@ class Restorer {
   std::vector<std::string> RestoreAll();
 
   // Restores the NIC `name`. NOT_FOUND names the profiles; FAILED_PRECONDITION
-  // says what holds the NIC (nothing changed); a kernel refusal keeps the
-  // record.
+  // says what holds the NIC (reserved queues, anchors in workloads' hands;
+  // nothing changed); a kernel refusal keeps the record.
   absl::StatusOr<devmem::v1::RestoreNicResponse> Restore(
       absl::string_view name);
 

@@ -42,6 +42,17 @@ TEST_F(RestorerTest, ReleasesEverythingThenPutsTheSettingsBack) {
   EXPECT_TRUE(restorer_->RestoreAll().empty());
 }
 
+TEST_F(RestorerTest, ReservedQueuesChangeNothing) {
+  ASSERT_TRUE(Sim0Record().pool.Reserve("r-1", 1, {}, "sim0").ok());
+  auto resp = restorer_->Restore("sim0");
+  EXPECT_EQ(resp.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(resp.status().message(),
+              HasSubstr("1 queue(s) are reserved for jobs"));
+  EXPECT_EQ(Sim0Record().state, devmem::v1::PROFILE_STATE_APPLIED);
+  Sim0Record().pool.Unreserve("r-1");
+  EXPECT_TRUE(restorer_->Restore("sim0").ok());
+}
+
 TEST_F(RestorerTest, UnknownNicNamesTheProfiles) {
   auto resp = restorer_->Restore("eth9");
   EXPECT_EQ(resp.status().code(), absl::StatusCode::kNotFound);
