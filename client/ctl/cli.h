@@ -65,7 +65,7 @@ std::vector<Command> InventoryCommands();    // nics, status
 std::vector<Command> NicCommands();          // nic show, nic restore
 std::vector<Command> SocketCommands();       // listen, connect
 std::vector<Command> SelftestCommands();     // selftest
-std::vector<Command> ReservationCommands();  // reserve, release, reservations
+std::vector<Command> ReservationCommands();  // reserve, renew, release, ...
 std::vector<Command> HostCommands();         // cordon, uncordon, drain, watch
 
 // Prints "devmemctl CMD: MESSAGE" and where to find usage; returns

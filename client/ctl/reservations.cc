@@ -1,5 +1,5 @@
-// devmemctl reserve, release and reservations: queue reservations for jobs
-// (admin; docs/FLEET.md). Scripts and Slurm's Prolog/Epilog use these.
+// devmemctl reserve, renew, release and reservations: queue reservations for
+// jobs (admin; docs/FLEET.md). Scripts and Slurm's Prolog/Epilog use these.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -172,6 +172,33 @@ int RunRelease(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+int RunRenew(const std::vector<std::string>& args) {
+  v1::RenewRequest req;
+  req.set_id(args.empty() ? absl::GetFlag(FLAGS_id) : args[0]);
+  req.set_owner(absl::GetFlag(FLAGS_owner));
+  req.set_any_owner(absl::GetFlag(FLAGS_any_owner));
+  if (req.id().empty()) return UsageError("renew", "name the reservation id");
+  const absl::Duration ttl = absl::GetFlag(FLAGS_ttl);
+  if (ttl < absl::Seconds(1)) {
+    return UsageError("renew", "--ttl must be at least 1s");
+  }
+  req.set_ttl_s(static_cast<uint32_t>(
+      std::min<int64_t>(absl::ToInt64Seconds(ttl), UINT32_MAX)));
+  absl::StatusOr<std::unique_ptr<Session>> session = OpenSession();
+  if (!session.ok()) return FailOpen("renew", session.status());
+  auto renewed = (*session)->Renew(req);
+  if (!renewed.ok())
+    return Fail("renew", "Renew " + req.id(), renewed.status());
+  if (absl::GetFlag(FLAGS_json)) {
+    absl::PrintF("%s\n", ToJson(*renewed));
+    return kExitOk;
+  }
+  const v1::Reservation& r = renewed->reservation();
+  absl::PrintF("reservation %s for job %s: %s; expires %s\n", r.id(),
+               r.job_id(), Items(r), Expiry(r.expires_unix_ms()));
+  return kExitOk;
+}
+
 int RunReservations(const std::vector<std::string>&) {
   v1::ListReservationsRequest req;
   req.set_job_id(absl::GetFlag(FLAGS_job));
@@ -236,6 +263,16 @@ std::vector<Command> ReservationCommands() {
        {{"id"}, {"job"}, {"owner"}, {"any_owner"}},
        /*takes_positional=*/true,
        RunRelease},
+      {"renew",
+       "ID [--ttl=1h] [--owner=O | --any_owner]",
+       "Move a reservation's deadline to now + --ttl (admin).",
+       "Extend a live reservation: its deadline becomes now plus --ttl (at "
+       "most max_reservation_ttl_s). An expired reservation cannot be "
+       "renewed: reserve again. Another owner's is refused unless "
+       "--any_owner. Admin only.",
+       {{"id"}, {"ttl"}, {"owner"}, {"any_owner"}},
+       /*takes_positional=*/true,
+       RunRenew},
       {"reservations",
        "[--job=JOB]",
        "List reservations (admin); never shows tokens.",

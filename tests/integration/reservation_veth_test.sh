@@ -7,8 +7,8 @@
 #     listening socket and receives 8 MiB from namespace B, every byte checked;
 #  3. devmemd is killed with -9 and started again: the reservation is still
 #     there with the same deadline, and its token still works;
-#  4. release by job is idempotent; a short TTL expires across processes and
-#     the queue goes back to the pool;
+#  4. renew moves the deadline; release by job is idempotent; a short TTL
+#     expires across processes and the queue goes back to the pool;
 #  5. nobody cannot reserve (admin only); a bad job id is refused and leaves
 #     nothing; with require_reservation a binding without a token is refused.
 set -euo pipefail
@@ -111,7 +111,14 @@ exp() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])["reservations
 [[ $(exp "$before") == $(exp "$after") ]] || fail "deadline changed: $before vs $after"
 receive 7303 "$token"
 
-echo "== 4. release is idempotent; a short TTL expires"
+echo "== 4. renew; release is idempotent; a short TTL expires"
+id=$(ctl reservations --json | python3 -c \
+  'import json,sys; print(json.load(sys.stdin)["reservations"][0]["id"])')
+exp_before=$(exp "$(ctl reservations --json)")
+sleep 1
+ctl renew "$id" --ttl=2h | grep -q "reservation $id" || fail "renew failed"
+exp_after=$(exp "$(ctl reservations --json)")
+((exp_after > exp_before + 3600000)) || fail "renew did not move the deadline: $exp_before -> $exp_after"
 rel=$(ctl release --job=train-7)
 grep -q "released 1 reservation" <<<"$rel" || fail "release: $rel"
 rel=$(ctl release --job=train-7)
