@@ -187,8 +187,9 @@ int RunRenew(const std::vector<std::string>& args) {
   absl::StatusOr<std::unique_ptr<Session>> session = OpenSession();
   if (!session.ok()) return FailOpen("renew", session.status());
   auto renewed = (*session)->Renew(req);
-  if (!renewed.ok())
+  if (!renewed.ok()) {
     return Fail("renew", "Renew " + req.id(), renewed.status());
+  }
   if (absl::GetFlag(FLAGS_json)) {
     absl::PrintF("%s\n", ToJson(*renewed));
     return kExitOk;
