@@ -1,12 +1,9 @@
 #include "kernel/pci_topology.h"
 
 #include <dirent.h>
-#include <limits.h>
-#include <stdlib.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <fstream>
 #include <memory>
 #include <utility>
 
@@ -18,31 +15,21 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "kernel/errno_status.h"
+#include "kernel/sysfs_util.h"
 
 namespace devmem {
 namespace {
 
-std::string ReadLine(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return std::string(absl::StripAsciiWhitespace(line));
-}
-
 // "0x10de" or "0x030200" as a number; 0 if unreadable.
 uint32_t ReadHex(const std::string& path) {
+  std::string text;
   uint32_t v = 0;
-  const std::string text = ReadLine(path);
-  if (!absl::SimpleHexAtoi(absl::StripPrefix(text, "0x"), &v)) return 0;
-  return v;
-}
-
-absl::StatusOr<std::string> RealPath(const std::string& path) {
-  char buf[PATH_MAX];
-  if (::realpath(path.c_str(), buf) == nullptr) {
-    return ErrnoStatus(errno, absl::StrCat("realpath ", path));
+  if (!ReadSmallFile(path, &text) ||
+      !absl::SimpleHexAtoi(
+          absl::StripPrefix(absl::StripAsciiWhitespace(text), "0x"), &v)) {
+    return 0;
   }
-  return std::string(buf);
+  return v;
 }
 
 size_t CommonPrefix(const std::vector<std::string>& a,
@@ -75,18 +62,6 @@ bool IsAccelerator(uint32_t pci_class) {
   return cls == 0x0300 || cls == 0x0302 || cls == 0x1200;
 }
 
-bool IsPciAddress(absl::string_view s) {
-  // DDDD:BB:DD.F
-  if (s.size() != 12 || s[4] != ':' || s[7] != ':' || s[10] != '.') {
-    return false;
-  }
-  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9, 11}) {
-    const char c = s[i];
-    if (!absl::ascii_isxdigit(c) || absl::ascii_isupper(c)) return false;
-  }
-  return true;
-}
-
 PciDistance Distance(const PciDevice& a, const PciDevice& b) {
   if (a.path.empty() || b.path.empty() || a.path[0] != b.path[0]) {
     // Different host bridges: the NUMA nodes decide.
@@ -112,33 +87,32 @@ PciTopology::PciTopology(std::string sysfs_root)
     : root_(std::move(sysfs_root)) {}
 
 absl::StatusOr<PciDevice> PciTopology::Device(absl::string_view address) const {
-  if (!IsPciAddress(address)) {
+  // sysfs names devices in lowercase hex; anything else is a typo here.
+  if (!IsPciAddress(address) ||
+      std::any_of(address.begin(), address.end(), absl::ascii_isupper)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "\"", absl::CHexEscape(address),
         "\" is not a PCI address (DDDD:BB:DD.F, lowercase hex, e.g. "
         "0000:3b:00.0)"));
   }
   const std::string link = absl::StrCat(root_, "/bus/pci/devices/", address);
-  absl::StatusOr<std::string> real = RealPath(link);
-  if (!real.ok()) {
+  const std::string real = RealPath(link);
+  if (real.empty()) {
     return absl::NotFoundError(
         absl::StrCat("no PCI device ", address, " (", link,
                      " does not exist); `lspci -D` lists the addresses"));
   }
-  absl::StatusOr<std::string> devices = RealPath(root_ + "/devices");
+  const std::string devices = RealPath(root_ + "/devices");
   PciDevice d;
   d.address = std::string{address};
-  d.vendor = static_cast<uint16_t>(ReadHex(*real + "/vendor"));
-  d.device = static_cast<uint16_t>(ReadHex(*real + "/device"));
-  d.pci_class = ReadHex(*real + "/class");
-  int numa = -1;
-  if (absl::SimpleAtoi(ReadLine(*real + "/numa_node"), &numa)) {
-    d.numa_node = numa;
-  }
-  absl::StatusOr<std::string> driver = RealPath(*real + "/driver");
-  if (driver.ok()) d.driver = driver->substr(driver->rfind('/') + 1);
-  absl::string_view rel = *real;
-  if (devices.ok()) rel = absl::StripPrefix(rel, *devices + "/");
+  d.vendor = static_cast<uint16_t>(ReadHex(real + "/vendor"));
+  d.device = static_cast<uint16_t>(ReadHex(real + "/device"));
+  d.pci_class = ReadHex(real + "/class");
+  d.numa_node = ReadNumaNode(real);
+  const std::string driver = RealPath(real + "/driver");
+  if (!driver.empty()) d.driver = Basename(driver);
+  absl::string_view rel = real;
+  if (!devices.empty()) rel = absl::StripPrefix(rel, devices + "/");
   for (absl::string_view part : absl::StrSplit(rel, '/', absl::SkipEmpty())) {
     if (absl::StartsWith(part, "pci") || IsPciAddress(part)) {
       d.path.emplace_back(part);

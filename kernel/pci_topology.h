@@ -61,7 +61,4 @@ class PciTopology {
   std::string root_;
 };
 
-// True if `s` looks like a PCI address "DDDD:BB:DD.F" (lowercase hex).
-bool IsPciAddress(absl::string_view s);
-
 }  // namespace devmem

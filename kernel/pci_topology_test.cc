@@ -1,5 +1,6 @@
 #include "kernel/pci_topology.h"
 
+#include "kernel/sysfs_util.h"
 #include "kernel/testing/fake_pci.h"
 
 #include <sys/stat.h>
