@@ -79,13 +79,7 @@ devmem::v1::Binding BindingProto(const BindingLease& b) {
 }
 
 absl::Status Binder::CheckBindQuota(uint64_t session) const {
-  // A session's first binding: its owner comes from the session layer.
-  std::optional<uint32_t> uid = d_.leases->OwnerOf(session);
-  if (!uid.has_value() && d_.session_record) {
-    auto rec = d_.session_record(session);
-    if (rec) uid = rec->uid();
-  }
-  return d_.leases->CheckBindQuota(session, uid.value_or(0));
+  return d_.leases->CheckBindQuota(session, SessionUid(session));
 }
 
 absl::Status Binder::JournalSession(uint64_t session) {

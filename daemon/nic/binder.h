@@ -85,7 +85,8 @@ class Binder {
                                                absl::string_view token,
                                                absl::string_view what);
   void Publish(const char* type, const BindingLease& b) const;
-  // The uid that owns `session` (0 if unknown).
+  // The uid that owns `session` (0 if unknown): the leases know it, or, for
+  // a session's first binding, the session layer.
   uint32_t SessionUid(uint64_t session) const;
   // Gives a binding's queues back: to its reservation while that lives,
   // else to the free pool.
