@@ -14,13 +14,26 @@ QueuePool::QueuePool(std::vector<uint32_t> queues)
   free_ = queues_;
 }
 
+std::vector<uint32_t> QueuePool::PickFree(
+    size_t count, const absl::flat_hash_set<uint32_t>& busy) const {
+  std::vector<uint32_t> picked;
+  for (uint32_t q : free_) {
+    if (picked.size() < count && !busy.contains(q)) picked.push_back(q);
+  }
+  return picked;
+}
+
+void QueuePool::AddReserved(const std::string& id,
+                            const std::vector<uint32_t>& queues) {
+  std::vector<uint32_t>& mine = reserved_[id];
+  mine.insert(mine.end(), queues.begin(), queues.end());
+  std::sort(mine.begin(), mine.end());
+}
+
 absl::StatusOr<std::vector<uint32_t>> QueuePool::Take(
     size_t count, const absl::flat_hash_set<uint32_t>& busy,
     absl::string_view nic) {
-  std::vector<uint32_t> taken;
-  for (uint32_t q : free_) {
-    if (taken.size() < count && !busy.contains(q)) taken.push_back(q);
-  }
+  std::vector<uint32_t> taken = PickFree(count, busy);
   if (taken.size() < count) {
     return absl::ResourceExhaustedError(absl::StrCat(
         nic, ": the devmem pool has ", taken.size(), " free of ",
@@ -70,10 +83,7 @@ size_t QueuePool::reserved_count() const {
 absl::StatusOr<std::vector<uint32_t>> QueuePool::Reserve(
     const std::string& id, size_t count,
     const absl::flat_hash_set<uint32_t>& busy, absl::string_view nic) {
-  std::vector<uint32_t> taken;
-  for (uint32_t q : free_) {
-    if (taken.size() < count && !busy.contains(q)) taken.push_back(q);
-  }
+  std::vector<uint32_t> taken = PickFree(count, busy);
   if (taken.size() < count) {
     return absl::ResourceExhaustedError(absl::StrCat(
         nic, ": ", count, " queue(s) asked, but the devmem pool has ",
@@ -83,9 +93,7 @@ absl::StatusOr<std::vector<uint32_t>> QueuePool::Reserve(
         "reservation, or grow pool_queues"));
   }
   Claim(taken);
-  std::vector<uint32_t>& mine = reserved_[id];
-  mine.insert(mine.end(), taken.begin(), taken.end());
-  std::sort(mine.begin(), mine.end());
+  AddReserved(id, taken);
   return taken;
 }
 
@@ -124,9 +132,7 @@ void QueuePool::ClaimReserved(const std::string& id,
   }
   if (claimed.empty()) return;
   Claim(claimed);
-  std::vector<uint32_t>& mine = reserved_[id];
-  mine.insert(mine.end(), claimed.begin(), claimed.end());
-  std::sort(mine.begin(), mine.end());
+  AddReserved(id, claimed);
 }
 
 std::vector<uint32_t> QueuePool::Unreserve(const std::string& id) {

@@ -72,6 +72,13 @@ class QueuePool {
   std::vector<uint32_t> ReservedFor(const std::string& id) const;
 
  private:
+  // The `count` lowest free queues not in `busy` (fewer if there are not
+  // that many); nothing is taken.
+  std::vector<uint32_t> PickFree(
+      size_t count, const absl::flat_hash_set<uint32_t>& busy) const;
+  // Adds `queues` (taken from free_ already) to reservation `id`.
+  void AddReserved(const std::string& id, const std::vector<uint32_t>& queues);
+
   std::vector<uint32_t> queues_;  // sorted
   std::vector<uint32_t> free_;    // sorted, a subset of queues_
   // Per reservation id: its unbound queues, sorted. Disjoint from free_.
