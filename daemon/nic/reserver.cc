@@ -96,11 +96,15 @@ absl::Status Reserver::CheckRequest(const ReserveRequest& req) const {
                        " is out of range [1, ", kMaxItemQueues, "]"));
     }
   }
+  return CheckTtl(req.ttl_s(), "; renew a reservation to keep it longer");
+}
+
+absl::Status Reserver::CheckTtl(uint32_t ttl_s, absl::string_view hint) const {
   const uint32_t max_ttl = d_.config->max_reservation_ttl_s();
-  if (req.ttl_s() == 0 || req.ttl_s() > max_ttl) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ttl_s ", req.ttl_s(), " is out of range [1, ", max_ttl,
-        "] (max_reservation_ttl_s); renew a reservation to keep it longer"));
+  if (ttl_s == 0 || ttl_s > max_ttl) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ttl_s ", ttl_s, " is out of range [1, ", max_ttl,
+                     "] (max_reservation_ttl_s)", hint));
   }
   return absl::OkStatus();
 }
@@ -244,12 +248,8 @@ absl::StatusOr<devmem::v1::Reservation> Reserver::Renew(
         "reservation ", r->id, " expired at ", When(r->expires, now),
         "; its queues went back to the pool: reserve again"));
   }
-  const uint32_t max_ttl = d_.config->max_reservation_ttl_s();
-  if (req.ttl_s() == 0 || req.ttl_s() > max_ttl) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("ttl_s ", req.ttl_s(), " is out of range [1, ", max_ttl,
-                     "] (max_reservation_ttl_s)"));
-  }
+  absl::Status ttl = CheckTtl(req.ttl_s(), "");
+  if (!ttl.ok()) return ttl;
   ReservationRecord renewed = *r;
   renewed.expires = now + absl::Seconds(req.ttl_s());
   devmem::v1::JournalEntry put;

@@ -82,6 +82,8 @@ class Reserver {
 
  private:
   absl::Status CheckRequest(const devmem::v1::ReserveRequest& req) const;
+  // 1..max_reservation_ttl_s, or INVALID_ARGUMENT saying so (and `hint`).
+  absl::Status CheckTtl(uint32_t ttl_s, absl::string_view hint) const;
   // Takes the items' queues under `id`; all or nothing.
   absl::StatusOr<std::vector<ReservationRecord::Item>> TakeItems(
       const std::string& id, const devmem::v1::ReserveRequest& req);
