@@ -419,14 +419,14 @@ void NicManager::ReleaseEverything(devmem::v1::DrainProgress* progress) {
   for (const auto& [handle, b] : leases_.bindings()) handles.push_back(handle);
   for (uint64_t h : handles) binder_.Release(h, rule_cause::kDrain);
   progress->set_released_bindings(static_cast<uint32_t>(handles.size()));
-  devmem::v1::ReleaseReservationRequest all;
+  std::vector<std::string> ids;
+  for (const auto& [id, r] : reservations_.all()) ids.push_back(id);
   uint32_t released = 0;
-  std::vector<std::string> jobs;
-  for (const auto& [id, r] : reservations_.all()) jobs.push_back(r.job_id);
-  for (const std::string& job : jobs) {
-    all.set_job_id(job);
-    all.set_any_owner(true);
-    auto done = reserver_.Release(all, "drain");
+  for (const std::string& id : ids) {
+    devmem::v1::ReleaseReservationRequest one;
+    one.set_id(id);
+    one.set_any_owner(true);
+    auto done = reserver_.Release(one, "drain");
     if (done.ok()) released += static_cast<uint32_t>(done->released_size());
   }
   progress->set_released_reservations(released);
