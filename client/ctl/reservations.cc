@@ -83,6 +83,16 @@ const char* StateName(v1::ReservationState state) {
   }
 }
 
+// --ttl in whole seconds (capped at what the field holds), or why not.
+absl::StatusOr<uint32_t> TtlSeconds() {
+  const absl::Duration ttl = absl::GetFlag(FLAGS_ttl);
+  if (ttl < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("--ttl must be at least 1s");
+  }
+  return static_cast<uint32_t>(
+      std::min<int64_t>(absl::ToInt64Seconds(ttl), UINT32_MAX));
+}
+
 // The request `reserve`'s flags describe, or a usage error message.
 absl::StatusOr<v1::ReserveRequest> ReserveRequestFromFlags() {
   v1::ReserveRequest req;
@@ -94,12 +104,9 @@ absl::StatusOr<v1::ReserveRequest> ReserveRequestFromFlags() {
   req.set_owner(absl::GetFlag(FLAGS_owner));
   const int32_t queues = absl::GetFlag(FLAGS_queues);
   if (queues < 0) return absl::InvalidArgumentError("--queues must be >= 1");
-  const absl::Duration ttl = absl::GetFlag(FLAGS_ttl);
-  if (ttl < absl::Seconds(1)) {
-    return absl::InvalidArgumentError("--ttl must be at least 1s");
-  }
-  req.set_ttl_s(static_cast<uint32_t>(
-      std::min<int64_t>(absl::ToInt64Seconds(ttl), UINT32_MAX)));
+  absl::StatusOr<uint32_t> ttl_s = TtlSeconds();
+  if (!ttl_s.ok()) return ttl_s.status();
+  req.set_ttl_s(*ttl_s);
   if (absl::GetFlag(FLAGS_redeemer_uid) >= 0) {
     req.set_redeemer_uid(
         static_cast<uint32_t>(absl::GetFlag(FLAGS_redeemer_uid)));
@@ -178,12 +185,11 @@ int RunRenew(const std::vector<std::string>& args) {
   req.set_owner(absl::GetFlag(FLAGS_owner));
   req.set_any_owner(absl::GetFlag(FLAGS_any_owner));
   if (req.id().empty()) return UsageError("renew", "name the reservation id");
-  const absl::Duration ttl = absl::GetFlag(FLAGS_ttl);
-  if (ttl < absl::Seconds(1)) {
-    return UsageError("renew", "--ttl must be at least 1s");
+  absl::StatusOr<uint32_t> ttl_s = TtlSeconds();
+  if (!ttl_s.ok()) {
+    return UsageError("renew", std::string{ttl_s.status().message()});
   }
-  req.set_ttl_s(static_cast<uint32_t>(
-      std::min<int64_t>(absl::ToInt64Seconds(ttl), UINT32_MAX)));
+  req.set_ttl_s(*ttl_s);
   absl::StatusOr<std::unique_ptr<Session>> session = OpenSession();
   if (!session.ok()) return FailOpen("renew", session.status());
   auto renewed = (*session)->Renew(req);
