@@ -119,6 +119,26 @@ class HostControlTest : public ::testing::Test {
   // A fake PCI tree with one GPU (lo, the NIC, is not on PCI).
   FakePci pci_;
   PciTopology topology_{MakeTopology(pci_)};
+  // The last progress message of a drain that must end without error.
+  v1::DrainProgress DrainToTheEnd(const v1::DrainRequest& req) {
+    v1::DrainProgress last;
+    absl::Status s = admin_->Drain(req, [&](const v1::DrainProgress& p) {
+      last = p;
+      return true;
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return last;
+  }
+  // A binding of one queue made with a reservation's token (the memory is
+  // closed again: the daemon keeps its own reference).
+  absl::StatusOr<v1::Binding> BindWithToken(Session& workload,
+                                            const std::string& token) {
+    UniqueFd mem = Memfd();
+    BindOptions opts;
+    opts.reservation_token = token;
+    return workload.BindRx(mem.get_unowned(), opts);
+  }
+
   std::string dir_;
   std::string state_dir_;
   std::unique_ptr<Daemon> daemon_;
@@ -212,21 +232,11 @@ TEST_F(HostControlTest, DrainDeadlineReportsWhatRemainsAndBreaksNothing) {
   auto made = admin_->Reserve(Ask("job-a"));
   ASSERT_TRUE(made.ok()) << made.status();
   auto workload = Open();
-  UniqueFd mem = Memfd();
-  BindOptions opts;
-  opts.reservation_token = made->token();
-  auto b = workload->BindRx(mem.get_unowned(), opts);
+  auto b = BindWithToken(*workload, made->token());
   ASSERT_TRUE(b.ok()) << b.status();
   v1::DrainRequest req;
   req.set_deadline_s(1);
-  v1::DrainProgress last;
-  ASSERT_TRUE(admin_
-                  ->Drain(req,
-                          [&](const v1::DrainProgress& p) {
-                            last = p;
-                            return true;
-                          })
-                  .ok());
+  v1::DrainProgress last = DrainToTheEnd(req);
   EXPECT_TRUE(last.deadline_passed());
   EXPECT_FALSE(last.done());
   EXPECT_EQ(last.bindings(), 1u);
@@ -236,13 +246,7 @@ TEST_F(HostControlTest, DrainDeadlineReportsWhatRemainsAndBreaksNothing) {
   EXPECT_EQ(daemon_->nics().binding_count(), 1u);  // not broken
   // Asked explicitly, the deadline releases what remains.
   req.set_release_at_deadline(true);
-  ASSERT_TRUE(admin_
-                  ->Drain(req,
-                          [&](const v1::DrainProgress& p) {
-                            last = p;
-                            return true;
-                          })
-                  .ok());
+  last = DrainToTheEnd(req);
   EXPECT_TRUE(last.done());
   EXPECT_EQ(last.released_bindings(), 1u);
   EXPECT_EQ(last.released_reservations(), 1u);
@@ -296,7 +300,7 @@ TEST_F(HostControlTest, ATooOldRevisionGetsASnapshotFirst) {
   ASSERT_TRUE(made.ok());
   bool snapshot = false;
   uint64_t at = 0;
-  std::vector<v1::Event> after = Watch(start, 0, &snapshot, &at);
+  Watch(start, 0, &snapshot, &at);
   // count 0 stops at the first message: the snapshot.
   EXPECT_TRUE(snapshot);
   EXPECT_EQ(at, daemon_->events().revision());
@@ -334,10 +338,7 @@ TEST_F(HostControlTest, CordonAndReservationsSurviveARestart) {
   EXPECT_TRUE(snapshot);
   // The token still binds.
   auto workload = Open();
-  UniqueFd mem = Memfd();
-  BindOptions opts;
-  opts.reservation_token = made->token();
-  EXPECT_TRUE(workload->BindRx(mem.get_unowned(), opts).ok());
+  EXPECT_TRUE(BindWithToken(*workload, made->token()).ok());
 }
 
 }  // namespace
