@@ -1,8 +1,11 @@
 #include "daemon/config.h"
 
 #include <grp.h>
+#include <pwd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -87,6 +90,32 @@ absl::Status CheckProfiles(const devmem::v1::DaemonConfig& c,
                      4096);
     }
     if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// admin_users: each name's uid joins admin_uids and allow_uids (once).
+absl::Status ResolveAdminUsers(devmem::v1::DaemonConfig* c,
+                               absl::string_view source) {
+  for (int i = 0; i < c->admin_users_size(); ++i) {
+    struct passwd pw;
+    struct passwd* result = nullptr;
+    std::vector<char> buf(16384);
+    int err = ::getpwnam_r(c->admin_users(i).c_str(), &pw, buf.data(),
+                           buf.size(), &result);
+    if (result == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source, ": field admin_users[", i, "] = \"", c->admin_users(i),
+          "\": no such user",
+          err != 0 ? absl::StrCat(" (", std::strerror(err), ")") : "",
+          "; create it (e.g. with sysusers.d) or remove the line"));
+    }
+    const uint32_t uid = result->pw_uid;
+    auto has = [uid](const auto& list) {
+      return std::find(list.begin(), list.end(), uid) != list.end();
+    };
+    if (!has(c->admin_uids())) c->add_admin_uids(uid);
+    if (!has(c->allow_uids())) c->add_allow_uids(uid);
   }
   return absl::OkStatus();
 }
@@ -181,6 +210,8 @@ absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
                        c->allow_slices(i), "\" ", problem));
     }
   }
+  s = ResolveAdminUsers(c, source);
+  if (!s.ok()) return s;
   if (!c->socket_group().empty()) {
     struct group gr;
     struct group* result = nullptr;

@@ -66,6 +66,23 @@ TEST(ConfigTest, UnknownGroupRejected) {
   EXPECT_THAT(c.status().message(), HasSubstr("no such group"));
 }
 
+TEST(ConfigTest, AdminUsersBecomeAdminAndAllowedUids) {
+  // "nobody" (65534) exists on every Debian system.
+  auto c = ParseConfig("admin_users: \"nobody\"\nadmin_uids: 65534\n",
+                       "x.textproto");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->admin_uids_size(), 1) << "listed once";
+  EXPECT_EQ(c->admin_uids(0), 65534U);
+  ASSERT_EQ(c->allow_uids_size(), 1);
+  EXPECT_EQ(c->allow_uids(0), 65534U);
+  auto bad =
+      ParseConfig("admin_users: \"no-such-user-devmemd\"", "x.textproto");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(
+      bad.status().message(),
+      HasSubstr("admin_users[0] = \"no-such-user-devmemd\": no such user"));
+}
+
 TEST(ConfigTest, UnitAndSliceRulesAreCheckedAndNamed) {
   auto ok = ParseConfig(
       "allow_units: [\"train.service\", \"job-7.scope\"]\n"

@@ -140,6 +140,7 @@ grpc::Status DevmemService::GetStatus(grpc::ServerContext* ctx,
     resp->add_degraded(std::move(line));
   }
   resp->set_journal_error(deps_.nics->journal_error());
+  *resp->mutable_cordon() = deps_.nics->cordon_state();
   if (deps_.health) {
     const HealthReport report = deps_.health();
     resp->set_health(HealthStateName(report.state));

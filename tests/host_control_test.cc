@@ -172,7 +172,17 @@ TEST_F(HostControlTest, InventoryListsGpusAndTheirDistanceToEachNic) {
 TEST_F(HostControlTest, CordonRefusesNewWorkButNotAdmittedWork) {
   auto made = admin_->Reserve(Ask("job-a"));
   ASSERT_TRUE(made.ok()) << made.status();
+  auto nic = admin_->GetNicState({"lo"});
+  ASSERT_TRUE(nic.ok()) << nic.status();
+  ASSERT_EQ(nic->nics_size(), 1);
+  EXPECT_EQ(nic->nics(0).reserved_queues_size(),
+            made->reservation().items(0).queues_size())
+      << "GetNicState counts reserved queues apart from free ones";
   ASSERT_TRUE(CordonHost("rack 7 maintenance").ok());
+  auto status = admin_->GetStatus();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(status->cordon().cordoned());
+  EXPECT_EQ(status->cordon().reason(), "rack 7 maintenance");
   auto refused = admin_->Reserve(Ask("job-b"));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(refused.status().message(), HasSubstr("rack 7 maintenance"));

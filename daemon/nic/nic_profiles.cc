@@ -273,6 +273,7 @@ devmem::v1::NicState NicProfiles::State(const NicRecord& nic) const {
   for (uint32_t q : nic.pool.free()) {
     if (!kernel_bound.contains(q)) st.add_free_queues(q);
   }
+  for (uint32_t q : nic.pool.reserved()) st.add_reserved_queues(q);
   st.set_rule_quota(nic.rule_quota);
   st.set_degraded(nic.degraded);
   if (nic.ifindex != 0) {

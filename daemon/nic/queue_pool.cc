@@ -74,6 +74,15 @@ void QueuePool::Clear() {
   reserved_.clear();
 }
 
+std::vector<uint32_t> QueuePool::reserved() const {
+  std::vector<uint32_t> out;
+  for (const auto& [id, queues] : reserved_) {
+    out.insert(out.end(), queues.begin(), queues.end());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 size_t QueuePool::reserved_count() const {
   size_t n = 0;
   for (const auto& [id, queues] : reserved_) n += queues.size();

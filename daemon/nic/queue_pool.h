@@ -30,6 +30,8 @@ class QueuePool {
   const std::vector<uint32_t>& free() const { return free_; }
   size_t free_count() const { return free_.size(); }
   size_t reserved_count() const;
+  // Every reserved (unbound) queue of every reservation, sorted.
+  std::vector<uint32_t> reserved() const;
   size_t used_count() const {
     return queues_.size() - free_.size() - reserved_count();
   }

@@ -69,6 +69,7 @@ TEST(QueuePoolTest, ReservedQueuesAreNeitherFreeNorTakenWithoutTheId) {
   EXPECT_THAT(*r, ElementsAre(4, 5));
   EXPECT_THAT(pool.free(), ElementsAre(6, 7));
   EXPECT_EQ(pool.reserved_count(), 2u);
+  EXPECT_THAT(pool.reserved(), ElementsAre(4, 5));
   EXPECT_EQ(pool.used_count(), 0u);
   // An unreserved bind sees only the free queues.
   auto unreserved = pool.Take(3, {}, "eth1");
