@@ -6,42 +6,18 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <vector>
-
-#include <google/protobuf/io/tokenizer.h>
-#include <google/protobuf/text_format.h>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "daemon/base/text_proto.h"
 #include "daemon/ops/listen_address.h"
 #include "daemon/session/unit_identity.h"
 #include "kernel/errno_status.h"
 
 namespace devmem {
 namespace {
-
-class CollectErrors : public google::protobuf::io::ErrorCollector {
- public:
-  explicit CollectErrors(absl::string_view source) : source_(source) {}
-  void AddError(int line, google::protobuf::io::ColumnNumber column,
-                const std::string& message) override {
-    // The parser counts from 0; editors count from 1.
-    errors_.push_back(
-        absl::StrCat(source_, ":", line + 1, ":", column + 1, ": ", message));
-  }
-  void AddWarning(int line, google::protobuf::io::ColumnNumber column,
-                  const std::string& message) override {
-    AddError(line, column, message);
-  }
-  const std::vector<std::string>& errors() const { return errors_; }
-
- private:
-  std::string source_;
-  std::vector<std::string> errors_;
-};
 
 absl::Status CheckRange(absl::string_view source, absl::string_view field,
                         uint32_t value, uint32_t lo, uint32_t hi) {
@@ -232,28 +208,18 @@ absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
 absl::StatusOr<devmem::v1::DaemonConfig> ParseConfig(absl::string_view text,
                                                      absl::string_view source) {
   devmem::v1::DaemonConfig config;
-  CollectErrors errors(source);
-  google::protobuf::TextFormat::Parser parser;
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(absl::StrCat(text), &config)) {
-    if (errors.errors().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(source, ": not a valid devmem.v1.DaemonConfig"));
-    }
-    return absl::InvalidArgumentError(absl::StrJoin(errors.errors(), "\n"));
-  }
-  absl::Status s = FinalizeConfig(&config, source);
+  absl::Status s = ParseTextProto(text, source, &config);
+  if (s.ok()) s = FinalizeConfig(&config, source);
   if (!s.ok()) return s;
   return config;
 }
 
 absl::StatusOr<devmem::v1::DaemonConfig> LoadConfigFile(
     const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return ErrnoStatus(errno, absl::StrCat("cannot read config ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseConfig(ss.str(), path);
+  std::string text;
+  absl::Status read = ReadTextFile(path, &text);
+  if (!read.ok()) return read;
+  return ParseConfig(text, path);
 }
 
 }  // namespace devmem

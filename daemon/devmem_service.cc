@@ -141,6 +141,9 @@ grpc::Status DevmemService::GetStatus(grpc::ServerContext* ctx,
   }
   resp->set_journal_error(deps_.nics->journal_error());
   *resp->mutable_cordon() = deps_.nics->cordon_state();
+  const NicManager::HostFigures host = deps_.nics->HostMetrics();
+  resp->set_reservations_active(host.reservations_active);
+  resp->set_reservations_expired(host.reservations_expired);
   if (deps_.health) {
     const HealthReport report = deps_.health();
     resp->set_health(HealthStateName(report.state));

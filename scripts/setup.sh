@@ -9,7 +9,7 @@ PACKAGES=(
   libabsl-dev libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libmnl-dev
   libsystemd-dev prometheus-cpp-dev libcivetweb-dev libgtest-dev libgmock-dev pkg-config
   g++ python3 ethtool iproute2 util-linux clang-format
-  python3-grpcio python3-protobuf
+  python3-grpcio python3-protobuf libssl-dev openssl
   clang-14 libclang-rt-14-dev
   prometheus dpkg-dev binutils
   systemd dbus-daemon dbus-bin

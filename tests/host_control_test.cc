@@ -183,6 +183,7 @@ TEST_F(HostControlTest, CordonRefusesNewWorkButNotAdmittedWork) {
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_TRUE(status->cordon().cordoned());
   EXPECT_EQ(status->cordon().reason(), "rack 7 maintenance");
+  EXPECT_EQ(status->reservations_active(), 1U);
   auto refused = admin_->Reserve(Ask("job-b"));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(refused.status().message(), HasSubstr("rack 7 maintenance"));

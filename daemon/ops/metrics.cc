@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "daemon/ops/metric_family.h"
 #include "kernel/errno_status.h"
 
 namespace devmem {
@@ -20,43 +21,6 @@ namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-using Labels = std::vector<std::pair<std::string, std::string>>;
-
-// Builds one family sample by sample.
-class FamilyBuilder {
- public:
-  FamilyBuilder(std::string name, std::string help, MetricType type) {
-    family_.name = std::move(name);
-    family_.help = std::move(help);
-    family_.type = type;
-  }
-  FamilyBuilder& Add(const Labels& labels, double value) {
-    ClientMetric m;
-    for (const auto& [k, v] : labels) m.label.push_back({k, v});
-    if (family_.type == MetricType::Counter) {
-      m.counter.value = value;
-    } else {
-      m.gauge.value = value;
-    }
-    family_.metric.push_back(std::move(m));
-    return *this;
-  }
-  // Appends the family to `out` if it has a sample.
-  void To(std::vector<MetricFamily>* out) {
-    if (!family_.metric.empty()) out->push_back(std::move(family_));
-  }
-
- private:
-  MetricFamily family_;
-};
-
-// "applied", "not_capable", ...: the enum's name without its prefix.
-std::string ProfileStateLabel(devmem::v1::ProfileState state) {
-  std::string name(absl::StripPrefix(devmem::v1::ProfileState_Name(state),
-                                     "PROFILE_STATE_"));
-  absl::AsciiStrToLower(&name);
-  return name;
-}
 
 constexpr devmem::v1::ProfileState kProfileStates[] = {
     devmem::v1::PROFILE_STATE_UNMANAGED, devmem::v1::PROFILE_STATE_NOT_CAPABLE,
@@ -421,7 +385,7 @@ std::vector<MetricFamily> DaemonMetrics::CollectKernel(
                 !bound.count(*q.queue_id)) {
               continue;
             }
-            const Labels labels = {{"nic", n.nic},
+            const MetricLabels labels = {{"nic", n.nic},
                                    {"queue", absl::StrCat(*q.queue_id)}};
             for (size_t i = 0; i < std::size(kCounters); ++i) {
               const auto& v = q.*kCounters[i].field;
@@ -466,7 +430,7 @@ std::vector<MetricFamily> DaemonMetrics::CollectKernel(
     if (!queue_view.ok()) continue;
     for (const QueueInfo& q : *queue_view) {
       if (q.type != QueueInfo::Type::kRx || !bound.count(q.id)) continue;
-      const Labels labels = {{"nic", n.nic}, {"queue", absl::StrCat(q.id)}};
+      const MetricLabels labels = {{"nic", n.nic}, {"queue", absl::StrCat(q.id)}};
       dmabuf_bound.Add(labels, q.dmabuf ? 1 : 0);
       if (!q.napi_id) continue;
       uint64_t q_inflight = 0;

@@ -30,6 +30,9 @@ _LIBS = {
     "mnl": (["libmnl"], "libmnl-dev"),
     "systemd": (["libsystemd"], "libsystemd-dev"),
     "prometheus": (["prometheus-cpp-pull", "prometheus-cpp-core"], "prometheus-cpp-dev"),
+    # devmem-agent terminates TLS 1.3 itself (gRPC 1.51's C++ API can neither
+    # pin the TLS version nor report why a handshake failed).
+    "openssl": (["openssl"], "libssl-dev"),
     "gtest_main": (["gtest_main", "gmock"], "libgtest-dev libgmock-dev"),
     "gtest": (["gtest", "gmock"], "libgtest-dev libgmock-dev"),
 }
