@@ -27,9 +27,9 @@ absl::Status CheckIdentities(const fleet::v1::AgentConfig& c,
     for (int i = 0; i < list->size(); ++i) {
       const std::string& id = list->Get(i);
       const std::string name = absl::StrCat(field, "[", i, "]");
-      if (id.empty() || id.size() > 1024) {
+      if (id.empty() || id.size() > 256) {
         return FieldError(source, name, id,
-                          "must be a certificate identity of 1..1024 bytes");
+                          "must be a certificate identity of 1..256 bytes (devmemd keeps owners up to 256)");
       }
       if (!seen.insert(id).second) {
         return FieldError(source, name, id,

@@ -50,7 +50,7 @@ expect() {
   diff -u - "$WORK/$1.calls" || fail "$1: other calls than expected (- expected, + made); output: $(cat "$WORK/$1.out")"
   echo "$1: ok"
 }
-SETUP='systemd-sysusers devmemd.conf
+SETUP='systemd-sysusers devmemd.conf devmem-agent.conf
 systemd-tmpfiles --create devmemd.conf'
 
 run install_systemd yes postinst configure "" || fail "install_systemd: $(cat "$WORK/install_systemd.out")"
@@ -60,6 +60,7 @@ deb-systemd-helper --quiet was-enabled devmemd.socket
 deb-systemd-helper enable devmemd.socket
 deb-systemd-helper --quiet was-enabled devmemd.service
 deb-systemd-helper enable devmemd.service
+deb-systemd-helper update-state devmem-agent.service
 systemctl --system daemon-reload
 deb-systemd-invoke start devmemd.socket
 deb-systemd-invoke start devmemd.service
@@ -72,6 +73,7 @@ deb-systemd-helper --quiet was-enabled devmemd.socket
 deb-systemd-helper enable devmemd.socket
 deb-systemd-helper --quiet was-enabled devmemd.service
 deb-systemd-helper enable devmemd.service
+deb-systemd-helper update-state devmem-agent.service
 EOF
 
 # An upgrade where the admin had disabled the service: it stays disabled, and
@@ -84,9 +86,11 @@ deb-systemd-helper --quiet was-enabled devmemd.socket
 deb-systemd-helper enable devmemd.socket
 deb-systemd-helper --quiet was-enabled devmemd.service
 deb-systemd-helper update-state devmemd.service
+deb-systemd-helper update-state devmem-agent.service
 systemctl --system daemon-reload
 deb-systemd-invoke start devmemd.socket
 deb-systemd-invoke restart devmemd.service
+deb-systemd-invoke try-restart devmem-agent.service
 EOF
 
 # devmemd fails to start: the package still configures, and says where to look.
@@ -97,18 +101,18 @@ grep -q 'devmemd: did not start; see systemctl status devmemd' "$WORK/start_fail
 echo "start_fails: ok"
 
 # set -e: a user that cannot be made fails the postinst before anything else.
-if STUB_FAIL="systemd-sysusers devmemd.conf" run sysusers_fails yes postinst configure ""; then
+if STUB_FAIL="systemd-sysusers devmemd.conf devmem-agent.conf" run sysusers_fails yes postinst configure ""; then
   fail "sysusers_fails: the postinst succeeded"
 fi
-expect sysusers_fails <<<"systemd-sysusers devmemd.conf"
+expect sysusers_fails <<<"systemd-sysusers devmemd.conf devmem-agent.conf"
 
 run remove_systemd yes prerm remove || fail "remove_systemd: $(cat "$WORK/remove_systemd.out")"
-expect remove_systemd <<<"deb-systemd-invoke stop devmemd.service devmemd.socket"
+expect remove_systemd <<<"deb-systemd-invoke stop devmem-agent.service devmemd.service devmemd.socket"
 run upgrade_prerm yes prerm upgrade 0.2.0 || fail "upgrade_prerm: $(cat "$WORK/upgrade_prerm.out")"
 expect upgrade_prerm </dev/null
 run remove_no_systemd no prerm remove || fail "remove_no_systemd: $(cat "$WORK/remove_no_systemd.out")"
 expect remove_no_systemd </dev/null
-STUB_FAIL="deb-systemd-invoke stop devmemd.service devmemd.socket" run stop_fails yes prerm remove ||
+STUB_FAIL="deb-systemd-invoke stop devmem-agent.service devmemd.service devmemd.socket" run stop_fails yes prerm remove ||
   fail "stop_fails: the prerm failed, so the package could never be removed"
 echo "stop_fails: ok"
 

@@ -35,6 +35,8 @@ cleanup() {
       DEBIAN_FRONTEND=noninteractive apt-get purge -y -q devmemd >/dev/null 2>&1 || dpkg --purge devmemd || true
     fi
     if [[ $user_existed == no ]]; then
+      userdel devmem-agent 2>/dev/null || true
+      groupdel devmem-agent 2>/dev/null || true
       userdel devmemd 2>/dev/null || true
       groupdel devmemd 2>/dev/null || true
     fi
@@ -54,10 +56,12 @@ LC_ALL=C sort -k3 >"$WORK/expected" <<'EOF'
 drwxr-xr-x root/root ./
 drwxr-xr-x root/root ./etc/
 drwxr-xr-x root/root ./etc/devmemd/
+-rw-r--r-- root/root ./etc/devmemd/devmem-agent.textproto
 -rw-r--r-- root/root ./etc/devmemd/devmemd.textproto
 drwxr-xr-x root/root ./lib/
 drwxr-xr-x root/root ./lib/systemd/
 drwxr-xr-x root/root ./lib/systemd/system/
+-rw-r--r-- root/root ./lib/systemd/system/devmem-agent.service
 -rw-r--r-- root/root ./lib/systemd/system/devmemd.service
 -rw-r--r-- root/root ./lib/systemd/system/devmemd.socket
 drwxr-xr-x root/root ./usr/
@@ -65,10 +69,12 @@ drwxr-xr-x root/root ./usr/bin/
 -rwxr-xr-x root/root ./usr/bin/devmemctl
 drwxr-xr-x root/root ./usr/lib/
 drwxr-xr-x root/root ./usr/lib/sysusers.d/
+-rw-r--r-- root/root ./usr/lib/sysusers.d/devmem-agent.conf
 -rw-r--r-- root/root ./usr/lib/sysusers.d/devmemd.conf
 drwxr-xr-x root/root ./usr/lib/tmpfiles.d/
 -rw-r--r-- root/root ./usr/lib/tmpfiles.d/devmemd.conf
 drwxr-xr-x root/root ./usr/sbin/
+-rwxr-xr-x root/root ./usr/sbin/devmem-agent
 -rwxr-xr-x root/root ./usr/sbin/devmemd
 drwxr-xr-x root/root ./usr/share/
 drwxr-xr-x root/root ./usr/share/devmemd/
@@ -80,6 +86,7 @@ drwxr-xr-x root/root ./usr/share/devmemd/prometheus/
 drwxr-xr-x root/root ./usr/share/doc/
 drwxr-xr-x root/root ./usr/share/doc/devmemd/
 -rw-r--r-- root/root ./usr/share/doc/devmemd/DBUS.md
+-rw-r--r-- root/root ./usr/share/doc/devmemd/FLEET.md
 -rw-r--r-- root/root ./usr/share/doc/devmemd/METRICS.md
 -rw-r--r-- root/root ./usr/share/doc/devmemd/PROTOCOL.md
 -rw-r--r-- root/root ./usr/share/doc/devmemd/README.md
@@ -131,12 +138,13 @@ for bin in usr/sbin/devmemd usr/bin/devmemctl; do
   done
 done
 echo "every library the binaries link comes from a package in Depends"
-[[ $(cat "$WORK/ctl/conffiles") == /etc/devmemd/devmemd.textproto ]] ||
+[[ $(cat "$WORK/ctl/conffiles") == $'/etc/devmemd/devmemd.textproto\n/etc/devmemd/devmem-agent.textproto' ]] ||
   fail "conffiles: $(cat "$WORK/ctl/conffiles")"
 (cd "$WORK/x" && md5sum --quiet -c "$WORK/ctl/md5sums") || fail "md5sums do not match the files"
 [[ $(wc -l <"$WORK/ctl/md5sums") -eq $(($(grep -c '^-' "$WORK/contents") - 1)) ]] ||
   fail "md5sums should list every file but the conffile: $(cat "$WORK/ctl/md5sums")"
 cmp "$WORK/x/etc/devmemd/devmemd.textproto" "$HERE/deploy/devmemd.textproto" || fail "the conffile is not deploy/devmemd.textproto"
+cmp "$WORK/x/etc/devmemd/devmem-agent.textproto" "$HERE/deploy/devmem-agent.textproto" || fail "the conffile is not deploy/devmem-agent.textproto"
 grep -q '^ExecStart=/usr/sbin/devmemd ' "$WORK/x/lib/systemd/system/devmemd.service" ||
   fail "devmemd.service does not start /usr/sbin/devmemd"
 
@@ -217,13 +225,23 @@ for link in sockets.target.wants/devmemd.socket multi-user.target.wants/devmemd.
     fail "/etc/systemd/system/$link: $(ls -l "/etc/systemd/system/$link" 2>&1)"
 done
 echo "units enabled: devmemd.socket, devmemd.service"
+[[ ! -e /etc/systemd/system/multi-user.target.wants/devmem-agent.service ]] ||
+  fail "the package enabled devmem-agent (it needs TLS files first)"
+getent passwd devmem-agent | grep -q ':/usr/sbin/nologin$' || fail "devmem-agent user: $(getent passwd devmem-agent)"
+id -nG devmem-agent | grep -qw devmemd || fail "devmem-agent is not in group devmemd: $(id devmem-agent)"
+echo "devmem-agent: user $(id devmem-agent), unit installed and not enabled"
 rc=0
 /usr/sbin/devmemd --help >"$WORK/help" 2>&1 || rc=$?
 if [[ $rc -gt 1 ]] || ! grep -q 'Usage: devmemd' "$WORK/help"; then
   fail "devmemd --help (exit $rc): $(cat "$WORK/help")"
 fi
 /usr/bin/devmemctl --help >"$WORK/help" 2>&1 || fail "devmemctl --help: $(cat "$WORK/help")"
-echo "devmemd --help and devmemctl --help run"
+rc=0
+/usr/sbin/devmem-agent --help >"$WORK/help" 2>&1 || rc=$?
+if [[ $rc -gt 1 ]] || ! grep -q 'Usage: devmem-agent' "$WORK/help"; then
+  fail "devmem-agent --help (exit $rc): $(cat "$WORK/help")"
+fi
+echo "devmemd, devmemctl and devmem-agent --help run"
 
 echo "== reinstall (the postinst again) keeps an edited conffile"
 echo '# edited by the operator' >>/etc/devmemd/devmemd.textproto
