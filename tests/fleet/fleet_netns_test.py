@@ -1,0 +1,343 @@
+#!/usr/bin/env python3
+"""A fleet of four hosts on one machine, as root: each host is a network
+namespace with its own devmemd (a simulated devmem NIC over a veth) and its own
+devmem-agent on that namespace's address, running as an unprivileged uid. A
+launcher namespace reaches them over a bridge, with the Python launcher
+(client/examples/fleet_launcher.py) and certificates made by openssl.
+
+ 1. the launcher reserves on all four hosts (all or nothing), over mTLS;
+ 2. on host 1 a workload running as uid nobody takes its token from
+    DEVMEM_RESERVATION, binds, and receives 8 MiB checked byte by byte; without
+    the token it cannot take the reserved queues; host 2's token is refused;
+ 3. all or nothing: with host 3 cordoned, a second job gets nothing anywhere;
+ 4. kill -9 of host 2's devmemd: its agent says UNAVAILABLE meanwhile, then the
+    reservation is back and its token still works; kill -9 of host 4's agent
+    loses nothing;
+ 5. a short TTL expires across processes and frees the queue, and its token is
+    refused saying when it expired; Renew keeps another;
+ 6. with require_reservation, a workload without a token is refused;
+ 7. the launcher releases the job everywhere.
+Only namespaces, links and processes this test creates are touched."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.getcwd(), "tests/fleet"))
+import fleet_harness as h  # noqa: E402
+from fleet_harness import check  # noqa: E402
+
+HOSTS = 4
+TAG = f"dmf{os.getpid() % 100000}"
+LAUNCHER_NS = f"{TAG}-l"
+AGENT_UID = 64999  # no passwd entry: an unprivileged uid of its own
+LAUNCHER = os.path.join(h.REPO, "client/examples/fleet_launcher.py")
+PEER = os.path.join(h.REPO, "tests/tools/pattern_peer")
+
+
+def sh(*argv, ns=None, **kw):
+    if ns:
+        argv = ("ip", "netns", "exec", ns) + argv
+    return subprocess.run(argv, check=kw.pop("check", True),
+                          capture_output=True, text=True, **kw)
+
+
+def skip_unless_root():
+    if os.getuid() != 0:
+        print("SKIPPED: fleet_netns_test needs root (network namespaces, "
+              "veth, setpriv); run as root")
+        sys.exit(0)
+    probe = f"{TAG}-probe"
+    if sh("ip", "netns", "add", probe, check=False).returncode != 0:
+        print("SKIPPED: cannot create network namespaces here")
+        sys.exit(0)
+    sh("ip", "netns", "del", probe)
+
+
+def host_ns(i):
+    return f"{TAG}-h{i}"
+
+
+def host_ip(i):
+    return f"10.78.0.{10 + i}"
+
+
+def make_network():
+    sh("ip", "netns", "add", LAUNCHER_NS)
+    sh("ip", "-n", LAUNCHER_NS, "link", "set", "lo", "up")
+    sh("ip", "-n", LAUNCHER_NS, "link", "add", "br0", "type", "bridge")
+    sh("ip", "-n", LAUNCHER_NS, "addr", "add", "10.78.0.1/24", "dev", "br0")
+    sh("ip", "-n", LAUNCHER_NS, "link", "set", "br0", "up")
+    for i in range(1, HOSTS + 1):
+        ns = host_ns(i)
+        sh("ip", "netns", "add", ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "-n", ns, "link", "add", f"fh{i}", "type", "veth", "peer",
+           "name", f"fb{i}", "netns", LAUNCHER_NS)
+        sh("ip", "-n", ns, "addr", "add", f"{host_ip(i)}/24", "dev", f"fh{i}")
+        sh("ip", "-n", ns, "link", "set", f"fh{i}", "up")
+        sh("ip", "-n", LAUNCHER_NS, "link", "set", f"fb{i}", "master", "br0")
+        sh("ip", "-n", LAUNCHER_NS, "link", "set", f"fb{i}", "up")
+
+
+def drop_network():
+    for ns in [LAUNCHER_NS] + [host_ns(i) for i in range(1, HOSTS + 1)]:
+        sh("ip", "netns", "del", ns, check=False)
+
+
+class Host:
+    def __init__(self, fleet, i):
+        self.fleet, self.i = fleet, i
+        self.ns = host_ns(i)
+        self.nic = f"fh{i}"
+        self.work = os.path.join(fleet.work, f"host{i}")
+        self.run = os.path.join(self.work, "run")
+        os.makedirs(self.work, mode=0o755)
+        self.devmemd = self.agent = None
+
+    def start_devmemd(self, extra=""):
+        config = os.path.join(self.work, "devmemd.textproto")
+        with open(config, "w") as f:
+            f.write(f"allow_uids: [0, {self.fleet.nobody}, {AGENT_UID}]\n"
+                    f"admin_uids: {AGENT_UID}\n"
+                    f'socket_group: "nogroup"\nnic_backend: "simulated"\n'
+                    f'nic_profiles {{ nic: "{self.nic}" pool_queues: 3 }}\n'
+                    + extra)
+        for sock in ("grpc.sock", "session.sock"):
+            if os.path.exists(os.path.join(self.run, sock)):
+                os.unlink(os.path.join(self.run, sock))
+        self.devmemd = h.Process(
+            [h.DEVMEMD, f"--config={config}", f"--runtime_dir={self.run}",
+             f"--state_dir={self.work}/state", "--dbus="],
+            os.path.join(self.work, "devmemd.log"), self.ns)
+        self.devmemd.wait_for("ready: ")
+
+    def start_agent(self):
+        config = os.path.join(self.work, "agent.textproto")
+        h.write_agent_config(
+            config, self.fleet.pki, os.path.join(self.run, "grpc.sock"),
+            f"{host_ip(self.i)}:7443",
+            {"observers": ["observer"], "launchers": ["launcher"],
+             "operators": ["operator"]})
+        self.agent = h.Process(
+            ["setpriv", f"--reuid={AGENT_UID}", f"--regid={self.fleet.nogroup}",
+             "--clear-groups", "--", h.AGENT, f"--config={config}"],
+            os.path.join(self.work, "agent.log"), self.ns)
+        self.agent.wait_for(r"serving fleet.v1 on ")
+
+    def address(self):
+        return f"{host_ip(self.i)}:7443"
+
+    def stop(self):
+        for p in (self.agent, self.devmemd):
+            if p is not None:
+                p.stop()
+
+
+class Fleet:
+    def __init__(self, work):
+        self.work = work
+        os.chmod(work, 0o755)
+        self.nobody = int(sh("id", "-u", "nobody").stdout)
+        self.nogroup = int(sh("getent", "group", "nogroup").stdout.split(":")[2])
+        self.pki = os.path.join(work, "pki")
+        h.make_pki(self.pki, *[host_ip(i) for i in range(1, HOSTS + 1)])
+        self.gen = os.path.join(work, "gen")
+        h.generate_stubs(self.gen)
+        self.ctl = os.path.join(work, "devmemctl")
+        shutil.copy(os.path.join(h.REPO, "client/devmemctl"), self.ctl)
+        os.chmod(self.ctl, 0o755)
+        make_network()
+        self.hosts = [Host(self, i) for i in range(1, HOSTS + 1)]
+        for host in self.hosts:
+            host.start_devmemd()
+            host.start_agent()
+
+    def launcher(self, *args, cert="launcher"):
+        argv = ["/usr/bin/python3", LAUNCHER, "--stubs", self.gen,
+                "--ca", f"{self.pki}/ca.pem", "--cert", f"{self.pki}/{cert}.pem",
+                "--key", f"{self.pki}/{cert}.key", "--json", "--timeout", "5",
+                *args]
+        r = sh(*argv, ns=LAUNCHER_NS, check=False)
+        return r.returncode, json.loads(r.stdout) if r.stdout else {}, r.stderr
+
+    def client(self, host, name="operator"):
+        """A fleet.v1 client in the launcher namespace (by entering it)."""
+        return h.Client(host.address(), self.pki, name)
+
+    def stop(self):
+        for host in self.hosts:
+            host.stop()
+
+
+def in_launcher_ns():
+    """Moves this process's network namespace into the launcher's, so that
+    Python gRPC channels dial through the bridge."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/run/netns/{LAUNCHER_NS}", os.O_RDONLY)
+    if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+        raise OSError(ctypes.get_errno(), "setns to the launcher namespace")
+    os.close(fd)
+
+
+def receive(fleet, host, port, token, queues=1):
+    """A nobody listener on host (DEVMEM_RESERVATION=token unless empty) that
+    checks 8 MiB of the pattern sent from the launcher namespace."""
+    env = ["env"] + ([f"DEVMEM_RESERVATION={token}"] if token else [])
+    argv = ["ip", "netns", "exec", host.ns, "setpriv",
+            f"--reuid={fleet.nobody}", f"--regid={fleet.nogroup}",
+            "--clear-groups", "--", *env, fleet.ctl, f"--runtime_dir={host.run}",
+            "listen", f"--nic={host.nic}", f"--addr={host_ip(host.i)}",
+            f"--port={port}", "--bind_memfd_mb=4", f"--queues={queues}",
+            "--expect_pattern"]
+    listener = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 10
+    while time.time() < deadline and listener.poll() is None:
+        ss = sh("ss", "-Hltn", f"sport = :{port}", ns=host.ns).stdout
+        if "LISTEN" in ss:
+            break
+        time.sleep(0.05)
+    if listener.poll() is not None:
+        out, err = listener.communicate()
+        return listener.returncode, out + err
+    sh(PEER, "send", f"--to={host_ip(host.i)}:{port}", f"--bytes={8 << 20}",
+       ns=LAUNCHER_NS)
+    out, err = listener.communicate(timeout=30)
+    return listener.returncode, out + err
+
+
+def main():
+    skip_unless_root()
+    work = tempfile.mkdtemp(prefix="devmem-fleet.")
+    fleet = None
+    try:
+        fleet = Fleet(work)
+        hosts = fleet.hosts
+        addrs = [x.address() for x in hosts]
+
+        print("--- 1. reserve on all four hosts", flush=True)
+        rc, out, err = fleet.launcher("--job", "train-1", "--queues", "1",
+                                      "--ttl", "600", *addrs)
+        check(rc == 0 and len(out["hosts"]) == 4,
+              f"the launcher reserved on 4 hosts (rc {rc}) {err}")
+        tokens = {a: r["token"] for a, r in out.get("hosts", {}).items()}
+        check(len(set(tokens.values())) == 4 and
+              all(t.startswith("dmr1-") for t in tokens.values()),
+              "each host gave its own token")
+
+        print("--- 2. a workload as nobody redeems on host 1", flush=True)
+        rc, text = receive(fleet, hosts[0], 7401, "", queues=3)
+        check(rc != 0 and "RESOURCE_EXHAUSTED" in text,
+              "without the token the reserved queue is not taken")
+        rc, text = receive(fleet, hosts[0], 7402, tokens[addrs[1]])
+        check(rc != 0 and "FAILED_PRECONDITION" in text,
+              "host 2's token is refused on host 1: " +
+              [l for l in text.splitlines() if "FAILED_PRECONDITION" in l][0][-160:])
+        rc, text = receive(fleet, hosts[0], 7403, tokens[addrs[0]])
+        check(rc == 0 and "8388608" in text,
+              f"with DEVMEM_RESERVATION it binds and receives 8 MiB, checked")
+
+        in_launcher_ns()
+        op = {x.i: fleet.client(x) for x in hosts}
+
+        print("--- 3. all or nothing", flush=True)
+        code, _ = op[3].code(op[3].stub.Cordon, op[3].pb.CordonRequest(
+            reason="rack 3 maintenance"))
+        rc, out, err = fleet.launcher("--job", "train-2", "--queues", "1", *addrs)
+        check(rc == 1 and list(out["failures"]) == [addrs[2]] and
+              "rack 3 maintenance" in out["failures"][addrs[2]],
+              f"a cordoned host fails the job: {out.get('failures')}")
+        left = sum(len(c.code(c.stub.ListReservations, c.pb.ListReservationsRequest(
+            job_id="train-2"))[1].reservations) for c in op.values())
+        check(left == 0, "nothing of the failed job is left on any host")
+        op[3].code(op[3].stub.Uncordon, op[3].pb.UncordonRequest())
+
+        print("--- 4. kill -9", flush=True)
+        h2 = hosts[1]
+        h2.devmemd.stop(signal.SIGKILL)
+        code, detail = op[2].code(op[2].stub.ListReservations,
+                                  op[2].pb.ListReservationsRequest())
+        check(code == "UNAVAILABLE", f"devmemd down: the agent says {code}")
+        h2.start_devmemd()
+        deadline, listed = time.time() + 15, None
+        while time.time() < deadline:
+            code, listed = op[2].code(op[2].stub.ListReservations,
+                                      op[2].pb.ListReservationsRequest())
+            if code == "OK":
+                break
+            time.sleep(0.2)
+        check(code == "OK" and [r.job_id for r in listed.reservations] == ["train-1"],
+              "after devmemd's kill -9 the reservation is back through the agent")
+        rc, text = receive(fleet, h2, 7406, tokens[addrs[1]])
+        check(rc == 0 and "8388608" in text,
+              "... and its token still works on host 2 (8 MiB received)")
+        hosts[3].agent.stop(signal.SIGKILL)
+        hosts[3].start_agent()
+        op[4] = fleet.client(hosts[3])
+        code, listed = op[4].code(op[4].stub.ListReservations,
+                                  op[4].pb.ListReservationsRequest())
+        check(code == "OK" and len(listed.reservations) == 1,
+              "after the agent's kill -9 it serves again, nothing lost")
+
+        print("--- 5. TTL across processes", flush=True)
+        launcher3 = h.Client(hosts[2].address(), fleet.pki, "launcher")
+        code, short = launcher3.reserve("short", nic=hosts[2].nic, ttl=2)
+        code, kept = launcher3.reserve("kept", nic=hosts[2].nic, ttl=2)
+        time.sleep(1)
+        launcher3.code(launcher3.stub.Renew, launcher3.pb.RenewRequest(
+            id=kept.reservation.id, ttl_s=600))
+        time.sleep(3)
+        code, listed = launcher3.code(launcher3.stub.ListReservations,
+                                      launcher3.pb.ListReservationsRequest())
+        states = {r.job_id: r.state for r in listed.reservations}
+        check(states.get("short") == 2 and states.get("kept") == 1,
+              f"the short TTL expired, the renewed one did not: {states}")
+        host3 = op[3].code(op[3].stub.GetHost, op[3].pb.GetHostRequest())[1]
+        nic3 = [n for n in host3.nics if n.name == hosts[2].nic][0]
+        check(nic3.pool_total == 3 and nic3.pool_free == 1 and nic3.pool_reserved == 2,
+              "expiry gave the short one's queue back; train-1 and kept hold one "
+              f"each: free {nic3.pool_free}, reserved {nic3.pool_reserved}")
+        rc, text = receive(fleet, hosts[2], 7405, short.token)
+        check(rc != 0 and "expired" in text,
+              "the token of an expired reservation is refused, saying when: " +
+              [l for l in text.splitlines() if "expired" in l][0][-160:])
+        launcher3.close()
+
+        print("--- 6. require_reservation", flush=True)
+        hosts[0].devmemd.stop()
+        hosts[0].start_devmemd("require_reservation: true\n")
+        rc, text = receive(fleet, hosts[0], 7404, "")
+        check(rc != 0 and "FAILED_PRECONDITION" in text,
+              "with require_reservation a binding without a token is refused")
+
+        print("--- 7. release everywhere", flush=True)
+        rc, out, err = fleet.launcher("--job", "train-1", "--release", *addrs)
+        check(rc == 0 and all(len(v) == 1 for v in out["hosts"].values()),
+              f"released on every host: {out.get('hosts')}")
+        for c in op.values():
+            c.close()
+    finally:
+        if fleet is not None:
+            fleet.stop()
+            if h.FAILURES:
+                for host in fleet.hosts:
+                    for p in (host.devmemd, host.agent):
+                        if p is not None:
+                            print(f"--- {p.log}\n{p.text()}")
+        drop_network()
+        shutil.rmtree(work, ignore_errors=True)
+    if h.FAILURES:
+        print(f"FAILED: {len(h.FAILURES)} check(s)")
+        return 1
+    print("PASS: fleet_netns_test")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
