@@ -7,6 +7,7 @@
 
 #include <cerrno>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/agent_config.h"
 #include "client/host_port.h"
@@ -24,7 +25,7 @@ absl::StatusOr<UniqueFd> ListenTcp(const std::string& text,
   if (!hp.ok()) return hp.status();
   sockaddr_storage ss{};
   socklen_t len = 0;
-  const bool v6 = hp->ip.find(':') != std::string::npos;
+  const bool v6 = absl::StrContains(hp->ip, ':');
   if (v6) {
     auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
     in6->sin6_family = AF_INET6;
@@ -39,8 +40,8 @@ absl::StatusOr<UniqueFd> ListenTcp(const std::string& text,
                 &in->sin_addr);
     len = sizeof(*in);
   }
-  UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                       0));
+  UniqueFd fd(
+      ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return ErrnoStatus(errno, "socket");
   int one = 1;
   ::setsockopt(fd.get_unowned(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -98,8 +99,7 @@ absl::Status Agent::Init() {
   sources.connections = [this] {
     return listener_ != nullptr ? listener_->open_connections() : 0;
   };
-  sources.devmemd =
-      [this]() -> absl::StatusOr<devmem::v1::GetStatusResponse> {
+  sources.devmemd = [this]() -> absl::StatusOr<devmem::v1::GetStatusResponse> {
     devmem::v1::GetStatusResponse resp;
     grpc::Status s =
         link_.stub()->GetStatus(link_.UnaryContext().get(), {}, &resp);
@@ -124,7 +124,9 @@ absl::Status Agent::Init() {
       }));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server_ = builder.BuildAndStart();
-  if (server_ == nullptr) return absl::InternalError("gRPC server did not start");
+  if (server_ == nullptr) {
+    return absl::InternalError("gRPC server did not start");
+  }
   server_->GetHealthCheckService()->SetServingStatus("fleet.v1.Fleet", true);
 
   TlsListener::Options lo;
@@ -138,9 +140,8 @@ absl::Status Agent::Init() {
                                 detail.empty() ? "" : ": ", detail));
     }
   };
-  listener_ = std::make_unique<TlsListener>(*std::move(listen_fd), &contexts_,
-                                            server_.get(), &peers_,
-                                            std::move(lo));
+  listener_ = std::make_unique<TlsListener>(
+      *std::move(listen_fd), &contexts_, server_.get(), &peers_, std::move(lo));
   absl::Status started = listener_->Start();
   if (!started.ok()) return started;
 

@@ -11,8 +11,8 @@ namespace {
 
 absl::Status FieldError(absl::string_view source, absl::string_view field,
                         absl::string_view value, absl::string_view problem) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      source, ": field ", field, " = \"", value, "\" ", problem));
+  return absl::InvalidArgumentError(
+      absl::StrCat(source, ": field ", field, " = \"", value, "\" ", problem));
 }
 
 absl::Status CheckIdentities(const fleet::v1::AgentConfig& c,
@@ -29,7 +29,8 @@ absl::Status CheckIdentities(const fleet::v1::AgentConfig& c,
       const std::string name = absl::StrCat(field, "[", i, "]");
       if (id.empty() || id.size() > 256) {
         return FieldError(source, name, id,
-                          "must be a certificate identity of 1..256 bytes (devmemd keeps owners up to 256)");
+                          "must be a certificate identity of 1..256 bytes "
+                          "(devmemd keeps owners up to 256)");
       }
       if (!seen.insert(id).second) {
         return FieldError(source, name, id,

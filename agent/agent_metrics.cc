@@ -16,7 +16,7 @@ using prometheus::MetricType;
 // From 100 us (a refused call) to 10 s (the relay deadline).
 prometheus::Histogram::BucketBoundaries RpcBuckets() {
   return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10};
+          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 }
 
 }  // namespace
@@ -69,8 +69,8 @@ void AgentMetrics::CountReload(bool ok) {
 
 std::string AgentMetrics::Serialize() {
   std::vector<prometheus::MetricFamily> out = registry_->Collect();
-  FamilyBuilder("devmem_agent_build_info",
-                "devmem-agent's version; always 1.", MetricType::Gauge)
+  FamilyBuilder("devmem_agent_build_info", "devmem-agent's version; always 1.",
+                MetricType::Gauge)
       .Add({{"version", sources_.version}}, 1)
       .To(&out);
   FamilyBuilder("devmem_agent_start_time_seconds",

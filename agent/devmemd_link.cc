@@ -12,9 +12,9 @@ DevmemdLink::DevmemdLink(std::string socket_path, absl::Duration call_timeout)
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
   // devmemd is local: no proxies, ever.
   args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
-  channel_ = grpc::CreateCustomChannel(absl::StrCat("unix:", socket_path_),
-                                       grpc::InsecureChannelCredentials(),
-                                       args);
+  channel_ =
+      grpc::CreateCustomChannel(absl::StrCat("unix:", socket_path_),
+                                grpc::InsecureChannelCredentials(), args);
   stub_ = devmem::v1::Devmem::NewStub(channel_);
 }
 

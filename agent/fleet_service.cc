@@ -58,8 +58,8 @@ grpc::Status FleetService::Reserve(grpc::ServerContext* ctx,
   up.set_ttl_s(req->ttl_s());
   if (req->has_redeemer_uid()) up.set_redeemer_uid(req->redeemer_uid());
   up.set_owner(who->identity);
-  return deps_.link->Relay(deps_.link->stub()->Reserve(
-      deps_.link->UnaryContext().get(), up, resp));
+  return deps_.link->Relay(
+      deps_.link->stub()->Reserve(deps_.link->UnaryContext().get(), up, resp));
 }
 
 grpc::Status FleetService::Renew(grpc::ServerContext* ctx,
@@ -71,8 +71,8 @@ grpc::Status FleetService::Renew(grpc::ServerContext* ctx,
   up.set_id(req->id());
   up.set_ttl_s(req->ttl_s());
   up.set_owner(who->identity);  // everyone renews only their own
-  return deps_.link->Relay(deps_.link->stub()->Renew(
-      deps_.link->UnaryContext().get(), up, resp));
+  return deps_.link->Relay(
+      deps_.link->stub()->Renew(deps_.link->UnaryContext().get(), up, resp));
 }
 
 grpc::Status FleetService::Release(
@@ -108,8 +108,8 @@ grpc::Status FleetService::Cordon(grpc::ServerContext* ctx,
   devmem::v1::CordonRequest up;
   up.set_reason(req->reason());
   up.set_by(who->identity);
-  return deps_.link->Relay(deps_.link->stub()->Cordon(
-      deps_.link->UnaryContext().get(), up, resp));
+  return deps_.link->Relay(
+      deps_.link->stub()->Cordon(deps_.link->UnaryContext().get(), up, resp));
 }
 
 grpc::Status FleetService::Uncordon(grpc::ServerContext* ctx,
@@ -119,8 +119,8 @@ grpc::Status FleetService::Uncordon(grpc::ServerContext* ctx,
   if (!who.ok()) return ToGrpc(who.status());
   devmem::v1::UncordonRequest up;
   up.set_by(who->identity);
-  return deps_.link->Relay(deps_.link->stub()->Uncordon(
-      deps_.link->UnaryContext().get(), up, resp));
+  return deps_.link->Relay(
+      deps_.link->stub()->Uncordon(deps_.link->UnaryContext().get(), up, resp));
 }
 
 template <typename Msg>

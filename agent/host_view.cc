@@ -13,7 +13,6 @@
 namespace devmem::agent {
 namespace {
 
-
 std::string FirstLine(const std::string& path) {
   std::ifstream in(path);
   std::string line;

@@ -67,9 +67,9 @@ int main(int argc, char** argv) {
                 2);
   }
   if (absl::GetFlag(FLAGS_check_config)) {
-    auto tls = devmem::agent::LoadServerContext(
-        {config->tls().ca_file(), config->tls().cert_file(),
-         config->tls().key_file()});
+    auto tls = devmem::agent::LoadServerContext({config->tls().ca_file(),
+                                                 config->tls().cert_file(),
+                                                 config->tls().key_file()});
     if (!tls.ok()) return Fail(std::string{tls.status().message()}, 2);
     std::printf("ok\n");
     return 0;

@@ -22,8 +22,8 @@ StreamGuard::StreamGuard(size_t max_streams, absl::Duration stall_timeout)
     : max_streams_(max_streams), stall_timeout_(stall_timeout) {
   thread_ = std::thread([this] {
     absl::MutexLock lock(&mu_);
-    while (!mu_.AwaitWithTimeout(absl::Condition(&stopping_),
-                                 absl::Seconds(1))) {
+    while (
+        !mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Seconds(1))) {
       mu_.Unlock();
       CheckNow(absl::Now());
       mu_.Lock();
@@ -43,9 +43,10 @@ absl::StatusOr<std::unique_ptr<StreamGuard::Stream>> StreamGuard::Admit(
     grpc::ServerContext* client, grpc::ClientContext* upstream) {
   absl::MutexLock lock(&mu_);
   if (streams_.size() >= max_streams_) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        max_streams_, " Watch and Drain streams are open on this agent "
-                      "(max_streams); close one or retry later"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat(max_streams_,
+                     " Watch and Drain streams are open on this agent "
+                     "(max_streams); close one or retry later"));
   }
   std::unique_ptr<Stream> s(new Stream(this, client, upstream));
   streams_.push_back(s.get());

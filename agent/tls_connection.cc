@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -77,7 +78,7 @@ HandshakeFailure FromReason(int reason) {
 
 // Waits for `events` on `fd` (or `stop_fd`) for at most `timeout_ms` (-1:
 // forever). False if stop_fd fired or poll failed.
-bool WaitFor(int fd, short events, int stop_fd, int timeout_ms) {
+bool WaitFor(int fd, int16_t events, int stop_fd, int timeout_ms) {
   struct pollfd pfds[2] = {{fd, events, 0}, {stop_fd, POLLIN, 0}};
   int n;
   do {
@@ -162,7 +163,7 @@ std::optional<TlsConnection::Failure> TlsConnection::Handshake(
     const int r = SSL_accept(ssl_);
     if (r == 1) return std::nullopt;
     const int err = SSL_get_error(ssl_, r);
-    short events = 0;
+    int16_t events = 0;
     if (err == SSL_ERROR_WANT_READ) {
       events = POLLIN;
     } else if (err == SSL_ERROR_WANT_WRITE) {
@@ -171,8 +172,8 @@ std::optional<TlsConnection::Failure> TlsConnection::Handshake(
       return Classify(err);
     }
     const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (ms <= 0 || !WaitFor(tcp_.get_unowned(), events, stop_fd,
-                            static_cast<int>(ms))) {
+    if (ms <= 0 ||
+        !WaitFor(tcp_.get_unowned(), events, stop_fd, static_cast<int>(ms))) {
       return Failure{HandshakeFailure::kTimeout,
                      "the handshake did not finish in time"};
     }
@@ -196,7 +197,7 @@ void TlsConnection::Pump(const UniqueFd& app, int stop_fd) {
   const int app_fd = app.get_unowned();
   for (;;) {
     bool progress = false;
-    short net_events = 0, app_events = 0;
+    int16_t net_events = 0, app_events = 0;
     if (down_len == 0) {
       ERR_clear_error();
       const int n = SSL_read(ssl_, down.data(), static_cast<int>(down.size()));

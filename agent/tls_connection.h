@@ -28,11 +28,11 @@ enum class HandshakeFailure {
 };
 const char* HandshakeFailureName(HandshakeFailure cause);
 inline constexpr HandshakeFailure kAllHandshakeFailures[] = {
-    HandshakeFailure::kNoCertificate,   HandshakeFailure::kExpired,
-    HandshakeFailure::kNotYetValid,     HandshakeFailure::kUnknownCa,
-    HandshakeFailure::kBadCertificate,  HandshakeFailure::kProtocolVersion,
-    HandshakeFailure::kNoH2,            HandshakeFailure::kNotTls,
-    HandshakeFailure::kTimeout,         HandshakeFailure::kClosed,
+    HandshakeFailure::kNoCertificate,  HandshakeFailure::kExpired,
+    HandshakeFailure::kNotYetValid,    HandshakeFailure::kUnknownCa,
+    HandshakeFailure::kBadCertificate, HandshakeFailure::kProtocolVersion,
+    HandshakeFailure::kNoH2,           HandshakeFailure::kNotTls,
+    HandshakeFailure::kTimeout,        HandshakeFailure::kClosed,
     HandshakeFailure::kOther};
 
 // The identity a client certificate names: its first SAN URI, else its first

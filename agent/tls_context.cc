@@ -94,9 +94,9 @@ absl::StatusOr<SslCtxPtr> LoadServerContext(const TlsFilePaths& paths) {
     return FileError("key_file", paths.key_file, "not a PEM private key");
   }
   if (SSL_CTX_check_private_key(ctx.get()) != 1) {
-    return FileError("key_file", paths.key_file,
-                     absl::StrCat("does not match the certificate in ",
-                                  paths.cert_file));
+    return FileError(
+        "key_file", paths.key_file,
+        absl::StrCat("does not match the certificate in ", paths.cert_file));
   }
   if (SSL_CTX_load_verify_locations(ctx.get(), paths.ca_file.c_str(),
                                     nullptr) != 1) {
@@ -106,9 +106,8 @@ absl::StatusOr<SslCtxPtr> LoadServerContext(const TlsFilePaths& paths) {
   // certificates pick the right one.
   STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(paths.ca_file.c_str());
   if (names != nullptr) SSL_CTX_set_client_CA_list(ctx.get(), names);
-  SSL_CTX_set_verify(ctx.get(),
-                     SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-                     nullptr);
+  SSL_CTX_set_verify(
+      ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   SSL_CTX_set_verify_depth(ctx.get(), 8);
   SSL_CTX_set_alpn_select_cb(ctx.get(), SelectH2, nullptr);
   return ctx;

@@ -135,21 +135,21 @@ void TlsListener::AcceptLoop() {
     Connection* c = &connections_.back();
     c->thread = std::thread(
         [this, c, tcp = std::move(tcp), peer = std::move(peer)]() mutable {
-          Serve(std::move(tcp), std::move(peer));
+          Serve(std::move(tcp), peer);
           absl::MutexLock done_lock(&mu_);
           c->done = true;
         });
   }
 }
 
-void TlsListener::Serve(UniqueFd tcp, std::string peer) {
+void TlsListener::Serve(UniqueFd tcp, const std::string& peer) {
   TlsConnection conn(std::move(tcp), contexts_->Current());
   auto failure = conn.Handshake(absl::Now() + options_.handshake_timeout,
                                 stop_fd_.get_unowned());
   if (failure.has_value()) {
     if (options_.on_refused) {
-      options_.on_refused(HandshakeFailureName(failure->cause),
-                          failure->detail, peer);
+      options_.on_refused(HandshakeFailureName(failure->cause), failure->detail,
+                          peer);
     }
     return;
   }

@@ -65,7 +65,7 @@ class TlsListener {
     bool done = false;
   };
   void AcceptLoop();
-  void Serve(UniqueFd tcp, std::string peer);
+  void Serve(UniqueFd tcp, const std::string& peer);
   void ReapDone() ABSL_LOCKS_EXCLUDED(mu_);
 
   UniqueFd listen_fd_;

@@ -141,8 +141,8 @@ echo "every library the binaries link comes from a package in Depends"
 [[ $(cat "$WORK/ctl/conffiles") == $'/etc/devmemd/devmemd.textproto\n/etc/devmemd/devmem-agent.textproto' ]] ||
   fail "conffiles: $(cat "$WORK/ctl/conffiles")"
 (cd "$WORK/x" && md5sum --quiet -c "$WORK/ctl/md5sums") || fail "md5sums do not match the files"
-[[ $(wc -l <"$WORK/ctl/md5sums") -eq $(($(grep -c '^-' "$WORK/contents") - 1)) ]] ||
-  fail "md5sums should list every file but the conffile: $(cat "$WORK/ctl/md5sums")"
+[[ $(wc -l <"$WORK/ctl/md5sums") -eq $(($(grep -c '^-' "$WORK/contents") - 2)) ]] ||
+  fail "md5sums should list every file but the two conffiles: $(cat "$WORK/ctl/md5sums")"
 cmp "$WORK/x/etc/devmemd/devmemd.textproto" "$HERE/deploy/devmemd.textproto" || fail "the conffile is not deploy/devmemd.textproto"
 cmp "$WORK/x/etc/devmemd/devmem-agent.textproto" "$HERE/deploy/devmem-agent.textproto" || fail "the conffile is not deploy/devmem-agent.textproto"
 grep -q '^ExecStart=/usr/sbin/devmemd ' "$WORK/x/lib/systemd/system/devmemd.service" ||
