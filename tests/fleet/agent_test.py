@@ -304,6 +304,19 @@ def test_health_and_limits(env):
           "cancelled streams are gone")
 
 
+def test_metrics_are_documented(env):
+    import re
+    import urllib.request
+    body = urllib.request.urlopen(env.metrics + "/metrics", timeout=10).read().decode()
+    exported = set(re.findall(r"^# TYPE (devmem_agent_[a-z_]+) ", body, re.M))
+    with open(os.path.join(os.getcwd(), "docs/METRICS.md"), encoding="utf-8") as f:
+        documented = set(re.findall(r"^\| `(devmem_agent_[a-z_]+)` \|", f.read(), re.M))
+    check(len(exported) >= 10 and exported == documented,
+          f"every agent family is in docs/METRICS.md and back: only exported "
+          f"{sorted(exported - documented)}, only documented "
+          f"{sorted(documented - exported)}")
+
+
 def test_sighup(env):
     a = env.client("launcher")
     stream = a.stub.Watch(a.pb.WatchRequest(), timeout=60)
@@ -375,6 +388,7 @@ def main():
         env = Env(work)
         for t in [test_matrix, test_handshake_failures, test_ownership_and_tokens,
                   test_bad_input, test_watch_and_drain, test_health_and_limits,
+                  test_metrics_are_documented,
                   test_sighup, test_devmemd_restart, test_agent_kill9]:
             print(f"--- {t.__name__}", flush=True)
             t(env)
