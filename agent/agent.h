@@ -57,6 +57,7 @@ class Agent {
   DevmemdLink link_;
   HostView host_;
   StreamGuard streams_;
+  HeapTrimmer trimmer_;
   std::unique_ptr<AgentMetrics> metrics_;
   std::unique_ptr<FleetService> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -92,10 +92,10 @@ absl::StatusOr<fleet::v1::AgentConfig> ParseAgentConfig(
         source, ": field listen is required (e.g. \"0.0.0.0:7443\")"));
   }
   auto listen = ParseHostPort(c.listen());
-  if (!listen.ok() || listen->port == 0) {
+  if (!listen.ok()) {
     return FieldError(source, "listen", c.listen(),
-                      "is not a numeric IP:PORT with a port (e.g. "
-                      "\"0.0.0.0:7443\" or \"[::]:7443\")");
+                      "is not a numeric IP:PORT (e.g. \"0.0.0.0:7443\" or "
+                      "\"[::]:7443\")");
   }
   for (const auto& [field, path] :
        {std::pair<const char*, std::string>{"tls.ca_file", c.tls().ca_file()},

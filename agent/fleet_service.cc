@@ -16,6 +16,12 @@ grpc::Status ToGrpc(const absl::Status& s) {
 FleetService::FleetService(Deps deps, RoleTable roles)
     : deps_(deps), roles_(std::move(roles)) {}
 
+void FleetService::AfterAnswer(size_t bytes) const {
+  if (deps_.trimmer != nullptr && bytes >= HeapTrimmer::kLargeAnswerBytes) {
+    deps_.trimmer->Request();
+  }
+}
+
 void FleetService::SetRoles(RoleTable roles) {
   absl::MutexLock lock(&mu_);
   roles_ = std::move(roles);
@@ -96,8 +102,10 @@ grpc::Status FleetService::ListReservations(
   if (!who.ok()) return ToGrpc(who.status());
   devmem::v1::ListReservationsRequest up;
   up.set_job_id(req->job_id());
-  return deps_.link->Relay(deps_.link->stub()->ListReservations(
+  grpc::Status s = deps_.link->Relay(deps_.link->stub()->ListReservations(
       deps_.link->UnaryContext().get(), up, resp));
+  AfterAnswer(resp->ByteSizeLong());
+  return s;
 }
 
 grpc::Status FleetService::Cordon(grpc::ServerContext* ctx,
@@ -140,6 +148,7 @@ grpc::Status FleetService::RelayStream(grpc::ServerContext* ctx,
     guard.WriteStarted();
     const bool written = writer->Write(msg);
     guard.WriteDone();
+    AfterAnswer(msg.ByteSizeLong());
     if (!written) {
       upstream->TryCancel();
       reader->Finish();

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/devmemd_link.h"
+#include "agent/heap_trimmer.h"
 #include "agent/host_view.h"
 #include "agent/roles.h"
 #include "agent/stream_guard.h"
@@ -27,6 +28,7 @@ class FleetService final : public fleet::v1::Fleet::Service {
     DevmemdLink* link;
     const HostView* host;
     StreamGuard* streams;
+    HeapTrimmer* trimmer;  // may be null
   };
   FleetService(Deps deps, RoleTable roles);
 
@@ -75,6 +77,9 @@ class FleetService final : public fleet::v1::Fleet::Service {
                            grpc::ClientContext* upstream,
                            grpc::ClientReader<Msg>* reader,
                            grpc::ServerWriter<Msg>* writer);
+
+  // Asks for a heap trim after an answer of at least kLargeAnswerBytes.
+  void AfterAnswer(size_t bytes) const;
 
   Deps deps_;
   mutable absl::Mutex mu_;

@@ -1,5 +1,7 @@
 #include "daemon/backend.h"
 
+#include <algorithm>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +30,8 @@ absl::StatusOr<Backend> MakeBackend(const devmem::v1::DaemonConfig& config,
     for (const auto& p : config.nic_profiles()) {
       SimulatedNicSpec spec;
       spec.name = p.nic();
+      // A profile that asks for more channels simulates a NIC that has them.
+      spec.combined_max = std::max(spec.combined_max, p.combined_channels());
       specs.push_back(spec);
       names.push_back(p.nic());
     }
