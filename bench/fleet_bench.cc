@@ -53,8 +53,7 @@ std::string ReadFile(const std::string& path) {
 }
 
 // "VmRSS" -> KiB from /proc/<pid>/status.
-long StatusKib(int pid,
-               const std::string& field) {  // NOLINT(google-runtime-int)
+int64_t StatusKib(int pid, const std::string& field) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(in, line)) {
