@@ -76,6 +76,20 @@ HandshakeFailure FromReason(int reason) {
   }
 }
 
+// SSL_ERROR_WANT_READ or _WRITE: adds the poll event the session waits for
+// to `events` and returns true. Any other error: false (the session is done).
+bool AddWanted(int ssl_error, int16_t* events) {
+  if (ssl_error == SSL_ERROR_WANT_READ) {
+    *events |= POLLIN;
+    return true;
+  }
+  if (ssl_error == SSL_ERROR_WANT_WRITE) {
+    *events |= POLLOUT;
+    return true;
+  }
+  return false;
+}
+
 // Waits for `events` on `fd` (or `stop_fd`) for at most `timeout_ms` (-1:
 // forever). False if stop_fd fired or poll failed.
 bool WaitFor(int fd, int16_t events, int stop_fd, int timeout_ms) {
@@ -164,13 +178,7 @@ std::optional<TlsConnection::Failure> TlsConnection::Handshake(
     if (r == 1) return std::nullopt;
     const int err = SSL_get_error(ssl_, r);
     int16_t events = 0;
-    if (err == SSL_ERROR_WANT_READ) {
-      events = POLLIN;
-    } else if (err == SSL_ERROR_WANT_WRITE) {
-      events = POLLOUT;
-    } else {
-      return Classify(err);
-    }
+    if (!AddWanted(err, &events)) return Classify(err);
     const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
     if (ms <= 0 ||
         !WaitFor(tcp_.get_unowned(), events, stop_fd, static_cast<int>(ms))) {
@@ -205,15 +213,8 @@ void TlsConnection::Pump(const UniqueFd& app, int stop_fd) {
         down_at = 0;
         down_len = static_cast<size_t>(n);
         progress = true;
-      } else {
-        const int err = SSL_get_error(ssl_, n);
-        if (err == SSL_ERROR_WANT_READ) {
-          net_events |= POLLIN;
-        } else if (err == SSL_ERROR_WANT_WRITE) {
-          net_events |= POLLOUT;
-        } else {
-          return;  // close_notify, reset or a TLS error: gRPC sees EOF
-        }
+      } else if (!AddWanted(SSL_get_error(ssl_, n), &net_events)) {
+        return;  // close_notify, reset or a TLS error: gRPC sees EOF
       }
     }
     if (down_len > 0) {
@@ -251,15 +252,8 @@ void TlsConnection::Pump(const UniqueFd& app, int stop_fd) {
         up_at += static_cast<size_t>(n);
         up_len -= static_cast<size_t>(n);
         progress = true;
-      } else {
-        const int err = SSL_get_error(ssl_, n);
-        if (err == SSL_ERROR_WANT_WRITE) {
-          net_events |= POLLOUT;
-        } else if (err == SSL_ERROR_WANT_READ) {
-          net_events |= POLLIN;
-        } else {
-          return;
-        }
+      } else if (!AddWanted(SSL_get_error(ssl_, n), &net_events)) {
+        return;
       }
     }
     if (progress) continue;

@@ -317,6 +317,32 @@ def test_metrics_are_documented(env):
           f"{sorted(documented - exported)}")
 
 
+def test_python_launcher(env):
+    """client/examples/fleet_launcher.py (the documented example) against the
+    real agent: GetHost to pick a NIC, Reserve, then Release."""
+    import json
+    base = ["/usr/bin/python3", os.path.join(os.getcwd(),
+                                             "client/examples/fleet_launcher.py"),
+            "--stubs", os.path.join(env.work, "gen"), "--ca", f"{env.pki}/ca.pem",
+            "--cert", f"{env.pki}/launcher.pem", "--key", f"{env.pki}/launcher.key",
+            "--json", "--job", "py-job", env.address]
+    r = subprocess.run(base + ["--queues", "2", "--ttl", "60"],
+                       capture_output=True, text=True)
+    out = json.loads(r.stdout or "{}")
+    made = out.get("hosts", {}).get(env.address, {})
+    check(r.returncode == 0 and made.get("nic") == "lo" and
+          len(made.get("queues", [])) == 2 and made.get("token", "").startswith("dmr1-"),
+          f"the Python launcher reserves over mTLS: {made} {r.stderr[-300:]}")
+    r = subprocess.run(base + ["--queues", "1"], capture_output=True, text=True)
+    out = json.loads(r.stdout or "{}")
+    check(r.returncode == 1 and "no NIC has 1 free" in out.get("failures", {}).get(
+        env.address, ""), f"a full pool fails the launcher, exit 1: {out}")
+    r = subprocess.run(base + ["--release"], capture_output=True, text=True)
+    out = json.loads(r.stdout or "{}")
+    check(r.returncode == 0 and len(out["hosts"][env.address]) == 1,
+          f"the Python launcher releases the job: {out}")
+
+
 def test_sighup(env):
     a = env.client("launcher")
     stream = a.stub.Watch(a.pb.WatchRequest(), timeout=60)
@@ -388,21 +414,18 @@ def main():
         env = Env(work)
         for t in [test_matrix, test_handshake_failures, test_ownership_and_tokens,
                   test_bad_input, test_watch_and_drain, test_health_and_limits,
-                  test_metrics_are_documented,
+                  test_metrics_are_documented, test_python_launcher,
                   test_sighup, test_devmemd_restart, test_agent_kill9]:
             print(f"--- {t.__name__}", flush=True)
             t(env)
     finally:
+        procs = []
         if env is not None:
             env.stop()
-            if h.FAILURES:
-                print("--- agent log\n" + env.agent.text())
+            procs = [env.agent, env.devmemd]
+        code = h.finish("agent_test", procs)
         shutil.rmtree(work, ignore_errors=True)
-    if h.FAILURES:
-        print(f"FAILED: {len(h.FAILURES)} check(s)")
-        return 1
-    print("PASS: agent_test")
-    return 0
+    return code
 
 
 if __name__ == "__main__":

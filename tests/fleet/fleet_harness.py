@@ -192,3 +192,16 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def finish(name, processes):
+    """The test's last words: the logs of `processes` if a check failed,
+    then FAILED or PASS; returns the exit code."""
+    if FAILURES:
+        for p in processes:
+            if p is not None:
+                print(f"--- {p.log}\n{p.text()}")
+        print(f"FAILED: {len(FAILURES)} check(s)")
+        return 1
+    print(f"PASS: {name}")
+    return 0

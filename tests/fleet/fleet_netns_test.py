@@ -323,20 +323,14 @@ def main():
         for c in op.values():
             c.close()
     finally:
+        procs = []
         if fleet is not None:
             fleet.stop()
-            if h.FAILURES:
-                for host in fleet.hosts:
-                    for p in (host.devmemd, host.agent):
-                        if p is not None:
-                            print(f"--- {p.log}\n{p.text()}")
+            procs = [p for x in fleet.hosts for p in (x.devmemd, x.agent)]
+        code = h.finish("fleet_netns_test", procs)
         drop_network()
         shutil.rmtree(work, ignore_errors=True)
-    if h.FAILURES:
-        print(f"FAILED: {len(h.FAILURES)} check(s)")
-        return 1
-    print("PASS: fleet_netns_test")
-    return 0
+    return code
 
 
 if __name__ == "__main__":
