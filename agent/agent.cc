@@ -21,7 +21,7 @@ namespace {
 // A listening TCP socket on `text` ("IP:PORT"); port 0 picks a free one.
 absl::StatusOr<UniqueFd> ListenTcp(const std::string& text,
                                    std::string* bound) {
-  auto hp = ParseHostPort(text);
+  auto hp = ParseListen(text);
   if (!hp.ok()) return hp.status();
   sockaddr_storage ss{};
   socklen_t len = 0;

@@ -1,6 +1,7 @@
 #include "agent/agent_config.h"
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "client/host_port.h"
 #include "daemon/base/text_proto.h"
@@ -81,6 +82,19 @@ void FillDefaults(fleet::v1::AgentConfig* c) {
 
 }  // namespace
 
+absl::StatusOr<HostPort> ParseListen(const std::string& text) {
+  if (absl::EndsWith(text, ":0")) {
+    auto hp = ParseHostPort(text.substr(0, text.size() - 2),
+                            /*port_optional=*/true);
+    if (!hp.ok() || hp->port != 0 || hp->ip.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", text, "\" is not a numeric IP:PORT"));
+    }
+    return hp;
+  }
+  return ParseHostPort(text);
+}
+
 absl::StatusOr<fleet::v1::AgentConfig> ParseAgentConfig(
     absl::string_view text, absl::string_view source) {
   fleet::v1::AgentConfig c;
@@ -91,7 +105,7 @@ absl::StatusOr<fleet::v1::AgentConfig> ParseAgentConfig(
     return absl::InvalidArgumentError(absl::StrCat(
         source, ": field listen is required (e.g. \"0.0.0.0:7443\")"));
   }
-  auto listen = ParseHostPort(c.listen());
+  auto listen = ParseListen(c.listen());
   if (!listen.ok()) {
     return FieldError(source, "listen", c.listen(),
                       "is not a numeric IP:PORT (e.g. \"0.0.0.0:7443\" or "

@@ -27,6 +27,16 @@ TEST(AgentConfigTest, DefaultsAreFilledIn) {
   EXPECT_EQ(c->metrics_listen(), "") << "off unless configured";
 }
 
+TEST(AgentConfigTest, ListenPortZeroTakesAFreePort) {
+  auto hp = ParseListen("127.0.0.1:0");
+  ASSERT_TRUE(hp.ok()) << hp.status();
+  EXPECT_EQ(hp->ip, "127.0.0.1");
+  EXPECT_EQ(hp->port, 0);
+  EXPECT_EQ(ParseListen("[::1]:7443")->port, 7443);
+  EXPECT_FALSE(ParseListen(":0").ok());
+  EXPECT_FALSE(ParseListen("agent:0").ok());
+}
+
 TEST(AgentConfigTest, ErrorsNameTheFieldAndWhatToDo) {
   struct Case {
     std::string text;

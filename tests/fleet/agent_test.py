@@ -410,6 +410,7 @@ def test_agent_kill9(env):
 def main():
     work = tempfile.mkdtemp(prefix="devmem-agent-test.")
     env = None
+    error = None
     try:
         env = Env(work)
         for t in [test_matrix, test_handshake_failures, test_ownership_and_tokens,
@@ -418,12 +419,15 @@ def main():
                   test_sighup, test_devmemd_restart, test_agent_kill9]:
             print(f"--- {t.__name__}", flush=True)
             t(env)
+    except Exception as e:  # noqa: BLE001  (reported, then raised)
+        error = e
+        raise
     finally:
         procs = []
         if env is not None:
             env.stop()
             procs = [env.agent, env.devmemd]
-        code = h.finish("agent_test", procs)
+        code = h.finish("agent_test", procs, error)
         shutil.rmtree(work, ignore_errors=True)
     return code
 

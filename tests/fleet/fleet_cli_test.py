@@ -12,6 +12,7 @@ competing for the same queues (never both partial); renew, release; cordon,
 drain in waves, uncordon; watch tagged by host; usage errors (exit 2)."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -37,15 +38,19 @@ class Env:
         self.devmemd, self.agents, self.addrs = [], [], []
         for i in range(HOSTS):
             d = h.start_devmemd(os.path.join(work, f"host{i}"), "lo")
-            port = h.free_port()
             config = os.path.join(work, f"agent{i}.textproto")
             h.write_agent_config(config, self.pki,
                                  os.path.join(work, f"host{i}/run/grpc.sock"),
-                                 f"127.0.0.1:{port}",
+                                 "127.0.0.1:0",
                                  {"launchers": ["launcher", "launcher2"],
                                   "operators": ["operator"]},
                                  "devmemd_timeout_ms: 20000\n")
             a, addr, _ = h.start_agent(config, os.path.join(work, f"agent{i}.log"))
+            # Restarts keep the port the first start took.
+            with open(config) as f:
+                text = f.read()
+            with open(config, "w") as f:
+                f.write(re.sub(r'^listen: .*$', f'listen: "{addr}"', text, flags=re.M))
             self.devmemd.append(d)
             self.agents.append(a)
             self.addrs.append(addr)
@@ -197,6 +202,32 @@ def test_cordon_drain_watch(env):
           f"watch: one host.uncordoned per host, tagged ({len(lines)} lines)")
 
 
+def test_python_client(env):
+    """devmem_fleet (client/python) does what the CLI does."""
+    sys.path.insert(0, os.path.join(h.REPO, "client/python"))
+    from devmem_fleet import Fleet
+    with Fleet(env.addrs, ca=f"{env.pki}/ca.pem", cert=f"{env.pki}/launcher.pem",
+               key=f"{env.pki}/launcher.key", timeout=5) as fleet:
+        gang = fleet.reserve("py-gang", queues=1, ttl_s=600)
+        check(gang.ok and len(gang.tokens) == HOSTS and
+              all(t.startswith("dmr1-") for t in gang.tokens.values()),
+              "python: a gang reservation succeeds")
+        again = fleet.reserve("py-gang", queues=1, ttl_s=600)
+        check(again.tokens == gang.tokens and env.reserved_per_host() == [1] * HOSTS,
+              "python: a retry with the same job id returns the same tokens")
+        env.agents[3].stop()
+        failed = fleet.reserve("py-gang-2", queues=1, ttl_s=600)
+        check(not failed.ok and "UNAVAILABLE" in failed.failures[env.addrs[3]],
+              f"python: a host down fails the gang: {failed.failures}")
+        env.agents[3] = h.start_agent(os.path.join(env.work, "agent3.textproto"),
+                                      os.path.join(env.work, "agent3.log"))[0]
+        check(env.reserved_per_host() == [1] * HOSTS,
+              "python: the failed gang left nothing (py-gang's queue only)")
+        released = fleet.release("py-gang")
+        check(all(len(v) == 1 for v in released.values()) and
+              env.reserved_per_host() == [0] * HOSTS, "python: release everywhere")
+
+
 def test_usage(env):
     for args, what in [(["reserve"], "--job is required"),
                        (["reserve", "--job", "x", "--ttl", "0s"], "--ttl"),
@@ -219,19 +250,23 @@ def test_usage(env):
 def main():
     work = tempfile.mkdtemp(prefix="devmem-fleet-cli.")
     env = None
+    error = None
     try:
         env = Env(work)
         for t in [test_hosts, test_reserve_all_and_retry, test_host_down,
                   test_slow_host, test_competing_launchers, test_cordon_drain_watch,
-                  test_usage]:
+                  test_python_client, test_usage]:
             print(f"--- {t.__name__}", flush=True)
             t(env)
+    except Exception as e:  # noqa: BLE001  (reported, then raised)
+        error = e
+        raise
     finally:
         procs = []
         if env is not None:
             env.stop()
             procs = env.agents + env.devmemd
-        code = h.finish("fleet_cli_test", procs)
+        code = h.finish("fleet_cli_test", procs, error)
         shutil.rmtree(work, ignore_errors=True)
     return code
 

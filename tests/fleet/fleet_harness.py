@@ -194,9 +194,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def finish(name, processes):
+def finish(name, processes, error=None):
     """The test's last words: the logs of `processes` if a check failed,
     then FAILED or PASS; returns the exit code."""
+    if error is not None:
+        FAILURES.append(f"the test stopped: {error!r}")
     if FAILURES:
         for p in processes:
             if p is not None:

@@ -216,6 +216,7 @@ def main():
     skip_unless_root()
     work = tempfile.mkdtemp(prefix="devmem-fleet.")
     fleet = None
+    error = None
     try:
         fleet = Fleet(work)
         hosts = fleet.hosts
@@ -322,12 +323,15 @@ def main():
               f"released on every host: {out.get('hosts')}")
         for c in op.values():
             c.close()
+    except Exception as e:  # noqa: BLE001  (reported, then raised)
+        error = e
+        raise
     finally:
         procs = []
         if fleet is not None:
             fleet.stop()
             procs = [p for x in fleet.hosts for p in (x.devmemd, x.agent)]
-        code = h.finish("fleet_netns_test", procs)
+        code = h.finish("fleet_netns_test", procs, error)
         drop_network()
         shutil.rmtree(work, ignore_errors=True)
     return code
