@@ -59,7 +59,8 @@ std::string UsageText() {
   }
   absl::StrAppend(&text,
                   "\nCredentials: --ca, --cert, --key (or $DEVMEM_FLEET_CA, "
-                  "$DEVMEM_FLEET_CERT, $DEVMEM_FLEET_KEY). --json on every "
+                  "$DEVMEM_FLEET_CERT, $DEVMEM_FLEET_KEY, or the same flags "
+                  "in a file: --flagfile=FILE). --json on every "
                   "command. Exit: 0 ok, 1 failed, 2 usage.");
   return text;
 }

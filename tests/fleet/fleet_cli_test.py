@@ -241,6 +241,15 @@ def test_usage(env):
                                     DEVMEM_FLEET_KEY=f"{env.pki}/launcher.key"))
         check(r.returncode == 2 and what in r.stderr,
               f"usage: {' '.join(args)} -> exit {r.returncode}: {r.stderr.strip()}")
+    flags = os.path.join(env.work, "fleet.flags")
+    with open(flags, "w") as f:
+        f.write(f"--ca={env.pki}/ca.pem\n--cert={env.pki}/observer.pem\n"
+                f"--key={env.pki}/observer.key\n")
+    r = subprocess.run([FLEET, "hosts", f"--flagfile={flags}", env.addrs[0]],
+                       capture_output=True, text=True,
+                       env={"PATH": os.environ.get("PATH", "")})
+    check(r.returncode == 1 and "PERMISSION_DENIED" in r.stderr,
+          "credentials from --flagfile (the observer has no role on these agents)")
     r = subprocess.run([FLEET, "hosts", env.addrs[0]], capture_output=True, text=True,
                        env={"PATH": os.environ.get("PATH", "")})
     check(r.returncode == 2 and "DEVMEM_FLEET_CA" in r.stderr,
