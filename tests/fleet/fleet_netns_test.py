@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""A fleet of four hosts on one machine, as root: each host is a network
+"""A fleet of eight hosts on one machine, as root: each host is a network
 namespace with its own devmemd (a simulated devmem NIC over a veth) and its own
 devmem-agent on that namespace's address, running as an unprivileged uid. A
 launcher namespace reaches them over a bridge, with the Python launcher
 (client/examples/fleet_launcher.py) and certificates made by openssl.
 
- 1. the launcher reserves on all four hosts (all or nothing), over mTLS;
+ 1. the launcher reserves on all hosts (all or nothing), over mTLS;
  2. on host 1 a workload running as uid nobody takes its token from
     DEVMEM_RESERVATION, binds, and receives 8 MiB checked byte by byte; without
     the token it cannot take the reserved queues; host 2's token is refused;
@@ -16,7 +16,9 @@ launcher namespace reaches them over a bridge, with the Python launcher
  5. a short TTL expires across processes and frees the queue, and its token is
     refused saying when it expired; Renew keeps another;
  6. with require_reservation, a workload without a token is refused;
- 7. the launcher releases the job everywhere.
+ 7. devmem-fleet over the bridge: a gang on all hosts; with one host's agent
+    down the gang fails and nothing is left on the others, asked host by host;
+ 8. the launcher releases the job everywhere.
 Only namespaces, links and processes this test creates are touched."""
 import json
 import os
@@ -31,7 +33,7 @@ sys.path.insert(0, os.path.join(os.getcwd(), "tests/fleet"))
 import fleet_harness as h  # noqa: E402
 from fleet_harness import check  # noqa: E402
 
-HOSTS = 4
+HOSTS = 8
 TAG = f"dmf{os.getpid() % 100000}"
 LAUNCHER_NS = f"{TAG}-l"
 AGENT_UID = 64999  # no passwd entry: an unprivileged uid of its own
@@ -165,6 +167,15 @@ class Fleet:
         r = sh(*argv, ns=LAUNCHER_NS, check=False)
         return r.returncode, json.loads(r.stdout) if r.stdout else {}, r.stderr
 
+    def fleet_cli(self, *args, cert="launcher"):
+        """devmem-fleet in the launcher namespace."""
+        argv = [os.path.join(h.REPO, "client/fleet/devmem-fleet"), *args,
+                f"--ca={self.pki}/ca.pem", f"--cert={self.pki}/{cert}.pem",
+                f"--key={self.pki}/{cert}.key"]
+        r = sh(*argv, ns=LAUNCHER_NS, check=False)
+        out = json.loads(r.stdout) if "--json" in args and r.stdout else r.stdout
+        return r.returncode, out, r.stderr
+
     def client(self, host, name="operator"):
         """A fleet.v1 client in the launcher namespace (by entering it)."""
         return h.Client(host.address(), self.pki, name)
@@ -222,13 +233,13 @@ def main():
         hosts = fleet.hosts
         addrs = [x.address() for x in hosts]
 
-        print("--- 1. reserve on all four hosts", flush=True)
+        print(f"--- 1. reserve on all {HOSTS} hosts", flush=True)
         rc, out, err = fleet.launcher("--job", "train-1", "--queues", "1",
                                       "--ttl", "600", *addrs)
-        check(rc == 0 and len(out["hosts"]) == 4,
-              f"the launcher reserved on 4 hosts (rc {rc}) {err}")
+        check(rc == 0 and len(out["hosts"]) == HOSTS,
+              f"the launcher reserved on {HOSTS} hosts (rc {rc}) {err}")
         tokens = {a: r["token"] for a, r in out.get("hosts", {}).items()}
-        check(len(set(tokens.values())) == 4 and
+        check(len(set(tokens.values())) == HOSTS and
               all(t.startswith("dmr1-") for t in tokens.values()),
               "each host gave its own token")
 
@@ -317,7 +328,27 @@ def main():
         check(rc != 0 and "FAILED_PRECONDITION" in text,
               "with require_reservation a binding without a token is refused")
 
-        print("--- 7. release everywhere", flush=True)
+        print("--- 7. devmem-fleet over the bridge: a gang, then one host down",
+              flush=True)
+        rc, out, err = fleet.fleet_cli("reserve", "--job", "cli-gang", "--json", *addrs)
+        check(rc == 0 and out["ok"] and len(out["hosts"]) == HOSTS,
+              f"devmem-fleet reserves on all {HOSTS} hosts {err.strip()}")
+        hosts[-1].agent.stop()
+        rc, out, err = fleet.fleet_cli("reserve", "--job", "cli-gang-2", "--timeout",
+                                       "3s", "--json", *addrs)
+        check(rc == 1 and [x["host"] for x in out["hosts"] if "UNAVAILABLE" in
+                           x.get("error", "")] == [addrs[-1]],
+              "one host down: the gang fails, naming it")
+        left = [len(op[x.i].code(op[x.i].stub.ListReservations,
+                                 op[x.i].pb.ListReservationsRequest(job_id="cli-gang-2"))
+                    [1].reservations) for x in hosts[:-1]]
+        check(left == [0] * (HOSTS - 1),
+              f"the rollback left nothing on any of the other hosts, asked each: {left}")
+        hosts[-1].start_agent()
+        rc, out, err = fleet.fleet_cli("release", "--job", "cli-gang", *addrs)
+        check(rc == 0 and out.count("released 1") == HOSTS, "devmem-fleet release")
+
+        print("--- 8. release everywhere", flush=True)
         rc, out, err = fleet.launcher("--job", "train-1", "--release", *addrs)
         check(rc == 0 and all(len(v) == 1 for v in out["hosts"].values()),
               f"released on every host: {out.get('hosts')}")
