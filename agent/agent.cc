@@ -108,7 +108,8 @@ absl::Status Agent::Init() {
   };
   metrics_ = std::make_unique<AgentMetrics>(std::move(sources));
   service_ = std::make_unique<FleetService>(
-      FleetService::Deps{&peers_, &link_, &host_, &streams_, &trimmer_}, RoleTable(c));
+      FleetService::Deps{&peers_, &link_, &host_, &streams_, &trimmer_},
+      RoleTable(c));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;

@@ -386,7 +386,7 @@ std::vector<MetricFamily> DaemonMetrics::CollectKernel(
               continue;
             }
             const MetricLabels labels = {{"nic", n.nic},
-                                   {"queue", absl::StrCat(*q.queue_id)}};
+                                         {"queue", absl::StrCat(*q.queue_id)}};
             for (size_t i = 0; i < std::size(kCounters); ++i) {
               const auto& v = q.*kCounters[i].field;
               if (v) queue_counters[i].Add(labels, static_cast<double>(*v));
@@ -430,7 +430,8 @@ std::vector<MetricFamily> DaemonMetrics::CollectKernel(
     if (!queue_view.ok()) continue;
     for (const QueueInfo& q : *queue_view) {
       if (q.type != QueueInfo::Type::kRx || !bound.count(q.id)) continue;
-      const MetricLabels labels = {{"nic", n.nic}, {"queue", absl::StrCat(q.id)}};
+      const MetricLabels labels = {{"nic", n.nic},
+                                   {"queue", absl::StrCat(q.id)}};
       dmabuf_bound.Add(labels, q.dmabuf ? 1 : 0);
       if (!q.napi_id) continue;
       uint64_t q_inflight = 0;
