@@ -36,36 +36,12 @@ absl::Status CheckProfiles(const devmem::v1::DaemonConfig& c,
   for (int i = 0; i < c.nic_profiles_size(); ++i) {
     const devmem::v1::NicProfile& p = c.nic_profiles(i);
     const std::string where = absl::StrCat(source, ": nic_profiles[", i, "]");
-    if (p.nic().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": field nic is required (an interface name)"));
-    }
-    if (p.nic().size() >= 16) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": nic \"", p.nic(),
-                       "\" is longer than an interface name can be (15)"));
-    }
+    absl::Status s = CheckProfile(p, where);
+    if (!s.ok()) return s;
     if (!seen.insert(p.nic()).second) {
       return absl::InvalidArgumentError(absl::StrCat(
           where, ": nic \"", p.nic(), "\" has more than one profile"));
     }
-    if (p.pool_queue_ids_size() > 0 && p.pool_queues() != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": set pool_queues or pool_queue_ids, not both"));
-    }
-    absl::flat_hash_set<uint32_t> ids;
-    for (uint32_t q : p.pool_queue_ids()) {
-      if (!ids.insert(q).second) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where, ": queue ", q, " is listed twice in pool_queue_ids"));
-      }
-    }
-    absl::Status s = CheckRange(where, "pool_queues", p.pool_queues(), 0, 1024);
-    if (s.ok()) {
-      s = CheckRange(where, "combined_channels", p.combined_channels(), 0,
-                     4096);
-    }
-    if (!s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -203,6 +179,35 @@ absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckProfile(const devmem::v1::NicProfile& p,
+                          absl::string_view where) {
+  if (p.nic().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": field nic is required (an interface name)"));
+  }
+  if (p.nic().size() >= 16) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": nic \"", p.nic(),
+                     "\" is longer than an interface name can be (15)"));
+  }
+  if (p.pool_queue_ids_size() > 0 && p.pool_queues() != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": set pool_queues or pool_queue_ids, not both"));
+  }
+  absl::flat_hash_set<uint32_t> ids;
+  for (uint32_t q : p.pool_queue_ids()) {
+    if (!ids.insert(q).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": queue ", q, " is listed twice in pool_queue_ids"));
+    }
+  }
+  absl::Status s = CheckRange(where, "pool_queues", p.pool_queues(), 0, 1024);
+  if (s.ok()) {
+    s = CheckRange(where, "combined_channels", p.combined_channels(), 0, 4096);
+  }
+  return s;
 }
 
 absl::StatusOr<devmem::v1::DaemonConfig> ParseConfig(absl::string_view text,

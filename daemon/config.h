@@ -23,6 +23,11 @@ absl::StatusOr<devmem::v1::DaemonConfig> ParseConfig(absl::string_view text,
 absl::StatusOr<devmem::v1::DaemonConfig> LoadConfigFile(
     const std::string& path);
 
+// One NIC profile (of the config, or of ApplyProfile): a NIC name, a pool
+// and channel count in range. INVALID_ARGUMENT starts with `where`.
+absl::Status CheckProfile(const devmem::v1::NicProfile& profile,
+                          absl::string_view where);
+
 // Fills defaults for unset fields and validates ranges. `source` names the
 // origin for messages.
 absl::Status FinalizeConfig(devmem::v1::DaemonConfig* config,

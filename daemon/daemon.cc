@@ -210,8 +210,12 @@ absl::Status Daemon::Init() {
   // Reservations past their deadline give their unbound queues back within
   // a second (every call that looks at them expires them too).
   NicManager* nics = nics_.get();
-  expiry_ = std::make_unique<PeriodicTask>(
-      absl::Seconds(1), [nics] { nics->ExpireReservations(); });
+  expiry_ = std::make_unique<PeriodicTask>(absl::Seconds(1), [nics] {
+    nics->ExpireReservations();
+    for (const std::string& line : nics->ExpireProfileChanges()) {
+      std::fprintf(stderr, "devmemd: %s\n", line.c_str());
+    }
+  });
   expiry_->Start();
   MakeSessionServer(std::move(session_fd));
   s = StartGrpc(std::move(grpc_fd));

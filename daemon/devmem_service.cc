@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/admin_streams.h"
+#include "daemon/config.h"
 #include "daemon/nic/gpu_affinity.h"
 #include "daemon/nic/inventory_proto.h"
 #include "daemon/session/socket_broker.h"
@@ -409,6 +410,34 @@ grpc::Status DevmemService::RestoreNic(grpc::ServerContext* ctx,
   auto restored = deps_.nics->Restore(req->nic());
   if (!restored.ok()) return ToGrpc(restored.status());
   *resp = *std::move(restored);
+  return grpc::Status::OK;
+}
+
+grpc::Status DevmemService::ApplyProfile(
+    grpc::ServerContext* ctx, const devmem::v1::ApplyProfileRequest* req,
+    devmem::v1::ApplyProfileResponse* resp) {
+  auto admin = Admin(ctx, "ApplyProfile");
+  if (!admin.ok()) return ToGrpc(admin.status());
+  absl::Status valid = CheckProfile(req->profile(), "profile");
+  if (!valid.ok()) return ToGrpc(valid);
+  if (req->by().size() > 256) {
+    return ToGrpc(absl::InvalidArgumentError("by is over 256 bytes"));
+  }
+  auto applied =
+      deps_.nics->ApplyProfile(*req, req->by().empty() ? *admin : req->by());
+  if (!applied.ok()) return ToGrpc(applied.status());
+  *resp = *std::move(applied);
+  return grpc::Status::OK;
+}
+
+grpc::Status DevmemService::ConfirmProfile(
+    grpc::ServerContext* ctx, const devmem::v1::ConfirmProfileRequest* req,
+    devmem::v1::ConfirmProfileResponse* resp) {
+  auto admin = Admin(ctx, "ConfirmProfile");
+  if (!admin.ok()) return ToGrpc(admin.status());
+  auto confirmed = deps_.nics->ConfirmProfile(*req);
+  if (!confirmed.ok()) return ToGrpc(confirmed.status());
+  *resp = *std::move(confirmed);
   return grpc::Status::OK;
 }
 

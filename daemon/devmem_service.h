@@ -85,6 +85,12 @@ class DevmemService final : public devmem::v1::Devmem::Service {
   grpc::Status RestoreNic(grpc::ServerContext* ctx,
                           const devmem::v1::RestoreNicRequest* req,
                           devmem::v1::RestoreNicResponse* resp) override;
+  grpc::Status ApplyProfile(grpc::ServerContext* ctx,
+                            const devmem::v1::ApplyProfileRequest* req,
+                            devmem::v1::ApplyProfileResponse* resp) override;
+  grpc::Status ConfirmProfile(
+      grpc::ServerContext* ctx, const devmem::v1::ConfirmProfileRequest* req,
+      devmem::v1::ConfirmProfileResponse* resp) override;
   grpc::Status Reserve(grpc::ServerContext* ctx,
                        const devmem::v1::ReserveRequest* req,
                        devmem::v1::ReserveResponse* resp) override;

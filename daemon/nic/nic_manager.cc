@@ -35,6 +35,8 @@ NicManager::NicManager(const Options& options)
       steering_(
           Steering::Deps{options.control, &recorder_, &profiles_, &leases_}),
       restorer_(Restorer::Deps{&profiles_, &leases_, &binder_}),
+      changer_(ProfileChanger::Deps{&profiles_, &restorer_, &recorder_,
+                                    options.clock, options.events}),
       reserver_(Reserver::Deps{
           options.config, options.clock, &recorder_, &profiles_, &leases_,
           &reservations_,
@@ -50,7 +52,8 @@ NicManager::~NicManager() {
 
 std::vector<std::string> NicManager::ApplyAll() {
   absl::MutexLock lock(&mu_);
-  std::vector<std::string> lines;
+  // Profiles changed at run time win over the config's.
+  std::vector<std::string> lines = changer_.Prepare(recorder_.state());
   for (auto& nic : profiles_.all()) {
     lines.push_back(profiles_.Apply(*nic));
     PublishProfile(*nic);
@@ -86,15 +89,13 @@ absl::StatusOr<std::vector<devmem::v1::NicState>> NicManager::States(
   absl::MutexLock lock(&mu_);
   std::vector<devmem::v1::NicState> out;
   if (names.empty()) {
-    for (const auto& nic : profiles_.all()) {
-      out.push_back(restorer_.State(*nic));
-    }
+    for (const auto& nic : profiles_.all()) out.push_back(StateOf(*nic));
     return out;
   }
   for (const std::string& name : names) {
     const NicRecord* found = profiles_.Find(name);
     if (found != nullptr) {
-      out.push_back(restorer_.State(*found));
+      out.push_back(StateOf(*found));
       continue;
     }
     auto unmanaged = profiles_.Unmanaged(name);
@@ -148,6 +149,41 @@ devmem::v1::ListReservationsResponse NicManager::ListReservations(
 std::vector<std::string> NicManager::ExpireReservations() {
   absl::MutexLock lock(&mu_);
   return reserver_.Expire();
+}
+
+devmem::v1::NicState NicManager::StateOf(const NicRecord& nic) const {
+  devmem::v1::NicState st = restorer_.State(nic);
+  *st.mutable_profile() = nic.profile;
+  if (const auto* p = changer_.PendingFor(nic.name)) {
+    *st.mutable_pending_change() = *p;
+  }
+  return st;
+}
+
+absl::StatusOr<devmem::v1::ApplyProfileResponse> NicManager::ApplyProfile(
+    const devmem::v1::ApplyProfileRequest& req, const std::string& by) {
+  absl::MutexLock lock(&mu_);
+  auto change = changer_.Apply(req, by);
+  if (!change.ok()) return change.status();
+  devmem::v1::ApplyProfileResponse resp;
+  *resp.mutable_change() = *change;
+  *resp.mutable_state() = StateOf(*profiles_.Find(change->nic()));
+  return resp;
+}
+
+absl::StatusOr<devmem::v1::ConfirmProfileResponse> NicManager::ConfirmProfile(
+    const devmem::v1::ConfirmProfileRequest& req) {
+  absl::MutexLock lock(&mu_);
+  absl::Status s = changer_.Confirm(req);
+  if (!s.ok()) return s;
+  devmem::v1::ConfirmProfileResponse resp;
+  *resp.mutable_state() = StateOf(*profiles_.Find(req.nic()));
+  return resp;
+}
+
+std::vector<std::string> NicManager::ExpireProfileChanges() {
+  absl::MutexLock lock(&mu_);
+  return changer_.Expire();
 }
 
 absl::StatusOr<uint32_t> NicManager::ReleaseBinding(uint64_t session,

@@ -22,6 +22,7 @@
 #include "daemon/nic/lease_table.h"
 #include "daemon/nic/nic_profile.h"
 #include "daemon/nic/nic_profiles.h"
+#include "daemon/nic/profile_changer.h"
 #include "daemon/nic/queue_pool.h"
 #include "daemon/nic/reservation_table.h"
 #include "daemon/nic/reserver.h"
@@ -153,6 +154,17 @@ class NicManager {
       const devmem::v1::ListReservationsRequest& req) ABSL_LOCKS_EXCLUDED(mu_);
   // Expires reservations past their deadline; the ids that expired now.
   std::vector<std::string> ExpireReservations() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Run-time profile changes, commit-confirmed (ProfileChanger has the
+  // details): ApplyProfile puts a new profile in force on a managed NIC
+  // with no bound or reserved queues; unless ConfirmProfile comes in time,
+  // ExpireProfileChanges puts the previous one back (one line each).
+  absl::StatusOr<devmem::v1::ApplyProfileResponse> ApplyProfile(
+      const devmem::v1::ApplyProfileRequest& req, const std::string& by)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<devmem::v1::ConfirmProfileResponse> ConfirmProfile(
+      const devmem::v1::ConfirmProfileRequest& req) ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<std::string> ExpireProfileChanges() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Cordon: refuse new reservations and unreserved bindings (journaled, so
   // it survives a restart). INVALID_ARGUMENT without a reason (or one over
@@ -304,6 +316,9 @@ class NicManager {
 
  private:
   void PublishProfile(const NicRecord& nic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // restorer_.State plus the profile in force and any pending change.
+  devmem::v1::NicState StateOf(const NicRecord& nic) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<devmem::v1::CordonState> SetCordon(devmem::v1::CordonState st,
                                                     const char* event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -321,6 +336,7 @@ class NicManager {
   Binder binder_ ABSL_GUARDED_BY(mu_);
   Steering steering_ ABSL_GUARDED_BY(mu_);
   Restorer restorer_ ABSL_GUARDED_BY(mu_);
+  ProfileChanger changer_ ABSL_GUARDED_BY(mu_);
   CordonGate cordon_ ABSL_GUARDED_BY(mu_);
   ReservationTable reservations_ ABSL_GUARDED_BY(mu_);
   Reserver reserver_ ABSL_GUARDED_BY(mu_);

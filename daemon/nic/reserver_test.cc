@@ -13,9 +13,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/base/sha256.h"
-#include "daemon/base/testing/fake_clock.h"
 #include "daemon/nic/nic_manager.h"
 #include "daemon/nic/testing/sim0.h"
+#include "daemon/nic/testing/sim0_host.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -26,7 +26,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-constexpr uint32_t kIfindex = 9;
 constexpr char kLauncher[] = "spiffe://fleet/launcher/a";
 
 UniqueFd Memfd() { return UniqueFd(memfd_create("res", MFD_CLOEXEC)); }
@@ -45,55 +44,11 @@ devmem::v1::ReserveRequest Ask(const std::string& job, uint32_t queues,
   return req;
 }
 
-class ReserverTest : public ::testing::Test {
+class ReserverTest : public Sim0Host {
  protected:
-  void SetUp() override {
-    dir_ = TestDir();
-    config_ = Sim0Config(dir_ + "/state", /*pool_queues=*/4);
-    inventory_ = Sim0Inventory(kIfindex);
-    Boot();
-  }
+  void SetUp() override { SetUpHost(/*pool_queues=*/4); }
 
-  // A fresh devmemd over the same journal and NIC state.
-  void Boot() {
-    manager_.reset();
-    journal_.reset();
-    sim_.reset();
-    sim_ = Sim0(kIfindex, dir_ + "/simnic");
-    ASSERT_NE(sim_, nullptr);
-    auto j = LeaseJournal::Open({dir_ + "/journal", false}, nullptr);
-    ASSERT_TRUE(j.ok()) << j.status();
-    journal_ = std::move(*j);
-    NicManager::Options o;
-    o.config = &config_;
-    o.control = sim_.get();
-    o.inventory = inventory_.get();
-    o.journal = journal_.get();
-    o.clock = &clock_;
-    o.host_key = "0123456789abcdef0123456789abcdef";
-    o.session_record = [](uint64_t id) {
-      devmem::v1::JournaledSession rec;
-      rec.set_id(id);
-      rec.set_token(absl::StrCat("token", id));
-      rec.set_uid(static_cast<uint32_t>(1000 + id));
-      return std::optional<devmem::v1::JournaledSession>(rec);
-    };
-    manager_ = std::make_unique<NicManager>(o);
-    manager_->ApplyAll();
-  }
-
-  size_t FreeQueues() {
-    auto states = manager_->States({"sim0"});
-    return states.ok() ? (*states)[0].free_queues_size() : 0;
-  }
-
-  std::string dir_;
-  devmem::v1::DaemonConfig config_;
-  FakeClock clock_;
-  std::unique_ptr<FakeNicInventory> inventory_;
-  std::unique_ptr<SimulatedNic> sim_;
-  std::unique_ptr<LeaseJournal> journal_;
-  std::unique_ptr<NicManager> manager_;
+  size_t FreeQueues() { return State().free_queues_size(); }
 };
 
 TEST_F(ReserverTest, ReserveTakesQueuesAndOnlyTheTokenBindsThem) {

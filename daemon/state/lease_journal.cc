@@ -54,6 +54,28 @@ void FoldJournalEntry(const JournalEntry& e, JournalState* s) {
     case JournalEntry::kCordon:
       *s->mutable_cordon() = e.cordon();
       break;
+    case JournalEntry::kProfileChange:
+      (*s->mutable_profile_changes())[e.profile_change().nic()] =
+          e.profile_change();
+      break;
+    case JournalEntry::kProfileChangeDone: {
+      const auto& done = e.profile_change_done();
+      auto it = s->profile_changes().find(done.nic());
+      if (it == s->profile_changes().end() ||
+          it->second.change_id() != done.change_id()) {
+        break;  // not the pending one: nothing to finish
+      }
+      devmem::v1::NicProfile& in_force =
+          (*s->mutable_profiles_in_force())[done.nic()];
+      in_force = done.confirmed() ? it->second.next() : it->second.previous();
+      in_force.set_nic(done.nic());  // the key a snapshot replays it under
+      s->mutable_profile_changes()->erase(done.nic());
+      break;
+    }
+    case JournalEntry::kProfileInForce:
+      (*s->mutable_profiles_in_force())[e.profile_in_force().nic()] =
+          e.profile_in_force();
+      break;
     case JournalEntry::OP_NOT_SET:
       break;
   }
@@ -71,6 +93,12 @@ std::vector<JournalEntry> SnapshotEntries(const JournalState& s) {
     *out.emplace_back().mutable_session_put() = x;
   }
   if (s.has_cordon()) *out.emplace_back().mutable_cordon() = s.cordon();
+  for (const auto& [nic, p] : s.profiles_in_force()) {
+    *out.emplace_back().mutable_profile_in_force() = p;
+  }
+  for (const auto& [nic, c] : s.profile_changes()) {
+    *out.emplace_back().mutable_profile_change() = c;
+  }
   for (const auto& [id, x] : s.reservations()) {
     *out.emplace_back().mutable_reservation_put() = x;
   }

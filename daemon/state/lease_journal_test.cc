@@ -101,6 +101,26 @@ TEST(FoldJournalEntryTest, SnapshotRebuildsTheSameState) {
   cordon.mutable_cordon()->set_cordoned(true);
   cordon.mutable_cordon()->set_reason("maintenance");
   FoldJournalEntry(cordon, &s);
+  // A confirmed profile change on eth9, and one still pending on eth8.
+  JournalEntry change;
+  change.mutable_profile_change()->set_nic("eth9");
+  change.mutable_profile_change()->set_change_id("pc-1");
+  change.mutable_profile_change()->mutable_previous()->set_pool_queues(2);
+  change.mutable_profile_change()->mutable_next()->set_pool_queues(4);
+  FoldJournalEntry(change, &s);
+  JournalEntry done;
+  done.mutable_profile_change_done()->set_nic("eth9");
+  done.mutable_profile_change_done()->set_change_id("pc-1");
+  done.mutable_profile_change_done()->set_confirmed(true);
+  FoldJournalEntry(done, &s);
+  EXPECT_EQ(s.profiles_in_force().at("eth9").pool_queues(), 4u);
+  EXPECT_TRUE(s.profile_changes().empty());
+  change.mutable_profile_change()->set_nic("eth8");
+  change.mutable_profile_change()->set_change_id("pc-2");
+  FoldJournalEntry(change, &s);
+  done.mutable_profile_change_done()->set_change_id("pc-other");
+  FoldJournalEntry(done, &s);  // not eth8's pending change: ignored
+  ASSERT_EQ(s.profile_changes_size(), 1);
   JournalState rebuilt;
   for (const JournalEntry& e : SnapshotEntries(s)) {
     FoldJournalEntry(e, &rebuilt);
