@@ -12,7 +12,6 @@ to exit; its job is then released, untimed. Printed per size: p50/p99 of
 both, their ratio, and the launcher's peak RSS (ru_maxrss)."""
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys

@@ -14,7 +14,7 @@
 #include "daemon/config.h"
 #include "daemon/nic/nic_manager.h"
 #include "daemon/nic/simulated/simulated_nic.h"
-#include "daemon/nic/testing/sim0.h"
+#include "daemon/nic/testing/sim0_host.h"
 #include "daemon/nic/testing/test_tuple.h"
 #include "daemon/state/lease_journal.h"
 #include "gmock/gmock.h"
@@ -28,42 +28,10 @@ namespace {
 using ::testing::Contains;
 using ::testing::HasSubstr;
 
-constexpr uint32_t kIfindex = 9;
-
-class NicRecoveryTest : public ::testing::Test {
+class NicRecoveryTest : public Sim0Host {
  protected:
-  void SetUp() override {
-    dir_ = TestDir();
-    config_ = Sim0Config(dir_ + "/state");  // pool: queues 6 and 7 of 8
-    inventory_ = Sim0Inventory(kIfindex);
-    Boot();
-  }
-
-  // A fresh "daemon": the NIC state and the journal are read back from disk.
-  void Boot() {
-    manager_.reset();
-    journal_.reset();
-    sim_.reset();
-    sim_ = Sim0(kIfindex, dir_ + "/simnic");
-    ASSERT_NE(sim_, nullptr);
-    auto j = LeaseJournal::Open({dir_ + "/journal", false}, nullptr);
-    ASSERT_TRUE(j.ok()) << j.status();
-    journal_ = std::move(*j);
-    NicManager::Options o;
-    o.config = &config_;
-    o.control = sim_.get();
-    o.inventory = inventory_.get();
-    o.journal = journal_.get();
-    o.session_record = [](uint64_t id) {
-      devmem::v1::JournaledSession rec;
-      rec.set_id(id);
-      rec.set_token(absl::StrCat("token", id));
-      rec.set_uid(1000);
-      return std::optional<devmem::v1::JournaledSession>(rec);
-    };
-    manager_ = std::make_unique<NicManager>(o);
-    manager_->ApplyAll();
-  }
+  // Pool: queues 6 and 7 of 8; every session is uid 1000's.
+  void SetUp() override { SetUpHost(/*pool_queues=*/2, /*one_uid=*/true); }
 
   std::vector<std::string> Recover(
       std::vector<devmem::v1::JournaledSession>* detached = nullptr) {
@@ -71,13 +39,6 @@ class NicRecoveryTest : public ::testing::Test {
   }
 
   uint32_t NicRules() { return sim_->GetCounters(kIfindex)->rules; }
-
-  std::string dir_;
-  devmem::v1::DaemonConfig config_;
-  std::unique_ptr<FakeNicInventory> inventory_;
-  std::unique_ptr<SimulatedNic> sim_;
-  std::unique_ptr<LeaseJournal> journal_;
-  std::unique_ptr<NicManager> manager_;
 };
 
 TEST_F(NicRecoveryTest, HeldBindingIsReadoptedWithItsAnchorAndRules) {

@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.getcwd(), "tests/fleet"))
@@ -60,6 +59,9 @@ class Env:
         self.drop_clients()
         self.agent.stop()
         self.devmemd.stop()
+
+    def processes(self):
+        return [self.agent, self.devmemd]
 
 
 def reservations(env):
@@ -408,28 +410,11 @@ def test_agent_kill9(env):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="devmem-agent-test.")
-    env = None
-    error = None
-    try:
-        env = Env(work)
-        for t in [test_matrix, test_handshake_failures, test_ownership_and_tokens,
-                  test_bad_input, test_watch_and_drain, test_health_and_limits,
-                  test_metrics_are_documented, test_python_launcher,
-                  test_sighup, test_devmemd_restart, test_agent_kill9]:
-            print(f"--- {t.__name__}", flush=True)
-            t(env)
-    except Exception as e:  # noqa: BLE001  (reported, then raised)
-        error = e
-        raise
-    finally:
-        procs = []
-        if env is not None:
-            env.stop()
-            procs = [env.agent, env.devmemd]
-        code = h.finish("agent_test", procs, error)
-        shutil.rmtree(work, ignore_errors=True)
-    return code
+    return h.run("agent_test", Env, [
+        test_matrix, test_handshake_failures, test_ownership_and_tokens,
+        test_bad_input, test_watch_and_drain, test_health_and_limits,
+        test_metrics_are_documented, test_python_launcher, test_sighup,
+        test_devmemd_restart, test_agent_kill9])
 
 
 if __name__ == "__main__":

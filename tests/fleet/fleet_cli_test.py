@@ -13,11 +13,9 @@ drain in waves, uncordon; watch tagged by host; usage errors (exit 2)."""
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -77,6 +75,9 @@ class Env:
     def stop(self):
         for p in self.agents + self.devmemd:
             p.stop()
+
+    def processes(self):
+        return self.agents + self.devmemd
 
 
 def test_hosts(env):
@@ -257,27 +258,10 @@ def test_usage(env):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="devmem-fleet-cli.")
-    env = None
-    error = None
-    try:
-        env = Env(work)
-        for t in [test_hosts, test_reserve_all_and_retry, test_host_down,
-                  test_slow_host, test_competing_launchers, test_cordon_drain_watch,
-                  test_python_client, test_usage]:
-            print(f"--- {t.__name__}", flush=True)
-            t(env)
-    except Exception as e:  # noqa: BLE001  (reported, then raised)
-        error = e
-        raise
-    finally:
-        procs = []
-        if env is not None:
-            env.stop()
-            procs = env.agents + env.devmemd
-        code = h.finish("fleet_cli_test", procs, error)
-        shutil.rmtree(work, ignore_errors=True)
-    return code
+    return h.run("fleet_cli_test", Env, [
+        test_hosts, test_reserve_all_and_retry, test_host_down, test_slow_host,
+        test_competing_launchers, test_cordon_drain_watch, test_python_client,
+        test_usage])
 
 
 if __name__ == "__main__":

@@ -253,7 +253,7 @@ def main():
               [l for l in text.splitlines() if "FAILED_PRECONDITION" in l][0][-160:])
         rc, text = receive(fleet, hosts[0], 7403, tokens[addrs[0]])
         check(rc == 0 and "8388608" in text,
-              f"with DEVMEM_RESERVATION it binds and receives 8 MiB, checked")
+              "with DEVMEM_RESERVATION it binds and receives 8 MiB, checked")
 
         in_launcher_ns()
         op = {x.i: fleet.client(x) for x in hosts}

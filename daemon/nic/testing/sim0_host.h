@@ -21,7 +21,9 @@ class Sim0Host : public ::testing::Test {
  protected:
   static constexpr uint32_t kIfindex = 9;
 
-  void SetUpHost(uint32_t pool_queues) {
+  // Sessions' uids: 1000 + id, or 1000 for all with `one_uid`.
+  void SetUpHost(uint32_t pool_queues, bool one_uid = false) {
+    one_uid_ = one_uid;
     dir_ = TestDir();
     config_ = Sim0Config(dir_ + "/state", pool_queues);
     inventory_ = Sim0Inventory(kIfindex);
@@ -44,11 +46,11 @@ class Sim0Host : public ::testing::Test {
     o.journal = journal_.get();
     o.clock = &clock_;
     o.host_key = "0123456789abcdef0123456789abcdef";
-    o.session_record = [](uint64_t id) {
+    o.session_record = [one_uid = one_uid_](uint64_t id) {
       devmem::v1::JournaledSession rec;
       rec.set_id(id);
       rec.set_token(absl::StrCat("token", id));
-      rec.set_uid(static_cast<uint32_t>(1000 + id));
+      rec.set_uid(one_uid ? 1000 : static_cast<uint32_t>(1000 + id));
       return std::optional<devmem::v1::JournaledSession>(rec);
     };
     manager_ = std::make_unique<NicManager>(o);
@@ -69,6 +71,7 @@ class Sim0Host : public ::testing::Test {
   std::unique_ptr<LeaseJournal> journal_;
   std::unique_ptr<NicManager> manager_;
   std::vector<std::string> boot_lines_;
+  bool one_uid_ = false;
 };
 
 }  // namespace devmem
