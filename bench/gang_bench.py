@@ -46,7 +46,8 @@ def run_fleet(pki, args, hosts):
     p.returncode = os.waitstatus_to_exitcode(status)
     err = p.stderr.read().decode()
     if p.returncode != 0:
-        print(f"gang_bench: devmem-fleet {' '.join(args)} failed: {err[-500:]}")
+        bad = [l for l in err.splitlines() if "rolled back" not in l]
+        print(f"gang_bench: devmem-fleet {' '.join(args)} failed:\n" + "\n".join(bad[-10:]))
     return elapsed, usage.ru_maxrss, p.returncode
 
 

@@ -1,5 +1,7 @@
 #include "client/fleet/connections.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -10,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "client/fleet/host_list.h"
 
 namespace devmem::fleetctl {
 namespace {
@@ -40,6 +43,21 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
         absl::StrCat(what, " ", path, ": not a PEM file"));
   }
   return ss.str();
+}
+
+// An address gRPC can dial without a resolver round: "ipv4:10.0.0.5:7443"
+// or "ipv6:[fd00::5]:7443" for literals; names go through DNS as given.
+std::string Target(const std::string& host_port) {
+  const std::string host = HostName(host_port);
+  in6_addr v6;
+  in_addr v4;
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    return absl::StrCat("ipv4:", host_port);
+  }
+  if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    return absl::StrCat("ipv6:", host_port);
+  }
+  return host_port;
 }
 
 }  // namespace
@@ -78,7 +96,7 @@ absl::StatusOr<std::unique_ptr<Connections>> Connections::Open(
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
     c->hosts_.push_back(h);
-    c->channels_.push_back(grpc::CreateCustomChannel(h, creds, args));
+    c->channels_.push_back(grpc::CreateCustomChannel(Target(h), creds, args));
     c->stubs_.push_back(fleet::v1::Fleet::NewStub(c->channels_.back()));
   }
   return c;

@@ -2,6 +2,7 @@
 // of devmem-agents (docs/FLEET.md, "devmem-fleet"). Exit codes: 0 success,
 // 1 the operation failed (on any host), 2 usage.
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <string>
@@ -86,5 +87,10 @@ int main(int argc, char** argv) {
         "unknown command \"", rest[1], "\"; devmem-fleet --help lists them"));
   }
   std::vector<std::string> args(rest.begin() + 2, rest.end());
-  return it->second.run(args);
+  const int rc = it->second.run(args);
+  // Everything is printed; skip the gRPC library's orderly shutdown (tens of
+  // milliseconds of joining its threads) that a short-lived CLI need not pay.
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(rc);
 }
