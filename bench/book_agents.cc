@@ -24,6 +24,7 @@
 ABSL_FLAG(int, count, 192, "agents (each with its own book)");
 ABSL_FLAG(std::string, pki, "", "directory of ca.pem, agent.{pem,key}");
 ABSL_FLAG(std::string, dir, "", "where the books' Unix sockets go");
+ABSL_FLAG(int, first, 0, "the first book's number (socket book-<n>.sock)");
 ABSL_FLAG(std::string, launchers, "spiffe://fleet/launcher/a",
           "the identity allowed to reserve");
 
@@ -163,7 +164,8 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<devmem::agent::Agent>> agents;
   for (int i = 0; i < absl::GetFlag(FLAGS_count); ++i) {
     const std::string sock =
-        absl::StrCat(absl::GetFlag(FLAGS_dir), "/book-", i, ".sock");
+        absl::StrCat(absl::GetFlag(FLAGS_dir), "/book-",
+                     absl::GetFlag(FLAGS_first) + i, ".sock");
     books.push_back(std::make_unique<Book>());
     grpc::ServerBuilder builder;
     builder.AddListeningPort("unix:" + sock, grpc::InsecureServerCredentials());

@@ -25,6 +25,7 @@ import fleet_harness as h  # noqa: E402
 FLEET = os.path.join(os.getcwd(), "client/fleet/devmem-fleet")
 BOOK = os.path.join(os.getcwd(), "bench/book_agents")
 REAL = 64
+PER_BOOK_PROCESS = 48
 
 
 def percentile(xs, p):
@@ -32,7 +33,7 @@ def percentile(xs, p):
     return xs[min(len(xs) - 1, int(p * (len(xs) - 1) + 0.5))]
 
 
-def run_fleet(pki, args, hosts):
+def run_fleet(pki, args, hosts, quiet=False):
     """(seconds, max RSS KiB, exit code) of one devmem-fleet process."""
     t0 = time.perf_counter()
     p = subprocess.Popen([FLEET, *args, f"--ca={pki}/ca.pem",
@@ -45,7 +46,13 @@ def run_fleet(pki, args, hosts):
     elapsed = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
     err = p.stderr.read().decode()
-    if p.returncode != 0:
+    if p.returncode != 0 and not quiet:
+        for log in sorted(os.listdir(os.path.dirname(pki))):
+            if log.startswith("agent") and log.endswith(".log"):
+                refused = [l for l in open(os.path.join(os.path.dirname(pki), log))
+                           if "refused" in l]
+                if refused:
+                    print(f"gang_bench: {log}: {refused[-1].strip()}")
         bad = [l for l in err.splitlines() if "rolled back" not in l]
         print(f"gang_bench: devmem-fleet {' '.join(args)} failed:\n" + "\n".join(bad[-10:]))
     return elapsed, usage.ru_maxrss, p.returncode
@@ -60,7 +67,7 @@ def main():
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     work = tempfile.mkdtemp(prefix="devmem-gang-bench.")
-    procs, book = [], None
+    procs, book = [], []
     try:
         pki = os.path.join(work, "pki")
         h.make_pki(pki)
@@ -83,15 +90,25 @@ def main():
             procs += [a, d]
         books = max(sizes) - real
         if books > 0:
-            print(f"gang_bench: starting {books} agents on in-process books",
-                  flush=True)
-            book = subprocess.Popen([BOOK, f"--count={books}", f"--pki={pki}",
-                                     f"--dir={work}"], stdout=subprocess.PIPE, text=True)
-            for line in book.stdout:
+            print(f"gang_bench: starting {books} agents on in-process books, "
+                  f"{PER_BOOK_PROCESS} per process", flush=True)
+        for first in range(0, books, PER_BOOK_PROCESS):
+            count = min(PER_BOOK_PROCESS, books - first)
+            p = subprocess.Popen([BOOK, f"--count={count}", f"--pki={pki}",
+                                  f"--dir={work}", f"--first={first}"],
+                                 stdout=subprocess.PIPE, text=True)
+            book.append(p)
+            for line in p.stdout:
                 if line.startswith("agent "):
                     hosts.append(line.split()[1])
                 elif line.strip() == "ready":
                     break
+        # Untimed: every agent connects to its devmemd or book once.
+        deadline = time.time() + 60
+        while True:
+            _, _, rc = run_fleet(pki, ["hosts", "--timeout=20s"], hosts, quiet=True)
+            if rc == 0 or time.time() > deadline:
+                break
         for n in sizes:
             targets = hosts[:n]
             kind = (f"{min(n, real)} real devmemd+agent pairs" +
@@ -106,6 +123,10 @@ def main():
                     t, m, rc = run_fleet(pki, ["reserve", f"--job={job}", "--nic=lo",
                                                "--ttl=30s", *extra], targets)
                     if rc != 0:
+                        for p in procs:
+                            if not p.alive():
+                                print(f"gang_bench: {p.log} exited "
+                                      f"({p.proc.returncode}):\n{p.text()[-1500:]}")
                         return 1
                     times.append(t * 1000)
                     rss.append(m)
@@ -122,9 +143,9 @@ def main():
                   flush=True)
         return 0
     finally:
-        if book is not None:
-            book.terminate()
-            book.wait()
+        for p in book:
+            p.terminate()
+            p.wait()
         for p in procs:
             p.stop()
         shutil.rmtree(work, ignore_errors=True)
