@@ -146,21 +146,25 @@ absl::Status Agent::Init() {
   absl::Status started = listener_->Start();
   if (!started.ok()) return started;
 
-  if (!c.metrics_listen().empty()) {
-    auto where = ParseLoopbackListen(c.metrics_listen(), "metrics_listen");
-    if (!where.ok()) return where.status();
-    std::map<std::string, HttpServer::Handler> routes;
-    routes["/metrics"] = [this] {
-      HttpServer::Response r;
-      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-      r.body = metrics_->Serialize();
-      return r;
-    };
-    routes["/healthz"] = [] { return HttpServer::Response{200, {}, "ok\n"}; };
-    auto http = HttpServer::Start(*where, std::move(routes));
-    if (!http.ok()) return http.status();
-    http_ = *std::move(http);
-  }
+  return StartMetricsEndpoint();
+}
+
+absl::Status Agent::StartMetricsEndpoint() {
+  const fleet::v1::AgentConfig& c = options_.config;
+  if (c.metrics_listen().empty()) return absl::OkStatus();
+  auto where = ParseLoopbackListen(c.metrics_listen(), "metrics_listen");
+  if (!where.ok()) return where.status();
+  std::map<std::string, HttpServer::Handler> routes;
+  routes["/metrics"] = [this] {
+    HttpServer::Response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = metrics_->Serialize();
+    return r;
+  };
+  routes["/healthz"] = [] { return HttpServer::Response{200, {}, "ok\n"}; };
+  auto http = HttpServer::Start(*where, std::move(routes));
+  if (!http.ok()) return http.status();
+  http_ = *std::move(http);
   return absl::OkStatus();
 }
 

@@ -49,6 +49,8 @@ class Agent {
  private:
   explicit Agent(Options options);
   absl::Status Init();
+  // /metrics and /healthz on metrics_listen, if set.
+  absl::Status StartMetricsEndpoint();
 
   Options options_;
   std::string address_;

@@ -84,6 +84,123 @@ std::vector<std::string> CordonTable(const fleetcli::Report& report) {
   return table;
 }
 
+// Every host's Watch stream at once, printed as one host-tagged sequence
+// (JSON lines with --json). Each stream resumes from its last revision after
+// an error (a restarted devmemd, an agent going away), with backoff. After
+// `limit` events (0: never) every stream stops.
+class MergedWatch {
+ public:
+  MergedWatch(Connections* conns, int limit)
+      : conns_(conns), limit_(limit), contexts_(conns->size()) {}
+
+  // One thread per host; returns once every stream has stopped.
+  void Run() {
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < conns_->size(); ++i) {
+      threads.emplace_back([this, i] { Follow(i); });
+    }
+    for (std::thread& t : threads) t.join();
+  }
+
+ private:
+  void Follow(size_t i) {
+    uint64_t since = absl::GetFlag(FLAGS_since);
+    absl::Duration backoff = absl::Milliseconds(200);
+    while (!stop_) {
+      fleet::v1::WatchRequest req;
+      req.set_since_revision(since);
+      grpc::ClientContext* ctx = NewContext(i);
+      auto stream = conns_->stub(i)->Watch(ctx, req);
+      devmem::v1::WatchResponse msg;
+      while (!stop_ && stream->Read(&msg)) {
+        backoff = absl::Milliseconds(200);
+        since = std::max(since, msg.revision());
+        Take(i, msg, &since);
+      }
+      if (stop_) {
+        ctx->TryCancel();  // Finish would wait for the server
+        stream->Finish();
+        break;
+      }
+      fleetcli::WatchLine line;
+      line.set_host(conns_->host(i));
+      line.set_error(absl::StrCat(Describe(stream->Finish()),
+                                  "; reconnecting from revision ", since));
+      Print(line);
+      absl::SleepFor(backoff);
+      backoff = std::min(backoff * 2, absl::Seconds(5));
+    }
+    StopAll();
+  }
+
+  // Prints a snapshot or each event; counts events against the limit.
+  void Take(size_t i, const devmem::v1::WatchResponse& msg, uint64_t* since) {
+    fleetcli::WatchLine line;
+    line.set_host(conns_->host(i));
+    if (msg.snapshot()) {
+      *line.mutable_snapshot() = msg;
+      Print(line);
+      return;
+    }
+    for (const auto& e : msg.events()) {
+      *line.mutable_event() = e;
+      *since = std::max(*since, e.revision());
+      Print(line);
+      if (limit_ > 0 && ++seen_ >= limit_) stop_ = true;
+    }
+  }
+
+  grpc::ClientContext* NewContext(size_t i) {
+    absl::MutexLock lock(&ctx_mu_);
+    contexts_[i] = std::make_unique<grpc::ClientContext>();
+    return contexts_[i].get();
+  }
+
+  // Wakes every host's stream.
+  void StopAll() {
+    absl::MutexLock lock(&ctx_mu_);
+    for (auto& c : contexts_) {
+      if (c != nullptr) c->TryCancel();
+    }
+  }
+
+  void Print(const fleetcli::WatchLine& line) {
+    absl::MutexLock lock(&out_mu_);
+    if (absl::GetFlag(FLAGS_json)) {
+      std::string json;
+      google::protobuf::util::JsonPrintOptions opts;
+      opts.preserve_proto_field_names = true;
+      opts.always_print_primitive_fields = true;
+      (void)google::protobuf::util::MessageToJsonString(line, &json, opts);
+      std::printf("%s\n", json.c_str());
+    } else if (!line.error().empty()) {
+      std::printf("%s\terror\t%s\n", line.host().c_str(), line.error().c_str());
+    } else if (line.has_snapshot()) {
+      std::printf(
+          "%s\t%lu\tsnapshot\t%d reservation(s), %s\n", line.host().c_str(),
+          static_cast<unsigned long>(line.snapshot().revision()),  // NOLINT
+          line.snapshot().reservations_size(),
+          CordonText(line.snapshot().cordon()).c_str());
+    } else {
+      const auto& e = line.event();
+      std::printf("%s\t%lu\t%s\t%s%s\n", line.host().c_str(),
+                  static_cast<unsigned long>(e.revision()),  // NOLINT
+                  e.type().c_str(), e.reservation().job_id().c_str(),
+                  e.detail().c_str());
+    }
+    std::fflush(stdout);
+  }
+
+  Connections* conns_;
+  const int limit_;
+  std::atomic<int> seen_{0};
+  std::atomic<bool> stop_{false};
+  absl::Mutex out_mu_;
+  absl::Mutex ctx_mu_;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts_
+      ABSL_GUARDED_BY(ctx_mu_);
+};
+
 }  // namespace
 
 int Hosts(const std::vector<std::string>& args) {
@@ -215,93 +332,7 @@ int Drain(const std::vector<std::string>& args) {
 int Watch(const std::vector<std::string>& args) {
   auto conns = OpenHosts(args);
   if (!conns.ok()) return UsageError(std::string{conns.status().message()});
-  const int limit = absl::GetFlag(FLAGS_count);
-  std::atomic<int> seen{0};
-  std::atomic<bool> stop{false};
-  absl::Mutex out_mu;
-  std::vector<std::unique_ptr<grpc::ClientContext>> contexts((*conns)->size());
-  absl::Mutex ctx_mu;
-  auto print = [&](const fleetcli::WatchLine& line) {
-    absl::MutexLock lock(&out_mu);
-    if (absl::GetFlag(FLAGS_json)) {
-      std::string json;
-      google::protobuf::util::JsonPrintOptions opts;
-      opts.preserve_proto_field_names = true;
-      opts.always_print_primitive_fields = true;
-      (void)google::protobuf::util::MessageToJsonString(line, &json, opts);
-      std::printf("%s\n", json.c_str());
-    } else if (!line.error().empty()) {
-      std::printf("%s\terror\t%s\n", line.host().c_str(), line.error().c_str());
-    } else if (line.has_snapshot()) {
-      std::printf(
-          "%s\t%lu\tsnapshot\t%d reservation(s), %s\n", line.host().c_str(),
-          static_cast<unsigned long>(line.snapshot().revision()),  // NOLINT
-          line.snapshot().reservations_size(),
-          CordonText(line.snapshot().cordon()).c_str());
-    } else {
-      const auto& e = line.event();
-      std::printf("%s\t%lu\t%s\t%s%s\n", line.host().c_str(),
-                  static_cast<unsigned long>(e.revision()),  // NOLINT
-                  e.type().c_str(), e.reservation().job_id().c_str(),
-                  e.detail().c_str());
-    }
-    std::fflush(stdout);
-  };
-  // One thread per host: its stream, resumed from the last revision after
-  // an error (a restarted devmemd, an agent going away) with backoff.
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < (*conns)->size(); ++i) {
-    threads.emplace_back([&, i] {
-      uint64_t since = absl::GetFlag(FLAGS_since);
-      absl::Duration backoff = absl::Milliseconds(200);
-      while (!stop) {
-        fleet::v1::WatchRequest req;
-        req.set_since_revision(since);
-        {
-          absl::MutexLock lock(&ctx_mu);
-          contexts[i] = std::make_unique<grpc::ClientContext>();
-        }
-        auto stream = (*conns)->stub(i)->Watch(contexts[i].get(), req);
-        devmem::v1::WatchResponse msg;
-        while (!stop && stream->Read(&msg)) {
-          backoff = absl::Milliseconds(200);
-          fleetcli::WatchLine line;
-          line.set_host((*conns)->host(i));
-          since = std::max(since, msg.revision());
-          if (msg.snapshot()) {
-            *line.mutable_snapshot() = msg;
-            print(line);
-            continue;
-          }
-          for (const auto& e : msg.events()) {
-            *line.mutable_event() = e;
-            since = std::max(since, e.revision());
-            print(line);
-            if (limit > 0 && ++seen >= limit) stop = true;
-          }
-        }
-        if (stop) {
-          contexts[i]->TryCancel();  // Finish would wait for the server
-          stream->Finish();
-          break;
-        }
-        grpc::Status s = stream->Finish();
-        fleetcli::WatchLine line;
-        line.set_host((*conns)->host(i));
-        line.set_error(
-            absl::StrCat(Describe(s), "; reconnecting from revision ", since));
-        print(line);
-        absl::SleepFor(backoff);
-        backoff = std::min(backoff * 2, absl::Seconds(5));
-      }
-      // Wake the other hosts' streams.
-      absl::MutexLock lock(&ctx_mu);
-      for (auto& c : contexts) {
-        if (c != nullptr) c->TryCancel();
-      }
-    });
-  }
-  for (std::thread& t : threads) t.join();
+  MergedWatch(conns->get(), absl::GetFlag(FLAGS_count)).Run();
   return kExitOk;
 }
 
