@@ -54,13 +54,7 @@ void Progress::Finish() {
 int PrintReport(const fleetcli::Report& report,
                 const std::vector<std::string>& table) {
   if (absl::GetFlag(FLAGS_json)) {
-    std::string out;
-    google::protobuf::util::JsonPrintOptions opts;
-    opts.add_whitespace = true;
-    opts.preserve_proto_field_names = true;
-    opts.always_print_primitive_fields = true;
-    (void)google::protobuf::util::MessageToJsonString(report, &out, opts);
-    std::printf("%s", out.c_str());
+    std::printf("%s", ToJson(report, /*indented=*/true).c_str());
   } else {
     for (const std::string& line : table) std::printf("%s\n", line.c_str());
     for (const auto& h : report.hosts()) {
@@ -70,6 +64,16 @@ int PrintReport(const fleetcli::Report& report,
     }
   }
   return report.ok() ? kExitOk : kExitFailure;
+}
+
+std::string ToJson(const google::protobuf::Message& message, bool indented) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.add_whitespace = indented;
+  opts.preserve_proto_field_names = true;
+  opts.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, opts);
+  return out;
 }
 
 int UsageError(const std::string& message) {

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <google/protobuf/message.h>
+
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -51,6 +53,10 @@ class Progress {
 // kExitFailure.
 int PrintReport(const fleetcli::Report& report,
                 const std::vector<std::string>& table);
+
+// The proto3 JSON of `message` (field names as in the .proto, zero values
+// printed), on one line or indented.
+std::string ToJson(const google::protobuf::Message& message, bool indented);
 
 // Usage error: prints "devmem-fleet: <message>" and returns kExitUsage.
 int UsageError(const std::string& message);

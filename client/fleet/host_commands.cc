@@ -1,7 +1,5 @@
 // devmem-fleet hosts, cordon, uncordon, drain and watch: what operators do
 // to a set of hosts.
-#include <google/protobuf/util/json_util.h>
-
 #include <atomic>
 #include <cstdio>
 #include <thread>
@@ -167,12 +165,7 @@ class MergedWatch {
   void Print(const fleetcli::WatchLine& line) {
     absl::MutexLock lock(&out_mu_);
     if (absl::GetFlag(FLAGS_json)) {
-      std::string json;
-      google::protobuf::util::JsonPrintOptions opts;
-      opts.preserve_proto_field_names = true;
-      opts.always_print_primitive_fields = true;
-      (void)google::protobuf::util::MessageToJsonString(line, &json, opts);
-      std::printf("%s\n", json.c_str());
+      std::printf("%s\n", ToJson(line, /*indented=*/false).c_str());
     } else if (!line.error().empty()) {
       std::printf("%s\terror\t%s\n", line.host().c_str(), line.error().c_str());
     } else if (line.has_snapshot()) {
