@@ -441,6 +441,17 @@ grpc::Status DevmemService::ConfirmProfile(
   return grpc::Status::OK;
 }
 
+grpc::Status DevmemService::RevertProfile(
+    grpc::ServerContext* ctx, const devmem::v1::RevertProfileRequest* req,
+    devmem::v1::RevertProfileResponse* resp) {
+  auto admin = Admin(ctx, "RevertProfile");
+  if (!admin.ok()) return ToGrpc(admin.status());
+  auto reverted = deps_.nics->RevertProfile(*req);
+  if (!reverted.ok()) return ToGrpc(reverted.status());
+  *resp = *std::move(reverted);
+  return grpc::Status::OK;
+}
+
 grpc::Status DevmemService::Reserve(grpc::ServerContext* ctx,
                                     const devmem::v1::ReserveRequest* req,
                                     devmem::v1::ReserveResponse* resp) {

@@ -91,6 +91,9 @@ class DevmemService final : public devmem::v1::Devmem::Service {
   grpc::Status ConfirmProfile(
       grpc::ServerContext* ctx, const devmem::v1::ConfirmProfileRequest* req,
       devmem::v1::ConfirmProfileResponse* resp) override;
+  grpc::Status RevertProfile(grpc::ServerContext* ctx,
+                             const devmem::v1::RevertProfileRequest* req,
+                             devmem::v1::RevertProfileResponse* resp) override;
   grpc::Status Reserve(grpc::ServerContext* ctx,
                        const devmem::v1::ReserveRequest* req,
                        devmem::v1::ReserveResponse* resp) override;

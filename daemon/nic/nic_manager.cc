@@ -181,6 +181,16 @@ absl::StatusOr<devmem::v1::ConfirmProfileResponse> NicManager::ConfirmProfile(
   return resp;
 }
 
+absl::StatusOr<devmem::v1::RevertProfileResponse> NicManager::RevertProfile(
+    const devmem::v1::RevertProfileRequest& req) {
+  absl::MutexLock lock(&mu_);
+  absl::Status s = changer_.Revert(req);
+  if (!s.ok()) return s;
+  devmem::v1::RevertProfileResponse resp;
+  *resp.mutable_state() = StateOf(*profiles_.Find(req.nic()));
+  return resp;
+}
+
 std::vector<std::string> NicManager::ExpireProfileChanges() {
   absl::MutexLock lock(&mu_);
   return changer_.Expire();

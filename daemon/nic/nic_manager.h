@@ -158,12 +158,15 @@ class NicManager {
   // Run-time profile changes, commit-confirmed (ProfileChanger has the
   // details): ApplyProfile puts a new profile in force on a managed NIC
   // with no bound or reserved queues; unless ConfirmProfile comes in time,
-  // ExpireProfileChanges puts the previous one back (one line each).
+  // ExpireProfileChanges puts the previous one back (one line each), or
+  // RevertProfile does at once.
   absl::StatusOr<devmem::v1::ApplyProfileResponse> ApplyProfile(
       const devmem::v1::ApplyProfileRequest& req, const std::string& by)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<devmem::v1::ConfirmProfileResponse> ConfirmProfile(
       const devmem::v1::ConfirmProfileRequest& req) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<devmem::v1::RevertProfileResponse> RevertProfile(
+      const devmem::v1::RevertProfileRequest& req) ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<std::string> ExpireProfileChanges() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Cordon: refuse new reservations and unreserved bindings (journaled, so

@@ -114,8 +114,10 @@ absl::StatusOr<devmem::v1::PendingProfileChange> ProfileChanger::Apply(
   return change;
 }
 
-absl::Status ProfileChanger::Confirm(
-    const devmem::v1::ConfirmProfileRequest& req) {
+template <typename Req>
+absl::StatusOr<
+    std::map<std::string, devmem::v1::PendingProfileChange>::iterator>
+ProfileChanger::FindPending(const Req& req) {
   auto it = pending_.find(req.nic());
   if (it == pending_.end() || it->second.change_id() != req.change_id()) {
     return absl::NotFoundError(absl::StrCat(
@@ -123,11 +125,47 @@ absl::Status ProfileChanger::Confirm(
         " (it was confirmed, or it reverted; GetNicState shows the NIC's "
         "profile and any pending change)"));
   }
-  absl::Status s = Finish(it->second, /*confirmed=*/true);
+  return it;
+}
+
+absl::Status ProfileChanger::Confirm(
+    const devmem::v1::ConfirmProfileRequest& req) {
+  auto it = FindPending(req);
+  if (!it.ok()) return it.status();
+  absl::Status s = Finish((*it)->second, /*confirmed=*/true);
   if (!s.ok()) return s;
   Publish(req.nic(),
           absl::StrCat("profile change ", req.change_id(), " confirmed"));
-  pending_.erase(it);
+  pending_.erase(*it);
+  return absl::OkStatus();
+}
+
+absl::Status ProfileChanger::Revert(
+    const devmem::v1::RevertProfileRequest& req) {
+  auto it = FindPending(req);
+  if (!it.ok()) return it.status();
+  absl::Status back = TurnBack((*it)->second, "reverted on request");
+  if (!back.ok()) return back;
+  pending_.erase(*it);
+  return absl::OkStatus();
+}
+
+absl::Status ProfileChanger::TurnBack(
+    const devmem::v1::PendingProfileChange& change, const std::string& why) {
+  NicRecord* nic = d_.profiles->Find(change.nic());
+  if (nic == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat(change.nic(), " is no longer a managed NIC"));
+  }
+  absl::Status back = Switch(*nic, change.previous());
+  if (!back.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(change.nic(), ": profile change ", change.change_id(),
+                     " cannot be turned back yet (", back.message(), ")"));
+  }
+  (void)Finish(change, /*confirmed=*/false);
+  Publish(change.nic(),
+          absl::StrCat("profile change ", change.change_id(), " ", why));
   return absl::OkStatus();
 }
 
@@ -136,22 +174,16 @@ std::vector<std::string> ProfileChanger::Expire() {
   const int64_t now = absl::ToUnixMillis(d_.clock->Now());
   for (auto it = pending_.begin(); it != pending_.end();) {
     const devmem::v1::PendingProfileChange& c = it->second;
-    NicRecord* nic = d_.profiles->Find(c.nic());
-    if (c.revert_at_unix_ms() > now || nic == nullptr) {
+    if (c.revert_at_unix_ms() > now || d_.profiles->Find(c.nic()) == nullptr) {
       ++it;
       continue;
     }
-    absl::Status back = Switch(*nic, c.previous());
+    absl::Status back = TurnBack(c, "not confirmed in time: reverted");
     if (!back.ok()) {
-      lines.push_back(absl::StrCat(c.nic(), ": profile change ", c.change_id(),
-                                   " expired but cannot be turned back yet (",
-                                   back.message(), "); trying again"));
+      lines.push_back(absl::StrCat(back.message(), "; trying again"));
       ++it;
       continue;
     }
-    (void)Finish(c, /*confirmed=*/false);
-    Publish(c.nic(), absl::StrCat("profile change ", c.change_id(),
-                                  " not confirmed in time: reverted"));
     lines.push_back(absl::StrCat(c.nic(), ": profile change ", c.change_id(),
                                  " not confirmed in time; the previous "
                                  "profile is back"));

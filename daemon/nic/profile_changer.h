@@ -46,6 +46,10 @@ class ProfileChanger {
       const devmem::v1::ApplyProfileRequest& req, const std::string& by);
   // NOT_FOUND: no such pending change on that NIC.
   absl::Status Confirm(const devmem::v1::ConfirmProfileRequest& req);
+  // Puts the previous profile back now. NOT_FOUND as Confirm;
+  // FAILED_PRECONDITION: it cannot be turned back yet (queues reserved on
+  // the new profile); the change stays pending.
+  absl::Status Revert(const devmem::v1::RevertProfileRequest& req);
   // Puts back the previous profile of every change past its deadline; one
   // line each. A NIC that cannot be turned back yet (queues reserved on the
   // new profile) is tried again at the next call.
@@ -60,6 +64,15 @@ class ProfileChanger {
   absl::Status Switch(NicRecord& nic, const devmem::v1::NicProfile& to);
   absl::Status Finish(const devmem::v1::PendingProfileChange& change,
                       bool confirmed);
+  // The pending change on req's NIC with req's id, or NOT_FOUND.
+  template <typename Req>
+  absl::StatusOr<
+      std::map<std::string, devmem::v1::PendingProfileChange>::iterator>
+  FindPending(const Req& req);
+  // Switches the NIC back to the change's previous profile and ends the
+  // change (journaled, published with `why`).
+  absl::Status TurnBack(const devmem::v1::PendingProfileChange& change,
+                        const std::string& why);
   void Publish(const std::string& nic, const std::string& detail) const;
 
   const Deps d_;

@@ -81,6 +81,37 @@ TEST_F(ProfileChangerTest, ConfirmedChangeStaysAcrossARestart) {
   EXPECT_EQ(State().profile().pool_queues(), 3U);
 }
 
+TEST_F(ProfileChangerTest, RevertPutsThePreviousProfileBackAtOnce) {
+  const devmem::v1::NicState before = State();
+  auto applied = manager_->ApplyProfile(Ask(4), "spiffe://ops");
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  devmem::v1::RevertProfileRequest revert;
+  revert.set_nic("sim0");
+  revert.set_change_id("pc-wrong");
+  EXPECT_EQ(manager_->RevertProfile(revert).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_THAT(Pool(State()), ElementsAre(4, 5, 6, 7)) << "a wrong id: no-op";
+  revert.set_change_id(applied->change().change_id());
+  auto reverted = manager_->RevertProfile(revert);
+  ASSERT_TRUE(reverted.ok()) << reverted.status();
+  EXPECT_FALSE(reverted->state().has_pending_change());
+  EXPECT_THAT(Pool(reverted->state()), ElementsAre(6, 7));
+  EXPECT_EQ(reverted->state().actual().DebugString(),
+            before.actual().DebugString());
+  EXPECT_EQ(manager_->RevertProfile(revert).status().code(),
+            absl::StatusCode::kNotFound)
+      << "reverting twice";
+  devmem::v1::ConfirmProfileRequest confirm;
+  confirm.set_nic("sim0");
+  confirm.set_change_id(applied->change().change_id());
+  EXPECT_EQ(manager_->ConfirmProfile(confirm).status().code(),
+            absl::StatusCode::kNotFound)
+      << "a reverted change cannot be confirmed";
+  Boot();
+  EXPECT_THAT(Pool(State()), ElementsAre(6, 7)) << "the revert is journaled";
+  EXPECT_FALSE(State().has_pending_change());
+}
+
 TEST_F(ProfileChangerTest, ARestartBetweenApplyAndConfirmStillReverts) {
   const devmem::v1::NicState before = State();
   auto applied = manager_->ApplyProfile(Ask(4, /*within_s=*/20), "uid:0");
