@@ -1,6 +1,7 @@
 #include "agent/fleet_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "agent/drain_wait.h"
 
 namespace devmem::agent {
 namespace {
@@ -188,6 +189,52 @@ grpc::Status FleetService::Watch(
   auto upstream = DevmemdLink::StreamContext();
   auto reader = deps_.link->stub()->Watch(upstream.get(), up);
   return RelayStream(ctx, upstream.get(), reader.get(), writer);
+}
+
+grpc::Status FleetService::ApplyProfile(
+    grpc::ServerContext* ctx, const fleet::v1::ApplyProfileRequest* req,
+    devmem::v1::ApplyProfileResponse* resp) {
+  auto who = Authorize(ctx, FleetMethod::kApplyProfile);
+  if (!who.ok()) return ToGrpc(who.status());
+  if (req->profile().nic().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "profile.nic is required: the NIC to change");
+  }
+  if (req->drain_first()) {
+    grpc::Status drained =
+        DrainAndWait(deps_.link, ctx, who->identity, req->drain_deadline_s());
+    if (!drained.ok()) return drained;
+  }
+  devmem::v1::ApplyProfileRequest up;
+  *up.mutable_profile() = req->profile();
+  up.set_confirm_within_s(req->confirm_within_s());
+  up.set_by(who->identity);
+  return deps_.link->Relay(deps_.link->stub()->ApplyProfile(
+      deps_.link->UnaryContext().get(), up, resp));
+}
+
+grpc::Status FleetService::ConfirmProfile(
+    grpc::ServerContext* ctx, const fleet::v1::ConfirmProfileRequest* req,
+    devmem::v1::ConfirmProfileResponse* resp) {
+  auto who = Authorize(ctx, FleetMethod::kConfirmProfile);
+  if (!who.ok()) return ToGrpc(who.status());
+  devmem::v1::ConfirmProfileRequest up;
+  up.set_nic(req->nic());
+  up.set_change_id(req->change_id());
+  return deps_.link->Relay(deps_.link->stub()->ConfirmProfile(
+      deps_.link->UnaryContext().get(), up, resp));
+}
+
+grpc::Status FleetService::RevertProfile(
+    grpc::ServerContext* ctx, const fleet::v1::RevertProfileRequest* req,
+    devmem::v1::RevertProfileResponse* resp) {
+  auto who = Authorize(ctx, FleetMethod::kRevertProfile);
+  if (!who.ok()) return ToGrpc(who.status());
+  devmem::v1::RevertProfileRequest up;
+  up.set_nic(req->nic());
+  up.set_change_id(req->change_id());
+  return deps_.link->Relay(deps_.link->stub()->RevertProfile(
+      deps_.link->UnaryContext().get(), up, resp));
 }
 
 }  // namespace devmem::agent

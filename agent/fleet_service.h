@@ -20,7 +20,7 @@ namespace devmem::agent {
 // fleet.v1.Fleet: authorizes each call by the caller's certificate identity
 // and role, then relays it to devmemd's admin API as that identity (the
 // owner of its reservations, the "by" of a cordon). Launchers act on their
-// own reservations; operators may release anyone's.
+// own reservations; operators may release anyone's and change NIC profiles.
 class FleetService final : public fleet::v1::Fleet::Service {
  public:
   struct Deps {
@@ -62,6 +62,15 @@ class FleetService final : public fleet::v1::Fleet::Service {
   grpc::Status Watch(
       grpc::ServerContext* ctx, const fleet::v1::WatchRequest* req,
       grpc::ServerWriter<devmem::v1::WatchResponse>* writer) override;
+  grpc::Status ApplyProfile(grpc::ServerContext* ctx,
+                            const fleet::v1::ApplyProfileRequest* req,
+                            devmem::v1::ApplyProfileResponse* resp) override;
+  grpc::Status ConfirmProfile(
+      grpc::ServerContext* ctx, const fleet::v1::ConfirmProfileRequest* req,
+      devmem::v1::ConfirmProfileResponse* resp) override;
+  grpc::Status RevertProfile(grpc::ServerContext* ctx,
+                             const fleet::v1::RevertProfileRequest* req,
+                             devmem::v1::RevertProfileResponse* resp) override;
 
  private:
   struct Caller {

@@ -38,6 +38,12 @@ const char* FleetMethodName(FleetMethod method) {
       return "Uncordon";
     case FleetMethod::kDrain:
       return "Drain";
+    case FleetMethod::kApplyProfile:
+      return "ApplyProfile";
+    case FleetMethod::kConfirmProfile:
+      return "ConfirmProfile";
+    case FleetMethod::kRevertProfile:
+      return "RevertProfile";
   }
   return "?";
 }
@@ -55,6 +61,9 @@ Role MinimumRole(FleetMethod method) {
     case FleetMethod::kCordon:
     case FleetMethod::kUncordon:
     case FleetMethod::kDrain:
+    case FleetMethod::kApplyProfile:
+    case FleetMethod::kConfirmProfile:
+    case FleetMethod::kRevertProfile:
       return Role::kOperator;
   }
   return Role::kOperator;

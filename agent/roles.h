@@ -24,13 +24,17 @@ enum class FleetMethod {
   kCordon,
   kUncordon,
   kDrain,
+  kApplyProfile,
+  kConfirmProfile,
+  kRevertProfile,
 };
 inline constexpr FleetMethod kAllFleetMethods[] = {
-    FleetMethod::kGetHost, FleetMethod::kListReservations,
-    FleetMethod::kWatch,   FleetMethod::kReserve,
-    FleetMethod::kRenew,   FleetMethod::kRelease,
-    FleetMethod::kCordon,  FleetMethod::kUncordon,
-    FleetMethod::kDrain};
+    FleetMethod::kGetHost,        FleetMethod::kListReservations,
+    FleetMethod::kWatch,          FleetMethod::kReserve,
+    FleetMethod::kRenew,          FleetMethod::kRelease,
+    FleetMethod::kCordon,         FleetMethod::kUncordon,
+    FleetMethod::kDrain,          FleetMethod::kApplyProfile,
+    FleetMethod::kConfirmProfile, FleetMethod::kRevertProfile};
 const char* FleetMethodName(FleetMethod method);
 // The least role that may call `method`.
 Role MinimumRole(FleetMethod method);

@@ -8,11 +8,13 @@ nothing behind; tokens shown only to Reserve's caller; Watch order, resume
 and snapshot; Drain; grpc.health.v1; max_streams; SIGHUP reload with an open
 stream; devmemd restarts (UNAVAILABLE meanwhile, reservations kept); and
 kill -9 of the agent."""
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.getcwd(), "tests/fleet"))
@@ -95,6 +97,16 @@ def call_method(c, method, own_id):
         return c.code(c.stub.Cordon, pb.CordonRequest(reason="matrix"))[0]
     if method == "Uncordon":
         return c.code(c.stub.Uncordon, pb.UncordonRequest())[0]
+    if method == "ApplyProfile":
+        code, resp = c.code(c.stub.ApplyProfile, apply_request(c, 2))
+        if code == "OK":  # put the config's profile back at once
+            c.code(c.stub.RevertProfile, pb.RevertProfileRequest(
+                nic="lo", change_id=resp.change.change_id))
+        return code
+    if method in ("ConfirmProfile", "RevertProfile"):
+        req = getattr(pb, f"{method}Request")(nic="lo", change_id="pc-none")
+        code = c.code(getattr(c.stub, method), req)[0]
+        return "OK" if code == "NOT_FOUND" else code  # allowed, no such change
     stream = (c.stub.Watch(pb.WatchRequest(), timeout=10) if method == "Watch"
               else c.stub.Drain(pb.DrainRequest(reason="matrix", deadline_s=1),
                                 timeout=10))
@@ -116,7 +128,24 @@ MATRIX = {  # method -> roles allowed
     "Cordon": {"operator"},
     "Uncordon": {"operator"},
     "Drain": {"operator"},
+    "ApplyProfile": {"operator"},
+    "ConfirmProfile": {"operator"},
+    "RevertProfile": {"operator"},
 }
+
+
+def apply_request(c, pool_queues, within_s=30, **kw):
+    return c.pb.ApplyProfileRequest(
+        profile=c.devmem.NicProfile(nic="lo", pool_queues=pool_queues),
+        confirm_within_s=within_s, **kw)
+
+
+def nic_state(env):
+    """lo's NicState as devmemd reports it (devmemctl, not the agent)."""
+    out = subprocess.run(
+        [h.DEVMEMCTL, f"--runtime_dir={os.path.dirname(env.sock)}", "--json",
+         "nic", "show", "lo"], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["nics"][0]
 
 
 def test_matrix(env):
@@ -399,6 +428,94 @@ def test_devmemd_restart(env):
           "after devmemd restarts, the agent reconnects and the reservation is there")
 
 
+def wait_for_revert(env, change_id, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        st = nic_state(env)
+        if st.get("pending_change", {}).get("change_id") != change_id:
+            return st
+        time.sleep(0.1)
+    raise AssertionError(f"change {change_id} did not revert in {timeout} s")
+
+
+def same_nic(a, b):
+    keys = ("pool_queues", "free_queues", "actual", "profile", "state")
+    return {k: a.get(k) for k in keys} == {k: b.get(k) for k in keys}
+
+
+def test_profile_change(env):
+    op = env.client("operator")
+    before = nic_state(env)
+    # Unconfirmed: devmemd puts back exactly what it recorded, by itself.
+    code, resp = op.code(op.stub.ApplyProfile, apply_request(op, 3, within_s=2))
+    assert code == "OK", f"ApplyProfile: {code} {resp}"
+    check(len(resp.state.pool_queues) == 3, "ApplyProfile: three queues")
+    check(resp.change.by == h.IDENTITIES["operator"],
+          "the change is recorded as the operator's identity")
+    check(len(nic_state(env)["pool_queues"]) == 3, "the new profile is in force")
+    after = wait_for_revert(env, resp.change.change_id)
+    check(same_nic(after, before),
+          "unconfirmed: the NIC is back as recorded (pool, actual settings)")
+    # kill -9 of devmemd between apply and confirm: still reverts.
+    code, resp = op.code(op.stub.ApplyProfile, apply_request(op, 3, within_s=4))
+    env.devmemd.stop(signal.SIGKILL)
+    env.devmemd = h.start_devmemd(os.path.join(env.work, "host"), "lo")
+    check(nic_state(env).get("pending_change", {}).get("change_id")
+          == resp.change.change_id, "after kill -9 the change is still pending")
+    after = wait_for_revert(env, resp.change.change_id)
+    check(same_nic(after, before), "kill -9 between apply and confirm: reverted")
+    # Confirmed: stays; RevertProfile of it is NOT_FOUND.
+    for attempt in range(50):  # the agent reconnects to the new devmemd
+        code, resp = op.code(op.stub.ApplyProfile, apply_request(op, 1))
+        if code != "UNAVAILABLE":
+            break
+        time.sleep(0.2)
+    ask = dict(nic="lo", change_id=resp.change.change_id)
+    code, _ = op.code(op.stub.ConfirmProfile, op.pb.ConfirmProfileRequest(**ask))
+    check(code == "OK" and len(nic_state(env)["pool_queues"]) == 1,
+          "confirmed: the new profile stays")
+    code, _ = op.code(op.stub.RevertProfile, op.pb.RevertProfileRequest(**ask))
+    check(code == "NOT_FOUND", f"reverting a confirmed change: {code}")
+    # A NIC with a reservation: refused, unless drain_first (which waits).
+    code, resp = op.code(op.stub.ApplyProfile, apply_request(op, 2))
+    check(code == "OK", "back to two queues")
+    op.code(op.stub.ConfirmProfile, op.pb.ConfirmProfileRequest(
+        nic="lo", change_id=resp.change.change_id))
+    code, made = env.client("launcher").reserve("holds-lo")
+    code, detail = op.code(op.stub.ApplyProfile, apply_request(op, 1))
+    check(code == "FAILED_PRECONDITION" and "reserved" in detail
+          and "drain" in detail, f"reserved queues: {code}: {detail}")
+    code, detail = op.code(op.stub.ApplyProfile, apply_request(
+        op, 1, drain_first=True, drain_deadline_s=1))
+    check(code == "DEADLINE_EXCEEDED" and made.reservation.id in detail,
+          f"drain_first past its deadline names what remains: {code}: {detail}")
+    code, resp = op.code(op.stub.ApplyProfile, apply_request(op, 1), timeout=1)
+    check(code == "FAILED_PRECONDITION", "nothing was applied meanwhile")
+    # The launcher releases while a drain_first apply waits: it applies.
+    release = threading.Timer(1.0, release_all, [env])
+    release.start()
+    code, resp = op.code(op.stub.ApplyProfile, apply_request(
+        op, 1, within_s=2, drain_first=True, drain_deadline_s=20))
+    release.join()
+    check(code == "OK" and len(resp.state.pool_queues) == 1,
+          f"drain_first applies once the host is drained: {code}")
+    host = op.code(op.stub.GetHost, op.pb.GetHostRequest())[1]
+    check(host.cordon.cordoned, "drain_first leaves the host cordoned")
+    wait_for_revert(env, resp.change.change_id)
+    op.code(op.stub.Uncordon, op.pb.UncordonRequest())
+    # Bad input.
+    for what, req, want in [
+            ("no nic", op.pb.ApplyProfileRequest(), "INVALID_ARGUMENT"),
+            ("confirm_within_s 3601", apply_request(op, 2, within_s=3601),
+             "INVALID_ARGUMENT"),
+            ("unmanaged NIC", op.pb.ApplyProfileRequest(
+                profile=op.devmem.NicProfile(nic="eth9", pool_queues=1)),
+             "NOT_FOUND")]:
+        code, detail = op.code(op.stub.ApplyProfile, req)
+        check(code == want, f"ApplyProfile, {what}: {code}: {detail}")
+    check(same_nic(nic_state(env), before), "bad input changed nothing")
+
+
 def test_agent_kill9(env):
     env.drop_clients()
     env.agent.stop(signal.SIGKILL)
@@ -414,7 +531,7 @@ def main():
         test_matrix, test_handshake_failures, test_ownership_and_tokens,
         test_bad_input, test_watch_and_drain, test_health_and_limits,
         test_metrics_are_documented, test_python_launcher, test_sighup,
-        test_devmemd_restart, test_agent_kill9])
+        test_devmemd_restart, test_agent_kill9, test_profile_change])
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import urllib.request
 REPO = os.getcwd()  # Bazel runs tests in the runfiles root
 DEVMEMD = os.path.join(REPO, "daemon/devmemd")
 AGENT = os.path.join(REPO, "agent/devmem-agent")
+DEVMEMCTL = os.path.join(REPO, "client/devmemctl")
 MAKE_CERTS = os.path.join(REPO, "tests/fleet/make_certs.sh")
 
 IDENTITIES = {
@@ -105,6 +106,8 @@ def start_devmemd(work, nic, netns=None, extra_config=""):
                 f'nic_profiles {{ nic: "{nic}" pool_queues: 2 }}\n'
                 + extra_config)
     run = os.path.join(work, "run")
+    if os.path.exists(os.path.join(run, "grpc.sock")):  # left by a kill -9
+        os.unlink(os.path.join(run, "grpc.sock"))
     p = Process([DEVMEMD, f"--config={config}", f"--runtime_dir={run}",
                  f"--state_dir={os.path.join(work, 'state')}", "--dbus="],
                 os.path.join(work, "devmemd.log"), netns)
