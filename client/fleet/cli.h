@@ -3,7 +3,8 @@
 // What devmem-fleet's commands share: exit codes, the global flags, the
 // connections to the hosts, progress on stderr, and the report printed at
 // the end (a table for people, the proto3 JSON of devmem.fleet.cli.Report
-// with --json). reserve_commands.cc and host_commands.cc hold the commands;
+// with --json). reserve_commands.cc, host_commands.cc and
+// rollout_command.cc hold the commands;
 // main.cc parses the command line and dispatches.
 
 #include <cstddef>
@@ -23,6 +24,8 @@ ABSL_DECLARE_FLAG(bool, json);
 ABSL_DECLARE_FLAG(absl::Duration, timeout);
 ABSL_DECLARE_FLAG(int32_t, parallel);
 ABSL_DECLARE_FLAG(std::string, job);
+ABSL_DECLARE_FLAG(int32_t, max_unavailable);
+ABSL_DECLARE_FLAG(absl::Duration, deadline);
 
 namespace devmem::fleetctl {
 
@@ -72,5 +75,6 @@ int Cordon(const std::vector<std::string>& args);
 int Uncordon(const std::vector<std::string>& args);
 int Drain(const std::vector<std::string>& args);
 int Watch(const std::vector<std::string>& args);
+int Rollout(const std::vector<std::string>& args);
 
 }  // namespace devmem::fleetctl

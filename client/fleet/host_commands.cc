@@ -13,9 +13,10 @@
 ABSL_FLAG(std::string, reason, "",
           "cordon, drain: why (required; shown to anyone refused meanwhile)");
 ABSL_FLAG(int32_t, max_unavailable, 1,
-          "drain: hosts drained at once (in waves)");
+          "drain, rollout: hosts drained or changed at once (in waves)");
 ABSL_FLAG(absl::Duration, deadline, absl::Hours(1),
-          "drain: give up on a host after this long and report what remains");
+          "drain, rollout --drain: give up on a host's drain after this long "
+          "and report what remains");
 ABSL_FLAG(uint64_t, since, 0,
           "watch: events after this revision (0: a snapshot first)");
 ABSL_FLAG(int32_t, count, 0, "watch: stop after this many events (0: never)");

@@ -45,6 +45,11 @@ const std::map<std::string, CommandInfo>& Commands() {
        {devmem::fleetctl::Drain,
         "--reason R [--max_unavailable K] [--deadline D]: cordon and wait "
         "for jobs to end, K hosts at a time"}},
+      {"rollout",
+       {devmem::fleetctl::Rollout,
+        "--profile F [--canary 1] [--max_unavailable K] [--drain]: a NIC "
+        "profile, canary first, then waves; each wave confirmed if healthy, "
+        "else reverted"}},
   };
   return *commands;
 }
@@ -52,7 +57,8 @@ const std::map<std::string, CommandInfo>& Commands() {
 std::string UsageText() {
   std::string text =
       "reserves devmem queues for jobs across a fleet of devmem-agents (all "
-      "hosts or none), and cordons and drains hosts, over mutual TLS.\n\n"
+      "hosts or none), cordons and drains hosts, and rolls out NIC profiles, "
+      "over mutual TLS.\n\n"
       "Usage: devmem-fleet COMMAND [flags] HOST:PORT... (or --hosts_file F, "
       "or - for stdin)\n\nCommands:\n";
   for (const auto& [name, info] : Commands()) {

@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
-"""devmem-fleet (client/fleet) against real agents, no root needed: four hosts
-on loopback, each a real devmemd (simulated devmem NIC on lo, a pool of 2
-queues) with a real devmem-agent on its own 127.0.0.1 port, mutual TLS with
-certificates made by openssl.
+"""devmem-fleet (client/fleet) and the Python client against real agents.
+As root: eight hosts, each a network namespace with its own devmemd (a
+simulated devmem NIC over a veth of its
+own) and devmem-agent (an unprivileged
+uid, serving on a veth), reached over a bridge from a launcher namespace. Without root: four hosts on
+loopback (devmemd on lo, the agent on its own 127.0.0.1 port). Mutual TLS
+with certificates made by openssl.
 
 Covers: hosts (table and --json); an all-or-nothing reserve and its
 idempotent retry; a host that is down (exit 1, 0 reserved queues left on
 every host, asked host by host); a host that answers after the launcher's
 deadline (nothing leaks: the provisional TTL ends it); two launchers
 competing for the same queues (never both partial); renew, release; cordon,
-drain in waves, uncordon; watch tagged by host; usage errors (exit 2)."""
+drain in waves, uncordon; watch tagged by host; the Python client doing the
+same; NIC profile rollouts (canary, waves, --drain; a canary whose link goes
+down stops the rollout and reverts; kill -9 of devmemd between apply and
+confirm still reverts, to the recorded state); usage errors (exit 2)."""
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -21,37 +26,47 @@ import time
 
 sys.path.insert(0, os.path.join(os.getcwd(), "tests/fleet"))
 import fleet_harness as h  # noqa: E402
+import fleet_hosts as fh  # noqa: E402
 from fleet_harness import check  # noqa: E402
 
 FLEET = os.path.join(h.REPO, "client/fleet/devmem-fleet")
-HOSTS = 4
+# No observer: the --flagfile check uses an identity without a role here.
+ROLES = {"launchers": ["launcher", "launcher2"], "operators": ["operator"]}
 
 
 class Env:
+    """Eight hosts in network namespaces as root; four on loopback without."""
+
     def __init__(self, work):
         self.work = work
+        os.chmod(work, 0o755)
         self.pki = os.path.join(work, "pki")
-        h.make_pki(self.pki)
+        why_not = fh.netns_unavailable()
+        self.net = None
+        if why_not is None:
+            self.net = fh.NetnsNetwork(f"dmc{os.getpid() % 100000}", 8, 79,
+                                      data_nic="dm0")
+            h.make_pki(self.pki, *[self.net.host_ip(i) for i in range(1, 9)])
+            self.net.make()
+            self.hosts = [fh.NetnsHost(self.net, i, work, self.pki, roles=ROLES)
+                          for i in range(1, 9)]
+        else:
+            print(f"note: {why_not}: four hosts on loopback instead of eight "
+                  "in network namespaces; the link-down canary is skipped")
+            h.make_pki(self.pki)
+            self.hosts = [fh.LoopbackHost(i, work, self.pki, roles=ROLES) for i in range(4)]
         h.generate_stubs(os.path.join(work, "gen"))
-        self.devmemd, self.agents, self.addrs = [], [], []
-        for i in range(HOSTS):
-            d = h.start_devmemd(os.path.join(work, f"host{i}"), "lo")
-            config = os.path.join(work, f"agent{i}.textproto")
-            h.write_agent_config(config, self.pki,
-                                 os.path.join(work, f"host{i}/run/grpc.sock"),
-                                 "127.0.0.1:0",
-                                 {"launchers": ["launcher", "launcher2"],
-                                  "operators": ["operator"]},
-                                 "devmemd_timeout_ms: 20000\n")
-            a, addr, _ = h.start_agent(config, os.path.join(work, f"agent{i}.log"))
-            # Restarts keep the port the first start took.
-            with open(config) as f:
-                text = f.read()
-            with open(config, "w") as f:
-                f.write(re.sub(r'^listen: .*$', f'listen: "{addr}"', text, flags=re.M))
-            self.devmemd.append(d)
-            self.agents.append(a)
-            self.addrs.append(addr)
+        for x in self.hosts:
+            x.start_devmemd()
+            x.start_agent()
+        if self.net is not None:
+            self.net.enter_launcher()
+        self.n = len(self.hosts)
+        self.nic = self.hosts[0].nic
+
+    @property
+    def addrs(self):
+        return [x.address() for x in self.hosts]
 
     def fleet(self, *args, who="launcher", hosts=None, timeout=60):
         env = dict(os.environ, DEVMEM_FLEET_CA=f"{self.pki}/ca.pem",
@@ -73,17 +88,19 @@ class Env:
                 for hst in out["hosts"]]
 
     def stop(self):
-        for p in self.agents + self.devmemd:
-            p.stop()
+        for x in self.hosts:
+            x.stop()
+        if self.net is not None:
+            self.net.drop()
 
     def processes(self):
-        return self.agents + self.devmemd
+        return [p for x in self.hosts for p in (x.agent, x.devmemd)]
 
 
 def test_hosts(env):
     rc, out, err = env.fleet("hosts", who="operator")
     lines = out.strip().splitlines()
-    check(rc == 0 and len(lines) == 1 + HOSTS and "lo 2/0/2" in lines[1],
+    check(rc == 0 and len(lines) == 1 + env.n and f"{env.nic} 2/0/2" in lines[1],
           f"hosts: a table row per host: {lines[:2]}")
     rc, out, err = env.fleet("hosts", "--json", who="operator")
     check(rc == 0 and [x["host"] for x in out["hosts"]] == env.addrs and
@@ -96,12 +113,12 @@ def test_reserve_all_and_retry(env):
                              "--ttl", "10m", "--json")
     tokens = [x.get("token", "") for x in out["hosts"]]
     check(rc == 0 and out["ok"] and all(t.startswith("dmr1-") for t in tokens),
-          f"a gang reservation succeeds on {HOSTS} hosts ({err.strip()})")
-    check(env.reserved_per_host() == [1] * HOSTS, "each host holds 1 queue")
+          f"a gang reservation succeeds on {env.n} hosts ({err.strip()})")
+    check(env.reserved_per_host() == [1] * env.n, "each host holds 1 queue")
     rc, again, err = env.fleet("reserve", "--job", "gang-1", "--queues", "1",
                                "--ttl", "10m", "--json")
     check(rc == 0 and [x["token"] for x in again["hosts"]] == tokens and
-          env.reserved_per_host() == [1] * HOSTS,
+          env.reserved_per_host() == [1] * env.n,
           "a retry with the same job id returns the same tokens, reserves nothing more")
     exp = [int(x["reservation"]["expires_unix_ms"]) for x in again["hosts"]]
     check(all(e > time.time() * 1000 + 500_000 for e in exp),
@@ -110,13 +127,13 @@ def test_reserve_all_and_retry(env):
     check(rc == 0 and all(len(x["reservations"]) == 1 for x in out["hosts"]),
           "renew renews the job everywhere")
     rc, out, err = env.fleet("release", "--job", "gang-1", "--json")
-    check(rc == 0 and env.reserved_per_host() == [0] * HOSTS, "release everywhere")
+    check(rc == 0 and env.reserved_per_host() == [0] * env.n, "release everywhere")
     rc, out, err = env.fleet("release", "--job", "gang-1")
-    check(rc == 0 and out.count("released 0") == HOSTS, "release is idempotent")
+    check(rc == 0 and out.count("released 0") == env.n, "release is idempotent")
 
 
 def test_host_down(env):
-    env.agents[2].stop()
+    env.hosts[2].agent.stop()
     rc, out, err = env.fleet("reserve", "--job", "gang-2", "--timeout", "2s", "--json")
     failed = [x["host"] for x in out["hosts"] if not x["ok"]]
     check(rc == 1 and not out["ok"] and env.addrs[2] in failed and
@@ -126,13 +143,12 @@ def test_host_down(env):
     rc, hosts, _ = env.fleet("hosts", "--json", who="operator", hosts=up)
     left = [sum(n["pool_total"] - n["pool_free"] for n in x["info"]["nics"])
             for x in hosts["hosts"]]
-    check(left == [0, 0, 0], f"the rollback leaves 0 reserved queues on each host: {left}")
-    env.agents[2] = h.start_agent(os.path.join(env.work, "agent2.textproto"),
-                                  os.path.join(env.work, "agent2.log"))[0]
+    check(left == [0] * (env.n - 1), f"the rollback leaves 0 reserved queues on each host: {left}")
+    env.hosts[2].start_agent()
 
 
 def test_slow_host(env):
-    slow = env.devmemd[1]
+    slow = env.hosts[1].devmemd
     slow.send(signal.SIGSTOP)
     threading.Timer(2.5, lambda: slow.send(signal.SIGCONT)).start()
     t0 = time.time()
@@ -143,7 +159,7 @@ def test_slow_host(env):
           f"{out.get('provisional_ttl_s')} s)")
     time.sleep(max(0, t0 + 8 - time.time()))
     rc, hosts, _ = env.fleet("hosts", "--json", who="operator")
-    check(env.reserved_per_host() == [0] * HOSTS,
+    check(env.reserved_per_host() == [0] * env.n,
           "whatever the slow host reserved late is gone (released or expired)")
 
 
@@ -163,7 +179,7 @@ def test_competing_launchers(env):
     oks = [job for job, (rc, out, _) in results.items() if rc == 0]
     check(len(oks) <= 1, f"never both: {oks}")
     per_host = env.reserved_per_host()
-    check(per_host in ([0] * HOSTS, [2] * HOSTS) and (per_host[0] == 2) == bool(oks),
+    check(per_host in ([0] * env.n, [2] * env.n) and (per_host[0] == 2) == bool(oks),
           f"no partial set is left: {per_host} (winner {oks})")
     for job in ("race-a", "race-b"):
         env.fleet("release", "--job", job, who="operator")
@@ -171,14 +187,13 @@ def test_competing_launchers(env):
 
 def test_cordon_drain_watch(env):
     rc, out, err = env.fleet("cordon", "--reason", "kernel upgrade", who="operator")
-    check(rc == 0 and out.count("cordoned (kernel upgrade") == HOSTS, "cordon all")
-    rc, out, err = env.fleet("reserve", "--job", "while-cordoned", "--json",
-                             "--nic", "lo")
+    check(rc == 0 and out.count("cordoned (kernel upgrade") == env.n, "cordon all")
+    rc, out, err = env.fleet("reserve", "--job", "while-cordoned", "--json")
     check(rc == 1 and "cordoned" in out["hosts"][0]["error"],
           "a cordoned fleet refuses a gang")
     rc, out, err = env.fleet("uncordon", who="operator")
-    check(rc == 0 and out.count("schedulable") == HOSTS, "uncordon all")
-    env.fleet("reserve", "--job", "drain-me", "--nic", "lo")
+    check(rc == 0 and out.count("schedulable") == env.n, "uncordon all")
+    env.fleet("reserve", "--job", "drain-me")
     release = threading.Timer(1.0, lambda: env.fleet("release", "--job", "drain-me"))
     release.start()
     rc, out, err = env.fleet("drain", "--reason", "upgrade", "--max_unavailable",
@@ -187,7 +202,7 @@ def test_cordon_drain_watch(env):
     check(rc == 0 and all(x["drain"]["done"] for x in out["hosts"]),
           "drain in waves of 2 completes once the job releases")
     watcher = subprocess.Popen(
-        [FLEET, "watch", "--json", "--count", str(HOSTS), *env.addrs],
+        [FLEET, "watch", "--json", "--count", str(env.n), *env.addrs],
         stdout=subprocess.PIPE, text=True,
         env=dict(os.environ, DEVMEM_FLEET_CA=f"{env.pki}/ca.pem",
                  DEVMEM_FLEET_CERT=f"{env.pki}/operator.pem",
@@ -210,23 +225,156 @@ def test_python_client(env):
     with Fleet(env.addrs, ca=f"{env.pki}/ca.pem", cert=f"{env.pki}/launcher.pem",
                key=f"{env.pki}/launcher.key", timeout=5) as fleet:
         gang = fleet.reserve("py-gang", queues=1, ttl_s=600)
-        check(gang.ok and len(gang.tokens) == HOSTS and
+        check(gang.ok and len(gang.tokens) == env.n and
               all(t.startswith("dmr1-") for t in gang.tokens.values()),
               "python: a gang reservation succeeds")
         again = fleet.reserve("py-gang", queues=1, ttl_s=600)
-        check(again.tokens == gang.tokens and env.reserved_per_host() == [1] * HOSTS,
+        check(again.tokens == gang.tokens and env.reserved_per_host() == [1] * env.n,
               "python: a retry with the same job id returns the same tokens")
-        env.agents[3].stop()
+        env.hosts[3].agent.stop()
         failed = fleet.reserve("py-gang-2", queues=1, ttl_s=600)
         check(not failed.ok and "UNAVAILABLE" in failed.failures[env.addrs[3]],
               f"python: a host down fails the gang: {failed.failures}")
-        env.agents[3] = h.start_agent(os.path.join(env.work, "agent3.textproto"),
-                                      os.path.join(env.work, "agent3.log"))[0]
-        check(env.reserved_per_host() == [1] * HOSTS,
+        env.hosts[3].start_agent()
+        check(env.reserved_per_host() == [1] * env.n,
               "python: the failed gang left nothing (py-gang's queue only)")
         released = fleet.release("py-gang")
         check(all(len(v) == 1 for v in released.values()) and
-              env.reserved_per_host() == [0] * HOSTS, "python: release everywhere")
+              env.reserved_per_host() == [0] * env.n, "python: release everywhere")
+
+
+def write_profile(env, name, pool):
+    path = os.path.join(env.work, name)
+    with open(path, "w") as f:
+        f.write(f'nic: "{env.nic}"\npool_queues: {pool}\n')
+    return path
+
+
+def nic_state(host):
+    """The host's NicState from devmemd itself (devmemctl, not the agent),
+    after a status call (its health probe brings `degraded` up to date)."""
+    subprocess.run([h.DEVMEMCTL, f"--runtime_dir={host.run}", "status"],
+                   check=True, capture_output=True)
+    out = subprocess.run(
+        [h.DEVMEMCTL, f"--runtime_dir={host.run}", "--json", "nic", "show",
+         host.nic], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["nics"][0]
+
+
+def settings(st):
+    """What a revert must bring back exactly."""
+    return {k: st.get(k) for k in ("pool_queues", "free_queues", "actual",
+                                   "profile", "state", "degraded")}
+
+
+def waves(n, canary, k):
+    return [0] * canary + [1 + i // k for i in range(n - canary)]
+
+
+def test_rollout(env):
+    one = write_profile(env, "one.textproto", 1)
+    rc, out, err = env.fleet("reserve", "--job", "busy")
+    check(rc == 0, "a job holds a queue on every host")
+    release = threading.Timer(1.5, lambda: env.fleet("release", "--job", "busy"))
+    release.start()
+    rc, out, err = env.fleet(
+        "rollout", "--profile", one, "--canary", "1", "--max_unavailable", "3",
+        "--settle", "300ms", "--confirm_within", "30s", "--drain",
+        "--deadline", "20s", "--json", who="operator")
+    release.join()
+    steps = [x["rollout"] for x in out["hosts"]]
+    check(rc == 0 and out["ok"] and
+          all(s["outcome"] == "confirmed" and s["confirmed"] for s in steps),
+          f"rollout --drain: every host confirmed ({err.strip()[-300:]})")
+    check([s["wave"] for s in steps] == waves(env.n, 1, 3),
+          f"the canary alone, then waves of 3: {[s['wave'] for s in steps]}")
+    check(all(s["drained"] and s["uncordoned"] for s in steps),
+          "each host was drained, then uncordoned")
+    check([len(nic_state(x)["pool_queues"]) for x in env.hosts] == [1] * env.n,
+          "every NIC has the new profile (a pool of 1), asked of each devmemd")
+    check(not any(nic_state(x).get("pending_change") for x in env.hosts),
+          "nothing is left pending")
+    rc, hosts, _ = env.fleet("hosts", "--json", who="operator")
+    check(not any(x["info"]["cordon"].get("cordoned") for x in hosts["hosts"]),
+          "no host is left cordoned")
+    two = write_profile(env, "two.textproto", 2)
+    rc, out, err = env.fleet("rollout", "--profile", two, "--max_unavailable",
+                             str(env.n), "--settle", "0s", who="operator")
+    rows = out.strip().splitlines()[1:]
+    check(rc == 0 and len(rows) == env.n and
+          all("\tconfirmed\t" in r for r in rows) and "applied pc-" in err,
+          "back to two queues: a table for people, progress on stderr")
+    check([len(nic_state(x)["pool_queues"]) for x in env.hosts] == [2] * env.n,
+          "every NIC has two queues again")
+
+
+def test_rollout_unhealthy_canary(env):
+    if env.net is None:
+        print("skipped: the link-down canary needs root (a veth to take down)")
+        return
+    before = [settings(nic_state(x)) for x in env.hosts]
+    canary = env.hosts[0]
+    rollout = subprocess.Popen(
+        [FLEET, "rollout", "--profile", write_profile(env, "bad.textproto", 1),
+         "--settle", "3s", "--max_unavailable", "4", "--json", *env.addrs],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, DEVMEM_FLEET_CA=f"{env.pki}/ca.pem",
+                 DEVMEM_FLEET_CERT=f"{env.pki}/operator.pem",
+                 DEVMEM_FLEET_KEY=f"{env.pki}/operator.key"))
+    deadline = time.time() + 10
+    while time.time() < deadline and not nic_state(canary).get("pending_change"):
+        time.sleep(0.05)
+    canary.set_link(False)  # the canary goes bad after the change
+    out, err = rollout.communicate(timeout=60)
+    canary.set_link(True)
+    out = json.loads(out)
+    steps = [x["rollout"] for x in out["hosts"]]
+    check(rollout.returncode == 1 and steps[0]["outcome"] == "reverted" and
+          "link is down" in steps[0]["health"],
+          f"the unhealthy canary is reverted ({steps[0]['outcome']}): "
+          f"{steps[0]['health'][:90]}")
+    check(all(s["outcome"] == "skipped" and not s["applied"] for s in steps[1:]),
+          "the rollout stopped: no other host was touched")
+    check(canary.address() in out["stopped"] and "canary" in out["stopped"],
+          f"the report says why it stopped: {out['stopped']}")
+    after = [settings(nic_state(x)) for x in env.hosts]
+    check(after == before, "every NIC is as recorded before the rollout")
+
+
+def test_rollout_kill9_between_apply_and_confirm(env):
+    canary = env.hosts[0]
+    before = settings(nic_state(canary))
+    rollout = subprocess.Popen(
+        [FLEET, "rollout", "--profile", write_profile(env, "k9.textproto", 1),
+         "--settle", "1s", "--timeout", "2s", "--confirm_within", "5s",
+         "--json", *env.addrs],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, DEVMEM_FLEET_CA=f"{env.pki}/ca.pem",
+                 DEVMEM_FLEET_CERT=f"{env.pki}/operator.pem",
+                 DEVMEM_FLEET_KEY=f"{env.pki}/operator.key"))
+    deadline = time.time() + 10
+    pending = None
+    while time.time() < deadline and not pending:
+        pending = nic_state(canary).get("pending_change")
+        time.sleep(0.05)
+    canary.devmemd.stop(signal.SIGKILL)
+    out, err = rollout.communicate(timeout=60)
+    out = json.loads(out)
+    step = out["hosts"][0]["rollout"]
+    check(rollout.returncode == 1 and step["applied"] and
+          step["outcome"] == "reverting" and "unreachable" in step["health"],
+          f"devmemd killed: the canary is unhealthy, its revert waits for "
+          f"devmemd: {step['outcome']}, {step['health'][:80]}")
+    canary.start_devmemd()
+    st = nic_state(canary)
+    check(st.get("pending_change", {}).get("change_id") == pending["change_id"],
+          "the restarted devmemd still holds the change, from its journal")
+    deadline = time.time() + 20
+    while time.time() < deadline and nic_state(canary).get("pending_change"):
+        time.sleep(0.2)
+    after = settings(nic_state(canary))
+    check(after == before,
+          "at the deadline it reverted by itself to the recorded state")
 
 
 def test_usage(env):
@@ -234,7 +382,12 @@ def test_usage(env):
                        (["reserve", "--job", "x", "--ttl", "0s"], "--ttl"),
                        (["frobnicate"], "unknown command"),
                        (["hosts", "not-a-host"], "is not HOST:PORT"),
-                       (["cordon"], "--reason is required")]:
+                       (["cordon"], "--reason is required"),
+                       (["rollout"], "--profile is required"),
+                       (["rollout", "--profile", "/nonexistent"], "/nonexistent"),
+                       (["rollout", "--profile", "/dev/null"], "nic is required"),
+                       (["rollout", "--profile", write_profile(env, "u", 1),
+                         "--settle", "60s"], "must exceed --settle")]:
         r = subprocess.run([FLEET, *args] + ([] if "not-a-host" in args else env.addrs),
                            capture_output=True, text=True,
                            env=dict(os.environ, DEVMEM_FLEET_CA=f"{env.pki}/ca.pem",
@@ -261,7 +414,8 @@ def main():
     return h.run("fleet_cli_test", Env, [
         test_hosts, test_reserve_all_and_retry, test_host_down, test_slow_host,
         test_competing_launchers, test_cordon_drain_watch, test_python_client,
-        test_usage])
+        test_rollout, test_rollout_unhealthy_canary,
+        test_rollout_kill9_between_apply_and_confirm, test_usage])
 
 
 if __name__ == "__main__":

@@ -16,9 +16,8 @@ launcher namespace reaches them over a bridge, with the Python launcher
  5. a short TTL expires across processes and frees the queue, and its token is
     refused saying when it expired; Renew keeps another;
  6. with require_reservation, a workload without a token is refused;
- 7. devmem-fleet over the bridge: a gang on all hosts; with one host's agent
-    down the gang fails and nothing is left on the others, asked host by host;
- 8. the launcher releases the job everywhere.
+ 7. the launcher releases the job everywhere.
+devmem-fleet over such a fleet is tests/fleet:fleet_cli_test.
 Only namespaces, links and processes this test creates are touched."""
 import json
 import os
@@ -31,121 +30,23 @@ import time
 
 sys.path.insert(0, os.path.join(os.getcwd(), "tests/fleet"))
 import fleet_harness as h  # noqa: E402
+import fleet_hosts as fh  # noqa: E402
 from fleet_harness import check  # noqa: E402
 
 HOSTS = 8
 TAG = f"dmf{os.getpid() % 100000}"
-LAUNCHER_NS = f"{TAG}-l"
-AGENT_UID = 64999  # no passwd entry: an unprivileged uid of its own
+NET = fh.NetnsNetwork(TAG, HOSTS, 78)
+LAUNCHER_NS = NET.launcher_ns
 LAUNCHER = os.path.join(h.REPO, "client/examples/fleet_launcher.py")
 PEER = os.path.join(h.REPO, "tests/tools/pattern_peer")
-
-
-def sh(*argv, ns=None, **kw):
-    if ns:
-        argv = ("ip", "netns", "exec", ns) + argv
-    return subprocess.run(argv, check=kw.pop("check", True),
-                          capture_output=True, text=True, **kw)
-
-
-def skip_unless_root():
-    if os.getuid() != 0:
-        print("SKIPPED: fleet_netns_test needs root (network namespaces, "
-              "veth, setpriv); run as root")
-        sys.exit(0)
-    probe = f"{TAG}-probe"
-    if sh("ip", "netns", "add", probe, check=False).returncode != 0:
-        print("SKIPPED: cannot create network namespaces here")
-        sys.exit(0)
-    sh("ip", "netns", "del", probe)
-
-
-def host_ns(i):
-    return f"{TAG}-h{i}"
-
-
-def host_ip(i):
-    return f"10.78.0.{10 + i}"
-
-
-def make_network():
-    sh("ip", "netns", "add", LAUNCHER_NS)
-    sh("ip", "-n", LAUNCHER_NS, "link", "set", "lo", "up")
-    sh("ip", "-n", LAUNCHER_NS, "link", "add", "br0", "type", "bridge")
-    sh("ip", "-n", LAUNCHER_NS, "addr", "add", "10.78.0.1/24", "dev", "br0")
-    sh("ip", "-n", LAUNCHER_NS, "link", "set", "br0", "up")
-    for i in range(1, HOSTS + 1):
-        ns = host_ns(i)
-        sh("ip", "netns", "add", ns)
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh("ip", "-n", ns, "link", "add", f"fh{i}", "type", "veth", "peer",
-           "name", f"fb{i}", "netns", LAUNCHER_NS)
-        sh("ip", "-n", ns, "addr", "add", f"{host_ip(i)}/24", "dev", f"fh{i}")
-        sh("ip", "-n", ns, "link", "set", f"fh{i}", "up")
-        sh("ip", "-n", LAUNCHER_NS, "link", "set", f"fb{i}", "master", "br0")
-        sh("ip", "-n", LAUNCHER_NS, "link", "set", f"fb{i}", "up")
-
-
-def drop_network():
-    for ns in [LAUNCHER_NS] + [host_ns(i) for i in range(1, HOSTS + 1)]:
-        sh("ip", "netns", "del", ns, check=False)
-
-
-class Host:
-    def __init__(self, fleet, i):
-        self.fleet, self.i = fleet, i
-        self.ns = host_ns(i)
-        self.nic = f"fh{i}"
-        self.work = os.path.join(fleet.work, f"host{i}")
-        self.run = os.path.join(self.work, "run")
-        os.makedirs(self.work, mode=0o755)
-        self.devmemd = self.agent = None
-
-    def start_devmemd(self, extra=""):
-        config = os.path.join(self.work, "devmemd.textproto")
-        with open(config, "w") as f:
-            f.write(f"allow_uids: [0, {self.fleet.nobody}, {AGENT_UID}]\n"
-                    f"admin_uids: {AGENT_UID}\n"
-                    f'socket_group: "nogroup"\nnic_backend: "simulated"\n'
-                    f'nic_profiles {{ nic: "{self.nic}" pool_queues: 3 }}\n'
-                    + extra)
-        for sock in ("grpc.sock", "session.sock"):
-            if os.path.exists(os.path.join(self.run, sock)):
-                os.unlink(os.path.join(self.run, sock))
-        self.devmemd = h.Process(
-            [h.DEVMEMD, f"--config={config}", f"--runtime_dir={self.run}",
-             f"--state_dir={self.work}/state", "--dbus="],
-            os.path.join(self.work, "devmemd.log"), self.ns)
-        self.devmemd.wait_for("ready: ")
-
-    def start_agent(self):
-        config = os.path.join(self.work, "agent.textproto")
-        h.write_agent_config(
-            config, self.fleet.pki, os.path.join(self.run, "grpc.sock"),
-            f"{host_ip(self.i)}:7443",
-            {"observers": ["observer"], "launchers": ["launcher"],
-             "operators": ["operator"]})
-        self.agent = h.Process(
-            ["setpriv", f"--reuid={AGENT_UID}", f"--regid={self.fleet.nogroup}",
-             "--clear-groups", "--", h.AGENT, f"--config={config}"],
-            os.path.join(self.work, "agent.log"), self.ns)
-        self.agent.wait_for(r"serving fleet.v1 on ")
-
-    def address(self):
-        return f"{host_ip(self.i)}:7443"
-
-    def stop(self):
-        for p in (self.agent, self.devmemd):
-            if p is not None:
-                p.stop()
+sh = fh.sh
+host_ip = NET.host_ip
 
 
 class Fleet:
     def __init__(self, work):
         self.work = work
         os.chmod(work, 0o755)
-        self.nobody = int(sh("id", "-u", "nobody").stdout)
-        self.nogroup = int(sh("getent", "group", "nogroup").stdout.split(":")[2])
         self.pki = os.path.join(work, "pki")
         h.make_pki(self.pki, *[host_ip(i) for i in range(1, HOSTS + 1)])
         self.gen = os.path.join(work, "gen")
@@ -153,8 +54,14 @@ class Fleet:
         self.ctl = os.path.join(work, "devmemctl")
         shutil.copy(os.path.join(h.REPO, "client/devmemctl"), self.ctl)
         os.chmod(self.ctl, 0o755)
-        make_network()
-        self.hosts = [Host(self, i) for i in range(1, HOSTS + 1)]
+        NET.make()
+        self.hosts = [fh.NetnsHost(NET, i, work, self.pki, pool_queues=3,
+                                   roles={"observers": ["observer"],
+                                          "launchers": ["launcher"],
+                                          "operators": ["operator"]})
+                      for i in range(1, HOSTS + 1)]
+        self.nobody = self.hosts[0].nobody
+        self.nogroup = self.hosts[0].nogroup
         for host in self.hosts:
             host.start_devmemd()
             host.start_agent()
@@ -185,17 +92,6 @@ class Fleet:
             host.stop()
 
 
-def in_launcher_ns():
-    """Moves this process's network namespace into the launcher's, so that
-    Python gRPC channels dial through the bridge."""
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(f"/run/netns/{LAUNCHER_NS}", os.O_RDONLY)
-    if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
-        raise OSError(ctypes.get_errno(), "setns to the launcher namespace")
-    os.close(fd)
-
-
 def receive(fleet, host, port, token, queues=1):
     """A nobody listener on host (DEVMEM_RESERVATION=token unless empty) that
     checks 8 MiB of the pattern sent from the launcher namespace."""
@@ -224,7 +120,10 @@ def receive(fleet, host, port, token, queues=1):
 
 
 def main():
-    skip_unless_root()
+    why = fh.netns_unavailable()
+    if why:
+        print(f"SKIPPED: fleet_netns_test: {why}; run as root")
+        return 0
     work = tempfile.mkdtemp(prefix="devmem-fleet.")
     fleet = None
     error = None
@@ -255,7 +154,7 @@ def main():
         check(rc == 0 and "8388608" in text,
               "with DEVMEM_RESERVATION it binds and receives 8 MiB, checked")
 
-        in_launcher_ns()
+        NET.enter_launcher()
         op = {x.i: fleet.client(x) for x in hosts}
 
         print("--- 3. all or nothing", flush=True)
@@ -328,27 +227,7 @@ def main():
         check(rc != 0 and "FAILED_PRECONDITION" in text,
               "with require_reservation a binding without a token is refused")
 
-        print("--- 7. devmem-fleet over the bridge: a gang, then one host down",
-              flush=True)
-        rc, out, err = fleet.fleet_cli("reserve", "--job", "cli-gang", "--json", *addrs)
-        check(rc == 0 and out["ok"] and len(out["hosts"]) == HOSTS,
-              f"devmem-fleet reserves on all {HOSTS} hosts {err.strip()}")
-        hosts[-1].agent.stop()
-        rc, out, err = fleet.fleet_cli("reserve", "--job", "cli-gang-2", "--timeout",
-                                       "3s", "--json", *addrs)
-        check(rc == 1 and [x["host"] for x in out["hosts"] if "UNAVAILABLE" in
-                           x.get("error", "")] == [addrs[-1]],
-              "one host down: the gang fails, naming it")
-        left = [len(op[x.i].code(op[x.i].stub.ListReservations,
-                                 op[x.i].pb.ListReservationsRequest(job_id="cli-gang-2"))
-                    [1].reservations) for x in hosts[:-1]]
-        check(left == [0] * (HOSTS - 1),
-              f"the rollback left nothing on any of the other hosts, asked each: {left}")
-        hosts[-1].start_agent()
-        rc, out, err = fleet.fleet_cli("release", "--job", "cli-gang", *addrs)
-        check(rc == 0 and out.count("released 1") == HOSTS, "devmem-fleet release")
-
-        print("--- 8. release everywhere", flush=True)
+        print("--- 7. release everywhere", flush=True)
         rc, out, err = fleet.launcher("--job", "train-1", "--release", *addrs)
         check(rc == 0 and all(len(v) == 1 for v in out["hosts"].values()),
               f"released on every host: {out.get('hosts')}")
@@ -363,7 +242,7 @@ def main():
             fleet.stop()
             procs = [p for x in fleet.hosts for p in (x.devmemd, x.agent)]
         code = h.finish("fleet_netns_test", procs, error)
-        drop_network()
+        NET.drop()
         shutil.rmtree(work, ignore_errors=True)
     return code
 
