@@ -90,6 +90,7 @@ grpc::Status FleetService::Release(
   devmem::v1::ReleaseReservationRequest up;
   up.set_id(req->id());
   up.set_job_id(req->job_id());
+  up.set_request_id(req->request_id());
   up.set_owner(who->identity);
   up.set_any_owner(who->role == Role::kOperator);
   return deps_.link->Relay(deps_.link->stub()->ReleaseReservation(

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """A job launcher's view of devmem-agent, in Python (docs/FLEET.md).
 
-Reserves devmem queues for a job on every host given, all or nothing, prints
-each host's token (the workload's DEVMEM_RESERVATION), and releases them
-again with --release. Uses Debian's python3-grpcio with stubs generated from
-proto/fleet/v1/fleet.proto by the system protoc and grpc_python_plugin:
+Reserves devmem queues for a job on every host given, all or nothing (with
+the devmem_fleet package of client/python, which this wraps), prints each
+host's token (the workload's DEVMEM_RESERVATION), and releases them again
+with --release. Uses Debian's python3-grpcio; outside Bazel, the stubs are
+generated from proto/ by the system protoc and grpc_python_plugin:
 
   protoc -I. --python_out=GEN --grpc_out=GEN \
     --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin \
@@ -16,6 +17,7 @@ proto/fleet/v1/fleet.proto by the system protoc and grpc_python_plugin:
 """
 import argparse
 import json
+import os
 import sys
 import uuid
 
@@ -23,7 +25,9 @@ import uuid
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("hosts", nargs="+", help="agents as HOST:PORT")
-    p.add_argument("--stubs", required=True, help="where the generated stubs are")
+    p.add_argument("--stubs", default=None,
+                   help="where the generated stubs are (default: the ones "
+                   "built into devmem_fleet)")
     p.add_argument("--ca", required=True, help="the fleet CA bundle (PEM)")
     p.add_argument("--cert", required=True, help="this launcher's certificate")
     p.add_argument("--key", required=True, help="its private key")
@@ -35,99 +39,50 @@ def parse_args(argv):
                    "the host's first NIC with a free devmem pool)")
     p.add_argument("--ttl", type=int, default=600, help="seconds")
     p.add_argument("--timeout", type=float, default=10.0, help="per host, seconds")
+    p.add_argument("--request-id", default=uuid.uuid4().hex,
+                   help="idempotency key: a rerun with the same job and key "
+                   "gets the same reservations (default: new for each run)")
     p.add_argument("--release", action="store_true",
                    help="release the job's reservations instead")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p.parse_args(argv)
 
 
-class Fleet:
-    """One mTLS channel and stub per agent."""
-
-    def __init__(self, args):
-        sys.path.insert(0, args.stubs)
-        import grpc
-        from proto.fleet.v1 import fleet_pb2, fleet_pb2_grpc
-        from proto.devmem.v1 import devmem_pb2
-        self.grpc, self.pb, self.devmem = grpc, fleet_pb2, devmem_pb2
-        with open(args.ca, "rb") as f:
-            ca = f.read()
-        with open(args.cert, "rb") as f:
-            cert = f.read()
-        with open(args.key, "rb") as f:
-            key = f.read()
-        creds = grpc.ssl_channel_credentials(ca, key, cert)
-        opts = [("grpc.ssl_target_name_override", args.server_name)]
-        self.timeout = args.timeout
-        self.stubs = {}
-        for host in args.hosts:
-            channel = grpc.secure_channel(host, creds, options=opts)
-            self.stubs[host] = fleet_pb2_grpc.FleetStub(channel)
-
-    def get_host(self, host):
-        return self.stubs[host].GetHost(self.pb.GetHostRequest(), timeout=self.timeout)
-
-    def pick_nic(self, host, queues):
-        """The first NIC with that many free pool queues."""
-        info = self.get_host(host)
-        if not info.devmemd_reachable:
-            raise RuntimeError(f"{host}: devmemd is unreachable: {info.devmemd_error}")
-        for nic in info.nics:
-            if nic.pool_free >= queues:
-                return nic.name
-        raise RuntimeError(f"{host}: no NIC has {queues} free devmem queue(s)")
-
-    def reserve(self, host, job, nic, queues, ttl, request_id):
-        req = self.pb.ReserveRequest(
-            job_id=job, request_id=request_id, ttl_s=ttl,
-            items=[self.devmem.ReservationItem(nic=nic, queue_count=queues)])
-        return self.stubs[host].Reserve(req, timeout=self.timeout)
-
-    def release(self, host, job):
-        return self.stubs[host].Release(self.pb.ReleaseRequest(job_id=job),
-                                        timeout=self.timeout)
-
-
-def reserve_all(fleet, args):
-    """All or nothing: on any failure, release what was made and fail."""
-    request_id = uuid.uuid4().hex  # a retry of this run returns the same tokens
-    made, failures = {}, {}
-    for host in args.hosts:
-        try:
-            nic = args.nic or fleet.pick_nic(host, args.queues)
-            resp = fleet.reserve(host, args.job, nic, args.queues, args.ttl, request_id)
-            made[host] = {
-                "id": resp.reservation.id,
-                "token": resp.token,
-                "nic": resp.reservation.items[0].nic,
-                "queues": list(resp.reservation.items[0].queues),
-                "expires_unix_ms": resp.reservation.expires_unix_ms,
-            }
-        except fleet.grpc.RpcError as e:
-            failures[host] = f"{e.code().name}: {e.details()}"
-        except RuntimeError as e:
-            failures[host] = str(e)
-    if failures:
-        for host in made:
-            try:
-                fleet.release(host, args.job)
-            except fleet.grpc.RpcError as e:
-                failures[host] = f"rollback failed ({e.details()}); the TTL frees it"
-    return made, failures
+def reserve(fleet, args):
+    """All or nothing, with devmem_fleet's gang reserve: on any failure the
+    attempt is rolled back everywhere (this run's reservations only)."""
+    gang = fleet.reserve(args.job, queues=args.queues, ttl_s=args.ttl,
+                         nic=args.nic, request_id=args.request_id)
+    if not gang.ok:
+        return {}, {h.host: h.error for h in gang.hosts if not h.reserved}
+    made = {}
+    for h in gang.hosts:
+        r = h.reservation
+        made[h.host] = {"id": r.id, "token": h.token, "nic": r.items[0].nic,
+                        "queues": list(r.items[0].queues),
+                        "expires_unix_ms": r.expires_unix_ms}
+    return made, {}
 
 
 def main(argv):
     args = parse_args(argv)
-    fleet = Fleet(args)
-    if args.release:
-        out, failures = {}, {}
-        for host in args.hosts:
-            try:
-                out[host] = list(fleet.release(host, args.job).released)
-            except fleet.grpc.RpcError as e:
-                failures[host] = f"{e.code().name}: {e.details()}"
-    else:
-        out, failures = reserve_all(fleet, args)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                    "..", "python"))
+    from devmem_fleet import Fleet, FleetError
+    try:
+        fleet = Fleet(args.hosts, ca=args.ca, cert=args.cert, key=args.key,
+                      server_name=args.server_name, timeout=args.timeout,
+                      stubs=args.stubs)
+    except FleetError as e:
+        print(f"fleet_launcher: {e}", file=sys.stderr)
+        return 2
+    with fleet:
+        if args.release:
+            got = fleet.release(args.job)
+            out = {h: v for h, v in got.items() if not isinstance(v, str)}
+            failures = {h: v for h, v in got.items() if isinstance(v, str)}
+        else:
+            out, failures = reserve(fleet, args)
     if args.json:
         print(json.dumps({"job": args.job, "hosts": out, "failures": failures},
                          indent=2, sort_keys=True))

@@ -94,6 +94,7 @@ bool IsContention(const std::string& error) {
 
 std::vector<std::string> ReleaseAll(Connections* conns,
                                     const std::string& job_id,
+                                    const std::string& request_id,
                                     absl::Duration host_deadline,
                                     size_t in_flight,
                                     std::vector<size_t>* released) {
@@ -102,6 +103,7 @@ std::vector<std::string> ReleaseAll(Connections* conns,
   ParallelFor(conns->size(), in_flight, [&](size_t i) {
     fleet::v1::ReleaseRequest req;
     req.set_job_id(job_id);
+    req.set_request_id(request_id);
     devmem::v1::ReleaseReservationResponse resp;
     grpc::Status s =
         conns->stub(i)->Release(ContextWithin(host_deadline).get(), req, &resp);
@@ -168,8 +170,8 @@ GangResult ReserveAll(Connections* conns, const GangRequest& req,
     }
     // Roll back everywhere: a host that failed or timed out may still have
     // reserved after the launcher stopped waiting.
-    std::vector<std::string> errors =
-        ReleaseAll(conns, req.job_id, req.host_deadline, req.in_flight);
+    std::vector<std::string> errors = ReleaseAll(
+        conns, req.job_id, req.request_id, req.host_deadline, req.in_flight);
     bool contention_only = true;
     for (size_t i = 0; i < conns->size(); ++i) {
       HostOutcome& h = result.hosts[i];

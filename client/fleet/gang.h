@@ -36,7 +36,7 @@ struct HostOutcome {
   bool reserved = false;
   devmem::v1::ReserveResponse response;  // when reserved
   std::string error;                     // when not
-  // Rollback: whether Release by job id was confirmed on this host.
+  // Rollback: whether Release by job and request id was confirmed here.
   bool rolled_back = false;
 };
 
@@ -55,16 +55,19 @@ struct GangResult {
 //     ttl_s), so a reservation that lands after the launcher gave up
 //     expires soon even if nothing can release it.
 //  2. All answered: Renew each to ttl_s; done.
-//  3. Otherwise: Release by job id on every host (also those that failed or
-//     timed out: they may have reserved late), then, if only contention
+//  3. Otherwise: Release by job id and request id on every host (also those
+//     that failed or timed out: they may have reserved late; the job's
+//     reservations of other requests stay), then, if only contention
 //     (RESOURCE_EXHAUSTED) failed it, back off and try again.
 // `progress(done, total)` after each host answers (may be empty).
 GangResult ReserveAll(Connections* conns, const GangRequest& req,
                       const std::function<void(size_t, size_t)>& progress);
 
-// Release by job id on every host; per host "" or the error.
+// Release by job id (and request id, if not empty: only that request's
+// reservations) on every host; per host "" or the error.
 std::vector<std::string> ReleaseAll(Connections* conns,
                                     const std::string& job_id,
+                                    const std::string& request_id,
                                     absl::Duration host_deadline,
                                     size_t in_flight,
                                     std::vector<size_t>* released = nullptr);

@@ -129,7 +129,7 @@ int Release(const std::vector<std::string>& args) {
   if (!conns.ok()) return UsageError(std::string{conns.status().message()});
   std::vector<size_t> released;
   std::vector<std::string> errors =
-      ReleaseAll(conns->get(), absl::GetFlag(FLAGS_job),
+      ReleaseAll(conns->get(), absl::GetFlag(FLAGS_job), /*request_id=*/"",
                  absl::GetFlag(FLAGS_timeout), InFlight(), &released);
   fleetcli::Report report;
   report.set_command("release");

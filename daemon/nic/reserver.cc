@@ -268,6 +268,10 @@ absl::StatusOr<devmem::v1::ReleaseReservationResponse> Reserver::Release(
     return absl::InvalidArgumentError(
         "name either id (one reservation) or job_id (all of a job's)");
   }
+  if (!req.request_id().empty() && req.job_id().empty()) {
+    return absl::InvalidArgumentError(
+        "request_id narrows a release by job_id; name the job_id too");
+  }
   std::vector<std::string> ids = req.id().empty()
                                      ? d_.table->IdsOfJob(req.job_id())
                                      : std::vector<std::string>{req.id()};
@@ -276,6 +280,9 @@ absl::StatusOr<devmem::v1::ReleaseReservationResponse> Reserver::Release(
   for (const std::string& id : ids) {
     ReservationRecord* r = d_.table->Find(id);
     if (r == nullptr) continue;  // idempotent: already gone
+    if (!req.request_id().empty() && r->request_id != req.request_id()) {
+      continue;
+    }
     absl::Status mine = CheckOwner(*r, owner, req.any_owner(), "Release");
     if (!mine.ok()) return mine;  // all of the job's or none
     found.push_back(r);

@@ -201,6 +201,27 @@ TEST_F(ReserverTest, ReleaseByJobIsIdempotentAndChecksTheOwner) {
   EXPECT_TRUE(journal_->state().reservations().empty());
 }
 
+TEST_F(ReserverTest, ReleaseByJobAndRequestLeavesTheJobsOthers) {
+  auto part1 = manager_->Reserve(Ask("job-5", 1, 60, "part-1"), "uid:0");
+  auto part2 = manager_->Reserve(Ask("job-5", 1, 60, "part-2"), "uid:0");
+  ASSERT_TRUE(part1.ok() && part2.ok());
+  devmem::v1::ReleaseReservationRequest rel;
+  rel.set_request_id("part-2");
+  EXPECT_EQ(manager_->ReleaseReservation(rel, kLauncher).status().code(),
+            absl::StatusCode::kInvalidArgument)
+      << "a request_id without its job";
+  rel.set_job_id("job-5");
+  rel.set_owner(kLauncher);
+  auto done = manager_->ReleaseReservation(rel, "uid:0");
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_THAT(done->released(), ElementsAre(part2->reservation().id()));
+  EXPECT_EQ(FreeQueues(), 3u) << "part-1 keeps its queue";
+  rel.clear_request_id();
+  done = manager_->ReleaseReservation(rel, "uid:0");
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_THAT(done->released(), ElementsAre(part1->reservation().id()));
+}
+
 TEST_F(ReserverTest, TokensAreCheckedForHostUidAndForm) {
   devmem::v1::ReserveRequest req = Ask("job-5", 1);
   req.set_redeemer_uid(1001);  // session 1's owner

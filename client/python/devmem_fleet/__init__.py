@@ -125,12 +125,13 @@ class Fleet:
                                                 timeout=self.timeout))
         return dict(zip(self.hosts, got))
 
-    def release(self, job_id):
-        """{host: [released ids] or "CODE: details"}. Idempotent, so it waits
-        (up to the timeout) for a host that is reconnecting."""
+    def release(self, job_id, request_id=""):
+        """{host: [released ids] or "CODE: details"}: the job's reservations
+        (only those of request_id, if given). Idempotent, so it waits (up to
+        the timeout) for a host that is reconnecting."""
         got = self._each(lambda i, s: list(s.Release(
-            self.pb.ReleaseRequest(job_id=job_id), timeout=self.timeout,
-            wait_for_ready=True).released))
+            self.pb.ReleaseRequest(job_id=job_id, request_id=request_id),
+            timeout=self.timeout, wait_for_ready=True).released))
         return dict(zip(self.hosts, got))
 
     def renew(self, job_id, ttl_s):
@@ -205,7 +206,7 @@ class Fleet:
             result = GangResult(all(h.reserved for h in hosts), attempt, provisional, hosts)
             if result.ok:
                 return result
-            released = self.release(job_id)
+            released = self.release(job_id, request_id)  # this request's only
             for h in hosts:
                 r = released[h.host]
                 h.rolled_back = not isinstance(r, str)
