@@ -17,6 +17,9 @@
 namespace devmem::fleetctl {
 namespace {
 
+// A failed connect is tried again this soon (CallWithin's second try).
+constexpr int kReconnectMs = 100;
+
 absl::Status Fill(std::string* field, const char* flag, const char* env,
                   bool required) {
   if (!field->empty()) return absl::OkStatus();
@@ -95,6 +98,9 @@ absl::StatusOr<std::unique_ptr<Connections>> Connections::Open(
     // Each host on its own connection, even when two resolve alike.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
+    // Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: that is also the least time a
+    // connect (TCP, TLS, HTTP/2 settings) may take, 20 s by default.
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, kReconnectMs);
     c->hosts_.push_back(h);
     c->channels_.push_back(grpc::CreateCustomChannel(Target(h), creds, args));
     c->stubs_.push_back(fleet::v1::Fleet::NewStub(c->channels_.back()));

@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -30,7 +31,11 @@ struct TlsFiles {
 absl::StatusOr<TlsFiles> ResolveTlsFiles(TlsFiles flags);
 
 // One mTLS channel and fleet.v1 stub per agent, made up front (gRPC
-// connects lazily, on the first call).
+// connects lazily, on the first call). Every call that fails UNAVAILABLE is
+// tried once more after 300 ms (a gRPC retry policy; the agent's calls are
+// idempotent or refused before acting when UNAVAILABLE): gRPC 1.51 can fail a
+// good TCP connect with a clobbered errno ("No such file or directory",
+// grpc/grpc#35064), and the channel reconnects within 100 ms.
 class Connections {
  public:
   static absl::StatusOr<std::unique_ptr<Connections>> Open(
@@ -55,6 +60,22 @@ void ParallelFor(size_t n, size_t in_flight,
 
 // A ClientContext with a deadline `timeout` from now.
 std::unique_ptr<grpc::ClientContext> ContextWithin(absl::Duration timeout);
+
+// `rpc(ctx)` with a deadline `timeout` from now; if it fails UNAVAILABLE,
+// once more with wait_for_ready, within min(timeout, 1 s). gRPC 1.51 can fail
+// a good TCP connect with a clobbered errno ("No such file or directory",
+// grpc/grpc#35064); the channel reconnects within 100 ms and the second try
+// goes through. A host that is really down keeps the first error.
+template <typename Rpc>
+grpc::Status CallWithin(absl::Duration timeout, const Rpc& rpc) {
+  grpc::Status first = rpc(ContextWithin(timeout).get());
+  if (first.error_code() != grpc::StatusCode::UNAVAILABLE) return first;
+  auto ctx = ContextWithin(std::min(timeout, absl::Seconds(1)));
+  ctx->set_wait_for_ready(true);
+  grpc::Status again = rpc(ctx.get());
+  return again.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? first
+                                                                   : again;
+}
 
 // "UNAVAILABLE: devmemd is unreachable ..." / "DEADLINE_EXCEEDED: ...".
 std::string Describe(const grpc::Status& s);

@@ -17,8 +17,9 @@ bool ExistingItems(fleet::v1::Fleet::Stub* stub, const GangRequest& req,
   fleet::v1::ListReservationsRequest list;
   list.set_job_id(req.job_id);
   devmem::v1::ListReservationsResponse have;
-  grpc::Status s = stub->ListReservations(
-      ContextWithin(req.host_deadline).get(), list, &have);
+  grpc::Status s = CallWithin(req.host_deadline, [&](grpc::ClientContext* c) {
+    return stub->ListReservations(c, list, &have);
+  });
   if (!s.ok()) return false;
   for (const auto& r : have.reservations()) {
     if (r.request_id() != req.request_id ||
@@ -51,8 +52,9 @@ bool ItemsFor(fleet::v1::Fleet::Stub* stub, const GangRequest& req,
     return true;
   }
   fleet::v1::Host host;
-  grpc::Status s =
-      stub->GetHost(ContextWithin(req.host_deadline).get(), {}, &host);
+  grpc::Status s = CallWithin(req.host_deadline, [&](grpc::ClientContext* c) {
+    return stub->GetHost(c, {}, &host);
+  });
   if (!s.ok()) {
     *error = absl::StrCat("GetHost: ", Describe(s));
     return false;
@@ -105,8 +107,9 @@ std::vector<std::string> ReleaseAll(Connections* conns,
     req.set_job_id(job_id);
     req.set_request_id(request_id);
     devmem::v1::ReleaseReservationResponse resp;
-    grpc::Status s =
-        conns->stub(i)->Release(ContextWithin(host_deadline).get(), req, &resp);
+    grpc::Status s = CallWithin(host_deadline, [&](grpc::ClientContext* c) {
+      return conns->stub(i)->Release(c, req, &resp);
+    });
     if (!s.ok()) {
       errors[i] = Describe(s);
     } else if (released != nullptr) {
@@ -137,8 +140,10 @@ GangResult ReserveAll(Connections* conns, const GangRequest& req,
           ask.set_job_id(req.job_id);
           ask.set_request_id(req.request_id);
           ask.set_ttl_s(result.provisional_ttl_s);
-          grpc::Status s = conns->stub(i)->Reserve(
-              ContextWithin(req.host_deadline).get(), ask, &out.response);
+          grpc::Status s =
+              CallWithin(req.host_deadline, [&](grpc::ClientContext* c) {
+                return conns->stub(i)->Reserve(c, ask, &out.response);
+              });
           if (!s.ok()) {
             out.error = Describe(s);
             return;
@@ -148,8 +153,9 @@ GangResult ReserveAll(Connections* conns, const GangRequest& req,
             renew.set_id(out.response.reservation().id());
             renew.set_ttl_s(req.ttl_s);
             devmem::v1::RenewResponse renewed;
-            s = conns->stub(i)->Renew(ContextWithin(req.host_deadline).get(),
-                                      renew, &renewed);
+            s = CallWithin(req.host_deadline, [&](grpc::ClientContext* c) {
+              return conns->stub(i)->Renew(c, renew, &renewed);
+            });
             if (!s.ok()) {
               out.error = absl::StrCat("Renew: ", Describe(s));
               return;

@@ -201,18 +201,19 @@ int Hosts(const std::vector<std::string>& args) {
   auto conns = OpenHosts(args);
   if (!conns.ok()) return UsageError(std::string{conns.status().message()});
   const absl::Duration timeout = absl::GetFlag(FLAGS_timeout);
-  fleetcli::Report report =
-      EachHost(conns->get(), "hosts",
-               [&](fleet::v1::Fleet::Stub* stub, fleetcli::HostResult* r) {
-                 grpc::Status s = stub->GetHost(ContextWithin(timeout).get(),
-                                                {}, r->mutable_info());
-                 SetError(r, s);
-                 if (s.ok() && !r->info().devmemd_reachable()) {
-                   r->set_ok(false);
-                   r->set_error(absl::StrCat("devmemd is unreachable: ",
-                                             r->info().devmemd_error()));
-                 }
-               });
+  fleetcli::Report report = EachHost(
+      conns->get(), "hosts",
+      [&](fleet::v1::Fleet::Stub* stub, fleetcli::HostResult* r) {
+        grpc::Status s = CallWithin(timeout, [&](grpc::ClientContext* c) {
+          return stub->GetHost(c, {}, r->mutable_info());
+        });
+        SetError(r, s);
+        if (s.ok() && !r->info().devmemd_reachable()) {
+          r->set_ok(false);
+          r->set_error(absl::StrCat("devmemd is unreachable: ",
+                                    r->info().devmemd_error()));
+        }
+      });
   std::vector<std::string> table = {
       "HOST\tHEALTH\tCORDON\tPOOLS free/reserved/total\tGPUS\tDEVMEMD"};
   for (const auto& h : report.hosts()) {
@@ -234,32 +235,34 @@ int Cordon(const std::vector<std::string>& args) {
   }
   auto conns = OpenHosts(args);
   if (!conns.ok()) return UsageError(std::string{conns.status().message()});
-  fleetcli::Report report = EachHost(
-      conns->get(), "cordon",
-      [](fleet::v1::Fleet::Stub* stub, fleetcli::HostResult* r) {
-        fleet::v1::CordonRequest req;
-        req.set_reason(absl::GetFlag(FLAGS_reason));
-        devmem::v1::CordonResponse resp;
-        SetError(r,
-                 stub->Cordon(ContextWithin(absl::GetFlag(FLAGS_timeout)).get(),
-                              req, &resp));
-        *r->mutable_cordon() = resp.state();
-      });
+  fleetcli::Report report =
+      EachHost(conns->get(), "cordon",
+               [](fleet::v1::Fleet::Stub* stub, fleetcli::HostResult* r) {
+                 fleet::v1::CordonRequest req;
+                 req.set_reason(absl::GetFlag(FLAGS_reason));
+                 devmem::v1::CordonResponse resp;
+                 SetError(r, CallWithin(absl::GetFlag(FLAGS_timeout),
+                                        [&](grpc::ClientContext* c) {
+                                          return stub->Cordon(c, req, &resp);
+                                        }));
+                 *r->mutable_cordon() = resp.state();
+               });
   return PrintReport(report, CordonTable(report));
 }
 
 int Uncordon(const std::vector<std::string>& args) {
   auto conns = OpenHosts(args);
   if (!conns.ok()) return UsageError(std::string{conns.status().message()});
-  fleetcli::Report report = EachHost(
-      conns->get(), "uncordon",
-      [](fleet::v1::Fleet::Stub* stub, fleetcli::HostResult* r) {
-        devmem::v1::CordonResponse resp;
-        SetError(
-            r, stub->Uncordon(ContextWithin(absl::GetFlag(FLAGS_timeout)).get(),
-                              {}, &resp));
-        *r->mutable_cordon() = resp.state();
-      });
+  fleetcli::Report report =
+      EachHost(conns->get(), "uncordon",
+               [](fleet::v1::Fleet::Stub* stub, fleetcli::HostResult* r) {
+                 devmem::v1::CordonResponse resp;
+                 SetError(r, CallWithin(absl::GetFlag(FLAGS_timeout),
+                                        [&](grpc::ClientContext* c) {
+                                          return stub->Uncordon(c, {}, &resp);
+                                        }));
+                 *r->mutable_cordon() = resp.state();
+               });
   return PrintReport(report, CordonTable(report));
 }
 

@@ -178,8 +178,10 @@ int Renew(const std::vector<std::string>& args) {
       fleet::v1::ListReservationsRequest list;
       list.set_job_id(absl::GetFlag(FLAGS_job));
       devmem::v1::ListReservationsResponse have;
-      grpc::Status st = stub->ListReservations(
-          ContextWithin(absl::GetFlag(FLAGS_timeout)).get(), list, &have);
+      grpc::Status st =
+          CallWithin(absl::GetFlag(FLAGS_timeout), [&](grpc::ClientContext* c) {
+            return stub->ListReservations(c, list, &have);
+          });
       std::string error = st.ok() ? "" : Describe(st);
       for (const auto& r : have.reservations()) {
         if (r.state() != devmem::v1::RESERVATION_STATE_ACTIVE) continue;
@@ -187,8 +189,10 @@ int Renew(const std::vector<std::string>& args) {
         renew.set_id(r.id());
         renew.set_ttl_s(*ttl);
         devmem::v1::RenewResponse done;
-        st = stub->Renew(ContextWithin(absl::GetFlag(FLAGS_timeout)).get(),
-                         renew, &done);
+        st = CallWithin(absl::GetFlag(FLAGS_timeout),
+                        [&](grpc::ClientContext* c) {
+                          return stub->Renew(c, renew, &done);
+                        });
         if (!st.ok()) {
           error = absl::StrCat(r.id(), ": ", Describe(st));
           break;

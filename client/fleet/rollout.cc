@@ -100,8 +100,9 @@ bool ProfileRollout::RunWave(int wave, size_t first, size_t n,
 void ProfileRollout::Apply(size_t i, fleetcli::HostResult* r,
                            bool* was_cordoned) {
   fleet::v1::Host before;
-  grpc::Status s =
-      conns_->stub(i)->GetHost(ContextWithin(o_.timeout).get(), {}, &before);
+  grpc::Status s = CallWithin(o_.timeout, [&](grpc::ClientContext* c) {
+    return conns_->stub(i)->GetHost(c, {}, &before);
+  });
   if (!s.ok()) return Fail(r, "failed", Describe(s));
   if (!before.devmemd_reachable()) {
     return Fail(r, "failed",
@@ -123,7 +124,9 @@ void ProfileRollout::Apply(size_t i, fleetcli::HostResult* r,
   const absl::Duration budget =
       o_.timeout + (o_.drain ? o_.drain_deadline : absl::ZeroDuration());
   devmem::v1::ApplyProfileResponse resp;
-  s = conns_->stub(i)->ApplyProfile(ContextWithin(budget).get(), req, &resp);
+  s = CallWithin(budget, [&](grpc::ClientContext* c) {
+    return conns_->stub(i)->ApplyProfile(c, req, &resp);
+  });
   if (!s.ok()) {
     // devmemd applied nothing, or put the previous profile back itself. A
     // drain that cordoned the host still counts as drained.
@@ -142,8 +145,9 @@ void ProfileRollout::Apply(size_t i, fleetcli::HostResult* r,
 
 std::string ProfileRollout::CheckHealth(size_t i) {
   fleet::v1::Host host;
-  grpc::Status s =
-      conns_->stub(i)->GetHost(ContextWithin(o_.timeout).get(), {}, &host);
+  grpc::Status s = CallWithin(o_.timeout, [&](grpc::ClientContext* c) {
+    return conns_->stub(i)->GetHost(c, {}, &host);
+  });
   if (!s.ok()) return absl::StrCat("no answer: ", Describe(s));
   if (!host.devmemd_reachable()) {
     return absl::StrCat("devmemd is unreachable: ", host.devmemd_error());
@@ -174,8 +178,9 @@ void ProfileRollout::Confirm(size_t i, fleetcli::HostResult* r) {
   req.set_nic(o_.profile.nic());
   req.set_change_id(r->rollout().change_id());
   devmem::v1::ConfirmProfileResponse resp;
-  grpc::Status s = conns_->stub(i)->ConfirmProfile(
-      ContextWithin(o_.timeout).get(), req, &resp);
+  grpc::Status s = CallWithin(o_.timeout, [&](grpc::ClientContext* c) {
+    return conns_->stub(i)->ConfirmProfile(c, req, &resp);
+  });
   if (!s.ok()) {
     // Unconfirmed, devmemd reverts it by itself at the deadline.
     r->mutable_rollout()->set_outcome("reverting");
@@ -195,8 +200,9 @@ void ProfileRollout::Revert(size_t i, fleetcli::HostResult* r) {
   req.set_nic(o_.profile.nic());
   req.set_change_id(r->rollout().change_id());
   devmem::v1::RevertProfileResponse resp;
-  grpc::Status s = conns_->stub(i)->RevertProfile(
-      ContextWithin(o_.timeout).get(), req, &resp);
+  grpc::Status s = CallWithin(o_.timeout, [&](grpc::ClientContext* c) {
+    return conns_->stub(i)->RevertProfile(c, req, &resp);
+  });
   r->set_ok(false);
   if (r->error().empty()) {
     r->set_error("reverted: the rollout stopped in this host's wave");
@@ -214,8 +220,9 @@ void ProfileRollout::Revert(size_t i, fleetcli::HostResult* r) {
 
 void ProfileRollout::Uncordon(size_t i, fleetcli::HostResult* r) {
   devmem::v1::CordonResponse resp;
-  grpc::Status s =
-      conns_->stub(i)->Uncordon(ContextWithin(o_.timeout).get(), {}, &resp);
+  grpc::Status s = CallWithin(o_.timeout, [&](grpc::ClientContext* c) {
+    return conns_->stub(i)->Uncordon(c, {}, &resp);
+  });
   r->mutable_rollout()->set_uncordoned(s.ok());
   Log(*r,
       s.ok() ? "uncordoned" : absl::StrCat("uncordon failed: ", Describe(s)));
