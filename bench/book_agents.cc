@@ -153,6 +153,8 @@ class Book final : public devmem::v1::Devmem::Service {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  // As devmem-agent: a client gone mid-write is an error, not a signal.
+  signal(SIGPIPE, SIG_IGN);
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);

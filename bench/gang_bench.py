@@ -9,7 +9,9 @@ process, each relaying to an in-process reservation book instead of a
 devmemd (the output says how many of each). Every run is a fresh
 `devmem-fleet reserve` process (TLS handshakes included), timed from start
 to exit; its job is then released, untimed. Printed per size: p50/p99 of
-both, their ratio, and the launcher's peak RSS (ru_maxrss)."""
+both, their ratio, and the launcher's peak RSS (ru_maxrss); then the same
+gang from one long-lived launcher that keeps its TLS connections
+(devmem_fleet), which is what a scheduler or a job service would run."""
 import argparse
 import os
 import shutil
@@ -56,6 +58,29 @@ def run_fleet(pki, args, hosts, quiet=False):
         bad = [l for l in err.splitlines() if "rolled back" not in l]
         print(f"gang_bench: devmem-fleet {' '.join(args)} failed:\n" + "\n".join(bad[-10:]))
     return elapsed, usage.ru_maxrss, p.returncode
+
+
+def warm_gangs(pki, hosts, rounds):
+    """(p50, p99) ms of gangs from one long-lived launcher whose TLS
+    connections stay open (devmem_fleet, the Python client), after one
+    untimed gang that opens them."""
+    sys.path.insert(0, os.path.join(os.getcwd(), "client/python"))
+    from devmem_fleet import Fleet
+    times = []
+    with Fleet(hosts, ca=f"{pki}/ca.pem", cert=f"{pki}/launcher.pem",
+               key=f"{pki}/launcher.key", timeout=20, parallel=64) as fleet:
+        for r in range(rounds + 1):
+            job = f"warm-{len(hosts)}-{r}"
+            t0 = time.perf_counter()
+            gang = fleet.reserve(job, queues=1, ttl_s=30, nic="lo", attempts=1)
+            elapsed = (time.perf_counter() - t0) * 1000
+            fleet.release(job)
+            if not gang.ok:
+                print(f"gang_bench: warm gang failed: {list(gang.failures.items())[:3]}")
+                return None
+            if r > 0:
+                times.append(elapsed)
+    return percentile(times, 0.5), percentile(times, 0.99)
 
 
 def main():
@@ -123,6 +148,10 @@ def main():
                     t, m, rc = run_fleet(pki, ["reserve", f"--job={job}", "--nic=lo",
                                                "--ttl=30s", *extra], targets)
                     if rc != 0:
+                        for b in book:
+                            if b.poll() is not None:
+                                print(f"gang_bench: a book_agents process exited "
+                                      f"({b.returncode})")
                         for p in procs:
                             if not p.alive():
                                 print(f"gang_bench: {p.log} exited "
@@ -138,6 +167,11 @@ def main():
             for label, (p50, p99, rss) in results.items():
                 print(f"  {label:18s} p50 {p50:8.1f} ms  p99 {p99:8.1f} ms  "
                       f"launcher peak RSS {rss / 1024:.1f} MiB")
+            warm = warm_gangs(pki, targets, args.rounds)
+            if warm:
+                print(f"  {'gang, warm conns':18s} p50 {warm[0]:8.1f} ms  "
+                      f"p99 {warm[1]:8.1f} ms  (one long-lived Python launcher, "
+                      "devmem_fleet)")
             print(f"  ratio one-after-another / gang p50 = {s[0] / g[0]:.1f}x"
                   + ("  (goal for 256: gang p50 < 250 ms)" if n == 256 else ""),
                   flush=True)

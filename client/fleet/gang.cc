@@ -40,11 +40,10 @@ bool ExistingItems(fleet::v1::Fleet::Stub* stub, const GangRequest& req,
   return false;
 }
 
-// The items to ask `host` for: those of an earlier try, else by GPU (from
-// GetHost) or on one NIC.
+// The items to ask `host` for: by GPU (from GetHost) or on one NIC; where
+// no NIC has room, those of an earlier try of this request, if any.
 bool ItemsFor(fleet::v1::Fleet::Stub* stub, const GangRequest& req,
               fleet::v1::ReserveRequest* out, std::string* error) {
-  if (ExistingItems(stub, req, out)) return true;
   if (!req.per_gpu && !req.nic.empty()) {
     auto* item = out->add_items();
     item->set_nic(req.nic);
@@ -83,6 +82,7 @@ bool ItemsFor(fleet::v1::Fleet::Stub* stub, const GangRequest& req,
       return true;
     }
   }
+  if (ExistingItems(stub, req, out)) return true;  // a retry holds them
   *error = absl::StrCat("RESOURCE_EXHAUSTED: no NIC has ", req.queues,
                         " free devmem queue(s)");
   return false;
@@ -140,10 +140,18 @@ GangResult ReserveAll(Connections* conns, const GangRequest& req,
           ask.set_job_id(req.job_id);
           ask.set_request_id(req.request_id);
           ask.set_ttl_s(result.provisional_ttl_s);
-          grpc::Status s =
-              CallWithin(req.host_deadline, [&](grpc::ClientContext* c) {
-                return conns->stub(i)->Reserve(c, ask, &out.response);
-              });
+          auto reserve = [&](grpc::ClientContext* c) {
+            return conns->stub(i)->Reserve(c, ask, &out.response);
+          };
+          grpc::Status s = CallWithin(req.host_deadline, reserve);
+          // A retry whose earlier try got other items (another NIC): ask
+          // for exactly those, so the host answers it as the same request.
+          if (s.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
+            ask.clear_items();
+            if (ExistingItems(conns->stub(i), req, &ask)) {
+              s = CallWithin(req.host_deadline, reserve);
+            }
+          }
           if (!s.ok()) {
             out.error = Describe(s);
             return;

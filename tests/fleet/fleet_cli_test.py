@@ -128,6 +128,14 @@ def test_reserve_all_and_retry(env):
           "renew renews the job everywhere")
     rc, out, err = env.fleet("release", "--job", "gang-1", "--json")
     check(rc == 0 and env.reserved_per_host() == [0] * env.n, "release everywhere")
+    full = [env.fleet("reserve", "--job", "gang-full", "--queues", "2", "--json")
+            for _ in range(2)]
+    check(all(rc == 0 for rc, _, _ in full) and
+          [x["token"] for x in full[0][1]["hosts"]] ==
+          [x["token"] for x in full[1][1]["hosts"]],
+          "a retry that finds the pool full (its own first try holds it) gets "
+          "the same tokens")
+    env.fleet("release", "--job", "gang-full")
     rc, out, err = env.fleet("release", "--job", "gang-1")
     check(rc == 0 and out.count("released 0") == env.n, "release is idempotent")
 

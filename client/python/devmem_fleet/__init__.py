@@ -148,9 +148,8 @@ class Fleet:
             return ids or "NOT_FOUND: no active reservation of this job"
         return dict(zip(self.hosts, self._each(one)))
 
-    def _items(self, stub, job_id, request_id, queues, per_gpu, nic):
-        """The items to ask for: an earlier try's (so Reserve answers it as a
-        retry), else one per GPU, else `nic`, else the first NIC with room."""
+    def _existing(self, stub, job_id, request_id):
+        """The items of an earlier try of this request, or None."""
         item = self.devmem.ReservationItem
         have = stub.ListReservations(self.pb.ListReservationsRequest(job_id=job_id),
                                      timeout=self.timeout)
@@ -160,6 +159,12 @@ class Fleet:
                 return [item(gpu_pci_address=it.gpu_pci_address, queue_count=len(it.queues))
                         if it.gpu_pci_address else
                         item(nic=it.nic, queue_count=len(it.queues)) for it in r.items]
+        return None
+
+    def _items(self, stub, job_id, request_id, queues, per_gpu, nic):
+        """The items to ask for: one per GPU, else `nic`, else the first NIC
+        with room, else (no room) an earlier try's, held by this request."""
+        item = self.devmem.ReservationItem
         if nic and not per_gpu:
             return [item(nic=nic, queue_count=queues)]
         host = stub.GetHost(self.pb.GetHostRequest(), timeout=self.timeout)
@@ -173,6 +178,9 @@ class Fleet:
         for n in host.nics:
             if n.pool_free >= queues:
                 return [item(nic=n.name, queue_count=queues)]
+        earlier = self._existing(stub, job_id, request_id)
+        if earlier:
+            return earlier
         raise _Refused(f"RESOURCE_EXHAUSTED: no NIC has {queues} free devmem queue(s)")
 
     def reserve(self, job_id, queues=1, ttl_s=3600, per_gpu=False, nic="",
@@ -190,7 +198,18 @@ class Fleet:
                         items=self._items(s, job_id, request_id, queues, per_gpu, nic))
                     if redeemer_uid is not None:
                         ask.redeemer_uid = redeemer_uid
-                    made = s.Reserve(ask, timeout=self.timeout)
+                    try:
+                        made = s.Reserve(ask, timeout=self.timeout)
+                    except self.grpc.RpcError as e:
+                        # A retry whose earlier try got other items (another
+                        # NIC): ask for exactly those, as the same request.
+                        earlier = (e.code() == self.grpc.StatusCode.ALREADY_EXISTS
+                                   and self._existing(s, job_id, request_id))
+                        if not earlier:
+                            raise
+                        del ask.items[:]
+                        ask.items.extend(earlier)
+                        made = s.Reserve(ask, timeout=self.timeout)
                     out.reservation, out.token = made.reservation, made.token
                     if provisional < ttl_s:
                         out.reservation = s.Renew(self.pb.RenewRequest(
