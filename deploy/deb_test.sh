@@ -66,6 +66,7 @@ drwxr-xr-x root/root ./lib/systemd/system/
 -rw-r--r-- root/root ./lib/systemd/system/devmemd.socket
 drwxr-xr-x root/root ./usr/
 drwxr-xr-x root/root ./usr/bin/
+-rwxr-xr-x root/root ./usr/bin/devmem-fleet
 -rwxr-xr-x root/root ./usr/bin/devmemctl
 drwxr-xr-x root/root ./usr/lib/
 drwxr-xr-x root/root ./usr/lib/sysusers.d/
@@ -241,7 +242,12 @@ rc=0
 if [[ $rc -gt 1 ]] || ! grep -q 'Usage: devmem-agent' "$WORK/help"; then
   fail "devmem-agent --help (exit $rc): $(cat "$WORK/help")"
 fi
-echo "devmemd, devmemctl and devmem-agent --help run"
+rc=0
+/usr/bin/devmem-fleet --help >"$WORK/help" 2>&1 || rc=$?
+if [[ $rc -gt 1 ]] || ! grep -q 'Usage: devmem-fleet' "$WORK/help"; then
+  fail "devmem-fleet --help (exit $rc): $(cat "$WORK/help")"
+fi
+echo "devmemd, devmemctl, devmem-agent and devmem-fleet --help run"
 
 echo "== reinstall (the postinst again) keeps an edited conffile"
 echo '# edited by the operator' >>/etc/devmemd/devmemd.textproto
