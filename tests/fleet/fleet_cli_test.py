@@ -256,6 +256,24 @@ def test_python_client(env):
         released = fleet.release("py-gang")
         check(all(len(v) == 1 for v in released.values()) and
               env.reserved_per_host() == [0] * env.n, "python: release everywhere")
+    with Fleet(env.addrs, ca=f"{env.pki}/ca.pem", cert=f"{env.pki}/operator.pem",
+               key=f"{env.pki}/operator.key", timeout=5) as fleet:
+        drained = fleet.drain("python drain", max_unavailable=3, deadline_s=10)
+        bad = [p for p in drained.values()
+               if isinstance(p, str) or not (p.done and p.cordon.cordoned)]
+        check(not bad, f"python: drain in waves of 3 {bad[:1]}")
+        events = fleet.watch(since_revision=0)
+        snapshots = {next(events)[0] for _ in range(env.n)}
+        fleet.uncordon()
+        seen = set()
+        while len(seen) < env.n:
+            host, item = next(events)
+            if not isinstance(item, str) and any(
+                    e.type == "host.uncordoned" for e in item.events):
+                seen.add(host)
+        events.close()
+        check(snapshots == set(env.addrs) and seen == set(env.addrs),
+              "python: watch gives each host's snapshot, then its uncordon")
 
 
 def write_profile(env, name, pool):

@@ -1,6 +1,8 @@
 """devmem_fleet: a launcher's client for a fleet of devmem-agents, in Python.
 
-The same operations as the devmem-fleet command line (docs/FLEET.md), with
+The operations of the devmem-fleet command line (docs/FLEET.md) but
+rollout: hosts, reserve, renew, release, cordon, uncordon, drain and watch,
+with
 the same all-or-nothing reserve: reserve on every host in parallel with a
 short provisional TTL, renew to the full TTL once every host has answered,
 otherwise release the job on every host (also those that failed or timed
@@ -86,7 +88,9 @@ class Fleet:
                 open(cert, "rb").read())
         except OSError as e:
             raise FleetError(f"cannot read the TLS files: {e}") from e
-        opts = [("grpc.use_local_subchannel_pool", 1)]
+        # A failed connect is tried again after 100 ms (see _connect).
+        opts = [("grpc.use_local_subchannel_pool", 1),
+                ("grpc.initial_reconnect_backoff_ms", 100)]
         if server_name:
             opts.append(("grpc.ssl_target_name_override", server_name))
         self.hosts = list(hosts)
@@ -95,6 +99,7 @@ class Fleet:
         self._channels = [self.grpc.secure_channel(h, creds, options=opts)
                           for h in self.hosts]
         self._stubs = [pb_grpc.FleetStub(c) for c in self._channels]
+        self._connected = [False] * len(self.hosts)
 
     def close(self):
         for c in self._channels:
@@ -107,11 +112,27 @@ class Fleet:
         self.close()
 
     # -- plumbing ---------------------------------------------------------
+    def _connect(self, i):
+        """Waits (at most 1 s) for host i's first connection. gRPC 1.51 can
+        fail a good TCP connect under load with a clobbered errno ("No such
+        file or directory", grpc/grpc#35064); the channel then reconnects
+        within 100 ms. A host that is down costs that second, and its calls
+        then fail with the real error."""
+        if self._connected[i]:
+            return
+        try:
+            self.grpc.channel_ready_future(self._channels[i]).result(
+                timeout=min(1.0, self.timeout))
+            self._connected[i] = True
+        except self.grpc.FutureTimeoutError:
+            pass
+
     def _each(self, fn):
         """[fn(i, stub) for every host], in parallel; exceptions become
         ("CODE: details") strings."""
         def one(i):
             try:
+                self._connect(i)
                 return fn(i, self._stubs[i])
             except self.grpc.RpcError as e:
                 return f"{e.code().name}: {e.details()}"
@@ -251,6 +272,64 @@ class Fleet:
         got = self._each(lambda i, s: s.Uncordon(self.pb.UncordonRequest(),
                                                  timeout=self.timeout).state)
         return dict(zip(self.hosts, got))
+
+    def drain(self, reason, max_unavailable=1, deadline_s=3600):
+        """Cordons each host and waits until its jobs are gone (or its
+        deadline), max_unavailable hosts at a time. {host: the last
+        devmem.v1.DrainProgress (done, or what remained) or "CODE: details"}."""
+        step = max(1, max_unavailable)
+        out = {}
+
+        def one(i):
+            try:
+                self._connect(i)
+                last = None
+                for p in self._stubs[i].Drain(
+                        self.pb.DrainRequest(reason=reason, deadline_s=deadline_s),
+                        timeout=deadline_s + self.timeout):
+                    last = p
+                return last
+            except self.grpc.RpcError as e:
+                return f"{e.code().name}: {e.details()}"
+        for first in range(0, len(self.hosts), step):
+            wave = range(first, min(len(self.hosts), first + step))
+            with ThreadPoolExecutor(max_workers=len(wave)) as ex:
+                for i, got in zip(wave, ex.map(one, wave)):
+                    out[self.hosts[i]] = got
+        return out
+
+    def watch(self, since_revision=0):
+        """Every host's events as they come: yields (host, item), item a
+        devmem.v1.WatchResponse (a snapshot, or events in revision order) or,
+        when a host's stream ends, "CODE: details" (that host is then done).
+        Closing the generator cancels every stream."""
+        import queue
+        import threading
+        got = queue.Queue()
+        streams = [s.Watch(self.pb.WatchRequest(since_revision=since_revision))
+                   for s in self._stubs]
+
+        def follow(host, stream):
+            try:
+                for msg in stream:
+                    got.put((host, msg))
+                got.put((host, "OK: the stream ended"))
+            except self.grpc.RpcError as e:
+                got.put((host, f"{e.code().name}: {e.details()}"))
+        threads = [threading.Thread(target=follow, args=(h, st), daemon=True)
+                   for h, st in zip(self.hosts, streams)]
+        for t in threads:
+            t.start()
+        try:
+            open_streams = len(streams)
+            while open_streams:
+                host, item = got.get()
+                if isinstance(item, str):
+                    open_streams -= 1
+                yield host, item
+        finally:
+            for st in streams:
+                st.cancel()
 
 
 class _Refused(Exception):
