@@ -124,9 +124,9 @@ void ProfileRollout::Apply(size_t i, fleetcli::HostResult* r,
   const absl::Duration budget =
       o_.timeout + (o_.drain ? o_.drain_deadline : absl::ZeroDuration());
   devmem::v1::ApplyProfileResponse resp;
-  s = CallWithin(budget, [&](grpc::ClientContext* c) {
-    return conns_->stub(i)->ApplyProfile(c, req, &resp);
-  });
+  // Not tried twice (the change calls are not idempotent); GetHost above
+  // made the connection.
+  s = conns_->stub(i)->ApplyProfile(ContextWithin(budget).get(), req, &resp);
   if (!s.ok()) {
     // devmemd applied nothing, or put the previous profile back itself. A
     // drain that cordoned the host still counts as drained.
@@ -178,9 +178,8 @@ void ProfileRollout::Confirm(size_t i, fleetcli::HostResult* r) {
   req.set_nic(o_.profile.nic());
   req.set_change_id(r->rollout().change_id());
   devmem::v1::ConfirmProfileResponse resp;
-  grpc::Status s = CallWithin(o_.timeout, [&](grpc::ClientContext* c) {
-    return conns_->stub(i)->ConfirmProfile(c, req, &resp);
-  });
+  grpc::Status s = conns_->stub(i)->ConfirmProfile(
+      ContextWithin(o_.timeout).get(), req, &resp);
   if (!s.ok()) {
     // Unconfirmed, devmemd reverts it by itself at the deadline.
     r->mutable_rollout()->set_outcome("reverting");
@@ -200,9 +199,8 @@ void ProfileRollout::Revert(size_t i, fleetcli::HostResult* r) {
   req.set_nic(o_.profile.nic());
   req.set_change_id(r->rollout().change_id());
   devmem::v1::RevertProfileResponse resp;
-  grpc::Status s = CallWithin(o_.timeout, [&](grpc::ClientContext* c) {
-    return conns_->stub(i)->RevertProfile(c, req, &resp);
-  });
+  grpc::Status s = conns_->stub(i)->RevertProfile(
+      ContextWithin(o_.timeout).get(), req, &resp);
   r->set_ok(false);
   if (r->error().empty()) {
     r->set_error("reverted: the rollout stopped in this host's wave");

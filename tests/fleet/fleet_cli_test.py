@@ -63,6 +63,13 @@ class Env:
             self.net.enter_launcher()
         self.n = len(self.hosts)
         self.nic = self.hosts[0].nic
+        # Each agent reaches its devmemd within moments of starting (slower
+        # under ASan): wait until every host answers GetHost in full.
+        deadline = time.time() + 30
+        while self.fleet("hosts", who="operator")[0] != 0:
+            if time.time() > deadline:
+                raise RuntimeError("the hosts did not all become ready in 30 s")
+            time.sleep(0.2)
 
     @property
     def addrs(self):
@@ -101,7 +108,7 @@ def test_hosts(env):
     rc, out, err = env.fleet("hosts", who="operator")
     lines = out.strip().splitlines()
     check(rc == 0 and len(lines) == 1 + env.n and f"{env.nic} 2/0/2" in lines[1],
-          f"hosts: a table row per host: {lines[:2]}")
+          f"hosts: a table row per host: {lines[:2]} (exit {rc}) {err.strip()}")
     rc, out, err = env.fleet("hosts", "--json", who="operator")
     check(rc == 0 and [x["host"] for x in out["hosts"]] == env.addrs and
           all(x["info"]["health"] == "ready" for x in out["hosts"]),
