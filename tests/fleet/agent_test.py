@@ -8,7 +8,6 @@ nothing behind; tokens shown only to Reserve's caller; Watch order, resume
 and snapshot; Drain; grpc.health.v1; max_streams; SIGHUP reload with an open
 stream; devmemd restarts (UNAVAILABLE meanwhile, reservations kept); and
 kill -9 of the agent."""
-import json
 import os
 import shutil
 import signal
@@ -142,10 +141,7 @@ def apply_request(c, pool_queues, within_s=30, **kw):
 
 def nic_state(env):
     """lo's NicState as devmemd reports it (devmemctl, not the agent)."""
-    out = subprocess.run(
-        [h.DEVMEMCTL, f"--runtime_dir={os.path.dirname(env.sock)}", "--json",
-         "nic", "show", "lo"], check=True, capture_output=True, text=True).stdout
-    return json.loads(out)["nics"][0]
+    return h.nic_state(os.path.dirname(env.sock), "lo")
 
 
 def test_matrix(env):
@@ -439,8 +435,7 @@ def wait_for_revert(env, change_id, timeout=15):
 
 
 def same_nic(a, b):
-    keys = ("pool_queues", "free_queues", "actual", "profile", "state")
-    return {k: a.get(k) for k in keys} == {k: b.get(k) for k in keys}
+    return h.nic_settings(a) == h.nic_settings(b)
 
 
 def test_profile_change(env):

@@ -75,12 +75,21 @@ class Env:
     def addrs(self):
         return [x.address() for x in self.hosts]
 
+    def creds(self, who):
+        """The environment that gives devmem-fleet `who`'s credentials."""
+        return dict(os.environ, DEVMEM_FLEET_CA=f"{self.pki}/ca.pem",
+                    DEVMEM_FLEET_CERT=f"{self.pki}/{who}.pem",
+                    DEVMEM_FLEET_KEY=f"{self.pki}/{who}.key")
+
+    def start_fleet(self, *args, who="operator"):
+        """devmem-fleet on every host, running on while the test acts."""
+        return subprocess.Popen([FLEET, *args, *self.addrs], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=self.creds(who))
+
     def fleet(self, *args, who="launcher", hosts=None, timeout=60):
-        env = dict(os.environ, DEVMEM_FLEET_CA=f"{self.pki}/ca.pem",
-                   DEVMEM_FLEET_CERT=f"{self.pki}/{who}.pem",
-                   DEVMEM_FLEET_KEY=f"{self.pki}/{who}.key")
         r = subprocess.run([FLEET, *args, *(self.addrs if hosts is None else hosts)],
-                           capture_output=True, text=True, env=env, timeout=timeout)
+                           capture_output=True, text=True, env=self.creds(who),
+                           timeout=timeout)
         try:
             out = json.loads(r.stdout) if "--json" in args else r.stdout
         except json.JSONDecodeError:
@@ -223,12 +232,7 @@ def test_cordon_drain_watch(env):
     release.join()
     check(rc == 0 and all(x["drain"]["done"] for x in out["hosts"]),
           "drain in waves of 2 completes once the job releases")
-    watcher = subprocess.Popen(
-        [FLEET, "watch", "--json", "--count", str(env.n), *env.addrs],
-        stdout=subprocess.PIPE, text=True,
-        env=dict(os.environ, DEVMEM_FLEET_CA=f"{env.pki}/ca.pem",
-                 DEVMEM_FLEET_CERT=f"{env.pki}/operator.pem",
-                 DEVMEM_FLEET_KEY=f"{env.pki}/operator.key"))
+    watcher = env.start_fleet("watch", "--json", "--count", str(env.n))
     time.sleep(1.5)
     env.fleet("uncordon", who="operator")
     out, _ = watcher.communicate(timeout=20)
@@ -291,20 +295,10 @@ def write_profile(env, name, pool):
 
 
 def nic_state(host):
-    """The host's NicState from devmemd itself (devmemctl, not the agent),
-    after a status call (its health probe brings `degraded` up to date)."""
-    subprocess.run([h.DEVMEMCTL, f"--runtime_dir={host.run}", "status"],
-                   check=True, capture_output=True)
-    out = subprocess.run(
-        [h.DEVMEMCTL, f"--runtime_dir={host.run}", "--json", "nic", "show",
-         host.nic], check=True, capture_output=True, text=True).stdout
-    return json.loads(out)["nics"][0]
+    return h.nic_state(host.run, host.nic)
 
 
-def settings(st):
-    """What a revert must bring back exactly."""
-    return {k: st.get(k) for k in ("pool_queues", "free_queues", "actual",
-                                   "profile", "state", "degraded")}
+settings = h.nic_settings
 
 
 def waves(n, canary, k):
@@ -354,13 +348,9 @@ def test_rollout_unhealthy_canary(env):
         return
     before = [settings(nic_state(x)) for x in env.hosts]
     canary = env.hosts[0]
-    rollout = subprocess.Popen(
-        [FLEET, "rollout", "--profile", write_profile(env, "bad.textproto", 1),
-         "--settle", "3s", "--max_unavailable", "4", "--json", *env.addrs],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, DEVMEM_FLEET_CA=f"{env.pki}/ca.pem",
-                 DEVMEM_FLEET_CERT=f"{env.pki}/operator.pem",
-                 DEVMEM_FLEET_KEY=f"{env.pki}/operator.key"))
+    rollout = env.start_fleet(
+        "rollout", "--profile", write_profile(env, "bad.textproto", 1),
+        "--settle", "3s", "--max_unavailable", "4", "--json")
     deadline = time.time() + 10
     while time.time() < deadline and not nic_state(canary).get("pending_change"):
         time.sleep(0.05)
@@ -384,14 +374,9 @@ def test_rollout_unhealthy_canary(env):
 def test_rollout_kill9_between_apply_and_confirm(env):
     canary = env.hosts[0]
     before = settings(nic_state(canary))
-    rollout = subprocess.Popen(
-        [FLEET, "rollout", "--profile", write_profile(env, "k9.textproto", 1),
-         "--settle", "1s", "--timeout", "2s", "--confirm_within", "5s",
-         "--json", *env.addrs],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, DEVMEM_FLEET_CA=f"{env.pki}/ca.pem",
-                 DEVMEM_FLEET_CERT=f"{env.pki}/operator.pem",
-                 DEVMEM_FLEET_KEY=f"{env.pki}/operator.key"))
+    rollout = env.start_fleet(
+        "rollout", "--profile", write_profile(env, "k9.textproto", 1),
+        "--settle", "1s", "--timeout", "2s", "--confirm_within", "5s", "--json")
     deadline = time.time() + 10
     pending = None
     while time.time() < deadline and not pending:
@@ -430,9 +415,7 @@ def test_usage(env):
                          "--settle", "60s"], "must exceed --settle")]:
         r = subprocess.run([FLEET, *args] + ([] if "not-a-host" in args else env.addrs),
                            capture_output=True, text=True,
-                           env=dict(os.environ, DEVMEM_FLEET_CA=f"{env.pki}/ca.pem",
-                                    DEVMEM_FLEET_CERT=f"{env.pki}/launcher.pem",
-                                    DEVMEM_FLEET_KEY=f"{env.pki}/launcher.key"))
+                           env=env.creds("launcher"))
         check(r.returncode == 2 and what in r.stderr,
               f"usage: {' '.join(args)} -> exit {r.returncode}: {r.stderr.strip()}")
     flags = os.path.join(env.work, "fleet.flags")
