@@ -13,6 +13,7 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev
   prometheus dpkg-dev binutils
   systemd dbus-daemon dbus-bin
+  slurmctld slurmd slurm-client munge
 )
 
 missing=()
