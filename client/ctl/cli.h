@@ -3,7 +3,8 @@
 // What every devmemctl command shares: the command table's shape, exit
 // codes, the global and shared flags, error printing with hints, the devmemd
 // session, and I/O helpers. Each command group lives in a file of its own
-// (inventory.cc, nic.cc, sockets.cc, selftest.cc, reservations.cc, host.cc) and
+// (inventory.cc, nic.cc, sockets.cc, selftest.cc, reservations.cc, host.cc,
+// gres.cc) and
 // returns its rows of the command table; main.cc parses the command line and
 // dispatches.
 
@@ -67,6 +68,7 @@ std::vector<Command> SocketCommands();       // listen, connect
 std::vector<Command> SelftestCommands();     // selftest
 std::vector<Command> ReservationCommands();  // reserve, renew, release, ...
 std::vector<Command> HostCommands();         // cordon, uncordon, drain, watch
+std::vector<Command> GresCommands();         // gres-conf (Slurm)
 
 // Prints "devmemctl CMD: MESSAGE" and where to find usage; returns
 // kExitUsage.

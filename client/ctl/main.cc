@@ -132,8 +132,9 @@ void PrintMainUsage(FILE* out, const std::vector<Command>& commands) {
 
 std::vector<Command> Commands() {
   std::vector<Command> all;
-  for (auto group : {InventoryCommands, NicCommands, SocketCommands,
-                     SelftestCommands, ReservationCommands, HostCommands}) {
+  for (auto group :
+       {InventoryCommands, NicCommands, SocketCommands, SelftestCommands,
+        ReservationCommands, HostCommands, GresCommands}) {
     for (Command& c : group()) all.push_back(std::move(c));
   }
   return all;

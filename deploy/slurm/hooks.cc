@@ -172,8 +172,9 @@ absl::Status Prolog(const HookConfig& config, const JobEnv& env) {
   }
   absl::StatusOr<JobFiles> files = JobFiles::For(config.token_dir, env.job_id);
   absl::Status written = files.ok() ? files->MakeDir() : files.status();
-  if (written.ok())
+  if (written.ok()) {
     written = files->WriteToken(made->token(), env.uid, env.gid);
+  }
   if (written.ok()) written = files->WriteState(Describe(made->reservation()));
   if (!written.ok()) {  // leave nothing behind
     v1::ReleaseReservationRequest undo;

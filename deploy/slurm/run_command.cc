@@ -61,8 +61,10 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
   UniqueFd read_end(fds[0]);
   UniqueFd write_end(fds[1]);
   std::vector<char*> args;
-  for (const std::string& a : argv)
+  args.reserve(argv.size() + 1);
+  for (const std::string& a : argv) {
     args.push_back(const_cast<char*>(a.c_str()));
+  }
   args.push_back(nullptr);
   const pid_t pid = fork();
   if (pid < 0) return ErrnoStatus(errno, "fork");
