@@ -69,6 +69,11 @@ drwxr-xr-x root/root ./usr/bin/
 -rwxr-xr-x root/root ./usr/bin/devmem-fleet
 -rwxr-xr-x root/root ./usr/bin/devmemctl
 drwxr-xr-x root/root ./usr/lib/
+drwxr-xr-x root/root ./usr/lib/devmemd/
+drwxr-xr-x root/root ./usr/lib/devmemd/slurm/
+-rwxr-xr-x root/root ./usr/lib/devmemd/slurm/devmem-epilog
+-rwxr-xr-x root/root ./usr/lib/devmemd/slurm/devmem-prolog
+-rwxr-xr-x root/root ./usr/lib/devmemd/slurm/devmem-task-prolog
 drwxr-xr-x root/root ./usr/lib/sysusers.d/
 -rw-r--r-- root/root ./usr/lib/sysusers.d/devmem-agent.conf
 -rw-r--r-- root/root ./usr/lib/sysusers.d/devmemd.conf
@@ -76,6 +81,7 @@ drwxr-xr-x root/root ./usr/lib/tmpfiles.d/
 -rw-r--r-- root/root ./usr/lib/tmpfiles.d/devmemd.conf
 drwxr-xr-x root/root ./usr/sbin/
 -rwxr-xr-x root/root ./usr/sbin/devmem-agent
+-rwxr-xr-x root/root ./usr/sbin/devmem-slurm
 -rwxr-xr-x root/root ./usr/sbin/devmemd
 drwxr-xr-x root/root ./usr/share/
 drwxr-xr-x root/root ./usr/share/devmemd/
@@ -91,6 +97,7 @@ drwxr-xr-x root/root ./usr/share/doc/devmemd/
 -rw-r--r-- root/root ./usr/share/doc/devmemd/METRICS.md
 -rw-r--r-- root/root ./usr/share/doc/devmemd/PROTOCOL.md
 -rw-r--r-- root/root ./usr/share/doc/devmemd/README.md
+-rw-r--r-- root/root ./usr/share/doc/devmemd/SLURM.md
 -rw-r--r-- root/root ./usr/share/doc/devmemd/copyright
 drwxr-xr-x root/root ./usr/share/dbus-1/
 drwxr-xr-x root/root ./usr/share/dbus-1/system.d/
@@ -247,7 +254,15 @@ rc=0
 if [[ $rc -gt 1 ]] || ! grep -q 'Usage: devmem-fleet' "$WORK/help"; then
   fail "devmem-fleet --help (exit $rc): $(cat "$WORK/help")"
 fi
-echo "devmemd, devmemctl, devmem-agent and devmem-fleet --help run"
+rc=0
+/usr/sbin/devmem-slurm --help >"$WORK/help" 2>&1 || rc=$?
+if [[ $rc -gt 1 ]] || ! grep -q 'devmem-slurm prolog|epilog|task-prolog' "$WORK/help"; then
+  fail "devmem-slurm --help (exit $rc): $(cat "$WORK/help")"
+fi
+# The wrappers slurm.conf names run the installed binary (no SLURM_JOB_ID
+# here: the task prolog exports nothing and succeeds).
+env -i /usr/lib/devmemd/slurm/devmem-task-prolog >"$WORK/help" 2>&1 || fail "devmem-task-prolog: $(cat "$WORK/help")"
+echo "devmemd, devmemctl, devmem-agent, devmem-fleet and devmem-slurm --help run"
 
 echo "== reinstall (the postinst again) keeps an edited conffile"
 echo '# edited by the operator' >>/etc/devmemd/devmemd.textproto
