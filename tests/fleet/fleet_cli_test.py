@@ -38,11 +38,18 @@ class Env:
     """Eight hosts in network namespaces as root; four on loopback without."""
 
     def __init__(self, work):
+        self.net, self.hosts = None, []
+        try:
+            self._start(work)
+        except BaseException:
+            self.stop()  # run() has no env to stop: leave no namespace behind
+            raise
+
+    def _start(self, work):
         self.work = work
         os.chmod(work, 0o755)
         self.pki = os.path.join(work, "pki")
         why_not = fh.netns_unavailable()
-        self.net = None
         if why_not is None:
             self.net = fh.NetnsNetwork(f"dmc{os.getpid() % 100000}", 8, 79,
                                       data_nic="dm0")

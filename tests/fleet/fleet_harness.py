@@ -238,6 +238,8 @@ def run(name, make_env, tests):
     the exit code. An exception is reported as a failure, then raised."""
     work = tempfile.mkdtemp(prefix=f"devmem-{name}.")
     env, error = None, None
+    # Bazel ends a test that runs too long with SIGTERM: clean up then too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("SIGTERM"))
     try:
         env = make_env(work)
         for t in tests:

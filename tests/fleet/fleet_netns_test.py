@@ -125,6 +125,7 @@ def main():
         print(f"SKIPPED: fleet_netns_test: {why}; run as root")
         return 0
     work = tempfile.mkdtemp(prefix="devmem-fleet.")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("SIGTERM"))  # cleans up
     fleet = None
     error = None
     try:
