@@ -15,10 +15,13 @@ devmemd (a simulated NIC on the node's eth1, runtime dir bound at
     token file is the user's alone (0400), another user can neither read it
     nor bind with it (devmemd checks the redeemer uid); scancel releases;
  4. two jobs share a node's pool (2 + 2 of 4); a third waits for Slurm;
- 5. devmemd stopped on one node: the Prolog fails there, the node drains
+ 5. the pool short (queues reserved outside Slurm): the Prolog fails saying
+    so and the node drains with that reason;
+ 6. devmemd stopped on one node: the Prolog fails there, the node drains
     with the devmem reason (slurmd's log has it too), srun fails, the other
     nodes' reservations are released; a batch job is requeued and held;
-    with devmemd back, `scontrol update state=resume` makes the node work.
+    with devmemd back and the node resumed, the held job is released and
+    completes under its job id, and srun jobs run there again.
 Root only (namespaces); skips with the reason otherwise. Only namespaces,
 links and processes made here are touched."""
 import json
@@ -312,6 +315,29 @@ def test_two_jobs_share_a_pool(env):
     check(pools[3] == (POOL, 0, []), f"and all come back: {pools}")
 
 
+def test_pool_short(env):
+    """Queues held outside Slurm (an admin's reservation): gres.conf now
+    promises more than the pool has, and the Prolog says so."""
+    c = env.cluster
+    n3 = c.node_name(3)
+    held = env.devmemctl(3, "reserve", "--job=maintenance", "--nic=eth1",
+                         "--queues=3", "--ttl=10m")
+    out = c.ctl(["srun", "-N1", "-w", n3, "--gres=devmemq:2", "-t", "5",
+                 "true"], user=USER1, timeout=60)
+    c.wait_node_state(n3, lambda s: "DRAIN" in s, timeout=15)
+    reason = c.node_reason(n3) or ""
+    check(held.returncode == 0 and out.returncode != 0 and
+          "devmemd refused the reservation" in reason and
+          "RESOURCE_EXHAUSTED" in env.slurmd_log(3),
+          f"the pool short: srun fails, the node drains saying why: "
+          f"{reason!r}")
+    env.devmemctl(3, "release", "--job=maintenance", "--any_owner")
+    c.resume(n3)
+    c.wait_node_state(n3, lambda s: s == "IDLE", timeout=15)
+    pools = env.wait_free([3])
+    check(pools[3] == (POOL, 0, []), f"released and resumed: {pools}")
+
+
 def test_devmemd_down(env):
     c = env.cluster
     n2 = c.node_name(2)
@@ -343,11 +369,16 @@ def test_devmemd_down(env):
           c.job_reason(job) == "launch_failed_requeued_held",
           f"a batch job is requeued and held: {c.job_state(job)} "
           f"{c.job_reason(job)}")
-    c.ctl(["scancel", str(job)], timeout=10)
 
     env.start_devmemd(2)
     c.resume(n2)
     c.wait_node_state(n2, lambda s: s == "IDLE", timeout=15)
+    # A requeued job may not start for a while (its EligibleTime): now.
+    c.ctl(["scontrol", "release", str(job)], timeout=10)
+    c.ctl(["scontrol", "update", f"jobid={job}", "starttime=now"], timeout=10)
+    check(c.wait_job(job, timeout=30) == "COMPLETED",
+          "devmemd back, the node resumed and the held job released: it "
+          "runs under the same job id and completes")
     out = c.ctl(["srun", "-N3", "--gres=devmemq:1", "-t", "5", "printenv",
                  "DEVMEM_RESERVATION"], user=USER1, timeout=60)
     check(out.returncode == 0 and len(out.stdout.split()) == NODES,
@@ -372,7 +403,7 @@ def main():
               f"{time.time() - start:.1f} s", flush=True)
         for t in (test_srun_data_path, test_too_large,
                   test_batch_isolation_and_scancel, test_two_jobs_share_a_pool,
-                  test_devmemd_down):
+                  test_pool_short, test_devmemd_down):
             t0 = time.time()
             print(f"--- {t.__name__}", flush=True)
             t(env)
