@@ -11,7 +11,10 @@ devmemd (a simulated NIC on the node's eth1, runtime dir bound at
     it, gets a steered socket and receives 8 MiB from the next node, every
     byte checked; then every pool is free again;
  2. a request larger than the pool is refused by Slurm before it starts;
- 3. a batch job: the batch script and its srun steps see the token; the
+    devmemctl gres-conf on each node prints the gres.conf line the cluster
+    uses;
+ 3. a batch job: the batch script and its srun steps see the token, whose
+    TTL is the job's time limit plus the margin; the
     token file is the user's alone (0400), another user can neither read it
     nor bind with it (devmemd checks the redeemer uid); scancel releases;
  4. two jobs share a node's pool (2 + 2 of 4); a third waits for Slurm;
@@ -213,6 +216,23 @@ def test_srun_data_path(env):
     print(out.stdout, flush=True)
 
 
+def test_gres_conf(env):
+    """devmemctl gres-conf on each node prints what the cluster's gres.conf
+    and slurm.conf say (NodeName defaults to the node's hostname)."""
+    c = env.cluster
+    for i in range(1, NODES + 1):
+        out = env.in_node(i, [env.ctl_bin, "gres-conf"])
+        name = c.node_name(i)
+        check(out.returncode == 0 and
+              f"NodeName={name} Name=devmemq Count={POOL}\n" in out.stdout and
+              f"NodeName={name} ... Gres=devmemq:{POOL}" in out.stdout,
+              f"gres-conf on {name}: {out.stdout.splitlines()[1:2]} "
+              f"{out.stderr.strip()}")
+    with open(os.path.join(env.work, "etc", "slurm.conf")) as f:
+        conf = f.read()
+    check(f"Gres=devmemq:{POOL}" in conf, "the cluster's slurm.conf agrees")
+
+
 def test_too_large(env):
     out = env.cluster.ctl(["srun", "-N1", f"--gres=devmemq:{POOL + 1}", "true"],
                           user=USER1, timeout=20)
@@ -241,6 +261,11 @@ def test_batch_isolation_and_scancel(env):
     step = [l.split()[1] for l in text.splitlines() if l.startswith("step ")]
     check(batch and batch[0].startswith("dmr1-") and step == batch,
           f"the batch script and its srun step see the token: {text!r}")
+    listed = env.devmemctl(1, "reservations", "--json")["reservations"]
+    ttl = int(listed[0]["expires_unix_ms"]) / 1000 - time.time() if listed else 0
+    check(14 * 60 < ttl <= 15 * 60,
+          f"its TTL is the job's time limit (5 min) plus the 10 min margin: "
+          f"{ttl:.0f} s left")
     free, reserved, res = env.pool(1)
     check((free, reserved) == (POOL - 2, 2) and
           res == [(str(job), "slurm", UID1)],
@@ -401,7 +426,7 @@ def main():
         env = Env(work)
         print(f"cluster up with devmemd on {NODES} nodes in "
               f"{time.time() - start:.1f} s", flush=True)
-        for t in (test_srun_data_path, test_too_large,
+        for t in (test_gres_conf, test_srun_data_path, test_too_large,
                   test_batch_isolation_and_scancel, test_two_jobs_share_a_pool,
                   test_pool_short, test_devmemd_down):
             t0 = time.time()
