@@ -24,7 +24,7 @@ void Write(const std::string& path, const std::string& text) {
 // numbering: CPUs 0-3 are the first thread of each core, 4-7 the second.
 // NUMA node 1 is package 1: CPUs 2,3,6,7 = Slurm cores 2-3.
 std::string FakeSysfs() {
-  const std::string root = absl::StrCat(getenv("TEST_TMPDIR"), "/sys");
+  std::string root = absl::StrCat(getenv("TEST_TMPDIR"), "/sys");
   Write(root + "/devices/system/cpu/online", "0-7");
   for (int cpu = 0; cpu < 8; ++cpu) {
     const std::string topo =
