@@ -152,6 +152,8 @@ std::string Describe(const v1::Reservation& r) {
 }
 
 absl::Status Prolog(const HookConfig& config, const JobEnv& env) {
+  absl::StatusOr<JobFiles> files = JobFiles::For(config.token_dir, env.job_id);
+  if (!files.ok()) return files.status();
   absl::StatusOr<JobGres> gres = AskSlurm(config, env);
   if (!gres.ok()) return gres.status();
   if (gres->queues.empty()) return absl::OkStatus();  // no devmemq asked
@@ -170,8 +172,7 @@ absl::Status Prolog(const HookConfig& config, const JobEnv& env) {
                         absl::StrCat("devmemd refused the reservation: ",
                                      made.status().message()));
   }
-  absl::StatusOr<JobFiles> files = JobFiles::For(config.token_dir, env.job_id);
-  absl::Status written = files.ok() ? files->MakeDir() : files.status();
+  absl::Status written = files->MakeDir();
   if (written.ok()) {
     written = files->WriteToken(made->token(), env.uid, env.gid);
   }
