@@ -2,6 +2,7 @@
 // formats, exit codes (0 ok, 1 failure, 2 usage) and a loopback transfer.
 
 #include <fcntl.h>
+#include <dlfcn.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -241,6 +242,54 @@ TEST_F(DevmemctlTest, ListenReportsFirstBadOffset) {
   EXPECT_THAT(listener.err(),
               HasSubstr("pattern mismatch at byte offset 1: expected 0x83, "
                         "got 0x00"));
+}
+
+// The kernel documentation's sender (KERNEL_API.md's corrected form) into a
+// file that `connect --input` sends.
+std::string NcdevmemSenderFile(int64_t bytes) {
+  const std::string path = TempPath("ncdevmem-pattern");
+  const std::string cmd =
+      absl::StrCat("yes \"$(printf '\\1\\2\\3\\4\\5\\6')\" | head -c ", bytes,
+                   " > ", path);
+  EXPECT_EQ(system(cmd.c_str()), 0);
+  return path;
+}
+
+TEST_F(DevmemctlTest, ListenRecvDevmemValidatesNcdevmemsPattern) {
+  Child listener({"listen", DirFlag(), "--nic=lo", "--addr=127.0.0.1",
+                  "--bind_memfd_mb=4", "--recv", "devmem", "--validate", "7"});
+  ASSERT_TRUE(listener.WaitForStderr("fd from devmemd)\n")) << listener.err();
+  const int port = PortFromListening(listener.err());
+  const int64_t kBytes = 5 * (1 << 20) + 3;
+  Result sender = RunCtl({"connect", DirFlag(), "--nic=lo",
+                          absl::StrCat("--remote=127.0.0.1:", port),
+                          "--input=" + NcdevmemSenderFile(kBytes)});
+  EXPECT_EQ(sender.code, 0) << sender.err;
+  EXPECT_EQ(listener.Finish(), 0) << listener.err();
+  // Loopback carries ordinary data: all of it "not steered", all checked.
+  EXPECT_THAT(listener.out(),
+              HasSubstr(absl::StrCat("received ", kBytes, " bytes in ")));
+  EXPECT_THAT(listener.out(),
+              HasSubstr(absl::StrCat("pattern ok; device 0 B, linear 0 B, "
+                                     "not steered ",
+                                     kBytes, " B; 0 fragments")));
+}
+
+TEST_F(DevmemctlTest, ListenRecvDevmemNamesAPatternMismatch) {
+  Child listener({"listen", DirFlag(), "--nic=lo", "--addr=127.0.0.1",
+                  "--bind_memfd_mb=4", "--recv=devmem", "--validate=6"});
+  ASSERT_TRUE(listener.WaitForStderr("fd from devmemd)\n")) << listener.err();
+  const int port = PortFromListening(listener.err());
+  RunCtl({"connect", DirFlag(), "--nic=lo",
+          absl::StrCat("--remote=127.0.0.1:", port),
+          "--input=" + NcdevmemSenderFile(1000)});
+  EXPECT_EQ(listener.Finish(), 1);
+  EXPECT_THAT(listener.err(),
+              HasSubstr("differ from ncdevmem's pattern (the first at offset "
+                        "5)"));
+  Result usage = RunCtl({"listen", DirFlag(), "--nic=lo", "--recv=devmem"});
+  EXPECT_EQ(usage.code, 2);
+  EXPECT_THAT(usage.err, HasSubstr("--recv devmem needs a binding"));
 }
 
 TEST_F(DevmemctlTest, InputToOutputFileWithJson) {
@@ -515,6 +564,22 @@ TEST(DevmemctlSelftestTest, SimulatedJson) {
   EXPECT_THAT(r.out, HasSubstr("\"passed\":true"));
   EXPECT_THAT(r.out, HasSubstr("\"name\":\"(c) bind succeeds\""));
   EXPECT_THAT(r.out, Not(HasSubstr("PASS ")));  // one JSON line only
+}
+
+TEST(DevmemctlSelftestTest, CudaMemoryWithoutTheDriverSaysSo) {
+  if (void* lib = dlopen("libcuda.so.1", RTLD_NOW)) {
+    dlclose(lib);
+    GTEST_SKIP() << "an NVIDIA driver is installed here";
+  }
+  Result r = RunCtl({"selftest", "--nic=dvsim0", "--simulated",
+                     "--memory=cuda", "--memory_mb=4"});
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("memory: none (no CUDA dma-buf could be made)"));
+  EXPECT_THAT(r.out, HasSubstr("dma-buf: unsupported: FAILED_PRECONDITION: the "
+                               "NVIDIA driver is not installed here"));
+  Result both = RunCtl({"selftest", "--nic=dvsim0", "--memory=cuda",
+                        "--dmabuf_fd=0"});
+  EXPECT_EQ(both.code, 2);
 }
 
 TEST(DevmemctlSelftestTest, UnknownInterfaceIsRuntimeFailure) {

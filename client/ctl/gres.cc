@@ -53,7 +53,10 @@ absl::StatusOr<std::vector<GresNic>> PoolNics(Session& session) {
   std::vector<GresNic> nics;
   for (const v1::NicState& nic : state->nics()) {
     if (nic.pool_queues().empty()) continue;
-    nics.push_back({nic.nic(), nic.pool_queues_size()});
+    GresNic n;
+    n.nic = nic.nic();
+    n.pool = nic.pool_queues_size();
+    nics.push_back(std::move(n));
   }
   if (nics.empty()) return nics;
   std::vector<std::string> names;

@@ -36,6 +36,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "client/cuda_dmabuf.h"
 #include "client/libdevmem.h"
 #include "daemon/nic/simulated/simulated_nic.h"
 #include "kernel/devmem_selftest.h"
@@ -50,9 +51,15 @@ ABSL_FLAG(bool, simulated, false,
           "Run against a simulated devmem NIC named --nic (in this process, "
           "with a memfd as device memory) instead of the real kernel: shows "
           "the sequence passing without hardware. Results are SIMULATED.");
+ABSL_FLAG(std::string, memory, "",
+          "What the selftest binds: udmabuf (host memory, the default; a "
+          "memfd with --simulated) or cuda (GPU memory exported as a dma-buf; "
+          "--gpu picks the GPU by PCI address).");
 ABSL_FLAG(int32_t, memory_mb, 64,
           "Size of the memory the selftest binds: a udmabuf dma-buf on the "
           "kernel, a memfd with --simulated.");
+
+ABSL_DECLARE_FLAG(std::string, gpu);
 
 namespace devmem {
 namespace ctl {
@@ -230,8 +237,9 @@ void PrintSummary(const std::string& nic, bool simulated,
 
 // The memory the selftest binds, and what it is for the report.
 struct SelftestMemory {
-  UniqueFd owned;          // made here (memfd or udmabuf), else invalid
-  absl::StatusOr<int> fd;  // the fd to bind, or why there is none
+  UniqueFd owned;  // made here (memfd or udmabuf), else invalid
+  std::unique_ptr<CudaDmabuf> cuda;  // --memory=cuda
+  absl::StatusOr<int> fd;            // the fd to bind, or why there is none
   std::string description;
 };
 
@@ -239,11 +247,28 @@ struct SelftestMemory {
 // udmabuf; a missing udmabuf exporter is reported by the probe, not here.
 // Fails only if a memfd cannot be made.
 absl::StatusOr<SelftestMemory> MemoryToBind(int32_t dmabuf_fd, bool simulated,
-                                            int32_t memory_mb) {
+                                            int32_t memory_mb,
+                                            const std::string& kind) {
   const size_t bytes = static_cast<size_t>(memory_mb) << 20;
   SelftestMemory m;
   m.fd = dmabuf_fd;
-  if (dmabuf_fd >= 0) {
+  if (kind == "cuda") {
+    CudaDmabuf::Options gpu;
+    gpu.bytes = bytes;
+    gpu.gpu_pci = absl::GetFlag(FLAGS_gpu);
+    absl::StatusOr<std::unique_ptr<CudaDmabuf>> cuda =
+        CudaDmabuf::Allocate(gpu);
+    if (cuda.ok()) {
+      m.cuda = *std::move(cuda);
+      m.fd = m.cuda->fd();
+      m.description =
+          absl::StrCat(memory_mb, " MiB of GPU memory on ", m.cuda->gpu_name(),
+                       " (", m.cuda->gpu_pci(), ", CUDA dma-buf)");
+    } else {
+      m.fd = cuda.status();
+      m.description = "none (no CUDA dma-buf could be made)";
+    }
+  } else if (dmabuf_fd >= 0) {
     m.description = absl::StrCat("fd ", dmabuf_fd, " (",
                                  DmabufKindName(ClassifyFd(dmabuf_fd)), ")");
   } else if (simulated) {
@@ -275,7 +300,17 @@ int RunSelftest(const std::vector<std::string>&) {
   const bool simulated = absl::GetFlag(FLAGS_simulated);
   const int32_t memory_mb = absl::GetFlag(FLAGS_memory_mb);
   const int32_t dmabuf_fd = absl::GetFlag(FLAGS_dmabuf_fd);
+  const std::string memory_kind = absl::GetFlag(FLAGS_memory);
   if (nic.empty()) return UsageError("selftest", "--nic is required");
+  if (!memory_kind.empty() && memory_kind != "udmabuf" &&
+      memory_kind != "cuda") {
+    return UsageError("selftest", "--memory must be udmabuf or cuda");
+  }
+  if (memory_kind == "cuda" && dmabuf_fd >= 0) {
+    return UsageError("selftest",
+                      "--memory=cuda and --dmabuf_fd are "
+                      "alternatives");
+  }
   if (absl::StrContains(nic, ",")) {
     return UsageError("selftest", "--nic takes one NIC");
   }
@@ -299,7 +334,7 @@ int RunSelftest(const std::vector<std::string>&) {
   }
 
   absl::StatusOr<SelftestMemory> mem =
-      MemoryToBind(dmabuf_fd, simulated, memory_mb);
+      MemoryToBind(dmabuf_fd, simulated, memory_mb, memory_kind);
   if (!mem.ok()) return Fail("selftest", "memfd", mem.status());
   const absl::StatusOr<int>& fd = mem->fd;
   const std::string& memory = mem->description;
@@ -342,7 +377,8 @@ int RunSelftest(const std::vector<std::string>&) {
 std::vector<Command> SelftestCommands() {
   return {
       {"selftest",
-       "--nic IF [--simulated] [--memory_mb N] [--dmabuf_fd FD]",
+       "--nic IF [--simulated] [--memory udmabuf|cuda [--gpu PCI]] "
+       "[--memory_mb N] [--dmabuf_fd FD]",
        "Run the kernel's devmem test sequence on a NIC (ncdevmem).",
        "Run, in this process and without devmemd, the kernel's own devmem "
        "acceptance sequence "
@@ -365,6 +401,8 @@ std::vector<Command> SelftestCommands() {
        "Exit 0 only if every step passed and the NIC was restored.",
        {{"nic", "The NIC to test (required)."},
         {"simulated"},
+        {"memory"},
+        {"gpu", "With --memory=cuda: the GPU's PCI address."},
         {"memory_mb"},
         {"dmabuf_fd",
          "An inherited dma-buf fd to bind instead of a udmabuf "

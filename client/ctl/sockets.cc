@@ -1,5 +1,6 @@
 // devmemctl listen and connect: sockets from devmemd, with optional bindings.
 #include "client/ctl/cli.h"
+#include "client/ctl/devmem_recv.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -35,6 +36,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "client/cuda_dmabuf.h"
 #include "client/host_port.h"
 #include "client/libdevmem.h"
 #include "client/pattern.h"
@@ -80,9 +82,23 @@ ABSL_FLAG(int32_t, bind_memfd_mb, 0,
           "memory to the NIC's devmem pool (BindRx) and steer the socket's "
           "flows to it. Only devmemd's simulated backend accepts a memfd; "
           "the kernel backend needs --dmabuf_fd. 0 = no binding.");
+ABSL_FLAG(int32_t, bind_cuda_mb, 0,
+          "Before the socket: allocate N MiB of GPU memory (CUDA, loaded at "
+          "run time; --gpu picks the GPU by PCI address, else CUDA device 0), "
+          "export it as a dma-buf and bind it like --dmabuf_fd. 0 = none.");
+ABSL_FLAG(std::string, recv, "plain",
+          "listen: plain (read(2)), or devmem: recvmsg(MSG_SOCK_DEVMEM) "
+          "through libdevmem's DevmemReceiver, device fragments read through "
+          "a CPU view of the bound buffer, tokens returned in batches; needs "
+          "a binding.");
+ABSL_FLAG(int32_t, validate, 0,
+          "listen --recv devmem: check ncdevmem's pattern (`ncdevmem -v N`: "
+          "bytes 1..N-1 and a newline, repeated), N in 2..256; 0 = off.");
 ABSL_FLAG(int32_t, queues, 0,
           "RX queues the binding takes from the NIC's devmem pool; 0 means "
           "1. Needs --bind_memfd_mb or --dmabuf_fd.");
+
+ABSL_DECLARE_FLAG(std::string, gpu);
 
 namespace devmem {
 namespace ctl {
@@ -127,15 +143,24 @@ std::string SocketHint(const absl::Status& status, absl::string_view command) {
 
 struct BindFlags {
   int32_t memfd_mb = 0;
+  int32_t cuda_mb = 0;
   int32_t dmabuf_fd = -1;
   int32_t queues = 0;
-  bool wanted() const { return memfd_mb > 0 || dmabuf_fd >= 0; }
+  bool wanted() const { return memfd_mb > 0 || cuda_mb > 0 || dmabuf_fd >= 0; }
+};
+
+// The memory a binding was made with, kept alive while it is bound.
+struct BoundMemory {
+  UniqueFd memfd;                    // --bind_memfd_mb
+  std::unique_ptr<CudaDmabuf> cuda;  // --bind_cuda_mb
+  int fd = -1;                       // whichever was bound
 };
 
 // Reads and checks the binding flags; kExitOk, or the usage exit code
 // after printing what is wrong.
 int ParseBindFlags(const char* command, BindFlags* flags) {
   flags->memfd_mb = absl::GetFlag(FLAGS_bind_memfd_mb);
+  flags->cuda_mb = absl::GetFlag(FLAGS_bind_cuda_mb);
   flags->dmabuf_fd = absl::GetFlag(FLAGS_dmabuf_fd);
   flags->queues = absl::GetFlag(FLAGS_queues);
   if (flags->memfd_mb < 0 || flags->memfd_mb > 65536) {
@@ -144,16 +169,22 @@ int ParseBindFlags(const char* command, BindFlags* flags) {
   if (flags->dmabuf_fd < -1) {
     return UsageError(command, "--dmabuf_fd must be a file descriptor or -1");
   }
-  if (flags->memfd_mb > 0 && flags->dmabuf_fd >= 0) {
+  if (flags->cuda_mb < 0 || flags->cuda_mb > 1 << 20) {
+    return UsageError(command, "--bind_cuda_mb must be in 0..1048576");
+  }
+  if ((flags->memfd_mb > 0) + (flags->cuda_mb > 0) + (flags->dmabuf_fd >= 0) >
+      1) {
     return UsageError(command,
-                      "--bind_memfd_mb and --dmabuf_fd are "
+                      "--bind_memfd_mb, --bind_cuda_mb and --dmabuf_fd are "
                       "alternatives");
   }
   if (flags->queues < 0 || flags->queues > 64) {
     return UsageError(command, "--queues must be in 0..64");
   }
   if (flags->queues > 0 && !flags->wanted()) {
-    return UsageError(command, "--queues needs --bind_memfd_mb or --dmabuf_fd");
+    return UsageError(command,
+                      "--queues needs --bind_memfd_mb, --bind_cuda_mb or "
+                      "--dmabuf_fd");
   }
   if (flags->dmabuf_fd >= 0 && fcntl(flags->dmabuf_fd, F_GETFD) < 0) {
     return UsageError(command,
@@ -197,25 +228,41 @@ std::string BindHint(const absl::Status& status, const BindFlags& flags,
 
 // Binds the memory the flags name, prints the binding (stderr; a JSON line
 // on stdout with --json) and returns kExitOk with `*binding` set, or the
-// failure exit code. `*memory` keeps a memfd alive while the binding lives.
+// failure exit code. `*memory` keeps a memfd or GPU memory alive while the
+// binding lives.
 int BindForSocket(const char* command, Session& session, const std::string& nic,
-                  const BindFlags& flags, UniqueFd* memory,
+                  const BindFlags& flags, BoundMemory* memory,
                   v1::Binding* binding) {
   std::string what;
   int fd = flags.dmabuf_fd;
-  if (flags.memfd_mb > 0) {
+  if (flags.cuda_mb > 0) {
+    CudaDmabuf::Options gpu;
+    gpu.bytes = static_cast<size_t>(flags.cuda_mb) << 20;
+    gpu.gpu_pci = absl::GetFlag(FLAGS_gpu);
+    absl::StatusOr<std::unique_ptr<CudaDmabuf>> cuda =
+        CudaDmabuf::Allocate(gpu);
+    if (!cuda.ok()) {
+      return Fail(command, "GPU memory for --bind_cuda_mb", cuda.status());
+    }
+    memory->cuda = *std::move(cuda);
+    fd = memory->cuda->fd();
+    what = absl::StrCat(flags.cuda_mb, " MiB of GPU memory on ",
+                        memory->cuda->gpu_name(), " (", memory->cuda->gpu_pci(),
+                        ", CUDA dma-buf)");
+  } else if (flags.memfd_mb > 0) {
     absl::StatusOr<UniqueFd> memfd = CreateSealedMemfd(
         static_cast<size_t>(flags.memfd_mb) << 20, "devmemctl");
     if (!memfd.ok()) {
       return Fail(command, "creating the memfd for --bind_memfd_mb",
                   memfd.status());
     }
-    *memory = *std::move(memfd);
-    fd = memory->get_unowned();
+    memory->memfd = *std::move(memfd);
+    fd = memory->memfd.get_unowned();
     what = absl::StrCat(flags.memfd_mb, " MiB memfd");
   } else {
     what = absl::StrCat("fd ", fd, " (", DmabufKindName(ClassifyFd(fd)), ")");
   }
+  memory->fd = fd;
   BindOptions options;
   options.nic = nic;
   options.queue_count = flags.queues == 0 ? 1 : flags.queues;
@@ -335,6 +382,8 @@ int Receive(int fd, const std::string& peer, int out_fd, int64_t max_bytes,
 struct ListenArgs {
   ListenOptions options;
   BindFlags bind;
+  bool devmem = false;    // --recv devmem
+  uint32_t validate = 0;  // --validate N
   bool json = false;
   std::string output;
   int64_t max_bytes = 0;
@@ -366,6 +415,23 @@ int ListenArgsFromFlags(ListenArgs* args) {
   if (int rc = ParseBindFlags("listen", &args->bind); rc != kExitOk) {
     return rc;
   }
+  const std::string recv = absl::GetFlag(FLAGS_recv);
+  const int32_t validate = absl::GetFlag(FLAGS_validate);
+  if (recv != "plain" && recv != "devmem") {
+    return UsageError("listen", "--recv must be plain or devmem");
+  }
+  args->devmem = recv == "devmem";
+  if (args->devmem && !args->bind.wanted()) {
+    return UsageError("listen",
+                      "--recv devmem needs a binding: --bind_memfd_mb or "
+                      "--dmabuf_fd");
+  }
+  if (validate != 0 && (validate < 2 || validate > 256 || !args->devmem)) {
+    return UsageError("listen",
+                      "--validate takes N in 2..256, with --recv "
+                      "devmem");
+  }
+  args->validate = static_cast<uint32_t>(validate);
   ListenOptions& options = args->options;
   options.nic = nic;
   options.port = static_cast<uint16_t>(port);
@@ -410,7 +476,7 @@ int RunListen(const std::vector<std::string>&) {
 
   absl::StatusOr<std::unique_ptr<Session>> session = OpenSession();
   if (!session.ok()) return FailOpen("listen", session.status());
-  UniqueFd memory;  // the memfd, while it is bound
+  BoundMemory memory;  // while it is bound
   v1::Binding binding;
   if (bind.wanted()) {
     int rc = BindForSocket("listen", **session, nic, bind, &memory, &binding);
@@ -456,24 +522,46 @@ int RunListen(const std::vector<std::string>&) {
   const bool check = absl::GetFlag(FLAGS_expect_pattern);
   uint64_t received = 0;
   const absl::Time start = absl::Now();
-  if (int rc = Receive(conn.get_unowned(), peer, out.get_unowned(), max_bytes,
-                       check, json, &received);
-      rc != kExitOk) {
+  std::string figures;  // --recv devmem's, for the report
+  if (args.devmem) {
+    DevmemRecvArgs rx;
+    rx.fd = conn.get_unowned();
+    rx.dmabuf_id = binding.kernel_id();
+    rx.buffer_fd = memory.fd;
+    rx.ncdevmem_n = args.validate;
+    rx.expect_pattern = check;
+    rx.out_fd = out.valid() ? out.get_unowned() : -1;
+    rx.max_bytes = static_cast<uint64_t>(max_bytes);
+    DevmemRecvFigures f;
+    absl::Status got = ReceiveDevmem(rx, &f);
+    received = f.bytes;
+    if (!got.ok()) {
+      return Fail("listen",
+                  absl::StrCat("receiving (devmem) from ", peer, " after ",
+                               f.bytes, " bytes; ", DescribeFigures(f)),
+                  got);
+    }
+    figures = json ? absl::StrCat(",", FiguresJson(f))
+                   : absl::StrCat("; ", DescribeFigures(f));
+  } else if (int rc = Receive(conn.get_unowned(), peer, out.get_unowned(),
+                              max_bytes, check, json, &received);
+             rc != kExitOk) {
     return rc;
   }
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   FILE* report = output == "-" ? stderr : stdout;
+  const bool checked = check || args.validate != 0;
   if (json) {
     absl::PrintF(
         "{\"command\":\"listen\",\"ok\":true,\"local\":\"%s\",\"peer\":\"%s\","
         "\"bytes\":%u,\"seconds\":%.6f,\"gbps\":%.3f,\"pattern_checked\":%s,"
-        "\"binding\":%u}\n",
+        "\"binding\":%u%s}\n",
         local, peer, received, seconds, Gbps(received, seconds),
-        check ? "true" : "false", binding.handle());
+        checked ? "true" : "false", binding.handle(), figures);
   } else {
-    absl::FPrintF(report, "received %u bytes in %.3f s (%.3f Gbit/s)%s\n",
+    absl::FPrintF(report, "received %u bytes in %.3f s (%.3f Gbit/s)%s%s\n",
                   received, seconds, Gbps(received, seconds),
-                  check ? ", pattern ok" : "");
+                  checked ? ", pattern ok" : "", figures);
   }
   return kExitOk;
 }
@@ -621,7 +709,7 @@ int RunConnect(const std::vector<std::string>&) {
 
   absl::StatusOr<std::unique_ptr<Session>> session = OpenSession();
   if (!session.ok()) return FailOpen("connect", session.status());
-  UniqueFd memory;  // the memfd, while it is bound
+  BoundMemory memory;  // while it is bound
   v1::Binding binding;
   if (bind.wanted()) {
     int rc = BindForSocket("connect", **session, nic, bind, &memory, &binding);
@@ -682,14 +770,20 @@ std::vector<Command> SocketCommands() {
   return {
       {"listen",
        "--nic IF [--addr IP] [--port P] [--output FILE|-] [--expect_pattern] "
-       "[--max_bytes N] [--bind_memfd_mb N | --dmabuf_fd FD [--queues N]]",
+       "[--max_bytes N] [--bind_memfd_mb N | --dmabuf_fd FD [--queues N]] "
+       "[--recv devmem [--validate N]]",
        "Receive one TCP stream on a socket from devmemd.",
        "Get a listening TCP socket bound to IF from devmemd, print "
        "\"listening on IP:PORT ...\" to stderr, accept one connection, read "
        "it to EOF and report bytes, seconds and Gbit/s. With --bind_memfd_mb "
        "or --dmabuf_fd the memory is first bound to IF's devmem pool "
        "(BindRx) and the listener's flows are steered to it; the binding and "
-       "the steering rule are printed to stderr (and as JSON with --json).",
+       "the steering rule are printed to stderr (and as JSON with --json). "
+       "--recv devmem receives as a devmem workload does (libdevmem's "
+       "DevmemReceiver: device fragments, linear bytes, tokens returned in "
+       "batches) and adds those figures to the report; with --validate N it "
+       "checks ncdevmem's pattern, so the kernel documentation's recipe with "
+       "a plain `nc` sender works against devmemd.",
        {{"nic", "NIC the socket is bound to (required)."},
         {"addr"},
         {"port"},
@@ -699,8 +793,12 @@ std::vector<Command> SocketCommands() {
         {"expect_pattern"},
         {"max_bytes"},
         {"bind_memfd_mb"},
+        {"bind_cuda_mb"},
+        {"gpu", "With --bind_cuda_mb: the GPU's PCI address."},
         {"dmabuf_fd"},
-        {"queues"}},
+        {"queues"},
+        {"recv"},
+        {"validate"}},
        /*takes_positional=*/false,
        RunListen},
       {"connect",
