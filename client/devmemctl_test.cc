@@ -1,12 +1,13 @@
 // Runs the devmemctl binary against an in-process FakeDevmemd: output
 // formats, exit codes (0 ok, 1 failure, 2 usage) and a loopback transfer.
 
-#include <fcntl.h>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -248,9 +249,8 @@ TEST_F(DevmemctlTest, ListenReportsFirstBadOffset) {
 // file that `connect --input` sends.
 std::string NcdevmemSenderFile(int64_t bytes) {
   const std::string path = TempPath("ncdevmem-pattern");
-  const std::string cmd =
-      absl::StrCat("yes \"$(printf '\\1\\2\\3\\4\\5\\6')\" | head -c ", bytes,
-                   " > ", path);
+  const std::string cmd = absl::StrCat(
+      "yes \"$(printf '\\1\\2\\3\\4\\5\\6')\" | head -c ", bytes, " > ", path);
   EXPECT_EQ(system(cmd.c_str()), 0);
   return path;
 }
@@ -290,6 +290,38 @@ TEST_F(DevmemctlTest, ListenRecvDevmemNamesAPatternMismatch) {
   Result usage = RunCtl({"listen", DirFlag(), "--nic=lo", "--recv=devmem"});
   EXPECT_EQ(usage.code, 2);
   EXPECT_THAT(usage.err, HasSubstr("--recv devmem needs a binding"));
+}
+
+TEST_F(DevmemctlTest, ConnectSendDevmemNamesTheKernelsRefusal) {
+  Result usage = RunCtl({"connect", DirFlag(), "--nic=lo",
+                         "--remote=127.0.0.1:9", "--send=devmem"});
+  EXPECT_EQ(usage.code, 2);
+  EXPECT_THAT(usage.err, HasSubstr("--send devmem sends --bytes=N"));
+  utsname u{};
+  uname(&u);
+  int major = 0;
+  int minor = 0;
+  sscanf(u.release, "%d.%d", &major, &minor);
+  if (major < 6 || (major == 6 && minor < 16)) {
+    GTEST_SKIP() << "devmem TX needs kernel 6.16+";
+  }
+  Child listener({"listen", DirFlag(), "--nic=lo", "--addr=127.0.0.1"});
+  ASSERT_TRUE(listener.WaitForStderr("fd from devmemd)\n")) << listener.err();
+  const int port = PortFromListening(listener.err());
+  // The binding exists in the (fake) daemon, not in the kernel: the kernel
+  // refuses the send, and devmemctl says what that means.
+  Result r = RunCtl({"connect", DirFlag(), "--nic=lo",
+                     absl::StrCat("--remote=127.0.0.1:", port), "--send=devmem",
+                     "--bind_memfd_mb=2", "--bytes=1048576"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("for TX"));
+  if (geteuid() == 0) {
+    EXPECT_THAT(r.err, HasSubstr("EINVAL: the kernel has no bind-tx binding "
+                                 "of that id"));
+  } else {  // the fake daemon could not bind the socket to lo
+    EXPECT_THAT(r.err, HasSubstr("the socket is bound to device \"\""));
+  }
+  listener.Finish();
 }
 
 TEST_F(DevmemctlTest, InputToOutputFileWithJson) {
@@ -571,14 +603,14 @@ TEST(DevmemctlSelftestTest, CudaMemoryWithoutTheDriverSaysSo) {
     dlclose(lib);
     GTEST_SKIP() << "an NVIDIA driver is installed here";
   }
-  Result r = RunCtl({"selftest", "--nic=dvsim0", "--simulated",
-                     "--memory=cuda", "--memory_mb=4"});
+  Result r = RunCtl({"selftest", "--nic=dvsim0", "--simulated", "--memory=cuda",
+                     "--memory_mb=4"});
   EXPECT_EQ(r.code, 1) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("memory: none (no CUDA dma-buf could be made)"));
   EXPECT_THAT(r.out, HasSubstr("dma-buf: unsupported: FAILED_PRECONDITION: the "
                                "NVIDIA driver is not installed here"));
-  Result both = RunCtl({"selftest", "--nic=dvsim0", "--memory=cuda",
-                        "--dmabuf_fd=0"});
+  Result both =
+      RunCtl({"selftest", "--nic=dvsim0", "--memory=cuda", "--dmabuf_fd=0"});
   EXPECT_EQ(both.code, 2);
 }
 

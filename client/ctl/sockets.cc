@@ -1,6 +1,7 @@
 // devmemctl listen and connect: sockets from devmemd, with optional bindings.
 #include "client/ctl/cli.h"
 #include "client/ctl/devmem_recv.h"
+#include "client/ctl/devmem_send.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -86,6 +87,11 @@ ABSL_FLAG(int32_t, bind_cuda_mb, 0,
           "Before the socket: allocate N MiB of GPU memory (CUDA, loaded at "
           "run time; --gpu picks the GPU by PCI address, else CUDA device 0), "
           "export it as a dma-buf and bind it like --dmabuf_fd. 0 = none.");
+ABSL_FLAG(std::string, send, "plain",
+          "connect: plain (write(2)), or devmem: the buffer is bound with "
+          "BindTx (kernel 6.16+), filled with the test pattern, and sent "
+          "through libdevmem's DevmemSender (MSG_ZEROCOPY from dma-buf "
+          "offsets).");
 ABSL_FLAG(std::string, recv, "plain",
           "listen: plain (read(2)), or devmem: recvmsg(MSG_SOCK_DEVMEM) "
           "through libdevmem's DevmemReceiver, device fragments read through "
@@ -232,7 +238,7 @@ std::string BindHint(const absl::Status& status, const BindFlags& flags,
 // binding lives.
 int BindForSocket(const char* command, Session& session, const std::string& nic,
                   const BindFlags& flags, BoundMemory* memory,
-                  v1::Binding* binding) {
+                  v1::Binding* binding, bool tx = false) {
   std::string what;
   int fd = flags.dmabuf_fd;
   if (flags.cuda_mb > 0) {
@@ -266,18 +272,20 @@ int BindForSocket(const char* command, Session& session, const std::string& nic,
   BindOptions options;
   options.nic = nic;
   options.queue_count = flags.queues == 0 ? 1 : flags.queues;
-  absl::StatusOr<v1::Binding> bound = session.BindRx(fd, options);
+  absl::StatusOr<v1::Binding> bound =
+      tx ? session.BindTx(fd, options) : session.BindRx(fd, options);
   if (!bound.ok()) {
-    return Fail(command, absl::StrCat("BindRx of ", what, " on nic ", nic),
-                bound.status(), BindHint(bound.status(), flags, nic));
+    return Fail(
+        command,
+        absl::StrCat(tx ? "BindTx" : "BindRx", " of ", what, " on nic ", nic),
+        bound.status(), BindHint(bound.status(), flags, nic));
   }
   *binding = *bound;
-  absl::FPrintF(stderr,
-                "bound %s: binding %u (kernel id %u) on nic %s RX queues "
-                "%s%s\n",
+  absl::FPrintF(stderr, "bound %s: binding %u (kernel id %u) on nic %s %s%s\n",
                 what, binding->handle(), binding->kernel_id(),
                 binding->nic().empty() ? nic : binding->nic(),
-                QueueRanges(binding->queues()),
+                tx ? "for TX"
+                   : absl::StrCat("RX queues ", QueueRanges(binding->queues())),
                 binding->has_rss_context()
                     ? absl::StrCat(", rss context ", binding->rss_context())
                     : "");
@@ -634,6 +642,7 @@ int Send(int fd, int in_fd, int64_t bytes, bool pattern, uint64_t* sent) {
 struct ConnectArgs {
   ConnectOptions options;
   BindFlags bind;
+  bool devmem = false;  // --send devmem
   bool json = false;
   std::string input;
   int64_t bytes = 0;
@@ -667,6 +676,17 @@ int ConnectArgsFromFlags(ConnectArgs* args) {
   }
   if (int rc = ParseBindFlags("connect", &args->bind); rc != kExitOk) {
     return rc;
+  }
+  const std::string send = absl::GetFlag(FLAGS_send);
+  if (send != "plain" && send != "devmem") {
+    return UsageError("connect", "--send must be plain or devmem");
+  }
+  args->devmem = send == "devmem";
+  if (args->devmem && (!args->bind.wanted() || !input.empty() || bytes == 0)) {
+    return UsageError("connect",
+                      "--send devmem sends --bytes=N of the test pattern from "
+                      "a bind-tx binding: give --bytes and --bind_memfd_mb, "
+                      "--bind_cuda_mb or --dmabuf_fd");
   }
   ConnectOptions& options = args->options;
   options.nic = nic;
@@ -712,9 +732,12 @@ int RunConnect(const std::vector<std::string>&) {
   BoundMemory memory;  // while it is bound
   v1::Binding binding;
   if (bind.wanted()) {
-    int rc = BindForSocket("connect", **session, nic, bind, &memory, &binding);
+    int rc = BindForSocket("connect", **session, nic, bind, &memory, &binding,
+                           /*tx=*/args.devmem);
     if (rc != kExitOk) return rc;
-    options.binding = binding.handle();
+    // An RX binding steers the connection's incoming flow; a TX one is
+    // only named in each send.
+    if (!args.devmem) options.binding = binding.handle();
   }
   absl::StatusOr<SocketHandle> sock = (*session)->Connect(options);
   if (!sock.ok()) {
@@ -733,7 +756,7 @@ int RunConnect(const std::vector<std::string>&) {
     absl::PrintF("%s\n", ToJson(sock->info));
     std::fflush(stdout);
   }
-  if (bind.wanted()) PrintRule(sock->info, /*listener=*/false);
+  if (bind.wanted() && !args.devmem) PrintRule(sock->info, /*listener=*/false);
   absl::FPrintF(stderr, "connected to %s from %s (nic %s, fd from devmemd)\n",
                 remote_name, local_name,
                 sock->info.nic().empty() ? nic : sock->info.nic());
@@ -742,8 +765,29 @@ int RunConnect(const std::vector<std::string>&) {
   const int fd = sock->fd.get_unowned();
   uint64_t sent = 0;
   const absl::Time start = absl::Now();
-  if (int rc = Send(fd, in.get_unowned(), bytes, pattern, &sent);
-      rc != kExitOk) {
+  std::string figures;
+  if (args.devmem) {
+    DevmemSendArgs tx;
+    tx.fd = fd;
+    tx.binding_id = binding.kernel_id();
+    tx.buffer_fd = memory.fd;
+    tx.device = binding.nic().empty() ? nic : binding.nic();
+    tx.bytes = static_cast<uint64_t>(bytes);
+    tx.fill_pattern = !memory.cuda;
+    DevmemSendFigures f;
+    absl::Status done = SendDevmem(tx, &f);
+    sent = f.bytes;
+    figures =
+        absl::StrFormat("; %u sendmsg call(s), %u completion(s) (%u copied)",
+                        f.sendmsg_calls, f.completions, f.copied);
+    if (!done.ok()) {
+      return Fail(
+          "connect",
+          absl::StrCat("sending (devmem) after ", f.bytes, " bytes", figures),
+          done);
+    }
+  } else if (int rc = Send(fd, in.get_unowned(), bytes, pattern, &sent);
+             rc != kExitOk) {
     return rc;
   }
   if (shutdown(fd, SHUT_WR) != 0) {
@@ -758,8 +802,8 @@ int RunConnect(const std::vector<std::string>&) {
         local_name, remote_name, sent, seconds, Gbps(sent, seconds),
         binding.handle());
   } else {
-    absl::PrintF("sent %u bytes in %.3f s (%.3f Gbit/s)\n", sent, seconds,
-                 Gbps(sent, seconds));
+    absl::PrintF("sent %u bytes in %.3f s (%.3f Gbit/s)%s\n", sent, seconds,
+                 Gbps(sent, seconds), figures);
   }
   return kExitOk;
 }
@@ -810,7 +854,10 @@ std::vector<Command> SocketCommands() {
        "to close, and report bytes sent. With --bind_memfd_mb or --dmabuf_fd "
        "the memory is first bound to IF's devmem pool (BindRx) and the "
        "connection's incoming flow is steered to it (5-tuple, or the 3-tuple "
-       "if the NIC refuses it); binding and rule go to stderr.",
+       "if the NIC refuses it); binding and rule go to stderr. --send devmem "
+       "binds the memory for TX instead and sends --bytes of the test "
+       "pattern from it with DevmemSender, reporting sendmsg calls and "
+       "completions.",
        {{"nic", "NIC the socket is bound to (required)."},
         {"remote"},
         {"local"},
@@ -819,8 +866,11 @@ std::vector<Command> SocketCommands() {
         {"pattern"},
         {"input"},
         {"bind_memfd_mb"},
+        {"bind_cuda_mb"},
+        {"gpu", "With --bind_cuda_mb: the GPU's PCI address."},
         {"dmabuf_fd"},
-        {"queues"}},
+        {"queues"},
+        {"send"}},
        /*takes_positional=*/false,
        RunConnect},
   };

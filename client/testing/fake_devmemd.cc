@@ -329,6 +329,10 @@ class FakeDevmemd::Service final : public devmem::v1::Devmem::Service {
     }
     UniqueFd fd(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd.valid()) return ErrnoGrpc(grpc::StatusCode::INTERNAL, "socket");
+    // As devmemd does; only root may (CAP_NET_RAW), so best effort here.
+    (void)setsockopt(fd.get_unowned(), SOL_SOCKET, SO_BINDTODEVICE,
+                     request->nic().c_str(),
+                     static_cast<socklen_t>(request->nic().size() + 1));
     if (connect(fd.get_unowned(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
       return ErrnoGrpc(grpc::StatusCode::UNAVAILABLE, "connect");
     }
@@ -423,6 +427,37 @@ class FakeDevmemd::Service final : public devmem::v1::Devmem::Service {
     nic.clear_free_queues();
     for (size_t i = want; i < free.size(); ++i) nic.add_free_queues(free[i]);
     nic.set_bindings(nic.bindings() + 1);
+    *response->mutable_binding() = b;
+    response->set_backend(daemon_->backend_);
+    return grpc::Status::OK;
+  }
+
+  // A TX binding: the memory and a NIC with a profile; no queues.
+  grpc::Status BindTx(grpc::ServerContext*,
+                      const devmem::v1::BindTxRequest* request,
+                      devmem::v1::BindResponse* response) override {
+    if (request->session_token() != kToken) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          "missing or unknown session_token");
+    }
+    UniqueFd memory = daemon_->TakeTicket(request->dmabuf_ticket());
+    if (!memory.valid()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          "unknown dmabuf_ticket; Deposit the fd first");
+    }
+    absl::MutexLock lock(&daemon_->mu_);
+    auto it = daemon_->nic_states_.find(request->nic());
+    if (it == daemon_->nic_states_.end()) {
+      return grpc::Status(
+          grpc::StatusCode::NOT_FOUND,
+          absl::StrCat("no NIC profile for \"", request->nic(), "\""));
+    }
+    devmem::v1::Binding& b = daemon_->bindings_[daemon_->next_binding_];
+    b.set_handle(daemon_->next_binding_++);
+    b.set_nic(it->second.nic());
+    b.set_ifindex(it->second.ifindex());
+    b.set_kernel_id(daemon_->next_kernel_id_++);
+    b.set_tx(true);
     *response->mutable_binding() = b;
     response->set_backend(daemon_->backend_);
     return grpc::Status::OK;
