@@ -65,6 +65,14 @@ class Fleet:
         for host in self.hosts:
             host.start_devmemd()
             host.start_agent()
+        # An agent may answer before it has reached its devmemd (slower under
+        # ASan): wait until a harmless call gets through on every host.
+        deadline = time.time() + 30
+        while self.launcher("--job", "probe", "--release",
+                            *[x.address() for x in self.hosts])[0] != 0:
+            if time.time() > deadline:
+                raise RuntimeError("the hosts did not all answer in 30 s")
+            time.sleep(0.2)
 
     def launcher(self, *args, cert="launcher"):
         argv = ["/usr/bin/python3", LAUNCHER, "--stubs", self.gen,
@@ -137,7 +145,8 @@ def main():
         rc, out, err = fleet.launcher("--job", "train-1", "--queues", "1",
                                       "--ttl", "600", *addrs)
         check(rc == 0 and len(out["hosts"]) == HOSTS,
-              f"the launcher reserved on {HOSTS} hosts (rc {rc}) {err}")
+              f"the launcher reserved on {HOSTS} hosts (rc {rc}) {err} "
+              f"{out.get('failures')}")
         tokens = {a: r["token"] for a, r in out.get("hosts", {}).items()}
         check(len(set(tokens.values())) == HOSTS and
               all(t.startswith("dmr1-") for t in tokens.values()),
