@@ -7,10 +7,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -23,6 +26,20 @@
 #include "gtest/gtest.h"
 #include "kernel/devmem_socket.h"
 #include "kernel/unique_fd.h"
+
+namespace devmem {
+// Every allocation of this test binary, counted, so a test can check that
+// the receive loop allocates nothing per fragment.
+std::atomic<uint64_t> g_allocations{0};
+}  // namespace devmem
+
+void* operator new(size_t size) {
+  devmem::g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace devmem {
 namespace {
@@ -97,6 +114,32 @@ TEST(DevmemReceiver, AMillionFragmentsEveryByteCheckedEveryTokenBackOnce) {
   EXPECT_EQ(rx.stats().device_bytes + rx.stats().linear_bytes, o.stream_bytes);
   EXPECT_EQ(rx.token_stats().returned, seen.fragments);
   EXPECT_EQ(rx.token_stats().unknown, 0u);
+}
+
+TEST(DevmemReceiver, NoAllocationPerFragmentInSteadyState) {
+  FakeDevmemOptions o = Stream(200'000 * 64, 64);
+  o.linear_every = 5;
+  FakeDevmemKernel kernel(o);
+  DevmemReceiver::Options options;
+  options.dmabuf_id = 1;
+  options.calls = &kernel;
+  DevmemReceiver rx(3, options);
+  std::vector<char> buffer(1 << 16);
+  for (int i = 0; i < 10; ++i) {  // warm up
+    ASSERT_TRUE(rx.Receive(absl::MakeSpan(buffer)).ok());
+  }
+  const uint64_t before = g_allocations.load();
+  uint64_t fragments = rx.stats().fragments;
+  for (;;) {
+    absl::StatusOr<const RecvBatch*> batch = rx.Receive(absl::MakeSpan(buffer));
+    ASSERT_TRUE(batch.ok());
+    if ((*batch)->bytes == 0) break;
+  }
+  ASSERT_TRUE(rx.ReturnTokens().ok());
+  fragments = rx.stats().fragments - fragments;
+  EXPECT_GT(fragments, 100'000u);
+  EXPECT_EQ(g_allocations.load() - before, 0u)
+      << "allocations while receiving " << fragments << " fragments";
 }
 
 TEST(DevmemReceiver, ManyFragmentsPerCallUpToTheControlBuffer) {

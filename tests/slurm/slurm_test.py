@@ -128,6 +128,16 @@ class Env:
         return (len(nic.get("free_queues", [])), len(nic.get("reserved_queues", [])),
                 [(r["job_id"], r["owner"], r.get("redeemer_uid")) for r in res])
 
+    def wait_pool(self, i, want, timeout=15):
+        """Node i's pool once want(pool) holds (or at the timeout). A job is
+        RUNNING while its Prolog still runs (PrologFlags=Alloc)."""
+        deadline = time.time() + timeout
+        while True:
+            p = self.pool(i)
+            if want(p) or time.time() > deadline:
+                return p
+            time.sleep(0.1)
+
     def wait_free(self, nodes, timeout=15):
         """Waits until every pool of `nodes` is free (the Epilog runs after the
         job ends); returns {node: pool}."""
@@ -320,7 +330,7 @@ def test_two_jobs_share_a_pool(env):
     c.wait_job(jobs[0], "RUNNING", timeout=20)
     c.wait_job(jobs[1], "RUNNING", timeout=20)
     third = c.show("job", jobs[2])
-    free, reserved, res = env.pool(3)
+    free, reserved, res = env.wait_pool(3, lambda p: len(p[2]) == 2)
     check((free, reserved) == (0, 4) and sorted(res) == sorted(
         [(str(jobs[0]), "slurm", UID1), (str(jobs[1]), "slurm", UID2)]) and
           third.get("JobState") == "PENDING",
@@ -328,7 +338,8 @@ def test_two_jobs_share_a_pool(env):
           f"({third.get('JobState')}, {third.get('Reason')}): {res}")
     c.ctl(["scancel", str(jobs[0])], timeout=10)
     c.wait_job(jobs[2], "RUNNING", timeout=20)
-    free, reserved, res = env.pool(3)
+    free, reserved, res = env.wait_pool(
+        3, lambda p: str(jobs[2]) in [j for j, _, _ in p[2]] and p[1] == 4)
     check((free, reserved) == (0, 4) and sorted(j for j, _, _ in res) ==
           sorted([str(jobs[1]), str(jobs[2])]),
           f"when one ends, the waiting job gets its queues: {free} free, "
