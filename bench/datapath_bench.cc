@@ -32,6 +32,7 @@
 #include "client/devmem_receiver.h"
 #include "client/socket_calls.h"
 #include "client/testing/fake_devmem_kernel.h"
+#include "client/testing/loopback_tcp.h"
 #include "kernel/devmem_socket.h"
 #include "kernel/unique_fd.h"
 
@@ -42,32 +43,6 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
-}
-
-struct TcpPair {
-  UniqueFd client;
-  UniqueFd server;
-};
-
-TcpPair Loopback() {
-  UniqueFd listener(socket(AF_INET, SOCK_STREAM, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  bind(listener.get_unowned(), reinterpret_cast<sockaddr*>(&addr),
-       sizeof(addr));
-  listen(listener.get_unowned(), 1);
-  getsockname(listener.get_unowned(), reinterpret_cast<sockaddr*>(&addr), &len);
-  TcpPair p;
-  p.client.Reset(socket(AF_INET, SOCK_STREAM, 0));
-  if (connect(p.client.get_unowned(), reinterpret_cast<sockaddr*>(&addr),
-              sizeof(addr)) != 0) {
-    std::perror("connect");
-    std::exit(1);
-  }
-  p.server.Reset(accept(listener.get_unowned(), nullptr, nullptr));
-  return p;
 }
 
 // The fake kernel, with each SO_DEVMEM_DONTNEED also made for real on a
@@ -167,7 +142,7 @@ TokenFigures RunNcdevmemLoop(uint64_t n, int tcp_fd) {
 // Gbit/s receiving `bytes` of ordinary data on loopback, with DevmemReceiver
 // or with read().
 double LoopbackGbps(uint64_t bytes, bool devmem) {
-  TcpPair p = Loopback();
+  TcpPair p = LoopbackTcpPair();
   std::thread sender([fd = p.client.get_unowned(), bytes] {
     std::vector<char> data(1 << 20, 'x');
     for (uint64_t sent = 0; sent < bytes;) {
@@ -208,7 +183,7 @@ int Main(int argc, char** argv) {
   uint64_t bytes = 2ull << 30;
   if (argc > 1 && !absl::SimpleAtoi(argv[1], &fragments)) return 2;
   if (argc > 2 && !absl::SimpleAtoi(argv[2], &bytes)) return 2;
-  TcpPair tcp = Loopback();
+  TcpPair tcp = LoopbackTcpPair();
   const int fd = tcp.server.get_unowned();
   std::printf(
       "1. token return, %llu fragments of 4 KiB through the seam "

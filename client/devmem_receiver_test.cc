@@ -21,6 +21,7 @@
 #include "client/ncdevmem_pattern.h"
 #include "client/pattern.h"
 #include "client/testing/fake_devmem_kernel.h"
+#include "client/testing/loopback_tcp.h"
 #include "client/token_return.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -289,31 +290,6 @@ TEST(DevmemReceiver, OrdinaryDataIsNotSteered) {
 
 // --- The real kernel, on loopback ---
 
-struct TcpPair {
-  UniqueFd client;
-  UniqueFd server;
-};
-
-TcpPair Loopback() {
-  UniqueFd listener(socket(AF_INET, SOCK_STREAM, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  EXPECT_EQ(bind(listener.get_unowned(), reinterpret_cast<sockaddr*>(&addr),
-                 sizeof(addr)),
-            0);
-  EXPECT_EQ(listen(listener.get_unowned(), 1), 0);
-  getsockname(listener.get_unowned(), reinterpret_cast<sockaddr*>(&addr), &len);
-  TcpPair p;
-  p.client.Reset(socket(AF_INET, SOCK_STREAM, 0));
-  EXPECT_EQ(connect(p.client.get_unowned(), reinterpret_cast<sockaddr*>(&addr),
-                    sizeof(addr)),
-            0);
-  p.server.Reset(accept(listener.get_unowned(), nullptr, nullptr));
-  return p;
-}
-
 // Whether this kernel knows SO_DEVMEM_DONTNEED (6.12+); else why not.
 std::string NoDevmemSockopts(int tcp_fd) {
   DmabufToken t{1u << 30, 1};
@@ -325,7 +301,7 @@ std::string NoDevmemSockopts(int tcp_fd) {
 }
 
 TEST(DevmemReceiverKernel, OrdinaryStreamIsReportedNotSteered) {
-  TcpPair p = Loopback();
+  TcpPair p = LoopbackTcpPair();
   const std::string sent = "plain bytes from a queue with no binding";
   ASSERT_EQ(write(p.client.get_unowned(), sent.data(), sent.size()),
             static_cast<ssize_t>(sent.size()));
@@ -348,7 +324,7 @@ TEST(DevmemReceiverKernel, OrdinaryStreamIsReportedNotSteered) {
 }
 
 TEST(TokenReturnKernel, UnknownTokensFreeNothing) {
-  TcpPair p = Loopback();
+  TcpPair p = LoopbackTcpPair();
   const std::string why = NoDevmemSockopts(p.server.get_unowned());
   if (!why.empty()) GTEST_SKIP() << why;
   TokenReturn tokens(p.server.get_unowned(), KernelSocketCalls(), 1024);
@@ -360,7 +336,7 @@ TEST(TokenReturnKernel, UnknownTokensFreeNothing) {
 }
 
 TEST(TokenReturnKernel, TheKernelsLimitsAndErrors) {
-  TcpPair p = Loopback();
+  TcpPair p = LoopbackTcpPair();
   const std::string why = NoDevmemSockopts(p.server.get_unowned());
   if (!why.empty()) GTEST_SKIP() << why;
   std::vector<DmabufToken> ranges(129, DmabufToken{1u << 30, 1});

@@ -52,7 +52,8 @@ absl::StatusOr<std::unique_ptr<DevmemSender>> DevmemSender::Create(
 
 ssize_t DevmemSender::SendOnce(uint64_t offset, uint64_t size) {
   // iov_base is an offset into the dma-buf, not an address.
-  iovec iov{reinterpret_cast<void*>(static_cast<uintptr_t>(offset)),
+  iovec iov{reinterpret_cast<void*>(  // NOLINT(performance-no-int-to-ptr)
+                static_cast<uintptr_t>(offset)),
             static_cast<size_t>(size)};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint32_t))] = {};
   msghdr msg{};

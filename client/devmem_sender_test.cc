@@ -19,6 +19,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "client/testing/loopback_tcp.h"
 #include "client/zerocopy_completions.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -138,31 +139,6 @@ TEST(ZerocopyCompletions, MergedAndWrappedRanges) {
 
 // --- The real kernel, on loopback ---
 
-struct TcpPair {
-  UniqueFd client;
-  UniqueFd server;
-};
-
-TcpPair Loopback() {
-  UniqueFd listener(socket(AF_INET, SOCK_STREAM, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  EXPECT_EQ(bind(listener.get_unowned(), reinterpret_cast<sockaddr*>(&addr),
-                 sizeof(addr)),
-            0);
-  EXPECT_EQ(listen(listener.get_unowned(), 1), 0);
-  getsockname(listener.get_unowned(), reinterpret_cast<sockaddr*>(&addr), &len);
-  TcpPair p;
-  p.client.Reset(socket(AF_INET, SOCK_STREAM, 0));
-  EXPECT_EQ(connect(p.client.get_unowned(), reinterpret_cast<sockaddr*>(&addr),
-                    sizeof(addr)),
-            0);
-  p.server.Reset(accept(listener.get_unowned(), nullptr, nullptr));
-  return p;
-}
-
 bool KernelAtLeast(int major, int minor) {
   utsname u{};
   uname(&u);
@@ -191,7 +167,7 @@ int RawDevmemSend(int fd, size_t cmsg_bytes) {
 
 TEST(DevmemSenderKernel, MalformedDevmemSendsAreEinval) {
   if (!KernelAtLeast(6, 16)) GTEST_SKIP() << "devmem TX needs kernel 6.16+";
-  TcpPair p = Loopback();
+  TcpPair p = LoopbackTcpPair();
   EXPECT_EQ(RawDevmemSend(p.client.get_unowned(), 4), EINVAL)
       << "without SO_ZEROCOPY";
   const int one = 1;
@@ -214,7 +190,7 @@ TEST(DevmemSenderKernel, MalformedDevmemSendsAreEinval) {
 }
 
 TEST(ZerocopyCompletionsKernel, OrdinaryZerocopyOnLoopbackCompletes) {
-  TcpPair p = Loopback();
+  TcpPair p = LoopbackTcpPair();
   const int one = 1;
   ASSERT_EQ(setsockopt(p.client.get_unowned(), SOL_SOCKET, kSoZerocopy, &one,
                        sizeof(one)),

@@ -21,8 +21,9 @@ constexpr uint32_t kPage = 4096;
 std::function<size_t(uint64_t, char*, size_t)> GeneratedSource(
     uint8_t (*byte)(uint64_t)) {
   return [byte](uint64_t offset, char* out, size_t max) {
-    for (size_t i = 0; i < max; ++i)
+    for (size_t i = 0; i < max; ++i) {
       out[i] = static_cast<char>(byte(offset + i));
+    }
     return max;
   };
 }
@@ -88,8 +89,9 @@ ssize_t FakeDevmemKernel::RecvMsg(int, msghdr* msg, int flags) {
   }
   const size_t capacity = msg->msg_controllen;
   size_t budget = 0;
-  for (size_t i = 0; i < msg->msg_iovlen; ++i)
+  for (size_t i = 0; i < msg->msg_iovlen; ++i) {
     budget += msg->msg_iov[i].iov_len;
+  }
   char* out = static_cast<char*>(msg->msg_iov[0].iov_base);
   size_t control_used = 0;
   size_t sent = 0;

@@ -358,6 +358,21 @@ class FakeDevmemd::Service final : public devmem::v1::Devmem::Service {
     return grpc::Status::OK;
   }
 
+  // The deposited memory a Bind names, checking the session token.
+  grpc::Status TakeMemory(const std::string& token, const std::string& ticket,
+                          UniqueFd* memory) {
+    if (token != kToken) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          "missing or unknown session_token");
+    }
+    *memory = daemon_->TakeTicket(ticket);
+    if (!memory->valid()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          "unknown dmabuf_ticket; Deposit the fd first");
+    }
+    return grpc::Status::OK;
+  }
+
   grpc::Status BindRx(grpc::ServerContext*,
                       const devmem::v1::BindRxRequest* request,
                       devmem::v1::BindResponse* response) override {
@@ -365,15 +380,10 @@ class FakeDevmemd::Service final : public devmem::v1::Devmem::Service {
       absl::MutexLock lock(&daemon_->mu_);
       daemon_->binds_.push_back(*request);
     }
-    if (request->session_token() != kToken) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                          "missing or unknown session_token");
-    }
-    UniqueFd memory = daemon_->TakeTicket(request->dmabuf_ticket());
-    if (!memory.valid()) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          "unknown dmabuf_ticket; Deposit the fd first");
-    }
+    UniqueFd memory;
+    grpc::Status taken =
+        TakeMemory(request->session_token(), request->dmabuf_ticket(), &memory);
+    if (!taken.ok()) return taken;
     absl::MutexLock lock(&daemon_->mu_);
     const DmabufKind kind = ClassifyFd(memory.get_unowned());
     if (daemon_->backend_ == "kernel" && kind != DmabufKind::kDmabuf) {
@@ -436,15 +446,10 @@ class FakeDevmemd::Service final : public devmem::v1::Devmem::Service {
   grpc::Status BindTx(grpc::ServerContext*,
                       const devmem::v1::BindTxRequest* request,
                       devmem::v1::BindResponse* response) override {
-    if (request->session_token() != kToken) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                          "missing or unknown session_token");
-    }
-    UniqueFd memory = daemon_->TakeTicket(request->dmabuf_ticket());
-    if (!memory.valid()) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          "unknown dmabuf_ticket; Deposit the fd first");
-    }
+    UniqueFd memory;
+    grpc::Status taken =
+        TakeMemory(request->session_token(), request->dmabuf_ticket(), &memory);
+    if (!taken.ok()) return taken;
     absl::MutexLock lock(&daemon_->mu_);
     auto it = daemon_->nic_states_.find(request->nic());
     if (it == daemon_->nic_states_.end()) {
