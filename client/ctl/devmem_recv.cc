@@ -1,5 +1,8 @@
 #include "client/ctl/devmem_recv.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <optional>
 #include <vector>
 
@@ -7,11 +10,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/types/span.h"
-#include "client/ctl/cli.h"
 #include "client/devmem_receiver.h"
 #include "client/ncdevmem_pattern.h"
 #include "client/pattern.h"
 #include "kernel/dmabuf_view.h"
+#include "kernel/errno_status.h"
 
 namespace devmem {
 namespace ctl {
@@ -115,7 +118,17 @@ class PieceSink {
     absl::Status checked = check_.Feed(data);
     if (!checked.ok()) return checked;
     if (args_.out_fd >= 0) {
-      return WriteAll(args_.out_fd, data.data(), data.size(), "write --output");
+      return WriteOut(data);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status WriteOut(absl::Span<const char> data) const {
+    while (!data.empty()) {
+      const ssize_t n = write(args_.out_fd, data.data(), data.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return ErrnoStatus(errno, "write --output");
+      data.remove_prefix(static_cast<size_t>(n));
     }
     return absl::OkStatus();
   }
@@ -130,6 +143,7 @@ class PieceSink {
 absl::Status ReceiveDevmem(const DevmemRecvArgs& args, DevmemRecvFigures* out) {
   DevmemReceiver::Options options;
   options.dmabuf_id = args.dmabuf_id;
+  options.calls = args.calls;
   DevmemReceiver rx(args.fd, options);
   StreamCheck check(args);
   PieceSink sink(args, check);

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "client/socket_calls.h"
 
 namespace devmem {
 namespace ctl {
@@ -19,8 +20,9 @@ struct DevmemRecvArgs {
   int buffer_fd = -1;       // the bound dma-buf or memfd (for checks)
   uint32_t ncdevmem_n = 0;  // --validate N (0: off)
   bool expect_pattern = false;
-  int out_fd = -1;         // --output (linear and device bytes), or -1
-  uint64_t max_bytes = 0;  // 0: to the end of the stream
+  int out_fd = -1;               // --output (linear and device bytes), or -1
+  uint64_t max_bytes = 0;        // 0: to the end of the stream
+  SocketCalls* calls = nullptr;  // the kernel unless a test says otherwise
 };
 
 struct DevmemRecvFigures {
