@@ -80,6 +80,14 @@ LoopResult ReceiveAll(DevmemReceiver& rx, const FakeDevmemKernel& kernel,
   return r;
 }
 
+// A receiver's options for binding 1 through `calls`.
+DevmemReceiver::Options OptionsFor(SocketCalls& calls) {
+  DevmemReceiver::Options o;
+  o.dmabuf_id = 1;
+  o.calls = &calls;
+  return o;
+}
+
 FakeDevmemOptions Stream(uint64_t bytes, uint32_t fragment_bytes) {
   FakeDevmemOptions o;
   o.stream_bytes = bytes;
@@ -94,9 +102,7 @@ TEST(DevmemReceiver, AMillionFragmentsEveryByteCheckedEveryTokenBackOnce) {
   o.linear_every = 7;  // mixed linear and device pieces
   o.linear_bytes = 16;
   FakeDevmemKernel kernel(o);
-  DevmemReceiver::Options options;
-  options.dmabuf_id = 1;
-  options.calls = &kernel;
+  DevmemReceiver::Options options = OptionsFor(kernel);
   DevmemReceiver rx(3, options);
   LoopResult r = ReceiveAll(rx, kernel, 64 << 10);
   ASSERT_TRUE(r.status.ok()) << r.status;
@@ -121,9 +127,7 @@ TEST(DevmemReceiver, NoAllocationPerFragmentInSteadyState) {
   FakeDevmemOptions o = Stream(200'000 * 64, 64);
   o.linear_every = 5;
   FakeDevmemKernel kernel(o);
-  DevmemReceiver::Options options;
-  options.dmabuf_id = 1;
-  options.calls = &kernel;
+  DevmemReceiver::Options options = OptionsFor(kernel);
   DevmemReceiver rx(3, options);
   std::vector<char> buffer(1 << 16);
   for (int i = 0; i < 10; ++i) {  // warm up
@@ -162,9 +166,7 @@ TEST(DevmemReceiver, PartialFreesAreSentAgain) {
   FakeDevmemOptions o = Stream(50'000 * 64, 64);
   o.free_at_most = 100;
   FakeDevmemKernel kernel(o);
-  DevmemReceiver::Options options;
-  options.dmabuf_id = 1;
-  options.calls = &kernel;
+  DevmemReceiver::Options options = OptionsFor(kernel);
   DevmemReceiver rx(3, options);
   LoopResult r = ReceiveAll(rx, kernel, 1 << 20);
   ASSERT_TRUE(r.status.ok()) << r.status;
@@ -276,9 +278,7 @@ TEST(DevmemReceiver, OrdinaryDataIsNotSteered) {
     msg->msg_flags = 0;
     return ssize_t{5};
   };
-  DevmemReceiver::Options options;
-  options.dmabuf_id = 1;
-  options.calls = &calls;
+  DevmemReceiver::Options options = OptionsFor(calls);
   DevmemReceiver rx(3, options);
   std::vector<char> buffer(64);
   absl::StatusOr<const RecvBatch*> batch = rx.Receive(absl::MakeSpan(buffer));
