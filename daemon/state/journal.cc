@@ -1,7 +1,9 @@
 #include "daemon/state/journal.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -54,6 +56,17 @@ absl::string_view HintFor(int err) {
   }
 }
 
+// `message` with `code`, keeping `from`'s payloads (the errno for
+// StatusErrno()).
+absl::Status WithPayloadsOf(const absl::Status& from, absl::StatusCode code,
+                            absl::string_view message) {
+  absl::Status out(code, message);
+  from.ForEachPayload([&out](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
+}
+
 // "journal <path>: <strerror> (errno N, in <op>); <hint>". ENOSPC/EDQUOT ->
 // RESOURCE_EXHAUSTED (the caller refuses new work), anything else ->
 // UNAVAILABLE. Keeps ErrnoStatus's payload so StatusErrno() works.
@@ -62,14 +75,23 @@ absl::Status JournalError(int err, absl::string_view path,
   const absl::StatusCode code = (err == ENOSPC || err == EDQUOT)
                                     ? absl::StatusCode::kResourceExhausted
                                     : absl::StatusCode::kUnavailable;
-  absl::Status out(
-      code, absl::StrCat("journal ", path, ": ", std::strerror(err), " (errno ",
-                         err, ", in ", op, "); ", HintFor(err)));
-  ErrnoStatus(err, path).ForEachPayload(
-      [&out](absl::string_view url, const absl::Cord& payload) {
-        out.SetPayload(url, payload);
-      });
-  return out;
+  return WithPayloadsOf(
+      ErrnoStatus(err, path), code,
+      absl::StrCat("journal ", path, ": ", std::strerror(err), " (errno ", err,
+                   ", in ", op, "); ", HintFor(err)));
+}
+
+// A failed fdatasync is UNAVAILABLE even for ENOSPC: freeing space does not
+// bring back pages the kernel may have dropped (the "fsyncgate" semantics of
+// Linux's writeback error reporting, mm/filemap.c
+// file_check_and_advance_wb_err).
+absl::Status FlushError(int err, absl::string_view path, absl::string_view op) {
+  const absl::Status status = JournalError(err, path, op);
+  return WithPayloadsOf(
+      status, absl::StatusCode::kUnavailable,
+      absl::StrCat(status.message(),
+                   "; records written since the last successful flush may "
+                   "not be on disk"));
 }
 
 int ReadAll(int fd, uint64_t size, std::string* out) {
@@ -99,6 +121,109 @@ std::string DirName(const std::string& path) {
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";
   return path.substr(0, slash);
+}
+
+// Creates the state directory (one level) and the file if missing, making
+// new directory entries durable; the file must be a regular one.
+absl::StatusOr<UniqueFd> OpenOrCreate(const std::string& path) {
+  const std::string dir = DirName(path);
+  if (::mkdir(dir.c_str(), 0700) == 0) {
+    // Make the new directory entry itself durable.
+    if (const int err = FsyncDir(DirName(dir)); err != 0) {
+      return JournalError(err, path, "fsync of the new directory's parent");
+    }
+  } else if (errno != EEXIST) {
+    return JournalError(errno, path, "create state directory");
+  }
+  bool created = true;
+  UniqueFd fd(
+      ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd.valid() && errno == EEXIST) {
+    created = false;
+    fd.Reset(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  }
+  if (!fd.valid()) return JournalError(errno, path, "open");
+  if (created) {
+    if (const int err = FsyncDir(dir); err != 0) {
+      return JournalError(err, path, "fsync of the state directory");
+    }
+  }
+  return fd;
+}
+
+// Reads the whole file into a scan and cuts a torn or corrupt tail off.
+absl::Status ReadAndRepair(int fd, const std::string& path,
+                           JournalScan* result) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return JournalError(errno, path, "fstat");
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("journal ", path, " is not a regular file; remove it"));
+  }
+  std::string bytes;
+  if (const int err = ReadAll(fd, static_cast<uint64_t>(st.st_size), &bytes);
+      err != 0) {
+    return JournalError(err, path, "read");
+  }
+  *result = ScanJournal(bytes);
+  if (result->dropped_bytes > 0) {
+    if (::ftruncate(fd, static_cast<off_t>(result->valid_bytes)) != 0 ||
+        ::fsync(fd) != 0) {
+      return JournalError(errno, path,
+                          absl::StrCat("cutting off the bad tail (",
+                                       result->tail_problem, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::string_view FileSystemName(uint32_t magic) {
+  switch (magic) {
+    case EXT4_SUPER_MAGIC:  // also ext2 and ext3
+      return "ext4";
+    case XFS_SUPER_MAGIC:
+      return "xfs";
+    case BTRFS_SUPER_MAGIC:
+      return "btrfs";
+    case F2FS_SUPER_MAGIC:
+      return "f2fs";
+    case OVERLAYFS_SUPER_MAGIC:
+      return "overlayfs";
+    case NFS_SUPER_MAGIC:
+      return "nfs";
+    case TMPFS_MAGIC:
+      return "tmpfs";
+    case RAMFS_MAGIC:
+      return "ramfs";
+    default:
+      return "";
+  }
+}
+
+// Whether the file system under `fd` loses its data on reboot, and the line
+// that says how records are made durable there.
+absl::Status ProbeMedium(int fd, const std::string& path, bool sync,
+                         bool* is_volatile, std::string* durability) {
+  struct statfs fs {};
+  if (::fstatfs(fd, &fs) != 0) return JournalError(errno, path, "fstatfs");
+  const auto magic = static_cast<uint32_t>(fs.f_type);
+  const absl::string_view name = FileSystemName(magic);
+  *is_volatile = magic == TMPFS_MAGIC || magic == RAMFS_MAGIC;
+  if (*is_volatile) {
+    *durability = absl::StrCat("volatile: ", path, " is on ", name,
+                               "; records survive a devmemd crash but not a "
+                               "reboot");
+    return absl::OkStatus();
+  }
+  const std::string where =
+      absl::StrCat(name.empty() ? "file system " : absl::StrCat(name, ", "),
+                   "0x", absl::Hex(magic));
+  *durability = sync ? absl::StrCat("fdatasync, group commit (", where, ")")
+                     : absl::StrCat(
+                           "no fdatasync (sync off): records survive a devmemd "
+                           "crash but not a machine crash (",
+                           where, ")");
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -167,68 +292,103 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(Options options,
     return absl::InvalidArgumentError(
         absl::StrCat("journal path \"", path, "\" must name a file"));
   }
-  const std::string dir = DirName(path);
-  if (::mkdir(dir.c_str(), 0700) == 0) {
-    // Make the new directory entry itself durable.
-    if (const int err = FsyncDir(DirName(dir)); err != 0) {
-      return JournalError(err, path, "fsync of the new directory's parent");
-    }
-  } else if (errno != EEXIST) {
-    return JournalError(errno, path, "create state directory");
-  }
-
-  bool created = true;
-  UniqueFd fd(
-      ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!fd.valid() && errno == EEXIST) {
-    created = false;
-    fd.Reset(::open(path.c_str(), O_RDWR | O_CLOEXEC));
-  }
-  if (!fd.valid()) return JournalError(errno, path, "open");
-  if (created) {
-    if (const int err = FsyncDir(dir); err != 0) {
-      return JournalError(err, path, "fsync of the state directory");
-    }
-  }
-  struct stat st {};
-  if (::fstat(fd.get_unowned(), &st) != 0) {
-    return JournalError(errno, path, "fstat");
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("journal ", path, " is not a regular file; remove it"));
-  }
-
-  std::string bytes;
-  if (const int err =
-          ReadAll(fd.get_unowned(), static_cast<uint64_t>(st.st_size), &bytes);
-      err != 0) {
-    return JournalError(err, path, "read");
-  }
+  absl::StatusOr<UniqueFd> fd = OpenOrCreate(path);
+  if (!fd.ok()) return fd.status();
   JournalScan local;
   JournalScan& result = scan != nullptr ? *scan : local;
-  result = ScanJournal(bytes);
-  bytes.clear();
-  if (result.dropped_bytes > 0) {
-    if (::ftruncate(fd.get_unowned(), static_cast<off_t>(result.valid_bytes)) !=
-            0 ||
-        ::fsync(fd.get_unowned()) != 0) {
-      return JournalError(
-          errno, path,
-          absl::StrCat("cutting off the bad tail (", result.tail_problem, ")"));
-    }
+  if (absl::Status s = ReadAndRepair(fd->get_unowned(), path, &result);
+      !s.ok()) {
+    return s;
   }
   // A leftover of a Rewrite that crashed before its rename; never live data.
   const std::string tmp = absl::StrCat(path, ".tmp");
   if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) {
     return JournalError(errno, tmp, "remove stale temporary file");
   }
-  return absl::WrapUnique(new Journal(std::move(options.path), options.sync,
-                                      std::move(fd), result.valid_bytes));
+  Medium medium;
+  if (absl::Status s = ProbeMedium(fd->get_unowned(), path, options.sync,
+                                   &medium.is_volatile, &medium.durability);
+      !s.ok()) {
+    return s;
+  }
+  const bool sync = options.sync;
+  auto journal =
+      absl::WrapUnique(new Journal(std::move(options), *std::move(fd),
+                                   result.valid_bytes, std::move(medium)));
+  if (sync) {
+    journal->flusher_ = std::thread([j = journal.get()] { j->FlusherLoop(); });
+  }
+  return journal;
 }
 
-Journal::Journal(std::string path, bool sync, UniqueFd fd, uint64_t end)
-    : path_(std::move(path)), sync_(sync), fd_(std::move(fd)), end_(end) {}
+Journal::Journal(Options options, UniqueFd fd, uint64_t end, Medium medium)
+    : path_(std::move(options.path)),
+      sync_(options.sync),
+      fdatasync_(std::move(options.fdatasync)),
+      volatile_(medium.is_volatile),
+      durability_(std::move(medium.durability)),
+      fd_(std::move(fd)),
+      end_(end) {}
+
+Journal::~Journal() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    work_cv_.Signal();
+  }
+  if (flusher_.joinable()) flusher_.join();
+}
+
+int Journal::SyncData(int fd) const {
+  errno = 0;
+  const int rc = fdatasync_ ? fdatasync_(fd) : ::fdatasync(fd);
+  if (rc == 0) return 0;
+  return errno != 0 ? errno : EIO;  // A seam that forgot errno still fails.
+}
+
+bool Journal::FlusherHasWork() const {
+  return !flushing_ && !rewriting_ && flush_error_.ok() && wanted_ > durable_;
+}
+
+void Journal::WantLocked(uint64_t seq) {
+  if (seq <= wanted_) return;
+  wanted_ = seq;
+  if (seq > durable_) work_cv_.Signal();
+}
+
+// One fdatasync at a time, taking in every record written before it starts;
+// a Rewrite waiting to swap the fd goes first.
+void Journal::FlusherLoop() {
+  mu_.Lock();
+  for (;;) {
+    while (!stopping_ && !FlusherHasWork()) work_cv_.Wait(&mu_);
+    if (!FlusherHasWork()) break;  // stopping, every wanted flush done
+    flushing_ = true;
+    ++syncs_;
+    const uint64_t target = written_;
+    const int fd = fd_.get_unowned();  // Rewrite keeps it open meanwhile
+    mu_.Unlock();
+    const int err = SyncData(fd);
+    mu_.Lock();
+    flushing_ = false;
+    if (err != 0) {
+      FlushFailedLocked(err, "fdatasync");
+    } else if (flush_error_.ok()) {
+      // Linux reports a writeback error once per open file (mm/filemap.c
+      // file_check_and_advance_wb_err): if a rollback's fdatasync got it
+      // meanwhile, this success proves nothing.
+      durable_ = std::max(durable_, target);
+    }
+    done_cv_.SignalAll();
+  }
+  mu_.Unlock();
+}
+
+void Journal::FlushFailedLocked(int err, absl::string_view op) {
+  flush_error_ = FlushError(err, path_, op);
+  broken_ = absl::StrCat("a flush failed (", flush_error_.message(), ")");
+  done_cv_.SignalAll();
+}
 
 int Journal::WriteAllLocked(int fd, absl::string_view data, uint64_t offset) {
   if (inject_left_ > 0) {
@@ -251,7 +411,7 @@ int Journal::WriteAllLocked(int fd, absl::string_view data, uint64_t offset) {
   return 0;
 }
 
-absl::Status Journal::Append(absl::string_view payload, bool durable) {
+absl::StatusOr<uint64_t> Journal::Write(absl::string_view payload) {
   if (payload.size() > kMaxJournalRecordBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("journal ", path_, ": record of ", payload.size(),
@@ -259,39 +419,68 @@ absl::Status Journal::Append(absl::string_view payload, bool durable) {
   }
   const std::string record = EncodeJournalRecord(payload);
   absl::MutexLock lock(&mu_);
+  while (rewriting_) done_cv_.Wait(&mu_);
   if (!broken_.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "journal ", path_, " is broken: ", broken_,
         "; restart devmemd (Open cuts the torn tail) or Rewrite it"));
   }
-  const int fd = fd_.get_unowned();
-  int err = WriteAllLocked(fd, record, end_);
-  const char* op = "write";
-  if (err == 0 && sync_ && durable && ::fdatasync(fd) != 0) {
-    err = errno;
-    op = "fdatasync";
+  if (const int err = WriteAllLocked(fd_.get_unowned(), record, end_);
+      err != 0) {
+    absl::Status status = JournalError(err, path_, "write");
+    RollBackLocked(status);
+    return status;
   }
-  if (err == 0) {
-    end_ += record.size();
-    ++appends_;
-    return absl::OkStatus();
-  }
-  absl::Status status = JournalError(err, path_, op);
+  end_ += record.size();
+  return ++written_;
+}
+
+void Journal::RollBackLocked(const absl::Status& cause) {
   // Roll back so no partial record stays, and make the cut durable so a record
   // reported as failed cannot come back after a crash.
-  const char* undo_op = "ftruncate";
-  int undo_err = ::ftruncate(fd, static_cast<off_t>(end_)) != 0 ? errno : 0;
-  if (undo_err == 0 && sync_ && ::fdatasync(fd) != 0) {
-    undo_err = errno;
-    undo_op = "fdatasync after ftruncate";
+  const int fd = fd_.get_unowned();
+  const char* op = "ftruncate";
+  int err = ::ftruncate(fd, static_cast<off_t>(end_)) != 0 ? errno : 0;
+  if (err == 0 && sync_) {
+    ++syncs_;
+    // Not proof that earlier records are durable: a flush in flight may be
+    // the call that gets (and clears) a writeback error instead.
+    err = SyncData(fd);
+    if (err != 0) {
+      op = "fdatasync after ftruncate";
+      FlushFailedLocked(err, op);
+    }
   }
-  if (undo_err != 0) {
-    broken_ = absl::StrCat("a failed append could not be cut back to ", end_,
-                           " bytes (",
-                           JournalError(undo_err, path_, undo_op).message(),
-                           ") after: ", status.message());
+  if (err == 0) return;
+  broken_ = absl::StrCat("a failed append could not be cut back to ", end_,
+                         " bytes (", JournalError(err, path_, op).message(),
+                         ") after: ", cause.message());
+}
+
+void Journal::Flush() {
+  if (!sync_) return;
+  absl::MutexLock lock(&mu_);
+  WantLocked(written_);
+}
+
+absl::Status Journal::WaitDurable(uint64_t seq) {
+  absl::MutexLock lock(&mu_);
+  if (seq > written_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("journal ", path_, ": record ", seq,
+                     " was never written (last is ", written_, ")"));
   }
-  return status;
+  if (!sync_ || seq <= durable_) return absl::OkStatus();
+  WantLocked(seq);
+  while (durable_ < seq && flush_error_.ok()) done_cv_.Wait(&mu_);
+  if (durable_ >= seq) return absl::OkStatus();
+  return flush_error_;
+}
+
+absl::Status Journal::Append(absl::string_view payload, bool durable) {
+  absl::StatusOr<uint64_t> seq = Write(payload);
+  if (!seq.ok()) return seq.status();
+  return durable ? WaitDurable(*seq) : absl::OkStatus();
 }
 
 absl::Status Journal::Rewrite(const std::vector<std::string>& records) {
@@ -303,38 +492,61 @@ absl::Status Journal::Rewrite(const std::vector<std::string>& records) {
     }
   }
   absl::MutexLock lock(&mu_);
-  return RewriteLocked(records);
+  while (rewriting_) done_cv_.Wait(&mu_);
+  UniqueFd fd;
+  uint64_t end = 0;
+  if (absl::Status s = WriteTmpLocked(records, &fd, &end); !s.ok()) return s;
+  // The flusher borrows fd_ without the lock: let it finish before the swap
+  // closes it, and keep writers and new flushes out meanwhile.
+  rewriting_ = true;
+  while (flushing_) done_cv_.Wait(&mu_);
+  rewriting_ = false;
+  absl::Status status = SwapInLocked(std::move(fd), end);
+  done_cv_.SignalAll();  // writers, other rewrites, waiters made durable
+  work_cv_.Signal();     // a failed rename leaves the flush wanted
+  return status;
 }
 
-absl::Status Journal::RewriteLocked(const std::vector<std::string>& records) {
+absl::Status Journal::WriteTmpLocked(const std::vector<std::string>& records,
+                                     UniqueFd* fd, uint64_t* end) {
   const std::string tmp = absl::StrCat(path_, ".tmp");
-  UniqueFd fd(
-      ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd.valid()) return JournalError(errno, tmp, "create");
+  fd->Reset(::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd->valid()) return JournalError(errno, tmp, "create");
   auto discard = [&](absl::Status status) {
-    fd.Reset();
+    fd->Reset();
     ::unlink(tmp.c_str());
     return status;
   };
-  uint64_t end = 0;
+  *end = 0;
   for (const std::string& r : records) {
     const std::string record = EncodeJournalRecord(r);
-    if (const int err = WriteAllLocked(fd.get_unowned(), record, end);
+    if (const int err = WriteAllLocked(fd->get_unowned(), record, *end);
         err != 0) {
       return discard(JournalError(err, tmp, "write"));
     }
-    end += record.size();
+    *end += record.size();
   }
-  if (::fsync(fd.get_unowned()) != 0) {
+  if (::fsync(fd->get_unowned()) != 0) {
     return discard(JournalError(errno, tmp, "fsync"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Journal::SwapInLocked(UniqueFd fd, uint64_t end) {
+  const std::string tmp = absl::StrCat(path_, ".tmp");
   if (::rename(tmp.c_str(), path_.c_str()) != 0) {
-    return discard(JournalError(errno, path_, "rename of the .tmp file"));
+    absl::Status status = JournalError(errno, path_, "rename of the .tmp file");
+    fd.Reset();
+    ::unlink(tmp.c_str());
+    return status;
   }
-  // The path now names the new file: append there whatever happens next.
+  // The path now names the new, fsynced file: append there whatever happens
+  // next. It supersedes every record written so far, so all count as durable.
   fd_ = std::move(fd);
   end_ = end;
   broken_.clear();
+  flush_error_ = absl::OkStatus();
+  durable_ = written_;
   if (const int err = FsyncDir(DirName(path_)); err != 0) {
     return JournalError(
         err, path_,
@@ -351,7 +563,12 @@ uint64_t Journal::size_bytes() const {
 
 uint64_t Journal::appends() const {
   absl::MutexLock lock(&mu_);
-  return appends_;
+  return written_;
+}
+
+uint64_t Journal::syncs() const {
+  absl::MutexLock lock(&mu_);
+  return syncs_;
 }
 
 void Journal::InjectWriteFailureForTest(int err, size_t partial, int n) {

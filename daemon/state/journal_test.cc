@@ -1,11 +1,15 @@
 #include "daemon/state/journal.h"
 
+#include <fcntl.h>
+#include <linux/magic.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -15,7 +19,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "daemon/state/crc32c.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -512,6 +521,379 @@ TEST_F(JournalTest, ConcurrentAppendsDoNotInterleave) {
     ASSERT_LT(t, kThreads);
     EXPECT_EQ(r, absl::StrCat(t, ":", next[t]++));  // each thread in order
   }
+}
+
+// ---------------------------------------------------------------------------
+// Group commit, through the fdatasync seam.
+
+constexpr absl::Duration kPatience = absl::Seconds(10);
+
+// An fdatasync seam that counts calls, can hold one call until Release() and
+// can fail one with an errno (after the hold, if both).
+class SyncGate {
+ public:
+  struct Plan {
+    int hold_call = 0;  // 1-based; 0 = hold none
+    int fail_call = 0;  // 1-based; 0 = fail none
+    int fail_errno = EIO;
+  };
+  explicit SyncGate(Plan plan) : plan_(plan) {}
+  ~SyncGate() { Release(); }
+
+  std::function<int(int)> Seam() {
+    return [this](int fd) { return Call(fd); };
+  }
+  // True once the held call has started (false after kPatience).
+  bool WaitHeld() const {
+    return held_.WaitForNotificationWithTimeout(kPatience);
+  }
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    if (!released_.HasBeenNotified()) released_.Notify();
+  }
+  int calls() const { return calls_.load(); }
+  // Runs in the held call after Release(), before the real fdatasync.
+  std::function<void(int fd)> on_release;
+
+ private:
+  int Call(int fd) {
+    const int n = ++calls_;
+    if (n == plan_.hold_call) {
+      held_.Notify();
+      released_.WaitForNotification();
+      if (on_release) on_release(fd);
+    }
+    if (n == plan_.fail_call) {
+      errno = plan_.fail_errno;
+      return -1;
+    }
+    return ::fdatasync(fd);
+  }
+
+  const Plan plan_;
+  std::atomic<int> calls_{0};
+  absl::Notification held_;
+  absl::Mutex mu_;  // one Notify() only
+  absl::Notification released_;
+};
+
+class JournalGroupCommitTest : public JournalTest {
+ protected:
+  std::unique_ptr<Journal> OpenSynced(SyncGate* gate, JournalScan* scan) {
+    Journal::Options o = Opts(path_, /*sync=*/true);
+    o.fdatasync = gate->Seam();
+    absl::StatusOr<std::unique_ptr<Journal>> j = Journal::Open(o, scan);
+    EXPECT_TRUE(j.ok()) << j.status();
+    return j.ok() ? *std::move(j) : nullptr;
+  }
+
+  std::vector<std::string> Reopened() {
+    JournalScan scan;
+    std::unique_ptr<Journal> j = OpenOk(&scan);
+    EXPECT_EQ(scan.tail_problem, "");
+    return scan.records;
+  }
+};
+
+TEST_F(JournalGroupCommitTest, HundredWritesShareOneFdatasync) {
+  SyncGate gate({});
+  JournalScan scan;
+  std::unique_ptr<Journal> j = OpenSynced(&gate, &scan);
+  ASSERT_NE(j, nullptr);
+  for (uint64_t i = 1; i <= 100; ++i) {
+    absl::StatusOr<uint64_t> seq = j->Write(absl::StrCat("r", i));
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    EXPECT_EQ(*seq, i);
+  }
+  EXPECT_EQ(j->syncs(), 0u) << "Write must not flush";
+  ASSERT_TRUE(j->WaitDurable(100).ok());
+  EXPECT_EQ(j->syncs(), 1u);
+  EXPECT_EQ(gate.calls(), 1);
+  // Already durable: no new fdatasync.
+  ASSERT_TRUE(j->WaitDurable(100).ok());
+  ASSERT_TRUE(j->WaitDurable(37).ok());
+  EXPECT_EQ(j->syncs(), 1u);
+  // An undurable Append is covered by the next durable one's flush.
+  ASSERT_TRUE(j->Append("outcome", /*durable=*/false).ok());
+  ASSERT_TRUE(j->Append("intent", /*durable=*/true).ok());
+  EXPECT_EQ(j->syncs(), 2u);
+  EXPECT_EQ(gate.calls(), 2);
+  const absl::Status never = j->WaitDurable(103);
+  EXPECT_EQ(never.code(), absl::StatusCode::kInvalidArgument) << never;
+}
+
+TEST_F(JournalGroupCommitTest, FlushStartsOneAndReturnsAtOnce) {
+  SyncGate gate({/*hold_call=*/1});
+  JournalScan scan;
+  std::unique_ptr<Journal> j = OpenSynced(&gate, &scan);
+  ASSERT_NE(j, nullptr);
+  absl::Cleanup release = [&gate] { gate.Release(); };
+  j->Flush();  // nothing written: nothing to do
+  ASSERT_TRUE(j->Write("intent").ok());
+  j->Flush();  // returns although the flush it starts is held
+  ASSERT_TRUE(gate.WaitHeld()) << "Flush() started no flush";
+  j->Flush();  // nothing new since that flush started
+  gate.Release();
+  ASSERT_TRUE(j->WaitDurable(1).ok());
+  EXPECT_EQ(j->syncs(), 1u);
+  // A flush asked for is finished before the journal closes.
+  ASSERT_TRUE(j->Write("outcome").ok());
+  j->Flush();
+  j.reset();
+  EXPECT_EQ(gate.calls(), 2);
+}
+
+TEST_F(JournalGroupCommitTest, RecordsWrittenDuringAFlushShareTheNextOne) {
+  SyncGate gate({/*hold_call=*/1});
+  JournalScan scan;
+  std::unique_ptr<Journal> j = OpenSynced(&gate, &scan);
+  ASSERT_NE(j, nullptr);
+  absl::Cleanup release = [&gate] { gate.Release(); };
+  ASSERT_TRUE(j->Write("first").ok());
+  j->Flush();
+  ASSERT_TRUE(gate.WaitHeld());
+
+  constexpr int kWriters = 50;
+  absl::Mutex mu;
+  int written = 0;
+  std::vector<absl::Status> results(kWriters);
+  std::vector<std::thread> threads;
+  threads.reserve(kWriters);
+  for (int i = 0; i < kWriters; ++i) {
+    threads.emplace_back([&, i] {
+      absl::StatusOr<uint64_t> seq = j->Write(absl::StrCat("w", i));
+      {
+        absl::MutexLock lock(&mu);
+        ++written;
+      }
+      results[i] = seq.ok() ? j->WaitDurable(*seq) : seq.status();
+    });
+  }
+  {
+    // The flush runs without the journal's lock, so writers are not stuck.
+    absl::MutexLock lock(&mu);
+    auto all = [&written] { return written == kWriters; };
+    EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all), kPatience))
+        << "Write blocked behind a flush in flight: " << written << " of "
+        << kWriters;
+  }
+  EXPECT_EQ(j->syncs(), 1u);
+  gate.Release();
+  EXPECT_TRUE(j->WaitDurable(1).ok());
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : results) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(j->syncs(), 2u) << "the 50 records should share one flush";
+  EXPECT_EQ(gate.calls(), 2);
+  EXPECT_EQ(Reopened().size(), size_t{kWriters} + 1);
+}
+
+TEST_F(JournalGroupCommitTest, ConcurrentWriteAndWaitAllDurable) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 200;
+  constexpr uint64_t kTotal = uint64_t{kThreads} * kPerThread;
+  {
+    SyncGate gate({});
+    JournalScan scan;
+    std::unique_ptr<Journal> j = OpenSynced(&gate, &scan);
+    ASSERT_NE(j, nullptr);
+    std::vector<std::thread> threads;
+    threads.reserve(kThreads);
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&j, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          absl::StatusOr<uint64_t> seq = j->Write(absl::StrCat(t, ":", i));
+          ASSERT_TRUE(seq.ok()) << seq.status();
+          const absl::Status s = j->WaitDurable(*seq);
+          EXPECT_TRUE(s.ok()) << s;
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    EXPECT_EQ(j->appends(), kTotal);
+    EXPECT_GE(j->syncs(), 1u);
+    EXPECT_LE(j->syncs(), kTotal);
+    EXPECT_EQ(j->syncs(), static_cast<uint64_t>(gate.calls()));
+  }
+  const std::vector<std::string> records = Reopened();
+  ASSERT_EQ(records.size(), kTotal);
+  std::vector<int> next(kThreads, 0);
+  for (const std::string& r : records) {
+    const int t = r[0] - '0';
+    ASSERT_GE(t, 0);
+    ASSERT_LT(t, kThreads);
+    EXPECT_EQ(r, absl::StrCat(t, ":", next[t]++));  // each thread in order
+  }
+}
+
+TEST_F(JournalGroupCommitTest, FailedFdatasyncFailsWaitersUntilRewrite) {
+  SyncGate gate({/*hold_call=*/1, /*fail_call=*/1, /*fail_errno=*/EIO});
+  JournalScan scan;
+  std::unique_ptr<Journal> j = OpenSynced(&gate, &scan);
+  ASSERT_NE(j, nullptr);
+  absl::Cleanup release = [&gate] { gate.Release(); };
+  for (const char* r : {"a", "b", "c"}) ASSERT_TRUE(j->Write(r).ok());
+  j->Flush();
+  ASSERT_TRUE(gate.WaitHeld());
+  // Written while the failing flush runs: in the page cache, behind pages
+  // the kernel may drop, so it cannot become durable either.
+  absl::StatusOr<uint64_t> during = j->Write("d");
+  ASSERT_TRUE(during.ok()) << during.status();
+  std::vector<absl::Status> results(4);
+  std::vector<std::thread> waiters;
+  waiters.reserve(results.size());
+  for (uint64_t seq = 1; seq <= results.size(); ++seq) {
+    waiters.emplace_back([&, seq] { results[seq - 1] = j->WaitDurable(seq); });
+  }
+  gate.Release();
+  for (std::thread& t : waiters) t.join();
+  for (const absl::Status& s : results) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(path_));
+    EXPECT_THAT(std::string(s.message()), HasSubstr("Input/output error"));
+    EXPECT_THAT(std::string(s.message()), HasSubstr("errno 5"));
+    EXPECT_THAT(std::string(s.message()),
+                HasSubstr("records written since the last successful flush "
+                          "may not be on disk"));
+    EXPECT_EQ(StatusErrno(s), EIO);
+  }
+  const absl::StatusOr<uint64_t> refused = j->Write("e");
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition)
+      << refused.status();
+  EXPECT_EQ(j->Append("e").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(j->syncs(), 1u) << "a failed flush must not be retried";
+
+  ASSERT_TRUE(j->Rewrite({"a", "b"}).ok());
+  EXPECT_TRUE(j->WaitDurable(3).ok()) << "the rewrite made it durable";
+  absl::StatusOr<uint64_t> after = j->Write("after");
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(*after, 5u) << "seqs are never reused";
+  EXPECT_TRUE(j->WaitDurable(*after).ok());
+  EXPECT_EQ(gate.calls(), 2);
+  j.reset();
+  EXPECT_EQ(Reopened(), (std::vector<std::string>{"a", "b", "after"}));
+}
+
+ino_t InodeOf(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+TEST_F(JournalGroupCommitTest, RewriteWaitsForAFlushInFlight) {
+  SyncGate gate({/*hold_call=*/1});
+  JournalScan scan;
+  std::unique_ptr<Journal> j = OpenSynced(&gate, &scan);
+  ASSERT_NE(j, nullptr);
+  absl::Cleanup release = [&gate] { gate.Release(); };
+  const ino_t old_inode = InodeOf(path_);
+  std::atomic<bool> fd_intact{false};
+  gate.on_release = [&](int fd) {
+    struct stat st {};
+    fd_intact = ::fstat(fd, &st) == 0 && st.st_ino == old_inode &&
+                InodeOf(path_) == old_inode;
+  };
+  ASSERT_TRUE(j->Write("old-1").ok());
+  ASSERT_TRUE(j->Write("old-2").ok());
+  j->Flush();
+  ASSERT_TRUE(gate.WaitHeld());
+
+  absl::Notification returned;
+  absl::Status rewrite;
+  std::thread rewriter([&] {
+    rewrite = j->Rewrite({"new-1"});
+    returned.Notify();
+  });
+  // The new file is prepared while the flush runs (an event to wait for);
+  // the swap must then wait for the flush, so Rewrite must not return: that
+  // negative can only be checked for a while.
+  const std::string tmp = path_ + ".tmp";
+  const uint64_t tmp_size = Encode({"new-1"}).size();
+  const absl::Time deadline = absl::Now() + kPatience;
+  while (!returned.HasBeenNotified() && FileSize(tmp) != tmp_size &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_FALSE(returned.WaitForNotificationWithTimeout(absl::Milliseconds(200)))
+      << "Rewrite returned while a flush was in flight";
+  EXPECT_EQ(FileSize(tmp), tmp_size);
+  EXPECT_EQ(InodeOf(path_), old_inode);
+  gate.Release();
+  rewriter.join();
+  ASSERT_TRUE(rewrite.ok()) << rewrite;
+  EXPECT_TRUE(fd_intact) << "the flush's fd was swapped or closed under it";
+  EXPECT_NE(InodeOf(path_), old_inode);
+  EXPECT_TRUE(j->WaitDurable(1).ok());
+  EXPECT_TRUE(j->WaitDurable(2).ok());
+  absl::StatusOr<uint64_t> after = j->Write("after");
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(*after, 3u);
+  EXPECT_TRUE(j->WaitDurable(*after).ok());
+  EXPECT_EQ(j->syncs(), 2u);
+  j.reset();
+  EXPECT_EQ(Reopened(), (std::vector<std::string>{"new-1", "after"}));
+}
+
+TEST_F(JournalGroupCommitTest, WithoutSyncWaitDurableReturnsAtOnce) {
+  SyncGate gate({/*hold_call=*/1});
+  Journal::Options o = Opts(path_, /*sync=*/false);
+  o.fdatasync = gate.Seam();
+  absl::StatusOr<std::unique_ptr<Journal>> j = Journal::Open(o, nullptr);
+  ASSERT_TRUE(j.ok()) << j.status();
+  ASSERT_TRUE((*j)->Write("a").ok());
+  (*j)->Flush();
+  EXPECT_TRUE((*j)->WaitDurable(1).ok());
+  EXPECT_TRUE((*j)->Append("b").ok());
+  EXPECT_EQ((*j)->syncs(), 0u);
+  EXPECT_EQ(gate.calls(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Medium detection
+
+bool IsVolatileMagic(int64_t f_type) {
+  return f_type == TMPFS_MAGIC || f_type == static_cast<int64_t>(RAMFS_MAGIC);
+}
+
+TEST_F(JournalTest, VolatileMediumFollowsStatfsOfTestTmpdir) {
+  struct statfs fs {};
+  ASSERT_EQ(::statfs(dir_.c_str(), &fs), 0) << std::strerror(errno);
+  const bool is_volatile = IsVolatileMagic(fs.f_type);
+  JournalScan scan;
+  std::unique_ptr<Journal> j = OpenOk(&scan, /*sync=*/true);
+  ASSERT_NE(j, nullptr);
+  EXPECT_EQ(j->volatile_medium(), is_volatile);
+  if (is_volatile) {
+    EXPECT_THAT(j->durability(), StartsWith("volatile: " + path_ + " is on "));
+  } else {
+    EXPECT_THAT(j->durability(), StartsWith("fdatasync, group commit ("));
+    EXPECT_THAT(j->durability(),
+                HasSubstr(absl::StrCat(
+                    "0x", absl::Hex(static_cast<uint32_t>(fs.f_type)), ")")));
+    j.reset();
+    j = OpenOk(&scan, /*sync=*/false);
+    EXPECT_THAT(j->durability(), StartsWith("no fdatasync (sync off)"));
+  }
+}
+
+TEST(JournalMediumTest, DevShmIsVolatile) {
+  struct statfs fs {};
+  if (::statfs("/dev/shm", &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
+    GTEST_SKIP() << "/dev/shm is not a tmpfs here";
+  }
+  std::string dir = "/dev/shm/journal_testXXXXXX";
+  if (::mkdtemp(dir.data()) == nullptr) {
+    GTEST_SKIP() << "cannot create a directory in /dev/shm: "
+                 << std::strerror(errno);
+  }
+  absl::Cleanup remove = [&dir] { std::filesystem::remove_all(dir); };
+  const std::string path = dir + "/journal";
+  absl::StatusOr<std::unique_ptr<Journal>> j =
+      Journal::Open(Opts(path, /*sync=*/true), nullptr);
+  ASSERT_TRUE(j.ok()) << j.status();
+  EXPECT_TRUE((*j)->volatile_medium());
+  EXPECT_EQ((*j)->durability(),
+            absl::StrCat("volatile: ", path,
+                         " is on tmpfs; records survive a devmemd crash but "
+                         "not a reboot"));
 }
 
 // ---------------------------------------------------------------------------

@@ -117,6 +117,7 @@ absl::StatusOr<std::unique_ptr<LeaseJournal>> LeaseJournal::Open(
   Journal::Options jo;
   jo.path = options.path;
   jo.sync = options.sync;
+  jo.fdatasync = options.fdatasync;
   auto journal = Journal::Open(jo, &scan);
   if (!journal.ok()) return journal.status();
   JournalState state;
@@ -158,20 +159,44 @@ LeaseJournal::LeaseJournal(Options options, std::unique_ptr<Journal> journal,
       journal_(std::move(journal)),
       state_(std::move(state)) {}
 
-absl::Status LeaseJournal::Record(const JournalEntry& entry, bool durable) {
+absl::StatusOr<uint64_t> LeaseJournal::Write(const JournalEntry& entry) {
   absl::MutexLock lock(&mu_);
-  absl::Status s = journal_->Append(entry.SerializeAsString(), durable);
-  if (!s.ok()) {
-    error_ = absl::StrCat(s.message());
-    ++errors_;
-    return s;
+  absl::StatusOr<uint64_t> seq = journal_->Write(entry.SerializeAsString());
+  if (!seq.ok()) {
+    NoteErrorLocked(seq.status());
+    return seq;
   }
-  // Only new work (a durable intent) succeeding proves the journal healthy
-  // again; a small outcome record may still fit where an intent did not.
-  if (durable) error_.clear();
   FoldJournalEntry(entry, &state_);
   MaybeCompactLocked();
+  return seq;
+}
+
+void LeaseJournal::Flush() { journal_->Flush(); }
+
+absl::Status LeaseJournal::WaitDurable(uint64_t seq) {
+  absl::Status s = journal_->WaitDurable(seq);
+  absl::MutexLock lock(&mu_);
+  if (!s.ok()) {
+    NoteErrorLocked(s);
+    return s;
+  }
+  // Only new work (a durable record written after the failure) succeeding
+  // proves the journal healthy again; an outcome record may still fit where
+  // an intent did not.
+  if (seq > error_seq_) error_.clear();
   return absl::OkStatus();
+}
+
+absl::Status LeaseJournal::Record(const JournalEntry& entry, bool durable) {
+  absl::StatusOr<uint64_t> seq = Write(entry);
+  if (!seq.ok()) return seq.status();
+  return durable ? WaitDurable(*seq) : absl::OkStatus();
+}
+
+void LeaseJournal::NoteErrorLocked(const absl::Status& status) {
+  error_ = absl::StrCat(status.message());
+  error_seq_ = journal_->appends();
+  ++errors_;
 }
 
 uint64_t LeaseJournal::errors() const {
@@ -189,7 +214,8 @@ void LeaseJournal::MaybeCompactLocked() {
     records.push_back(e.SerializeAsString());
   }
   // A failed compaction leaves the old journal in use; the next append tries
-  // again.
+  // again. A good one covers every seq written so far (Journal::Rewrite), so
+  // waiters on them return.
   (void)journal_->Rewrite(records);
 }
 
@@ -203,13 +229,9 @@ std::string LeaseJournal::error() const {
   return error_;
 }
 
-uint64_t LeaseJournal::size_bytes() const {
-  absl::MutexLock lock(&mu_);
-  return journal_->size_bytes();
-}
+uint64_t LeaseJournal::size_bytes() const { return journal_->size_bytes(); }
 
 void LeaseJournal::InjectWriteFailureForTest(int err, size_t partial, int n) {
-  absl::MutexLock lock(&mu_);
   journal_->InjectWriteFailureForTest(err, partial, n);
 }
 

@@ -3,14 +3,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -209,6 +214,141 @@ TEST(LeaseJournalTest, CompactsToTheLiveState) {
   EXPECT_EQ((*again)->state().sessions_size(), 1);
   EXPECT_EQ((*again)->state().bindings_size(), 0);
   EXPECT_EQ((*again)->state().next_id(), 2001u);
+}
+
+LeaseJournal::Options Synced(const std::string& path,
+                             std::function<int(int)> fdatasync) {
+  LeaseJournal::Options o;
+  o.path = path;
+  o.sync = true;
+  o.fdatasync = std::move(fdatasync);
+  return o;
+}
+
+TEST(LeaseJournalTest, WriteWaitDurableRoundTripAcrossReopen) {
+  const std::string path = TempPath();
+  std::atomic<int> calls{0};
+  auto counting = [&calls](int fd) {
+    ++calls;
+    return ::fdatasync(fd);
+  };
+  {
+    auto j = LeaseJournal::Open(Synced(path, counting), nullptr);
+    ASSERT_TRUE(j.ok()) << j.status();
+    absl::StatusOr<uint64_t> s1 = (*j)->Write(SessionPut(1, 1000));
+    absl::StatusOr<uint64_t> s2 = (*j)->Write(BindingPut(2, 1, true));
+    ASSERT_TRUE(s1.ok()) << s1.status();
+    ASSERT_TRUE(s2.ok()) << s2.status();
+    EXPECT_LT(*s1, *s2);
+    EXPECT_EQ((*j)->state().bindings_size(), 1) << "folded at Write";
+    (*j)->Flush();
+    ASSERT_TRUE((*j)->WaitDurable(*s2).ok());
+    ASSERT_TRUE((*j)->WaitDurable(*s1).ok());
+    EXPECT_EQ((*j)->syncs(), 1u);
+    EXPECT_EQ(calls.load(), 1);
+    EXPECT_EQ((*j)->error(), "");
+  }
+  auto j = LeaseJournal::Open(Synced(path, nullptr), nullptr);
+  ASSERT_TRUE(j.ok()) << j.status();
+  EXPECT_TRUE((*j)->state().sessions().contains(1));
+  EXPECT_TRUE((*j)->state().bindings().contains(2));
+  EXPECT_EQ((*j)->state().next_id(), 3u);
+}
+
+TEST(LeaseJournalTest, WaitDurableDoesNotBlockWrite) {
+  const std::string path = TempPath();
+  absl::Notification held;
+  absl::Notification release;
+  std::atomic<int> calls{0};
+  auto hold_first = [&](int fd) {
+    if (++calls == 1) {
+      held.Notify();
+      release.WaitForNotification();
+    }
+    return ::fdatasync(fd);
+  };
+  auto j = LeaseJournal::Open(Synced(path, hold_first), nullptr);
+  ASSERT_TRUE(j.ok()) << j.status();
+  absl::Cleanup unblock = [&release] {
+    if (!release.HasBeenNotified()) release.Notify();
+  };
+  absl::StatusOr<uint64_t> intent = (*j)->Write(SessionPut(1, 1000));
+  ASSERT_TRUE(intent.ok()) << intent.status();
+  absl::Status waited;
+  std::thread waiter([&] { waited = (*j)->WaitDurable(*intent); });
+  ASSERT_TRUE(held.WaitForNotificationWithTimeout(absl::Seconds(10)));
+
+  absl::Notification wrote;
+  absl::StatusOr<uint64_t> next;
+  std::thread writer([&] {
+    next = (*j)->Write(BindingPut(2, 1, false));
+    wrote.Notify();
+  });
+  EXPECT_TRUE(wrote.WaitForNotificationWithTimeout(absl::Seconds(10)))
+      << "Write blocked while another caller waited for a flush";
+  release.Notify();
+  writer.join();
+  waiter.join();
+  EXPECT_TRUE(waited.ok()) << waited;
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_TRUE((*j)->WaitDurable(*next).ok());
+  EXPECT_EQ((*j)->syncs(), 2u);
+}
+
+TEST(LeaseJournalTest, FailedFlushIsReportedInError) {
+  const std::string path = TempPath();
+  auto eio = [](int) {
+    errno = EIO;
+    return -1;
+  };
+  auto j = LeaseJournal::Open(Synced(path, eio), nullptr);
+  ASSERT_TRUE(j.ok()) << j.status();
+  absl::StatusOr<uint64_t> seq = (*j)->Write(SessionPut(1, 1000));
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  const absl::Status s = (*j)->WaitDurable(*seq);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_THAT((*j)->error(), HasSubstr("may not be on disk"));
+  EXPECT_THAT((*j)->error(), HasSubstr(path));
+  EXPECT_EQ((*j)->errors(), 1u);
+  // The journal is broken: new work is refused and nothing is folded.
+  EXPECT_EQ((*j)->Record(SessionPut(2, 1000)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE((*j)->state().sessions().contains(2));
+  EXPECT_EQ((*j)->errors(), 2u);
+}
+
+TEST(LeaseJournalTest, CompactionKeepsSeqsValid) {
+  const std::string path = TempPath();
+  std::atomic<int> calls{0};
+  LeaseJournal::Options o = Synced(path, [&calls](int fd) {
+    ++calls;
+    return ::fdatasync(fd);
+  });
+  o.compact_bytes = 4096;
+  auto j = LeaseJournal::Open(o, nullptr);
+  ASSERT_TRUE(j.ok()) << j.status();
+  std::vector<uint64_t> seqs;
+  for (uint64_t i = 1; i <= 500; ++i) {
+    absl::StatusOr<uint64_t> put = (*j)->Write(BindingPut(i, 1, true));
+    ASSERT_TRUE(put.ok()) << put.status();
+    JournalEntry del;
+    del.set_binding_del(i);
+    absl::StatusOr<uint64_t> gone = (*j)->Write(del);
+    ASSERT_TRUE(gone.ok()) << gone.status();
+    ASSERT_EQ(*gone, *put + 1);
+    seqs.push_back(*gone);
+  }
+  absl::StatusOr<uint64_t> last = (*j)->Write(SessionPut(1, 1000));
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_LT((*j)->size_bytes(), 16384u) << "the journal was never compacted";
+  for (uint64_t seq : seqs) ASSERT_TRUE((*j)->WaitDurable(seq).ok()) << seq;
+  ASSERT_TRUE((*j)->WaitDurable(*last).ok());
+  EXPECT_LE((*j)->syncs(), 1u) << "compaction made the older seqs durable";
+  auto again = LeaseJournal::Open(o, nullptr);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->state().sessions_size(), 1);
+  EXPECT_EQ((*again)->state().bindings_size(), 0);
+  EXPECT_EQ((*again)->state().next_id(), 501u);
 }
 
 }  // namespace
