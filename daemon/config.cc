@@ -78,14 +78,16 @@ absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
                             absl::string_view source) {
   if (c->runtime_dir().empty()) c->set_runtime_dir(kDaemonRuntimeDir);
   if (c->ticket_ttl_ms() == 0) c->set_ticket_ttl_ms(10000);
-  if (c->max_tickets_per_session() == 0) c->set_max_tickets_per_session(64);
+  if (c->max_tickets_per_session() == 0) {
+    c->set_max_tickets_per_session(1024);
+  }
   if (c->max_sessions() == 0) c->set_max_sessions(4096);
   if (c->default_backlog() == 0) c->set_default_backlog(128);
   if (c->default_connect_timeout_ms() == 0) {
     c->set_default_connect_timeout_ms(5000);
   }
   if (c->state_dir().empty()) c->set_state_dir(kDefaultStateDir);
-  if (c->max_rules_per_session() == 0) c->set_max_rules_per_session(64);
+  if (c->max_rules_per_session() == 0) c->set_max_rules_per_session(4096);
   if (c->max_bindings_per_session() == 0) c->set_max_bindings_per_session(8);
   if (c->nic_backend().empty()) c->set_nic_backend("kernel");
   if (c->runtime_dir().front() != '/') {
@@ -96,7 +98,7 @@ absl::Status FinalizeConfig(devmem::v1::DaemonConfig* c,
   if (c->restart_grace_ms() == 0) c->set_restart_grace_ms(30000);
   if (c->max_sessions_per_uid() == 0) c->set_max_sessions_per_uid(1024);
   if (c->max_bindings_per_uid() == 0) c->set_max_bindings_per_uid(64);
-  if (c->max_rules_per_uid() == 0) c->set_max_rules_per_uid(1024);
+  if (c->max_rules_per_uid() == 0) c->set_max_rules_per_uid(16384);
   if (c->max_sockets_per_uid() == 0) c->set_max_sockets_per_uid(65536);
   if (c->max_reservation_ttl_s() == 0) c->set_max_reservation_ttl_s(86400);
   if (c->max_reservations() == 0) c->set_max_reservations(4096);

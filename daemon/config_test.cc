@@ -14,7 +14,9 @@ TEST(ConfigTest, DefaultsFilled) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->runtime_dir(), "/run/devmemd");
   EXPECT_EQ(c->ticket_ttl_ms(), 10000u);
-  EXPECT_EQ(c->max_tickets_per_session(), 64u);
+  EXPECT_EQ(c->max_tickets_per_session(), 1024u);
+  EXPECT_EQ(c->max_rules_per_session(), 4096u);
+  EXPECT_EQ(c->max_rules_per_uid(), 16384u);
   EXPECT_EQ(c->allow_gids_size(), 2);
 }
 

@@ -264,6 +264,9 @@ absl::Status Daemon::OpenJournal() {
                      "; fix the state directory (state_dir / --state_dir)"));
   }
   journal_ = *std::move(journal);
+  std::fprintf(stderr, "devmemd: %sjournal %s: %s\n",
+               journal_->volatile_medium() ? "warning: " : "",
+               journal_->path().c_str(), journal_->durability().c_str());
   auto key =
       LoadOrCreateHostKey(absl::StrCat(c.state_dir(), "/reservation.key"));
   if (!key.ok()) {
@@ -502,6 +505,8 @@ absl::Status Daemon::StartMetrics() {
     f.healthy = journal->error().empty();
     f.errors_total = journal->errors();
     f.size_bytes = journal->size_bytes();
+    f.syncs_total = journal->syncs();
+    f.volatile_medium = journal->volatile_medium();
     return f;
   };
   ms.health = [this] { return health_.Check(); };

@@ -14,28 +14,10 @@
 #include "daemon/config.h"
 #include "daemon/nic/gpu_affinity.h"
 #include "daemon/nic/inventory_proto.h"
-#include "daemon/session/socket_broker.h"
+#include "daemon/socket_maker.h"
 
 namespace devmem {
-namespace {
-
-int FamilyOf(devmem::v1::AddressFamily f) {
-  switch (f) {
-    case devmem::v1::ADDRESS_FAMILY_INET:
-      return AF_INET;
-    case devmem::v1::ADDRESS_FAMILY_INET6:
-      return AF_INET6;
-    default:
-      return AF_UNSPEC;
-  }
-}
-
-void FillAddress(const SockAddr& a, devmem::v1::SocketAddress* out) {
-  out->set_ip(AddressIp(a));
-  out->set_port(AddressPort(a));
-}
-
-}  // namespace
+namespace {}  // namespace
 
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -44,7 +26,10 @@ grpc::Status ToGrpc(const absl::Status& status) {
                       absl::StrCat(status.message()));
 }
 
-DevmemService::DevmemService(Deps deps) : deps_(std::move(deps)) {}
+DevmemService::DevmemService(Deps deps)
+    : deps_(std::move(deps)),
+      sockets_(SocketMaker::Deps{deps_.config, deps_.sessions, deps_.inventory,
+                                 deps_.nics}) {}
 
 absl::StatusOr<PeerCred> DevmemService::Caller(grpc::ServerContext* ctx) const {
   auto cred = deps_.peers->Lookup(ctx->peer());
@@ -141,6 +126,8 @@ grpc::Status DevmemService::GetStatus(grpc::ServerContext* ctx,
     resp->add_degraded(std::move(line));
   }
   resp->set_journal_error(deps_.nics->journal_error());
+  resp->set_journal_durability(deps_.nics->journal_durability());
+  resp->set_journal_syncs(deps_.nics->journal_syncs());
   *resp->mutable_cordon() = deps_.nics->cordon_state();
   const NicManager::HostFigures host = deps_.nics->HostMetrics();
   resp->set_reservations_active(host.reservations_active);
@@ -155,59 +142,12 @@ grpc::Status DevmemService::GetStatus(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-absl::Status DevmemService::Park(uint64_t session, UniqueFd fd,
-                                 const std::string& nic, uint32_t ifindex,
-                                 devmem::v1::SocketResponse* resp) {
-  absl::Status charged = deps_.sessions->ChargeSocket(session);
-  if (!charged.ok()) return charged;
-  auto local = LocalAddress(fd.get_unowned());
-  if (local.ok()) FillAddress(*local, resp->mutable_local());
-  auto ticket = deps_.sessions->IssueTicket(session, std::move(fd));
-  if (!ticket.ok()) return ticket.status();
-  resp->set_ticket(*ticket);
-  resp->set_ticket_ttl_ms(static_cast<uint32_t>(
-      absl::ToInt64Milliseconds(deps_.sessions->ticket_ttl())));
-  resp->set_nic(nic);
-  resp->set_ifindex(ifindex);
-  return absl::OkStatus();
-}
-
 grpc::Status DevmemService::Listen(grpc::ServerContext* ctx,
                                    const devmem::v1::ListenRequest* req,
                                    devmem::v1::SocketResponse* resp) {
   auto session = SessionOf(ctx, req->session_token());
   if (!session.ok()) return ToGrpc(session.status());
-  auto nic = SocketNic(*session, req->nic(), req->binding());
-  if (!nic.ok()) return ToGrpc(nic.status());
-  auto ifindex = deps_.inventory->IfIndex(*nic);
-  if (!ifindex.ok()) return ToGrpc(ifindex.status());
-  auto local = ParseSockAddr(req->local().ip(), req->local().port(),
-                             FamilyOf(req->family()));
-  if (!local.ok()) return ToGrpc(local.status());
-  if (req->backlog() > 65535) {
-    return ToGrpc(absl::InvalidArgumentError(absl::StrCat(
-        "backlog ", req->backlog(), " is out of range [0, 65535]")));
-  }
-  const int backlog = req->backlog() != 0
-                          ? static_cast<int>(req->backlog())
-                          : static_cast<int>(deps_.config->default_backlog());
-  auto fd = CreateBoundListener(*nic, *local, backlog);
-  if (!fd.ok()) return ToGrpc(fd.status());
-  if (req->binding() != 0) {
-    // The rule goes in before the socket is handed over, so the first SYN
-    // already lands on the binding's queue.
-    auto tuple = SocketFlowTuple(fd->get_unowned());
-    if (!tuple.ok()) return ToGrpc(tuple.status());
-    auto rule = deps_.nics->SteerFlow(*session, req->binding(), *tuple);
-    if (!rule.ok()) return ToGrpc(rule.status());
-    *resp->mutable_rule() = *rule;
-    absl::Status parked = Park(*session, std::move(*fd), *nic, *ifindex, resp);
-    if (!parked.ok()) {
-      (void)deps_.nics->RemoveFlow(*session, req->binding(), rule->location());
-    }
-    return ToGrpc(parked);
-  }
-  return ToGrpc(Park(*session, std::move(*fd), *nic, *ifindex, resp));
+  return ToGrpc(sockets_.Listen(*session, *req, resp));
 }
 
 grpc::Status DevmemService::Connect(grpc::ServerContext* ctx,
@@ -215,79 +155,31 @@ grpc::Status DevmemService::Connect(grpc::ServerContext* ctx,
                                     devmem::v1::SocketResponse* resp) {
   auto session = SessionOf(ctx, req->session_token());
   if (!session.ok()) return ToGrpc(session.status());
-  auto nic = SocketNic(*session, req->nic(), req->binding());
-  if (!nic.ok()) return ToGrpc(nic.status());
-  auto ifindex = deps_.inventory->IfIndex(*nic);
-  if (!ifindex.ok()) return ToGrpc(ifindex.status());
-  if (req->remote().ip().empty() || req->remote().port() == 0) {
-    return ToGrpc(absl::InvalidArgumentError(
-        "remote.ip and remote.port are required for Connect"));
-  }
-  auto remote =
-      ParseSockAddr(req->remote().ip(), req->remote().port(), AF_UNSPEC);
-  if (!remote.ok()) return ToGrpc(remote.status());
-  SockAddr local;
-  if (req->has_local() &&
-      (!req->local().ip().empty() || req->local().port() != 0)) {
-    auto parsed =
-        ParseSockAddr(req->local().ip(), req->local().port(), remote->family());
-    if (!parsed.ok()) return ToGrpc(parsed.status());
-    local = *parsed;
-  }
-  const uint32_t timeout_ms = req->timeout_ms() != 0
-                                  ? req->timeout_ms()
-                                  : deps_.config->default_connect_timeout_ms();
-  std::optional<devmem::v1::FlowRule> rule;
-  std::function<absl::Status(int)> steer;
-  if (req->binding() != 0) {
-    steer = [&](int s) -> absl::Status {
-      auto tuple = SocketFlowTuple(s);
-      if (!tuple.ok()) return tuple.status();
-      // Not connected yet: the peer is the address we are about to dial.
-      tuple->src_ip = AddressIp(*remote);
-      tuple->src_port = static_cast<uint16_t>(AddressPort(*remote));
-      auto installed = deps_.nics->SteerFlow(*session, req->binding(), *tuple);
-      if (!installed.ok()) return installed.status();
-      rule = *installed;
-      return absl::OkStatus();
-    };
-  }
-  auto fd = CreateBoundConnected(*nic, *remote, &local,
-                                 absl::Milliseconds(timeout_ms), steer);
-  if (!fd.ok()) {
-    if (rule) {
-      (void)deps_.nics->RemoveFlow(*session, req->binding(), rule->location());
-    }
-    return ToGrpc(fd.status());
-  }
-  auto peer = PeerAddress(fd->get_unowned());
-  if (peer.ok()) FillAddress(*peer, resp->mutable_remote());
-  if (rule) *resp->mutable_rule() = *rule;
-  absl::Status parked = Park(*session, std::move(*fd), *nic, *ifindex, resp);
-  if (!parked.ok() && rule) {
-    (void)deps_.nics->RemoveFlow(*session, req->binding(), rule->location());
-  }
-  return ToGrpc(parked);
+  return ToGrpc(sockets_.Connect(*session, *req, resp));
 }
 
-absl::StatusOr<std::string> DevmemService::SocketNic(uint64_t session,
-                                                     const std::string& nic,
-                                                     uint64_t binding) {
-  if (binding == 0) {
-    if (nic.empty()) {
-      return absl::InvalidArgumentError(
-          "nic is required: name the interface the socket is bound to");
-    }
-    return nic;
-  }
-  auto of = deps_.nics->NicOfBinding(session, binding);
-  if (!of.ok()) return of.status();
-  if (!nic.empty() && nic != of->nic) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("nic \"", nic, "\" differs from the NIC of binding ",
-                     binding, " (", of->nic, "); leave nic empty or match it"));
-  }
-  return of->nic;
+grpc::Status DevmemService::Steer(grpc::ServerContext* ctx,
+                                  const devmem::v1::SteerRequest* req,
+                                  devmem::v1::SteerResponse* resp) {
+  auto session = SessionOf(ctx, req->session_token());
+  if (!session.ok()) return ToGrpc(session.status());
+  return ToGrpc(sockets_.Steer(*session, *req, resp->mutable_rule()));
+}
+
+grpc::Status DevmemService::OpenSockets(
+    grpc::ServerContext* ctx, const devmem::v1::OpenSocketsRequest* req,
+    devmem::v1::OpenSocketsResponse* resp) {
+  auto session = SessionOf(ctx, req->session_token());
+  if (!session.ok()) return ToGrpc(session.status());
+  return ToGrpc(sockets_.OpenSockets(*session, *req, resp));
+}
+
+grpc::Status DevmemService::SteerMany(grpc::ServerContext* ctx,
+                                      const devmem::v1::SteerManyRequest* req,
+                                      devmem::v1::SteerManyResponse* resp) {
+  auto session = SessionOf(ctx, req->session_token());
+  if (!session.ok()) return ToGrpc(session.status());
+  return ToGrpc(sockets_.SteerMany(*session, *req, resp));
 }
 
 void DevmemService::ShareAnchor(uint64_t session,
@@ -303,29 +195,13 @@ void DevmemService::ShareAnchor(uint64_t session,
   if (ticket.ok()) resp->set_anchor_ticket(*ticket);
 }
 
-absl::StatusOr<UniqueFd> DevmemService::TakeDeposit(uint64_t session,
-                                                    const std::string& ticket,
-                                                    absl::string_view field) {
-  if (ticket.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field,
-        " is required: send the fd in a Deposit frame on the session "
-        "socket and pass the ticket from the Deposited answer"));
-  }
-  auto fd = deps_.sessions->Redeem(session, ticket);
-  if (!fd.ok()) {
-    return absl::Status(fd.status().code(),
-                        absl::StrCat(field, ": ", fd.status().message()));
-  }
-  return fd;
-}
-
 grpc::Status DevmemService::BindRx(grpc::ServerContext* ctx,
                                    const devmem::v1::BindRxRequest* req,
                                    devmem::v1::BindResponse* resp) {
   auto session = SessionOf(ctx, req->session_token());
   if (!session.ok()) return ToGrpc(session.status());
-  auto fd = TakeDeposit(*session, req->dmabuf_ticket(), "dmabuf_ticket");
+  auto fd = SocketMaker::TakeDeposit(deps_.sessions, *session,
+                                     req->dmabuf_ticket(), "dmabuf_ticket");
   if (!fd.ok()) return ToGrpc(fd.status());
   auto binding = deps_.nics->BindRx(
       *session, NicManager::Target{req->nic(), req->gpu_pci_address()},
@@ -342,7 +218,8 @@ grpc::Status DevmemService::BindTx(grpc::ServerContext* ctx,
                                    devmem::v1::BindResponse* resp) {
   auto session = SessionOf(ctx, req->session_token());
   if (!session.ok()) return ToGrpc(session.status());
-  auto fd = TakeDeposit(*session, req->dmabuf_ticket(), "dmabuf_ticket");
+  auto fd = SocketMaker::TakeDeposit(deps_.sessions, *session,
+                                     req->dmabuf_ticket(), "dmabuf_ticket");
   if (!fd.ok()) return ToGrpc(fd.status());
   auto binding = deps_.nics->BindTx(
       *session, NicManager::Target{req->nic(), req->gpu_pci_address()},
@@ -362,28 +239,6 @@ grpc::Status DevmemService::ReleaseBinding(
   auto removed = deps_.nics->ReleaseBinding(*session, req->binding());
   if (!removed.ok()) return ToGrpc(removed.status());
   resp->set_rules_removed(*removed);
-  return grpc::Status::OK;
-}
-
-grpc::Status DevmemService::Steer(grpc::ServerContext* ctx,
-                                  const devmem::v1::SteerRequest* req,
-                                  devmem::v1::SteerResponse* resp) {
-  auto session = SessionOf(ctx, req->session_token());
-  if (!session.ok()) return ToGrpc(session.status());
-  auto fd = TakeDeposit(*session, req->socket_ticket(), "socket_ticket");
-  if (!fd.ok()) return ToGrpc(fd.status());
-  absl::Status tcp = CheckTcpSocket(fd->get_unowned());
-  if (!tcp.ok()) return ToGrpc(tcp);
-  auto nic = deps_.nics->NicOfBinding(*session, req->binding());
-  if (!nic.ok()) return ToGrpc(nic.status());
-  auto tuple = SocketFlowTuple(fd->get_unowned());
-  if (!tuple.ok()) return ToGrpc(tuple.status());
-  absl::Status bound = BindToDevice(fd->get_unowned(), nic->nic);
-  if (!bound.ok()) return ToGrpc(bound);
-  auto rule = deps_.nics->SteerFlow(*session, req->binding(), *tuple);
-  if (!rule.ok()) return ToGrpc(rule.status());
-  *resp->mutable_rule() = *rule;
-  // The daemon's copy of the socket closes here; the workload keeps its own.
   return grpc::Status::OK;
 }
 

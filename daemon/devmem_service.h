@@ -14,6 +14,7 @@
 #include "daemon/session/grpc_listener.h"
 #include "daemon/session/peer_cred.h"
 #include "daemon/session/session_manager.h"
+#include "daemon/socket_maker.h"
 #include "daemon/state/event_log.h"
 #include "kernel/nic_inventory.h"
 #include "kernel/pci_topology.h"
@@ -79,6 +80,12 @@ class DevmemService final : public devmem::v1::Devmem::Service {
   grpc::Status Steer(grpc::ServerContext* ctx,
                      const devmem::v1::SteerRequest* req,
                      devmem::v1::SteerResponse* resp) override;
+  grpc::Status OpenSockets(grpc::ServerContext* ctx,
+                           const devmem::v1::OpenSocketsRequest* req,
+                           devmem::v1::OpenSocketsResponse* resp) override;
+  grpc::Status SteerMany(grpc::ServerContext* ctx,
+                         const devmem::v1::SteerManyRequest* req,
+                         devmem::v1::SteerManyResponse* resp) override;
   grpc::Status GetNicState(grpc::ServerContext* ctx,
                            const devmem::v1::GetNicStateRequest* req,
                            devmem::v1::GetNicStateResponse* resp) override;
@@ -122,15 +129,6 @@ class DevmemService final : public devmem::v1::Devmem::Service {
 
  private:
   const PciTopology sys_topology_;
-  // Takes the fd a Deposit frame left behind `ticket` (field `field`).
-  absl::StatusOr<UniqueFd> TakeDeposit(uint64_t session,
-                                       const std::string& ticket,
-                                       absl::string_view field);
-  // The NIC a socket request uses: `nic`, or the binding's NIC if `nic` is
-  // empty; INVALID_ARGUMENT if they differ.
-  absl::StatusOr<std::string> SocketNic(uint64_t session,
-                                        const std::string& nic,
-                                        uint64_t binding);
   absl::StatusOr<PeerCred> Caller(grpc::ServerContext* ctx) const;
   // Caller check + admin check (uid 0 or admin_uids) for the call `what`;
   // returns the caller as an owner name, "uid:<n>".
@@ -139,15 +137,12 @@ class DevmemService final : public devmem::v1::Devmem::Service {
   // Caller check + token check; returns the session id.
   absl::StatusOr<uint64_t> SessionOf(grpc::ServerContext* ctx,
                                      const std::string& token) const;
-  // Parks `fd` behind a ticket and fills the common response fields.
-  absl::Status Park(uint64_t session, UniqueFd fd, const std::string& nic,
-                    uint32_t ifindex, devmem::v1::SocketResponse* resp);
-
   // Puts a copy of the binding's anchor behind resp->anchor_ticket.
   void ShareAnchor(uint64_t session, const devmem::v1::Binding& binding,
                    devmem::v1::BindResponse* resp);
 
   Deps deps_;
+  SocketMaker sockets_;
 };
 
 }  // namespace devmem

@@ -239,6 +239,10 @@ int RunStatus(const std::vector<std::string>&) {
   absl::PrintF("rules: %u\n", status->rules());
   absl::PrintF("journal_error: %s\n",
                status->journal_error().empty() ? "-" : status->journal_error());
+  absl::PrintF("journal: %s\n", status->journal_durability().empty()
+                                    ? "-"
+                                    : status->journal_durability());
+  absl::PrintF("journal_syncs: %u\n", status->journal_syncs());
   absl::PrintF("health: %s\n",
                status->health().empty() ? "-" : status->health());
   for (const std::string& line : status->health_reasons()) {

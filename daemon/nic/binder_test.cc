@@ -80,8 +80,10 @@ TEST_F(BinderTest, ReleaseSessionEndsEveryBindingAndItsRules) {
   ASSERT_TRUE(other.ok()) << other.status();
   NicRecord* nic = nullptr;
   const char* cause = nullptr;
+  uint64_t seq = 0;
   ASSERT_TRUE(
-      steering_->Steer(1, rx->handle(), TestTuple(40000, 5000), &nic, &cause)
+      steering_
+          ->Steer(1, rx->handle(), TestTuple(40000, 5000), &nic, &cause, &seq)
           .ok());
   EXPECT_EQ(Counters().rules, 1u);
 

@@ -12,6 +12,14 @@ std::string ChangeRecorder::error() const {
   return journal_ != nullptr ? journal_->error() : "";
 }
 
+std::string ChangeRecorder::durability() const {
+  return journal_ != nullptr ? journal_->durability() : "";
+}
+
+uint64_t ChangeRecorder::syncs() const {
+  return journal_ != nullptr ? journal_->syncs() : 0;
+}
+
 absl::Status ChangeRecorder::Intent(const devmem::v1::JournalEntry& entry) {
   return Record(entry, /*durable=*/true);
 }
@@ -25,11 +33,22 @@ void ChangeRecorder::Note(const devmem::v1::JournalEntry& entry) {
   (void)Record(entry, /*durable=*/false);
 }
 
-absl::Status ChangeRecorder::Record(const devmem::v1::JournalEntry& entry,
-                                    bool durable) {
-  if (journal_ == nullptr) return absl::OkStatus();
-  absl::Status s = journal_->Record(entry, durable);
-  if (s.ok()) return s;
+absl::StatusOr<uint64_t> ChangeRecorder::IntentNoWait(
+    const devmem::v1::JournalEntry& entry) {
+  if (journal_ == nullptr) return uint64_t{0};
+  absl::StatusOr<uint64_t> seq = journal_->Write(entry);
+  if (!seq.ok()) return Explained(seq.status(), /*durable=*/true);
+  journal_->Flush();
+  return seq;
+}
+
+absl::Status ChangeRecorder::AwaitDurable(uint64_t seq) {
+  if (journal_ == nullptr || seq == 0) return absl::OkStatus();
+  absl::Status s = journal_->WaitDurable(seq);
+  return s.ok() ? s : Explained(s, /*durable=*/false);
+}
+
+absl::Status ChangeRecorder::Explained(const absl::Status& s, bool durable) {
   // An intent that fails stops the change before it is made; an outcome
   // that fails has its change undone by the caller.
   return absl::Status(
@@ -38,6 +57,13 @@ absl::Status ChangeRecorder::Record(const devmem::v1::JournalEntry& entry,
                              durable ? "" : "it was undone; ",
                              "new work is refused, existing leases go on): ",
                              s.message()));
+}
+
+absl::Status ChangeRecorder::Record(const devmem::v1::JournalEntry& entry,
+                                    bool durable) {
+  if (journal_ == nullptr) return absl::OkStatus();
+  absl::Status s = journal_->Record(entry, durable);
+  return s.ok() ? s : Explained(s, durable);
 }
 
 devmem::v1::JournaledBinding BindingRecord(const BindingLease& b) {

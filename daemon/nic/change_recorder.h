@@ -26,6 +26,10 @@ class ChangeRecorder {
   devmem::v1::JournalState state() const;
   // Why new work is refused ("" while the journal is writable).
   std::string error() const;
+  // How records are made durable, and fdatasync calls so far ("", 0
+  // without a journal).
+  std::string durability() const;
+  uint64_t syncs() const;
 
   // Before a change: on error, do not make it.
   absl::Status Intent(const devmem::v1::JournalEntry& entry);
@@ -35,7 +39,20 @@ class ChangeRecorder {
   // kernel and the intent): errors are ignored.
   void Note(const devmem::v1::JournalEntry& entry);
 
+  // Group commit, for changes that recovery can always find and undo (rules
+  // steering to the devmem pool: an unclaimed one is an orphan). The intent
+  // is written (it survives a devmemd crash) and a flush starts; the change
+  // may be made at once, and the caller answers only after AwaitDurable of
+  // the returned sequence number (0 without a journal). On error, do not
+  // make the change.
+  absl::StatusOr<uint64_t> IntentNoWait(const devmem::v1::JournalEntry& entry);
+  // Waits until the record `seq` (and all before it) is on disk. On error
+  // the caller undoes the change and fails the request.
+  absl::Status AwaitDurable(uint64_t seq);
+
  private:
+  // `s` with what a failed record means for the request.
+  static absl::Status Explained(const absl::Status& s, bool durable);
   absl::Status Record(const devmem::v1::JournalEntry& entry, bool durable);
 
   LeaseJournal* const journal_;

@@ -50,6 +50,9 @@ struct RuleLease {
   uint64_t session = 0;
   uint64_t binding = 0;
   uint64_t journal_id = 0;
+  // The journal sequence number of its intent: an answer about this rule
+  // waits until it is durable (ChangeRecorder::AwaitDurable).
+  uint64_t durable_at = 0;
 };
 
 // Who holds what on the NICs: bindings by handle, steering rules by NIC and

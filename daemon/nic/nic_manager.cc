@@ -219,13 +219,33 @@ absl::StatusOr<NicManager::BindingNic> NicManager::NicOfBinding(
 
 absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
     uint64_t session, uint64_t handle, const FlowTuple& tuple) {
+  uint64_t durable_at = 0;
+  absl::StatusOr<devmem::v1::FlowRule> rule =
+      SteerFlow(session, handle, tuple, &durable_at);
+  if (!rule.ok()) return rule;
+  absl::Status durable = AwaitDurable(durable_at);
+  if (!durable.ok()) {
+    (void)RemoveFlow(session, handle, rule->location());
+    return durable;
+  }
+  return rule;
+}
+
+absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
+    uint64_t session, uint64_t handle, const FlowTuple& tuple,
+    uint64_t* durable_at) {
   absl::MutexLock lock(&mu_);
   NicRecord* nic = nullptr;
   const char* cause = kFailedInvalid;
   absl::StatusOr<devmem::v1::FlowRule> rule =
-      steering_.Steer(session, handle, tuple, &nic, &cause);
+      steering_.Steer(session, handle, tuple, &nic, &cause, durable_at);
   if (!rule.ok() && nic != nullptr) ++nic->rules_failed[cause];
   return rule;
+}
+
+absl::Status NicManager::AwaitDurable(uint64_t seq) {
+  // The recorder's journal is thread-safe and fixed for the manager's life.
+  return recorder_.AwaitDurable(seq);
 }
 
 absl::Status NicManager::RemoveFlow(uint64_t session, uint64_t handle,

@@ -206,10 +206,24 @@ class NicManager {
   // RSS context). A 5-tuple the NIC refuses falls back to the 3-tuple (dst ip
   // + dst port). The same tuple for the same binding is idempotent (returns
   // the existing rule); for another binding it is ALREADY_EXISTS.
+  // Returns once the rule's journal record is durable.
   absl::StatusOr<devmem::v1::FlowRule> SteerFlow(uint64_t session,
                                                  uint64_t handle,
                                                  const FlowTuple& tuple)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The same, returning as soon as the rule is in the NIC: its record is
+  // written and being flushed, and the caller must AwaitDurable(*durable_at)
+  // before it answers anyone (and remove the rule if that fails). A batch
+  // steers all its flows, then waits once.
+  absl::StatusOr<devmem::v1::FlowRule> SteerFlow(uint64_t session,
+                                                 uint64_t handle,
+                                                 const FlowTuple& tuple,
+                                                 uint64_t* durable_at)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Waits until journal record `seq` (and every one before it) is on disk;
+  // 0 (nothing recorded) returns at once. Does not hold the manager's lock,
+  // so other requests go on meanwhile (group commit).
+  absl::Status AwaitDurable(uint64_t seq) ABSL_LOCKS_EXCLUDED(mu_);
   // Removes a rule SteerFlow installed (e.g. when the socket it was for
   // could not be made). NOT_FOUND if it is not the session's.
   absl::Status RemoveFlow(uint64_t session, uint64_t handle, uint32_t location)
@@ -254,6 +268,9 @@ class NicManager {
   std::vector<std::string> CheckHealth() ABSL_LOCKS_EXCLUDED(mu_);
   // Why new work is refused ("" if the journal is writable).
   std::string journal_error() const;
+  // The journal's durability line and fdatasync count (change_recorder.h).
+  std::string journal_durability() const { return recorder_.durability(); }
+  uint64_t journal_syncs() const { return recorder_.syncs(); }
 
   // What the metrics report per NIC (docs/METRICS.md), read in one go.
   struct NicMetrics {

@@ -19,8 +19,10 @@ TEST_F(RestorerTest, ReleasesEverythingThenPutsTheSettingsBack) {
   ASSERT_TRUE(b.ok()) << b.status();
   NicRecord* nic = nullptr;
   const char* cause = nullptr;
+  uint64_t seq = 0;
   ASSERT_TRUE(
-      steering_->Steer(1, b->handle(), TestTuple(1, 2), &nic, &cause).ok());
+      steering_->Steer(1, b->handle(), TestTuple(1, 2), &nic, &cause, &seq)
+          .ok());
   EXPECT_EQ(restorer_->State(Sim0Record()).bindings(), 1u);
   EXPECT_EQ(restorer_->State(Sim0Record()).rules(), 1u);
 

@@ -30,12 +30,11 @@ devmem::v1::FlowRule RuleProto(const NicRecord& nic, const RuleLease& r) {
   return out;
 }
 
-absl::StatusOr<devmem::v1::FlowRule> Steering::Steer(uint64_t session,
-                                                     uint64_t handle,
-                                                     const FlowTuple& tuple,
-                                                     NicRecord** nic_out,
-                                                     const char** cause) {
+absl::StatusOr<devmem::v1::FlowRule> Steering::Steer(
+    uint64_t session, uint64_t handle, const FlowTuple& tuple,
+    NicRecord** nic_out, const char** cause, uint64_t* durable_at) {
   *cause = rule_cause::kInvalid;
+  *durable_at = 0;
   auto bp = d_.leases->Find(session, handle);
   NicRecord* nic = bp.ok() ? d_.profiles->Find((*bp)->nic) : nullptr;
   *nic_out = nic;
@@ -60,7 +59,11 @@ absl::StatusOr<devmem::v1::FlowRule> Steering::Steer(uint64_t session,
         absl::StrCat(b.nic, " is no longer ready for devmem"));
   }
   if (const RuleLease* existing = d_.leases->RuleFor(nic->name, tuple)) {
-    if (existing->binding == handle) return RuleProto(*nic, *existing);
+    if (existing->binding == handle) {
+      // Its first answer may still be waiting for the flush: so does this.
+      *durable_at = existing->durable_at;
+      return RuleProto(*nic, *existing);
+    }
     *cause = rule_cause::kConflict;
     return absl::AlreadyExistsError(absl::StrCat(
         "flow ", DescribeTuple(tuple), " on ", nic->name,
@@ -76,14 +79,12 @@ absl::StatusOr<devmem::v1::FlowRule> Steering::Steer(uint64_t session,
         absl::StrCat(nic->name, ": ", on_nic, " of ", nic->rule_quota,
                      " steering rules in use (rule quota of the NIC)"));
   }
-  return Install(session, b, *nic, tuple, cause);
+  return Install(session, b, *nic, tuple, cause, durable_at);
 }
 
-absl::StatusOr<devmem::v1::FlowRule> Steering::Install(uint64_t session,
-                                                       BindingLease& b,
-                                                       NicRecord& nic_ref,
-                                                       const FlowTuple& tuple,
-                                                       const char** cause) {
+absl::StatusOr<devmem::v1::FlowRule> Steering::Install(
+    uint64_t session, BindingLease& b, NicRecord& nic_ref,
+    const FlowTuple& tuple, const char** cause, uint64_t* durable_at) {
   NicRecord* nic = &nic_ref;
   const uint64_t handle = b.handle;
   FlowRule rule;
@@ -106,8 +107,10 @@ absl::StatusOr<devmem::v1::FlowRule> Steering::Install(uint64_t session,
   *intent.mutable_rule_put() = RuleRecord(nic->name, nic->ifindex, r);
   intent.mutable_rule_put()->set_installed(false);
   *cause = rule_cause::kJournal;
-  absl::Status j = d_.recorder->Intent(intent);
-  if (!j.ok()) return j;
+  // Written, and its flush under way while the NIC takes the rule.
+  absl::StatusOr<uint64_t> seq = d_.recorder->IntentNoWait(intent);
+  if (!seq.ok()) return seq.status();
+  r.durable_at = *seq;
   *cause = rule_cause::kKernel;
   auto loc = d_.control->InsertRule(nic->ifindex, rule);
   if (!loc.ok() && tuple.IsFiveTuple() &&
@@ -145,6 +148,7 @@ absl::StatusOr<devmem::v1::FlowRule> Steering::Install(uint64_t session,
   }
   d_.leases->AddRule(nic->name, *loc, r);
   ++nic->rules_installed;
+  *durable_at = r.durable_at;
   return RuleProto(*nic, r);
 }
 

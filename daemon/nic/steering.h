@@ -29,11 +29,16 @@ class Steering {
   explicit Steering(const Deps& deps) : d_(deps) {}
 
   // On failure `*nic` (if the binding's NIC is known) and `*cause` (a
-  // rule_cause constant) say where and why, for the metrics.
+  // rule_cause constant) say where and why, for the metrics. On success
+  // the rule is in the NIC and its intent is written but maybe not durable
+  // yet: `*durable_at` is the journal sequence number to AwaitDurable
+  // before answering (group commit; the rule steers to the devmem pool, so
+  // recovery removes it if its record is lost).
   absl::StatusOr<devmem::v1::FlowRule> Steer(uint64_t session, uint64_t handle,
                                              const FlowTuple& tuple,
                                              NicRecord** nic,
-                                             const char** cause);
+                                             const char** cause,
+                                             uint64_t* durable_at);
   // NOT_FOUND if no rule of the binding is at `location`.
   absl::Status Remove(uint64_t session, uint64_t handle, uint32_t location);
 
@@ -43,7 +48,8 @@ class Steering {
   absl::StatusOr<devmem::v1::FlowRule> Install(uint64_t session,
                                                BindingLease& b, NicRecord& nic,
                                                const FlowTuple& tuple,
-                                               const char** cause);
+                                               const char** cause,
+                                               uint64_t* durable_at);
 
   const Deps d_;
 };

@@ -30,7 +30,8 @@ class SteeringTest : public NicPartsTest {
                                              const FlowTuple& tuple) {
     NicRecord* nic = nullptr;
     cause_ = nullptr;
-    return steering_->Steer(session, handle, tuple, &nic, &cause_);
+    uint64_t seq = 0;
+    return steering_->Steer(session, handle, tuple, &nic, &cause_, &seq);
   }
 
   uint64_t rx_ = 0;

@@ -109,6 +109,18 @@ void AddJournalFamilies(const DaemonMetrics::Sources& sources,
                   MetricType::Gauge)
         .Add({}, static_cast<double>(j.size_bytes))
         .To(out);
+    FamilyBuilder("devmemd_journal_syncs_total",
+                  "fdatasync calls of the journal (group commit: records "
+                  "written while one is in flight share the next).",
+                  MetricType::Counter)
+        .Add({}, static_cast<double>(j.syncs_total))
+        .To(out);
+    FamilyBuilder("devmemd_journal_volatile",
+                  "1 if the state directory is on tmpfs/ramfs: records "
+                  "survive a devmemd crash but not a reboot.",
+                  MetricType::Gauge)
+        .Add({}, j.volatile_medium ? 1 : 0)
+        .To(out);
   }
 }
 

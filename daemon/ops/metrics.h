@@ -69,6 +69,8 @@ class DaemonMetrics {
     bool healthy = true;
     uint64_t errors_total = 0;
     uint64_t size_bytes = 0;
+    uint64_t syncs_total = 0;
+    bool volatile_medium = false;
   };
   struct Sources {
     std::string version;

@@ -1,0 +1,364 @@
+#include "daemon/socket_maker.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <functional>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/session/socket_broker.h"
+
+namespace devmem {
+namespace {
+
+int FamilyOf(devmem::v1::AddressFamily f) {
+  switch (f) {
+    case devmem::v1::ADDRESS_FAMILY_INET:
+      return AF_INET;
+    case devmem::v1::ADDRESS_FAMILY_INET6:
+      return AF_INET6;
+    default:
+      return AF_UNSPEC;
+  }
+}
+
+void FillAddress(const SockAddr& a, devmem::v1::SocketAddress* out) {
+  out->set_ip(AddressIp(a));
+  out->set_port(AddressPort(a));
+}
+
+// A batch's items name their session by the call's token only.
+absl::Status CheckItemToken(const std::string& item, const std::string& call,
+                            int index) {
+  if (item.empty() || item == call) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("item ", index,
+                   ": session_token differs from the call's; leave it empty "
+                   "(items belong to the call's session)"));
+}
+
+absl::Status CheckItemCount(int n, absl::string_view what) {
+  if (n >= 1 && n <= kMaxSocketsPerCall) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, " has ", n, " items; send 1 to ", kMaxSocketsPerCall,
+                   " per call (split larger sets over several calls)"));
+}
+
+template <typename Result>
+void SetFailure(const absl::Status& s, Result* out) {
+  out->set_code(static_cast<int>(s.code()));
+  out->set_message(std::string(s.message()));
+}
+
+}  // namespace
+
+absl::StatusOr<UniqueFd> SocketMaker::TakeDeposit(SessionManager* sessions,
+                                                  uint64_t session,
+                                                  const std::string& ticket,
+                                                  absl::string_view field) {
+  if (ticket.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field,
+        " is required: send the fd in a Deposit frame on the session "
+        "socket and pass the ticket from the Deposited answer"));
+  }
+  auto fd = sessions->Redeem(session, ticket);
+  if (!fd.ok()) {
+    return absl::Status(fd.status().code(),
+                        absl::StrCat(field, ": ", fd.status().message()));
+  }
+  return fd;
+}
+
+absl::Status SocketMaker::Listen(uint64_t session,
+                                 const devmem::v1::ListenRequest& req,
+                                 devmem::v1::SocketResponse* resp) {
+  Made made;
+  absl::Status s = ListenOne(session, req, resp, &made);
+  if (!s.ok()) return s;
+  return Settle(session, {made});
+}
+
+absl::Status SocketMaker::Connect(uint64_t session,
+                                  const devmem::v1::ConnectRequest& req,
+                                  devmem::v1::SocketResponse* resp) {
+  Made made;
+  absl::Status s = ConnectOne(session, req, resp, &made);
+  if (!s.ok()) return s;
+  return Settle(session, {made});
+}
+
+absl::Status SocketMaker::Steer(uint64_t session,
+                                const devmem::v1::SteerRequest& req,
+                                devmem::v1::FlowRule* rule) {
+  Made made;
+  absl::Status s = SteerOne(session, req, rule, &made);
+  if (!s.ok()) return s;
+  return Settle(session, {made});
+}
+
+absl::Status SocketMaker::OpenSockets(uint64_t session,
+                                      const devmem::v1::OpenSocketsRequest& req,
+                                      devmem::v1::OpenSocketsResponse* resp) {
+  absl::Status count = CheckItemCount(req.sockets_size(), "OpenSockets");
+  if (!count.ok()) return count;
+  std::vector<Made> made;
+  std::vector<int> ok_items;
+  for (int i = 0; i < req.sockets_size(); ++i) {
+    const devmem::v1::SocketRequest& item = req.sockets(i);
+    devmem::v1::SocketResult* out = resp->add_results();
+    Made m;
+    absl::Status s;
+    if (item.has_listen()) {
+      s = CheckItemToken(item.listen().session_token(), req.session_token(), i);
+      if (s.ok())
+        s = ListenOne(session, item.listen(), out->mutable_socket(), &m);
+    } else if (item.has_connect()) {
+      s = CheckItemToken(item.connect().session_token(), req.session_token(),
+                         i);
+      if (s.ok()) {
+        s = ConnectOne(session, item.connect(), out->mutable_socket(), &m);
+      }
+    } else {
+      s = absl::InvalidArgumentError(
+          absl::StrCat("item ", i, " is neither listen nor connect"));
+    }
+    if (!s.ok()) {
+      out->clear_socket();
+      SetFailure(s, out);
+      continue;
+    }
+    made.push_back(std::move(m));
+    ok_items.push_back(i);
+  }
+  // One wait for every rule of the call (group commit).
+  absl::Status settled = Settle(session, made);
+  for (int i : ok_items) {
+    if (settled.ok()) continue;
+    resp->mutable_results(i)->clear_socket();
+    SetFailure(settled, resp->mutable_results(i));
+  }
+  uint32_t failed = 0;
+  for (const auto& r : resp->results()) failed += r.code() != 0 ? 1 : 0;
+  resp->set_failed(failed);
+  return absl::OkStatus();
+}
+
+absl::Status SocketMaker::SteerMany(uint64_t session,
+                                    const devmem::v1::SteerManyRequest& req,
+                                    devmem::v1::SteerManyResponse* resp) {
+  absl::Status count = CheckItemCount(req.items_size(), "SteerMany");
+  if (!count.ok()) return count;
+  std::vector<Made> made;
+  std::vector<int> ok_items;
+  for (int i = 0; i < req.items_size(); ++i) {
+    devmem::v1::SteerResult* out = resp->add_results();
+    Made m;
+    absl::Status s =
+        CheckItemToken(req.items(i).session_token(), req.session_token(), i);
+    if (s.ok()) s = SteerOne(session, req.items(i), out->mutable_rule(), &m);
+    if (!s.ok()) {
+      out->clear_rule();
+      SetFailure(s, out);
+      continue;
+    }
+    made.push_back(std::move(m));
+    ok_items.push_back(i);
+  }
+  absl::Status settled = Settle(session, made);
+  for (int i : ok_items) {
+    if (settled.ok()) continue;
+    resp->mutable_results(i)->clear_rule();
+    SetFailure(settled, resp->mutable_results(i));
+  }
+  uint32_t failed = 0;
+  for (const auto& r : resp->results()) failed += r.code() != 0 ? 1 : 0;
+  resp->set_failed(failed);
+  return absl::OkStatus();
+}
+
+absl::Status SocketMaker::Settle(uint64_t session,
+                                 const std::vector<Made>& made) {
+  uint64_t last = 0;
+  for (const Made& m : made) last = std::max(last, m.durable_at);
+  absl::Status durable = d_.nics->AwaitDurable(last);
+  if (durable.ok()) return durable;
+  for (const Made& m : made) Undo(session, m);
+  return durable;
+}
+
+void SocketMaker::Undo(uint64_t session, const Made& made) {
+  if (!made.ticket.empty()) {
+    // Taken back unredeemed: the answer never reached the client.
+    (void)d_.sessions->Redeem(session, made.ticket);
+  }
+  if (made.binding != 0) {
+    (void)d_.nics->RemoveFlow(session, made.binding, made.location);
+  }
+}
+
+absl::Status SocketMaker::Park(uint64_t session, UniqueFd fd,
+                               const std::string& nic, uint32_t ifindex,
+                               devmem::v1::SocketResponse* resp) {
+  absl::Status charged = d_.sessions->ChargeSocket(session);
+  if (!charged.ok()) return charged;
+  auto local = LocalAddress(fd.get_unowned());
+  if (local.ok()) FillAddress(*local, resp->mutable_local());
+  auto ticket = d_.sessions->IssueTicket(session, std::move(fd));
+  if (!ticket.ok()) return ticket.status();
+  resp->set_ticket(*ticket);
+  resp->set_ticket_ttl_ms(static_cast<uint32_t>(
+      absl::ToInt64Milliseconds(d_.sessions->ticket_ttl())));
+  resp->set_nic(nic);
+  resp->set_ifindex(ifindex);
+  return absl::OkStatus();
+}
+
+absl::Status SocketMaker::ListenOne(uint64_t session,
+                                    const devmem::v1::ListenRequest& req,
+                                    devmem::v1::SocketResponse* resp,
+                                    Made* made) {
+  auto nic = SocketNic(session, req.nic(), req.binding());
+  if (!nic.ok()) return nic.status();
+  auto ifindex = d_.inventory->IfIndex(*nic);
+  if (!ifindex.ok()) return ifindex.status();
+  auto local = ParseSockAddr(req.local().ip(), req.local().port(),
+                             FamilyOf(req.family()));
+  if (!local.ok()) return local.status();
+  if (req.backlog() > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("backlog ", req.backlog(), " is out of range [0, 65535]"));
+  }
+  const int backlog = req.backlog() != 0
+                          ? static_cast<int>(req.backlog())
+                          : static_cast<int>(d_.config->default_backlog());
+  auto fd = CreateBoundListener(*nic, *local, backlog);
+  if (!fd.ok()) return fd.status();
+  if (req.binding() != 0) {
+    // The rule goes in before the socket is handed over, so the first SYN
+    // already lands on the binding's queue.
+    auto tuple = SocketFlowTuple(fd->get_unowned());
+    if (!tuple.ok()) return tuple.status();
+    auto rule =
+        d_.nics->SteerFlow(session, req.binding(), *tuple, &made->durable_at);
+    if (!rule.ok()) return rule.status();
+    *resp->mutable_rule() = *rule;
+    made->binding = req.binding();
+    made->location = rule->location();
+  }
+  absl::Status parked = Park(session, std::move(*fd), *nic, *ifindex, resp);
+  if (!parked.ok()) {
+    Undo(session, *made);
+    return parked;
+  }
+  made->ticket = resp->ticket();
+  return absl::OkStatus();
+}
+
+absl::Status SocketMaker::ConnectOne(uint64_t session,
+                                     const devmem::v1::ConnectRequest& req,
+                                     devmem::v1::SocketResponse* resp,
+                                     Made* made) {
+  auto nic = SocketNic(session, req.nic(), req.binding());
+  if (!nic.ok()) return nic.status();
+  auto ifindex = d_.inventory->IfIndex(*nic);
+  if (!ifindex.ok()) return ifindex.status();
+  if (req.remote().ip().empty() || req.remote().port() == 0) {
+    return absl::InvalidArgumentError(
+        "remote.ip and remote.port are required for Connect");
+  }
+  auto remote =
+      ParseSockAddr(req.remote().ip(), req.remote().port(), AF_UNSPEC);
+  if (!remote.ok()) return remote.status();
+  SockAddr local;
+  if (req.has_local() &&
+      (!req.local().ip().empty() || req.local().port() != 0)) {
+    auto parsed =
+        ParseSockAddr(req.local().ip(), req.local().port(), remote->family());
+    if (!parsed.ok()) return parsed.status();
+    local = *parsed;
+  }
+  const uint32_t timeout_ms = req.timeout_ms() != 0
+                                  ? req.timeout_ms()
+                                  : d_.config->default_connect_timeout_ms();
+  std::function<absl::Status(int)> steer;
+  if (req.binding() != 0) {
+    steer = [&](int s) -> absl::Status {
+      auto tuple = SocketFlowTuple(s);
+      if (!tuple.ok()) return tuple.status();
+      // Not connected yet: the peer is the address we are about to dial.
+      tuple->src_ip = AddressIp(*remote);
+      tuple->src_port = static_cast<uint16_t>(AddressPort(*remote));
+      auto installed =
+          d_.nics->SteerFlow(session, req.binding(), *tuple, &made->durable_at);
+      if (!installed.ok()) return installed.status();
+      *resp->mutable_rule() = *installed;
+      made->binding = req.binding();
+      made->location = installed->location();
+      return absl::OkStatus();
+    };
+  }
+  auto fd = CreateBoundConnected(*nic, *remote, &local,
+                                 absl::Milliseconds(timeout_ms), steer);
+  if (fd.ok()) {
+    auto peer = PeerAddress(fd->get_unowned());
+    if (peer.ok()) FillAddress(*peer, resp->mutable_remote());
+  }
+  absl::Status parked =
+      fd.ok() ? Park(session, std::move(*fd), *nic, *ifindex, resp)
+              : fd.status();
+  if (!parked.ok()) {
+    Undo(session, *made);
+    return parked;
+  }
+  made->ticket = resp->ticket();
+  return absl::OkStatus();
+}
+
+absl::Status SocketMaker::SteerOne(uint64_t session,
+                                   const devmem::v1::SteerRequest& req,
+                                   devmem::v1::FlowRule* rule, Made* made) {
+  auto fd =
+      TakeDeposit(d_.sessions, session, req.socket_ticket(), "socket_ticket");
+  if (!fd.ok()) return fd.status();
+  absl::Status tcp = CheckTcpSocket(fd->get_unowned());
+  if (!tcp.ok()) return tcp;
+  auto nic = d_.nics->NicOfBinding(session, req.binding());
+  if (!nic.ok()) return nic.status();
+  auto tuple = SocketFlowTuple(fd->get_unowned());
+  if (!tuple.ok()) return tuple.status();
+  absl::Status bound = BindToDevice(fd->get_unowned(), nic->nic);
+  if (!bound.ok()) return bound;
+  auto steered =
+      d_.nics->SteerFlow(session, req.binding(), *tuple, &made->durable_at);
+  if (!steered.ok()) return steered.status();
+  *rule = *steered;
+  made->binding = req.binding();
+  made->location = steered->location();
+  // The daemon's copy of the socket closes here; the workload keeps its own.
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> SocketMaker::SocketNic(uint64_t session,
+                                                   const std::string& nic,
+                                                   uint64_t binding) {
+  if (binding == 0) {
+    if (nic.empty()) {
+      return absl::InvalidArgumentError(
+          "nic is required: name the interface the socket is bound to");
+    }
+    return nic;
+  }
+  auto of = d_.nics->NicOfBinding(session, binding);
+  if (!of.ok()) return of.status();
+  if (!nic.empty() && nic != of->nic) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("nic \"", nic, "\" differs from the NIC of binding ",
+                     binding, " (", of->nic, "); leave nic empty or match it"));
+  }
+  return of->nic;
+}
+
+}  // namespace devmem

@@ -1,0 +1,92 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "daemon/nic/nic_manager.h"
+#include "daemon/session/session_manager.h"
+#include "kernel/nic_inventory.h"
+#include "kernel/unique_fd.h"
+#include "proto/devmem/v1/config.pb.h"
+#include "proto/devmem/v1/devmem.pb.h"
+
+namespace devmem {
+
+// Most items in one OpenSockets or SteerMany call.
+inline constexpr int kMaxSocketsPerCall = 1024;
+
+// Makes the sockets of Listen, Connect and Steer for an authenticated
+// session, one at a time or a batch per call: creates and binds them,
+// installs their steering rules and parks them behind tickets. Rules are
+// journaled with group commit: every item of a call is made, then the call
+// waits once until their records are durable, and only then answers; an
+// item whose record cannot be made durable is undone. Thread-safe.
+class SocketMaker {
+ public:
+  struct Deps {
+    const devmem::v1::DaemonConfig* config = nullptr;
+    SessionManager* sessions = nullptr;
+    NicInventory* inventory = nullptr;
+    NicManager* nics = nullptr;
+  };
+  explicit SocketMaker(Deps deps) : d_(deps) {}
+
+  absl::Status Listen(uint64_t session, const devmem::v1::ListenRequest& req,
+                      devmem::v1::SocketResponse* resp);
+  absl::Status Connect(uint64_t session, const devmem::v1::ConnectRequest& req,
+                       devmem::v1::SocketResponse* resp);
+  absl::Status Steer(uint64_t session, const devmem::v1::SteerRequest& req,
+                     devmem::v1::FlowRule* rule);
+  // INVALID_ARGUMENT for no items or more than kMaxSocketsPerCall; otherwise
+  // OK with one result per item.
+  absl::Status OpenSockets(uint64_t session,
+                           const devmem::v1::OpenSocketsRequest& req,
+                           devmem::v1::OpenSocketsResponse* resp);
+  absl::Status SteerMany(uint64_t session,
+                         const devmem::v1::SteerManyRequest& req,
+                         devmem::v1::SteerManyResponse* resp);
+
+  // The fd a Deposit frame left behind `ticket` (request field `field`).
+  static absl::StatusOr<UniqueFd> TakeDeposit(SessionManager* sessions,
+                                              uint64_t session,
+                                              const std::string& ticket,
+                                              absl::string_view field);
+
+ private:
+  // What one made item left behind, to wait for and, if need be, undo.
+  struct Made {
+    uint64_t durable_at = 0;  // journal sequence number of its rule
+    uint64_t binding = 0;     // 0: no rule
+    uint32_t location = 0;
+    std::string ticket;  // "" for Steer
+  };
+
+  absl::Status ListenOne(uint64_t session, const devmem::v1::ListenRequest& req,
+                         devmem::v1::SocketResponse* resp, Made* made);
+  absl::Status ConnectOne(uint64_t session,
+                          const devmem::v1::ConnectRequest& req,
+                          devmem::v1::SocketResponse* resp, Made* made);
+  absl::Status SteerOne(uint64_t session, const devmem::v1::SteerRequest& req,
+                        devmem::v1::FlowRule* rule, Made* made);
+  // Waits until the records of every item in `made` are durable. On error
+  // every one is undone (rule removed, ticket taken back and its fd closed)
+  // and the error is returned: the items must fail with it.
+  absl::Status Settle(uint64_t session, const std::vector<Made>& made);
+  void Undo(uint64_t session, const Made& made);
+  // The NIC a socket request uses: `nic`, or the binding's NIC if `nic` is
+  // empty; INVALID_ARGUMENT if they differ.
+  absl::StatusOr<std::string> SocketNic(uint64_t session,
+                                        const std::string& nic,
+                                        uint64_t binding);
+  // Parks `fd` behind a ticket and fills the common response fields.
+  absl::Status Park(uint64_t session, UniqueFd fd, const std::string& nic,
+                    uint32_t ifindex, devmem::v1::SocketResponse* resp);
+
+  const Deps d_;
+};
+
+}  // namespace devmem
