@@ -530,6 +530,145 @@ absl::Status Session::Ping() {
   return absl::OkStatus();
 }
 
+// --- Many fds per frame ---
+
+namespace {
+
+// Bytes a DepositedMany answer spends per fd beyond its label (the 32-digit
+// ticket and the fields' tags and lengths), and on its header and the rest.
+constexpr size_t kAnswerBytesPerFd = 48;
+constexpr size_t kAnswerBytesFixed = 64;
+
+// End of the DepositMany frame that starts at `begin`: at most `per_frame`
+// fds, and labels short enough for the daemon's answer, which echoes them
+// with a ticket each, to fit in `max_frame_bytes`.
+size_t DepositFrameEnd(absl::Span<const std::string> labels, size_t begin,
+                       size_t count, size_t per_frame, size_t max_frame_bytes) {
+  const size_t end = std::min(count, begin + per_frame);
+  if (labels.empty()) return end;
+  size_t bytes = kAnswerBytesFixed;
+  for (size_t i = begin; i < end; ++i) {
+    bytes += labels[i].size() + kAnswerBytesPerFd;
+    if (bytes > max_frame_bytes && i > begin) return i;
+  }
+  return end;
+}
+
+}  // namespace
+
+size_t Session::FdsPerFrame() const {
+  absl::MutexLock lock(&state_mu_);
+  return std::min<size_t>(hello_.max_fds_per_frame(), kMaxFdsPerMessage);
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<UniqueFd>>> Session::RedeemMany(
+    absl::Span<const std::string> tickets) {
+  std::vector<absl::StatusOr<UniqueFd>> out;
+  out.reserve(tickets.size());
+  const size_t per_frame = FdsPerFrame();
+  if (per_frame <= 1) {
+    // An older daemon: one Redeem each. Only a broken session fails the
+    // whole call; an Error frame is that ticket's answer.
+    for (const std::string& ticket : tickets) {
+      absl::StatusOr<UniqueFd> fd = Redeem(ticket);
+      if (!fd.ok()) {
+        absl::MutexLock lock(&mu_);
+        if (!broken_.ok()) return fd.status();
+      }
+      out.push_back(std::move(fd));
+    }
+    return out;
+  }
+  for (size_t begin = 0; begin < tickets.size(); begin += per_frame) {
+    const absl::Span<const std::string> chunk =
+        tickets.subspan(begin, per_frame);
+    SessionFrame request;
+    devmem::v1::RedeemMany* many = request.mutable_redeem_many();
+    for (const std::string& ticket : chunk) many->add_tickets(ticket);
+    absl::StatusOr<Reply> reply = Exchange(request, {}, SessionFrame::kFdBatch);
+    if (!reply.ok()) return reply.status();
+    if (reply->frame.has_error()) {
+      return ErrorFrameStatus(reply->frame.error());
+    }
+    // Each answer is checked against its own request, so a wrong one is
+    // refused without being taken for another's: the session stays usable.
+    absl::StatusOr<std::vector<absl::StatusOr<UniqueFd>>> matched =
+        MatchFdBatch(chunk, reply->frame.fd_batch(), std::move(reply->fds));
+    if (!matched.ok()) return matched.status();
+    for (absl::StatusOr<UniqueFd>& fd : *matched) out.push_back(std::move(fd));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> Session::DepositFrame(
+    absl::Span<const UniqueFd> fds, absl::Span<const std::string> labels) {
+  SessionFrame request;
+  devmem::v1::DepositMany* many = request.mutable_deposit_many();
+  for (const std::string& label : labels) many->add_labels(label);
+  std::vector<int> borrowed;
+  for (const UniqueFd& fd : fds) borrowed.push_back(fd.get_unowned());
+  absl::StatusOr<Reply> reply =
+      Exchange(request, borrowed, SessionFrame::kDepositedMany);
+  if (!reply.ok()) return reply.status();
+  if (reply->frame.has_error()) {
+    return ErrorFrameStatus(reply->frame.error());
+  }
+  const auto& tickets = reply->frame.deposited_many().tickets();
+  if (!reply->fds.empty() ||
+      static_cast<size_t>(tickets.size()) != fds.size()) {
+    return absl::InternalError(absl::StrCat(
+        "devmemd answered a DepositMany of ", fds.size(), " fds with ",
+        tickets.size(), " tickets and ", reply->fds.size(), " fds"));
+  }
+  return std::vector<std::string>(tickets.begin(), tickets.end());
+}
+
+absl::StatusOr<std::vector<std::string>> Session::DepositMany(
+    std::vector<UniqueFd> fds, absl::Span<const std::string> labels) {
+  if (!labels.empty() && labels.size() != fds.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("DepositMany: ", labels.size(), " labels for ", fds.size(),
+                     " fds; give none or one per fd"));
+  }
+  const size_t per_frame = std::max<size_t>(FdsPerFrame(), 1);
+  const devmem::v1::Hello now = hello();
+  const size_t frame_bytes =
+      now.max_frame_bytes() == 0
+          ? kMaxFrameBytes
+          : std::min<size_t>(now.max_frame_bytes(), kMaxFrameBytes);
+  const absl::Span<const UniqueFd> all(fds);
+  std::vector<std::string> tickets;
+  absl::Status failed;
+  for (size_t begin = 0; begin < fds.size() && failed.ok();) {
+    const size_t end =
+        DepositFrameEnd(labels, begin, fds.size(), per_frame, frame_bytes);
+    const absl::Span<const std::string> frame_labels =
+        labels.empty() ? labels : labels.subspan(begin, end - begin);
+    absl::StatusOr<std::vector<std::string>> got;
+    if (per_frame == 1) {
+      // An older daemon: one Deposit each.
+      absl::StatusOr<std::string> one =
+          Deposit(fds[begin].get_unowned(),
+                  frame_labels.empty() ? "" : frame_labels[0]);
+      got = one.ok() ? absl::StatusOr<std::vector<std::string>>({*one})
+                     : one.status();
+    } else {
+      got = DepositFrame(all.subspan(begin, end - begin), frame_labels);
+    }
+    if (got.ok()) {
+      tickets.insert(tickets.end(), got->begin(), got->end());
+    } else {
+      failed = got.status();
+    }
+    for (size_t i = begin; i < end; ++i) fds[i].Reset();  // the daemon's now
+    begin = end;
+  }
+  if (failed.ok()) return tickets;
+  // All or nothing: take back what earlier frames deposited; the fds close.
+  if (!tickets.empty()) (void)RedeemMany(tickets);
+  return failed;
+}
+
 }  // namespace devmem
 
 namespace devmem {

@@ -216,6 +216,28 @@ class Session {
   // Round trip with a fresh nonce; checks the Pong echoes it.
   absl::Status Ping();
 
+  // --- Many fds per frame (RedeemMany, DepositMany). ---
+
+  // Redeems `tickets` in frames of up to Hello.max_fds_per_frame (253) each,
+  // one round trip per frame; against a daemon that takes one fd per frame
+  // (max_fds_per_frame <= 1), one Redeem per ticket. One result per ticket,
+  // in order: its fd, or its own failure as Redeem() would give it
+  // (NOT_FOUND, DEADLINE_EXCEEDED, INVALID_ARGUMENT...). The call fails as a
+  // whole (every fd received closed, their tickets spent) if an exchange
+  // fails, or an answer does not match its request: INTERNAL when the fds on
+  // a frame are not the tickets it grants.
+  absl::StatusOr<std::vector<absl::StatusOr<UniqueFd>>> RedeemMany(
+      absl::Span<const std::string> tickets);
+
+  // Hands `fds` (owned; closed here once the daemon has its copies) to the
+  // daemon in as few frames as Hello allows, and returns one ticket per fd,
+  // in order. `labels` is empty or one label (at most 256 bytes) per fd. All
+  // or nothing: on failure the tickets already issued are redeemed back and
+  // closed, and the daemon's code (RESOURCE_EXHAUSTED past the session's
+  // ticket limit, INVALID_ARGUMENT) is returned.
+  absl::StatusOr<std::vector<std::string>> DepositMany(
+      std::vector<UniqueFd> fds, absl::Span<const std::string> labels = {});
+
   // --- Live restart. ---
 
   // Reconnects to the daemon (retrying with backoff for up to `timeout`) and
@@ -276,6 +298,11 @@ class Session {
                                  absl::Span<const int> fds,
                                  devmem::v1::SessionFrame::BodyCase expected)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // One DepositMany frame with `fds` (borrowed): its tickets.
+  absl::StatusOr<std::vector<std::string>> DepositFrame(
+      absl::Span<const UniqueFd> fds, absl::Span<const std::string> labels);
+  // Fds per frame the daemon takes (Hello), at most kMaxFdsPerMessage.
+  size_t FdsPerFrame() const ABSL_LOCKS_EXCLUDED(state_mu_);
   absl::Status CheckRpcReady() const;
   // Redeems a BindResponse's anchor ticket and keeps the fd.
   void KeepAnchor(const devmem::v1::BindResponse& response);

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <grpcpp/client_context.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -12,6 +14,8 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <utility>
@@ -21,6 +25,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "client/testing/fake_devmemd.h"
+#include "daemon/base/clock.h"
+#include "daemon/session/peer_cred.h"
+#include "daemon/session/session_manager.h"
+#include "daemon/session/session_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernel/errno_status.h"
@@ -55,7 +63,8 @@ void SendFrame(int fd, const SessionFrame& frame,
 
 Received RecvFrame(int fd) {
   Received out;
-  absl::StatusOr<ReceivedMessage> msg = RecvWithFds(fd, kMaxFrameBytes, 1);
+  absl::StatusOr<ReceivedMessage> msg =
+      RecvWithFds(fd, kMaxFrameBytes, kMaxFdsPerMessage);
   if (!msg.ok() || msg->eof) {
     out.eof = true;
     return out;
@@ -67,13 +76,14 @@ Received RecvFrame(int fd) {
   return out;
 }
 
-SessionFrame HelloFrame(uint64_t session_id = 7) {
+SessionFrame HelloFrame(uint64_t session_id = 7,
+                        uint32_t max_fds_per_frame = 1) {
   SessionFrame frame;
   devmem::v1::Hello* hello = frame.mutable_hello();
   hello->set_session_id(session_id);
   hello->set_session_token(kToken);
   hello->set_ticket_ttl_ms(10000);
-  hello->set_max_fds_per_frame(1);
+  hello->set_max_fds_per_frame(max_fds_per_frame);
   hello->set_max_frame_bytes(kMaxFrameBytes);
   hello->set_protocol_version(kProtocolVersion);
   hello->set_peer_uid(getuid());
@@ -605,6 +615,217 @@ TEST(SessionOpenTest, RefusedSessionIsPermissionDenied) {
   auto session = Session::Open(daemon.runtime_dir());
   EXPECT_EQ(session.status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(session.status().message(), "uid 1234 gid 1234 is not allowed");
+}
+
+// --- RedeemMany and DepositMany ---
+
+// The real SessionServer and SessionManager of devmemd on a session socket in
+// a temporary directory, and a Session on it (no gRPC).
+class RealSessionDaemon {
+ public:
+  explicit RealSessionDaemon(uint32_t ticket_limit) {
+    SessionManager::Options options;
+    options.max_tickets_per_session = ticket_limit;
+    manager_ = std::make_unique<SessionManager>(options, RealClock::Get());
+    dir_ = MakeRuntimeDir();
+    path_ = dir_ + "/session.sock";
+    server_ = std::make_unique<SessionServer>(
+        ListenUnix(path_, SOCK_SEQPACKET | SOCK_NONBLOCK), &policy_,
+        manager_.get());
+    SessionServer::Observer observer;
+    observer.frame = [this](absl::string_view method, absl::StatusCode,
+                            absl::Duration) {
+      absl::MutexLock lock(&mu_);
+      ++frames_[std::string{method}];
+    };
+    server_->SetObserver(std::move(observer));
+    EXPECT_TRUE(server_->Start().ok());
+  }
+  ~RealSessionDaemon() {
+    server_->Stop();
+    unlink(path_.c_str());
+    rmdir(dir_.c_str());
+  }
+
+  absl::StatusOr<std::unique_ptr<Session>> Open() {
+    UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    struct sockaddr_un addr = {};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
+    EXPECT_EQ(connect(fd.get_unowned(), reinterpret_cast<sockaddr*>(&addr),
+                      sizeof(addr)),
+              0);
+    return Session::FromConnectedSocket(std::move(fd), nullptr, FastOptions());
+  }
+  SessionManager& manager() { return *manager_; }
+  // Waits (up to 10 s) for `want` frames of `method` to have been answered:
+  // the server counts a frame after its answer is sent. True if exactly
+  // `want` were.
+  bool Answered(const std::string& method, int want) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [&] { return frames_[method] >= want; };
+    mu_.AwaitWithTimeout(absl::Condition(&reached), absl::Seconds(10));
+    return frames_[method] == want;
+  }
+
+ private:
+  AccessPolicy policy_{{static_cast<uint32_t>(getuid())}, {}, "test"};
+  std::unique_ptr<SessionManager> manager_;
+  std::string dir_;
+  std::string path_;
+  std::unique_ptr<SessionServer> server_;
+  absl::Mutex mu_;
+  std::map<std::string, int> frames_ ABSL_GUARDED_BY(mu_);
+};
+
+// Room for `fds` more open fds: the soft limit raised to the hard one.
+bool RoomForFds(rlim_t fds) {
+  struct rlimit limit = {};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return false;
+  if (limit.rlim_cur < fds && limit.rlim_max >= fds) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) return false;
+  }
+  return limit.rlim_cur >= fds;
+}
+
+ino_t Inode(int fd) {
+  struct stat st = {};
+  EXPECT_EQ(fstat(fd, &st), 0);
+  return st.st_ino;
+}
+
+UniqueFd Memfd() { return UniqueFd(memfd_create("mem", MFD_CLOEXEC)); }
+
+TEST(SessionManyTest, RedeemManyOf600TicketsTakesThreeFrames) {
+  if (!RoomForFds(2000)) GTEST_SKIP() << "RLIMIT_NOFILE below 2000";
+  RealSessionDaemon daemon(/*ticket_limit=*/1000);
+  auto session = daemon.Open();
+  ASSERT_TRUE(session.ok()) << session.status();
+  EXPECT_EQ((*session)->hello().max_fds_per_frame(), 253u);
+  std::vector<std::string> tickets;
+  std::vector<ino_t> inodes;
+  for (int i = 0; i < 600; ++i) {
+    UniqueFd mem = Memfd();
+    inodes.push_back(Inode(mem.get_unowned()));
+    auto ticket =
+        daemon.manager().IssueTicket((*session)->session_id(), std::move(mem));
+    ASSERT_TRUE(ticket.ok()) << ticket.status();
+    tickets.push_back(*ticket);
+  }
+  tickets[400] = "0123456789abcdef0123456789abcdef";  // unknown
+  auto fds = (*session)->RedeemMany(tickets);
+  ASSERT_TRUE(fds.ok()) << fds.status();
+  ASSERT_EQ(fds->size(), 600u);
+  for (size_t i = 0; i < 600; ++i) {
+    if (i == 400) {
+      EXPECT_EQ((*fds)[i].status().code(), absl::StatusCode::kNotFound);
+      continue;
+    }
+    ASSERT_TRUE((*fds)[i].ok()) << i << ": " << (*fds)[i].status();
+    EXPECT_EQ(Inode((*fds)[i]->get_unowned()), inodes[i]) << i;
+  }
+  EXPECT_TRUE(daemon.Answered("session.RedeemMany", 3));  // 253 + 253 + 94
+  EXPECT_EQ(daemon.manager().pending_tickets(), 1u);      // ticket 400's memfd
+}
+
+TEST(SessionManyTest, DepositManyThenRedeemManyGivesTheFilesBack) {
+  if (!RoomForFds(2000)) GTEST_SKIP() << "RLIMIT_NOFILE below 2000";
+  RealSessionDaemon daemon(/*ticket_limit=*/1000);
+  auto session = daemon.Open();
+  ASSERT_TRUE(session.ok()) << session.status();
+  std::vector<UniqueFd> fds;
+  std::vector<ino_t> inodes;
+  for (int i = 0; i < 300; ++i) {
+    fds.push_back(Memfd());
+    inodes.push_back(Inode(fds.back().get_unowned()));
+  }
+  auto tickets = (*session)->DepositMany(std::move(fds));
+  ASSERT_TRUE(tickets.ok()) << tickets.status();
+  ASSERT_EQ(tickets->size(), 300u);
+  EXPECT_TRUE(daemon.Answered("session.DepositMany", 2));
+  auto back = (*session)->RedeemMany(*tickets);
+  ASSERT_TRUE(back.ok()) << back.status();
+  for (size_t i = 0; i < 300; ++i) {
+    ASSERT_TRUE((*back)[i].ok()) << (*back)[i].status();
+    EXPECT_EQ(Inode((*back)[i]->get_unowned()), inodes[i]) << i;
+  }
+}
+
+TEST(SessionManyTest, DepositManyPastTheTicketLimitLeavesNoTicket) {
+  RealSessionDaemon daemon(/*ticket_limit=*/300);
+  auto session = daemon.Open();
+  ASSERT_TRUE(session.ok()) << session.status();
+  std::vector<UniqueFd> fds(400);
+  for (UniqueFd& fd : fds) fd = Memfd();
+  // The first frame (253) is kept, the second fails midway at the daemon:
+  // the client then takes back the first.
+  auto tickets = (*session)->DepositMany(std::move(fds));
+  EXPECT_EQ(tickets.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(daemon.manager().pending_tickets(), 0u);
+  EXPECT_TRUE((*session)->Ping().ok());
+}
+
+TEST(SessionManyTest, OlderDaemonGetsOneRedeemOrDepositPerFd) {
+  FakeDaemon daemon([](int fd) {
+    SendFrame(fd, HelloFrame(/*session_id=*/7, /*max_fds_per_frame=*/1));
+    for (;;) {
+      Received req = RecvFrame(fd);
+      if (req.eof) return;
+      if (req.frame.has_deposit()) {
+        SessionFrame reply;
+        reply.mutable_deposited()->set_ticket(
+            absl::StrCat("d-", req.frame.deposit().label()));
+        SendFrame(fd, reply);
+        continue;
+      }
+      ASSERT_TRUE(req.frame.has_redeem()) << req.frame.DebugString();
+      const std::string& ticket = req.frame.redeem().ticket();
+      if (ticket == "gone") {
+        SendFrame(fd, ErrorFrame(5, "not found", ticket));
+        continue;
+      }
+      UniqueFd pipe_end = PipeReading(ticket);
+      SendFrame(fd, GrantFrame(ticket), {pipe_end.get_unowned()});
+    }
+  });
+  auto session = OpenOn(daemon);
+  ASSERT_TRUE(session.ok()) << session.status();
+  const std::vector<std::string> tickets = {"t1", "gone", "t3"};
+  auto fds = (*session)->RedeemMany(tickets);
+  ASSERT_TRUE(fds.ok()) << fds.status();
+  ASSERT_EQ(fds->size(), 3u);
+  EXPECT_EQ(ReadAll((*fds)[0]->get_unowned()), "t1");
+  EXPECT_EQ((*fds)[1].status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadAll((*fds)[2]->get_unowned()), "t3");
+  std::vector<UniqueFd> two;
+  two.push_back(PipeReading(""));
+  two.push_back(PipeReading(""));
+  const std::vector<std::string> labels = {"a", "b"};
+  auto deposited = (*session)->DepositMany(std::move(two), labels);
+  ASSERT_TRUE(deposited.ok()) << deposited.status();
+  EXPECT_EQ(*deposited, (std::vector<std::string>{"d-a", "d-b"}));
+}
+
+TEST(SessionManyTest, BatchWhoseFdsDoNotMatchItsGrantsIsInternal) {
+  FakeDaemon daemon([](int fd) {
+    SendFrame(fd, HelloFrame(/*session_id=*/7, /*max_fds_per_frame=*/253));
+    Received req = RecvFrame(fd);
+    ASSERT_TRUE(req.frame.has_redeem_many());
+    SessionFrame reply;
+    reply.mutable_fd_batch()->add_tickets("t1");
+    reply.mutable_fd_batch()->add_tickets("t2");
+    UniqueFd one = PipeReading("x");
+    SendFrame(fd, reply, {one.get_unowned()});
+    DrainUntilEof(fd);
+  });
+  auto session = OpenOn(daemon);
+  ASSERT_TRUE(session.ok()) << session.status();
+  const std::vector<std::string> tickets = {"t1", "t2"};
+  auto fds = (*session)->RedeemMany(tickets);
+  EXPECT_EQ(fds.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(fds.status().message(), HasSubstr("granted 2 tickets"));
+  EXPECT_THAT(fds.status().message(), HasSubstr("carried 1 fds"));
 }
 
 }  // namespace

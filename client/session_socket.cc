@@ -53,13 +53,26 @@ absl::Status WaitReadable(int fd, absl::Time deadline) {
   }
 }
 
+// The failure a daemon's code and message stand for (INTERNAL if the code is
+// 0: an Error frame or TicketError must carry a failure; 0 is a daemon bug).
+absl::Status DaemonFailure(int code, absl::string_view text) {
+  std::string message(text);
+  if (message.empty()) message = "devmemd refused the request (no message)";
+  absl::Status status = StatusFromCode(code, message);
+  if (status.ok()) {
+    return absl::InternalError(
+        absl::StrCat("devmemd reported a failure with code 0 (OK): ", message));
+  }
+  return status;
+}
+
 }  // namespace
 
 absl::StatusOr<SessionReply> ReadFrame(int fd, absl::Time deadline) {
   absl::Status ready = WaitReadable(fd, deadline);
   if (!ready.ok()) return ready;
   absl::StatusOr<ReceivedMessage> msg =
-      RecvWithFds(fd, kMaxFrameBytes, /*max_fds=*/1);
+      RecvWithFds(fd, kMaxFrameBytes, /*max_fds=*/kMaxFdsPerMessage);
   if (!msg.ok()) {
     return absl::Status(
         msg.status().code(),
@@ -104,6 +117,14 @@ const char* BodyName(const SessionFrame& frame) {
       return "ReturnAnchor";
     case SessionFrame::kAnchorAccepted:
       return "AnchorAccepted";
+    case SessionFrame::kRedeemMany:
+      return "RedeemMany";
+    case SessionFrame::kFdBatch:
+      return "FdBatch";
+    case SessionFrame::kDepositMany:
+      return "DepositMany";
+    case SessionFrame::kDepositedMany:
+      return "DepositedMany";
     case SessionFrame::BODY_NOT_SET:
       break;
   }
@@ -111,15 +132,51 @@ const char* BodyName(const SessionFrame& frame) {
 }
 
 absl::Status ErrorFrameStatus(const devmem::v1::Error& error) {
-  std::string message = error.message();
-  if (message.empty()) message = "devmemd refused the request (no message)";
-  absl::Status status = StatusFromCode(error.code(), message);
-  if (status.ok()) {
-    // An Error frame must carry a failure; code 0 is a daemon bug.
+  return DaemonFailure(error.code(), error.message());
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<UniqueFd>>> MatchFdBatch(
+    absl::Span<const std::string> tickets, const devmem::v1::FdBatch& batch,
+    std::vector<UniqueFd> fds) {
+  if (fds.size() != static_cast<size_t>(batch.tickets_size())) {
     return absl::InternalError(
-        absl::StrCat("devmemd sent an Error frame with code 0: ", message));
+        absl::StrCat("devmemd's FdBatch granted ", batch.tickets_size(),
+                     " tickets but carried ", fds.size(), " fds (all closed)"));
   }
-  return status;
+  std::vector<absl::StatusOr<UniqueFd>> out;
+  out.reserve(tickets.size());
+  std::vector<bool> failed(tickets.size(), false);
+  for (size_t i = 0; i < tickets.size(); ++i) {
+    out.emplace_back(absl::InternalError("not answered"));
+  }
+  for (const devmem::v1::TicketError& error : batch.errors()) {
+    if (error.index() >= tickets.size() || failed[error.index()]) {
+      return absl::InternalError(absl::StrCat(
+          "devmemd's FdBatch has a second or out-of-range error for ticket "
+          "index ",
+          error.index(), " of a RedeemMany of ", tickets.size()));
+    }
+    failed[error.index()] = true;
+    out[error.index()] = DaemonFailure(error.code(), error.message());
+  }
+  // Grants keep the request's order, skipping the tickets that failed.
+  size_t next = 0;
+  for (size_t i = 0; i < tickets.size(); ++i) {
+    if (failed[i]) continue;
+    if (next == fds.size() ||
+        batch.tickets(static_cast<int>(next)) != tickets[i]) {
+      return absl::InternalError(absl::StrCat(
+          "devmemd's FdBatch does not answer ticket ", i, " ('", tickets[i],
+          "') of a RedeemMany of ", tickets.size(), " (all fds closed)"));
+    }
+    out[i] = std::move(fds[next++]);
+  }
+  if (next != fds.size()) {
+    return absl::InternalError(
+        absl::StrCat("devmemd's FdBatch granted ", fds.size() - next,
+                     " tickets that were not asked for (all fds closed)"));
+  }
+  return out;
 }
 
 absl::StatusOr<UniqueFd> ConnectSessionSocket(const std::string& runtime_dir) {

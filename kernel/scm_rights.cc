@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -52,54 +53,70 @@ absl::Status SendWithFds(int sock, absl::string_view data,
   }
 }
 
-absl::StatusOr<ReceivedMessage> RecvWithFds(int sock, size_t max_bytes,
-                                            size_t max_fds) {
-  if (max_fds > kMaxFdsPerMessage) max_fds = kMaxFdsPerMessage;
-  ReceivedMessage out;
-  // One spare byte lets MSG_TRUNC-less stream sockets still be checked for
-  // size.
-  out.data.resize(max_bytes);
-  struct iovec iov;
-  iov.iov_base = out.data.data();
-  iov.iov_len = out.data.size();
-  // Room for exactly max_fds fds: one more makes the kernel set MSG_CTRUNC.
-  alignas(
-      struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
-  struct msghdr msg;
-  std::memset(&msg, 0, sizeof(msg));
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = max_fds == 0 ? 0 : CMSG_SPACE(sizeof(int) * max_fds);
-  if (max_fds == 0) msg.msg_control = nullptr;
-  ssize_t n;
+namespace {
+
+// Takes ownership of the fds of every SCM_RIGHTS control message in `msg`
+// (the kernel merges a sender's several into one, but a receiver cannot rely
+// on that), so that any error after this closes them all. Returns false if
+// `msg` also holds a control message of another kind.
+bool TakeFds(struct msghdr& msg, std::vector<UniqueFd>& fds) {
+  bool only_rights = true;
+  if (msg.msg_controllen == 0) return only_rights;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
+       c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+      only_rights = false;
+      continue;
+    }
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const unsigned char* p = CMSG_DATA(c);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, p + i * sizeof(int), sizeof(int));
+      fds.emplace_back(fd);
+    }
+  }
+  return only_rights;
+}
+
+// recvmsg() with EINTR retried; EAGAIN is UNAVAILABLE.
+absl::StatusOr<size_t> RecvMsg(int sock, struct msghdr& msg) {
   for (;;) {
-    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    if (n >= 0) break;
+    const ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n >= 0) return static_cast<size_t>(n);
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       return absl::UnavailableError("recvmsg: no message ready (EAGAIN)");
     }
     return ErrnoStatus(errno, "recvmsg");
   }
-  // Take ownership of every fd first, so any error below closes them all.
-  bool foreign_cmsg = false;
-  if (msg.msg_controllen > 0) {
-    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
-         c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        const unsigned char* p = CMSG_DATA(c);
-        for (size_t i = 0; i < count; ++i) {
-          int fd;
-          std::memcpy(&fd, p + i * sizeof(int), sizeof(int));
-          out.fds.emplace_back(fd);
-        }
-      } else {
-        foreign_cmsg = true;
-      }
-    }
+}
+
+}  // namespace
+
+absl::StatusOr<ReceivedMessage> RecvWithFds(int sock, size_t max_bytes,
+                                            size_t max_fds) {
+  max_fds = std::min(max_fds, kMaxFdsPerMessage);
+  ReceivedMessage out;
+  out.data.resize(max_bytes);
+  struct iovec iov;
+  iov.iov_base = out.data.data();
+  iov.iov_len = out.data.size();
+  // Room for exactly max_fds fds: the kernel installs as many as fit, closes
+  // the rest and sets MSG_CTRUNC (net/core/scm.c, scm_detach_fds).
+  alignas(
+      struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
+  struct msghdr msg;
+  std::memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (max_fds > 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * max_fds);
   }
+  absl::StatusOr<size_t> n = RecvMsg(sock, msg);
+  if (!n.ok()) return n.status();
+  const bool only_rights = TakeFds(msg, out.fds);
   if (msg.msg_flags & MSG_CTRUNC) {
     return absl::InvalidArgumentError(absl::StrCat(
         "control data truncated (MSG_CTRUNC): more than ", max_fds,
@@ -109,16 +126,17 @@ absl::StatusOr<ReceivedMessage> RecvWithFds(int sock, size_t max_bytes,
     return absl::InvalidArgumentError(
         absl::StrCat("message larger than ", max_bytes, " bytes (MSG_TRUNC)"));
   }
-  if (foreign_cmsg) {
+  if (!only_rights) {
     return absl::InvalidArgumentError(
         "unexpected control message (only SCM_RIGHTS is accepted)");
   }
   if (out.fds.size() > max_fds) {
     return absl::InvalidArgumentError(
-        absl::StrCat(out.fds.size(), " fds in one message, limit ", max_fds));
+        absl::StrCat(out.fds.size(), " fds in one message, limit ", max_fds,
+                     "; all received fds closed"));
   }
-  out.data.resize(static_cast<size_t>(n));
-  out.eof = (n == 0 && out.fds.empty());
+  out.data.resize(*n);
+  out.eof = (*n == 0 && out.fds.empty());
   return out;
 }
 

@@ -79,6 +79,9 @@ class ProtocolConformanceTest : public ::testing::Test {
     // RestoreNic is an admin call; the test's uid is the admin.
     o.config.add_admin_uids(getuid());
     o.config.set_state_dir(absl::StrCat(tmp, "/state", n));
+    // Room for two frames of fds (RedeemMany, DepositMany), and a known
+    // limit to exceed.
+    o.config.set_max_tickets_per_session(kTicketLimit);
     auto* p = o.config.add_nic_profiles();
     p->set_nic("lo");
     p->set_pool_queues(2);
@@ -169,6 +172,7 @@ class ProtocolConformanceTest : public ::testing::Test {
     return r.has_value() && r->has_pong() && r->pong().nonce() == 42;
   }
 
+  static constexpr uint32_t kTicketLimit = 300;
   std::string dir_;
   SimulatedNic* sim_ = nullptr;
   std::unique_ptr<Daemon> daemon_;
@@ -557,6 +561,151 @@ TEST_F(ProtocolConformanceTest, RestoredNicHasNoRecord) {
   EXPECT_TRUE(st.record_path().empty());
   EXPECT_FALSE(st.has_original());
   EXPECT_NE(access(path.c_str(), F_OK), 0);
+}
+
+// --- Many fds per frame (sections 2 and 3) ---
+
+// Hello promises the kernel's maximum; a DepositMany of that many comes back,
+// in order, from one RedeemMany whose answer is one frame with every fd.
+TEST_F(ProtocolConformanceTest, DepositManyAndRedeemManyOfTheMaximum) {
+  ASSERT_EQ(client_->hello().max_fds_per_frame(), 253u);
+  std::vector<TestPipe> pipes(253);
+  std::vector<std::string> labels;
+  labels.reserve(pipes.size());
+  for (size_t i = 0; i < pipes.size(); ++i) labels.push_back(absl::StrCat(i));
+  auto r = client_->DepositMany(WriteEnds(pipes), labels);
+  CloseWriteEnds(pipes);
+  ASSERT_TRUE(r.has_value() && r->has_deposited_many())
+      << (r ? r->DebugString() : "no answer");
+  const devmem::v1::DepositedMany& dep = r->deposited_many();
+  ASSERT_EQ(dep.tickets_size(), 253);
+  ASSERT_EQ(dep.labels_size(), 253);
+  EXPECT_EQ(dep.labels(252), "252");
+  EXPECT_GT(dep.ticket_ttl_ms(), 0u);
+  std::vector<UniqueFd> fds;
+  r = client_->RedeemMany({dep.tickets().begin(), dep.tickets().end()}, &fds);
+  ASSERT_TRUE(r.has_value() && r->has_fd_batch());
+  EXPECT_EQ(r->fd_batch().tickets_size(), 253);
+  EXPECT_EQ(r->fd_batch().errors_size(), 0);
+  ASSERT_EQ(fds.size(), 253u);
+  // fds[i] is pipe i's write end: a byte through it reaches pipe i.
+  for (size_t i = 0; i < fds.size(); i += 50) {
+    ASSERT_EQ(write(fds[i].get_unowned(), "x", 1), 1);
+    char c = 0;
+    EXPECT_EQ(read(pipes[i].r.get_unowned(), &c, 1), 1) << i;
+  }
+}
+
+// Each ticket of a RedeemMany succeeds or fails alone, with Redeem's codes;
+// a malformed one is not echoed.
+TEST_F(ProtocolConformanceTest, RedeemManyAnswersEachTicketAlone) {
+  TestPipe pipe;
+  const std::string good = Deposit(pipe.w.get_unowned());
+  const std::string unknown = "0123456789abcdef0123456789abcdef";
+  std::vector<UniqueFd> fds;
+  auto r = client_->RedeemMany({unknown, std::string(20000, 'Q'), good}, &fds);
+  ASSERT_TRUE(r.has_value() && r->has_fd_batch())
+      << (r ? r->DebugString() : "no answer");
+  const devmem::v1::FdBatch& batch = r->fd_batch();
+  ASSERT_EQ(batch.tickets_size(), 1);
+  EXPECT_EQ(batch.tickets(0), good);
+  EXPECT_EQ(fds.size(), 1u);
+  ASSERT_EQ(batch.errors_size(), 2);
+  EXPECT_EQ(batch.errors(0).index(), 0u);
+  EXPECT_EQ(batch.errors(0).code(), 5);
+  EXPECT_EQ(batch.errors(0).ticket(), unknown);
+  EXPECT_EQ(batch.errors(1).index(), 1u);
+  EXPECT_EQ(batch.errors(1).code(), 3);
+  EXPECT_TRUE(batch.errors(1).ticket().empty());
+  EXPECT_LE(batch.errors(1).message().size(), 200u);
+}
+
+// None, or more than max_fds_per_frame tickets: one Error{3}, nothing spent.
+TEST_F(ProtocolConformanceTest, RedeemManyOfNoneOrTooManyIsOneError) {
+  TestPipe pipe;
+  const std::string good = Deposit(pipe.w.get_unowned());
+  std::vector<std::string> many(254, good);
+  for (const std::vector<std::string>& tickets :
+       {many, std::vector<std::string>()}) {
+    std::vector<UniqueFd> fds;
+    auto r = client_->RedeemMany(tickets, &fds);
+    ASSERT_TRUE(r.has_value()) << "the session was closed without an answer";
+    ASSERT_EQ(r->body_case(), Frame::kError);
+    EXPECT_EQ(r->error().code(), 3);
+    EXPECT_TRUE(fds.empty());
+  }
+  EXPECT_TRUE(client_->Redeem(good).ok());
+}
+
+// DepositMany is all or nothing: past max_tickets_per_session it is
+// Error{8}, every fd closed and no ticket issued (the whole limit is still
+// free afterwards).
+TEST_F(ProtocolConformanceTest, DepositManyPastTheTicketLimitKeepsNothing) {
+  std::vector<TestPipe> first(200);
+  auto r = client_->DepositMany(WriteEnds(first));
+  CloseWriteEnds(first);
+  ASSERT_TRUE(r.has_value() && r->has_deposited_many());
+  std::vector<TestPipe> second(kTicketLimit - 200 + 1);
+  r = client_->DepositMany(WriteEnds(second));
+  CloseWriteEnds(second);
+  ASSERT_TRUE(r.has_value() && r->has_error())
+      << (r ? r->DebugString() : "no answer");
+  EXPECT_EQ(r->error().code(), 8);
+  for (const TestPipe& p : second) EXPECT_TRUE(WriterClosedSoon(p));
+  std::vector<TestPipe> exact(kTicketLimit - 200);
+  r = client_->DepositMany(WriteEnds(exact));
+  EXPECT_TRUE(r.has_value() && r->has_deposited_many())
+      << (r ? r->DebugString() : "no answer");
+}
+
+// Wrong DepositMany content gets Error{3} and its fds are closed; an old
+// client's Deposit still takes exactly one fd (two: Error{3}, not a close).
+TEST_F(ProtocolConformanceTest, BadDepositManyAndTwoFdDepositAreErrors) {
+  auto r = client_->DepositMany({});
+  ASSERT_TRUE(r.has_value() && r->has_error());
+  EXPECT_EQ(r->error().code(), 3);
+  std::vector<TestPipe> pipes(3);
+  r = client_->DepositMany(WriteEnds(pipes), {"one", "two"});
+  CloseWriteEnds(pipes);
+  ASSERT_TRUE(r.has_value() && r->has_error());
+  EXPECT_EQ(r->error().code(), 3);
+  for (const TestPipe& p : pipes) EXPECT_TRUE(WriterClosedSoon(p));
+  TestPipe a, b;
+  Frame dep;
+  dep.mutable_deposit();
+  client_->Send(dep, {a.w.get_unowned(), b.w.get_unowned()});
+  a.w.Reset();
+  b.w.Reset();
+  r = client_->Read();
+  ASSERT_TRUE(r.has_value() && r->has_error());
+  EXPECT_EQ(r->error().code(), 3);
+  EXPECT_TRUE(WriterClosedSoon(a));
+  EXPECT_TRUE(WriterClosedSoon(b));
+  EXPECT_TRUE(Pings());
+}
+
+// Section 2: fds on a RedeemMany, or a daemon->client batch body, close the
+// session; the fds are closed.
+TEST_F(ProtocolConformanceTest, ManyFdViolationsCloseTheSession) {
+  std::vector<TestPipe> pipes(253);
+  Frame f;
+  f.mutable_redeem_many()->add_tickets("0123456789abcdef0123456789abcdef");
+  client_->Send(f, WriteEnds(pipes));
+  CloseWriteEnds(pipes);
+  EXPECT_TRUE(client_->ClosedByPeer());
+  for (const TestPipe& p : pipes) EXPECT_TRUE(WriterClosedSoon(p));
+  for (const Frame::BodyCase body : {Frame::kFdBatch, Frame::kDepositedMany}) {
+    TestSessionClient c(dir_ + "/session.sock");
+    ASSERT_TRUE(c.ReadHello());
+    Frame daemon_body;
+    if (body == Frame::kFdBatch) {
+      daemon_body.mutable_fd_batch();
+    } else {
+      daemon_body.mutable_deposited_many();
+    }
+    c.Send(daemon_body);
+    EXPECT_TRUE(c.ClosedByPeer());
+  }
 }
 
 }  // namespace

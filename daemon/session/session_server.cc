@@ -22,12 +22,43 @@ namespace {
 // reach these.
 constexpr uint64_t kListenTag = ~uint64_t{0};
 constexpr uint64_t kStopTag = ~uint64_t{0} - 1;
-constexpr uint32_t kMaxFdsPerFrame = 1;
+// The kernel's most per message (kernel/scm_rights.h), for fds and for the
+// tickets of one RedeemMany.
+constexpr uint32_t kMaxFdsPerFrame = kMaxFdsPerMessage;
 // Deposit labels come back in Deposited; errors are cut to fit a frame.
 constexpr size_t kMaxLabelBytes = 256;
 constexpr size_t kMaxErrorMessage = 4096;
+// An FdBatch holds up to kMaxFdsPerFrame TicketErrors: each message is cut
+// so that all of them, each with its ticket (34 bytes) and field overhead
+// (at most 14 bytes), fit in one frame.
+constexpr size_t kMaxItemMessage = 200;
+static_assert(kMaxFdsPerFrame * (kMaxItemMessage + 48) + 64 <= kMaxFrameBytes,
+              "an FdBatch of errors must fit in a frame");
 
 int RpcCode(const absl::Status& s) { return static_cast<int>(s.code()); }
+
+// `text` cut to at most `max` bytes, on a UTF-8 character boundary (proto3
+// strings must stay valid UTF-8 or the peer cannot parse the frame).
+std::string Cut(absl::string_view text, size_t max) {
+  if (text.size() <= max) return std::string{text};
+  size_t end = max;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) {
+    --end;
+  }
+  return std::string{text.substr(0, end)};
+}
+
+devmem::v1::SessionFrame ErrorFrame(absl::StatusCode code,
+                                    absl::string_view message) {
+  devmem::v1::SessionFrame frame;
+  frame.mutable_error()->set_code(static_cast<int>(code));
+  frame.mutable_error()->set_message(std::string{message});
+  return frame;
+}
+
+devmem::v1::SessionFrame ErrorFrame(const absl::Status& status) {
+  return ErrorFrame(status.code(), status.message());
+}
 
 }  // namespace
 
@@ -179,7 +210,8 @@ void SessionServer::Accept() {
 }
 
 bool SessionServer::Reply(uint64_t session_id, int fd,
-                          const devmem::v1::SessionFrame& frame, int pass_fd) {
+                          const devmem::v1::SessionFrame& frame,
+                          absl::Span<const int> pass_fds) {
   if (frame.has_error()) {
     reply_code_ = static_cast<absl::StatusCode>(frame.error().code());
   }
@@ -188,15 +220,14 @@ bool SessionServer::Reply(uint64_t session_id, int fd,
     // One answer per frame, always: an error too long for a frame is cut.
     devmem::v1::SessionFrame cut = frame;
     cut.mutable_error()->clear_ticket();
-    cut.mutable_error()->mutable_message()->resize(
-        std::min<size_t>(frame.error().message().size(), kMaxErrorMessage));
+    cut.mutable_error()->set_message(
+        Cut(frame.error().message(), kMaxErrorMessage));
     bytes = EncodeFrame(cut);
   }
   if (!bytes.ok()) return false;
-  std::vector<int> fds;
-  if (pass_fd >= 0) fds.push_back(pass_fd);
   // Non-blocking socket: EAGAIN means the client stopped reading its replies.
-  return SendWithFds(fd, *bytes, fds).ok();
+  // All fds go in one message: at most kMaxFdsPerFrame, the kernel's limit.
+  return SendWithFds(fd, *bytes, pass_fds).ok();
 }
 
 bool SessionServer::Serve(uint64_t session_id, int fd) {
@@ -214,6 +245,7 @@ bool SessionServer::Serve(uint64_t session_id, int fd) {
   }
   using F = devmem::v1::SessionFrame;
   if (frame->body_case() != F::kDeposit &&
+      frame->body_case() != F::kDepositMany &&
       frame->body_case() != F::kReturnAnchor && !msg->fds.empty()) {
     ++violations_;
     return false;
@@ -263,84 +295,46 @@ const char* SessionServer::FrameMethod(
       return "session.Resume";
     case F::kReturnAnchor:
       return "session.ReturnAnchor";
+    case F::kRedeemMany:
+      return "session.RedeemMany";
+    case F::kDepositMany:
+      return "session.DepositMany";
     default:
       return nullptr;
   }
 }
 
 bool SessionServer::ServeFrame(uint64_t session_id, int fd,
-                               const devmem::v1::SessionFrame& frame_in,
+                               const devmem::v1::SessionFrame& frame,
                                std::vector<UniqueFd>& fds) {
-  const devmem::v1::SessionFrame* frame = &frame_in;
-  devmem::v1::SessionFrame reply;
   using F = devmem::v1::SessionFrame;
-  switch (frame->body_case()) {
-    case F::kRedeem: {
-      const std::string& ticket = frame->redeem().ticket();
-      auto taken = sessions_->Redeem(session_id, ticket);
-      if (!taken.ok()) {
-        auto* err = reply.mutable_error();
-        err->set_code(RpcCode(taken.status()));
-        err->set_message(absl::StrCat(taken.status().message()));
-        // Echo only what could be a ticket: the answer must fit in a frame.
-        if (IsTicketFormat(ticket)) err->set_ticket(ticket);
-        return Reply(session_id, fd, reply);
-      }
-      reply.mutable_fd_grant()->set_ticket(ticket);
-      // Our copy of the fd closes when `taken` goes out of scope, after the
-      // kernel has duplicated it into the message.
-      if (!Reply(session_id, fd, reply, taken->get_unowned())) return false;
-      ++fds_handed_off_;
-      if (observer_.fd) observer_.fd("to_client", FdKind(taken->get_unowned()));
-      return true;
-    }
-    case F::kDeposit: {
-      if (observer_.fd && !fds.empty()) observer_.fd("from_client", "dmabuf");
-      if (fds.size() != 1) {
-        auto* err = reply.mutable_error();
-        err->set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
-        err->set_message(
-            "Deposit frame must carry exactly one fd (SCM_RIGHTS)");
-        return Reply(session_id, fd, reply);
-      }
-      if (frame->deposit().label().size() > kMaxLabelBytes) {
-        auto* err = reply.mutable_error();
-        err->set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
-        err->set_message(
-            absl::StrCat("Deposit label is ", frame->deposit().label().size(),
-                         " bytes; at most ", kMaxLabelBytes,
-                         " (it is echoed in Deposited); the fd was closed"));
-        return Reply(session_id, fd, reply);
-      }
-      auto ticket = sessions_->IssueTicket(session_id, std::move(fds[0]));
-      if (!ticket.ok()) {
-        auto* err = reply.mutable_error();
-        err->set_code(RpcCode(ticket.status()));
-        err->set_message(absl::StrCat(ticket.status().message()));
-        return Reply(session_id, fd, reply);
-      }
-      auto* dep = reply.mutable_deposited();
-      dep->set_ticket(*ticket);
-      dep->set_label(frame->deposit().label());
-      dep->set_ticket_ttl_ms(static_cast<uint32_t>(
-          absl::ToInt64Milliseconds(sessions_->ticket_ttl())));
+  switch (frame.body_case()) {
+    case F::kRedeem:
+      return HandleRedeem(session_id, fd, frame.redeem().ticket());
+    case F::kRedeemMany:
+      return HandleRedeemMany(session_id, fd, frame.redeem_many());
+    case F::kDeposit:
+      return HandleDeposit(session_id, fd, frame.deposit().label(), fds);
+    case F::kDepositMany:
+      return HandleDepositMany(session_id, fd, frame.deposit_many(), fds);
+    case F::kPing: {
+      devmem::v1::SessionFrame reply;
+      reply.mutable_pong()->set_nonce(frame.ping().nonce());
       return Reply(session_id, fd, reply);
     }
-    case F::kPing:
-      reply.mutable_pong()->set_nonce(frame->ping().nonce());
-      return Reply(session_id, fd, reply);
     case F::kResume:
-      return HandleResume(session_id, fd, frame->resume().session_token());
+      return HandleResume(session_id, fd, frame.resume().session_token());
     case F::kReturnAnchor: {
-      if (observer_.fd && !fds.empty()) observer_.fd("from_client", "anchor");
+      NoteReceived(fds.size(), "anchor");
       if (fds.size() != 1) {
-        auto* err = reply.mutable_error();
-        err->set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
-        err->set_message(
-            "ReturnAnchor frame must carry exactly one fd (SCM_RIGHTS)");
-        return Reply(session_id, fd, reply);
+        fds.clear();
+        return Reply(
+            session_id, fd,
+            ErrorFrame(
+                absl::StatusCode::kInvalidArgument,
+                "ReturnAnchor frame must carry exactly one fd (SCM_RIGHTS)"));
       }
-      return HandleReturnAnchor(session_id, fd, frame->return_anchor().handle(),
+      return HandleReturnAnchor(session_id, fd, frame.return_anchor().handle(),
                                 std::move(fds[0]));
     }
     default:
@@ -350,6 +344,178 @@ bool SessionServer::ServeFrame(uint64_t session_id, int fd,
   }
 }
 
+void SessionServer::NoteReceived(size_t count, absl::string_view kind) {
+  if (!observer_.fd) return;
+  for (size_t i = 0; i < count; ++i) observer_.fd("from_client", kind);
+}
+
+void SessionServer::NoteHandedOff(absl::Span<const UniqueFd> fds) {
+  fds_handed_off_ += fds.size();
+  if (!observer_.fd) return;
+  for (const UniqueFd& f : fds) {
+    observer_.fd("to_client", FdKind(f.get_unowned()));
+  }
+}
+
+bool SessionServer::HandleRedeem(uint64_t session_id, int fd,
+                                 const std::string& ticket) {
+  absl::StatusOr<UniqueFd> taken = sessions_->Redeem(session_id, ticket);
+  if (!taken.ok()) {
+    devmem::v1::SessionFrame reply = ErrorFrame(taken.status());
+    // Echo only what could be a ticket: the answer must fit in a frame.
+    if (IsTicketFormat(ticket)) reply.mutable_error()->set_ticket(ticket);
+    return Reply(session_id, fd, reply);
+  }
+  devmem::v1::SessionFrame reply;
+  reply.mutable_fd_grant()->set_ticket(ticket);
+  // Our copy of the fd closes when `taken` goes out of scope, after the
+  // kernel has duplicated it into the message.
+  const int pass[] = {taken->get_unowned()};
+  if (!Reply(session_id, fd, reply, pass)) return false;
+  NoteHandedOff(absl::MakeConstSpan(&*taken, 1));
+  return true;
+}
+
+bool SessionServer::HandleRedeemMany(uint64_t session_id, int fd,
+                                     const devmem::v1::RedeemMany& request) {
+  const int count = request.tickets_size();
+  if (count == 0 || static_cast<uint32_t>(count) > kMaxFdsPerFrame) {
+    return Reply(session_id, fd,
+                 ErrorFrame(absl::StatusCode::kInvalidArgument,
+                            absl::StrCat("RedeemMany names ", count,
+                                         " tickets; 1 to ", kMaxFdsPerFrame,
+                                         " per frame (none was redeemed)")));
+  }
+  devmem::v1::SessionFrame reply;
+  devmem::v1::FdBatch* batch = reply.mutable_fd_batch();
+  std::vector<UniqueFd> granted;
+  std::vector<int> pass;
+  for (int i = 0; i < count; ++i) {
+    // Each ticket on its own, as a Redeem of it would go; a ticket named
+    // twice is spent by its first mention (NOT_FOUND for the second).
+    const std::string& ticket = request.tickets(i);
+    absl::StatusOr<UniqueFd> taken = sessions_->Redeem(session_id, ticket);
+    if (!taken.ok()) {
+      devmem::v1::TicketError* err = batch->add_errors();
+      err->set_index(static_cast<uint32_t>(i));
+      err->set_code(RpcCode(taken.status()));
+      err->set_message(Cut(taken.status().message(), kMaxItemMessage));
+      if (IsTicketFormat(ticket)) err->set_ticket(ticket);
+      continue;
+    }
+    batch->add_tickets(ticket);
+    pass.push_back(taken->get_unowned());
+    granted.push_back(*std::move(taken));
+  }
+  // As for Redeem, our copies close with `granted` once the kernel has its
+  // own in the message; if the send fails the session closes, and they
+  // would have been closed with it.
+  if (!Reply(session_id, fd, reply, pass)) return false;
+  NoteHandedOff(granted);
+  return true;
+}
+
+bool SessionServer::HandleDeposit(uint64_t session_id, int fd,
+                                  const std::string& label,
+                                  std::vector<UniqueFd>& fds) {
+  NoteReceived(fds.size(), "dmabuf");
+  if (fds.size() != 1) {
+    fds.clear();  // closed before the answer says so
+    return Reply(session_id, fd,
+                 ErrorFrame(absl::StatusCode::kInvalidArgument,
+                            "Deposit frame must carry exactly one fd "
+                            "(SCM_RIGHTS)"));
+  }
+  if (label.size() > kMaxLabelBytes) {
+    fds.clear();
+    return Reply(session_id, fd,
+                 ErrorFrame(absl::StatusCode::kInvalidArgument,
+                            absl::StrCat("Deposit label is ", label.size(),
+                                         " bytes; at most ", kMaxLabelBytes,
+                                         " (it is echoed in Deposited); the "
+                                         "fd was closed")));
+  }
+  absl::StatusOr<std::string> ticket =
+      sessions_->IssueTicket(session_id, std::move(fds[0]));
+  if (!ticket.ok()) return Reply(session_id, fd, ErrorFrame(ticket.status()));
+  devmem::v1::SessionFrame reply;
+  auto* dep = reply.mutable_deposited();
+  dep->set_ticket(*ticket);
+  dep->set_label(label);
+  dep->set_ticket_ttl_ms(static_cast<uint32_t>(
+      absl::ToInt64Milliseconds(sessions_->ticket_ttl())));
+  return Reply(session_id, fd, reply);
+}
+
+absl::Status SessionServer::CheckDepositMany(
+    const devmem::v1::DepositMany& request, size_t fd_count) {
+  if (fd_count == 0) {
+    return absl::InvalidArgumentError(
+        "DepositMany frame must carry 1 or more fds (SCM_RIGHTS)");
+  }
+  const size_t labels = static_cast<size_t>(request.labels_size());
+  if (labels != 0 && labels != fd_count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("DepositMany has ", labels, " labels for ", fd_count,
+                     " fds; give none or one per fd; the fds were closed"));
+  }
+  for (size_t i = 0; i < labels; ++i) {
+    if (request.labels(static_cast<int>(i)).size() > kMaxLabelBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "DepositMany label ", i, " is ",
+          request.labels(static_cast<int>(i)).size(), " bytes; at most ",
+          kMaxLabelBytes, "; the fds were closed"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool SessionServer::HandleDepositMany(uint64_t session_id, int fd,
+                                      const devmem::v1::DepositMany& request,
+                                      std::vector<UniqueFd>& fds) {
+  NoteReceived(fds.size(), "dmabuf");
+  devmem::v1::SessionFrame reply;
+  devmem::v1::DepositedMany* dep = reply.mutable_deposited_many();
+  *dep->mutable_labels() = request.labels();
+  dep->set_ticket_ttl_ms(static_cast<uint32_t>(
+      absl::ToInt64Milliseconds(sessions_->ticket_ttl())));
+  // Tickets are all 32 characters: placeholders give the answer its size.
+  for (size_t i = 0; i < fds.size(); ++i) {
+    dep->add_tickets(std::string(32, '0'));
+  }
+  absl::Status valid = CheckDepositMany(request, fds.size());
+  if (valid.ok() && !EncodeFrame(reply).ok()) {
+    valid = absl::InvalidArgumentError(
+        absl::StrCat("DepositMany labels are too long for the answer, which "
+                     "echoes them with a ticket per fd within ",
+                     kMaxFrameBytes, " bytes; the fds were closed"));
+  }
+  if (!valid.ok()) {
+    fds.clear();  // closed before the answer says so
+    return Reply(session_id, fd, ErrorFrame(valid));
+  }
+  const size_t count = fds.size();
+  for (size_t i = 0; i < count; ++i) {
+    absl::StatusOr<std::string> ticket =
+        sessions_->IssueTicket(session_id, std::move(fds[i]));
+    if (!ticket.ok()) {
+      // All or nothing: take back this frame's tickets; their fds close.
+      for (size_t j = 0; j < i; ++j) {
+        (void)sessions_->Redeem(session_id, dep->tickets(static_cast<int>(j)));
+      }
+      fds.clear();
+      return Reply(
+          session_id, fd,
+          ErrorFrame(ticket.status().code(),
+                     absl::StrCat(ticket.status().message(), "; none of the ",
+                                  count, " fds was kept")));
+    }
+    *dep->mutable_tickets(static_cast<int>(i)) = *std::move(ticket);
+  }
+  fds.clear();
+  return Reply(session_id, fd, reply);
+}
+
 bool SessionServer::HandleResume(uint64_t fresh_id, int fd,
                                  const std::string& token) {
   devmem::v1::SessionFrame reply;
@@ -357,12 +523,7 @@ bool SessionServer::HandleResume(uint64_t fresh_id, int fd,
   absl::StatusOr<uint64_t> resumed =
       peer.ok() ? sessions_->Resume(fresh_id, token, *peer)
                 : absl::StatusOr<uint64_t>(peer.status());
-  if (!resumed.ok()) {
-    auto* err = reply.mutable_error();
-    err->set_code(RpcCode(resumed.status()));
-    err->set_message(absl::StrCat(resumed.status().message()));
-    return Reply(fresh_id, fd, reply);
-  }
+  if (!resumed.ok()) return Reply(fresh_id, fd, ErrorFrame(resumed.status()));
   // The connection now belongs to the resumed session.
   {
     absl::MutexLock lock(&mu_);
@@ -404,10 +565,7 @@ bool SessionServer::HandleReturnAnchor(uint64_t session_id, int fd,
           : absl::StatusOr<uint32_t>(absl::FailedPreconditionError(
                 "this devmemd keeps no bindings"));
   if (!kernel_id.ok()) {
-    auto* err = reply.mutable_error();
-    err->set_code(RpcCode(kernel_id.status()));
-    err->set_message(absl::StrCat(kernel_id.status().message()));
-    return Reply(session_id, fd, reply);
+    return Reply(session_id, fd, ErrorFrame(kernel_id.status()));
   }
   reply.mutable_anchor_accepted()->set_handle(handle);
   reply.mutable_anchor_accepted()->set_kernel_id(*kernel_id);

@@ -13,6 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "daemon/session/peer_cred.h"
 #include "daemon/session/session_manager.h"
 #include "kernel/accept_reserve.h"
@@ -22,7 +23,8 @@
 namespace devmem {
 
 // Serves the session socket (SOCK_SEQPACKET, docs/PROTOCOL.md): authenticates
-// each connection with SO_PEERCRED, sends Hello, answers Redeem/Deposit/Ping,
+// each connection with SO_PEERCRED, sends Hello, answers Redeem/Deposit/Ping
+// (and RedeemMany/DepositMany, up to kMaxFdsPerMessage fds in one frame),
 // and closes a session on any protocol violation or when the peer goes away,
 // which releases everything the session owns (SessionManager::Close).
 //
@@ -49,10 +51,11 @@ class SessionServer {
 
   // Metrics hooks, called on the server's thread; each may be empty. `frame`
   // once per client frame answered: "session.Redeem" etc., the code of the
-  // answer (OK unless it was an Error frame) and the time taken. `fd` once
-  // per fd passed: direction "to_client" (kind "socket", "anchor" or
-  // "other") or
-  // "from_client" (kind "dmabuf" for a Deposit, "anchor" for ReturnAnchor).
+  // answer (OK unless it was an Error frame; an FdBatch with per-ticket errors
+  // is OK) and the time taken. `fd` once per fd passed, also for each fd of a
+  // RedeemMany or DepositMany: direction "to_client" (kind "socket",
+  // "anchor" or "other") or "from_client" (kind "dmabuf" for a Deposit or
+  // DepositMany, "anchor" for ReturnAnchor).
   struct Observer {
     std::function<void(absl::string_view method, absl::StatusCode code,
                        absl::Duration elapsed)>
@@ -84,8 +87,29 @@ class SessionServer {
   bool ServeFrame(uint64_t session_id, int fd,
                   const devmem::v1::SessionFrame& frame,
                   std::vector<UniqueFd>& fds);
+  // Sends `frame` with `pass_fds` (borrowed, at most kMaxFdsPerMessage) in
+  // one non-blocking sendmsg(); false if the session must close.
   bool Reply(uint64_t session_id, int fd, const devmem::v1::SessionFrame& frame,
-             int pass_fd = -1);
+             absl::Span<const int> pass_fds = {});
+  // Counts fds just handed to the client, for fds_handed_off() and the
+  // observer.
+  void NoteHandedOff(absl::Span<const UniqueFd> fds);
+  // Tells the observer of `count` fds received with a frame, of `kind`.
+  void NoteReceived(size_t count, absl::string_view kind);
+  bool HandleRedeem(uint64_t session_id, int fd, const std::string& ticket);
+  // One FdBatch: each ticket redeemed or failed on its own.
+  bool HandleRedeemMany(uint64_t session_id, int fd,
+                        const devmem::v1::RedeemMany& request);
+  bool HandleDeposit(uint64_t session_id, int fd, const std::string& label,
+                     std::vector<UniqueFd>& fds);
+  // INVALID_ARGUMENT unless `fd_count` fds may go with `request`'s labels.
+  static absl::Status CheckDepositMany(const devmem::v1::DepositMany& request,
+                                       size_t fd_count);
+  // All or nothing: a ticket for every fd, or an Error with every fd closed
+  // and no ticket of this frame left.
+  bool HandleDepositMany(uint64_t session_id, int fd,
+                         const devmem::v1::DepositMany& request,
+                         std::vector<UniqueFd>& fds);
   void CloseSession(uint64_t session_id);
   // Resume: re-keys the connection of `fresh_id` to the resumed session.
   bool HandleResume(uint64_t fresh_id, int fd, const std::string& token);

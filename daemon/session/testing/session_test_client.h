@@ -36,6 +36,20 @@ struct TestPipe {
   }
 };
 
+// The write ends of `pipes`, borrowed (e.g. to send many fds in one frame).
+inline std::vector<int> WriteEnds(const std::vector<TestPipe>& pipes) {
+  std::vector<int> out;
+  out.reserve(pipes.size());
+  for (const TestPipe& p : pipes) out.push_back(p.w.get_unowned());
+  return out;
+}
+
+// Closes our write ends, so that the read ends tell when the code under test
+// closed its copies.
+inline void CloseWriteEnds(std::vector<TestPipe>& pipes) {
+  for (TestPipe& p : pipes) p.w.Reset();
+}
+
 // A raw session-socket client for daemon tests: speaks the frames of
 // docs/PROTOCOL.md directly, so tests can also send what libdevmem never would.
 class TestSessionClient {
@@ -52,12 +66,13 @@ class TestSessionClient {
               0);
   }
 
-  // Next frame, or nullopt on EOF, timeout (10 s) or a bad frame. Fds (up to 4,
-  // so tests can see extra ones) go to *fds.
+  // Next frame, or nullopt on EOF, timeout (10 s) or a bad frame. Fds (as
+  // many as the kernel passes, so tests can see extra ones) go to *fds.
   std::optional<Frame> Read(std::vector<UniqueFd>* fds = nullptr) {
     struct pollfd p = {fd_.get_unowned(), POLLIN, 0};
     if (::poll(&p, 1, 10000) != 1) return std::nullopt;
-    auto msg = RecvWithFds(fd_.get_unowned(), kMaxFrameBytes, 4);
+    auto msg =
+        RecvWithFds(fd_.get_unowned(), kMaxFrameBytes, kMaxFdsPerMessage);
     if (!msg.ok() || msg->eof) return std::nullopt;
     if (fds) *fds = std::move(msg->fds);
     auto f = DecodeFrame(msg->data);
@@ -89,6 +104,27 @@ class TestSessionClient {
   }
   void SendRaw(const std::string& bytes, const std::vector<int>& fds = {}) {
     ASSERT_TRUE(SendWithFds(fd_.get_unowned(), bytes, fds).ok());
+  }
+
+  // Sends RedeemMany{tickets} and returns the answer; its fds go to *fds.
+  std::optional<Frame> RedeemMany(const std::vector<std::string>& tickets,
+                                  std::vector<UniqueFd>* fds) {
+    Frame f;
+    auto* many = f.mutable_redeem_many();  // set even with no tickets
+    for (const std::string& t : tickets) many->add_tickets(t);
+    Send(f);
+    return Read(fds);
+  }
+
+  // Sends DepositMany{labels} with `fds` (borrowed) and returns the answer.
+  std::optional<Frame> DepositMany(
+      const std::vector<int>& fds,
+      const std::vector<std::string>& labels = {}) {
+    Frame f;
+    auto* dep = f.mutable_deposit_many();
+    for (const std::string& l : labels) dep->add_labels(l);
+    Send(f, fds);
+    return Read();
   }
 
   // Redeems `ticket`: the fd from FdGrant, or the Error frame's code and
