@@ -1,5 +1,7 @@
 #include "daemon/state/lease_journal.h"
 
+#include <algorithm>
+
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -206,9 +208,13 @@ uint64_t LeaseJournal::errors() const {
 
 void LeaseJournal::MaybeCompactLocked() {
   const uint64_t size = journal_->size_bytes();
-  if (size < options_.compact_bytes) return;
+  if (size < std::max(options_.compact_bytes, next_check_bytes_)) return;
   const size_t live = state_.ByteSizeLong() + 64;
-  if (size < 4 * live) return;
+  if (size < 4 * live) {
+    next_check_bytes_ = size + size / 4;
+    return;
+  }
+  next_check_bytes_ = 0;
   std::vector<std::string> records;
   for (const JournalEntry& e : SnapshotEntries(state_)) {
     records.push_back(e.SerializeAsString());
