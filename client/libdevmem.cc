@@ -1,5 +1,6 @@
 #include "client/libdevmem.h"
 
+#include <fcntl.h>
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
@@ -17,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "client/grpc_status.h"
 #include "client/session_socket.h"
+#include "kernel/errno_status.h"
 #include "kernel/scm_rights.h"
 #include "proto/devmem/v1/frame.h"
 
@@ -176,15 +178,8 @@ absl::StatusOr<devmem::v1::GetStatusResponse> Session::GetStatus() {
 
 absl::StatusOr<SocketHandle> Session::Listen(const ListenOptions& options) {
   if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
-  devmem::v1::ListenRequest request;
-  request.set_session_token(session_token());
-  request.set_nic(options.nic);
-  request.mutable_local()->set_ip(options.ip);
-  request.mutable_local()->set_port(options.port);
-  request.set_family(options.family);
-  request.set_backlog(options.backlog);
-  request.set_binding(options.binding);
-
+  const devmem::v1::ListenRequest request =
+      ListenRequestFor(options, session_token());
   SocketHandle handle;
   grpc::ClientContext context;
   SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
@@ -198,36 +193,129 @@ absl::StatusOr<SocketHandle> Session::Listen(const ListenOptions& options) {
 
 absl::StatusOr<SocketHandle> Session::Connect(const ConnectOptions& options) {
   if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
-  devmem::v1::ConnectRequest request;
-  request.set_session_token(session_token());
-  request.set_nic(options.nic);
-  request.mutable_remote()->set_ip(options.remote.ip);
-  request.mutable_remote()->set_port(options.remote.port);
-  if (!options.local.ip.empty() || options.local.port != 0) {
-    request.mutable_local()->set_ip(options.local.ip);
-    request.mutable_local()->set_port(options.local.port);
-  }
-  const int64_t timeout_ms =
-      std::clamp<int64_t>(absl::ToInt64Milliseconds(options.timeout), 0,
-                          std::numeric_limits<uint32_t>::max());
-  request.set_timeout_ms(static_cast<uint32_t>(timeout_ms));
-  request.set_binding(options.binding);
-
+  const devmem::v1::ConnectRequest request =
+      ConnectRequestFor(options, session_token());
   SocketHandle handle;
   grpc::ClientContext context;
-  // The daemon may spend the whole connect timeout (its default is 5 s when
-  // we send 0) inside the call, so that time is on top of the RPC budget.
-  SetRpcDeadline(
-      context,
-      options_.rpc_timeout +
-          (timeout_ms > 0 ? absl::Milliseconds(timeout_ms) : absl::Seconds(5)),
-      options_.auto_reconnect);
+  // The daemon may spend the whole connect timeout inside the call, so that
+  // time is on top of the RPC budget.
+  SetRpcDeadline(context, options_.rpc_timeout + ConnectTime(request),
+                 options_.auto_reconnect);
   grpc::Status status = stub_->Connect(&context, request, &handle.info);
   if (!status.ok()) return StatusFromGrpc(status);
   absl::StatusOr<UniqueFd> fd = Redeem(handle.info.ticket());
   if (!fd.ok()) return fd.status();
   handle.fd = *std::move(fd);
   return handle;
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<SocketHandle>>> Session::OpenSockets(
+    absl::Span<const SocketSpec> specs) {
+  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
+  std::vector<absl::StatusOr<SocketHandle>> out;
+  out.reserve(specs.size());
+  const size_t per_call = SocketsPerCall();
+  for (size_t first = 0; first < specs.size(); first += per_call) {
+    const size_t n = std::min(per_call, specs.size() - first);
+    absl::Status chunk = OpenSocketsChunk(specs.subspan(first, n), &out);
+    if (!chunk.ok()) return chunk;
+  }
+  return out;
+}
+
+size_t Session::SocketsPerCall() const {
+  absl::MutexLock lock(&state_mu_);
+  // Every item holds a ticket until RedeemMany: stay within the session's
+  // ticket limit (an older daemon does not say it).
+  const uint32_t tickets = hello_.max_tickets_per_session();
+  return std::clamp<size_t>(tickets == 0 ? kOpenSocketsBatch : tickets, 1,
+                            kOpenSocketsBatch);
+}
+
+absl::Status Session::OpenSocketsChunk(
+    absl::Span<const SocketSpec> specs,
+    std::vector<absl::StatusOr<SocketHandle>>* out) {
+  const devmem::v1::OpenSocketsRequest request =
+      OpenSocketsRequestFor(specs, session_token());
+  devmem::v1::OpenSocketsResponse response;
+  grpc::ClientContext context;
+  SetRpcDeadline(context, options_.rpc_timeout + ConnectTime(request),
+                 options_.auto_reconnect);
+  grpc::Status status = stub_->OpenSockets(&context, request, &response);
+  if (!status.ok()) return StatusFromGrpc(status);
+  if (response.results_size() != static_cast<int>(specs.size())) {
+    return absl::InternalError(
+        absl::StrCat("devmemd answered OpenSockets of ", specs.size(),
+                     " sockets with ", response.results_size(), " results"));
+  }
+  std::vector<std::string> tickets;
+  for (const devmem::v1::SocketResult& r : response.results()) {
+    if (r.code() == 0) tickets.push_back(r.socket().ticket());
+  }
+  auto fds = RedeemMany(tickets);
+  if (!fds.ok()) return fds.status();
+  size_t next = 0;
+  for (devmem::v1::SocketResult& r : *response.mutable_results()) {
+    if (r.code() != 0) {
+      out->push_back(
+          absl::Status(static_cast<absl::StatusCode>(r.code()), r.message()));
+      continue;
+    }
+    absl::StatusOr<UniqueFd>& fd = (*fds)[next++];
+    if (!fd.ok()) {
+      out->push_back(fd.status());
+      continue;
+    }
+    SocketHandle handle;
+    handle.fd = *std::move(fd);
+    handle.info = std::move(*r.mutable_socket());
+    out->push_back(std::move(handle));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<devmem::v1::FlowRule>>>
+Session::SteerMany(absl::Span<const int> fds, uint64_t binding) {
+  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
+  std::vector<absl::StatusOr<devmem::v1::FlowRule>> out;
+  out.reserve(fds.size());
+  const size_t per_call = SocketsPerCall();
+  for (size_t first = 0; first < fds.size(); first += per_call) {
+    const size_t n = std::min(per_call, fds.size() - first);
+    std::vector<UniqueFd> copies;
+    for (int fd : fds.subspan(first, n)) {
+      copies.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+      if (!copies.back()) return ErrnoStatus(errno, "dup of a socket to steer");
+    }
+    auto tickets = DepositMany(std::move(copies));
+    if (!tickets.ok()) return tickets.status();
+    devmem::v1::SteerManyRequest request;
+    request.set_session_token(session_token());
+    for (const std::string& ticket : *tickets) {
+      devmem::v1::SteerRequest* item = request.add_items();
+      item->set_socket_ticket(ticket);
+      item->set_binding(binding);
+    }
+    devmem::v1::SteerManyResponse response;
+    grpc::ClientContext context;
+    SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
+    grpc::Status status = stub_->SteerMany(&context, request, &response);
+    if (!status.ok()) return StatusFromGrpc(status);
+    if (response.results_size() != static_cast<int>(n)) {
+      return absl::InternalError(
+          absl::StrCat("devmemd answered SteerMany of ", n, " sockets with ",
+                       response.results_size(), " results"));
+    }
+    for (devmem::v1::SteerResult& r : *response.mutable_results()) {
+      if (r.code() != 0) {
+        out.push_back(
+            absl::Status(static_cast<absl::StatusCode>(r.code()), r.message()));
+      } else {
+        out.push_back(std::move(*r.mutable_rule()));
+      }
+    }
+  }
+  return out;
 }
 
 absl::StatusOr<Session::Reply> Session::Exchange(

@@ -19,11 +19,16 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "client/host_port.h"
+#include "client/socket_requests.h"
 #include "kernel/unique_fd.h"
 #include "proto/devmem/v1/devmem.grpc.pb.h"
 #include "proto/devmem/v1/session.pb.h"
 
 namespace devmem {
+
+// Most sockets libdevmem puts in one OpenSockets or SteerMany call (the
+// daemon's limit).
+inline constexpr size_t kOpenSocketsBatch = 1024;
 
 // libdevmem: the client side of docs/PROTOCOL.md. A workload opens a Session,
 // asks for a socket over gRPC, and receives its fd on the session socket.
@@ -62,26 +67,6 @@ struct SessionOptions {
   // the daemon did not know the session (a fresh one was opened: it held no
   // leases, or they were lost), or why reconnecting failed.
   std::function<void(const absl::Status&, bool resumed)> on_reconnect;
-};
-
-struct ListenOptions {
-  std::string nic;    // required: the socket gets SO_BINDTODEVICE to it
-  std::string ip;     // numeric; empty = wildcard of `family`
-  uint16_t port = 0;  // 0 = the kernel picks (see SocketHandle::info.local)
-  devmem::v1::AddressFamily family = devmem::v1::ADDRESS_FAMILY_UNSPECIFIED;
-  uint32_t backlog = 0;  // 0 = daemon default
-  // A binding of this session (Binding::handle): the daemon installs an
-  // ntuple rule steering the listener's flows to it before handing the
-  // socket over. 0 = no steering. `nic` may then be empty (the binding's).
-  uint64_t binding = 0;
-};
-
-struct ConnectOptions {
-  std::string nic;  // required
-  HostPort remote;  // required, numeric
-  HostPort local;   // optional local bind; empty ip and port 0 = none
-  absl::Duration timeout = absl::ZeroDuration();  // 0 = daemon default
-  uint64_t binding = 0;                           // as in ListenOptions
 };
 
 // Where a dma-buf binding goes and how many RX queues it takes.
@@ -153,6 +138,22 @@ class Session {
   // session's token) followed by Redeem of the returned ticket.
   absl::StatusOr<SocketHandle> Listen(const ListenOptions& options);
   absl::StatusOr<SocketHandle> Connect(const ConnectOptions& options);
+
+  // Many sockets in few round trips (a job's start; docs/PROTOCOL.md
+  // section 9): OpenSockets calls of up to 1024 sockets (and no more than
+  // the session's ticket limit from Hello), each followed by RedeemMany of
+  // its tickets, 253 fds per frame. One result per spec, in order: the
+  // socket, or that socket's own failure, with the code and message the
+  // single call would give. The call fails as a whole only for what
+  // concerns every socket (UNAUTHENTICATED, a broken session, transport).
+  // Sockets are made in order; Connect ones are dialled one after the
+  // other by the daemon.
+  absl::StatusOr<std::vector<absl::StatusOr<SocketHandle>>> OpenSockets(
+      absl::Span<const SocketSpec> specs);
+  // Steers many sockets this process made (`fds` borrowed) to `binding`:
+  // DepositMany, then SteerMany calls of up to 1024. One result per fd.
+  absl::StatusOr<std::vector<absl::StatusOr<devmem::v1::FlowRule>>> SteerMany(
+      absl::Span<const int> fds, uint64_t binding);
 
   // --- Bindings and steering (docs/PROTOCOL.md section 7). ---
 
@@ -298,6 +299,12 @@ class Session {
                                  absl::Span<const int> fds,
                                  devmem::v1::SessionFrame::BodyCase expected)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Sockets per OpenSockets/SteerMany call (ticket limit, 1024 at most).
+  size_t SocketsPerCall() const ABSL_LOCKS_EXCLUDED(state_mu_);
+  // One OpenSockets call and the RedeemMany of its tickets; appends one
+  // result per spec to `out`.
+  absl::Status OpenSocketsChunk(absl::Span<const SocketSpec> specs,
+                                std::vector<absl::StatusOr<SocketHandle>>* out);
   // One DepositMany frame with `fds` (borrowed): its tickets.
   absl::StatusOr<std::vector<std::string>> DepositFrame(
       absl::Span<const UniqueFd> fds, absl::Span<const std::string> labels);

@@ -123,7 +123,9 @@ absl::Status SocketMaker::OpenSockets(uint64_t session,
       }
     } else {
       s = absl::InvalidArgumentError(
-          absl::StrCat("item ", i, " is neither listen nor connect"));
+          absl::StrCat("item ", i,
+                       " must set exactly one of listen and "
+                       "connect"));
     }
     if (!s.ok()) {
       out->clear_socket();

@@ -191,6 +191,8 @@ void SessionServer::Accept() {
         absl::ToInt64Milliseconds(sessions_->ticket_ttl())));
     hello->set_max_fds_per_frame(kMaxFdsPerFrame);
     hello->set_max_frame_bytes(kMaxFrameBytes);
+    hello->set_max_tickets_per_session(
+        sessions_->options().max_tickets_per_session);
     auto bytes = EncodeFrame(frame);
     if (!bytes.ok() || !SendWithFds(conn.get_unowned(), *bytes, {}).ok()) {
       sessions_->Close(opened->id);
