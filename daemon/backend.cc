@@ -32,6 +32,8 @@ absl::StatusOr<Backend> MakeBackend(const devmem::v1::DaemonConfig& config,
       spec.name = p.nic();
       // A profile that asks for more channels simulates a NIC that has them.
       spec.combined_max = std::max(spec.combined_max, p.combined_channels());
+      // And one with a rule quota larger than its table has the table.
+      spec.rule_table_size = std::max(spec.rule_table_size, p.max_rules());
       specs.push_back(spec);
       names.push_back(p.nic());
     }

@@ -44,6 +44,12 @@ ABSL_FLAG(std::string, nic_backend, "",
           "\"kernel\" (default: real NICs) or \"simulated\" (a simulated "
           "devmem NIC per nic_profiles entry, for demos without devmem "
           "hardware). Overrides the config.");
+ABSL_FLAG(std::string, simulated_state_dir, "",
+          "With the simulated backend: where the simulated NICs keep their "
+          "\"hardware\" state, which outlives devmemd as a real NIC's does "
+          "(default <runtime_dir>/simnic), or \"none\" to keep it in memory "
+          "only (for benchmarks with thousands of rules: the state file is "
+          "rewritten on every change).");
 ABSL_FLAG(std::string, state_dir, "",
           "Directory for records of original NIC state (overrides the "
           "config; default /var/lib/devmemd).");
@@ -197,8 +203,11 @@ absl::StatusOr<std::unique_ptr<devmem::Daemon>> StartDaemon(
   // The simulated NICs' "hardware" state lives on the runtime tmpfs: it
   // outlives devmemd (like a real NIC's settings) but not a reboot.
   devmem::BackendOptions backend_options;
+  const std::string sim_dir = absl::GetFlag(FLAGS_simulated_state_dir);
   backend_options.simulated_state_dir =
-      absl::StrCat(config.runtime_dir(), "/simnic");
+      sim_dir.empty()     ? absl::StrCat(config.runtime_dir(), "/simnic")
+      : sim_dir == "none" ? ""
+                          : sim_dir;
   auto backend = devmem::MakeBackend(config, backend_options);
   if (!backend.ok()) return backend.status();
   std::fprintf(stderr, "devmemd: NIC backend: %s\n",
