@@ -26,7 +26,10 @@ ABSL_FLAG(bool, release_at_deadline, false,
 ABSL_FLAG(uint64_t, since, 0,
           "watch: events after this revision (0: a snapshot first).");
 ABSL_FLAG(int32_t, count, 0,
-          "watch: stop after this many events (0: until interrupted).");
+          "watch: stop after this many events (0: until interrupted). "
+          "listen/connect: make this many sockets in batches (OpenSockets), "
+          "report them and close them (see --hold); 0 or 1: one socket, "
+          "used for data.");
 
 namespace devmem {
 namespace ctl {

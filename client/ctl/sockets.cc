@@ -2,6 +2,7 @@
 #include "client/ctl/cli.h"
 #include "client/ctl/devmem_recv.h"
 #include "client/ctl/devmem_send.h"
+#include "client/ctl/socket_batch.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -46,6 +47,8 @@
 #include "kernel/udmabuf.h"
 #include "kernel/unique_fd.h"
 #include "proto/devmem/v1/devmem.pb.h"
+
+ABSL_DECLARE_FLAG(int32_t, count);
 
 ABSL_FLAG(std::string, addr, "",
           "Local numeric IP to listen on; empty means the wildcard address.");
@@ -395,7 +398,31 @@ struct ListenArgs {
   bool json = false;
   std::string output;
   int64_t max_bytes = 0;
+  int count = 0;  // --count
 };
+
+// --count for listen/connect: kExitOk with *count set, or a usage error.
+// Batches only make sockets: no data options, no fixed listening port.
+int CountFromFlags(const char* command, bool data_options, uint16_t port,
+                   int* count) {
+  *count = absl::GetFlag(FLAGS_count);
+  if (*count < 0 || *count > 65536) {
+    return UsageError(command, "--count must be in 0..65536");
+  }
+  if (*count <= 1) return kExitOk;
+  if (port != 0) {
+    return UsageError(command,
+                      "--count > 1 needs --port 0: one port takes one "
+                      "listener");
+  }
+  if (data_options) {
+    return UsageError(command,
+                      "--count > 1 makes sockets and reports them; drop the "
+                      "data options (--recv/--send devmem, --output, --input, "
+                      "--bytes, --max_bytes)");
+  }
+  return kExitOk;
+}
 
 // Reads and checks listen's flags: kExitOk, or the usage exit code after
 // saying what is wrong.
@@ -462,8 +489,9 @@ int ListenArgsFromFlags(ListenArgs* args) {
   } else if (!family.empty()) {
     return UsageError("listen", "--family must be inet or inet6");
   }
-
-  return kExitOk;
+  return CountFromFlags(
+      "listen", args->devmem || !args->output.empty() || args->max_bytes > 0,
+      options.port, &args->count);
 }
 
 int RunListen(const std::vector<std::string>&) {
@@ -490,6 +518,11 @@ int RunListen(const std::vector<std::string>&) {
     int rc = BindForSocket("listen", **session, nic, bind, &memory, &binding);
     if (rc != kExitOk) return rc;
     options.binding = binding.handle();
+  }
+  if (args.count > 1) {
+    SocketSpec spec;
+    spec.listen = options;
+    return OpenManySockets("listen", **session, spec, args.count);
   }
   absl::StatusOr<SocketHandle> sock = (*session)->Listen(options);
   if (!sock.ok()) {
@@ -647,6 +680,7 @@ struct ConnectArgs {
   std::string input;
   int64_t bytes = 0;
   bool pattern = false;
+  int count = 0;  // --count
 };
 
 // Reads and checks connect's flags: kExitOk, or the usage exit code after
@@ -706,8 +740,9 @@ int ConnectArgsFromFlags(ConnectArgs* args) {
     }
     options.local = *local;
   }
-
-  return kExitOk;
+  return CountFromFlags("connect",
+                        args->devmem || !input.empty() || bytes > 0 || pattern,
+                        /*port=*/0, &args->count);
 }
 
 int RunConnect(const std::vector<std::string>&) {
@@ -738,6 +773,11 @@ int RunConnect(const std::vector<std::string>&) {
     // An RX binding steers the connection's incoming flow; a TX one is
     // only named in each send.
     if (!args.devmem) options.binding = binding.handle();
+  }
+  if (args.count > 1) {
+    SocketSpec spec;
+    spec.connect = options;
+    return OpenManySockets("connect", **session, spec, args.count);
   }
   absl::StatusOr<SocketHandle> sock = (*session)->Connect(options);
   if (!sock.ok()) {
@@ -815,7 +855,7 @@ std::vector<Command> SocketCommands() {
       {"listen",
        "--nic IF [--addr IP] [--port P] [--output FILE|-] [--expect_pattern] "
        "[--max_bytes N] [--bind_memfd_mb N | --dmabuf_fd FD [--queues N]] "
-       "[--recv devmem [--validate N]]",
+       "[--recv devmem [--validate N]] | --count N [--hold D]",
        "Receive one TCP stream on a socket from devmemd.",
        "Get a listening TCP socket bound to IF from devmemd, print "
        "\"listening on IP:PORT ...\" to stderr, accept one connection, read "
@@ -827,7 +867,10 @@ std::vector<Command> SocketCommands() {
        "DevmemReceiver: device fragments, linear bytes, tokens returned in "
        "batches) and adds those figures to the report; with --validate N it "
        "checks ncdevmem's pattern, so the kernel documentation's recipe with "
-       "a plain `nc` sender works against devmemd.",
+       "a plain `nc` sender works against devmemd. With --count N (> 1) it "
+       "makes N such listeners in batches (OpenSockets, RedeemMany; each "
+       "steered if bound), prints one line per socket and the time taken, "
+       "holds them for --hold, and closes them.",
        {{"nic", "NIC the socket is bound to (required)."},
         {"addr"},
         {"port"},
@@ -842,12 +885,14 @@ std::vector<Command> SocketCommands() {
         {"dmabuf_fd"},
         {"queues"},
         {"recv"},
-        {"validate"}},
+        {"validate"},
+        {"count", "Make this many listeners in batches and report them."},
+        {"hold"}},
        /*takes_positional=*/false,
        RunListen},
       {"connect",
        "--nic IF --remote IP:PORT [--local IP[:PORT]] [--timeout_ms MS] "
-       "[--bytes N [--pattern] | --input FILE|-]",
+       "[--bytes N [--pattern] | --input FILE|-] | --count N [--hold D]",
        "Send one TCP stream on a socket from devmemd.",
        "Get a TCP socket bound to IF and connected to --remote from devmemd, "
        "send --bytes (or --input), shut down writing, wait for the receiver "
@@ -857,7 +902,9 @@ std::vector<Command> SocketCommands() {
        "if the NIC refuses it); binding and rule go to stderr. --send devmem "
        "binds the memory for TX instead and sends --bytes of the test "
        "pattern from it with DevmemSender, reporting sendmsg calls and "
-       "completions.",
+       "completions. With --count N (> 1) it makes N such connections in "
+       "batches (OpenSockets, RedeemMany), prints them and the time taken, "
+       "holds them for --hold, and closes them.",
        {{"nic", "NIC the socket is bound to (required)."},
         {"remote"},
         {"local"},
@@ -870,7 +917,9 @@ std::vector<Command> SocketCommands() {
         {"gpu", "With --bind_cuda_mb: the GPU's PCI address."},
         {"dmabuf_fd"},
         {"queues"},
-        {"send"}},
+        {"send"},
+        {"count", "Make this many connections in batches and report them."},
+        {"hold"}},
        /*takes_positional=*/false,
        RunConnect},
   };
