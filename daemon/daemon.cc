@@ -256,6 +256,7 @@ absl::Status Daemon::OpenJournal() {
   LeaseJournal::Options jo;
   jo.path = absl::StrCat(c.state_dir(), "/journal");
   jo.sync = options_.journal_sync;
+  jo.fdatasync = options_.journal_fdatasync;
   auto journal = LeaseJournal::Open(jo, &recovery_report_);
   if (!journal.ok()) {
     return absl::Status(

@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,6 +65,9 @@ class Daemon {
     devmem::v1::GetStatusResponse static_status;
     // fdatasync the journal after every record (tests may turn it off).
     bool journal_sync = true;
+    // Called instead of ::fdatasync on the journal when set (tests make a
+    // flush fail; LeaseJournal::Options::fdatasync).
+    std::function<int(int fd)> journal_fdatasync;
     // Anchors handed back by systemd's fd store (TakeSystemdFds), to
     // re-adopt at start.
     absl::flat_hash_map<uint64_t, UniqueFd> stored_anchors;

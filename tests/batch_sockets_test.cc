@@ -10,7 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -59,7 +62,10 @@ UniqueFd PlainListener() {
 
 class BatchSocketsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { Start(nullptr); }
+
+  // `fdatasync`: the journal's flush (null: the real one).
+  void Start(std::function<int(int)> fdatasync) {
     static int n = 0;
     dir_ = absl::StrCat("/tmp/devmemd_bs_", getpid(), "_", n++);
     Daemon::Options o;
@@ -69,6 +75,7 @@ class BatchSocketsTest : public ::testing::Test {
         absl::StrCat(std::getenv("TEST_TMPDIR"), "/state", n));
     // Below the 200 sockets of a call: the client must split it.
     o.config.set_max_tickets_per_session(64);
+    o.journal_fdatasync = std::move(fdatasync);
     auto* p = o.config.add_nic_profiles();
     p->set_nic("lo");
     p->set_pool_queues(2);
@@ -87,9 +94,11 @@ class BatchSocketsTest : public ::testing::Test {
     ASSERT_TRUE(b.ok()) << b.status();
     binding_ = b->handle();
   }
-  void TearDown() override {
+  void TearDown() override { Stop(); }
+  void Stop() {
     session_.reset();
     if (daemon_) daemon_->Shutdown();
+    daemon_.reset();
     ::rmdir(dir_.c_str());
   }
 
@@ -231,6 +240,41 @@ TEST_F(BatchSocketsTest, CallLimitsAndForeignItemTokens) {
   grpc::ClientContext ctx;
   EXPECT_EQ(session_->stub()->OpenSockets(&ctx, req, &resp).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
+}
+
+// The disk fails the flush the batch waits for: no socket of the batch is
+// handed out, every rule is taken back, and the journal refuses new work.
+TEST_F(BatchSocketsTest, FailedFlushUndoesTheWholeBatch) {
+  Stop();
+  std::atomic<bool> fail{false};
+  Start([&fail](int fd) {
+    if (!fail) return ::fdatasync(fd);
+    errno = EIO;
+    return -1;
+  });
+  fail = true;
+  std::vector<SocketSpec> specs(10);
+  for (SocketSpec& spec : specs) {
+    spec.listen = ListenOptions{};
+    spec.listen->binding = binding_;
+    spec.listen->ip = "127.0.0.1";
+  }
+  auto opened = session_->OpenSockets(specs);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  for (const auto& r : *opened) {
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_THAT(r.status().message(), HasSubstr("journal"));
+  }
+  EXPECT_EQ(Rules(), 0u);
+  EXPECT_EQ(PendingTickets(), 0u);
+  auto status = session_->GetStatus();
+  ASSERT_TRUE(status.ok());
+  EXPECT_FALSE(status->journal_error().empty());
+  ListenOptions one;
+  one.binding = binding_;
+  one.ip = "127.0.0.1";
+  EXPECT_FALSE(session_->Listen(one).ok());
+  EXPECT_EQ(Rules(), 0u);
 }
 
 TEST_F(BatchSocketsTest, SteerManyOfSocketsTheWorkloadMade) {
