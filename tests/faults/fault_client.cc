@@ -29,6 +29,11 @@ ABSL_FLAG(std::string, nic, "lo", "NIC to bind and listen on");
 ABSL_FLAG(std::string, pause_at, "", "step to stop at until a stdin line");
 ABSL_FLAG(uint64_t, bytes, 8 << 20, "bytes to receive and check");
 ABSL_FLAG(bool, reconnect, true, "auto-reconnect the session");
+ABSL_FLAG(int, batches, 0,
+          "after `bound`: make this many OpenSockets batches of steered "
+          "listeners (printing BATCH lines), then STEP batched, instead of "
+          "listening and receiving");
+ABSL_FLAG(int, batch_size, 32, "listeners per batch");
 
 namespace {
 
@@ -49,6 +54,45 @@ void Step(const std::string& name, const std::string& extra = "") {
     std::getline(std::cin, line);
     Say(absl::StrCat("CONTINUE ", name));
   }
+}
+
+// --batches: OpenSockets of --batch_size steered listeners, again and
+// again, keeping every socket it is given. A batch that fails as a whole
+// (devmemd died under it) is reported and the next one goes on once the
+// session is resumed. Waits for a stdin line, then releases the binding.
+int Batches(devmem::Session& session, uint64_t binding) {
+  std::vector<devmem::SocketSpec> specs(
+      static_cast<size_t>(absl::GetFlag(FLAGS_batch_size)));
+  for (devmem::SocketSpec& spec : specs) {
+    spec.listen = devmem::ListenOptions{};
+    spec.listen->ip = "127.0.0.1";
+    spec.listen->binding = binding;
+  }
+  std::vector<devmem::UniqueFd> held;
+  for (int b = 0; b < absl::GetFlag(FLAGS_batches); ++b) {
+    auto opened = session.OpenSockets(specs);
+    if (!opened.ok()) {
+      Say(absl::StrCat("BATCH ", b, " error=", opened.status().ToString()));
+      continue;
+    }
+    int failed = 0;
+    for (auto& r : *opened) {
+      if (r.ok()) {
+        held.push_back(std::move(r->fd));
+      } else {
+        ++failed;
+      }
+    }
+    Say(absl::StrCat("BATCH ", b, " acked=", held.size(), " failed=", failed));
+  }
+  Say(absl::StrCat("STEP batched acked=", held.size(),
+                   " resumes=", session.resumes()));
+  std::string line;
+  std::getline(std::cin, line);
+  auto released = session.ReleaseBinding(binding);
+  Say(absl::StrCat("RELEASED ",
+                   released.ok() ? "OK" : released.status().ToString()));
+  return 0;
 }
 
 }  // namespace
@@ -80,6 +124,9 @@ int main(int argc, char** argv) {
   Step("bound", absl::StrCat("handle=", binding->handle(),
                              " kernel_id=", binding->kernel_id(), " anchors=",
                              (*session)->anchored_bindings().size()));
+  if (absl::GetFlag(FLAGS_batches) > 0) {
+    return Batches(**session, binding->handle());
+  }
 
   devmem::ListenOptions lo;
   lo.ip = "127.0.0.1";
