@@ -71,6 +71,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--since", type=float, required=True)
     ap.add_argument("--lint-failed", type=int, default=0)
+    ap.add_argument("--build-failed", type=int, default=0,
+                    help="1 if the normal build of the non-test targets "
+                    "failed (counted as one failure)")
     ap.add_argument("--fuzz", nargs=2, type=int, default=[0, 0],
                     metavar=("PASSED", "FAILED"),
                     help="fuzz targets that ran clean / crashed (scripts/fuzz.sh)")
@@ -105,6 +108,10 @@ def main():
         failures.append("lint: clang-format")
     else:
         passed += 1
+    if args.build_failed:
+        failed += 1
+        failures.append("build: the normal build of binaries and benches "
+                        "failed (see .cache/last-build.log)")
     passed += args.fuzz[0]
     failed += args.fuzz[1]
     if args.fuzz[1]:
