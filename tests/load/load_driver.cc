@@ -14,11 +14,24 @@
 //       for "close" on stdin; then closes every socket and session and prints
 //         CLOSED wall_us=N
 //       and exits at EOF (or "exit") on stdin.
+//       With --steer each session first binds a memfd (BindRx, NIC lo, 1
+//       queue) and every socket is steered to that binding (an ntuple rule
+//       each; the daemon needs a simulated devmem NIC on lo). With --batch
+//       each session takes all of its sockets with Session::OpenSockets (its
+//       tickets redeemed with RedeemMany) instead of one Listen or Connect
+//       call per socket. The OPENED line also has journal_syncs=N (the
+//       daemon's fdatasyncs while the sockets were opened, from GetStatus;
+//       -1 if unknown), syncs_before/syncs_after (the counter itself), and
+//       start_us/end_us (Unix time of the first Session::Open and of the
+//       last socket checked, to line up several drivers).
 //   load_driver --direct [--sessions ...]
 //       The baseline: the same number and mix of sockets opened and checked by
 //       this process itself (socket, SO_BINDTODEVICE lo, bind, listen /
 //       connect), no daemon. Prints "DIRECT sockets=N ... wall_us=N", then
 //       behaves as above.
+//   --wait_go (either mode): get ready (fd limit, listener, the daemon's
+//       sync counter), print "READY", and start only on "go" from stdin, so
+//       that a bench can start several drivers at the same moment.
 //
 // Raises its own RLIMIT_NOFILE soft limit as far as the hard limit allows;
 // prints "SKIP <why>" and exits 3 if that is not enough for the load. Exit
@@ -30,6 +43,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -41,9 +55,11 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -60,6 +76,7 @@
 #include "absl/time/time.h"
 #include "client/libdevmem.h"
 #include "kernel/unique_fd.h"
+#include "proto/devmem/v1/devmem.grpc.pb.h"
 
 ABSL_FLAG(std::string, runtime_dir, "", "devmemd's runtime directory.");
 ABSL_FLAG(int, sessions, 1000, "Concurrent sessions.");
@@ -71,6 +88,14 @@ ABSL_FLAG(int, threads, 8, "Client threads opening sessions in parallel.");
 ABSL_FLAG(bool, direct, false,
           "Baseline: open the same sockets without devmemd.");
 ABSL_FLAG(std::string, nic, "lo", "NIC the sockets are bound to.");
+ABSL_FLAG(bool, steer, false,
+          "Each session binds a memfd to NIC lo (BindRx, 1 queue) and every "
+          "socket is steered to that binding.");
+ABSL_FLAG(bool, batch, false,
+          "Take each session's sockets with one Session::OpenSockets instead "
+          "of one Listen/Connect call per socket.");
+ABSL_FLAG(bool, wait_go, false,
+          "Print READY once set up and wait for \"go\" on stdin.");
 ABSL_FLAG(bool, connection_per_session, false,
           "Give every session its own gRPC connection (a channel with a local "
           "subchannel pool), as sessions of separate workload processes "
@@ -198,6 +223,19 @@ std::string CheckSocket(int fd, bool listening, uint16_t port,
   return "";
 }
 
+// Closes `fds` with an RST instead of a FIN (SO_LINGER 0): no TIME_WAIT is
+// left behind, so the local port range does not fill up over a bench's
+// rounds (thousands of TIME_WAIT sockets make every later bind to port 0
+// search longer, directly or in devmemd alike).
+void CloseWithReset(std::vector<UniqueFd>& fds) {
+  const linger reset{1, 0};
+  for (UniqueFd& fd : fds) {
+    ::setsockopt(fd.get_unowned(), SOL_SOCKET, SO_LINGER, &reset,
+                 sizeof(reset));
+  }
+  fds.clear();
+}
+
 // A plain listener on kIp:0 for the Connect half of the load, and a thread
 // that accepts (and keeps) every connection so the accept queue never fills.
 class Acceptor {
@@ -229,7 +267,7 @@ class Acceptor {
   // Closes the accepted ends.
   void Drop() ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
-    accepted_.clear();
+    CloseWithReset(accepted_);
   }
 
  private:
@@ -265,6 +303,9 @@ struct Config {
   int connects = 0;
   int threads = 0;
   bool connection_per_session = false;
+  bool steer = false;
+  bool batch = false;
+  bool wait_go = false;
 };
 
 // What one session (or, in direct mode, one group of sockets) holds.
@@ -308,9 +349,78 @@ absl::StatusOr<std::unique_ptr<Session>> OpenWithOwnConnection(
   return Session::FromConnectedSocket(std::move(fd), std::move(channel), so);
 }
 
+// Sockets that arrived and checked out, by kind.
+struct Tally {
+  std::atomic<int> listens{0};
+  std::atomic<int> connects{0};
+};
+
+// Socket k of a session: the first c.connects Connect to the acceptor, the
+// rest Listen on kIp; steered to `binding` unless it is 0.
+SocketSpec SpecFor(const Config& c, int k, uint16_t acceptor_port,
+                   uint64_t binding) {
+  SocketSpec spec;
+  if (k < c.connects) {
+    ConnectOptions o;
+    o.nic = c.nic;
+    o.remote = HostPort{kIp, acceptor_port};
+    o.binding = binding;
+    spec.connect = o;
+  } else {
+    ListenOptions o;
+    o.nic = c.nic;
+    o.ip = kIp;
+    o.binding = binding;
+    spec.listen = o;
+  }
+  return spec;
+}
+
+// Checks a socket the daemon made for `spec` and keeps it in `slot`, or
+// records why not.
+void Keep(const Config& c, const SocketSpec& spec, uint16_t acceptor_port,
+          absl::StatusOr<SocketHandle> h, Slot& slot, Failures& failures,
+          Tally& tally) {
+  const bool connect = spec.connect.has_value();
+  if (!h.ok()) {
+    failures.Add(absl::StrCat(connect ? "Connect: " : "Listen: ",
+                              h.status().ToString()));
+    return;
+  }
+  const uint16_t expect =
+      connect ? acceptor_port : static_cast<uint16_t>(h->info.local().port());
+  std::string bad =
+      CheckSocket(h->fd.get_unowned(), /*listening=*/!connect, expect, c.nic);
+  if (bad.empty() && c.steer && !h->info.has_rule()) {
+    bad = absl::StrCat("fd ", h->fd.get_unowned(),
+                       " came without its steering rule");
+  }
+  if (!bad.empty()) {
+    failures.Add(bad);
+    return;
+  }
+  (connect ? tally.connects : tally.listens)++;
+  slot.fds.push_back(std::move(h->fd));
+}
+
+// A memfd (standing in for GPU memory) bound to RX queues of NIC c.nic: the
+// binding's handle.
+absl::StatusOr<uint64_t> BindMemfd(const Config& c, Session& session) {
+  UniqueFd mem(::memfd_create("load-driver-gpu-mem", MFD_CLOEXEC));
+  if (!mem) {
+    return absl::InternalError(
+        absl::StrCat("memfd_create: ", std::strerror(errno)));
+  }
+  BindOptions bo;
+  bo.nic = c.nic;
+  bo.queue_count = 1;
+  auto b = session.BindRx(mem.get_unowned(), bo);
+  if (!b.ok()) return b.status();
+  return b->handle();
+}
+
 void FillSlotWithDaemon(const Config& c, uint16_t acceptor_port, Slot& slot,
-                        Failures& failures, std::atomic<int>& listens,
-                        std::atomic<int>& connects) {
+                        Failures& failures, Tally& tally) {
   SessionOptions so;
   so.runtime_dir = c.runtime_dir;
   auto session =
@@ -320,35 +430,36 @@ void FillSlotWithDaemon(const Config& c, uint16_t acceptor_port, Slot& slot,
     return;
   }
   slot.session = *std::move(session);
+  uint64_t binding = 0;
+  if (c.steer) {
+    absl::StatusOr<uint64_t> b = BindMemfd(c, *slot.session);
+    if (!b.ok()) {
+      failures.Add(absl::StrCat("BindRx: ", b.status().ToString()));
+      return;
+    }
+    binding = *b;
+  }
+  std::vector<SocketSpec> specs;
   for (int k = 0; k < c.sockets; ++k) {
-    const bool connect = k < c.connects;
-    absl::StatusOr<SocketHandle> h;
-    if (connect) {
-      ConnectOptions o;
-      o.nic = c.nic;
-      o.remote = HostPort{kIp, acceptor_port};
-      h = slot.session->Connect(o);
-    } else {
-      ListenOptions o;
-      o.nic = c.nic;
-      o.ip = kIp;
-      h = slot.session->Listen(o);
+    specs.push_back(SpecFor(c, k, acceptor_port, binding));
+  }
+  if (!c.batch) {
+    for (const SocketSpec& spec : specs) {
+      Keep(c, spec, acceptor_port,
+           spec.connect ? slot.session->Connect(*spec.connect)
+                        : slot.session->Listen(*spec.listen),
+           slot, failures, tally);
     }
-    if (!h.ok()) {
-      failures.Add(absl::StrCat(connect ? "Connect: " : "Listen: ",
-                                h.status().ToString()));
-      continue;
-    }
-    const uint16_t expect =
-        connect ? acceptor_port : static_cast<uint16_t>(h->info.local().port());
-    std::string bad =
-        CheckSocket(h->fd.get_unowned(), /*listening=*/!connect, expect, c.nic);
-    if (!bad.empty()) {
-      failures.Add(bad);
-      continue;
-    }
-    (connect ? connects : listens)++;
-    slot.fds.push_back(std::move(h->fd));
+    return;
+  }
+  auto opened = slot.session->OpenSockets(specs);
+  if (!opened.ok()) {
+    failures.Add(absl::StrCat("OpenSockets: ", opened.status().ToString()));
+    return;
+  }
+  for (size_t k = 0; k < specs.size(); ++k) {
+    Keep(c, specs[k], acceptor_port, std::move((*opened)[k]), slot, failures,
+         tally);
   }
 }
 
@@ -386,8 +497,7 @@ absl::StatusOr<UniqueFd> DirectSocket(const std::string& nic, bool connect,
 }
 
 void FillSlotDirect(const Config& c, uint16_t acceptor_port, Slot& slot,
-                    Failures& failures, std::atomic<int>& listens,
-                    std::atomic<int>& connects) {
+                    Failures& failures, Tally& tally) {
   for (int k = 0; k < c.sockets; ++k) {
     const bool connect = k < c.connects;
     auto fd = DirectSocket(c.nic, connect, acceptor_port);
@@ -403,7 +513,7 @@ void FillSlotDirect(const Config& c, uint16_t acceptor_port, Slot& slot,
       failures.Add(bad);
       continue;
     }
-    (connect ? connects : listens)++;
+    (connect ? tally.connects : tally.listens)++;
     slot.fds.push_back(*std::move(fd));
   }
 }
@@ -427,6 +537,56 @@ bool RaiseFdLimit(rlim_t want, std::string* why) {
   return true;
 }
 
+// fdatasyncs devmemd's journal made since it started (GetStatus, on a
+// channel of its own, no session); -1 if it cannot say.
+int64_t JournalSyncs(const std::string& runtime_dir) {
+  auto stub = devmem::v1::Devmem::NewStub(
+      grpc::CreateChannel(absl::StrCat("unix:", runtime_dir, "/grpc.sock"),
+                          grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  devmem::v1::GetStatusResponse resp;
+  if (!stub->GetStatus(&ctx, devmem::v1::GetStatusRequest(), &resp).ok()) {
+    return -1;
+  }
+  return static_cast<int64_t>(resp.journal_syncs());
+}
+
+// Reads stdin up to a line equal to one of `words` (or EOF); returns it.
+std::string AwaitLine(std::initializer_list<const char*> words) {
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    for (const char* w : words) {
+      if (line == w) return line;
+    }
+  }
+  return "";
+}
+
+// The OPENED (or DIRECT) line; see the top of this file.
+void PrintOpened(const Config& c, bool direct, const std::vector<Slot>& slots,
+                 const Failures& failures, const Tally& tally, absl::Time start,
+                 absl::Time end, int64_t syncs_before, int64_t syncs_after) {
+  int opened = 0;
+  for (const Slot& s : slots) opened += s.session != nullptr ? 1 : 0;
+  const int64_t syncs =
+      syncs_before >= 0 && syncs_after >= 0 ? syncs_after - syncs_before : -1;
+  failures.Print();
+  std::printf(
+      "%s sessions=%d sockets=%d listen=%d connect=%d bad=%d wall_us=%lld "
+      "journal_syncs=%lld syncs_before=%lld syncs_after=%lld start_us=%lld "
+      "end_us=%lld\n",
+      direct ? "DIRECT" : "OPENED", direct ? 0 : opened,
+      tally.listens.load() + tally.connects.load(), tally.listens.load(),
+      tally.connects.load(), failures.count(),
+      static_cast<long long>(absl::ToInt64Microseconds(end - start)),
+      static_cast<long long>(syncs), static_cast<long long>(syncs_before),
+      static_cast<long long>(syncs_after),
+      static_cast<long long>(absl::ToUnixMicros(start)),
+      static_cast<long long>(absl::ToUnixMicros(end)));
+  std::fflush(stdout);
+}
+
 int Run(const Config& c, bool direct) {
   // Session socket + sockets + the accepted ends of connects, plus slack
   // for gRPC and the process itself.
@@ -440,40 +600,33 @@ int Run(const Config& c, bool direct) {
   }
   Acceptor acceptor;
   if (acceptor.port() == 0) return 1;
+  const int64_t syncs_before = direct ? -1 : JournalSyncs(c.runtime_dir);
+  if (c.wait_go) {
+    std::printf("READY\n");
+    std::fflush(stdout);
+    if (AwaitLine({"go"}).empty()) return 1;
+  }
 
   Failures failures;
-  std::atomic<int> listens{0};
-  std::atomic<int> connects{0};
+  Tally tally;
   std::vector<Slot> slots(c.sessions);
   const absl::Time start = absl::Now();
   ParallelFor(c.sessions, c.threads, [&](int i) {
     if (direct) {
-      FillSlotDirect(c, acceptor.port(), slots[i], failures, listens, connects);
+      FillSlotDirect(c, acceptor.port(), slots[i], failures, tally);
     } else {
-      FillSlotWithDaemon(c, acceptor.port(), slots[i], failures, listens,
-                         connects);
+      FillSlotWithDaemon(c, acceptor.port(), slots[i], failures, tally);
     }
   });
-  const absl::Duration wall = absl::Now() - start;
-  int opened = 0;
-  for (const Slot& s : slots) opened += s.session != nullptr ? 1 : 0;
-  failures.Print();
-  std::printf(
-      "%s sessions=%d sockets=%d listen=%d connect=%d bad=%d "
-      "wall_us=%lld\n",
-      direct ? "DIRECT" : "OPENED", direct ? 0 : opened,
-      listens.load() + connects.load(), listens.load(), connects.load(),
-      failures.count(),
-      static_cast<long long>(absl::ToInt64Microseconds(wall)));
-  std::fflush(stdout);
+  const absl::Time end = absl::Now();
+  PrintOpened(c, direct, slots, failures, tally, start, end, syncs_before,
+              direct ? -1 : JournalSyncs(c.runtime_dir));
 
-  std::string line;
-  while (std::getline(std::cin, line) && line != "close" && line != "exit") {
-  }
+  std::string line = AwaitLine({"close", "exit"});
   const absl::Time close_start = absl::Now();
   // Each slot's sockets first, then its session (the lease anchor).
   for (Slot& s : slots) {
-    s.fds.clear();
+    CloseWithReset(s.fds);
     s.session.reset();
   }
   acceptor.Drop();
@@ -481,8 +634,7 @@ int Run(const Config& c, bool direct) {
               static_cast<long long>(
                   absl::ToInt64Microseconds(absl::Now() - close_start)));
   std::fflush(stdout);
-  while (line != "exit" && std::getline(std::cin, line)) {
-  }
+  if (line == "close") AwaitLine({"exit"});
   return failures.count() == 0 ? 0 : 1;
 }
 
@@ -499,12 +651,18 @@ int main(int argc, char** argv) {
   c.connects = absl::GetFlag(FLAGS_connects);
   c.threads = absl::GetFlag(FLAGS_threads);
   c.connection_per_session = absl::GetFlag(FLAGS_connection_per_session);
+  c.steer = absl::GetFlag(FLAGS_steer);
+  c.batch = absl::GetFlag(FLAGS_batch);
+  c.wait_go = absl::GetFlag(FLAGS_wait_go);
   const bool direct = absl::GetFlag(FLAGS_direct);
   if ((!direct && c.runtime_dir.empty()) || c.sessions < 1 || c.sockets < 0 ||
-      c.connects < 0 || c.connects > c.sockets || c.threads < 1) {
+      c.connects < 0 || c.connects > c.sockets || c.threads < 1 ||
+      (direct && (c.steer || c.batch))) {
     std::fprintf(stderr,
                  "usage: load_driver --runtime_dir=DIR [--sessions=N "
-                 "--sockets=N --connects=N --threads=N] | --direct ...\n");
+                 "--sockets=N --connects=N --threads=N --steer --batch "
+                 "--wait_go] | --direct [--sessions ... --wait_go]\n"
+                 "(--steer and --batch need the daemon; see --help)\n");
     return 2;
   }
   return devmem::Run(c, direct);
