@@ -49,7 +49,7 @@ absl::Status CheckItemCount(int n, absl::string_view what) {
 template <typename Result>
 void SetFailure(const absl::Status& s, Result* out) {
   out->set_code(static_cast<int>(s.code()));
-  out->set_message(std::string(s.message()));
+  out->set_message(absl::StrCat(s.message()));
 }
 
 }  // namespace
@@ -113,8 +113,9 @@ absl::Status SocketMaker::OpenSockets(uint64_t session,
     absl::Status s;
     if (item.has_listen()) {
       s = CheckItemToken(item.listen().session_token(), req.session_token(), i);
-      if (s.ok())
+      if (s.ok()) {
         s = ListenOne(session, item.listen(), out->mutable_socket(), &m);
+      }
     } else if (item.has_connect()) {
       s = CheckItemToken(item.connect().session_token(), req.session_token(),
                          i);

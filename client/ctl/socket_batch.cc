@@ -55,7 +55,7 @@ void PrintJson(const char* command,
       *result.mutable_socket() = s->info;
     } else {
       result.set_code(static_cast<int>(s.status().code()));
-      result.set_message(std::string(s.status().message()));
+      result.set_message(absl::StrCat(s.status().message()));
     }
     items.push_back(ToJson(result));
   }

@@ -202,7 +202,7 @@ ChildRun Fork(const std::string& dir, int kill_at) {
   run.output = out;
   for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipEmpty())) {
     if (absl::ConsumePrefix(&line, "killed ")) {
-      run.killed_at = std::string(line);
+      run.killed_at = absl::StrCat(line);
     }
     // Only what was flushed before the acknowledgement counts: a later
     // flush may not come before a crash.
