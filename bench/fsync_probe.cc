@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -56,7 +57,7 @@ std::string FilesystemKind(const std::string& dir) {
   if (::statfs(dir.c_str(), &s) != 0) {
     return absl::StrCat("unknown (statfs: ", std::strerror(errno), ")");
   }
-  const auto magic = static_cast<unsigned long>(s.f_type);
+  const auto magic = static_cast<uint64_t>(s.f_type);
   if (magic == TMPFS_MAGIC || magic == RAMFS_MAGIC) return "tmpfs";
   const char* name = magic == EXT4_SUPER_MAGIC    ? "ext4 "
                      : magic == XFS_SUPER_MAGIC   ? "xfs "

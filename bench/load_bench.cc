@@ -481,7 +481,7 @@ int Main(int argc, char** argv) {
   if (!setup.ok() || rounds < 1) {
     std::fprintf(stderr, "load_bench: %s\n",
                  setup.ok() ? "--rounds must be >= 1"
-                            : std::string(setup.status().message()).c_str());
+                            : absl::StrCat(setup.status().message()).c_str());
     return 2;
   }
   const Setup& s = *setup;
@@ -491,7 +491,7 @@ int Main(int argc, char** argv) {
   absl::Status limit = RaiseFdLimit(need);
   if (!limit.ok()) {
     std::printf("load_bench: SKIPPED: %s (or pass a smaller --sessions)\n",
-                std::string(limit.message()).c_str());
+                absl::StrCat(limit.message()).c_str());
     return 0;
   }
   ::signal(SIGPIPE, SIG_IGN);
@@ -514,7 +514,7 @@ int Main(int argc, char** argv) {
   if (!runs.ok()) {
     if (runs.status().code() == absl::StatusCode::kFailedPrecondition) {
       std::printf("load_bench: SKIPPED: %s\n",
-                  std::string(runs.status().message()).c_str());
+                  absl::StrCat(runs.status().message()).c_str());
       return 0;
     }
     std::fprintf(stderr, "load_bench: %s\n", runs.status().ToString().c_str());

@@ -318,6 +318,7 @@ struct Slot {
 template <typename F>
 void ParallelFor(int n, int threads, F body) {
   std::vector<std::thread> pool;
+  pool.reserve(static_cast<size_t>(threads));
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] {
       for (int i = t; i < n; i += threads) body(i);
@@ -440,6 +441,7 @@ void FillSlotWithDaemon(const Config& c, uint16_t acceptor_port, Slot& slot,
     binding = *b;
   }
   std::vector<SocketSpec> specs;
+  specs.reserve(static_cast<size_t>(c.sockets));
   for (int k = 0; k < c.sockets; ++k) {
     specs.push_back(SpecFor(c, k, acceptor_port, binding));
   }
