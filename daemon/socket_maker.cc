@@ -46,8 +46,10 @@ absl::Status CheckItemCount(int n, absl::string_view what) {
                    " per call (split larger sets over several calls)"));
 }
 
+// A failed item's answer: its code and message, nothing else.
 template <typename Result>
 void SetFailure(const absl::Status& s, Result* out) {
+  out->Clear();
   out->set_code(static_cast<int>(s.code()));
   out->set_message(absl::StrCat(s.message()));
 }
@@ -99,38 +101,18 @@ absl::Status SocketMaker::Steer(uint64_t session,
   return Settle(session, {made});
 }
 
-absl::Status SocketMaker::OpenSockets(uint64_t session,
-                                      const devmem::v1::OpenSocketsRequest& req,
-                                      devmem::v1::OpenSocketsResponse* resp) {
-  absl::Status count = CheckItemCount(req.sockets_size(), "OpenSockets");
-  if (!count.ok()) return count;
+template <typename Result>
+uint32_t SocketMaker::Batch(
+    uint64_t session, int n,
+    const std::function<absl::Status(int, Result*, Made*)>& make,
+    const std::function<Result*(int)>& result) {
   std::vector<Made> made;
   std::vector<int> ok_items;
-  for (int i = 0; i < req.sockets_size(); ++i) {
-    const devmem::v1::SocketRequest& item = req.sockets(i);
-    devmem::v1::SocketResult* out = resp->add_results();
+  for (int i = 0; i < n; ++i) {
     Made m;
-    absl::Status s;
-    if (item.has_listen()) {
-      s = CheckItemToken(item.listen().session_token(), req.session_token(), i);
-      if (s.ok()) {
-        s = ListenOne(session, item.listen(), out->mutable_socket(), &m);
-      }
-    } else if (item.has_connect()) {
-      s = CheckItemToken(item.connect().session_token(), req.session_token(),
-                         i);
-      if (s.ok()) {
-        s = ConnectOne(session, item.connect(), out->mutable_socket(), &m);
-      }
-    } else {
-      s = absl::InvalidArgumentError(
-          absl::StrCat("item ", i,
-                       " must set exactly one of listen and "
-                       "connect"));
-    }
+    absl::Status s = make(i, result(i), &m);
     if (!s.ok()) {
-      out->clear_socket();
-      SetFailure(s, out);
+      SetFailure(s, result(i));
       continue;
     }
     made.push_back(std::move(m));
@@ -138,14 +120,38 @@ absl::Status SocketMaker::OpenSockets(uint64_t session,
   }
   // One wait for every rule of the call (group commit).
   absl::Status settled = Settle(session, made);
-  for (int i : ok_items) {
-    if (settled.ok()) continue;
-    resp->mutable_results(i)->clear_socket();
-    SetFailure(settled, resp->mutable_results(i));
-  }
-  uint32_t failed = 0;
-  for (const auto& r : resp->results()) failed += r.code() != 0 ? 1 : 0;
-  resp->set_failed(failed);
+  if (settled.ok()) return static_cast<uint32_t>(n) - ok_items.size();
+  for (int i : ok_items) SetFailure(settled, result(i));
+  return static_cast<uint32_t>(n);
+}
+
+absl::Status SocketMaker::OpenSockets(uint64_t session,
+                                      const devmem::v1::OpenSocketsRequest& req,
+                                      devmem::v1::OpenSocketsResponse* resp) {
+  absl::Status count = CheckItemCount(req.sockets_size(), "OpenSockets");
+  if (!count.ok()) return count;
+  for (int i = 0; i < req.sockets_size(); ++i) resp->add_results();
+  using Result = devmem::v1::SocketResult;
+  resp->set_failed(Batch<Result>(
+      session, req.sockets_size(),
+      [&](int i, Result* out, Made* m) -> absl::Status {
+        const devmem::v1::SocketRequest& item = req.sockets(i);
+        if (item.has_listen()) {
+          absl::Status s = CheckItemToken(item.listen().session_token(),
+                                          req.session_token(), i);
+          if (!s.ok()) return s;
+          return ListenOne(session, item.listen(), out->mutable_socket(), m);
+        }
+        if (item.has_connect()) {
+          absl::Status s = CheckItemToken(item.connect().session_token(),
+                                          req.session_token(), i);
+          if (!s.ok()) return s;
+          return ConnectOne(session, item.connect(), out->mutable_socket(), m);
+        }
+        return absl::InvalidArgumentError(absl::StrCat(
+            "item ", i, " must set exactly one of listen and connect"));
+      },
+      [&](int i) { return resp->mutable_results(i); }));
   return absl::OkStatus();
 }
 
@@ -154,31 +160,17 @@ absl::Status SocketMaker::SteerMany(uint64_t session,
                                     devmem::v1::SteerManyResponse* resp) {
   absl::Status count = CheckItemCount(req.items_size(), "SteerMany");
   if (!count.ok()) return count;
-  std::vector<Made> made;
-  std::vector<int> ok_items;
-  for (int i = 0; i < req.items_size(); ++i) {
-    devmem::v1::SteerResult* out = resp->add_results();
-    Made m;
-    absl::Status s =
-        CheckItemToken(req.items(i).session_token(), req.session_token(), i);
-    if (s.ok()) s = SteerOne(session, req.items(i), out->mutable_rule(), &m);
-    if (!s.ok()) {
-      out->clear_rule();
-      SetFailure(s, out);
-      continue;
-    }
-    made.push_back(std::move(m));
-    ok_items.push_back(i);
-  }
-  absl::Status settled = Settle(session, made);
-  for (int i : ok_items) {
-    if (settled.ok()) continue;
-    resp->mutable_results(i)->clear_rule();
-    SetFailure(settled, resp->mutable_results(i));
-  }
-  uint32_t failed = 0;
-  for (const auto& r : resp->results()) failed += r.code() != 0 ? 1 : 0;
-  resp->set_failed(failed);
+  for (int i = 0; i < req.items_size(); ++i) resp->add_results();
+  using Result = devmem::v1::SteerResult;
+  resp->set_failed(Batch<Result>(
+      session, req.items_size(),
+      [&](int i, Result* out, Made* m) -> absl::Status {
+        absl::Status s = CheckItemToken(req.items(i).session_token(),
+                                        req.session_token(), i);
+        if (!s.ok()) return s;
+        return SteerOne(session, req.items(i), out->mutable_rule(), m);
+      },
+      [&](int i) { return resp->mutable_results(i); }));
   return absl::OkStatus();
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,14 @@ class SocketMaker {
                           devmem::v1::SocketResponse* resp, Made* made);
   absl::Status SteerOne(uint64_t session, const devmem::v1::SteerRequest& req,
                         devmem::v1::FlowRule* rule, Made* made);
+  // One batch of `n` items: `make(i, result, made)` makes item i and fills
+  // in its result; a failed item's result becomes its failure. Then one
+  // wait for every rule made (Settle); if that fails, every item made is
+  // undone and fails with it. Returns the number of failed items.
+  template <typename Result>
+  uint32_t Batch(uint64_t session, int n,
+                 const std::function<absl::Status(int, Result*, Made*)>& make,
+                 const std::function<Result*(int)>& result);
   // Waits until the records of every item in `made` are durable. On error
   // every one is undone (rule removed, ticket taken back and its fd closed)
   // and the error is returned: the items must fail with it.

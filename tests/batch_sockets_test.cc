@@ -261,8 +261,14 @@ TEST_F(BatchSocketsTest, FailedFlushUndoesTheWholeBatch) {
   }
   auto opened = session_->OpenSockets(specs);
   ASSERT_TRUE(opened.ok()) << opened.status();
+  // Items made before the flush failed are undone with its UNAVAILABLE;
+  // items whose records were written after the journal broke (the flusher
+  // may fail before the batch is through) are refused with
+  // FAILED_PRECONDITION. Which ones is a race; none succeeds.
   for (const auto& r : *opened) {
-    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_THAT(r.status().code(),
+                ::testing::AnyOf(absl::StatusCode::kUnavailable,
+                                 absl::StatusCode::kFailedPrecondition));
     EXPECT_THAT(r.status().message(), HasSubstr("journal"));
   }
   EXPECT_EQ(Rules(), 0u);
