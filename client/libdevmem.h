@@ -146,8 +146,9 @@ class Session {
   // socket, or that socket's own failure, with the code and message the
   // single call would give. The call fails as a whole only for what
   // concerns every socket (UNAUTHENTICATED, a broken session, transport).
-  // Sockets are made in order; Connect ones are dialled one after the
-  // other by the daemon.
+  // Listen sockets are made in order; the Connect ones of a call are
+  // dialled together (all SYNs out, then one wait), each within its own
+  // timeout.
   absl::StatusOr<std::vector<absl::StatusOr<SocketHandle>>> OpenSockets(
       absl::Span<const SocketSpec> specs);
   // Steers many sockets this process made (`fds` borrowed) to `binding`:

@@ -45,9 +45,10 @@ devmem::v1::ListenRequest ListenRequestFor(const ListenOptions& options,
 devmem::v1::ConnectRequest ConnectRequestFor(const ConnectOptions& options,
                                              const std::string& session_token);
 
-// How long the daemon may spend inside a call that makes these sockets:
-// each Connect may take its whole connect timeout (the daemon's default,
-// 5 s, when it asks for 0), one after the other.
+// How long the daemon may spend inside a call that makes these sockets: a
+// Connect may take its whole connect timeout (the daemon's default, 5 s,
+// when it asks for 0); an OpenSockets call's connects are dialled together,
+// so the longest one.
 absl::Duration ConnectTime(const devmem::v1::ConnectRequest& request);
 absl::Duration ConnectTime(const devmem::v1::OpenSocketsRequest& request);
 

@@ -118,6 +118,14 @@ uint32_t SocketMaker::Batch(
     made.push_back(std::move(m));
     ok_items.push_back(i);
   }
+  return SettleItems(session, n, made, ok_items, result);
+}
+
+template <typename Result>
+uint32_t SocketMaker::SettleItems(uint64_t session, int n,
+                                  const std::vector<Made>& made,
+                                  const std::vector<int>& ok_items,
+                                  const std::function<Result*(int)>& result) {
   // One wait for every rule of the call (group commit).
   absl::Status settled = Settle(session, made);
   if (settled.ok()) return static_cast<uint32_t>(n) - ok_items.size();
@@ -131,28 +139,75 @@ absl::Status SocketMaker::OpenSockets(uint64_t session,
   absl::Status count = CheckItemCount(req.sockets_size(), "OpenSockets");
   if (!count.ok()) return count;
   for (int i = 0; i < req.sockets_size(); ++i) resp->add_results();
-  using Result = devmem::v1::SocketResult;
-  resp->set_failed(Batch<Result>(
-      session, req.sockets_size(),
-      [&](int i, Result* out, Made* m) -> absl::Status {
-        const devmem::v1::SocketRequest& item = req.sockets(i);
-        if (item.has_listen()) {
-          absl::Status s = CheckItemToken(item.listen().session_token(),
-                                          req.session_token(), i);
-          if (!s.ok()) return s;
-          return ListenOne(session, item.listen(), out->mutable_socket(), m);
-        }
-        if (item.has_connect()) {
-          absl::Status s = CheckItemToken(item.connect().session_token(),
-                                          req.session_token(), i);
-          if (!s.ok()) return s;
-          return ConnectOne(session, item.connect(), out->mutable_socket(), m);
-        }
-        return absl::InvalidArgumentError(absl::StrCat(
-            "item ", i, " must set exactly one of listen and connect"));
-      },
-      [&](int i) { return resp->mutable_results(i); }));
+  auto result = [&](int i) { return resp->mutable_results(i); };
+  std::vector<Made> made;
+  std::vector<int> ok_items;
+  // Listeners are made in order; connects are started in order, all of
+  // their SYNs go out, and then they are waited for together.
+  std::vector<int> dial_items;
+  std::vector<Dialing> dialing;
+  for (int i = 0; i < req.sockets_size(); ++i) {
+    const devmem::v1::SocketRequest& item = req.sockets(i);
+    absl::Status s;
+    Made m;
+    if (item.has_listen()) {
+      s = CheckItemToken(item.listen().session_token(), req.session_token(), i);
+      if (s.ok()) {
+        s = ListenOne(session, item.listen(), result(i)->mutable_socket(), &m);
+      }
+    } else if (item.has_connect()) {
+      s = CheckItemToken(item.connect().session_token(), req.session_token(),
+                         i);
+      Dialing d;
+      if (s.ok()) {
+        s = ConnectStart(session, item.connect(), result(i)->mutable_socket(),
+                         &d);
+      }
+      if (s.ok()) {
+        dial_items.push_back(i);
+        dialing.push_back(std::move(d));
+        continue;
+      }
+    } else {
+      s = absl::InvalidArgumentError(absl::StrCat(
+          "item ", i, " must set exactly one of listen and connect"));
+    }
+    if (!s.ok()) {
+      SetFailure(s, result(i));
+      continue;
+    }
+    made.push_back(std::move(m));
+    ok_items.push_back(i);
+  }
+  FinishDialing(session, dial_items, dialing, result, &made, &ok_items);
+  resp->set_failed(
+      SettleItems(session, req.sockets_size(), made, ok_items,
+                  std::function<devmem::v1::SocketResult*(int)>(result)));
   return absl::OkStatus();
+}
+
+void SocketMaker::FinishDialing(
+    uint64_t session, const std::vector<int>& items,
+    std::vector<Dialing>& dialing,
+    const std::function<devmem::v1::SocketResult*(int)>& result,
+    std::vector<Made>* made, std::vector<int>* ok_items) {
+  std::vector<PendingConnect> pending;
+  pending.reserve(dialing.size());
+  for (Dialing& d : dialing) pending.push_back(std::move(d.pending));
+  const std::vector<absl::Status> connected =
+      FinishConnects(absl::MakeSpan(pending));
+  for (size_t k = 0; k < dialing.size(); ++k) {
+    dialing[k].pending = std::move(pending[k]);
+    devmem::v1::SocketResult* out = result(items[k]);
+    absl::Status s = ConnectFinish(session, connected[k], &dialing[k],
+                                   out->mutable_socket());
+    if (!s.ok()) {
+      SetFailure(s, out);
+      continue;
+    }
+    made->push_back(dialing[k].made);
+    ok_items->push_back(items[k]);
+  }
 }
 
 absl::Status SocketMaker::SteerMany(uint64_t session,
@@ -256,10 +311,25 @@ absl::Status SocketMaker::ConnectOne(uint64_t session,
                                      const devmem::v1::ConnectRequest& req,
                                      devmem::v1::SocketResponse* resp,
                                      Made* made) {
+  Dialing d;
+  absl::Status started = ConnectStart(session, req, resp, &d);
+  if (!started.ok()) return started;
+  absl::Status done = FinishConnects(absl::MakeSpan(&d.pending, 1))[0];
+  absl::Status finished = ConnectFinish(session, done, &d, resp);
+  *made = d.made;
+  return finished;
+}
+
+absl::Status SocketMaker::ConnectStart(uint64_t session,
+                                       const devmem::v1::ConnectRequest& req,
+                                       devmem::v1::SocketResponse* resp,
+                                       Dialing* d) {
   auto nic = SocketNic(session, req.nic(), req.binding());
   if (!nic.ok()) return nic.status();
   auto ifindex = d_.inventory->IfIndex(*nic);
   if (!ifindex.ok()) return ifindex.status();
+  d->nic = *nic;
+  d->ifindex = *ifindex;
   if (req.remote().ip().empty() || req.remote().port() == 0) {
     return absl::InvalidArgumentError(
         "remote.ip and remote.port are required for Connect");
@@ -278,6 +348,7 @@ absl::Status SocketMaker::ConnectOne(uint64_t session,
   const uint32_t timeout_ms = req.timeout_ms() != 0
                                   ? req.timeout_ms()
                                   : d_.config->default_connect_timeout_ms();
+  Made* made = &d->made;
   std::function<absl::Status(int)> steer;
   if (req.binding() != 0) {
     steer = [&](int s) -> absl::Status {
@@ -295,20 +366,31 @@ absl::Status SocketMaker::ConnectOne(uint64_t session,
       return absl::OkStatus();
     };
   }
-  auto fd = CreateBoundConnected(*nic, *remote, &local,
-                                 absl::Milliseconds(timeout_ms), steer);
-  if (fd.ok()) {
-    auto peer = PeerAddress(fd->get_unowned());
-    if (peer.ok()) FillAddress(*peer, resp->mutable_remote());
-  }
-  absl::Status parked =
-      fd.ok() ? Park(session, std::move(*fd), *nic, *ifindex, resp)
-              : fd.status();
-  if (!parked.ok()) {
+  auto pending = StartConnect(*nic, *remote, &local,
+                              absl::Milliseconds(timeout_ms), steer);
+  if (!pending.ok()) {
     Undo(session, *made);
+    return pending.status();
+  }
+  d->pending = *std::move(pending);
+  return absl::OkStatus();
+}
+
+absl::Status SocketMaker::ConnectFinish(uint64_t session,
+                                        const absl::Status& connected,
+                                        Dialing* d,
+                                        devmem::v1::SocketResponse* resp) {
+  absl::Status parked = connected;
+  if (parked.ok()) {
+    auto peer = PeerAddress(d->pending.fd.get_unowned());
+    if (peer.ok()) FillAddress(*peer, resp->mutable_remote());
+    parked = Park(session, std::move(d->pending.fd), d->nic, d->ifindex, resp);
+  }
+  if (!parked.ok()) {
+    Undo(session, d->made);
     return parked;
   }
-  made->ticket = resp->ticket();
+  d->made.ticket = resp->ticket();
   return absl::OkStatus();
 }
 

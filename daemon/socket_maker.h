@@ -10,6 +10,7 @@
 #include "absl/strings/string_view.h"
 #include "daemon/nic/nic_manager.h"
 #include "daemon/session/session_manager.h"
+#include "daemon/session/socket_broker.h"
 #include "kernel/nic_inventory.h"
 #include "kernel/unique_fd.h"
 #include "proto/devmem/v1/config.pb.h"
@@ -71,6 +72,29 @@ class SocketMaker {
   absl::Status ConnectOne(uint64_t session,
                           const devmem::v1::ConnectRequest& req,
                           devmem::v1::SocketResponse* resp, Made* made);
+  // A Connect between its SYN and its answer.
+  struct Dialing {
+    PendingConnect pending;
+    Made made;  // its rule, if steered; its ticket once parked
+    std::string nic;
+    uint32_t ifindex = 0;
+  };
+  // Checks the request, binds the socket, steers it and sends the SYN.
+  absl::Status ConnectStart(uint64_t session,
+                            const devmem::v1::ConnectRequest& req,
+                            devmem::v1::SocketResponse* resp, Dialing* d);
+  // With `connected` (FinishConnects' answer): parks the socket, or undoes
+  // its rule and returns why it failed.
+  absl::Status ConnectFinish(uint64_t session, const absl::Status& connected,
+                             Dialing* d, devmem::v1::SocketResponse* resp);
+  // Waits for every connect in `dialing` together (items[k] is the call's
+  // index of dialing[k]) and finishes each; adds the ones made to `made`
+  // and `ok_items`, fails the others.
+  void FinishDialing(
+      uint64_t session, const std::vector<int>& items,
+      std::vector<Dialing>& dialing,
+      const std::function<devmem::v1::SocketResult*(int)>& result,
+      std::vector<Made>* made, std::vector<int>* ok_items);
   absl::Status SteerOne(uint64_t session, const devmem::v1::SteerRequest& req,
                         devmem::v1::FlowRule* rule, Made* made);
   // One batch of `n` items: `make(i, result, made)` makes item i and fills
@@ -81,6 +105,13 @@ class SocketMaker {
   uint32_t Batch(uint64_t session, int n,
                  const std::function<absl::Status(int, Result*, Made*)>& make,
                  const std::function<Result*(int)>& result);
+  // The end of a batch of `n` items of which `ok_items` (with `made`)
+  // succeeded so far: one wait for all their rules; on failure all of them
+  // are undone and fail with it. Returns the number of failed items.
+  template <typename Result>
+  uint32_t SettleItems(uint64_t session, int n, const std::vector<Made>& made,
+                       const std::vector<int>& ok_items,
+                       const std::function<Result*(int)>& result);
   // Waits until the records of every item in `made` are durable. On error
   // every one is undone (rule removed, ticket taken back and its fd closed)
   // and the error is returned: the items must fail with it.

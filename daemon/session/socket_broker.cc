@@ -186,6 +186,18 @@ absl::StatusOr<UniqueFd> CreateBoundConnected(
     absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
     absl::Duration timeout,
     const std::function<absl::Status(int fd)>& before_connect) {
+  absl::StatusOr<PendingConnect> pending =
+      StartConnect(ifname, remote, local, timeout, before_connect);
+  if (!pending.ok()) return pending.status();
+  absl::Status done = FinishConnects(absl::MakeSpan(&*pending, 1))[0];
+  if (!done.ok()) return done;
+  return std::move(pending->fd);
+}
+
+absl::StatusOr<PendingConnect> StartConnect(
+    absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
+    absl::Duration timeout,
+    const std::function<absl::Status(int fd)>& before_connect) {
   auto fd = DeviceSocket(ifname, remote.family());
   if (!fd.ok()) return fd.status();
   const int s = fd->get_unowned();
@@ -221,36 +233,88 @@ absl::StatusOr<UniqueFd> CreateBoundConnected(
     absl::Status hook = before_connect(s);
     if (!hook.ok()) return hook;
   }
-  const int flags = ::fcntl(s, F_GETFL);
-  ::fcntl(s, F_SETFL, flags | O_NONBLOCK);
-  const std::string target =
-      absl::StrCat(AddressIp(remote), " port ", AddressPort(remote));
+  PendingConnect p;
+  p.flags = ::fcntl(s, F_GETFL);
+  ::fcntl(s, F_SETFL, p.flags | O_NONBLOCK);
+  p.target = absl::StrCat(AddressIp(remote), " port ", AddressPort(remote));
+  p.timeout = timeout;
+  p.deadline = absl::Now() + timeout;
   if (::connect(s, reinterpret_cast<const sockaddr*>(&remote.storage),
-                remote.len) != 0) {
-    if (errno != EINPROGRESS) {
-      return ErrnoStatus(errno, absl::StrCat("connect ", target));
-    }
-    const absl::Time deadline = absl::Now() + timeout;
-    for (;;) {
-      const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
-      if (left <= 0) {
-        return absl::DeadlineExceededError(
-            absl::StrCat("connect ", target, ": no answer within ",
-                         absl::FormatDuration(timeout)));
-      }
-      struct pollfd p = {s, POLLOUT, 0};
-      int n = ::poll(&p, 1, static_cast<int>(left));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return ErrnoStatus(errno, "poll");
-      if (n == 1) break;
-    }
-    int err = 0;
-    socklen_t len = sizeof(err);
-    ::getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0) return ErrnoStatus(err, absl::StrCat("connect ", target));
+                remote.len) == 0) {
+    p.connected = true;
+  } else if (errno != EINPROGRESS) {
+    return ErrnoStatus(errno, absl::StrCat("connect ", p.target));
   }
-  ::fcntl(s, F_SETFL, flags);
-  return fd;
+  p.fd = *std::move(fd);
+  return p;
+}
+
+namespace {
+
+// The outcome of a connect poll(2) said is done: SO_ERROR.
+absl::Status ConnectOutcome(PendingConnect& p) {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  ::getsockopt(p.fd.get_unowned(), SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err != 0) return ErrnoStatus(err, absl::StrCat("connect ", p.target));
+  ::fcntl(p.fd.get_unowned(), F_SETFL, p.flags);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::vector<absl::Status> FinishConnects(absl::Span<PendingConnect> pending) {
+  std::vector<absl::Status> out(pending.size(), absl::OkStatus());
+  std::vector<size_t> waiting;
+  for (size_t i = 0; i < pending.size(); ++i) {
+    if (pending[i].connected) {
+      ::fcntl(pending[i].fd.get_unowned(), F_SETFL, pending[i].flags);
+    } else {
+      waiting.push_back(i);
+    }
+  }
+  std::vector<struct pollfd> pfds;
+  while (!waiting.empty()) {
+    // Expire what is past its deadline; wait for the nearest of the rest.
+    const absl::Time now = absl::Now();
+    absl::Time nearest = absl::InfiniteFuture();
+    std::vector<size_t> still;
+    for (size_t i : waiting) {
+      if (pending[i].deadline <= now) {
+        out[i] = absl::DeadlineExceededError(
+            absl::StrCat("connect ", pending[i].target, ": no answer within ",
+                         absl::FormatDuration(pending[i].timeout)));
+        continue;
+      }
+      nearest = std::min(nearest, pending[i].deadline);
+      still.push_back(i);
+    }
+    waiting.swap(still);
+    if (waiting.empty()) break;
+    pfds.clear();
+    for (size_t i : waiting) {
+      pfds.push_back({pending[i].fd.get_unowned(), POLLOUT, 0});
+    }
+    const int64_t ms = std::max<int64_t>(
+        1, absl::ToInt64Milliseconds(nearest - absl::Now()) + 1);
+    const int n = ::poll(pfds.data(), pfds.size(), static_cast<int>(ms));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const absl::Status failed = ErrnoStatus(errno, "poll");
+      for (size_t i : waiting) out[i] = failed;
+      break;
+    }
+    still.clear();
+    for (size_t k = 0; k < waiting.size(); ++k) {
+      if (pfds[k].revents == 0) {
+        still.push_back(waiting[k]);
+        continue;
+      }
+      out[waiting[k]] = ConnectOutcome(pending[waiting[k]]);
+    }
+    waiting.swap(still);
+  }
+  return out;
 }
 
 }  // namespace devmem

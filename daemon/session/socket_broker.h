@@ -5,10 +5,12 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "kernel/nic_info.h"
 #include "kernel/unique_fd.h"
 
@@ -52,6 +54,28 @@ absl::StatusOr<UniqueFd> CreateBoundConnected(
     absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
     absl::Duration timeout,
     const std::function<absl::Status(int fd)>& before_connect = nullptr);
+
+// CreateBoundConnected in two halves, so that many connects can be in
+// flight at once (OpenSockets): StartConnect does everything up to and
+// including the non-blocking connect(2) (the SYN is out), FinishConnects
+// waits for a whole set together.
+struct PendingConnect {
+  UniqueFd fd;
+  std::string target;  // "IP port N", for messages
+  int flags = 0;       // the fd's file status flags before O_NONBLOCK
+  absl::Duration timeout;
+  absl::Time deadline;
+  bool connected = false;  // connect(2) completed at once
+};
+absl::StatusOr<PendingConnect> StartConnect(
+    absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
+    absl::Duration timeout,
+    const std::function<absl::Status(int fd)>& before_connect = nullptr);
+// Polls every pending connect together until each is connected, refused or
+// past its own deadline. One status per item, in order: OK (its fd is
+// connected and blocking again), DEADLINE_EXCEEDED, or the connect errno
+// (UNAVAILABLE for refused/unreachable).
+std::vector<absl::Status> FinishConnects(absl::Span<PendingConnect> pending);
 
 // INVALID_ARGUMENT unless `fd` is a TCP socket over IPv4 or IPv6; the
 // message names what the fd is instead.

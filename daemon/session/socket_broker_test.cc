@@ -1,0 +1,116 @@
+// StartConnect/FinishConnects: many connects in flight at once, each with
+// its own outcome, on loopback. DeviceSocket binds to "lo" with
+// SO_BINDTODEVICE, which needs CAP_NET_RAW: without root the tests skip.
+#include "daemon/session/socket_broker.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace devmem {
+namespace {
+
+using ::testing::HasSubstr;
+
+uint16_t PortOf(int fd) {
+  sockaddr_in a{};
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+UniqueFd Listener() {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd.get_unowned(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      listen(fd.get_unowned(), 64) != 0) {
+    return UniqueFd();
+  }
+  return fd;
+}
+
+class SocketBrokerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) {
+      GTEST_SKIP() << "needs root: sockets are bound to lo with "
+                      "SO_BINDTODEVICE";
+    }
+  }
+};
+
+TEST_F(SocketBrokerTest, ManyConnectsInFlightEachWithItsOwnOutcome) {
+  UniqueFd peer = Listener();
+  ASSERT_TRUE(peer);
+  uint16_t closed = 0;
+  {
+    UniqueFd gone = Listener();
+    closed = PortOf(gone.get_unowned());
+  }
+  std::vector<PendingConnect> pending;
+  std::vector<bool> good;
+  for (int i = 0; i < 20; ++i) {
+    const bool ok = i % 5 != 4;
+    auto remote = ParseSockAddr(
+        "127.0.0.1", ok ? PortOf(peer.get_unowned()) : closed, AF_INET);
+    ASSERT_TRUE(remote.ok());
+    auto p = StartConnect("lo", *remote, nullptr, absl::Seconds(5));
+    if (!p.ok()) {
+      // Loopback may refuse at once; that is the refused item's answer.
+      EXPECT_FALSE(ok) << p.status();
+      EXPECT_THAT(p.status().message(), HasSubstr("refused"));
+      continue;
+    }
+    pending.push_back(*std::move(p));
+    good.push_back(ok);
+  }
+  const std::vector<absl::Status> done =
+      FinishConnects(absl::MakeSpan(pending));
+  ASSERT_EQ(done.size(), pending.size());
+  for (size_t i = 0; i < done.size(); ++i) {
+    if (!good[i]) {
+      EXPECT_EQ(done[i].code(), absl::StatusCode::kUnavailable) << done[i];
+      EXPECT_THAT(done[i].message(), HasSubstr("refused"));
+      continue;
+    }
+    ASSERT_TRUE(done[i].ok()) << done[i];
+    const int fd = pending[i].fd.get_unowned();
+    sockaddr_in a{};
+    socklen_t len = sizeof(a);
+    EXPECT_EQ(getpeername(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    EXPECT_EQ(ntohs(a.sin_port), PortOf(peer.get_unowned()));
+    // Blocking again, as CreateBoundConnected returns it.
+    EXPECT_EQ(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+  }
+}
+
+TEST_F(SocketBrokerTest, ConnectPastItsDeadlineWhenWaitedForTimesOut) {
+  UniqueFd peer = Listener();
+  ASSERT_TRUE(peer);
+  auto remote = ParseSockAddr("127.0.0.1", PortOf(peer.get_unowned()), AF_INET);
+  ASSERT_TRUE(remote.ok());
+  auto p = StartConnect("lo", *remote, nullptr, absl::Nanoseconds(1));
+  ASSERT_TRUE(p.ok()) << p.status();
+  if (p->connected) GTEST_SKIP() << "connect(2) completed at once";
+  std::vector<PendingConnect> one;
+  one.push_back(*std::move(p));
+  const absl::Status done = FinishConnects(absl::MakeSpan(one))[0];
+  EXPECT_EQ(done.code(), absl::StatusCode::kDeadlineExceeded) << done;
+  EXPECT_THAT(done.message(), HasSubstr("no answer within"));
+}
+
+TEST_F(SocketBrokerTest, NothingToWaitForIsNothing) {
+  EXPECT_TRUE(FinishConnects({}).empty());
+}
+
+}  // namespace
+}  // namespace devmem
