@@ -293,7 +293,8 @@ void PrintSummary(const Setup& s, const std::map<bool, std::vector<Job>>& jobs,
       "Session::Open and BindRx. fdatasyncs per socket %.3f; this disk's 4 "
       "KiB pwrite + fdatasync p50 %.0f us (journal in %s, filesystem %s). "
       "The simulated NIC takes a rule in memory: a real NIC's rule insert "
-      "(ethtool netlink into the driver) is not in these figures.\n",
+      "(an ETHTOOL_SRXCLSRLINS ioctl into the driver) is not in these "
+      "figures; those need devmem hardware.\n",
       s.processes, s.sockets, total, jobs.at(true).size(),
       Median(syncs) / total, fsync_us, s.state_root.c_str(),
       FilesystemKind(s.state_root).c_str());

@@ -16,6 +16,8 @@
 //               process)
 //   per-conn    the same with a gRPC connection per session (as 1000
 //               separate workload processes would have)
+//   plain-batch as shared, but one OpenSockets call per session (not in
+//               the default --paths: it shows what batching alone changes)
 //   steered     (a) devmemd on a simulated devmem NIC over lo with a pool of
 //               --sessions queues, journal on the disk under --state_root:
 //               each session binds a memfd (1 queue) and every socket is
@@ -118,6 +120,7 @@ const std::vector<PathSpec>& AllPaths() {
        DaemonKind::kPlain,
        false,
        {"--connection_per_session=true"}},
+      {"plain-batch", DaemonKind::kPlain, false, {"--batch"}},
       {"steered", DaemonKind::kSteered, false, {"--steer"}},
       {"batched", DaemonKind::kSteered, false, {"--steer", "--batch"}},
       {"direct-1s", DaemonKind::kNone, true, {"--direct"}},
@@ -321,15 +324,20 @@ void PrintRound(int round, const PathSpec& path, const Run& r) {
   std::fflush(stdout);
 }
 
-// The memory table of the unsteered paths (direct, shared, per-conn).
+// The memory table of the unsteered paths (direct, shared, per-conn,
+// plain-batch).
 void PrintMemoryTable(const Setup& s, const Runs& runs) {
-  if (runs.count("shared") == 0 && runs.count("per-conn") == 0) return;
+  if (runs.count("shared") + runs.count("per-conn") +
+          runs.count("plain-batch") ==
+      0) {
+    return;
+  }
   const double direct_open = MedianOf(runs, "direct", OpenS);
   const int total = s.sessions * s.sockets;
   std::printf("\n%-10s %10s %10s %10s %12s %12s %10s %10s %12s %9s\n", "path",
               "idle MiB", "loaded MiB", "after MiB", "KiB/session",
               "loaded/idle", "fds", "open s", "us/socket", "vs direct");
-  for (const char* path : {"direct", "shared", "per-conn"}) {
+  for (const char* path : {"direct", "shared", "per-conn", "plain-batch"}) {
     if (runs.count(path) == 0) continue;
     const double open = MedianOf(runs, path, OpenS);
     if (std::string(path) == "direct") {
@@ -528,7 +536,8 @@ int Main(int argc, char** argv) {
       "(steered paths: BindRx included); vs direct: that time over the direct "
       "baseline's of the same shape. Product goals: devmemd idle < 32 MiB, "
       "loaded < 64 MiB. The simulated NIC takes a rule in memory: a real "
-      "NIC's rule insert (ethtool netlink into the driver) is not in these "
+      "NIC's rule insert (an ETHTOOL_SRXCLSRLINS ioctl into the driver) is not "
+      "in these "
       "figures.\n",
       rounds);
   return 0;
