@@ -236,6 +236,7 @@ std::optional<GroupRow> GroupPath(const std::string& dir,
   };
   auto t0 = Clock::now();
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(clients));
   for (int c = 0; c < clients; ++c) {
     threads.emplace_back(client, static_cast<uint32_t>(c) * per_client);
   }
