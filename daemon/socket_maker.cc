@@ -110,6 +110,7 @@ uint32_t SocketMaker::Batch(
   std::vector<int> ok_items;
   for (int i = 0; i < n; ++i) {
     Made m;
+    m.start_flush = false;  // Settle's wait flushes once for all
     absl::Status s = make(i, result(i), &m);
     if (!s.ok()) {
       SetFailure(s, result(i));
@@ -150,6 +151,7 @@ absl::Status SocketMaker::OpenSockets(uint64_t session,
     const devmem::v1::SocketRequest& item = req.sockets(i);
     absl::Status s;
     Made m;
+    m.start_flush = false;  // Settle's wait flushes once for all
     if (item.has_listen()) {
       s = CheckItemToken(item.listen().session_token(), req.session_token(), i);
       if (s.ok()) {
@@ -159,6 +161,7 @@ absl::Status SocketMaker::OpenSockets(uint64_t session,
       s = CheckItemToken(item.connect().session_token(), req.session_token(),
                          i);
       Dialing d;
+      d.made.start_flush = false;
       if (s.ok()) {
         s = ConnectStart(session, item.connect(), result(i)->mutable_socket(),
                          &d);
@@ -291,8 +294,8 @@ absl::Status SocketMaker::ListenOne(uint64_t session,
     // already lands on the binding's queue.
     auto tuple = SocketFlowTuple(fd->get_unowned());
     if (!tuple.ok()) return tuple.status();
-    auto rule =
-        d_.nics->SteerFlow(session, req.binding(), *tuple, &made->durable_at);
+    auto rule = d_.nics->SteerFlow(session, req.binding(), *tuple,
+                                   &made->durable_at, made->start_flush);
     if (!rule.ok()) return rule.status();
     *resp->mutable_rule() = *rule;
     made->binding = req.binding();
@@ -357,8 +360,8 @@ absl::Status SocketMaker::ConnectStart(uint64_t session,
       // Not connected yet: the peer is the address we are about to dial.
       tuple->src_ip = AddressIp(*remote);
       tuple->src_port = static_cast<uint16_t>(AddressPort(*remote));
-      auto installed =
-          d_.nics->SteerFlow(session, req.binding(), *tuple, &made->durable_at);
+      auto installed = d_.nics->SteerFlow(session, req.binding(), *tuple,
+                                          &made->durable_at, made->start_flush);
       if (!installed.ok()) return installed.status();
       *resp->mutable_rule() = *installed;
       made->binding = req.binding();
@@ -408,8 +411,8 @@ absl::Status SocketMaker::SteerOne(uint64_t session,
   if (!tuple.ok()) return tuple.status();
   absl::Status bound = BindToDevice(fd->get_unowned(), nic->nic);
   if (!bound.ok()) return bound;
-  auto steered =
-      d_.nics->SteerFlow(session, req.binding(), *tuple, &made->durable_at);
+  auto steered = d_.nics->SteerFlow(session, req.binding(), *tuple,
+                                    &made->durable_at, made->start_flush);
   if (!steered.ok()) return steered.status();
   *rule = *steered;
   made->binding = req.binding();

@@ -65,6 +65,9 @@ class SocketMaker {
     uint64_t binding = 0;     // 0: no rule
     uint32_t location = 0;
     std::string ticket;  // "" for Steer
+    // In: whether steering starts the journal's flush at once (a single
+    // call) or leaves it to the one wait at the end (a batch).
+    bool start_flush = true;
   };
 
   absl::Status ListenOne(uint64_t session, const devmem::v1::ListenRequest& req,

@@ -34,11 +34,11 @@ void ChangeRecorder::Note(const devmem::v1::JournalEntry& entry) {
 }
 
 absl::StatusOr<uint64_t> ChangeRecorder::IntentNoWait(
-    const devmem::v1::JournalEntry& entry) {
+    const devmem::v1::JournalEntry& entry, bool start_flush) {
   if (journal_ == nullptr) return uint64_t{0};
   absl::StatusOr<uint64_t> seq = journal_->Write(entry);
   if (!seq.ok()) return Explained(seq.status(), /*durable=*/true);
-  journal_->Flush();
+  if (start_flush) journal_->Flush();
   return seq;
 }
 

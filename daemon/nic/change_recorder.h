@@ -45,7 +45,10 @@ class ChangeRecorder {
   // may be made at once, and the caller answers only after AwaitDurable of
   // the returned sequence number (0 without a journal). On error, do not
   // make the change.
-  absl::StatusOr<uint64_t> IntentNoWait(const devmem::v1::JournalEntry& entry);
+  // With `start_flush` false the flush is left to the AwaitDurable that
+  // follows (a batch: one flush for all its items, not one per item).
+  absl::StatusOr<uint64_t> IntentNoWait(const devmem::v1::JournalEntry& entry,
+                                        bool start_flush = true);
   // Waits until the record `seq` (and all before it) is on disk. On error
   // the caller undoes the change and fails the request.
   absl::Status AwaitDurable(uint64_t seq);

@@ -233,12 +233,12 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
 
 absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
     uint64_t session, uint64_t handle, const FlowTuple& tuple,
-    uint64_t* durable_at) {
+    uint64_t* durable_at, bool start_flush) {
   absl::MutexLock lock(&mu_);
   NicRecord* nic = nullptr;
   const char* cause = kFailedInvalid;
-  absl::StatusOr<devmem::v1::FlowRule> rule =
-      steering_.Steer(session, handle, tuple, &nic, &cause, durable_at);
+  absl::StatusOr<devmem::v1::FlowRule> rule = steering_.Steer(
+      session, handle, tuple, &nic, &cause, durable_at, start_flush);
   if (!rule.ok() && nic != nullptr) ++nic->rules_failed[cause];
   return rule;
 }

@@ -214,12 +214,12 @@ class NicManager {
   // The same, returning as soon as the rule is in the NIC: its record is
   // written and being flushed, and the caller must AwaitDurable(*durable_at)
   // before it answers anyone (and remove the rule if that fails). A batch
-  // steers all its flows, then waits once.
-  absl::StatusOr<devmem::v1::FlowRule> SteerFlow(uint64_t session,
-                                                 uint64_t handle,
-                                                 const FlowTuple& tuple,
-                                                 uint64_t* durable_at)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // steers all its flows with `start_flush` false (waking the journal's
+  // flusher per rule costs more than the flush it would start early), then
+  // waits once.
+  absl::StatusOr<devmem::v1::FlowRule> SteerFlow(
+      uint64_t session, uint64_t handle, const FlowTuple& tuple,
+      uint64_t* durable_at, bool start_flush = true) ABSL_LOCKS_EXCLUDED(mu_);
   // Waits until journal record `seq` (and every one before it) is on disk;
   // 0 (nothing recorded) returns at once. Does not hold the manager's lock,
   // so other requests go on meanwhile (group commit).

@@ -32,7 +32,8 @@ devmem::v1::FlowRule RuleProto(const NicRecord& nic, const RuleLease& r) {
 
 absl::StatusOr<devmem::v1::FlowRule> Steering::Steer(
     uint64_t session, uint64_t handle, const FlowTuple& tuple,
-    NicRecord** nic_out, const char** cause, uint64_t* durable_at) {
+    NicRecord** nic_out, const char** cause, uint64_t* durable_at,
+    bool start_flush) {
   *cause = rule_cause::kInvalid;
   *durable_at = 0;
   auto bp = d_.leases->Find(session, handle);
@@ -79,12 +80,13 @@ absl::StatusOr<devmem::v1::FlowRule> Steering::Steer(
         absl::StrCat(nic->name, ": ", on_nic, " of ", nic->rule_quota,
                      " steering rules in use (rule quota of the NIC)"));
   }
-  return Install(session, b, *nic, tuple, cause, durable_at);
+  return Install(session, b, *nic, tuple, cause, durable_at, start_flush);
 }
 
 absl::StatusOr<devmem::v1::FlowRule> Steering::Install(
     uint64_t session, BindingLease& b, NicRecord& nic_ref,
-    const FlowTuple& tuple, const char** cause, uint64_t* durable_at) {
+    const FlowTuple& tuple, const char** cause, uint64_t* durable_at,
+    bool start_flush) {
   NicRecord* nic = &nic_ref;
   const uint64_t handle = b.handle;
   FlowRule rule;
@@ -108,7 +110,7 @@ absl::StatusOr<devmem::v1::FlowRule> Steering::Install(
   intent.mutable_rule_put()->set_installed(false);
   *cause = rule_cause::kJournal;
   // Written, and its flush under way while the NIC takes the rule.
-  absl::StatusOr<uint64_t> seq = d_.recorder->IntentNoWait(intent);
+  absl::StatusOr<uint64_t> seq = d_.recorder->IntentNoWait(intent, start_flush);
   if (!seq.ok()) return seq.status();
   r.durable_at = *seq;
   *cause = rule_cause::kKernel;

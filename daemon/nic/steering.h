@@ -33,23 +33,23 @@ class Steering {
   // the rule is in the NIC and its intent is written but maybe not durable
   // yet: `*durable_at` is the journal sequence number to AwaitDurable
   // before answering (group commit; the rule steers to the devmem pool, so
-  // recovery removes it if its record is lost).
+  // recovery removes it if its record is lost). `start_flush` false leaves
+  // the flush to the caller's wait (a batch).
   absl::StatusOr<devmem::v1::FlowRule> Steer(uint64_t session, uint64_t handle,
                                              const FlowTuple& tuple,
                                              NicRecord** nic,
                                              const char** cause,
-                                             uint64_t* durable_at);
+                                             uint64_t* durable_at,
+                                             bool start_flush = true);
   // NOT_FOUND if no rule of the binding is at `location`.
   absl::Status Remove(uint64_t session, uint64_t handle, uint32_t location);
 
  private:
   // Steer() once the request passed its checks: journal, insert (with the
   // 3-tuple fallback), record.
-  absl::StatusOr<devmem::v1::FlowRule> Install(uint64_t session,
-                                               BindingLease& b, NicRecord& nic,
-                                               const FlowTuple& tuple,
-                                               const char** cause,
-                                               uint64_t* durable_at);
+  absl::StatusOr<devmem::v1::FlowRule> Install(
+      uint64_t session, BindingLease& b, NicRecord& nic, const FlowTuple& tuple,
+      const char** cause, uint64_t* durable_at, bool start_flush);
 
   const Deps d_;
 };
