@@ -115,22 +115,12 @@ std::vector<std::string> DriverArgs(const Setup& s, bool steered,
 absl::StatusOr<Proc> StartSteeredDaemon(const Setup& s,
                                         const std::string& runtime_dir,
                                         const std::string& state) {
-  std::error_code ec;
-  std::filesystem::create_directories(state, ec);
-  if (ec) {
-    return absl::InternalError(
-        absl::StrCat("mkdir ", state, ": ", ec.message()));
-  }
   SteeredNicSpec nic;
   nic.pool_queues = static_cast<uint32_t>(s.processes);
   nic.rules = static_cast<uint32_t>(s.processes * s.sockets + 64);
   nic.sessions = static_cast<uint32_t>(s.processes);
   nic.uid = ::getuid();
-  absl::StatusOr<std::string> config = SteeredConfigText(nic);
-  if (!config.ok()) return config.status();
-  auto args = SteeredDevmemdArgs(s.devmemd, runtime_dir, state, *config);
-  if (!args.ok()) return args.status();
-  return StartDevmemd(*std::move(args));
+  return StartSteeredDevmemd(s.devmemd, runtime_dir, state, nic);
 }
 
 // The driver's line starting with `prefix`, its FAIL lines echoed.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <utility>
 
@@ -65,6 +66,22 @@ absl::StatusOr<std::vector<std::string>> SteeredDevmemdArgs(
                                   absl::StrCat("--runtime_dir=", runtime_dir),
                                   absl::StrCat("--state_dir=", state_dir),
                                   "--dbus="};
+}
+
+absl::StatusOr<testing::Proc> StartSteeredDevmemd(
+    const std::string& devmemd, const std::string& runtime_dir,
+    const std::string& state_dir, const SteeredNicSpec& spec) {
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("mkdir ", state_dir, ": ", ec.message()));
+  }
+  absl::StatusOr<std::string> config = SteeredConfigText(spec);
+  if (!config.ok()) return config.status();
+  auto args = SteeredDevmemdArgs(devmemd, runtime_dir, state_dir, *config);
+  if (!args.ok()) return args.status();
+  return StartDevmemd(*std::move(args));
 }
 
 }  // namespace devmem

@@ -43,4 +43,10 @@ absl::StatusOr<std::vector<std::string>> SteeredDevmemdArgs(
     const std::string& devmemd, const std::string& runtime_dir,
     const std::string& state_dir, const std::string& config);
 
+// All of the above: creates `state_dir`, writes the config for `spec`, and
+// starts that devmemd, waiting until it is ready.
+absl::StatusOr<testing::Proc> StartSteeredDevmemd(
+    const std::string& devmemd, const std::string& runtime_dir,
+    const std::string& state_dir, const SteeredNicSpec& spec);
+
 }  // namespace devmem

@@ -192,11 +192,7 @@ absl::StatusOr<Proc> StartDaemonFor(const Setup& s, const PathSpec& path,
   nic.rules = static_cast<uint32_t>(s.sessions * s.sockets + 64);
   nic.sessions = static_cast<uint32_t>(s.sessions);
   nic.uid = ::getuid();
-  absl::StatusOr<std::string> config = SteeredConfigText(nic);
-  if (!config.ok()) return config.status();
-  auto args = SteeredDevmemdArgs(s.devmemd, dir, state, *config);
-  if (!args.ok()) return args.status();
-  return StartDevmemd(*std::move(args));
+  return StartSteeredDevmemd(s.devmemd, dir, state, nic);
 }
 
 // The driver's OPENED (or DIRECT) line, its FAIL lines echoed to stderr.
