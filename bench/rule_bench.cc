@@ -221,8 +221,9 @@ std::optional<GroupRow> GroupPath(const std::string& dir,
       const uint32_t n = std::min(batch, per_client - done);
       for (uint32_t i = 0; i < n; ++i, ++done) {
         uint64_t seq = 0;
-        auto rule =
-            h->manager->SteerFlow(1, h->binding, TupleFor(first + done), &seq);
+        // A batch leaves the flush to its one wait, as OpenSockets does.
+        auto rule = h->manager->SteerFlow(1, h->binding, TupleFor(first + done),
+                                          &seq, /*start_flush=*/batch == 1);
         if (!rule.ok()) {
           absl::FPrintF(stderr, "rule_bench: %s: %s\n", name,
                         rule.status().ToString());
