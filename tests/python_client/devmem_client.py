@@ -10,7 +10,6 @@ backend, NIC lo) and checks what the document promises; every check prints
 "ok: ..." and the first one that fails raises, so the exit status is non-zero.
 """
 
-import array
 import os
 import socket
 import struct
