@@ -39,7 +39,10 @@ class Session:
             self.sock.send(data)
 
     def read(self):
-        data, fds, flags, _ = socket.recv_fds(self.sock, 1 << 17, 4)
+        # Up to 253 fds ride on one frame (Hello.max_fds_per_frame).
+        data, fds, flags, _ = socket.recv_fds(self.sock, 1 << 17, 253)
+        check(not flags & socket.MSG_CTRUNC, "no fd was cut off (MSG_CTRUNC)",
+              quiet=True)
         if not data:
             raise EOFError("devmemd closed the session")
         check(data[:4] == MAGIC, "frame magic is DMv1", quiet=True)
@@ -67,6 +70,85 @@ class Session:
         answer, _ = self.ask(f, [fd])
         check(answer.WhichOneof("body") == "deposited", "Deposit -> Deposited")
         return answer.deposited.ticket
+
+
+def open_many(sess, stub, d, s, token, binding):
+    """Section 9: OpenSockets, then RedeemMany in frames of at most
+    max_fds_per_frame tickets. Returns the sockets, in item order."""
+    check(sess.hello.max_fds_per_frame == 253, "Hello: 253 fds per frame")
+    peer = socket.socket()
+    peer.bind(("127.0.0.1", 0))
+    peer.listen(64)
+    req = d.OpenSocketsRequest(session_token=token)
+    for i in range(160):
+        item = req.sockets.add()
+        if i % 4 == 3:
+            item.connect.binding = binding.handle
+            item.connect.remote.ip = "127.0.0.1"
+            item.connect.remote.port = peer.getsockname()[1]
+        else:
+            item.listen.binding = binding.handle
+            item.listen.local.ip = "127.0.0.1"
+    item = req.sockets.add()
+    item.listen.local.ip = "not-an-ip"
+    item.listen.binding = binding.handle
+    resp = stub.OpenSockets(req)
+    check(len(resp.results) == 161 and resp.failed == 1,
+          "OpenSockets answers each of 161 items; the bad one alone fails")
+    check(resp.results[160].code == 3, "the bad item is INVALID_ARGUMENT")
+    results = list(resp.results[:160])
+    socks = []
+    for first in (0, 100):  # two frames: 100 and 60 tickets
+        part = results[first:first + 100]
+        f = s.SessionFrame()
+        f.redeem_many.tickets.extend(r.socket.ticket for r in part)
+        answer, fds = sess.ask(f)
+        check(answer.WhichOneof("body") == "fd_batch"
+              and len(answer.fd_batch.tickets) == len(part) == len(fds)
+              and not answer.fd_batch.errors,
+              "RedeemMany of %d tickets: one FdBatch with %d fds"
+              % (len(part), len(part)))
+        for r, t, fd in zip(part, answer.fd_batch.tickets, fds):
+            sk = socket.socket(fileno=fd)
+            check(t == r.socket.ticket
+                  and sk.getsockname()[1] == r.socket.local.port
+                  and r.socket.rule.dst_port == r.socket.local.port,
+                  "fd %d is the socket its item describes" % fd, quiet=True)
+            socks.append(sk)
+    print("ok: every fd is its item's socket, with its rule", flush=True)
+    f = s.SessionFrame()
+    f.redeem_many.tickets.extend([results[0].socket.ticket])
+    answer, fds = sess.ask(f)
+    check(not fds and answer.fd_batch.errors[0].code == 5
+          and answer.fd_batch.errors[0].index == 0,
+          "a spent ticket in RedeemMany is TicketError{index 0, code 5}")
+    peer.close()
+    return socks
+
+
+def steer_many(sess, stub, d, s, token, binding):
+    """DepositMany of sockets we made, then SteerMany."""
+    own = []
+    for _ in range(3):
+        sk = socket.socket()
+        sk.bind(("127.0.0.1", 0))
+        sk.listen(1)
+        own.append(sk)
+    f = s.SessionFrame()
+    f.deposit_many.labels.extend(["a", "b", "c"])
+    answer, _ = sess.ask(f, [sk.fileno() for sk in own])
+    check(answer.WhichOneof("body") == "deposited_many"
+          and list(answer.deposited_many.labels) == ["a", "b", "c"]
+          and len(answer.deposited_many.tickets) == 3,
+          "DepositMany of 3 fds: 3 tickets")
+    resp = stub.SteerMany(d.SteerManyRequest(
+        session_token=token,
+        items=[d.SteerRequest(socket_ticket=t, binding=binding.handle)
+               for t in answer.deposited_many.tickets]))
+    check(resp.failed == 0 and [r.rule.dst_port for r in resp.results]
+          == [sk.getsockname()[1] for sk in own],
+          "SteerMany steers each deposited socket, in order")
+    return own
 
 
 def check(cond, what, quiet=False):
@@ -134,6 +216,13 @@ def main():
     peer, _ = listener.accept()
     conn.sendall(b"devmem")
     check(peer.recv(6) == b"devmem", "data flows through the handed sockets")
+
+    # Section 9: many sockets in one call, many fds per frame.
+    many = open_many(sess, stub, d, s, token, binding)
+    own = steer_many(sess, stub, d, s, token, binding)
+    status = stub.GetStatus(d.GetStatusRequest())
+    check(status.rules == 2 + len(many) + len(own),
+          "devmemd holds one rule per steered socket (%d)" % status.rules)
 
     # Section 8: ReturnAnchor takes only a copy of the binding's anchor.
     r, w = os.pipe()
