@@ -97,8 +97,12 @@ void Say(int fd, const std::string& line) {
 // The child: binds, hands the anchor to the parent, then steers a batch,
 // dying at step `kill_at` (counted from the first steer). Exit 0: it got
 // through every step.
-[[noreturn]] void RunChild(const std::string& dir, int kill_at, int report,
-                           int anchor_sock) {
+// What the child does once armed: a batch of rules on a binding made before,
+// or the bind itself (the workload gets the anchor only with the answer).
+enum class Mode { kRules, kBind };
+
+[[noreturn]] void RunChild(const std::string& dir, Mode mode, int kill_at,
+                           int report, int anchor_sock) {
   int steps = 0;
   bool armed = false;
   auto step = [&](absl::string_view name) {
@@ -119,6 +123,7 @@ void Say(int fd, const std::string& line) {
   });
   if (h == nullptr) ::_exit(2);
   h->nic->step_hook = step;
+  armed = mode == Mode::kBind;
   auto b = h->manager->BindRx(1, {"sim0", ""}, 1,
                               UniqueFd(memfd_create("crash", MFD_CLOEXEC)));
   if (!b.ok()) ::_exit(3);
@@ -127,6 +132,10 @@ void Say(int fd, const std::string& line) {
   const int fds[] = {anchor->get_unowned()};
   if (!SendWithFds(anchor_sock, absl::StrCat(b->handle()), fds).ok()) {
     ::_exit(5);
+  }
+  if (mode == Mode::kBind) {
+    step("acked");
+    ::_exit(0);
   }
   armed = true;
   std::vector<uint32_t> locations;
@@ -164,7 +173,7 @@ struct ChildRun {
   std::string output;  // the child's report, for failure messages
 };
 
-ChildRun Fork(const std::string& dir, int kill_at) {
+ChildRun Fork(const std::string& dir, Mode mode, int kill_at) {
   ChildRun run;
   int pipe_fds[2];
   int pair[2];
@@ -177,7 +186,7 @@ ChildRun Fork(const std::string& dir, int kill_at) {
   UniqueFd ours(pair[0]), theirs(pair[1]);
   const pid_t pid = ::fork();
   if (pid == 0) {
-    RunChild(dir, kill_at, write_end.get_unowned(), theirs.get_unowned());
+    RunChild(dir, mode, kill_at, write_end.get_unowned(), theirs.get_unowned());
   }
   write_end.Reset();
   theirs.Reset();
@@ -278,7 +287,7 @@ TEST(BatchCrashTest, KillAtEveryStepLeaksNoRuleAndLosesNoAcknowledgedOne) {
   for (int k = 1; k <= 200; ++k) {
     SCOPED_TRACE(absl::StrCat("kill point ", k));
     const std::string dir = absl::StrCat(base, k);
-    ChildRun run = Fork(dir, k);
+    ChildRun run = Fork(dir, Mode::kRules, k);
     ASSERT_TRUE(run.anchor) << "the child did not hand over its anchor";
     ExpectAckedRulesDurable(dir + "/journal", run);
     std::unique_ptr<Host> h = Boot(dir, nullptr);
@@ -312,6 +321,44 @@ TEST(BatchCrashTest, KillAtEveryStepLeaksNoRuleAndLosesNoAcknowledgedOne) {
   // the wait and the acknowledgement.
   EXPECT_GE(kill_points, 2 * kBatch + 2 + 2);
   std::printf("killed at %d distinct steps\n", kill_points);
+}
+
+// kill -9 at every step of a BindRx made with group commit (its records
+// written, the flush shared, the answer after it): a binding whose answer
+// (the anchor) reached the workload is kept after recovery and its anchor
+// is taken back; one that never reached it dies with the daemon's netlink
+// socket and leaves nothing, on the NIC or in devmemd.
+TEST(BatchCrashTest, KillAtEveryStepOfABindKeepsOnlyAnsweredBindings) {
+  const std::string base =
+      absl::StrCat(std::getenv("TEST_TMPDIR"), "/bindcrash");
+  int kill_points = 0;
+  for (int k = 1; k <= 50; ++k) {
+    SCOPED_TRACE(absl::StrCat("kill point ", k));
+    const std::string dir = absl::StrCat(base, k);
+    ChildRun run = Fork(dir, Mode::kBind, k);
+    std::unique_ptr<Host> h = Boot(dir, nullptr);
+    ASSERT_NE(h, nullptr);
+    std::vector<devmem::v1::JournaledSession> detached;
+    const std::vector<std::string> report =
+        h->manager->Recover(h->journal->state(), {}, &detached);
+    if (run.anchor) {
+      // Answered: the binding is there, awaiting its workload.
+      EXPECT_EQ(h->manager->binding_count(), 1u) << run.killed_at << "\n"
+                                                 << absl::StrJoin(report, "\n");
+      auto id = h->manager->ReturnAnchor(1, run.handle, std::move(run.anchor));
+      EXPECT_TRUE(id.ok()) << id.status();
+      h->manager->ReleaseSession(1);
+    } else {
+      EXPECT_EQ(h->manager->binding_count(), 0u) << run.killed_at << "\n"
+                                                 << absl::StrJoin(report, "\n");
+    }
+    EXPECT_EQ(h->sim->GetCounters(kIfindex)->rx_bindings, 0u);
+    if (!run.killed) break;
+    ++kill_points;
+  }
+  // bind_rx, bind_rx_done, a flush (before and after), the answer.
+  EXPECT_GE(kill_points, 4);
+  std::printf("bind killed at %d distinct steps\n", kill_points);
 }
 
 }  // namespace

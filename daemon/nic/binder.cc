@@ -82,7 +82,16 @@ absl::Status Binder::CheckBindQuota(uint64_t session) const {
   return d_.leases->CheckBindQuota(session, SessionUid(session));
 }
 
-absl::Status Binder::JournalSession(uint64_t session) {
+absl::Status Binder::RecordIntent(const devmem::v1::JournalEntry& entry,
+                                  uint64_t* durable_at) {
+  if (durable_at == nullptr) return d_.recorder->Intent(entry);
+  absl::StatusOr<uint64_t> seq = d_.recorder->IntentNoWait(entry);
+  if (!seq.ok()) return seq.status();
+  *durable_at = std::max(*durable_at, *seq);
+  return absl::OkStatus();
+}
+
+absl::Status Binder::JournalSession(uint64_t session, uint64_t* durable_at) {
   if (d_.leases->Journaled(session)) return absl::OkStatus();
   const bool known = d_.leases->Known(session);
   std::optional<devmem::v1::JournaledSession> rec;
@@ -91,7 +100,7 @@ absl::Status Binder::JournalSession(uint64_t session) {
   if (!d_.recorder->enabled() || !rec) return absl::OkStatus();
   devmem::v1::JournalEntry e;
   *e.mutable_session_put() = *rec;
-  absl::Status s = d_.recorder->Intent(e);
+  absl::Status s = RecordIntent(e, durable_at);
   if (!s.ok()) {
     if (!known && !d_.leases->Holds(session)) d_.leases->ForgetSession(session);
     return s;
@@ -148,7 +157,8 @@ void Binder::GiveBackQueues(NicRecord& nic, const std::string& reservation,
 
 absl::StatusOr<devmem::v1::Binding> Binder::BindRx(
     uint64_t session, const NicTarget& target, uint32_t queue_count,
-    UniqueFd dmabuf, absl::string_view reservation_token) {
+    UniqueFd dmabuf, absl::string_view reservation_token,
+    uint64_t* durable_at) {
   // The fd's kind is checked before anything else, netlink included.
   absl::Status fd_ok = d_.control->CheckBindableFd(dmabuf.get_unowned());
   if (!fd_ok.ok()) return fd_ok;
@@ -185,7 +195,7 @@ absl::StatusOr<devmem::v1::Binding> Binder::BindRx(
   absl::Cleanup give_back = [&] {
     if (!made) GiveBackQueues(nic, reservation, 0, queues);
   };
-  absl::Status journaled = JournalSession(session);
+  absl::Status journaled = JournalSession(session, durable_at);
   if (!journaled.ok()) return journaled;
   const bool with_context = nic.plan->rss_mode == devmem::v1::RSS_MODE_CONTEXT;
   std::vector<uint32_t> indir;
@@ -208,7 +218,7 @@ absl::StatusOr<devmem::v1::Binding> Binder::BindRx(
   *intent.mutable_binding_put() = BindingRecord(b);
   intent.mutable_binding_put()->set_rss_context_pending(with_context);
   for (uint32_t q : indir) intent.mutable_binding_put()->add_rss_indir(q);
-  absl::Status j = d_.recorder->Intent(intent);
+  absl::Status j = RecordIntent(intent, durable_at);
   if (!j.ok()) return j;
   devmem::v1::JournalEntry undo;
   undo.set_binding_del(b.handle);
@@ -241,7 +251,7 @@ absl::StatusOr<devmem::v1::Binding> Binder::BindRx(
 
 absl::StatusOr<devmem::v1::Binding> Binder::BindTx(
     uint64_t session, const NicTarget& target, UniqueFd dmabuf,
-    absl::string_view reservation_token) {
+    absl::string_view reservation_token, uint64_t* durable_at) {
   absl::Status fd_ok = d_.control->CheckBindableFd(dmabuf.get_unowned());
   if (!fd_ok.ok()) return fd_ok;
   absl::StatusOr<ReservationRecord*> res =
@@ -256,7 +266,7 @@ absl::StatusOr<devmem::v1::Binding> Binder::BindTx(
   NicRecord& nic = **nic_or;
   absl::Status quota = CheckBindQuota(session);
   if (!quota.ok()) return quota;
-  absl::Status journaled = JournalSession(session);
+  absl::Status journaled = JournalSession(session, durable_at);
   if (!journaled.ok()) return journaled;
   BindingLease b;
   b.handle = d_.leases->NextId();
@@ -267,7 +277,7 @@ absl::StatusOr<devmem::v1::Binding> Binder::BindTx(
   if (*res != nullptr) b.reservation = (*res)->id;
   devmem::v1::JournalEntry intent;
   *intent.mutable_binding_put() = BindingRecord(b);
-  absl::Status j = d_.recorder->Intent(intent);
+  absl::Status j = RecordIntent(intent, durable_at);
   if (!j.ok()) return j;
   auto bound = d_.control->BindTx(nic.ifindex, dmabuf.get_unowned());
   if (!bound.ok()) {

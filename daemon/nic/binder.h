@@ -59,12 +59,21 @@ class Binder {
   // With a `reservation_token`, the queues come from that reservation
   // (Reserver::Redeem says why a token is refused); without one, from the
   // free pool, unless require_reservation is set.
+  //
+  // With `durable_at`, the journal records (the session's, the binding's
+  // intent and outcome) are written but not waited for: the caller must
+  // ChangeRecorder::AwaitDurable(*durable_at) before it answers, and
+  // release the binding if that fails (group commit across concurrent
+  // binds; a binding dies with devmemd's netlink socket unless its anchor
+  // was shared, so nothing outlives a crash unrecorded). Without it, each
+  // intent is flushed before the change, as before.
   absl::StatusOr<devmem::v1::Binding> BindRx(
       uint64_t session, const NicTarget& target, uint32_t queue_count,
-      UniqueFd dmabuf, absl::string_view reservation_token = "");
+      UniqueFd dmabuf, absl::string_view reservation_token = "",
+      uint64_t* durable_at = nullptr);
   absl::StatusOr<devmem::v1::Binding> BindTx(
       uint64_t session, const NicTarget& target, UniqueFd dmabuf,
-      absl::string_view reservation_token = "");
+      absl::string_view reservation_token = "", uint64_t* durable_at = nullptr);
   // Releases binding `handle` (any session's); returns the rules removed,
   // counted under `cause` (a rule_cause constant).
   uint32_t Release(uint64_t handle, const char* cause);
@@ -95,7 +104,11 @@ class Binder {
   // The leases' quotas for one more binding of `session`.
   absl::Status CheckBindQuota(uint64_t session) const;
   // Journals the session's owner once, with its first lease.
-  absl::Status JournalSession(uint64_t session);
+  absl::Status JournalSession(uint64_t session, uint64_t* durable_at);
+  // An intent: flushed now, or (with `durable_at`) written, its flush
+  // started, and its sequence number kept in *durable_at.
+  absl::Status RecordIntent(const devmem::v1::JournalEntry& entry,
+                            uint64_t* durable_at);
   // Records a binding the kernel just made (undoing it if the record cannot
   // be written), shares its anchor, and takes its queues from the pool.
   absl::StatusOr<devmem::v1::Binding> AdoptNew(BindingLease b, NicRecord& nic);

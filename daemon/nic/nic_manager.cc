@@ -108,16 +108,38 @@ absl::StatusOr<std::vector<devmem::v1::NicState>> NicManager::States(
 absl::StatusOr<devmem::v1::Binding> NicManager::BindRx(
     uint64_t session, const Target& target, uint32_t queue_count,
     UniqueFd dmabuf, absl::string_view reservation_token) {
-  absl::MutexLock lock(&mu_);
-  return binder_.BindRx(session, target, queue_count, std::move(dmabuf),
-                        reservation_token);
+  uint64_t durable_at = 0;
+  absl::StatusOr<devmem::v1::Binding> b;
+  {
+    absl::MutexLock lock(&mu_);
+    b = binder_.BindRx(session, target, queue_count, std::move(dmabuf),
+                       reservation_token, &durable_at);
+  }
+  return Settled(session, std::move(b), durable_at);
+}
+
+absl::StatusOr<devmem::v1::Binding> NicManager::Settled(
+    uint64_t session, absl::StatusOr<devmem::v1::Binding> b,
+    uint64_t durable_at) {
+  if (!b.ok()) return b;
+  // The lock is not held here: concurrent binds share this flush.
+  absl::Status durable = AwaitDurable(durable_at);
+  if (durable.ok()) return b;
+  (void)ReleaseBinding(session, b->handle());
+  return durable;
 }
 
 absl::StatusOr<devmem::v1::Binding> NicManager::BindTx(
     uint64_t session, const Target& target, UniqueFd dmabuf,
     absl::string_view reservation_token) {
-  absl::MutexLock lock(&mu_);
-  return binder_.BindTx(session, target, std::move(dmabuf), reservation_token);
+  uint64_t durable_at = 0;
+  absl::StatusOr<devmem::v1::Binding> b;
+  {
+    absl::MutexLock lock(&mu_);
+    b = binder_.BindTx(session, target, std::move(dmabuf), reservation_token,
+                       &durable_at);
+  }
+  return Settled(session, std::move(b), durable_at);
 }
 
 absl::StatusOr<devmem::v1::ReserveResponse> NicManager::Reserve(

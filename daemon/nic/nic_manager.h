@@ -335,6 +335,11 @@ class NicManager {
   std::vector<LeaseInfo> Leases() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // A bind made with its journal records written: waits until they are
+  // durable (without the lock), or releases the binding and fails.
+  absl::StatusOr<devmem::v1::Binding> Settled(
+      uint64_t session, absl::StatusOr<devmem::v1::Binding> b,
+      uint64_t durable_at) ABSL_LOCKS_EXCLUDED(mu_);
   void PublishProfile(const NicRecord& nic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // restorer_.State plus the profile in force and any pending change.
   devmem::v1::NicState StateOf(const NicRecord& nic) const

@@ -26,8 +26,9 @@ class HookedNic final : public NicControl {
   std::function<std::optional<absl::Status>(int)> set_rings_hook;
   std::function<std::optional<absl::Status>(int)> set_channels_hook;
   std::function<std::optional<absl::StatusOr<FeaturesInfo>>()> features_hook;
-  // Called before ("insert_rule") and after ("insert_rule_done") every
-  // InsertRule, e.g. to kill the process at that step.
+  // Called before ("insert_rule", "bind_rx") and after ("insert_rule_done",
+  // "bind_rx_done") every InsertRule and BindRx, e.g. to kill the process at
+  // that step.
   std::function<void(absl::string_view step)> step_hook;
 
   std::string BackendName() const override { return nic_->BackendName(); }
@@ -97,7 +98,10 @@ class HookedNic final : public NicControl {
   }
   absl::StatusOr<std::unique_ptr<DevmemBinding>> BindRx(
       uint32_t i, int fd, absl::Span<const uint32_t> q) override {
-    return nic_->BindRx(i, fd, q);
+    if (step_hook) step_hook("bind_rx");
+    auto bound = nic_->BindRx(i, fd, q);
+    if (step_hook) step_hook("bind_rx_done");
+    return bound;
   }
   absl::StatusOr<std::unique_ptr<DevmemBinding>> BindTx(uint32_t i,
                                                         int fd) override {
