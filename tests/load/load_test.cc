@@ -35,6 +35,7 @@
 #include "daemon/testing/wait.h"
 #include "gtest/gtest.h"
 #include "proto/devmem/v1/devmem.grpc.pb.h"
+#include "tests/load/daemon_status.h"
 #include "tests/testing/process.h"
 
 namespace devmem {
@@ -115,23 +116,6 @@ Snapshot Take(pid_t pid) {
 std::string MiB(int64_t kib) {
   return absl::StrCat(absl::SixDigits(static_cast<double>(kib) / 1024.0),
                       " MiB");
-}
-
-absl::StatusOr<devmem::v1::GetStatusResponse> GetStatus(
-    const std::string& runtime_dir) {
-  auto channel =
-      grpc::CreateChannel(absl::StrCat("unix:", runtime_dir, "/grpc.sock"),
-                          grpc::InsecureChannelCredentials());
-  auto stub = devmem::v1::Devmem::NewStub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  devmem::v1::GetStatusResponse resp;
-  grpc::Status s = stub->GetStatus(&ctx, devmem::v1::GetStatusRequest(), &resp);
-  if (!s.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                        s.error_message());
-  }
-  return resp;
 }
 
 // ---------------------------------------------------------------------------
@@ -228,7 +212,7 @@ void LoadTest::RunLoad(bool connection_per_session) {
 
   // All sessions and sockets are open now: the loaded figures.
   const Snapshot loaded = Take(pid);
-  auto loaded_status = GetStatus(dir_);
+  auto loaded_status = DaemonStatus(dir_);
   ASSERT_TRUE(loaded_status.ok()) << loaded_status.status();
 
   ASSERT_TRUE(driver.Send("close"));
@@ -246,7 +230,7 @@ void LoadTest::RunLoad(bool connection_per_session) {
   int64_t sessions_after = -1;
   const bool sessions_back = WaitUntil(
       [&] {
-        auto st = GetStatus(dir_);
+        auto st = DaemonStatus(dir_);
         sessions_after = st.ok() ? st->sessions() : -1;
         return sessions_after == 0;
       },

@@ -32,6 +32,7 @@
 #include "daemon/testing/wait.h"
 #include "gtest/gtest.h"
 #include "proto/devmem/v1/devmem.grpc.pb.h"
+#include "tests/load/daemon_status.h"
 #include "tests/testing/process.h"
 
 namespace devmem {
@@ -43,22 +44,6 @@ using ::devmem::testing::Proc;
 constexpr int kSessions = 4;
 constexpr int kSockets = 16;
 constexpr int kConnects = 4;
-
-absl::StatusOr<devmem::v1::GetStatusResponse> GetStatus(
-    const std::string& runtime_dir) {
-  auto stub = devmem::v1::Devmem::NewStub(
-      grpc::CreateChannel(absl::StrCat("unix:", runtime_dir, "/grpc.sock"),
-                          grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  devmem::v1::GetStatusResponse resp;
-  grpc::Status s = stub->GetStatus(&ctx, devmem::v1::GetStatusRequest(), &resp);
-  if (!s.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                        s.error_message());
-  }
-  return resp;
-}
 
 class SteeredLoadTest : public ::testing::Test {
  protected:
@@ -127,7 +112,7 @@ void SteeredLoadTest::RunSteered(bool batch) {
   EXPECT_EQ(f["bad"], 0);
   // Every rule (and binding) was made durable before its socket came.
   EXPECT_GE(f["journal_syncs"], 1);
-  auto loaded = GetStatus(dir_);
+  auto loaded = DaemonStatus(dir_);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_EQ(loaded->rules(), static_cast<uint32_t>(kSessions * kSockets));
   EXPECT_EQ(loaded->bindings(), static_cast<uint32_t>(kSessions));
@@ -139,7 +124,7 @@ void SteeredLoadTest::RunSteered(bool batch) {
   // The sessions' rules and bindings go with them.
   EXPECT_TRUE(WaitUntil(
       [&] {
-        auto st = GetStatus(dir_);
+        auto st = DaemonStatus(dir_);
         return st.ok() && st->rules() == 0 && st->bindings() == 0;
       },
       absl::Seconds(20)));
