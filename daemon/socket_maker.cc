@@ -294,12 +294,9 @@ absl::Status SocketMaker::ListenOne(uint64_t session,
     // already lands on the binding's queue.
     auto tuple = SocketFlowTuple(fd->get_unowned());
     if (!tuple.ok()) return tuple.status();
-    auto rule = d_.nics->SteerFlow(session, req.binding(), *tuple,
-                                   &made->durable_at, made->start_flush);
-    if (!rule.ok()) return rule.status();
-    *resp->mutable_rule() = *rule;
-    made->binding = req.binding();
-    made->location = rule->location();
+    absl::Status steered =
+        SteerInto(session, req.binding(), *tuple, resp->mutable_rule(), made);
+    if (!steered.ok()) return steered;
   }
   absl::Status parked = Park(session, std::move(*fd), *nic, *ifindex, resp);
   if (!parked.ok()) {
@@ -360,13 +357,8 @@ absl::Status SocketMaker::ConnectStart(uint64_t session,
       // Not connected yet: the peer is the address we are about to dial.
       tuple->src_ip = AddressIp(*remote);
       tuple->src_port = static_cast<uint16_t>(AddressPort(*remote));
-      auto installed = d_.nics->SteerFlow(session, req.binding(), *tuple,
-                                          &made->durable_at, made->start_flush);
-      if (!installed.ok()) return installed.status();
-      *resp->mutable_rule() = *installed;
-      made->binding = req.binding();
-      made->location = installed->location();
-      return absl::OkStatus();
+      return SteerInto(session, req.binding(), *tuple, resp->mutable_rule(),
+                       made);
     };
   }
   auto pending = StartConnect(*nic, *remote, &local,
@@ -411,13 +403,19 @@ absl::Status SocketMaker::SteerOne(uint64_t session,
   if (!tuple.ok()) return tuple.status();
   absl::Status bound = BindToDevice(fd->get_unowned(), nic->nic);
   if (!bound.ok()) return bound;
-  auto steered = d_.nics->SteerFlow(session, req.binding(), *tuple,
-                                    &made->durable_at, made->start_flush);
+  // The daemon's copy of the socket closes here; the workload keeps its own.
+  return SteerInto(session, req.binding(), *tuple, rule, made);
+}
+
+absl::Status SocketMaker::SteerInto(uint64_t session, uint64_t binding,
+                                    const FlowTuple& tuple,
+                                    devmem::v1::FlowRule* rule, Made* made) {
+  auto steered = d_.nics->SteerFlow(session, binding, tuple, &made->durable_at,
+                                    made->start_flush);
   if (!steered.ok()) return steered.status();
   *rule = *steered;
-  made->binding = req.binding();
+  made->binding = binding;
   made->location = steered->location();
-  // The daemon's copy of the socket closes here; the workload keeps its own.
   return absl::OkStatus();
 }
 

@@ -11,6 +11,7 @@
 #include "daemon/nic/nic_manager.h"
 #include "daemon/session/session_manager.h"
 #include "daemon/session/socket_broker.h"
+#include "kernel/nic_info.h"
 #include "kernel/nic_inventory.h"
 #include "kernel/unique_fd.h"
 #include "proto/devmem/v1/config.pb.h"
@@ -115,6 +116,11 @@ class SocketMaker {
   uint32_t SettleItems(uint64_t session, int n, const std::vector<Made>& made,
                        const std::vector<int>& ok_items,
                        const std::function<Result*(int)>& result);
+  // Steers `tuple` to `binding`: the rule into *rule, and what to wait for
+  // and to undo into *made.
+  absl::Status SteerInto(uint64_t session, uint64_t binding,
+                         const FlowTuple& tuple, devmem::v1::FlowRule* rule,
+                         Made* made);
   // Waits until the records of every item in `made` are durable. On error
   // every one is undone (rule removed, ticket taken back and its fd closed)
   // and the error is returned: the items must fail with it.

@@ -4,11 +4,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "daemon/nic/simulated/simulated_nic.h"
 #include "kernel/nic_control.h"
@@ -76,10 +78,7 @@ class HookedNic final : public NicControl {
     return nic_->DeleteRssContext(i, c);
   }
   absl::StatusOr<uint32_t> InsertRule(uint32_t i, const FlowRule& r) override {
-    if (step_hook) step_hook("insert_rule");
-    absl::StatusOr<uint32_t> loc = nic_->InsertRule(i, r);
-    if (step_hook) step_hook("insert_rule_done");
-    return loc;
+    return Stepped("insert_rule", [&] { return nic_->InsertRule(i, r); });
   }
   absl::Status DeleteRule(uint32_t i, uint32_t l) override {
     return nic_->DeleteRule(i, l);
@@ -98,10 +97,7 @@ class HookedNic final : public NicControl {
   }
   absl::StatusOr<std::unique_ptr<DevmemBinding>> BindRx(
       uint32_t i, int fd, absl::Span<const uint32_t> q) override {
-    if (step_hook) step_hook("bind_rx");
-    auto bound = nic_->BindRx(i, fd, q);
-    if (step_hook) step_hook("bind_rx_done");
-    return bound;
+    return Stepped("bind_rx", [&] { return nic_->BindRx(i, fd, q); });
   }
   absl::StatusOr<std::unique_ptr<DevmemBinding>> BindTx(uint32_t i,
                                                         int fd) override {
@@ -113,6 +109,15 @@ class HookedNic final : public NicControl {
   }
 
  private:
+  // `call()` between step_hook(name) and step_hook(name + "_done").
+  template <typename Call>
+  std::invoke_result_t<Call> Stepped(absl::string_view name, Call call) {
+    if (step_hook) step_hook(name);
+    auto result = call();
+    if (step_hook) step_hook(absl::StrCat(name, "_done"));
+    return result;
+  }
+
   SimulatedNic* nic_;
   int set_rings_calls_ = 0;
   int set_channels_calls_ = 0;
