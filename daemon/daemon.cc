@@ -400,8 +400,9 @@ void Daemon::MakeSessionServer(UniqueFd session_fd) {
                              absl::Duration elapsed) {
     metrics->ObserveRequest(method, code, elapsed);
   };
-  observer.fd = [metrics](absl::string_view direction, absl::string_view kind) {
-    metrics->CountFd(direction, kind);
+  observer.fd = [metrics](absl::string_view direction, absl::string_view kind,
+                          size_t count) {
+    metrics->CountFd(direction, kind, count);
   };
   session_server_->SetObserver(std::move(observer));
 }

@@ -254,11 +254,15 @@ void SocketMaker::Undo(uint64_t session, const Made& made) {
 
 absl::Status SocketMaker::Park(uint64_t session, UniqueFd fd,
                                const std::string& nic, uint32_t ifindex,
-                               devmem::v1::SocketResponse* resp) {
+                               devmem::v1::SocketResponse* resp,
+                               const SockAddr* local) {
   absl::Status charged = d_.sessions->ChargeSocket(session);
   if (!charged.ok()) return charged;
-  auto local = LocalAddress(fd.get_unowned());
-  if (local.ok()) FillAddress(*local, resp->mutable_local());
+  if (local != nullptr) {
+    FillAddress(*local, resp->mutable_local());
+  } else if (auto asked = LocalAddress(fd.get_unowned()); asked.ok()) {
+    FillAddress(*asked, resp->mutable_local());
+  }
   auto ticket = d_.sessions->IssueTicket(session, std::move(fd));
   if (!ticket.ok()) return ticket.status();
   resp->set_ticket(*ticket);
@@ -289,16 +293,19 @@ absl::Status SocketMaker::ListenOne(uint64_t session,
                           : static_cast<int>(d_.config->default_backlog());
   auto fd = CreateBoundListener(*nic, *local, backlog);
   if (!fd.ok()) return fd.status();
+  auto bound = LocalAddress(fd->get_unowned());
+  if (!bound.ok()) return bound.status();
   if (req.binding() != 0) {
     // The rule goes in before the socket is handed over, so the first SYN
     // already lands on the binding's queue.
-    auto tuple = SocketFlowTuple(fd->get_unowned());
+    auto tuple = ListenerFlowTuple(*bound);
     if (!tuple.ok()) return tuple.status();
     absl::Status steered =
         SteerInto(session, req.binding(), *tuple, resp->mutable_rule(), made);
     if (!steered.ok()) return steered;
   }
-  absl::Status parked = Park(session, std::move(*fd), *nic, *ifindex, resp);
+  absl::Status parked =
+      Park(session, std::move(*fd), *nic, *ifindex, resp, &*bound);
   if (!parked.ok()) {
     Undo(session, *made);
     return parked;

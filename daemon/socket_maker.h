@@ -131,9 +131,11 @@ class SocketMaker {
   absl::StatusOr<std::string> SocketNic(uint64_t session,
                                         const std::string& nic,
                                         uint64_t binding);
-  // Parks `fd` behind a ticket and fills the common response fields.
+  // Parks `fd` behind a ticket and fills the common response fields
+  // (`local`: its address if known, else asked of the socket).
   absl::Status Park(uint64_t session, UniqueFd fd, const std::string& nic,
-                    uint32_t ifindex, devmem::v1::SocketResponse* resp);
+                    uint32_t ifindex, devmem::v1::SocketResponse* resp,
+                    const SockAddr* local = nullptr);
 
   const Deps d_;
 };

@@ -1,6 +1,7 @@
 #pragma once
 // Unguessable tokens: tickets, session tokens and reservation tokens are 128
-// random bits from getrandom(2). Aborts if the kernel has no entropy source
+// random bits from getrandom(2), drawn 32 tokens at a time per thread (a
+// forked child draws afresh). Aborts if the kernel has no entropy source
 // (no unguessable token is the only unsafe answer). Thread-safe.
 
 #include <string>

@@ -291,11 +291,11 @@ void DaemonMetrics::ObserveRequest(absl::string_view method,
       .Observe(absl::ToDoubleSeconds(elapsed));
 }
 
-void DaemonMetrics::CountFd(absl::string_view direction,
-                            absl::string_view kind) {
+void DaemonMetrics::CountFd(absl::string_view direction, absl::string_view kind,
+                            size_t count) {
   fds_->Add(
           {{"direction", std::string{direction}}, {"kind", std::string{kind}}})
-      .Increment();
+      .Increment(static_cast<double>(count));
 }
 
 std::vector<MetricFamily> DaemonMetrics::Collect() {

@@ -99,9 +99,10 @@ class DaemonMetrics {
   // caller (RPC names, "session.<Frame>").
   void ObserveRequest(absl::string_view method, absl::StatusCode code,
                       absl::Duration elapsed);
-  // One fd passed with SCM_RIGHTS. direction: "to_client" or "from_client";
-  // kind: "socket", "anchor" or "dmabuf".
-  void CountFd(absl::string_view direction, absl::string_view kind);
+  // `count` fds passed with SCM_RIGHTS. direction: "to_client" or
+  // "from_client"; kind: "socket", "anchor" or "dmabuf".
+  void CountFd(absl::string_view direction, absl::string_view kind,
+               size_t count = 1);
 
   // Every family, now.
   std::vector<prometheus::MetricFamily> Collect();

@@ -347,15 +347,27 @@ bool SessionServer::ServeFrame(uint64_t session_id, int fd,
 }
 
 void SessionServer::NoteReceived(size_t count, absl::string_view kind) {
-  if (!observer_.fd) return;
-  for (size_t i = 0; i < count; ++i) observer_.fd("from_client", kind);
+  if (!observer_.fd || count == 0) return;
+  observer_.fd("from_client", kind, count);
 }
 
 void SessionServer::NoteHandedOff(absl::Span<const UniqueFd> fds) {
   fds_handed_off_ += fds.size();
   if (!observer_.fd) return;
+  // One report per kind (a RedeemMany frame holds up to 253 fds).
+  std::vector<std::pair<const char*, size_t>> kinds;
   for (const UniqueFd& f : fds) {
-    observer_.fd("to_client", FdKind(f.get_unowned()));
+    const char* kind = FdKind(f.get_unowned());
+    auto it = std::find_if(kinds.begin(), kinds.end(),
+                           [&](const auto& k) { return k.first == kind; });
+    if (it == kinds.end()) {
+      kinds.emplace_back(kind, 1);
+    } else {
+      ++it->second;
+    }
+  }
+  for (const auto& [kind, count] : kinds) {
+    observer_.fd("to_client", kind, count);
   }
 }
 

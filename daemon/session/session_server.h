@@ -52,15 +52,18 @@ class SessionServer {
   // Metrics hooks, called on the server's thread; each may be empty. `frame`
   // once per client frame answered: "session.Redeem" etc., the code of the
   // answer (OK unless it was an Error frame; an FdBatch with per-ticket errors
-  // is OK) and the time taken. `fd` once per fd passed, also for each fd of a
-  // RedeemMany or DepositMany: direction "to_client" (kind "socket",
-  // "anchor" or "other") or "from_client" (kind "dmabuf" for a Deposit or
-  // DepositMany, "anchor" for ReturnAnchor).
+  // is OK) and the time taken. `fd` with the number of fds of one kind passed
+  // in a frame (a RedeemMany or DepositMany reports each kind once):
+  // direction "to_client" (kind "socket", "anchor" or "other") or
+  // "from_client" (kind "dmabuf" for a Deposit or DepositMany, "anchor" for
+  // ReturnAnchor).
   struct Observer {
     std::function<void(absl::string_view method, absl::StatusCode code,
                        absl::Duration elapsed)>
         frame;
-    std::function<void(absl::string_view direction, absl::string_view kind)> fd;
+    std::function<void(absl::string_view direction, absl::string_view kind,
+                       size_t count)>
+        fd;
   };
   // Set before Start().
   void SetObserver(Observer observer) { observer_ = std::move(observer); }

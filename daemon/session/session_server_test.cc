@@ -206,9 +206,12 @@ TEST_F(SessionServerTest, ObserverSeesEveryFrameAndFd) {
     EXPECT_GE(elapsed, absl::ZeroDuration());
     frames.push_back({std::string{m}, code});
   };
-  observer.fd = [&](absl::string_view direction, absl::string_view kind) {
+  observer.fd = [&](absl::string_view direction, absl::string_view kind,
+                    size_t count) {
     absl::MutexLock lock(&mu);
-    fds.push_back(absl::StrCat(direction, "/", kind));
+    for (size_t i = 0; i < count; ++i) {
+      fds.push_back(absl::StrCat(direction, "/", kind));
+    }
   };
   server.SetObserver(std::move(observer));
   ASSERT_TRUE(server.Start().ok());

@@ -381,16 +381,23 @@ void AddrParts(const SockAddr& a, int* family, std::string* ip,
 
 }  // namespace
 
-absl::StatusOr<FlowTuple> SocketFlowTuple(int fd) {
-  auto local = LocalAddress(fd);
-  if (!local.ok()) return local.status();
+absl::StatusOr<FlowTuple> ListenerFlowTuple(const SockAddr& local) {
   FlowTuple t;
-  AddrParts(*local, &t.family, &t.dst_ip, &t.dst_port);
+  AddrParts(local, &t.family, &t.dst_ip, &t.dst_port);
   if (t.dst_port == 0) {
     return absl::InvalidArgumentError(
         "the socket has no local port; bind (and listen) or connect it "
         "before steering");
   }
+  return t;
+}
+
+absl::StatusOr<FlowTuple> SocketFlowTuple(int fd) {
+  auto local = LocalAddress(fd);
+  if (!local.ok()) return local.status();
+  absl::StatusOr<FlowTuple> listener = ListenerFlowTuple(*local);
+  if (!listener.ok()) return listener.status();
+  FlowTuple t = *std::move(listener);
   auto peer = PeerAddress(fd);
   if (peer.ok()) {
     int family = 0;

@@ -89,5 +89,8 @@ absl::Status BindToDevice(int fd, absl::string_view ifname);
 // (wildcard ip left empty), src = the peer if connected, else empty (a
 // listener: 3-tuple). IPv4-mapped IPv6 addresses become IPv4.
 absl::StatusOr<FlowTuple> SocketFlowTuple(int fd);
+// The same for a listening socket whose local address is known: a listener
+// has no peer, so no syscall is needed.
+absl::StatusOr<FlowTuple> ListenerFlowTuple(const SockAddr& local);
 
 }  // namespace devmem
