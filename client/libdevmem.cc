@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <future>
 #include <limits>
 #include <utility>
 
@@ -214,11 +215,39 @@ absl::StatusOr<std::vector<absl::StatusOr<SocketHandle>>> Session::OpenSockets(
   if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
   std::vector<absl::StatusOr<SocketHandle>> out;
   out.reserve(specs.size());
-  const size_t per_call = SocketsPerCall();
+  if (specs.empty()) return out;
+  // More than one call: two are in flight at once (the next one is in the
+  // daemon while this one's tickets are redeemed), so each takes half the
+  // ticket limit.
+  size_t per_call = SocketsPerCall();
+  if (specs.size() > per_call) per_call = std::max<size_t>(per_call / 2, 1);
+  std::vector<absl::Span<const SocketSpec>> chunks;
   for (size_t first = 0; first < specs.size(); first += per_call) {
-    const size_t n = std::min(per_call, specs.size() - first);
-    absl::Status chunk = OpenSocketsChunk(specs.subspan(first, n), &out);
-    if (!chunk.ok()) return chunk;
+    chunks.push_back(
+        specs.subspan(first, std::min(per_call, specs.size() - first)));
+  }
+  std::future<absl::StatusOr<devmem::v1::OpenSocketsResponse>> next;
+  absl::StatusOr<devmem::v1::OpenSocketsResponse> response =
+      CallOpenSockets(chunks[0]);
+  for (size_t k = 0; k < chunks.size(); ++k) {
+    if (k + 1 < chunks.size() && response.ok()) {
+      next = std::async(std::launch::async, [this, chunk = chunks[k + 1]] {
+        return CallOpenSockets(chunk);
+      });
+    }
+    absl::Status taken =
+        response.ok() ? TakeOpened(&*response, &out) : response.status();
+    if (!taken.ok()) {
+      // Nothing of the call in flight is left pending: its sockets are
+      // redeemed and closed.
+      if (next.valid()) {
+        auto late = next.get();
+        std::vector<absl::StatusOr<SocketHandle>> dropped;
+        if (late.ok()) TakeOpened(&*late, &dropped).IgnoreError();
+      }
+      return taken;
+    }
+    if (next.valid()) response = next.get();
   }
   return out;
 }
@@ -232,9 +261,8 @@ size_t Session::SocketsPerCall() const {
                             kOpenSocketsBatch);
 }
 
-absl::Status Session::OpenSocketsChunk(
-    absl::Span<const SocketSpec> specs,
-    std::vector<absl::StatusOr<SocketHandle>>* out) {
+absl::StatusOr<devmem::v1::OpenSocketsResponse> Session::CallOpenSockets(
+    absl::Span<const SocketSpec> specs) {
   const devmem::v1::OpenSocketsRequest request =
       OpenSocketsRequestFor(specs, session_token());
   devmem::v1::OpenSocketsResponse response;
@@ -248,14 +276,20 @@ absl::Status Session::OpenSocketsChunk(
         absl::StrCat("devmemd answered OpenSockets of ", specs.size(),
                      " sockets with ", response.results_size(), " results"));
   }
+  return response;
+}
+
+absl::Status Session::TakeOpened(
+    devmem::v1::OpenSocketsResponse* response,
+    std::vector<absl::StatusOr<SocketHandle>>* out) {
   std::vector<std::string> tickets;
-  for (const devmem::v1::SocketResult& r : response.results()) {
+  for (const devmem::v1::SocketResult& r : response->results()) {
     if (r.code() == 0) tickets.push_back(r.socket().ticket());
   }
   auto fds = RedeemMany(tickets);
   if (!fds.ok()) return fds.status();
   size_t next = 0;
-  for (devmem::v1::SocketResult& r : *response.mutable_results()) {
+  for (devmem::v1::SocketResult& r : *response->mutable_results()) {
     if (r.code() != 0) {
       out->push_back(
           absl::Status(static_cast<absl::StatusCode>(r.code()), r.message()));

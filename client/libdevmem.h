@@ -142,7 +142,9 @@ class Session {
   // Many sockets in few round trips (a job's start; docs/PROTOCOL.md
   // section 9): OpenSockets calls of up to 1024 sockets (and no more than
   // the session's ticket limit from Hello), each followed by RedeemMany of
-  // its tickets, 253 fds per frame. One result per spec, in order: the
+  // its tickets, 253 fds per frame. With more than one call, the next call
+  // is made while this one's tickets are redeemed (each then takes half the
+  // ticket limit). One result per spec, in order: the
   // socket, or that socket's own failure, with the code and message the
   // single call would give. The call fails as a whole only for what
   // concerns every socket (UNAUTHENTICATED, a broken session, transport).
@@ -302,10 +304,13 @@ class Session {
       ABSL_LOCKS_EXCLUDED(mu_);
   // Sockets per OpenSockets/SteerMany call (ticket limit, 1024 at most).
   size_t SocketsPerCall() const ABSL_LOCKS_EXCLUDED(state_mu_);
-  // One OpenSockets call and the RedeemMany of its tickets; appends one
-  // result per spec to `out`.
-  absl::Status OpenSocketsChunk(absl::Span<const SocketSpec> specs,
-                                std::vector<absl::StatusOr<SocketHandle>>* out);
+  // One OpenSockets call; its response has one result per spec.
+  absl::StatusOr<devmem::v1::OpenSocketsResponse> CallOpenSockets(
+      absl::Span<const SocketSpec> specs);
+  // RedeemMany of the response's tickets; appends one result per item to
+  // `out` (the sockets' descriptions are moved out of `response`).
+  absl::Status TakeOpened(devmem::v1::OpenSocketsResponse* response,
+                          std::vector<absl::StatusOr<SocketHandle>>* out);
   // One DepositMany frame with `fds` (borrowed): its tickets.
   absl::StatusOr<std::vector<std::string>> DepositFrame(
       absl::Span<const UniqueFd> fds, absl::Span<const std::string> labels);
