@@ -15,7 +15,9 @@
 #include <limits>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/grpc_status.h"
 #include "client/session_socket.h"
@@ -108,7 +110,32 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
   return Open(options);
 }
 
-namespace {}  // namespace
+namespace {
+
+// The gRPC channel to the devmemd of `runtime_dir`: one per process while
+// any session holds it (a gRPC channel is made to be shared, and a process
+// that opens many sessions should not build a channel for each).
+std::shared_ptr<grpc::Channel> SharedChannel(const std::string& runtime_dir) {
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* channels =
+      new absl::flat_hash_map<std::string, std::weak_ptr<grpc::Channel>>();
+  absl::MutexLock lock(&mu);
+  std::weak_ptr<grpc::Channel>& slot = (*channels)[runtime_dir];
+  if (std::shared_ptr<grpc::Channel> held = slot.lock()) return held;
+  // gRPC's own reconnect backoff grows to minutes; a restarted devmemd must
+  // be reached within the grace period.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+      absl::StrCat("unix:", runtime_dir, "/grpc.sock"),
+      grpc::InsecureChannelCredentials(), args);
+  slot = channel;
+  return channel;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Open(
     const SessionOptions& options) {
@@ -117,17 +144,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
   absl::StatusOr<devmem::v1::Hello> hello =
       ReadHello(fd->get_unowned(), options.frame_timeout);
   if (!hello.ok()) return hello.status();
-  // gRPC's own reconnect backoff grows to minutes; a restarted devmemd must
-  // be reached within the grace period.
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-      absl::StrCat("unix:", options.runtime_dir, "/grpc.sock"),
-      grpc::InsecureChannelCredentials(), args);
-  return std::unique_ptr<Session>(
-      new Session(*std::move(fd), std::move(channel), options, *hello));
+  return std::unique_ptr<Session>(new Session(
+      *std::move(fd), SharedChannel(options.runtime_dir), options, *hello));
 }
 
 absl::StatusOr<std::unique_ptr<Session>> Session::FromConnectedSocket(

@@ -106,8 +106,10 @@ struct SocketHandle {
 // Session. An Error frame from the daemon does not break the session.
 class Session {
  public:
-  // Connects to <runtime_dir>/session.sock, waits for Hello, and creates the
-  // gRPC channel to unix:<runtime_dir>/grpc.sock. A refusing Hello (code != 0)
+  // Connects to <runtime_dir>/session.sock, waits for Hello, and uses the
+  // gRPC channel to unix:<runtime_dir>/grpc.sock (one per process and
+  // runtime_dir, shared by its sessions while any holds it; a job opening
+  // many sessions builds one channel). A refusing Hello (code != 0)
   // becomes that code with the daemon's message (e.g. PERMISSION_DENIED). A
   // missing socket is NOT_FOUND "is devmemd running? no socket at ...".
   static absl::StatusOr<std::unique_ptr<Session>> Open(
