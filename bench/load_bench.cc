@@ -25,6 +25,9 @@
 //               call per socket
 //   batched     (a) the same sockets with one OpenSockets call per session
 //               (tickets redeemed with RedeemMany)
+//   bound-only  (a) the same sessions and bindings without any socket: the
+//               fixed part of shape (a), which direct does not have at all;
+//               batched minus this is what the sockets themselves cost
 //   direct-1s   (b) the baseline for one session: 1 x (--sessions x
 //               --sockets) sockets opened by the driver itself, one thread
 //   batched-1s  (b) one session, one binding, all of those sockets steered
@@ -88,7 +91,8 @@ ABSL_FLAG(int, connects, 2, "Of --sockets, how many are Connect.");
 ABSL_FLAG(int, threads, 8, "Client threads.");
 ABSL_FLAG(int, rounds, 3, "Rounds of the paths.");
 ABSL_FLAG(std::string, paths,
-          "direct,shared,per-conn,steered,batched,direct-1s,batched-1s",
+          "direct,shared,per-conn,steered,batched,bound-only,direct-1s,"
+          "batched-1s",
           "Comma-separated paths to run (see the top of load_bench.cc).");
 ABSL_FLAG(std::string, state_root, "/var/tmp",
           "Where the steered paths' devmemd keeps its journal: a real disk "
@@ -110,6 +114,7 @@ struct PathSpec {
   DaemonKind daemon;
   bool one_session;  // shape (b): all sockets in one session
   std::vector<std::string> driver_flags;
+  bool no_sockets = false;  // sessions (and bindings) only
 };
 
 const std::vector<PathSpec>& AllPaths() {
@@ -123,6 +128,7 @@ const std::vector<PathSpec>& AllPaths() {
       {"plain-batch", DaemonKind::kPlain, false, {"--batch"}},
       {"steered", DaemonKind::kSteered, false, {"--steer"}},
       {"batched", DaemonKind::kSteered, false, {"--steer", "--batch"}},
+      {"bound-only", DaemonKind::kSteered, false, {"--steer"}, true},
       {"direct-1s", DaemonKind::kNone, true, {"--direct"}},
       {"batched-1s", DaemonKind::kSteered, true, {"--steer", "--batch"}},
   };
@@ -161,8 +167,8 @@ std::vector<std::string> DriverArgs(const Setup& s, const PathSpec& path,
   const int k = path.one_session ? s.sessions : 1;
   std::vector<std::string> args = {
       s.driver, absl::StrCat("--sessions=", path.one_session ? 1 : s.sessions),
-      absl::StrCat("--sockets=", s.sockets * k),
-      absl::StrCat("--connects=", s.connects * k),
+      absl::StrCat("--sockets=", path.no_sockets ? 0 : s.sockets * k),
+      absl::StrCat("--connects=", path.no_sockets ? 0 : s.connects * k),
       absl::StrCat("--threads=", path.one_session ? 1 : s.threads)};
   if (path.daemon != DaemonKind::kNone) {
     args.push_back(absl::StrCat("--runtime_dir=", runtime_dir));
@@ -388,10 +394,34 @@ void PrintSteeredRow(const Runs& runs, const std::string& path,
            : "");
 }
 
+// Shape (a)'s fixed part: its sessions and bindings with no socket
+// (bound-only), what that alone is against direct's whole time, and what the
+// batched path's sockets cost on top of it.
+void PrintSessionFloor(const Setup& s, const Runs& runs) {
+  if (runs.count("bound-only") == 0) return;
+  const double floor = MedianOf(runs, "bound-only", OpenS);
+  const double direct = MedianOf(runs, "direct", OpenS);
+  const double syncs = MedianOf(runs, "bound-only", [](const Run& r) {
+    return static_cast<double>(r.journal_syncs);
+  });
+  std::printf("%-12s %10.3f %10s %10.0f %12s", "bound-only", floor, "-", syncs,
+              "-");
+  if (direct > 0) std::printf(" %9.2fx", floor / direct);
+  std::printf("  (%d sessions + bindings, no socket: %.0f us/session)\n",
+              s.sessions, floor * 1e6 / s.sessions);
+  if (runs.count("batched") == 0 || direct <= 0) return;
+  const double sockets = MedianOf(runs, "batched", OpenS) - floor;
+  std::printf(
+      "%-12s %10.3f %10.1f %10s %12s %9.2fx  (batched - bound-only: the "
+      "sockets alone)\n",
+      "  sockets", sockets, sockets * 1e6 / (s.sessions * s.sockets), "-", "-",
+      sockets / direct);
+}
+
 void PrintSteeredTable(const Setup& s, const Runs& runs, double fsync_us,
                        const std::string& fs) {
-  if (runs.count("steered") + runs.count("batched") +
-          runs.count("batched-1s") ==
+  if (runs.count("steered") + runs.count("batched") + runs.count("batched-1s") +
+          runs.count("bound-only") ==
       0) {
     return;
   }
@@ -407,6 +437,7 @@ void PrintSteeredTable(const Setup& s, const Runs& runs, double fsync_us,
   PrintSteeredRow(runs, "direct", "direct", total, false);
   PrintSteeredRow(runs, "steered", "direct", total, false);
   PrintSteeredRow(runs, "batched", "direct", total, true);
+  PrintSessionFloor(s, runs);
   std::printf("(b) 1 session x %d sockets, one binding\n", total);
   PrintSteeredRow(runs, "direct-1s", "direct-1s", total, false);
   PrintSteeredRow(runs, "batched-1s", "direct-1s", total, true);
