@@ -449,8 +449,8 @@ absl::Status Daemon::StartGrpc(UniqueFd grpc_fd) {
   if (server_ == nullptr) {
     return absl::InternalError("gRPC server did not start");
   }
-  grpc_listener_ = std::make_unique<GrpcUnixListener>(std::move(grpc_fd),
-                                                      server_.get(), &peers_);
+  grpc_listener_ = std::make_unique<GrpcUnixListener>(
+      std::move(grpc_fd), server_.get(), &peers_, policy_.get());
   return grpc_listener_->Start();
 }
 

@@ -29,8 +29,12 @@ std::optional<PeerCred> GrpcPeerRegistry::Lookup(
 }
 
 GrpcUnixListener::GrpcUnixListener(UniqueFd listen_fd, grpc::Server* server,
-                                   GrpcPeerRegistry* registry)
-    : listen_fd_(std::move(listen_fd)), server_(server), registry_(registry) {}
+                                   GrpcPeerRegistry* registry,
+                                   const AccessPolicy* policy)
+    : listen_fd_(std::move(listen_fd)),
+      server_(server),
+      registry_(registry),
+      policy_(policy) {}
 
 GrpcUnixListener::~GrpcUnixListener() { Stop(); }
 
@@ -64,7 +68,7 @@ void GrpcUnixListener::Loop() {
     UniqueFd conn = reserve_.Accept(listen_fd_.get_unowned(),
                                     SOCK_CLOEXEC | SOCK_NONBLOCK, nullptr);
     if (!conn) continue;  // EAGAIN, ECONNABORTED, EMFILE: try again later
-    auto cred = GetPeerCred(conn.get_unowned());
+    auto cred = GetPeerCred(conn.get_unowned(), policy_);
     if (!cred.ok()) continue;  // closes the connection
     // Record before handing over so the first RPC already finds it. A reused fd
     // number simply overwrites the entry of the closed connection.

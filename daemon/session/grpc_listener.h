@@ -37,8 +37,11 @@ class GrpcPeerRegistry {
 // Start() spawns one thread; Stop() (or the destructor) joins it.
 class GrpcUnixListener {
  public:
+  // `policy` (may be null) spares reading the unit of a peer its ids allow
+  // (GetPeerCred).
   GrpcUnixListener(UniqueFd listen_fd, grpc::Server* server,
-                   GrpcPeerRegistry* registry);
+                   GrpcPeerRegistry* registry,
+                   const AccessPolicy* policy = nullptr);
   ~GrpcUnixListener();
 
   absl::Status Start();
@@ -52,6 +55,7 @@ class GrpcUnixListener {
   UniqueFd stop_fd_;  // eventfd
   grpc::Server* server_;
   GrpcPeerRegistry* registry_;
+  const AccessPolicy* policy_;
   std::thread thread_;
 };
 

@@ -28,13 +28,14 @@ std::string PeerCredToString(const PeerCred& cred) {
   return out;
 }
 
-absl::StatusOr<PeerCred> GetPeerCred(int fd) {
+absl::StatusOr<PeerCred> GetPeerCred(int fd, const AccessPolicy* policy) {
   struct ucred uc;
   socklen_t len = sizeof(uc);
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) != 0) {
     return ErrnoStatus(errno, "getsockopt(SO_PEERCRED)");
   }
   PeerCred cred{uc.pid, uc.uid, uc.gid};
+  if (policy != nullptr && policy->AllowsIds(uc.uid, uc.gid)) return cred;
   // The pidfd pins the peer while its cgroup is read (see unit_identity.h).
   int pidfd = -1;
   len = sizeof(pidfd);
@@ -61,10 +62,12 @@ AccessPolicy::AccessPolicy(const std::vector<uint32_t>& uids,
       slices_(slices.begin(), slices.end()),
       config_hint_(std::move(config_hint)) {}
 
+bool AccessPolicy::AllowsIds(uid_t uid, gid_t gid) const {
+  return uids_.contains(uid) || gids_.contains(gid);
+}
+
 absl::Status AccessPolicy::Check(const PeerCred& cred) const {
-  if (uids_.contains(cred.uid) || gids_.contains(cred.gid)) {
-    return absl::OkStatus();
-  }
+  if (AllowsIds(cred.uid, cred.gid)) return absl::OkStatus();
   if (!cred.unit.empty() && units_.contains(cred.unit)) {
     return absl::OkStatus();
   }

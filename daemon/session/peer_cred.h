@@ -28,9 +28,15 @@ struct PeerCred {
 
 std::string PeerCredToString(const PeerCred& cred);
 
+class AccessPolicy;
+
 // SO_PEERCRED on a connected AF_UNIX socket, plus the peer's unit and slice
-// (pinned by SO_PEERPIDFD where the kernel has it).
-absl::StatusOr<PeerCred> GetPeerCred(int fd);
+// (pinned by SO_PEERPIDFD where the kernel has it). With a `policy` that
+// already allows the peer by its uid or gid, the unit and slice are not
+// read: they could not change the answer, and reading them (sd-login reads
+// the cgroup files of the peer and of pid 1) is most of a connection's cost.
+absl::StatusOr<PeerCred> GetPeerCred(int fd,
+                                     const AccessPolicy* policy = nullptr);
 
 // Allow-list. A peer is allowed if its uid is listed, or its primary gid, or
 // its system unit (allow_units), or its slice or a slice above it
@@ -45,6 +51,8 @@ class AccessPolicy {
 
   // OK or PERMISSION_DENIED naming the peer and how to allow it.
   absl::Status Check(const PeerCred& cred) const;
+  // True if the uid or gid alone allows the peer.
+  bool AllowsIds(uid_t uid, gid_t gid) const;
 
  private:
   absl::flat_hash_set<uint32_t> uids_;

@@ -166,7 +166,7 @@ void SessionServer::Accept() {
       if (errno == EMFILE || errno == ENFILE) continue;  // shed one, go on
       return;  // EAGAIN (drained), or another error: retry on the next event
     }
-    auto cred = GetPeerCred(conn.get_unowned());
+    auto cred = GetPeerCred(conn.get_unowned(), policy_);
     if (!cred.ok()) continue;
     devmem::v1::SessionFrame frame;
     devmem::v1::Hello* hello = frame.mutable_hello();
@@ -533,7 +533,7 @@ bool SessionServer::HandleDepositMany(uint64_t session_id, int fd,
 bool SessionServer::HandleResume(uint64_t fresh_id, int fd,
                                  const std::string& token) {
   devmem::v1::SessionFrame reply;
-  auto peer = GetPeerCred(fd);
+  auto peer = GetPeerCred(fd, policy_);
   absl::StatusOr<uint64_t> resumed =
       peer.ok() ? sessions_->Resume(fresh_id, token, *peer)
                 : absl::StatusOr<uint64_t>(peer.status());

@@ -123,6 +123,26 @@ TEST(GetPeerCred, FillsTheSliceOfTheOtherEnd) {
   EXPECT_EQ(cred->unit_error, "");
 }
 
+TEST(GetPeerCred, SkipsTheUnitOfAPeerItsIdsAllow) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  // Allowed by uid: the unit and slice could not change the answer.
+  const AccessPolicy by_uid({static_cast<uint32_t>(geteuid())}, {}, "c");
+  auto allowed = GetPeerCred(sv[0], &by_uid);
+  // Not allowed by its ids: the units and slices must be read.
+  const AccessPolicy by_slice({}, {}, "c", {}, {"batch.slice"});
+  auto unit_needed = GetPeerCred(sv[0], &by_slice);
+  close(sv[0]);
+  close(sv[1]);
+  ASSERT_TRUE(allowed.ok()) << allowed.status();
+  EXPECT_EQ(allowed->pid, getpid());
+  EXPECT_EQ(allowed->slice, "");
+  EXPECT_TRUE(by_uid.Check(*allowed).ok());
+  ASSERT_TRUE(unit_needed.ok()) << unit_needed.status();
+  EXPECT_EQ(unit_needed->slice, LookupUnitIdentity(getpid(), -1).slice);
+  EXPECT_NE(unit_needed->slice, "");
+}
+
 PeerCred Peer(uint32_t uid, std::string unit, std::string slice) {
   PeerCred p;
   p.uid = uid;
