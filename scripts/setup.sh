@@ -14,6 +14,7 @@ PACKAGES=(
   prometheus dpkg-dev binutils
   systemd dbus-daemon dbus-bin
   slurmctld slurmd slurm-client munge
+  qemu-system-x86 busybox-static kmod cpio make
 )
 
 missing=()

@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# kernel_vm.sh: Debian's newer kernels under QEMU, for devmemd's kernel tests.
+#
+#   scripts/kernel_vm.sh fetch [6.12|7.3|all]
+#       Downloads the kernel packages (6.12 from bookworm-backports, 7.3 from
+#       trixie-backports) with a private apt configuration, never touching
+#       the machine's apt sources, and unpacks them into the cache.
+#   scripts/kernel_vm.sh run VERSION [--timeout S] [--mem M] [--work DIR]
+#                            -- COMMAND [ARG...]
+#       Boots the kernel in QEMU (software emulation: no /dev/kvm needed)
+#       with the host's / read-only under a tmpfs overlay, runs COMMAND as
+#       root in the guest, streams its output (and the kernel's warnings)
+#       here, and exits with COMMAND's status: 124 if the timeout (default
+#       300 s) ran out, 125 if the guest died without one.
+#   scripts/kernel_vm.sh info [VERSION]
+#       What is cached: each kernel's release, files and size.
+#
+# The cache is ${DEVMEMD_CACHE:-~/.cache/devmemd}/kernel-vm, outside the
+# clone, so fresh clones and later CI runs reuse it. Needs qemu-system-x86,
+# busybox-static, kmod and cpio (scripts/setup.sh installs them); fetch needs
+# the Debian archive. Writes only to the cache and to its own work
+# directory, which it removes.
+set -euo pipefail
+
+readonly CACHE="${DEVMEMD_CACHE:-$HOME/.cache/devmemd}/kernel-vm"
+readonly MIRROR="${DEVMEMD_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+readonly KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+
+die() {
+  echo "kernel_vm: $*" >&2
+  exit 2
+}
+say() { echo "kernel_vm: $*" >&2; }
+
+usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
+}
+
+# --- The private apt configuration (fetch only) -----------------------------
+
+apt_opts() {
+  echo "-o Dir::Etc::sourcelist=$CACHE/apt/sources.list" \
+    "-o Dir::Etc::sourceparts=-" \
+    "-o Dir::State::Lists=$CACHE/apt/lists" \
+    "-o Dir::Cache=$CACHE/apt/cache" \
+    "-o Dir::State::status=/dev/null" \
+    "-o Debug::NoLocking=1" \
+    "-o APT::Sandbox::User=root" \
+    "-o Acquire::Retries=3"
+}
+
+apt_update() {
+  mkdir -p "$CACHE/apt/lists/partial" "$CACHE/apt/cache/archives/partial"
+  {
+    echo "deb [signed-by=$KEYRING] $MIRROR bookworm-backports main"
+    echo "deb [signed-by=$KEYRING] $MIRROR trixie-backports main"
+  } >"$CACHE/apt/sources.list"
+  # shellcheck disable=SC2046
+  apt-get $(apt_opts) -qq update
+}
+
+# The suite a version comes from.
+suite_of() {
+  case "$1" in
+    6.12) echo bookworm-backports ;;
+    7.3) echo trixie-backports ;;
+    *) die "unknown kernel version \"$1\" (known: 6.12, 7.3)" ;;
+  esac
+}
+
+# The release (e.g. 6.12.95+deb12-amd64) that the suite's linux-image-amd64
+# depends on.
+release_of() {
+  local suite
+  suite=$(suite_of "$1")
+  # shellcheck disable=SC2046
+  apt-cache $(apt_opts) show "linux-image-amd64/$suite" 2>/dev/null |
+    sed -n 's/^Depends:.*linux-image-\([0-9][^ ,]*-amd64\).*/\1/p' | head -1
+}
+
+# The packages of a release: the kernel and its modules, and for building
+# netdevsim the headers, kbuild and the source of the same version.
+packages_of() {
+  local version=$1 release=$2
+  local base=${release%-amd64}
+  local -a pkgs=("linux-headers-$release" "linux-headers-$base-common"
+    "linux-kbuild-$base" "linux-source-$version")
+  if [[ $version == 6.12 ]]; then
+    pkgs+=("linux-image-$release")
+  else
+    # From 7.x the image package is a meta package; the files are here.
+    pkgs+=("linux-binary-$release" "linux-modules-$release")
+  fi
+  printf '%s\n' "${pkgs[@]}"
+}
+
+fetch_one() {
+  local version=$1 release dir
+  release=$(release_of "$version")
+  [[ -n $release ]] || die "no linux-image-amd64 in $(suite_of "$version") at $MIRROR"
+  dir="$CACHE/$version"
+  if [[ -f $dir/release && $(cat "$dir/release") == "$release" && -f $dir/ready ]]; then
+    say "$version: $release already unpacked in $dir"
+    return
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir/debs" "$dir/root"
+  local -a pkgs
+  mapfile -t pkgs < <(packages_of "$version" "$release")
+  say "$version: downloading ${pkgs[*]}"
+  (cd "$dir/debs" && apt-get $(apt_opts) -qq download "${pkgs[@]}") ||
+    die "$version: download failed (see above)"
+  local deb
+  for deb in "$dir"/debs/*.deb; do
+    case "$deb" in
+      */linux-source-*) ;;  # only netdevsim's folder is taken, below
+      *) dpkg-deb -x "$deb" "$dir/root" ;;
+    esac
+  done
+  # netdevsim's source, from the source tarball inside linux-source.
+  local src_deb tarball
+  src_deb=$(ls "$dir"/debs/linux-source-*.deb)
+  mkdir -p "$dir/src-deb"
+  dpkg-deb -x "$src_deb" "$dir/src-deb"
+  tarball=$(ls "$dir"/src-deb/usr/src/linux-source-*.tar.*)
+  mkdir -p "$dir/netdevsim-src"
+  tar -xf "$tarball" -C "$dir/netdevsim-src" --wildcards \
+    --no-wildcards-match-slash --strip-components=4 \
+    'linux-source-*/drivers/net/netdevsim/*'
+  rm -rf "$dir/src-deb" "$src_deb"
+  # The module tree: at /usr/lib/modules from trixie on, /lib/modules before;
+  # the kernel in /boot, or in the module tree from 7.x on.
+  local mods="" base="" kernel="" d
+  for d in usr lib; do
+    if [[ -d $dir/root/$d/lib/modules/$release ]]; then
+      mods=$dir/root/$d/lib/modules/$release
+      base=$dir/root/$d
+    fi
+  done
+  [[ -d $dir/root/lib/modules/$release ]] && {
+    mods=$dir/root/lib/modules/$release
+    base=$dir/root
+  }
+  [[ -n $mods ]] || die "$version: no module tree for $release in the packages"
+  for d in "$dir/root/boot/vmlinuz-$release" "$mods/vmlinuz"; do
+    [[ -f $d ]] && kernel=$d
+  done
+  [[ -n $kernel ]] || die "$version: no vmlinuz for $release in the packages"
+  ln -sfn "$mods" "$dir/modules"
+  ln -sfn "$kernel" "$dir/vmlinuz"
+  depmod -b "$base" "$release"
+  echo "$release" >"$dir/release"
+  touch "$dir/ready"
+  say "$version: $release unpacked in $dir ($(du -sh "$dir" | cut -f1))"
+}
+
+cmd_fetch() {
+  local which=${1:-all}
+  local -a versions
+  case "$which" in
+    all) versions=(6.12 7.3) ;;
+    6.12 | 7.3) versions=("$which") ;;
+    *) die "fetch: unknown version \"$which\" (6.12, 7.3 or all)" ;;
+  esac
+  say "updating the private package lists ($CACHE/apt; the machine's apt sources are not touched)"
+  apt_update || die "cannot reach $MIRROR (bookworm-backports, trixie-backports)"
+  local v
+  for v in "${versions[@]}"; do fetch_one "$v"; done
+}
+
+# --- The guest ---------------------------------------------------------------
+
+# The initramfs for a version: busybox and the modules that mount the host's
+# root (9p over virtio, overlay). Built once per release, into the cache.
+initramfs_of() {
+  local version=$1 dir="$CACHE/$1"
+  local release out
+  release=$(cat "$dir/release")
+  out="$dir/initramfs.cpio.gz"
+  [[ -f $out ]] && {
+    echo "$out"
+    return
+  }
+  local tmp
+  tmp=$(mktemp -d)
+  mkdir -p "$tmp"/{bin,dev,proc,sys,mnt,newroot,lib/mod}
+  cp /bin/busybox "$tmp/bin/busybox"
+  local m path
+  for m in netfs 9pnet 9pnet_virtio 9p overlay; do
+    path=$(find -L "$dir/modules/kernel" -name "$m.ko*" | head -1)
+    if [[ -z $path ]]; then
+      continue  # built in
+    fi
+    case "$path" in
+      *.xz) xz -dc "$path" >"$tmp/lib/mod/$m.ko" ;;
+      *.zst) zstd -qdc "$path" >"$tmp/lib/mod/$m.ko" ;;
+      *) cp "$path" "$tmp/lib/mod/$m.ko" ;;
+    esac
+  done
+  cp "$(dirname "$0")/kernel_vm_init.sh" "$tmp/init"
+  chmod 755 "$tmp/init"
+  (cd "$tmp" && find . | cpio -o -H newc --quiet | gzip -1) >"$out.tmp"
+  mv "$out.tmp" "$out"
+  rm -rf "$tmp"
+  echo "$out"
+}
+
+cmd_run() {
+  local version="" timeout=300 mem=2G work="" keep_work=0
+  while (($#)); do
+    case "$1" in
+      --timeout) timeout=$2; shift 2 ;;
+      --mem) mem=$2; shift 2 ;;
+      --work) work=$2; keep_work=1; shift 2 ;;
+      --) shift; break ;;
+      -*) die "run: unknown option $1" ;;
+      *)
+        [[ -z $version ]] || die "run: one version, then -- COMMAND"
+        version=$1
+        shift
+        ;;
+    esac
+  done
+  [[ -n $version ]] || die "run: which kernel? (6.12 or 7.3)"
+  (($#)) || die "run: nothing to run (kernel_vm.sh run $version -- COMMAND)"
+  suite_of "$version" >/dev/null
+  local dir="$CACHE/$version"
+  [[ -f $dir/ready ]] || die "$version is not fetched: scripts/kernel_vm.sh fetch $version"
+  command -v qemu-system-x86_64 >/dev/null ||
+    die "qemu-system-x86_64 is missing: bash scripts/setup.sh installs it"
+  local initrd
+  initrd=$(initramfs_of "$version")
+  if [[ -z $work ]]; then
+    work=$(mktemp -d /tmp/devmemd-vm.XXXXXX)
+  else
+    mkdir -p "$work"
+    work=$(cd "$work" && pwd)
+  fi
+  # The command, quoted for the guest's shell.
+  printf '%q ' "$@" >"$work/command"
+  echo >>"$work/command"
+  rm -f "$work/rc"
+  pwd >"$work/cwd"
+  cp "$(dirname "$0")/kernel_vm_guest.sh" "$work/guest.sh"
+  local -a qemu=(
+    qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m "$mem" -smp 2
+    -nographic -no-reboot -nic none -monitor none -serial stdio
+    -kernel "$dir/vmlinuz" -initrd "$initrd"
+    -append "console=ttyS0 loglevel=4 panic=-1 rdinit=/init devmemd.work=$work devmemd.modules=$(readlink -f "$dir/modules")"
+    -fsdev "local,id=r,path=/,security_model=none,readonly=on,multidevs=remap"
+    -device virtio-9p-pci,fsdev=r,mount_tag=hostroot
+    -fsdev "local,id=w,path=$work,security_model=none,multidevs=remap"
+    -device virtio-9p-pci,fsdev=w,mount_tag=work
+  )
+  local status=0
+  # -serial stdio: the guest's console is this output (the firmware's
+  # banner and terminal escapes dropped); stdin is not wired.
+  set +e
+  timeout --kill-after=10 "$timeout" "${qemu[@]}" </dev/null |
+    sed -u -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' \
+      -e '/^SeaBIOS (version/d' -e '/^Booting from ROM/d' \
+      -e 's/^Probing EDD (edd=off to disable)\.\.\. o\(k$\)\{0,1\}//' \
+      -e '/^$/d'
+  status=${PIPESTATUS[0]}
+  set -e
+  local rc=125
+  if [[ -f $work/rc ]]; then
+    rc=$(cat "$work/rc")
+  elif ((status == 124 || status == 137)); then
+    say "$version: the guest did not finish in ${timeout}s"
+    rc=124
+  else
+    say "$version: the guest stopped without the command's status (qemu exit $status)"
+  fi
+  ((keep_work)) || rm -rf "$work"
+  return "$rc"
+}
+
+cmd_info() {
+  local v
+  for v in ${1:-6.12 7.3}; do
+    if [[ -f $CACHE/$v/ready ]]; then
+      echo "$v: $(cat "$CACHE/$v/release") in $CACHE/$v ($(du -sh "$CACHE/$v" | cut -f1))"
+    else
+      echo "$v: not fetched"
+    fi
+  done
+}
+
+main() {
+  (($#)) || {
+    usage
+    exit 2
+  }
+  local cmd=$1
+  shift
+  case "$cmd" in
+    fetch) cmd_fetch "$@" ;;
+    run) cmd_run "$@" ;;
+    info) cmd_info "$@" ;;
+    -h | --help | help) usage ;;
+    *) die "unknown command \"$cmd\" (fetch, run, info; --help)" ;;
+  esac
+}
+
+main "$@"
