@@ -12,6 +12,10 @@
 #       root in the guest, streams its output (and the kernel's warnings)
 #       here, and exits with COMMAND's status: 124 if the timeout (default
 #       300 s) ran out, 125 if the guest died without one.
+#   scripts/kernel_vm.sh netdevsim [VERSION]
+#       Builds netdevsim.ko (not in Debian's kernels) out of tree against the
+#       version's headers with bookworm's gcc-12, into the cache; prints its
+#       path.
 #   scripts/kernel_vm.sh info [VERSION]
 #       What is cached: each kernel's release, files and size.
 #
@@ -54,6 +58,9 @@ apt_update() {
   {
     echo "deb [signed-by=$KEYRING] $MIRROR bookworm-backports main"
     echo "deb [signed-by=$KEYRING] $MIRROR trixie-backports main"
+    # Only for trixie's C library, which 7.3's prebuilt modpost and objtool
+    # need (unpacked next to them, never installed: see netdevsim).
+    echo "deb [signed-by=$KEYRING] $MIRROR trixie main"
   } >"$CACHE/apt/sources.list"
   # shellcheck disable=SC2046
   apt-get $(apt_opts) -qq update
@@ -276,6 +283,90 @@ cmd_run() {
   return "$rc"
 }
 
+# --- netdevsim, built out of tree ---------------------------------------------
+
+# 7.3's kbuild tools (modpost, objtool) are built against trixie's C library
+# (GLIBC_2.38+). Rather than install anything, trixie's libc6, libelf and
+# zlib are unpacked into the cache and the tools run through that loader.
+trixie_tools() {
+  local dir=$1 libs="$1/trixie-libs"
+  [[ -f $libs/ready ]] && return
+  rm -rf "$libs"
+  mkdir -p "$libs/debs"
+  (cd "$libs/debs" &&
+    apt-get $(apt_opts) -qq download libc6/trixie libelf1t64/trixie \
+      zlib1g/trixie libzstd1/trixie) ||
+    die "cannot download trixie's libc6 and libelf for 7.3's kbuild tools"
+  local deb
+  for deb in "$libs"/debs/*.deb; do dpkg-deb -x "$deb" "$libs"; done
+  rm -rf "$libs/debs"
+  touch "$libs/ready"
+}
+
+# Replaces a kbuild binary by a script that runs it with trixie's loader.
+wrap_tool() {
+  local tool=$1 libs=$2
+  [[ -f $tool.bin ]] && return
+  mv "$tool" "$tool.bin"
+  cat >"$tool" <<WRAP
+#!/bin/sh
+exec "$libs/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" \\
+  --library-path "$libs/usr/lib/x86_64-linux-gnu" "$tool.bin" "\$@"
+WRAP
+  chmod 755 "$tool"
+}
+
+cmd_netdevsim() {
+  local version=${1:-7.3}
+  local dir="$CACHE/$version"
+  [[ -f $dir/ready ]] || die "$version is not fetched: scripts/kernel_vm.sh fetch $version"
+  if [[ -f $dir/netdevsim.ko ]]; then
+    say "$version: netdevsim.ko built ($(cat "$dir/netdevsim.how"))"
+    echo "$dir/netdevsim.ko"
+    return
+  fi
+  local release hdr kbuild
+  release=$(cat "$dir/release")
+  hdr="$dir/root/usr/src/linux-headers-$release"
+  kbuild="$dir/root/usr/lib/linux-kbuild-${release%-amd64}"
+  # The headers' Makefile names /usr/src; here they are in the cache.
+  if head -1 "$hdr/Makefile" | grep -q '^KBUILD_OUTPUT=/usr/src'; then
+    sed -i "s|/usr/src/|$dir/root/usr/src/|g" "$hdr/Makefile"
+  fi
+  local tool out
+  for tool in scripts/mod/modpost scripts/mod/modpost.real-lsb-64 \
+    tools/objtool/objtool tools/objtool/objtool.real-x86; do
+    [[ -f $kbuild/$tool.bin ]] && continue
+    out=$("$kbuild/$tool" --version 2>&1 || true)
+    if [[ $out == *GLIBC_*"not found"* ]]; then
+      if [[ ! -f $dir/trixie-libs/ready ]]; then
+        say "$version: its kbuild tools need a newer C library; unpacking trixie's"
+        apt_update
+        trixie_tools "$dir"
+      fi
+      wrap_tool "$kbuild/$tool" "$dir/trixie-libs"
+    fi
+  done
+  local build="$dir/netdevsim-build"
+  rm -rf "$build"
+  cp -r "$dir/netdevsim-src" "$build"
+  # Bookworm's gcc-12, not the kernel's gcc-14 (not installed): the one
+  # gcc-14-only flag is dropped (-fmin-function-alignment; -falign-functions
+  # keeps the 16-byte alignment), and BTF is skipped (no pahole).
+  local -a make_args=(-C "$hdr" M="$build" CONFIG_NETDEVSIM=m
+    CONFIG_DEBUG_INFO_BTF_MODULES= CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT=
+    CC=x86_64-linux-gnu-gcc-12 modules -j"$(nproc)")
+  say "$version: building netdevsim with bookworm's gcc-12 against $release's headers"
+  if ! make "${make_args[@]}" >"$build/make.log" 2>&1; then
+    tail -20 "$build/make.log" >&2
+    die "$version: netdevsim did not build (log: $build/make.log)"
+  fi
+  cp "$build/netdevsim.ko" "$dir/netdevsim.ko"
+  echo "bookworm gcc-12 ($(x86_64-linux-gnu-gcc-12 -dumpfullversion)), $release headers, trixie libc for modpost/objtool" >"$dir/netdevsim.how"
+  say "$version: netdevsim.ko built ($(cat "$dir/netdevsim.how"))"
+  echo "$dir/netdevsim.ko"
+}
+
 cmd_info() {
   local v
   for v in ${1:-6.12 7.3}; do
@@ -298,8 +389,9 @@ main() {
     fetch) cmd_fetch "$@" ;;
     run) cmd_run "$@" ;;
     info) cmd_info "$@" ;;
+    netdevsim) cmd_netdevsim "$@" ;;
     -h | --help | help) usage ;;
-    *) die "unknown command \"$cmd\" (fetch, run, info; --help)" ;;
+    *) die "unknown command \"$cmd\" (fetch, run, netdevsim, info; --help)" ;;
   esac
 }
 
