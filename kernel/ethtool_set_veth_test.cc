@@ -26,6 +26,7 @@
 #include "kernel/errno_status.h"
 #include "kernel/ethtool_msg.h"
 #include "kernel/ethtool_netlink.h"
+#include "kernel/testing/kernel_version.h"
 #include "kernel/testing/netns_veth.h"
 #include "kernel/uapi_compat.h"
 
@@ -212,11 +213,22 @@ TEST_F(EthtoolSetVethTest, RssIsNotSupported) {
   EXPECT_NE(x->exit_code, 0);
   EXPECT_THAT(x->output, HasSubstr("Operation not supported"));
 
-  // This kernel (6.18) has the 6.17 RSS ops; veth has no set_rxfh.
+  const std::vector<uint32_t> indir = {0, 1};
+  if (!testing::KernelAtLeast(6, 17)) {
+    // Before 6.17 the family has no RSS ops: refused before any request,
+    // naming the op and the version (the kernel matrix's 6.12 guest).
+    EXPECT_FALSE(ethtool_->HasOp(ETHTOOL_MSG_RSS_SET));
+    EXPECT_FALSE(ethtool_->HasOp(ETHTOOL_MSG_RSS_CREATE_ACT));
+    absl::Status s = ethtool_->SetRssIndir(ifindex_, 0, indir);
+    EXPECT_EQ(StatusErrno(s), EOPNOTSUPP) << s;
+    EXPECT_THAT(s.message(),
+                HasSubstr("has no RSS_SET (op 48, added in 6.17)"));
+    return;
+  }
+  // 6.17 and later have the RSS ops; veth has no set_rxfh.
   ASSERT_TRUE(ethtool_->HasOp(ETHTOOL_MSG_RSS_SET));
   ASSERT_TRUE(ethtool_->HasOp(ETHTOOL_MSG_RSS_CREATE_ACT));
   ASSERT_TRUE(ethtool_->HasOp(ETHTOOL_MSG_RSS_DELETE_ACT));
-  const std::vector<uint32_t> indir = {0, 1};
   absl::Status s = ethtool_->SetRssIndir(ifindex_, 0, indir);
   EXPECT_EQ(StatusErrno(s), EOPNOTSUPP) << s;
   EXPECT_THAT(s.message(), HasSubstr("ethtool rss-set dmset0"));

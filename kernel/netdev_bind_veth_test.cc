@@ -20,6 +20,7 @@
 #include "kernel/errno_status.h"
 #include "kernel/netdev_genl.h"
 #include "kernel/nic_control.h"
+#include "kernel/testing/kernel_version.h"
 #include "kernel/testing/netns_veth.h"
 #include "kernel/unique_fd.h"
 
@@ -80,6 +81,15 @@ TEST_F(NetdevBindVethTest, BindRxOnVethIsRefusedUpFront) {
   absl::StatusOr<std::unique_ptr<DevmemBinding>> binding =
       NetdevBindRx(ifindex_, memfd_.get_unowned(), queues);
   ASSERT_FALSE(binding.ok());
+  EXPECT_THAT(binding.status().message(),
+              HasSubstr(std::string("netdev bind-rx ") + kVeth));
+  if (!testing::KernelAtLeast(6, 15)) {
+    // 6.12 (the kernel matrix's guest) takes the fd first: the memfd is no
+    // dma-buf, so dma_buf_get() answers EINVAL with no text.
+    EXPECT_EQ(StatusErrno(binding.status()), EINVAL) << binding.status();
+    EXPECT_EQ(StatusExtack(binding.status()), "");
+    return;
+  }
   // Observed on Linux 6.18.44: veth has no queue-management ops, and
   // bind-rx (net/core/netdev-genl.c netdev_nl_bind_rx_doit()) rejects the
   // device before it looks at the dmabuf: EOPNOTSUPP, no text, and
@@ -118,6 +128,13 @@ TEST_F(NetdevBindVethTest, BindTxOnVethIsRefusedWithText) {
   absl::StatusOr<std::unique_ptr<DevmemBinding>> binding =
       NetdevBindTx(ifindex_, memfd_.get_unowned());
   ASSERT_FALSE(binding.ok());
+  if (!testing::KernelAtLeast(6, 16)) {
+    // No bind-tx op before 6.16: refused before any request.
+    EXPECT_EQ(binding.status().code(), absl::StatusCode::kUnimplemented);
+    EXPECT_THAT(binding.status().message(),
+                HasSubstr("kernel lacks netdev bind-tx (6.16+)"));
+    return;
+  }
   // net/core/netdev-genl.c netdev_nl_bind_tx_doit(): no netmem_tx support.
   EXPECT_EQ(StatusErrno(binding.status()), EOPNOTSUPP) << binding.status();
   EXPECT_EQ(StatusExtack(binding.status()),

@@ -267,7 +267,7 @@ cmd_run() {
     sed -u -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' \
       -e '/^SeaBIOS (version/d' -e '/^Booting from ROM/d' \
       -e 's/^Probing EDD (edd=off to disable)\.\.\. o\(k$\)\{0,1\}//' \
-      -e '/^$/d'
+      -e '/^k$/d' -e '/^$/d'
   status=${PIPESTATUS[0]}
   set -e
   local rc=125

@@ -67,6 +67,38 @@ def count(path):
     return passed, failed, skipped, names
 
 
+def count_matrix(directory):
+    """(passed, failed, skipped, failure lines) of a kernel matrix's results
+    (scripts/kernel_matrix.sh): every gtest XML under it, by test case; a
+    SKIPPED file (the matrix did not run at all) is one skipped test."""
+    passed = failed = skipped = 0
+    failures = []
+    if not os.path.isdir(directory):
+        return 0, 1, 0, [f"kernel matrix: no results in {directory}"]
+    marker = os.path.join(directory, "SKIPPED")
+    if os.path.exists(marker):
+        reason = open(marker, errors="replace").read().strip()
+        print(f"SKIPPED: kernel matrix: {reason}")
+        return 0, 0, 1, []
+    for root, _, files in sorted(os.walk(directory)):
+        for f in sorted(files):
+            if not f.endswith(".xml"):
+                continue
+            path = os.path.join(root, f)
+            where = os.path.relpath(path, directory)
+            try:
+                a, b, c, names = count(path)
+            except ET.ParseError:
+                failed += 1
+                failures.append(f"kernel matrix {where} (unreadable)")
+                continue
+            passed, failed, skipped = passed + a, failed + b, skipped + c
+            failures += [f"kernel matrix {where}: {n}" for n in names]
+    if passed + failed + skipped == 0:
+        failed, failures = 1, [f"kernel matrix: no test ran ({directory})"]
+    return passed, failed, skipped, failures
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--since", type=float, required=True)
@@ -77,12 +109,24 @@ def main():
     ap.add_argument("--fuzz", nargs=2, type=int, default=[0, 0],
                     metavar=("PASSED", "FAILED"),
                     help="fuzz targets that ran clean / crashed (scripts/fuzz.sh)")
+    ap.add_argument("--matrix", metavar="DIR",
+                    help="also count a kernel matrix's results "
+                    "(scripts/kernel_matrix.sh --out DIR)")
+    ap.add_argument("--matrix-only", metavar="DIR",
+                    help="count only a kernel matrix's results and print "
+                    "\"kernel matrix: N passed, N failed, N skipped\"")
     ap.add_argument("--log")
     ap.add_argument("--run", nargs=3, action="append", default=[],
                     metavar=("LABEL", "TESTLOGS", "QUERY"),
                     help="one bazel test run: label ('' for none), its testlogs "
                     "directory, and the bazel query for its test targets")
     args = ap.parse_args()
+    if args.matrix_only:
+        p, f, k, names = count_matrix(args.matrix_only)
+        for n in names:
+            print("FAILED: " + n)
+        print(f"kernel matrix: {p} passed, {f} failed, {k} skipped")
+        return 1 if f else 0
     runs = args.run or [("", testlogs_dir(), "tests(//...)")]
     passed = failed = skipped = 0
     failures = []
@@ -112,6 +156,10 @@ def main():
         failed += 1
         failures.append("build: the normal build of binaries and benches "
                         "failed (see .cache/last-build.log)")
+    if args.matrix:
+        a, b, c, names = count_matrix(args.matrix)
+        passed, failed, skipped = passed + a, failed + b, skipped + c
+        failures += names
     passed += args.fuzz[0]
     failed += args.fuzz[1]
     if args.fuzz[1]:

@@ -10,12 +10,15 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/config.h"
 #include "daemon/nic/nic_manager.h"
@@ -23,11 +26,15 @@
 #include "kernel/errno_status.h"
 #include "kernel/kernel_nic_control.h"
 #include "kernel/kernel_nic_inventory.h"
+#include "kernel/testing/kernel_version.h"
 #include "kernel/testing/netns_veth.h"
+#include "kernel/udmabuf.h"
 
 namespace devmem {
 namespace {
 
+using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::RunCommand;
 using testing::ScopedNetns;
 using testing::ScopedVethPair;
@@ -124,6 +131,13 @@ TEST_F(KernelRefusalVethTest, RealBindRxRefusalMapsToFailedPrecondition) {
   const std::vector<uint32_t> queues = {0};
   auto bound = control_->BindRx(ifindex_, mem.get_unowned(), queues);
   ASSERT_FALSE(bound.ok());
+  if (!testing::KernelAtLeast(6, 15)) {
+    // 6.12-6.14 look at the fd first: the memfd is no dma-buf (EINVAL). The
+    // daemon refuses a memfd before any netlink (above), so the device's
+    // own refusal is only reached with a real dma-buf (udmabuf_test).
+    EXPECT_EQ(StatusErrno(bound.status()), EINVAL) << bound.status();
+    return;
+  }
   // 6.18 refuses a driver without queue-management ops up front.
   ASSERT_EQ(StatusErrno(bound.status()), EOPNOTSUPP) << bound.status();
   const absl::Status mapped =
@@ -133,6 +147,92 @@ TEST_F(KernelRefusalVethTest, RealBindRxRefusalMapsToFailedPrecondition) {
       << mapped;
   EXPECT_NE(mapped.message().find("queue-management"), std::string::npos)
       << mapped;
+}
+
+// A real dma-buf (a udmabuf: the kernel matrix's guests have /dev/udmabuf;
+// this machine does not) gets past the kernel's fd checks to the device's.
+absl::StatusOr<UniqueFd> RealDmabufOrSkipReason() {
+  if (access(kUdmabufDevice, F_OK) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no ", kUdmabufDevice, " here (the kernel matrix's guests have one)"));
+  }
+  return CreateUdmabuf(2 << 20);
+}
+
+TEST_F(KernelRefusalVethTest, RealDmabufOnVethIsFailedPrecondition) {
+  absl::StatusOr<UniqueFd> dmabuf = RealDmabufOrSkipReason();
+  if (!dmabuf.ok()) GTEST_SKIP() << dmabuf.status();
+  const std::vector<uint32_t> queues = {0};
+  auto bound = control_->BindRx(ifindex_, dmabuf->get_unowned(), queues);
+  ASSERT_FALSE(bound.ok());
+  const absl::Status mapped =
+      KernelRefusal(bound.status(), BindRxRemedy(bound.status(), "krv0"));
+  // Whatever this kernel's words for "veth cannot bind device memory", the
+  // workload is told its request was fine and the NIC is not.
+  EXPECT_EQ(mapped.code(), absl::StatusCode::kFailedPrecondition) << mapped;
+  EXPECT_THAT(mapped.message(), HasSubstr("bind-rx krv0"));
+  if (testing::KernelAtLeast(6, 15)) {
+    EXPECT_EQ(StatusErrno(bound.status()), EOPNOTSUPP) << bound.status();
+    EXPECT_THAT(mapped.message(), HasSubstr("queue-management"));
+  } else {
+    // 6.12 attaches the dma-buf first; veth has no DMA device.
+    EXPECT_EQ(StatusErrno(bound.status()), EINVAL) << bound.status();
+    EXPECT_EQ(StatusExtack(bound.status()), "Failed to bind dmabuf to device");
+    EXPECT_THAT(mapped.message(), HasSubstr("could not attach the dma-buf"));
+  }
+  std::cout << "kernel's answer: " << bound.status() << "\nmapped: " << mapped
+            << "\n";
+}
+
+// netdevsim (built out of tree for the kernel matrix's 7.3 guest) has
+// queue-management ops and header split but no DMA device: the kernel's own
+// DMA check refuses it, and that text reaches the workload.
+TEST(KernelRefusalNetdevsimTest, RealDmabufHitsTheDmaCheck) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
+  if (access("/sys/bus/netdevsim/new_device", W_OK) != 0) {
+    GTEST_SKIP() << "netdevsim is not loaded (scripts/kernel_matrix.sh loads "
+                    "it in its 7.3 guest)";
+  }
+  absl::StatusOr<UniqueFd> dmabuf = RealDmabufOrSkipReason();
+  if (!dmabuf.ok()) GTEST_SKIP() << dmabuf.status();
+  // netdevsim makes its ports in the writer's namespace: this one's own.
+  auto ns = ScopedNetns::Enter();
+  ASSERT_TRUE(ns.ok()) << ns.status();
+  auto made =
+      RunCommand({"sh", "-c", "echo '77 1 4' >/sys/bus/netdevsim/new_device"});
+  ASSERT_TRUE(made.ok() && made->exit_code == 0)
+      << (made.ok() ? made->output : made.status().ToString());
+  std::string nic;
+  for (int i = 0; i < 50 && nic.empty(); ++i) {
+    auto links = RunCommand({"sh", "-c",
+                             "ip -o link show | awk -F': ' '$2 != \"lo\" "
+                             "{print $2; exit}'"});
+    if (links.ok())
+      nic = std::string(absl::StripAsciiWhitespace(links->output));
+    if (nic.empty()) usleep(100 * 1000);
+  }
+  const uint32_t ifindex = nic.empty() ? 0 : if_nametoindex(nic.c_str());
+  absl::StatusOr<std::unique_ptr<KernelNicControl>> control =
+      KernelNicControl::Create();
+  absl::StatusOr<std::unique_ptr<DevmemBinding>> bound =
+      absl::FailedPreconditionError("not tried");
+  if (ifindex != 0 && control.ok()) {
+    const std::vector<uint32_t> queues = {3};
+    bound = (*control)->BindRx(ifindex, dmabuf->get_unowned(), queues);
+  }
+  (void)RunCommand({"sh", "-c", "echo 77 >/sys/bus/netdevsim/del_device"});
+  ASSERT_NE(ifindex, 0u) << "no netdevsim port appeared";
+  ASSERT_TRUE(control.ok()) << control.status();
+  ASSERT_FALSE(bound.ok());
+  EXPECT_EQ(StatusErrno(bound.status()), EOPNOTSUPP) << bound.status();
+  EXPECT_EQ(StatusExtack(bound.status()), "Device doesn't support DMA");
+  const absl::Status mapped =
+      KernelRefusal(bound.status(), BindRxRemedy(bound.status(), nic));
+  EXPECT_EQ(mapped.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(mapped.message(), HasSubstr("Device doesn't support DMA"));
+  EXPECT_THAT(mapped.message(), HasSubstr("no DMA device"));
+  EXPECT_THAT(mapped.message(), Not(HasSubstr("queue-management")));
+  std::cout << "mapped: " << mapped << "\n";
 }
 
 }  // namespace

@@ -36,6 +36,15 @@ std::string BindRxRemedy(const absl::Status& status, absl::string_view nic) {
   const std::string extack = StatusExtack(status);
   switch (StatusErrno(status)) {
     case EOPNOTSUPP:
+      if (absl::StrContains(extack, "support DMA")) {
+        // 7.x: the driver has queue-management ops but no DMA device
+        // (a software NIC such as netdevsim).
+        return absl::StrCat(
+            "the driver of ", nic,
+            " has no DMA device to map device memory for (a software NIC), "
+            "so it cannot do devmem RX; use a devmem-capable NIC (bnxt "
+            "6.16+, mlx5 6.17+, fbnic 6.18+, gve 6.18+)");
+      }
       return absl::StrCat(
           "the driver of ", nic,
           " has no queue-management ops, so it cannot do devmem RX; use a "
@@ -58,6 +67,16 @@ std::string BindRxRemedy(const absl::Status& status, absl::string_view nic) {
             "header split must be ENABLED with hds-thresh 0; something "
             "changed ",
             nic, "'s ring settings: see `devmemctl nic show ", nic, "`");
+      }
+      if (absl::StrContains(extack, "Failed to bind dmabuf to device")) {
+        // dma_buf_attach() failed: on 6.12 (the kernel matrix) a NIC with
+        // no DMA device, such as veth, answers this.
+        return absl::StrCat(
+            "the kernel could not attach the dma-buf to ", nic,
+            "'s device (a NIC without a DMA device, such as a virtual one, "
+            "or memory that device cannot reach); use a devmem-capable NIC "
+            "(bnxt 6.16+, mlx5 6.17+, fbnic 6.18+, gve 6.18+) and memory "
+            "exported for it");
       }
       return absl::StrCat("see `devmemctl nic show ", nic, "`");
     default:
