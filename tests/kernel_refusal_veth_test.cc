@@ -207,8 +207,9 @@ TEST(KernelRefusalNetdevsimTest, RealDmabufHitsTheDmaCheck) {
     auto links = RunCommand({"sh", "-c",
                              "ip -o link show | awk -F': ' '$2 != \"lo\" "
                              "{print $2; exit}'"});
-    if (links.ok())
+    if (links.ok()) {
       nic = std::string(absl::StripAsciiWhitespace(links->output));
+    }
     if (nic.empty()) usleep(100 * 1000);
   }
   const uint32_t ifindex = nic.empty() ? 0 : if_nametoindex(nic.c_str());
