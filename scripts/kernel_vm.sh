@@ -85,16 +85,17 @@ release_of() {
     sed -n 's/^Depends:.*linux-image-\([0-9][^ ,]*-amd64\).*/\1/p' | head -1
 }
 
-# The packages of a release: the kernel and its modules, and for building
-# netdevsim the headers, kbuild and the source of the same version.
+# The packages of a release: the kernel and its modules; for 7.3, where
+# netdevsim is built, also the headers, kbuild and the source.
 packages_of() {
   local version=$1 release=$2
   local base=${release%-amd64}
-  local -a pkgs=("linux-headers-$release" "linux-headers-$base-common"
-    "linux-kbuild-$base" "linux-source-$version")
+  local -a pkgs=()
   if [[ $version == 6.12 ]]; then
     pkgs+=("linux-image-$release")
   else
+    pkgs+=("linux-headers-$release" "linux-headers-$base-common"
+      "linux-kbuild-$base" "linux-source-$version")
     # From 7.x the image package is a meta package; the files are here.
     pkgs+=("linux-binary-$release" "linux-modules-$release")
   fi
@@ -126,15 +127,17 @@ fetch_one() {
   done
   # netdevsim's source, from the source tarball inside linux-source.
   local src_deb tarball
-  src_deb=$(ls "$dir"/debs/linux-source-*.deb)
-  mkdir -p "$dir/src-deb"
-  dpkg-deb -x "$src_deb" "$dir/src-deb"
-  tarball=$(ls "$dir"/src-deb/usr/src/linux-source-*.tar.*)
-  mkdir -p "$dir/netdevsim-src"
-  tar -xf "$tarball" -C "$dir/netdevsim-src" --wildcards \
-    --no-wildcards-match-slash --strip-components=4 \
-    'linux-source-*/drivers/net/netdevsim/*'
-  rm -rf "$dir/src-deb" "$src_deb"
+  src_deb=$(ls "$dir"/debs/linux-source-*.deb 2>/dev/null || true)
+  if [[ -n $src_deb ]]; then
+    mkdir -p "$dir/src-deb"
+    dpkg-deb -x "$src_deb" "$dir/src-deb"
+    tarball=$(ls "$dir"/src-deb/usr/src/linux-source-*.tar.*)
+    mkdir -p "$dir/netdevsim-src"
+    tar -xf "$tarball" -C "$dir/netdevsim-src" --wildcards \
+      --no-wildcards-match-slash --strip-components=4 \
+      'linux-source-*/drivers/net/netdevsim/*'
+    rm -rf "$dir/src-deb" "$src_deb"
+  fi
   # The module tree: at /usr/lib/modules from trixie on, /lib/modules before;
   # the kernel in /boot, or in the module tree from 7.x on.
   local mods="" base="" kernel="" d
@@ -155,7 +158,8 @@ fetch_one() {
   [[ -n $kernel ]] || die "$version: no vmlinuz for $release in the packages"
   ln -sfn "$mods" "$dir/modules"
   ln -sfn "$kernel" "$dir/vmlinuz"
-  depmod -b "$base" "$release"
+  depmod -b "$base" "$release" 2>/dev/null
+  rm -rf "$dir/debs"
   echo "$release" >"$dir/release"
   touch "$dir/ready"
   say "$version: $release unpacked in $dir ($(du -sh "$dir" | cut -f1))"
@@ -320,6 +324,8 @@ cmd_netdevsim() {
   local version=${1:-7.3}
   local dir="$CACHE/$version"
   [[ -f $dir/ready ]] || die "$version is not fetched: scripts/kernel_vm.sh fetch $version"
+  [[ -d $dir/netdevsim-src ]] ||
+    die "$version: no netdevsim source fetched (only 7.3's is; netdevsim is not in Debian's kernels)"
   if [[ -f $dir/netdevsim.ko ]]; then
     say "$version: netdevsim.ko built ($(cat "$dir/netdevsim.how"))"
     echo "$dir/netdevsim.ko"

@@ -3,8 +3,9 @@
 # every test once under ASan + UBSan (--config=asan) and the few that check the
 # normal build's packaging (tagged no_asan) on that build, runs each libFuzzer
 # target for a short fixed time (scripts/fuzz.sh; FUZZ_SECONDS, default 15),
-# then prints one closing line "N passed, N failed, N skipped" computed from
-# the test results.
+# runs the kernel tests again in QEMU guests on Debian's 6.12 and 7.3 kernels
+# (scripts/kernel_matrix.sh), then prints one closing line "N passed, N
+# failed, N skipped" computed from the test results.
 # Exit status is non-zero if anything failed. Run as root for the namespace tests
 # (they skip with a reason otherwise). TSan is not run here (slow, and it needs
 # the annotations in tests/sanitizers); see tests/sanitizers/README.md.
@@ -81,6 +82,16 @@ fuzz_failed=$(grep -c '^fuzz [a-z_]*: CRASH' .cache/last-fuzz.log)
 if [[ $fuzz_rc -ne 0 && $fuzz_failed -eq 0 ]]; then fuzz_failed=1; fi
 timings+=("fuzz: $((SECONDS - t0)) s (exit $fuzz_rc)")
 
+# 4. The kernel matrix: the kernel and real-kernel tests again in QEMU guests
+#    running Debian's 6.12 and 7.3 kernels, netdevsim loaded in 7.3
+#    (scripts/kernel_matrix.sh). The first run downloads the kernels into
+#    ~/.cache/devmemd; without the archive it is reported as skipped.
+t0=$SECONDS
+bash scripts/kernel_matrix.sh 2>&1 | tee .cache/last-matrix.log
+matrix_rc=${PIPESTATUS[0]}
+[[ $matrix_rc -ne 0 ]] && status=1
+timings+=("kernel matrix: $((SECONDS - t0)) s (exit $matrix_rc)")
+
 # Style check counts as a test of its own.
 lint_failed=0
 files=$(git ls-files '*.cc' '*.h')
@@ -102,7 +113,7 @@ fi
 for t in "${timings[@]}"; do echo "wall time, tests $t" >&2; done
 python3 scripts/summarize_tests.py --since "$start" --lint-failed "$lint_failed" \
   --build-failed "$((build_rc != 0))" \
-  --fuzz "$fuzz_passed" "$fuzz_failed" \
+  --fuzz "$fuzz_passed" "$fuzz_failed" --matrix .cache/kernel-matrix \
   --log .cache/last-test.log "${summary_runs[@]}"
 summary_rc=$?
 [[ $summary_rc -ne 0 ]] && status=1
