@@ -47,7 +47,7 @@ targets=(
   //kernel:ethtool_set_veth_test //kernel:ethtool_ioctl_veth_test
   //kernel:netdev_bind_veth_test //kernel:kernel_nic_control_test
   //kernel:udmabuf_test //tests:kernel_refusal_veth_test
-  //tests:inventory_veth_test //client:devmemctl
+  //tests:inventory_veth_test //client:devmemctl //daemon:devmemd
 )
 
 [[ $(id -u) -eq 0 ]] ||
@@ -69,7 +69,7 @@ fi
 bin=$(bazel info bazel-bin 2>/dev/null)
 bins=()
 for t in "${targets[@]}"; do
-  [[ $t == //client:devmemctl ]] && continue
+  [[ $t == //client:devmemctl || $t == //daemon:devmemd ]] && continue
   p=${t#//}
   bins+=("$bin/${p%%:*}/${p##*:}")
 done
@@ -92,7 +92,8 @@ for v in "${vs[@]}"; do
   fi
   extra=("cmd:devmemctl_selftest_simulated:$ctl selftest --nic sim0 --simulated")
   if [[ -n $nsim ]]; then
-    extra+=("cmd:netdevsim_selftest_refuses:bash $PWD/tests/kernel_vm/netdevsim_selftest.sh $ctl")
+    extra+=("cmd:netdevsim_selftest_refuses:bash $PWD/tests/kernel_vm/netdevsim_selftest.sh $ctl"
+      "cmd:netdevsim_header_split_profile:bash $PWD/tests/kernel_vm/netdevsim_profile.sh $bin/daemon/devmemd $ctl")
   fi
   echo "kernel_matrix: $v: booting"
   t0=$SECONDS

@@ -61,6 +61,8 @@ const char* ProfileStateName(v1::ProfileState state) {
       return "restored";
     case v1::PROFILE_STATE_UNMANAGED:
       return "unmanaged";
+    case v1::PROFILE_STATE_PARTIAL:
+      return "partial (header split only)";
     default:
       return "unspecified";
   }

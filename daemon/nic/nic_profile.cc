@@ -147,8 +147,8 @@ absl::StatusOr<ProfilePlan> PlanProfile(const devmem::v1::NicProfile& profile,
   return plan;
 }
 
-absl::StatusOr<NicSettings> ReadSettings(NicControl& control,
-                                         uint32_t ifindex) {
+absl::StatusOr<NicSettings> ReadSettings(NicControl& control, uint32_t ifindex,
+                                         bool steering) {
   NicSettings s;
   auto channels = control.GetChannels(ifindex);
   if (!channels.ok()) return channels.status();
@@ -157,6 +157,7 @@ absl::StatusOr<NicSettings> ReadSettings(NicControl& control,
   if (!rings.ok()) return rings.status();
   s.set_tcp_data_split(ToProto(rings->tcp_data_split));
   if (rings->hds_thresh) s.set_hds_thresh(*rings->hds_thresh);
+  if (!steering) return s;
   auto features = control.GetFeatures(ifindex);
   if (!features.ok()) return features.status();
   s.set_ntuple(features->ntuple_active);
@@ -190,6 +191,23 @@ NicSettings DesiredSettings(const NicSettings& original,
   return d;
 }
 
+bool OnlySteeringMissing(const std::vector<Capability>& missing) {
+  for (const Capability& c : missing) {
+    if (c.name != "ntuple" && c.name != "ntuple_rules" && c.name != "rss") {
+      return false;
+    }
+  }
+  return true;
+}
+
+NicSettings HeaderSplitSettings(const NicSettings& original,
+                                const ProfilePlan& plan) {
+  NicSettings d = DesiredSettings(original, plan);
+  d.clear_ntuple();
+  d.clear_rss_indir();
+  return d;
+}
+
 absl::Status ApplySettings(NicControl& control, uint32_t ifindex,
                            const NicSettings& original,
                            const NicSettings& desired) {
@@ -200,7 +218,8 @@ absl::Status ApplySettings(NicControl& control, uint32_t ifindex,
     s = Step("set channels", SetCombined(control, ifindex,
                                          desired.channels().combined_count()));
   }
-  if (s.ok() && desired.ntuple() && !original.ntuple()) {
+  if (s.ok() && desired.has_ntuple() && desired.ntuple() &&
+      !original.ntuple()) {
     s = Step("turn ntuple on", control.SetNtuple(ifindex, true));
   }
   if (s.ok()) {

@@ -45,9 +45,20 @@ absl::StatusOr<ProfilePlan> PlanProfile(const devmem::v1::NicProfile& profile,
                                         uint32_t ifindex,
                                         const ChannelsInfo& channels);
 
-// Reads the settings a profile touches.
+// Reads the settings a profile touches; with `steering` false (a
+// header_split_only profile) only channels and rings, not ntuple or RSS.
 absl::StatusOr<devmem::v1::NicSettings> ReadSettings(NicControl& control,
-                                                     uint32_t ifindex);
+                                                     uint32_t ifindex,
+                                                     bool steering = true);
+
+// For a header_split_only profile: true if every capability in `missing` is
+// one that profile does without (ntuple, its rules, RSS).
+bool OnlySteeringMissing(const std::vector<Capability>& missing);
+
+// A header_split_only profile's settings: channels and header split, with
+// ntuple and RSS left out (never changed, never restored).
+devmem::v1::NicSettings HeaderSplitSettings(
+    const devmem::v1::NicSettings& original, const ProfilePlan& plan);
 
 // The settings the profile wants, given what the NIC had. rss_indir spreads
 // the main table over the non-pool queues (indir[i] = rest[i % rest.size()],

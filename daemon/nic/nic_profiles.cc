@@ -40,6 +40,8 @@ std::string ProfileStateName(devmem::v1::ProfileState s) {
       return "failed";
     case devmem::v1::PROFILE_STATE_RESTORED:
       return "restored";
+    case devmem::v1::PROFILE_STATE_PARTIAL:
+      return "partial (header split only; it serves no bindings)";
     default:
       return "not applied";
   }
@@ -84,7 +86,8 @@ absl::Status NicProfiles::RecordOriginal(NicRecord& nic) {
     nic.original = jp->second.original();
     (void)store_.Save(nic.name, nic.original);
   } else {
-    auto current = ReadSettings(*options_.control, nic.ifindex);
+    auto current = ReadSettings(*options_.control, nic.ifindex,
+                                !nic.profile.header_split_only());
     if (!current.ok()) {
       return absl::Status(current.status().code(),
                           absl::StrCat("cannot read the current settings: ",
@@ -125,7 +128,8 @@ std::string NicProfiles::Apply(NicRecord& nic) {
   // Probe before touching anything: a NIC that cannot do devmem is left as
   // it is (the daemon keeps serving the NICs that can).
   nic.missing = ProbeDevmem(*options_.control, nic.ifindex);
-  if (!nic.missing.empty()) {
+  const bool partial = nic.profile.header_split_only();
+  if (!nic.missing.empty() && !(partial && OnlySteeringMissing(nic.missing))) {
     nic.state = devmem::v1::PROFILE_STATE_NOT_CAPABLE;
     nic.reason = absl::StrCat(
         "not devmem-capable, missing: ", DescribeMissing(nic.missing),
@@ -147,7 +151,8 @@ std::string NicProfiles::Apply(NicRecord& nic) {
     nic.reason = absl::StrCat(recorded.message(), "; nothing was changed");
     return absl::StrCat(nic.name, ": ", nic.reason);
   }
-  nic.desired = DesiredSettings(nic.original, *plan);
+  nic.desired = partial ? HeaderSplitSettings(nic.original, *plan)
+                        : DesiredSettings(nic.original, *plan);
   absl::Status applied =
       ApplySettings(*options_.control, nic.ifindex, nic.original, nic.desired);
   if (!applied.ok()) {
@@ -157,6 +162,7 @@ std::string NicProfiles::Apply(NicRecord& nic) {
                      "; the changes made were rolled back");
     return absl::StrCat(nic.name, ": ", nic.reason);
   }
+  if (partial) return FinishPartial(nic);
   auto table = options_.control->ListRules(nic.ifindex);
   const uint32_t table_size =
       table.ok() && table->table_size != 0 ? table->table_size : 1024;
@@ -169,6 +175,20 @@ std::string NicProfiles::Apply(NicRecord& nic) {
   nic.reason = absl::StrCat("devmem pool of ", nic.plan->pool.size(),
                             " queue(s): ", absl::StrJoin(nic.plan->pool, ","));
   return absl::StrCat(nic.name, ": profile applied (", nic.reason, ", ",
+                      options_.control->BackendName(), " backend)");
+}
+
+std::string NicProfiles::FinishPartial(NicRecord& nic) {
+  nic.pool = QueuePool();
+  nic.rule_quota = 0;
+  nic.state = devmem::v1::PROFILE_STATE_PARTIAL;
+  nic.reason = absl::StrCat(
+      "header_split_only: channels and header split applied",
+      nic.missing.empty()
+          ? ""
+          : absl::StrCat("; missing: ", DescribeMissing(nic.missing)),
+      "; no pool, so no bindings or rules");
+  return absl::StrCat(nic.name, ": profile partly applied (", nic.reason, ", ",
                       options_.control->BackendName(), " backend)");
 }
 
@@ -247,11 +267,13 @@ devmem::v1::NicState NicProfiles::State(const NicRecord& nic) const {
     *st.mutable_original() = nic.original;
     st.set_record_path(store_.PathFor(nic.name));
   }
-  if (nic.state == devmem::v1::PROFILE_STATE_APPLIED) {
+  if (nic.state == devmem::v1::PROFILE_STATE_APPLIED ||
+      nic.state == devmem::v1::PROFILE_STATE_PARTIAL) {
     *st.mutable_desired() = nic.desired;
   }
   if (nic.ifindex != 0) {
-    auto actual = ReadSettings(*options_.control, nic.ifindex);
+    auto actual = ReadSettings(*options_.control, nic.ifindex,
+                               !nic.profile.header_split_only());
     if (actual.ok()) {
       *st.mutable_actual() = *actual;
     } else {

@@ -113,6 +113,8 @@ class NicProfiles {
   // run's record file, the journal, or the NIC itself, saved to a file and
   // journaled. The error says which step failed.
   absl::Status RecordOriginal(NicRecord& nic);
+  // The end of Apply for a header_split_only profile: PARTIAL, no pool.
+  std::string FinishPartial(NicRecord& nic);
 
   const Options options_;
   const PciTopology sys_topology_;

@@ -90,6 +90,57 @@ TEST_F(NicProfilesTest, ApplyRecordsFirstThenAppliesAndPutBackRestores) {
   EXPECT_EQ(sim_->GetRings(kIfindex)->tcp_data_split, TcpDataSplit::kUnknown);
 }
 
+TEST_F(NicProfilesTest,
+       HeaderSplitOnlyAppliesSplitLeavesSteeringAndServesNoPool) {
+  // A header_split_only profile (for NICs such as netdevsim; the kernel
+  // matrix applies one to netdevsim for real). Here on the simulated NIC,
+  // which has ntuple and RSS: they are left alone all the same.
+  NicRecord& nic = Sim0Record();
+  nic.profile.set_header_split_only(true);
+  const bool ntuple_before = sim_->GetFeatures(kIfindex)->ntuple_active;
+  const std::vector<uint32_t> indir_before = sim_->GetRss(kIfindex, 0)->indir;
+  const std::string line = profiles_->Apply(nic);
+  EXPECT_THAT(line,
+              HasSubstr("sim0: profile partly applied (header_split_only"));
+  EXPECT_EQ(nic.state, devmem::v1::PROFILE_STATE_PARTIAL);
+  EXPECT_EQ(sim_->GetRings(kIfindex)->tcp_data_split, TcpDataSplit::kEnabled);
+  EXPECT_EQ(sim_->GetFeatures(kIfindex)->ntuple_active, ntuple_before);
+  EXPECT_EQ(sim_->GetRss(kIfindex, 0)->indir, indir_before);
+  EXPECT_EQ(nic.pool.free_count(), 0u);
+  EXPECT_EQ(nic.rule_quota, 0u);
+  // Recorded without ntuple or RSS: restoring never touches them.
+  EXPECT_FALSE(nic.original.has_ntuple());
+  EXPECT_EQ(nic.original.rss_indir_size(), 0);
+  const devmem::v1::NicState st = profiles_->State(nic);
+  EXPECT_EQ(st.state(), devmem::v1::PROFILE_STATE_PARTIAL);
+  EXPECT_EQ(st.desired().tcp_data_split(), devmem::v1::TCP_DATA_SPLIT_ENABLED);
+  EXPECT_FALSE(st.desired().has_ntuple());
+  EXPECT_EQ(st.pool_queues_size(), 0);
+  // No binding or reservation can use it, and the answer says why.
+  absl::StatusOr<NicRecord*> resolved = profiles_->Resolve({"sim0", ""});
+  EXPECT_EQ(resolved.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(resolved.status().message(), HasSubstr("partial"));
+
+  absl::Status status;
+  profiles_->PutBack(nic, 0, 0, &status);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(nic.state, devmem::v1::PROFILE_STATE_RESTORED);
+  EXPECT_EQ(sim_->GetRings(kIfindex)->tcp_data_split, TcpDataSplit::kUnknown);
+  EXPECT_EQ(sim_->GetRss(kIfindex, 0)->indir, indir_before);
+}
+
+TEST_F(NicProfilesTest, HeaderSplitOnlyStillNeedsHeaderSplit) {
+  // Only ntuple and RSS may be missing: a NIC without header split is not
+  // capable of even the partial profile, and nothing is changed.
+  NicRecord& nic = Sim0Record();
+  nic.profile.set_header_split_only(true);
+  sim_->FailNext(SimOp::kGetRings, ErrnoStatus(EOPNOTSUPP, "rings"));
+  profiles_->Apply(nic);
+  EXPECT_EQ(nic.state, devmem::v1::PROFILE_STATE_NOT_CAPABLE);
+  EXPECT_THAT(nic.reason, HasSubstr("tcp_data_split"));
+  EXPECT_FALSE(nic.recorded);
+}
+
 TEST_F(NicProfilesTest, AKernelRefusalOnPutBackKeepsTheRecord) {
   NicRecord& nic = Sim0Record();
   profiles_->Apply(nic);

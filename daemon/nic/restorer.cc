@@ -14,6 +14,7 @@ std::vector<std::string> Restorer::RestoreAll() {
   std::vector<std::string> lines;
   for (auto& nic : d_.profiles->all()) {
     if (nic->state != devmem::v1::PROFILE_STATE_APPLIED &&
+        nic->state != devmem::v1::PROFILE_STATE_PARTIAL &&
         nic->state != devmem::v1::PROFILE_STATE_FAILED) {
       continue;
     }

@@ -24,8 +24,8 @@ using prometheus::MetricType;
 
 constexpr devmem::v1::ProfileState kProfileStates[] = {
     devmem::v1::PROFILE_STATE_UNMANAGED, devmem::v1::PROFILE_STATE_NOT_CAPABLE,
-    devmem::v1::PROFILE_STATE_APPLIED, devmem::v1::PROFILE_STATE_FAILED,
-    devmem::v1::PROFILE_STATE_RESTORED};
+    devmem::v1::PROFILE_STATE_APPLIED,   devmem::v1::PROFILE_STATE_FAILED,
+    devmem::v1::PROFILE_STATE_RESTORED,  devmem::v1::PROFILE_STATE_PARTIAL};
 
 constexpr HealthState kHealthStates[] = {
     HealthState::kStarting, HealthState::kReady, HealthState::kDegraded,

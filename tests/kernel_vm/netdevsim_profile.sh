@@ -1,0 +1,106 @@
+#!/bin/bash
+# In a kernel_matrix guest with netdevsim loaded: devmemd applies a
+# header_split_only profile to a real driver through its own netlink code
+# (combined channels 4 -> 2, tcp-data-split off -> on, hds-thresh 256 -> 0),
+# reports the NIC PARTIAL with ntuple and RSS missing (errno 95), refuses a
+# binding on it, and on SIGTERM puts every setting back exactly. Witnesses:
+# ethtool -l/-g and ethtool_rings.py (an independent netlink reader).
+#   netdevsim_profile.sh DEVMEMD DEVMEMCTL
+set -u
+devmemd=$1 ctl=$2
+here=$(cd "$(dirname "$0")" && pwd)
+rings="python3 $here/ethtool_rings.py"
+fail() {
+  echo "FAIL: $*"
+  exit 1
+}
+[[ -d /sys/bus/netdevsim ]] || fail "netdevsim is not loaded"
+id=43
+echo "$id 1 4" >/sys/bus/netdevsim/new_device || fail "cannot create netdevsim$id"
+dir=$(mktemp -d)
+pid=""
+cleanup() {
+  [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  echo "$id" >/sys/bus/netdevsim/del_device
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+for _ in $(seq 50); do
+  nic=$(ls /sys/bus/netdevsim/devices/netdevsim$id/net/ 2>/dev/null | head -1)
+  [[ -n $nic ]] && break
+  sleep 0.1
+done
+[[ -n $nic ]] || fail "netdevsim$id has no netdev"
+ip link set "$nic" up
+
+# A starting point the profile must change, set through the witness.
+$rings set "$nic" tcp_data_split=1 hds_thresh=256 || fail "cannot prepare $nic"
+witness() {
+  echo "combined=$(ethtool -l "$nic" | awk '/^Combined:/ {v=$2} END {print v}')" \
+    "split=$(ethtool -g "$nic" | awk -F':[ \t]*' '/^TCP data split/ {print $2}')" \
+    "$($rings get "$nic")"
+}
+before=$(witness)
+echo "before:  $before"
+[[ $before == "combined=4 split=off tcp_data_split=1 hds_thresh=256" ]] ||
+  fail "unexpected starting point: $before"
+
+cat >"$dir/devmemd.textproto" <<CONF
+nic_profiles { nic: "$nic" header_split_only: true combined_channels: 2 }
+allow_uids: 0
+CONF
+mkdir -p "$dir/run" "$dir/state"
+"$devmemd" --config="$dir/devmemd.textproto" --runtime_dir="$dir/run" \
+  --state_dir="$dir/state" --dbus= >"$dir/devmemd.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+  grep -q ": ready: " "$dir/devmemd.log" && break
+  sleep 0.1
+done
+grep -q ": ready: " "$dir/devmemd.log" || {
+  cat "$dir/devmemd.log"
+  fail "devmemd did not get ready"
+}
+cat "$dir/devmemd.log"
+
+applied=$(witness)
+echo "applied: $applied"
+[[ $applied == "combined=2 split=on tcp_data_split=2 hds_thresh=0" ]] ||
+  fail "the profile's settings are not on $nic: $applied"
+
+json=$("$ctl" --runtime_dir="$dir/run" nic show "$nic" --json) ||
+  fail "devmemctl nic show failed: $json"
+python3 - "$json" <<'PY' || exit 1
+import json, sys
+doc = json.loads(sys.argv[1])
+st = doc["nics"][0] if "nics" in doc else doc
+missing = {m["name"]: m for m in st.get("missing", [])}
+problems = []
+if st.get("state") != "PROFILE_STATE_PARTIAL":
+    problems.append(f"state {st.get('state')}, expected PROFILE_STATE_PARTIAL")
+for cap in ("ntuple", "rss"):
+    if cap not in missing:
+        problems.append(f"{cap} not reported missing")
+if st.get("poolQueues") or st.get("pool_queues"):
+    problems.append("a PARTIAL NIC has a pool")
+if problems:
+    print("FAIL: " + "; ".join(problems) + "\n" + sys.argv[1])
+    sys.exit(1)
+print("state: PARTIAL, missing " + ", ".join(sorted(missing)))
+PY
+
+# No pool on a PARTIAL NIC: a reservation of its queues is refused, saying
+# why.
+reserve=$("$ctl" --runtime_dir="$dir/run" reserve --job=j1 --nic="$nic" 2>&1)
+[[ $? -ne 0 && $reserve == *"partial"* ]] ||
+  fail "a reservation on the PARTIAL NIC was not refused as such: $reserve"
+echo "reserve refused: $reserve"
+
+kill -TERM "$pid"
+wait "$pid"
+pid=""
+tail -3 "$dir/devmemd.log"
+after=$(witness)
+echo "after:   $after"
+[[ $after == "$before" ]] || fail "not restored exactly: $after, was $before"
+echo "ok: applied for real, reported PARTIAL, restored exactly"
