@@ -3,35 +3,23 @@
 # header_split_only profile to a real driver through its own netlink code
 # (combined channels 4 -> 2, tcp-data-split off -> on, hds-thresh 256 -> 0),
 # reports the NIC PARTIAL with ntuple and RSS missing (errno 95), refuses a
-# binding on it, and on SIGTERM puts every setting back exactly. Witnesses:
+# reservation on it, and on SIGTERM puts every setting back exactly. Witnesses:
 # ethtool -l/-g and ethtool_rings.py (an independent netlink reader).
 #   netdevsim_profile.sh DEVMEMD DEVMEMCTL
 set -u
 devmemd=$1 ctl=$2
 here=$(cd "$(dirname "$0")" && pwd)
 rings="python3 $here/ethtool_rings.py"
-fail() {
-  echo "FAIL: $*"
-  exit 1
-}
-[[ -d /sys/bus/netdevsim ]] || fail "netdevsim is not loaded"
-id=43
-echo "$id 1 4" >/sys/bus/netdevsim/new_device || fail "cannot create netdevsim$id"
+source "$here/netdevsim_lib.sh"
+nsim_create 43
 dir=$(mktemp -d)
 pid=""
 cleanup() {
   [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  echo "$id" >/sys/bus/netdevsim/del_device
+  nsim_delete
   rm -rf "$dir"
 }
 trap cleanup EXIT
-for _ in $(seq 50); do
-  nic=$(ls /sys/bus/netdevsim/devices/netdevsim$id/net/ 2>/dev/null | head -1)
-  [[ -n $nic ]] && break
-  sleep 0.1
-done
-[[ -n $nic ]] || fail "netdevsim$id has no netdev"
-ip link set "$nic" up
 
 # A starting point the profile must change, set through the witness.
 $rings set "$nic" tcp_data_split=1 hds_thresh=256 || fail "cannot prepare $nic"

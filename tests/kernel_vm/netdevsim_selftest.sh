@@ -6,21 +6,9 @@
 #   netdevsim_selftest.sh DEVMEMCTL
 set -u
 ctl=$1
-fail() {
-  echo "FAIL: $*"
-  exit 1
-}
-[[ -d /sys/bus/netdevsim ]] || fail "netdevsim is not loaded"
-id=41
-echo "$id 1 4" >/sys/bus/netdevsim/new_device || fail "cannot create netdevsim$id"
-trap 'echo $id >/sys/bus/netdevsim/del_device' EXIT
-for _ in $(seq 50); do
-  nic=$(ls /sys/bus/netdevsim/devices/netdevsim$id/net/ 2>/dev/null | head -1)
-  [[ -n $nic ]] && break
-  sleep 0.1
-done
-[[ -n $nic ]] || fail "netdevsim$id has no netdev"
-ip link set "$nic" up
+source "$(dirname "$0")/netdevsim_lib.sh"
+nsim_create 41
+trap nsim_delete EXIT
 before=$(ethtool -g "$nic"; ethtool -l "$nic"; ethtool -k "$nic")
 json=$("$ctl" selftest --nic "$nic" --json)
 rc=$?
