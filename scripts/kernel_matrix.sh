@@ -90,7 +90,8 @@ for v in "${vs[@]}"; do
       tail -5 "$out/$v/netdevsim-build.log"
     fi
   fi
-  extra=("cmd:devmemctl_selftest_simulated:$ctl selftest --nic sim0 --simulated")
+  extra=("cmd:devmemctl_selftest_simulated:$ctl selftest --nic sim0 --simulated"
+    "cmd:devmemd_kernel_facts:bash $PWD/tests/kernel_vm/kernel_facts.sh $bin/daemon/devmemd $ctl")
   if [[ -n $nsim ]]; then
     extra+=("cmd:netdevsim_selftest_refuses:bash $PWD/tests/kernel_vm/netdevsim_selftest.sh $ctl"
       "cmd:netdevsim_header_split_profile:bash $PWD/tests/kernel_vm/netdevsim_profile.sh $bin/daemon/devmemd $ctl")
