@@ -63,7 +63,7 @@ apt_update() {
     echo "deb [signed-by=$KEYRING] $MIRROR trixie main"
   } >"$CACHE/apt/sources.list"
   # shellcheck disable=SC2046
-  apt-get $(apt_opts) -qq update
+  apt-get $(apt_opts) -qq --error-on=any update
 }
 
 # The suite a version comes from.
@@ -174,8 +174,15 @@ cmd_fetch() {
     *) die "fetch: unknown version \"$which\" (6.12, 7.3 or all)" ;;
   esac
   say "updating the private package lists ($CACHE/apt; the machine's apt sources are not touched)"
-  apt_update || die "cannot reach $MIRROR (bookworm-backports, trixie-backports)"
   local v
+  if ! apt_update; then
+    for v in "${versions[@]}"; do
+      [[ -f $CACHE/$v/ready ]] ||
+        die "cannot reach $MIRROR (bookworm-backports, trixie-backports), and $v is not cached"
+    done
+    say "cannot reach $MIRROR; using the cached kernels ($(cmd_info | tr '\n' ' '))"
+    return 0
+  fi
   for v in "${versions[@]}"; do fetch_one "$v"; done
 }
 
