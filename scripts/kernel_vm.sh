@@ -85,17 +85,16 @@ release_of() {
     sed -n 's/^Depends:.*linux-image-\([0-9][^ ,]*-amd64\).*/\1/p' | head -1
 }
 
-# The packages of a release: the kernel and its modules; for 7.3, where
-# netdevsim is built, also the headers, kbuild and the source.
+# The packages of a release: the kernel and its modules, and for building
+# netdevsim the headers, kbuild and the source of the same version.
 packages_of() {
   local version=$1 release=$2
   local base=${release%-amd64}
-  local -a pkgs=()
+  local -a pkgs=("linux-headers-$release" "linux-headers-$base-common"
+    "linux-kbuild-$base" "linux-source-$version")
   if [[ $version == 6.12 ]]; then
     pkgs+=("linux-image-$release")
   else
-    pkgs+=("linux-headers-$release" "linux-headers-$base-common"
-      "linux-kbuild-$base" "linux-source-$version")
     # From 7.x the image package is a meta package; the files are here.
     pkgs+=("linux-binary-$release" "linux-modules-$release")
   fi
@@ -270,17 +269,27 @@ cmd_run() {
     -fsdev "local,id=w,path=$work,security_model=none,multidevs=remap"
     -device virtio-9p-pci,fsdev=w,mount_tag=work
   )
-  local status=0
-  # -serial stdio: the guest's console is this output (the firmware's
-  # banner and terminal escapes dropped); stdin is not wired.
-  set +e
-  timeout --kill-after=10 "$timeout" "${qemu[@]}" </dev/null |
-    sed -u -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' \
-      -e '/^SeaBIOS (version/d' -e '/^Booting from ROM/d' \
-      -e 's/^Probing EDD (edd=off to disable)\.\.\. o\(k$\)\{0,1\}//' \
-      -e '/^k$/d' -e '/^$/d'
-  status=${PIPESTATUS[0]}
-  set -e
+  local status=0 attempt
+  for attempt in 1 2; do
+    # -serial stdio: the guest's console is this output (the firmware's
+    # banner and terminal escapes dropped); stdin is not wired.
+    set +e
+    timeout --kill-after=10 "$timeout" "${qemu[@]}" </dev/null |
+      sed -u -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' \
+        -e '/^SeaBIOS (version/d' -e '/^Booting from ROM/d' \
+        -e 's/^Probing EDD (edd=off to disable)\.\.\. o\(k$\)\{0,1\}//' \
+        -e '/^k$/d' -e '/^$/d' | tee "$work/console"
+    status=${PIPESTATUS[0]}
+    set -e
+    # A kernel that dies before the command starts (multi-threaded TCG
+    # sometimes trips the kernel's own code patching at boot: an int3 oops)
+    # is booted once more; a command that started is never run twice.
+    if [[ -f $work/rc ]] || grep -q '^kernel_vm: guest .* up after' "$work/console" ||
+      ((status == 124 || status == 137)); then
+      break
+    fi
+    ((attempt == 1)) && say "$version: the guest died while booting; booting it once more"
+  done
   local rc=125
   if [[ -f $work/rc ]]; then
     rc=$(cat "$work/rc")
@@ -332,7 +341,7 @@ cmd_netdevsim() {
   local dir="$CACHE/$version"
   [[ -f $dir/ready ]] || die "$version is not fetched: scripts/kernel_vm.sh fetch $version"
   [[ -d $dir/netdevsim-src ]] ||
-    die "$version: no netdevsim source fetched (only 7.3's is; netdevsim is not in Debian's kernels)"
+    die "$version: no netdevsim source in the cache (scripts/kernel_vm.sh fetch $version)"
   if [[ -f $dir/netdevsim.ko ]]; then
     say "$version: netdevsim.ko built ($(cat "$dir/netdevsim.how"))"
     echo "$dir/netdevsim.ko"
@@ -343,8 +352,8 @@ cmd_netdevsim() {
   hdr="$dir/root/usr/src/linux-headers-$release"
   kbuild="$dir/root/usr/lib/linux-kbuild-${release%-amd64}"
   # The headers' Makefile names /usr/src; here they are in the cache.
-  if head -1 "$hdr/Makefile" | grep -q '^KBUILD_OUTPUT=/usr/src'; then
-    sed -i "s|/usr/src/|$dir/root/usr/src/|g" "$hdr/Makefile"
+  if grep -qE '(^|[ =])/usr/src/' "$hdr/Makefile"; then
+    sed -i -E "s#(^|[ =])/usr/src/#\\1$dir/root/usr/src/#g" "$hdr/Makefile"
   fi
   local tool out
   for tool in scripts/mod/modpost scripts/mod/modpost.real-lsb-64 \
@@ -363,9 +372,10 @@ cmd_netdevsim() {
   local build="$dir/netdevsim-build"
   rm -rf "$build"
   cp -r "$dir/netdevsim-src" "$build"
-  # Bookworm's gcc-12, not the kernel's gcc-14 (not installed): the one
+  # Bookworm's gcc-12 (7.3's own gcc-14 is not installed): the one
   # gcc-14-only flag is dropped (-fmin-function-alignment; -falign-functions
-  # keeps the 16-byte alignment), and BTF is skipped (no pahole).
+  # keeps the 16-byte alignment), and BTF is skipped (no pahole). 6.12 from
+  # bookworm-backports is built with gcc-12 itself.
   local -a make_args=(-C "$hdr" M="$build" CONFIG_NETDEVSIM=m
     CONFIG_DEBUG_INFO_BTF_MODULES= CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT=
     CC=x86_64-linux-gnu-gcc-12 modules -j"$(nproc)")
@@ -375,7 +385,9 @@ cmd_netdevsim() {
     die "$version: netdevsim did not build (log: $build/make.log)"
   fi
   cp "$build/netdevsim.ko" "$dir/netdevsim.ko"
-  echo "bookworm gcc-12 ($(x86_64-linux-gnu-gcc-12 -dumpfullversion)), $release headers, trixie libc for modpost/objtool" >"$dir/netdevsim.how"
+  local how="bookworm gcc-12 ($(x86_64-linux-gnu-gcc-12 -dumpfullversion)), $release headers"
+  [[ -f $dir/trixie-libs/ready ]] && how+=", trixie libc for modpost/objtool"
+  echo "$how" >"$dir/netdevsim.how"
   say "$version: netdevsim.ko built ($(cat "$dir/netdevsim.how"))"
   echo "$dir/netdevsim.ko"
 }
