@@ -6,10 +6,7 @@
 #   kernel_facts.sh DEVMEMD DEVMEMCTL
 set -u
 devmemd=$1 ctl=$2
-fail() {
-  echo "FAIL: $*"
-  exit 1
-}
+source "$(dirname "$0")/guest_lib.sh"
 dir=$(mktemp -d)
 pid=""
 cleanup() {
@@ -17,19 +14,8 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-mkdir -p "$dir/run" "$dir/state"
 echo "allow_uids: 0" >"$dir/devmemd.textproto"
-"$devmemd" --config="$dir/devmemd.textproto" --runtime_dir="$dir/run" \
-  --state_dir="$dir/state" --dbus= >"$dir/devmemd.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do
-  grep -q ": ready: " "$dir/devmemd.log" && break
-  sleep 0.1
-done
-grep -q ": ready: " "$dir/devmemd.log" || {
-  cat "$dir/devmemd.log"
-  fail "devmemd did not get ready"
-}
+devmemd_start "$devmemd" "$dir/devmemd.textproto"
 json=$("$ctl" --runtime_dir="$dir/run" status --json) || fail "status: $json"
 "$ctl" --runtime_dir="$dir/run" status | grep -E "^(kernel|netdev)" || true
 python3 - "$json" "$(uname -r)" <<'PY'

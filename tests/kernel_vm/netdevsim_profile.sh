@@ -13,7 +13,7 @@ set -u
 devmemd=$1 ctl=$2
 here=$(cd "$(dirname "$0")" && pwd)
 rings="python3 $here/ethtool_rings.py"
-source "$here/netdevsim_lib.sh"
+source "$here/guest_lib.sh"
 nsim_create 43
 dir=$(mktemp -d)
 pid=""
@@ -52,18 +52,7 @@ cat >"$dir/devmemd.textproto" <<CONF
 nic_profiles { nic: "$nic" header_split_only: true combined_channels: 2 }
 allow_uids: 0
 CONF
-mkdir -p "$dir/run" "$dir/state"
-"$devmemd" --config="$dir/devmemd.textproto" --runtime_dir="$dir/run" \
-  --state_dir="$dir/state" --dbus= >"$dir/devmemd.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do
-  grep -q ": ready: " "$dir/devmemd.log" && break
-  sleep 0.1
-done
-grep -q ": ready: " "$dir/devmemd.log" || {
-  cat "$dir/devmemd.log"
-  fail "devmemd did not get ready"
-}
+devmemd_start "$devmemd" "$dir/devmemd.textproto"
 cat "$dir/devmemd.log"
 
 applied=$(witness)

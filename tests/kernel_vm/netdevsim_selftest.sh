@@ -6,7 +6,7 @@
 #   netdevsim_selftest.sh DEVMEMCTL
 set -u
 ctl=$1
-source "$(dirname "$0")/netdevsim_lib.sh"
+source "$(dirname "$0")/guest_lib.sh"
 nsim_create 41
 trap nsim_delete EXIT
 before=$(ethtool -g "$nic"; ethtool -l "$nic"; ethtool -k "$nic")

@@ -1,4 +1,4 @@
-# Sourced by the kernel matrix's netdevsim scripts (tests/kernel_vm/*.sh).
+# Sourced by the kernel matrix guest scripts (tests/kernel_vm/*.sh).
 
 fail() {
   echo "FAIL: $*"
@@ -23,3 +23,19 @@ nsim_create() {
 }
 
 nsim_delete() { echo "$nsim_id" >/sys/bus/netdevsim/del_device; }
+
+# Starts devmemd ($1) with config file $2 in directory $dir (run/ and state/
+# under it), its pid in $pid and its output in $dir/devmemd.log, and waits
+# until it is ready.
+devmemd_start() {
+  mkdir -p "$dir/run" "$dir/state"
+  "$1" --config="$2" --runtime_dir="$dir/run" --state_dir="$dir/state" \
+    --dbus= >"$dir/devmemd.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    grep -q ": ready: " "$dir/devmemd.log" && return
+    sleep 0.1
+  done
+  cat "$dir/devmemd.log"
+  fail "devmemd did not get ready"
+}
