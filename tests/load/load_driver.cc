@@ -55,7 +55,6 @@
 
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -77,6 +76,7 @@
 #include "client/libdevmem.h"
 #include "kernel/unique_fd.h"
 #include "proto/devmem/v1/devmem.grpc.pb.h"
+#include "tests/load/daemon_status.h"
 
 ABSL_FLAG(std::string, runtime_dir, "", "devmemd's runtime directory.");
 ABSL_FLAG(int, sessions, 1000, "Concurrent sessions.");
@@ -542,16 +542,9 @@ bool RaiseFdLimit(rlim_t want, std::string* why) {
 // fdatasyncs devmemd's journal made since it started (GetStatus, on a
 // channel of its own, no session); -1 if it cannot say.
 int64_t JournalSyncs(const std::string& runtime_dir) {
-  auto stub = devmem::v1::Devmem::NewStub(
-      grpc::CreateChannel(absl::StrCat("unix:", runtime_dir, "/grpc.sock"),
-                          grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  devmem::v1::GetStatusResponse resp;
-  if (!stub->GetStatus(&ctx, devmem::v1::GetStatusRequest(), &resp).ok()) {
-    return -1;
-  }
-  return static_cast<int64_t>(resp.journal_syncs());
+  absl::StatusOr<devmem::v1::GetStatusResponse> status =
+      DaemonStatus(runtime_dir);
+  return status.ok() ? static_cast<int64_t>(status->journal_syncs()) : -1;
 }
 
 // Reads stdin up to a line equal to one of `words` (or EOF); returns it.
