@@ -42,6 +42,15 @@ absl::StatusOr<uint64_t> ChangeRecorder::IntentNoWait(
   return seq;
 }
 
+absl::StatusOr<uint64_t> ChangeRecorder::Staged(
+    const devmem::v1::JournalEntry& entry, bool start_flush) {
+  if (journal_ == nullptr) return uint64_t{0};
+  absl::StatusOr<uint64_t> seq = journal_->Stage(entry);
+  if (!seq.ok()) return Explained(seq.status(), /*durable=*/false);
+  if (start_flush) journal_->Flush();
+  return seq;
+}
+
 absl::Status ChangeRecorder::AwaitDurable(uint64_t seq) {
   if (journal_ == nullptr || seq == 0) return absl::OkStatus();
   absl::Status s = journal_->WaitDurable(seq);

@@ -39,8 +39,9 @@ class ChangeRecorder {
   // kernel and the intent): errors are ignored.
   void Note(const devmem::v1::JournalEntry& entry);
 
-  // Group commit, for changes that recovery can always find and undo (rules
-  // steering to the devmem pool: an unclaimed one is an orphan). The intent
+  // Group commit, for changes that recovery can always find and undo (a
+  // binding dies with devmemd's netlink socket unless its anchor was
+  // shared, which happens only with the answer). The intent
   // is written (it survives a devmemd crash) and a flush starts; the change
   // may be made at once, and the caller answers only after AwaitDurable of
   // the returned sequence number (0 without a journal). On error, do not
@@ -49,6 +50,14 @@ class ChangeRecorder {
   // follows (a batch: one flush for all its items, not one per item).
   absl::StatusOr<uint64_t> IntentNoWait(const devmem::v1::JournalEntry& entry,
                                         bool start_flush = true);
+  // A change already made that recovery undoes by itself if this record
+  // is lost (a rule steering to the devmem pool): the record is staged and
+  // goes to the file with the records around it (Journal::Stage). The
+  // caller answers only after AwaitDurable of the returned sequence number
+  // (0 without a journal); on error it undoes the change. `start_flush`
+  // writes the group and starts its flush at once.
+  absl::StatusOr<uint64_t> Staged(const devmem::v1::JournalEntry& entry,
+                                  bool start_flush = true);
   // Waits until the record `seq` (and all before it) is on disk. On error
   // the caller undoes the change and fails the request.
   absl::Status AwaitDurable(uint64_t seq);

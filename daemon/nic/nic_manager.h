@@ -212,11 +212,11 @@ class NicManager {
                                                  const FlowTuple& tuple)
       ABSL_LOCKS_EXCLUDED(mu_);
   // The same, returning as soon as the rule is in the NIC: its record is
-  // written and being flushed, and the caller must AwaitDurable(*durable_at)
-  // before it answers anyone (and remove the rule if that fails). A batch
-  // steers all its flows with `start_flush` false (waking the journal's
-  // flusher per rule costs more than the flush it would start early), then
-  // waits once.
+  // staged (Journal::Stage: written with the records around it in one
+  // write) and the caller must AwaitDurable(*durable_at) before it answers
+  // anyone (and remove the rule if that fails). A batch steers all its
+  // flows with `start_flush` false (a write and a flusher wake-up per rule
+  // cost more than they save), then waits once.
   absl::StatusOr<devmem::v1::FlowRule> SteerFlow(
       uint64_t session, uint64_t handle, const FlowTuple& tuple,
       uint64_t* durable_at, bool start_flush = true) ABSL_LOCKS_EXCLUDED(mu_);

@@ -104,15 +104,10 @@ absl::StatusOr<devmem::v1::FlowRule> Steering::Install(
   r.session = session;
   r.binding = handle;
   r.journal_id = d_.leases->NextId();
-  r.installed = rule;
-  devmem::v1::JournalEntry intent;
-  *intent.mutable_rule_put() = RuleRecord(nic->name, nic->ifindex, r);
-  intent.mutable_rule_put()->set_installed(false);
-  *cause = rule_cause::kJournal;
-  // Written, and its flush under way while the NIC takes the rule.
-  absl::StatusOr<uint64_t> seq = d_.recorder->IntentNoWait(intent, start_flush);
-  if (!seq.ok()) return seq.status();
-  r.durable_at = *seq;
+  // No intent record before the insert: a rule steering to the devmem pool
+  // that no record claims is an orphan, which recovery removes. Its one
+  // record is staged after the insert and reaches the file with the records
+  // around it (group write), before the answer (group commit).
   *cause = rule_cause::kKernel;
   auto loc = d_.control->InsertRule(nic->ifindex, rule);
   if (!loc.ok() && tuple.IsFiveTuple() &&
@@ -125,9 +120,6 @@ absl::StatusOr<devmem::v1::FlowRule> Steering::Install(
     loc = d_.control->InsertRule(nic->ifindex, rule);
   }
   if (!loc.ok()) {
-    devmem::v1::JournalEntry undo;
-    undo.set_rule_del(r.journal_id);
-    d_.recorder->Note(undo);
     return KernelRefusal(
         loc.status(),
         absl::StrCat("the NIC refused the steering rule for ",
@@ -140,14 +132,12 @@ absl::StatusOr<devmem::v1::FlowRule> Steering::Install(
   *made.mutable_rule_put() = RuleRecord(nic->name, nic->ifindex, r);
   // Without this record a restart would remove a rule in use: undo instead.
   *cause = rule_cause::kJournal;
-  absl::Status recorded = d_.recorder->Outcome(made);
-  if (!recorded.ok()) {
+  absl::StatusOr<uint64_t> seq = d_.recorder->Staged(made, start_flush);
+  if (!seq.ok()) {
     (void)d_.control->DeleteRule(nic->ifindex, *loc);
-    devmem::v1::JournalEntry undo;
-    undo.set_rule_del(r.journal_id);
-    d_.recorder->Note(undo);
-    return recorded;
+    return seq.status();
   }
+  r.durable_at = *seq;
   d_.leases->AddRule(nic->name, *loc, r);
   ++nic->rules_installed;
   *durable_at = r.durable_at;

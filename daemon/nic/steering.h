@@ -30,11 +30,12 @@ class Steering {
 
   // On failure `*nic` (if the binding's NIC is known) and `*cause` (a
   // rule_cause constant) say where and why, for the metrics. On success
-  // the rule is in the NIC and its intent is written but maybe not durable
-  // yet: `*durable_at` is the journal sequence number to AwaitDurable
-  // before answering (group commit; the rule steers to the devmem pool, so
-  // recovery removes it if its record is lost). `start_flush` false leaves
-  // the flush to the caller's wait (a batch).
+  // the rule is in the NIC and its one record is staged in the journal
+  // (group write) but maybe not durable yet: `*durable_at` is the journal
+  // sequence number to AwaitDurable before answering (group commit). The
+  // rule steers to the devmem pool, so recovery removes it as an orphan if
+  // a crash loses its record. `start_flush` false leaves the write and the
+  // flush to the caller's wait (a batch).
   absl::StatusOr<devmem::v1::FlowRule> Steer(uint64_t session, uint64_t handle,
                                              const FlowTuple& tuple,
                                              NicRecord** nic,
@@ -45,8 +46,8 @@ class Steering {
   absl::Status Remove(uint64_t session, uint64_t handle, uint32_t location);
 
  private:
-  // Steer() once the request passed its checks: journal, insert (with the
-  // 3-tuple fallback), record.
+  // Steer() once the request passed its checks: insert (with the 3-tuple
+  // fallback), then stage its record.
   absl::StatusOr<devmem::v1::FlowRule> Install(
       uint64_t session, BindingLease& b, NicRecord& nic, const FlowTuple& tuple,
       const char** cause, uint64_t* durable_at, bool start_flush);

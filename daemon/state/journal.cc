@@ -333,6 +333,9 @@ Journal::Journal(Options options, UniqueFd fd, uint64_t end, Medium medium)
 Journal::~Journal() {
   {
     absl::MutexLock lock(&mu_);
+    // Staged records go to the file (best effort: a record lost here is one
+    // that recovery can do without).
+    if (broken_.empty()) (void)WriteStagedLocked();
     stopping_ = true;
     work_cv_.Signal();
   }
@@ -365,7 +368,7 @@ void Journal::FlusherLoop() {
     if (!FlusherHasWork()) break;  // stopping, every wanted flush done
     flushing_ = true;
     ++syncs_;
-    const uint64_t target = written_;
+    const uint64_t target = on_file_;
     const int fd = fd_.get_unowned();  // Rewrite keeps it open meanwhile
     mu_.Unlock();
     const int err = SyncData(fd);
@@ -411,11 +414,19 @@ int Journal::WriteAllLocked(int fd, absl::string_view data, uint64_t offset) {
   return 0;
 }
 
+namespace {
+
+absl::Status RecordSizeError(const std::string& path, size_t size) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("journal ", path, ": record of ", size,
+                   " bytes is over the limit of ", kMaxJournalRecordBytes));
+}
+
+}  // namespace
+
 absl::StatusOr<uint64_t> Journal::Write(absl::string_view payload) {
   if (payload.size() > kMaxJournalRecordBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("journal ", path_, ": record of ", payload.size(),
-                     " bytes is over the limit of ", kMaxJournalRecordBytes));
+    return RecordSizeError(path_, payload.size());
   }
   const std::string record = EncodeJournalRecord(payload);
   absl::MutexLock lock(&mu_);
@@ -425,6 +436,13 @@ absl::StatusOr<uint64_t> Journal::Write(absl::string_view payload) {
         "journal ", path_, " is broken: ", broken_,
         "; restart devmemd (Open cuts the torn tail) or Rewrite it"));
   }
+  // Staged records go first, so the file keeps the order of the seqs. Their
+  // failure is theirs (their waiters get it); this record is tried anyway.
+  (void)WriteStagedLocked();
+  if (!broken_.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("journal ", path_, " is broken: ", broken_));
+  }
   if (const int err = WriteAllLocked(fd_.get_unowned(), record, end_);
       err != 0) {
     absl::Status status = JournalError(err, path_, "write");
@@ -432,7 +450,55 @@ absl::StatusOr<uint64_t> Journal::Write(absl::string_view payload) {
     return status;
   }
   end_ += record.size();
-  return ++written_;
+  on_file_ = ++written_;
+  return written_;
+}
+
+absl::StatusOr<uint64_t> Journal::Stage(absl::string_view payload) {
+  if (payload.size() > kMaxJournalRecordBytes) {
+    return RecordSizeError(path_, payload.size());
+  }
+  absl::MutexLock lock(&mu_);
+  while (rewriting_) done_cv_.Wait(&mu_);
+  if (!broken_.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "journal ", path_, " is broken: ", broken_,
+        "; restart devmemd (Open cuts the torn tail) or Rewrite it"));
+  }
+  staged_ += EncodeJournalRecord(payload);
+  const uint64_t seq = ++written_;
+  if (staged_.size() >= kMaxStagedBytes) {
+    absl::Status written = WriteStagedLocked();
+    if (!written.ok()) return written;
+  }
+  return seq;
+}
+
+absl::Status Journal::WriteStagedLocked() {
+  if (staged_.empty()) return absl::OkStatus();
+  const uint64_t first = on_file_ + 1;
+  on_file_ = written_;
+  std::string group;
+  group.swap(staged_);
+  if (const int err = WriteAllLocked(fd_.get_unowned(), group, end_);
+      err != 0) {
+    absl::Status status = JournalError(err, path_, "write");
+    RollBackLocked(status);
+    if (failed_groups_.size() == kFailedGroupsKept) {
+      failed_groups_.erase(failed_groups_.begin());
+    }
+    failed_groups_.push_back({first, written_, status});
+    return status;
+  }
+  end_ += group.size();
+  return absl::OkStatus();
+}
+
+absl::Status Journal::StagedFailureLocked(uint64_t seq) const {
+  for (const FailedGroup& g : failed_groups_) {
+    if (seq >= g.first && seq <= g.last) return g.status;
+  }
+  return absl::OkStatus();
 }
 
 void Journal::RollBackLocked(const absl::Status& cause) {
@@ -458,9 +524,10 @@ void Journal::RollBackLocked(const absl::Status& cause) {
 }
 
 void Journal::Flush() {
-  if (!sync_) return;
   absl::MutexLock lock(&mu_);
-  WantLocked(written_);
+  while (rewriting_) done_cv_.Wait(&mu_);
+  if (broken_.empty()) (void)WriteStagedLocked();
+  if (sync_) WantLocked(on_file_);
 }
 
 absl::Status Journal::WaitDurable(uint64_t seq) {
@@ -469,6 +536,18 @@ absl::Status Journal::WaitDurable(uint64_t seq) {
     return absl::InvalidArgumentError(
         absl::StrCat("journal ", path_, ": record ", seq,
                      " was never written (last is ", written_, ")"));
+  }
+  if (seq > on_file_) {
+    while (rewriting_) done_cv_.Wait(&mu_);
+    // A Rewrite meanwhile took the staged records into its snapshot.
+    if (seq > on_file_ && broken_.empty()) (void)WriteStagedLocked();
+    if (seq > on_file_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("journal ", path_, " is broken: ", broken_));
+    }
+  }
+  if (absl::Status failed = StagedFailureLocked(seq); !failed.ok()) {
+    return failed;
   }
   if (!sync_ || seq <= durable_) return absl::OkStatus();
   WantLocked(seq);
@@ -546,6 +625,9 @@ absl::Status Journal::SwapInLocked(UniqueFd fd, uint64_t end) {
   end_ = end;
   broken_.clear();
   flush_error_ = absl::OkStatus();
+  // Staged records are in the caller's `records` too.
+  staged_.clear();
+  on_file_ = written_;
   durable_ = written_;
   if (const int err = FsyncDir(DirName(path_)); err != 0) {
     return JournalError(

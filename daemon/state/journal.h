@@ -100,6 +100,17 @@ class Journal {
   // INVALID_ARGUMENT if payload is over kMaxJournalRecordBytes.
   absl::StatusOr<uint64_t> Write(absl::string_view payload);
 
+  // Group write: takes a record like Write and returns its sequence number,
+  // but keeps it in memory with the records staged before it; they go to
+  // the file in one write(2) when their bytes reach kMaxStagedBytes, and
+  // before any Write, Flush or WaitDurable that needs them. Only for records
+  // whose loss in a process crash is harmless (the change they describe is
+  // provably undone at recovery without them). An error means this record
+  // is not in the journal; a failed group write fails WaitDurable of every
+  // record in it.
+  absl::StatusOr<uint64_t> Stage(absl::string_view payload);
+  static constexpr size_t kMaxStagedBytes = 64 * 1024;
+
   // Starts a flush of every record written so far and returns at once.
   // Cheap when nothing is pending; a no-op without `sync`.
   void Flush();
@@ -107,7 +118,8 @@ class Journal {
   // Returns once every record up to `seq` is on disk (at once without
   // `sync`), starting a flush if none covers it yet. UNAVAILABLE if the
   // fdatasync that had to cover it failed; then the journal is broken.
-  // INVALID_ARGUMENT for a seq never returned by Write.
+  // The error of its group write for a staged record that never reached
+  // the file. INVALID_ARGUMENT for a seq never returned by Write or Stage.
   absl::Status WaitDurable(uint64_t seq);
 
   // Write, then WaitDurable when `durable`. A failed write leaves nothing;
@@ -159,6 +171,12 @@ class Journal {
   // Writes all of `data` at `offset`; returns 0 or the errno.
   int WriteAllLocked(int fd, absl::string_view data, uint64_t offset)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes the staged records (one write(2)). On failure they are dropped
+  // and their seqs remembered as failed; returns the error.
+  absl::Status WriteStagedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The error of the failed group write that held `seq`, or OK.
+  absl::Status StagedFailureLocked(uint64_t seq) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Cuts the file back to end_ after a failed write; breaks the journal if
   // that fails.
   void RollBackLocked(const absl::Status& cause)
@@ -193,9 +211,21 @@ class Journal {
   // failed: why.
   std::string broken_ ABSL_GUARDED_BY(mu_);
 
-  // Sequence numbers: written_ >= wanted_, durable_; a record is on disk once
-  // its seq <= durable_.
+  // Sequence numbers: written_ >= on_file_ >= durable_, written_ >= wanted_;
+  // a record is on disk once its seq <= durable_. Seqs in (on_file_,
+  // written_] are staged: in staged_, not yet in the file.
   uint64_t written_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t on_file_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string staged_ ABSL_GUARDED_BY(mu_);
+  // Group writes that failed: seqs [first, last] and why (the newest few;
+  // their waiters ask right after staging).
+  struct FailedGroup {
+    uint64_t first;
+    uint64_t last;
+    absl::Status status;
+  };
+  std::vector<FailedGroup> failed_groups_ ABSL_GUARDED_BY(mu_);
+  static constexpr size_t kFailedGroupsKept = 64;
   uint64_t wanted_ ABSL_GUARDED_BY(mu_) = 0;   // highest seq asked to flush
   uint64_t durable_ ABSL_GUARDED_BY(mu_) = 0;  // highest seq on disk
   bool flushing_ ABSL_GUARDED_BY(mu_) = false;

@@ -847,6 +847,132 @@ TEST_F(JournalGroupCommitTest, WithoutSyncWaitDurableReturnsAtOnce) {
 }
 
 // ---------------------------------------------------------------------------
+// Group write (Stage)
+
+TEST_F(JournalGroupCommitTest, StagedRecordsStayInMemoryUntilNeeded) {
+  SyncGate gate({});
+  JournalScan scan;
+  std::unique_ptr<Journal> j = OpenSynced(&gate, &scan);
+  ASSERT_NE(j, nullptr);
+  for (uint64_t i = 1; i <= 3; ++i) {
+    absl::StatusOr<uint64_t> seq = j->Stage(absl::StrCat("s", i));
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    EXPECT_EQ(*seq, i);
+  }
+  EXPECT_EQ(FileSize(path_), 0u) << "Stage wrote at once";
+  EXPECT_EQ(j->size_bytes(), 0u);
+  EXPECT_EQ(j->appends(), 3u);
+  // Waiting for the second writes all three, then flushes once.
+  ASSERT_TRUE(j->WaitDurable(2).ok());
+  EXPECT_EQ(ScanJournal(ReadFile(path_)).records,
+            (std::vector<std::string>{"s1", "s2", "s3"}));
+  EXPECT_EQ(j->syncs(), 1u);
+  ASSERT_TRUE(j->WaitDurable(3).ok());
+  EXPECT_EQ(j->syncs(), 1u) << "s3 went out with the first flush";
+}
+
+TEST_F(JournalGroupCommitTest, WriteAfterStageKeepsTheOrderOfSeqs) {
+  SyncGate gate({});
+  JournalScan scan;
+  std::unique_ptr<Journal> j = OpenSynced(&gate, &scan);
+  ASSERT_NE(j, nullptr);
+  ASSERT_TRUE(j->Stage("staged 1").ok());
+  ASSERT_TRUE(j->Stage("staged 2").ok());
+  absl::StatusOr<uint64_t> seq = j->Write("written 3");
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  EXPECT_EQ(*seq, 3u);
+  ASSERT_TRUE(j->Stage("staged 4").ok());
+  j->Flush();
+  ASSERT_TRUE(j->WaitDurable(4).ok());
+  EXPECT_EQ(Reopened(), (std::vector<std::string>{"staged 1", "staged 2",
+                                                  "written 3", "staged 4"}));
+}
+
+TEST_F(JournalGroupCommitTest, StagedGroupIsWrittenOnceItIsLarge) {
+  SyncGate gate({});
+  JournalScan scan;
+  std::unique_ptr<Journal> j = OpenSynced(&gate, &scan);
+  ASSERT_NE(j, nullptr);
+  const std::string big(Journal::kMaxStagedBytes / 4, 'b');
+  uint64_t staged = 0;
+  while (FileSize(path_) == 0 && staged < 16) {
+    ASSERT_TRUE(j->Stage(big).ok());
+    ++staged;
+  }
+  // The fourth record's header takes the group past the limit.
+  EXPECT_EQ(staged, 4u);
+  EXPECT_EQ(ScanJournal(ReadFile(path_)).records.size(), 4u);
+  EXPECT_EQ(j->syncs(), 0u) << "a group write does not flush";
+}
+
+TEST_F(JournalGroupCommitTest, FailedGroupWriteFailsEveryRecordInIt) {
+  SyncGate gate({});
+  JournalScan scan;
+  std::unique_ptr<Journal> j = OpenSynced(&gate, &scan);
+  ASSERT_NE(j, nullptr);
+  ASSERT_TRUE(j->Append("before").ok());
+  const std::string before = ReadFile(path_);
+  std::vector<uint64_t> seqs;
+  for (int i = 0; i < 5; ++i) {
+    absl::StatusOr<uint64_t> seq = j->Stage(absl::StrCat("lost ", i));
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    seqs.push_back(*seq);
+  }
+  // One write(2) for the whole group: a single injected failure fails all
+  // five, and the next write works.
+  j->InjectWriteFailureForTest(ENOSPC, /*partial=*/9, /*n=*/1);
+  const absl::Status first = j->WaitDurable(seqs[2]);
+  EXPECT_EQ(first.code(), absl::StatusCode::kResourceExhausted) << first;
+  EXPECT_THAT(std::string(first.message()), HasSubstr(path_));
+  for (uint64_t seq : seqs) {
+    EXPECT_EQ(j->WaitDurable(seq).code(), absl::StatusCode::kResourceExhausted)
+        << "seq " << seq;
+  }
+  EXPECT_EQ(ReadFile(path_), before) << "the partial group was not cut off";
+  absl::StatusOr<uint64_t> after = j->Stage("after");
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_TRUE(j->WaitDurable(*after).ok());
+  EXPECT_TRUE(j->WaitDurable(1).ok());
+  EXPECT_EQ(Reopened(), (std::vector<std::string>{"before", "after"}));
+}
+
+TEST_F(JournalGroupCommitTest, RewriteTakesTheStagedRecordsIn) {
+  SyncGate gate({});
+  JournalScan scan;
+  std::unique_ptr<Journal> j = OpenSynced(&gate, &scan);
+  ASSERT_NE(j, nullptr);
+  absl::StatusOr<uint64_t> seq = j->Stage("folded into the snapshot");
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  ASSERT_TRUE(j->Rewrite({"snapshot"}).ok());
+  // The snapshot supersedes it: durable, and not written again.
+  ASSERT_TRUE(j->WaitDurable(*seq).ok());
+  ASSERT_TRUE(j->Write("next").ok());
+  j->Flush();
+  EXPECT_EQ(Reopened(), (std::vector<std::string>{"snapshot", "next"}));
+}
+
+TEST_F(JournalTest, StagedRecordsAreWrittenWhenTheJournalCloses) {
+  {
+    JournalScan scan;
+    std::unique_ptr<Journal> j = OpenOk(&scan, /*sync=*/true);
+    ASSERT_NE(j, nullptr);
+    ASSERT_TRUE(j->Stage("staged at close").ok());
+  }
+  EXPECT_EQ(ScanJournal(ReadFile(path_)).records,
+            std::vector<std::string>{"staged at close"});
+}
+
+TEST_F(JournalTest, StagedPayloadOverLimitIsInvalidArgument) {
+  JournalScan scan;
+  std::unique_ptr<Journal> j = OpenOk(&scan);
+  ASSERT_NE(j, nullptr);
+  absl::StatusOr<uint64_t> seq =
+      j->Stage(std::string(kMaxJournalRecordBytes + 1, 'x'));
+  EXPECT_EQ(seq.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(j->appends(), 0u);
+}
+
+// ---------------------------------------------------------------------------
 // Medium detection
 
 bool IsVolatileMagic(int64_t f_type) {

@@ -162,8 +162,19 @@ LeaseJournal::LeaseJournal(Options options, std::unique_ptr<Journal> journal,
       state_(std::move(state)) {}
 
 absl::StatusOr<uint64_t> LeaseJournal::Write(const JournalEntry& entry) {
+  return Append(entry, /*staged=*/false);
+}
+
+absl::StatusOr<uint64_t> LeaseJournal::Stage(const JournalEntry& entry) {
+  return Append(entry, /*staged=*/true);
+}
+
+absl::StatusOr<uint64_t> LeaseJournal::Append(const JournalEntry& entry,
+                                              bool staged) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<uint64_t> seq = journal_->Write(entry.SerializeAsString());
+  const std::string payload = entry.SerializeAsString();
+  absl::StatusOr<uint64_t> seq =
+      staged ? journal_->Stage(payload) : journal_->Write(payload);
   if (!seq.ok()) {
     NoteErrorLocked(seq.status());
     return seq;

@@ -54,6 +54,14 @@ class LeaseJournal {
   // is broken. The last error is kept for status (error()).
   absl::StatusOr<uint64_t> Write(const devmem::v1::JournalEntry& entry)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Write through Journal::Stage: the record reaches the file with the
+  // records staged around it, in one write(2). Folded in at once. Only for
+  // changes recovery undoes without their record (rules steering to the
+  // devmem pool: an unclaimed one is an orphan). If its group write fails,
+  // WaitDurable says so and the entry stays folded in until the caller's
+  // undo records its removal.
+  absl::StatusOr<uint64_t> Stage(const devmem::v1::JournalEntry& entry)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Starts flushing every record written so far; does not wait.
   void Flush();
   // Returns once record `seq` and all before it are on disk; never holds mu_
@@ -88,6 +96,8 @@ class LeaseJournal {
  private:
   LeaseJournal(Options options, std::unique_ptr<Journal> journal,
                devmem::v1::JournalState state);
+  absl::StatusOr<uint64_t> Append(const devmem::v1::JournalEntry& entry,
+                                  bool staged) ABSL_LOCKS_EXCLUDED(mu_);
   void NoteErrorLocked(const absl::Status& status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeCompactLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
