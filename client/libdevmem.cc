@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <deque>
 #include <future>
 #include <limits>
 #include <utility>
@@ -234,38 +235,49 @@ absl::StatusOr<std::vector<absl::StatusOr<SocketHandle>>> Session::OpenSockets(
   std::vector<absl::StatusOr<SocketHandle>> out;
   out.reserve(specs.size());
   if (specs.empty()) return out;
-  // More than one call: two are in flight at once (the next one is in the
-  // daemon while this one's tickets are redeemed), so each takes half the
-  // ticket limit.
+  // More than one call: kOpenSocketsInFlight are in flight at once (the
+  // daemon makes the next ones on its other threads while this one's
+  // tickets are redeemed), so each takes that share of the ticket limit.
   size_t per_call = SocketsPerCall();
-  if (specs.size() > per_call) per_call = std::max<size_t>(per_call / 2, 1);
+  if (specs.size() > per_call) {
+    per_call = std::max<size_t>(per_call / kOpenSocketsInFlight, 1);
+  }
   std::vector<absl::Span<const SocketSpec>> chunks;
   for (size_t first = 0; first < specs.size(); first += per_call) {
     chunks.push_back(
         specs.subspan(first, std::min(per_call, specs.size() - first)));
   }
-  std::future<absl::StatusOr<devmem::v1::OpenSocketsResponse>> next;
-  absl::StatusOr<devmem::v1::OpenSocketsResponse> response =
-      CallOpenSockets(chunks[0]);
-  for (size_t k = 0; k < chunks.size(); ++k) {
-    if (k + 1 < chunks.size() && response.ok()) {
-      next = std::async(std::launch::async, [this, chunk = chunks[k + 1]] {
-        return CallOpenSockets(chunk);
-      });
-    }
+  using Answer = absl::StatusOr<devmem::v1::OpenSocketsResponse>;
+  std::deque<std::future<Answer>> in_flight;
+  size_t started = 0;
+  auto start_next = [&] {
+    const absl::Span<const SocketSpec> chunk = chunks[started++];
+    in_flight.push_back(std::async(
+        std::launch::async, [this, chunk] { return CallOpenSockets(chunk); }));
+  };
+  // The first call on this thread; the others alongside it.
+  Answer response = CallOpenSockets(chunks[started++]);
+  while (started < chunks.size() &&
+         in_flight.size() + 1 < kOpenSocketsInFlight && response.ok()) {
+    start_next();
+  }
+  for (;;) {
     absl::Status taken =
         response.ok() ? TakeOpened(&*response, &out) : response.status();
     if (!taken.ok()) {
-      // Nothing of the call in flight is left pending: its sockets are
+      // Nothing of the calls in flight is left pending: their sockets are
       // redeemed and closed.
-      if (next.valid()) {
-        auto late = next.get();
-        std::vector<absl::StatusOr<SocketHandle>> dropped;
-        if (late.ok()) TakeOpened(&*late, &dropped).IgnoreError();
+      std::vector<absl::StatusOr<SocketHandle>> dropped;
+      for (std::future<Answer>& late : in_flight) {
+        Answer a = late.get();
+        if (a.ok()) TakeOpened(&*a, &dropped).IgnoreError();
       }
       return taken;
     }
-    if (next.valid()) response = next.get();
+    if (in_flight.empty()) break;
+    response = in_flight.front().get();
+    in_flight.pop_front();
+    if (started < chunks.size() && response.ok()) start_next();
   }
   return out;
 }

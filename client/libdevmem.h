@@ -29,6 +29,8 @@ namespace devmem {
 // Most sockets libdevmem puts in one OpenSockets or SteerMany call (the
 // daemon's limit).
 inline constexpr size_t kOpenSocketsBatch = 1024;
+// Session::OpenSockets calls in flight at once when it makes more than one.
+inline constexpr size_t kOpenSocketsInFlight = 4;
 
 // libdevmem: the client side of docs/PROTOCOL.md. A workload opens a Session,
 // asks for a socket over gRPC, and receives its fd on the session socket.
@@ -144,9 +146,10 @@ class Session {
   // Many sockets in few round trips (a job's start; docs/PROTOCOL.md
   // section 9): OpenSockets calls of up to 1024 sockets (and no more than
   // the session's ticket limit from Hello), each followed by RedeemMany of
-  // its tickets, 253 fds per frame. With more than one call, the next call
-  // is made while this one's tickets are redeemed (each then takes half the
-  // ticket limit). One result per spec, in order: the
+  // its tickets, 253 fds per frame. With more than one call,
+  // kOpenSocketsInFlight are in flight: the next ones are made while this
+  // one's tickets are redeemed (each then takes that share of the ticket
+  // limit). One result per spec, in order: the
   // socket, or that socket's own failure, with the code and message the
   // single call would give. The call fails as a whole only for what
   // concerns every socket (UNAUTHENTICATED, a broken session, transport).

@@ -147,6 +147,7 @@ absl::Status SocketMaker::OpenSockets(uint64_t session,
   // their SYNs go out, and then they are waited for together.
   std::vector<int> dial_items;
   std::vector<Dialing> dialing;
+  RouteSources routes;  // the call's connects dial the same few peers
   for (int i = 0; i < req.sockets_size(); ++i) {
     const devmem::v1::SocketRequest& item = req.sockets(i);
     absl::Status s;
@@ -164,7 +165,7 @@ absl::Status SocketMaker::OpenSockets(uint64_t session,
       d.made.start_flush = false;
       if (s.ok()) {
         s = ConnectStart(session, item.connect(), result(i)->mutable_socket(),
-                         &d);
+                         &d, &routes);
       }
       if (s.ok()) {
         dial_items.push_back(i);
@@ -330,7 +331,7 @@ absl::Status SocketMaker::ConnectOne(uint64_t session,
 absl::Status SocketMaker::ConnectStart(uint64_t session,
                                        const devmem::v1::ConnectRequest& req,
                                        devmem::v1::SocketResponse* resp,
-                                       Dialing* d) {
+                                       Dialing* d, RouteSources* routes) {
   auto nic = SocketNic(session, req.nic(), req.binding());
   if (!nic.ok()) return nic.status();
   auto ifindex = d_.inventory->IfIndex(*nic);
@@ -356,10 +357,10 @@ absl::Status SocketMaker::ConnectStart(uint64_t session,
                                   ? req.timeout_ms()
                                   : d_.config->default_connect_timeout_ms();
   Made* made = &d->made;
-  std::function<absl::Status(int)> steer;
+  BeforeConnect steer;
   if (req.binding() != 0) {
-    steer = [&](int s) -> absl::Status {
-      auto tuple = SocketFlowTuple(s);
+    steer = [&](int, const SockAddr& bound) -> absl::Status {
+      auto tuple = ListenerFlowTuple(bound);
       if (!tuple.ok()) return tuple.status();
       // Not connected yet: the peer is the address we are about to dial.
       tuple->src_ip = AddressIp(*remote);
@@ -369,7 +370,7 @@ absl::Status SocketMaker::ConnectStart(uint64_t session,
     };
   }
   auto pending = StartConnect(*nic, *remote, &local,
-                              absl::Milliseconds(timeout_ms), steer);
+                              absl::Milliseconds(timeout_ms), steer, routes);
   if (!pending.ok()) {
     Undo(session, *made);
     return pending.status();
@@ -384,9 +385,13 @@ absl::Status SocketMaker::ConnectFinish(uint64_t session,
                                         devmem::v1::SocketResponse* resp) {
   absl::Status parked = connected;
   if (parked.ok()) {
-    auto peer = PeerAddress(d->pending.fd.get_unowned());
-    if (peer.ok()) FillAddress(*peer, resp->mutable_remote());
-    parked = Park(session, std::move(d->pending.fd), d->nic, d->ifindex, resp);
+    // Connected: its peer is what it dialled, and its local address is
+    // known if it was bound before the SYN (steered).
+    const PendingConnect& p = d->pending;
+    FillAddress(p.remote, resp->mutable_remote());
+    const SockAddr* local = p.local.len > 0 ? &p.local : nullptr;
+    parked = Park(session, std::move(d->pending.fd), d->nic, d->ifindex, resp,
+                  local);
   }
   if (!parked.ok()) {
     Undo(session, d->made);

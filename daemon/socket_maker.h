@@ -84,9 +84,11 @@ class SocketMaker {
     uint32_t ifindex = 0;
   };
   // Checks the request, binds the socket, steers it and sends the SYN.
+  // `routes` (may be null) remembers route lookups across a call's items.
   absl::Status ConnectStart(uint64_t session,
                             const devmem::v1::ConnectRequest& req,
-                            devmem::v1::SocketResponse* resp, Dialing* d);
+                            devmem::v1::SocketResponse* resp, Dialing* d,
+                            RouteSources* routes = nullptr);
   // With `connected` (FinishConnects' answer): parks the socket, or undoes
   // its rule and returns why it failed.
   absl::Status ConnectFinish(uint64_t session, const absl::Status& connected,

@@ -76,11 +76,12 @@ absl::StatusOr<SockAddr> Name(int fd, bool peer) {
 }
 
 // A socket of `family` and `type` (TCP for SOCK_STREAM, UDP for
-// SOCK_DGRAM), close-on-exec, bound to `ifname`.
+// SOCK_DGRAM), close-on-exec, bound to `ifname`; `flags` may add
+// SOCK_NONBLOCK.
 absl::StatusOr<UniqueFd> DeviceSocket(absl::string_view ifname, int family,
-                                      int type = SOCK_STREAM) {
+                                      int type = SOCK_STREAM, int flags = 0) {
   const bool stream = type == SOCK_STREAM;
-  UniqueFd fd(::socket(family, type | SOCK_CLOEXEC,
+  UniqueFd fd(::socket(family, type | SOCK_CLOEXEC | flags,
                        stream ? IPPROTO_TCP : IPPROTO_UDP));
   if (!fd) {
     return ErrnoStatus(errno,
@@ -122,8 +123,8 @@ void SetPort(SockAddr* a, uint32_t port) {
 // The source address the kernel picks for a flow to `remote` out of
 // `ifname`: connect(2) on a UDP socket does the same route lookup as TCP's
 // and sends nothing (net/ipv4/datagram.c __ip4_datagram_connect()).
-absl::StatusOr<SockAddr> RouteSource(absl::string_view ifname,
-                                     const SockAddr& remote) {
+absl::StatusOr<SockAddr> AskRouteSource(absl::string_view ifname,
+                                        const SockAddr& remote) {
   auto probe = DeviceSocket(ifname, remote.family(), SOCK_DGRAM);
   if (!probe.ok()) return probe.status();
   if (::connect(probe->get_unowned(),
@@ -136,6 +137,16 @@ absl::StatusOr<SockAddr> RouteSource(absl::string_view ifname,
 }
 
 }  // namespace
+
+absl::StatusOr<SockAddr> RouteSources::Source(absl::string_view ifname,
+                                              const SockAddr& remote) {
+  const std::string key = absl::StrCat(ifname, "|", AddressIp(remote));
+  auto it = known_.find(key);
+  if (it != known_.end()) return it->second;
+  absl::StatusOr<SockAddr> source = AskRouteSource(ifname, remote);
+  if (source.ok()) known_.emplace(key, *source);
+  return source;
+}
 
 absl::StatusOr<SockAddr> LocalAddress(int fd) { return Name(fd, false); }
 absl::StatusOr<SockAddr> PeerAddress(int fd) { return Name(fd, true); }
@@ -184,8 +195,7 @@ absl::StatusOr<UniqueFd> CreateBoundListener(absl::string_view ifname,
 
 absl::StatusOr<UniqueFd> CreateBoundConnected(
     absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
-    absl::Duration timeout,
-    const std::function<absl::Status(int fd)>& before_connect) {
+    absl::Duration timeout, const BeforeConnect& before_connect) {
   absl::StatusOr<PendingConnect> pending =
       StartConnect(ifname, remote, local, timeout, before_connect);
   if (!pending.ok()) return pending.status();
@@ -194,11 +204,14 @@ absl::StatusOr<UniqueFd> CreateBoundConnected(
   return std::move(pending->fd);
 }
 
-absl::StatusOr<PendingConnect> StartConnect(
-    absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
-    absl::Duration timeout,
-    const std::function<absl::Status(int fd)>& before_connect) {
-  auto fd = DeviceSocket(ifname, remote.family());
+absl::StatusOr<PendingConnect> StartConnect(absl::string_view ifname,
+                                            const SockAddr& remote,
+                                            const SockAddr* local,
+                                            absl::Duration timeout,
+                                            const BeforeConnect& before_connect,
+                                            RouteSources* routes) {
+  // Non-blocking from the start; FinishConnects makes it blocking again.
+  auto fd = DeviceSocket(ifname, remote.family(), SOCK_STREAM, SOCK_NONBLOCK);
   if (!fd.ok()) return fd.status();
   const int s = fd->get_unowned();
   SockAddr bind_to;
@@ -218,7 +231,8 @@ absl::StatusOr<PendingConnect> StartConnect(
     // ... and the local address: connect(2) would pick it only with the SYN,
     // too late for a 5-tuple rule. Ask the routing table now, as connect
     // would (same device, same remote), and bind to what it answers.
-    auto source = RouteSource(ifname, remote);
+    RouteSources once;
+    auto source = (routes != nullptr ? routes : &once)->Source(ifname, remote);
     if (!source.ok()) return source.status();
     SetPort(&*source, AddressPort(bind_to));
     bind_to = *source;
@@ -229,13 +243,15 @@ absl::StatusOr<PendingConnect> StartConnect(
     return ErrnoStatus(errno, absl::StrCat("bind ", AddressIp(bind_to),
                                            " port ", AddressPort(bind_to)));
   }
+  PendingConnect p;
   if (before_connect) {
-    absl::Status hook = before_connect(s);
+    absl::StatusOr<SockAddr> bound = LocalAddress(s);
+    if (!bound.ok()) return bound.status();
+    p.local = *bound;
+    absl::Status hook = before_connect(s, p.local);
     if (!hook.ok()) return hook;
   }
-  PendingConnect p;
-  p.flags = ::fcntl(s, F_GETFL);
-  ::fcntl(s, F_SETFL, p.flags | O_NONBLOCK);
+  p.remote = remote;
   p.target = absl::StrCat(AddressIp(remote), " port ", AddressPort(remote));
   p.timeout = timeout;
   p.deadline = absl::Now() + timeout;
@@ -251,13 +267,17 @@ absl::StatusOr<PendingConnect> StartConnect(
 
 namespace {
 
+// A socket's file status flags as socket(2) makes them, without
+// SOCK_NONBLOCK: what F_GETFL would say of a blocking one.
+constexpr int kBlockingSocketFlags = O_RDWR;
+
 // The outcome of a connect poll(2) said is done: SO_ERROR.
 absl::Status ConnectOutcome(PendingConnect& p) {
   int err = 0;
   socklen_t len = sizeof(err);
   ::getsockopt(p.fd.get_unowned(), SOL_SOCKET, SO_ERROR, &err, &len);
   if (err != 0) return ErrnoStatus(err, absl::StrCat("connect ", p.target));
-  ::fcntl(p.fd.get_unowned(), F_SETFL, p.flags);
+  ::fcntl(p.fd.get_unowned(), F_SETFL, kBlockingSocketFlags);
   return absl::OkStatus();
 }
 
@@ -268,7 +288,7 @@ std::vector<absl::Status> FinishConnects(absl::Span<PendingConnect> pending) {
   std::vector<size_t> waiting;
   for (size_t i = 0; i < pending.size(); ++i) {
     if (pending[i].connected) {
-      ::fcntl(pending[i].fd.get_unowned(), F_SETFL, pending[i].flags);
+      ::fcntl(pending[i].fd.get_unowned(), F_SETFL, kBlockingSocketFlags);
     } else {
       waiting.push_back(i);
     }

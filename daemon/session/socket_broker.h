@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -42,18 +43,36 @@ absl::StatusOr<UniqueFd> CreateBoundListener(absl::string_view ifname,
                                              const SockAddr& local,
                                              int backlog);
 
+// The source address the kernel picks for flows to `remote` out of a
+// device: a UDP connect(2) probe does the same route lookup as TCP's and
+// sends nothing. Asked once per (device, remote ip) and remembered for the
+// life of the object, e.g. one OpenSockets call, whose connects dial the
+// same few peers. Errors are not remembered. Not thread-safe.
+class RouteSources {
+ public:
+  absl::StatusOr<SockAddr> Source(absl::string_view ifname,
+                                  const SockAddr& remote);
+  size_t remembered() const { return known_.size(); }
+
+ private:
+  absl::flat_hash_map<std::string, SockAddr> known_;  // "dev|ip" -> source
+};
+
+// Runs on a bound socket just before connect(2), with its local address.
+using BeforeConnect =
+    std::function<absl::Status(int fd, const SockAddr& local)>;
+
 // Creates a TCP socket bound to `ifname` (and to `local` if it has a family),
 // connects it to `remote` within `timeout`, and returns it blocking.
 // DEADLINE_EXCEEDED on timeout; UNAVAILABLE for refused/unreachable.
 //
 // `before_connect`, if set, runs on the bound socket just before connect(2)
-// (the socket is then bound to `local`, or to the wildcard with a port the
-// kernel picked), e.g. to install a steering rule for the flow first. Its
-// error aborts and is returned.
+// (the socket is then bound to `local`, or to the route's source address
+// with a port the kernel picked), e.g. to install a steering rule for the
+// flow first. Its error aborts and is returned.
 absl::StatusOr<UniqueFd> CreateBoundConnected(
     absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
-    absl::Duration timeout,
-    const std::function<absl::Status(int fd)>& before_connect = nullptr);
+    absl::Duration timeout, const BeforeConnect& before_connect = nullptr);
 
 // CreateBoundConnected in two halves, so that many connects can be in
 // flight at once (OpenSockets): StartConnect does everything up to and
@@ -62,15 +81,17 @@ absl::StatusOr<UniqueFd> CreateBoundConnected(
 struct PendingConnect {
   UniqueFd fd;
   std::string target;  // "IP port N", for messages
-  int flags = 0;       // the fd's file status flags before O_NONBLOCK
+  SockAddr remote;     // what it dials
+  SockAddr local;      // its address, if before_connect ran (else len 0)
   absl::Duration timeout;
   absl::Time deadline;
   bool connected = false;  // connect(2) completed at once
 };
+// `routes` (may be null) remembers route lookups across calls.
 absl::StatusOr<PendingConnect> StartConnect(
     absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
-    absl::Duration timeout,
-    const std::function<absl::Status(int fd)>& before_connect = nullptr);
+    absl::Duration timeout, const BeforeConnect& before_connect = nullptr,
+    RouteSources* routes = nullptr);
 // Polls every pending connect together until each is connected, refused or
 // past its own deadline. One status per item, in order: OK (its fd is
 // connected and blocking again), DEADLINE_EXCEEDED, or the connect errno

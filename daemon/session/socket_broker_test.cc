@@ -108,6 +108,59 @@ TEST_F(SocketBrokerTest, ConnectPastItsDeadlineWhenWaitedForTimesOut) {
   EXPECT_THAT(done.message(), HasSubstr("no answer within"));
 }
 
+TEST_F(SocketBrokerTest, RouteSourcesAsksOncePerDeviceAndPeer) {
+  RouteSources routes;
+  auto a = ParseSockAddr("127.0.0.1", 9, AF_INET);
+  auto b = ParseSockAddr("127.0.0.2", 9, AF_INET);
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (int round = 0; round < 3; ++round) {
+    auto from_a = routes.Source("lo", *a);
+    ASSERT_TRUE(from_a.ok()) << from_a.status();
+    EXPECT_EQ(AddressIp(*from_a), "127.0.0.1");
+    auto from_b = routes.Source("lo", *b);
+    ASSERT_TRUE(from_b.ok()) << from_b.status();
+    EXPECT_EQ(AddressIp(*from_b), "127.0.0.1");
+  }
+  EXPECT_EQ(routes.remembered(), 2u);
+  // No route: said every time, never remembered.
+  auto nowhere = ParseSockAddr("::1", 9, AF_INET6);
+  ASSERT_TRUE(nowhere.ok());
+  auto bad = routes.Source("no-such-dev0", *nowhere);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ(routes.remembered(), 2u);
+}
+
+TEST_F(SocketBrokerTest, TheHookGetsTheBoundAddressBeforeTheSyn) {
+  UniqueFd peer = Listener();
+  ASSERT_TRUE(peer);
+  auto remote = ParseSockAddr("127.0.0.1", PortOf(peer.get_unowned()), AF_INET);
+  ASSERT_TRUE(remote.ok());
+  SockAddr seen;
+  bool connected_in_hook = true;
+  auto p = StartConnect(
+      "lo", *remote, nullptr, absl::Seconds(5),
+      [&](int fd, const SockAddr& local) {
+        seen = local;
+        sockaddr_in peer_addr{};
+        socklen_t len = sizeof(peer_addr);
+        connected_in_hook =
+            getpeername(fd, reinterpret_cast<sockaddr*>(&peer_addr), &len) == 0;
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_FALSE(connected_in_hook) << "the hook ran after connect(2)";
+  EXPECT_EQ(AddressIp(seen), "127.0.0.1");
+  EXPECT_NE(AddressPort(seen), 0u);
+  EXPECT_EQ(AddressPort(p->local), AddressPort(seen));
+  EXPECT_EQ(AddressPort(p->remote), PortOf(peer.get_unowned()));
+  std::vector<PendingConnect> one;
+  one.push_back(*std::move(p));
+  ASSERT_TRUE(FinishConnects(absl::MakeSpan(one))[0].ok());
+  auto local = LocalAddress(one[0].fd.get_unowned());
+  ASSERT_TRUE(local.ok());
+  EXPECT_EQ(AddressPort(*local), AddressPort(seen));
+}
+
 TEST_F(SocketBrokerTest, NothingToWaitForIsNothing) {
   EXPECT_TRUE(FinishConnects({}).empty());
 }
