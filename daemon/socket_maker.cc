@@ -264,7 +264,7 @@ absl::Status SocketMaker::Park(uint64_t session, UniqueFd fd,
   } else if (auto asked = LocalAddress(fd.get_unowned()); asked.ok()) {
     FillAddress(*asked, resp->mutable_local());
   }
-  auto ticket = d_.sessions->IssueTicket(session, std::move(fd));
+  auto ticket = d_.sessions->IssueTicket(session, std::move(fd), kFdKindSocket);
   if (!ticket.ok()) return ticket.status();
   resp->set_ticket(*ticket);
   resp->set_ticket_ttl_ms(static_cast<uint32_t>(

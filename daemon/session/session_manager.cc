@@ -220,17 +220,18 @@ absl::StatusOr<uint64_t> SessionManager::Authorize(
 }
 
 absl::StatusOr<std::string> SessionManager::IssueTicket(uint64_t session_id,
-                                                        UniqueFd fd) {
-  return IssueTicketTagged(session_id, std::move(fd), /*anchor_of=*/0);
+                                                        UniqueFd fd,
+                                                        const char* kind) {
+  return IssueTicketTagged(session_id, std::move(fd), /*anchor_of=*/0, kind);
 }
 
 absl::StatusOr<std::string> SessionManager::IssueAnchorTicket(
     uint64_t session_id, uint64_t handle, UniqueFd fd) {
-  return IssueTicketTagged(session_id, std::move(fd), handle);
+  return IssueTicketTagged(session_id, std::move(fd), handle, kFdKindAnchor);
 }
 
 absl::StatusOr<std::string> SessionManager::IssueTicketTagged(
-    uint64_t session_id, UniqueFd fd, uint64_t anchor_of) {
+    uint64_t session_id, UniqueFd fd, uint64_t anchor_of, const char* kind) {
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) {
@@ -250,7 +251,7 @@ absl::StatusOr<std::string> SessionManager::IssueTicketTagged(
   std::string ticket = RandomHex128();
   tickets_.emplace(ticket,
                    Ticket{session_id, clock_->Now() + options_.ticket_ttl,
-                          std::move(fd), anchor_of});
+                          std::move(fd), anchor_of, kind});
   ++s.open_tickets;
   return ticket;
 }
@@ -285,7 +286,8 @@ void SessionManager::NoteAnchorHeld(uint64_t session_id, uint64_t handle) {
 }
 
 absl::StatusOr<UniqueFd> SessionManager::Redeem(uint64_t session_id,
-                                                absl::string_view ticket) {
+                                                absl::string_view ticket,
+                                                const char** kind) {
   absl::MutexLock lock(&mu_);
   auto sit = sessions_.find(session_id);
   if (sit == sessions_.end()) {
@@ -308,6 +310,7 @@ absl::StatusOr<UniqueFd> SessionManager::Redeem(uint64_t session_id,
           absl::FormatDuration(options_.ticket_ttl), "); repeat the request"));
     }
     UniqueFd fd = std::move(it->second.fd);
+    if (kind != nullptr) *kind = it->second.kind;
     if (it->second.anchor_of != 0) {
       sit->second.anchors_held.insert(it->second.anchor_of);
     }

@@ -21,6 +21,12 @@
 
 namespace devmem {
 
+// What a handed-off fd is, for the fd metrics: a TCP socket devmemd made or
+// steered, a binding's anchor, or anything else.
+inline constexpr char kFdKindSocket[] = "socket";
+inline constexpr char kFdKindAnchor[] = "anchor";
+inline constexpr char kFdKindOther[] = "other";
+
 // Sessions and the tickets that tie fds to them (docs/PROTOCOL.md sections
 // 4-5).
 //
@@ -107,8 +113,11 @@ class SessionManager {
 
   // Puts `fd` behind a new ticket of `session_id`. On error the fd is closed.
   // UNAUTHENTICATED if the session is gone (closed meanwhile);
-  // RESOURCE_EXHAUSTED past max_tickets_per_session.
-  absl::StatusOr<std::string> IssueTicket(uint64_t session_id, UniqueFd fd)
+  // RESOURCE_EXHAUSTED past max_tickets_per_session. `kind` (a static
+  // string such as kFdKindSocket, or null when unknown) is what Redeem
+  // reports of the fd, so that nobody has to ask the kernel.
+  absl::StatusOr<std::string> IssueTicket(uint64_t session_id, UniqueFd fd,
+                                          const char* kind = nullptr)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // --- Binding anchors behind tickets (docs/PROTOCOL.md section 8) ---
@@ -133,7 +142,10 @@ class SessionManager {
   // INVALID_ARGUMENT if `ticket` is not 32 lowercase hex digits (the message
   // does not repeat it); NOT_FOUND for unknown, spent or foreign tickets;
   // DEADLINE_EXCEEDED if expired.
-  absl::StatusOr<UniqueFd> Redeem(uint64_t session_id, absl::string_view ticket)
+  // `*kind` (if given) gets the ticket's kind: IssueTicket's, kFdKindAnchor
+  // for anchor tickets.
+  absl::StatusOr<UniqueFd> Redeem(uint64_t session_id, absl::string_view ticket,
+                                  const char** kind = nullptr)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Closes the fds of expired tickets. Returns how many expired.
@@ -152,6 +164,7 @@ class SessionManager {
     absl::Time expires;
     UniqueFd fd;
     uint64_t anchor_of = 0;  // binding handle, for anchor tickets
+    const char* kind = nullptr;
   };
   struct Session {
     PeerCred peer;
@@ -169,7 +182,8 @@ class SessionManager {
   static constexpr size_t kMaxExpiredRemembered = 256;
 
   absl::StatusOr<std::string> IssueTicketTagged(uint64_t session_id,
-                                                UniqueFd fd, uint64_t anchor_of)
+                                                UniqueFd fd, uint64_t anchor_of,
+                                                const char* kind)
       ABSL_LOCKS_EXCLUDED(mu_);
   void ExpireLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes the session and its tickets; returns the tickets' fds.

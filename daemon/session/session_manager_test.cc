@@ -69,6 +69,23 @@ TEST_F(SessionManagerTest, TicketIsSingleUse) {
   EXPECT_EQ(mgr_.pending_tickets(), 0u);
 }
 
+TEST_F(SessionManagerTest, RedeemReportsTheKindTheTicketWasIssuedWith) {
+  auto a = mgr_.Open(alice_);
+  ASSERT_TRUE(a.ok());
+  Pipe socket_like, anchor, unknown;
+  auto t1 = mgr_.IssueTicket(a->id, std::move(socket_like.w), kFdKindSocket);
+  auto t2 = mgr_.IssueAnchorTicket(a->id, 3, std::move(anchor.w));
+  auto t3 = mgr_.IssueTicket(a->id, std::move(unknown.w));
+  ASSERT_TRUE(t1.ok() && t2.ok() && t3.ok());
+  const char* kind = "unset";
+  ASSERT_TRUE(mgr_.Redeem(a->id, *t1, &kind).ok());
+  EXPECT_STREQ(kind, kFdKindSocket);
+  ASSERT_TRUE(mgr_.Redeem(a->id, *t2, &kind).ok());
+  EXPECT_STREQ(kind, kFdKindAnchor);
+  ASSERT_TRUE(mgr_.Redeem(a->id, *t3, &kind).ok());
+  EXPECT_EQ(kind, nullptr) << "an unknown kind is left to the caller";
+}
+
 TEST_F(SessionManagerTest, MalformedTicketIsInvalidAndNotRepeated) {
   auto a = mgr_.Open(alice_);
   ASSERT_TRUE(a.ok());

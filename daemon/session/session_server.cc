@@ -274,13 +274,13 @@ const char* SessionServer::FdKind(int fd) {
   int domain = 0;
   socklen_t len = sizeof(domain);
   if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0) {
-    if (domain == AF_INET || domain == AF_INET6) return "socket";
-    if (domain == AF_NETLINK) return "anchor";
-    return "other";
+    if (domain == AF_INET || domain == AF_INET6) return kFdKindSocket;
+    if (domain == AF_NETLINK) return kFdKindAnchor;
+    return kFdKindOther;
   }
   struct stat st;
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) return "anchor";
-  return "other";
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) return kFdKindAnchor;
+  return kFdKindOther;
 }
 
 const char* SessionServer::FrameMethod(
@@ -351,29 +351,33 @@ void SessionServer::NoteReceived(size_t count, absl::string_view kind) {
   observer_.fd("from_client", kind, count);
 }
 
-void SessionServer::NoteHandedOff(absl::Span<const UniqueFd> fds) {
+void SessionServer::NoteHandedOff(absl::Span<const UniqueFd> fds,
+                                  absl::Span<const char* const> kinds) {
   fds_handed_off_ += fds.size();
   if (!observer_.fd) return;
   // One report per kind (a RedeemMany frame holds up to 253 fds).
-  std::vector<std::pair<const char*, size_t>> kinds;
-  for (const UniqueFd& f : fds) {
-    const char* kind = FdKind(f.get_unowned());
-    auto it = std::find_if(kinds.begin(), kinds.end(),
+  std::vector<std::pair<absl::string_view, size_t>> counts;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    const absl::string_view kind = i < kinds.size() && kinds[i] != nullptr
+                                       ? kinds[i]
+                                       : FdKind(fds[i].get_unowned());
+    auto it = std::find_if(counts.begin(), counts.end(),
                            [&](const auto& k) { return k.first == kind; });
-    if (it == kinds.end()) {
-      kinds.emplace_back(kind, 1);
+    if (it == counts.end()) {
+      counts.emplace_back(kind, 1);
     } else {
       ++it->second;
     }
   }
-  for (const auto& [kind, count] : kinds) {
+  for (const auto& [kind, count] : counts) {
     observer_.fd("to_client", kind, count);
   }
 }
 
 bool SessionServer::HandleRedeem(uint64_t session_id, int fd,
                                  const std::string& ticket) {
-  absl::StatusOr<UniqueFd> taken = sessions_->Redeem(session_id, ticket);
+  const char* kind = nullptr;
+  absl::StatusOr<UniqueFd> taken = sessions_->Redeem(session_id, ticket, &kind);
   if (!taken.ok()) {
     devmem::v1::SessionFrame reply = ErrorFrame(taken.status());
     // Echo only what could be a ticket: the answer must fit in a frame.
@@ -386,7 +390,7 @@ bool SessionServer::HandleRedeem(uint64_t session_id, int fd,
   // kernel has duplicated it into the message.
   const int pass[] = {taken->get_unowned()};
   if (!Reply(session_id, fd, reply, pass)) return false;
-  NoteHandedOff(absl::MakeConstSpan(&*taken, 1));
+  NoteHandedOff(absl::MakeConstSpan(&*taken, 1), {kind});
   return true;
 }
 
@@ -403,12 +407,15 @@ bool SessionServer::HandleRedeemMany(uint64_t session_id, int fd,
   devmem::v1::SessionFrame reply;
   devmem::v1::FdBatch* batch = reply.mutable_fd_batch();
   std::vector<UniqueFd> granted;
+  std::vector<const char*> kinds;
   std::vector<int> pass;
   for (int i = 0; i < count; ++i) {
     // Each ticket on its own, as a Redeem of it would go; a ticket named
     // twice is spent by its first mention (NOT_FOUND for the second).
     const std::string& ticket = request.tickets(i);
-    absl::StatusOr<UniqueFd> taken = sessions_->Redeem(session_id, ticket);
+    const char* kind = nullptr;
+    absl::StatusOr<UniqueFd> taken =
+        sessions_->Redeem(session_id, ticket, &kind);
     if (!taken.ok()) {
       devmem::v1::TicketError* err = batch->add_errors();
       err->set_index(static_cast<uint32_t>(i));
@@ -420,12 +427,13 @@ bool SessionServer::HandleRedeemMany(uint64_t session_id, int fd,
     batch->add_tickets(ticket);
     pass.push_back(taken->get_unowned());
     granted.push_back(*std::move(taken));
+    kinds.push_back(kind);
   }
   // As for Redeem, our copies close with `granted` once the kernel has its
   // own in the message; if the send fails the session closes, and they
   // would have been closed with it.
   if (!Reply(session_id, fd, reply, pass)) return false;
-  NoteHandedOff(granted);
+  NoteHandedOff(granted, kinds);
   return true;
 }
 

@@ -85,7 +85,8 @@ class SessionServer {
   bool Serve(uint64_t session_id, int fd);
   // The frame's method name for metrics; null for a daemon->client body.
   static const char* FrameMethod(devmem::v1::SessionFrame::BodyCase body);
-  // "socket", "anchor" or "other", for the fd-hand-off metric.
+  // kFdKindSocket, kFdKindAnchor or kFdKindOther, for the fd-hand-off
+  // metric, asked of the kernel: for fds whose ticket did not say.
   static const char* FdKind(int fd);
   bool ServeFrame(uint64_t session_id, int fd,
                   const devmem::v1::SessionFrame& frame,
@@ -95,8 +96,9 @@ class SessionServer {
   bool Reply(uint64_t session_id, int fd, const devmem::v1::SessionFrame& frame,
              absl::Span<const int> pass_fds = {});
   // Counts fds just handed to the client, for fds_handed_off() and the
-  // observer.
-  void NoteHandedOff(absl::Span<const UniqueFd> fds);
+  // observer. `kinds[i]` is fds[i]'s kind from its ticket (null: ask).
+  void NoteHandedOff(absl::Span<const UniqueFd> fds,
+                     absl::Span<const char* const> kinds);
   // Tells the observer of `count` fds received with a frame, of `kind`.
   void NoteReceived(size_t count, absl::string_view kind);
   bool HandleRedeem(uint64_t session_id, int fd, const std::string& ticket);
