@@ -35,6 +35,8 @@ namespace devmem {
 // Largest gRPC request devmemd accepts: an OpenSockets call of 1024 items
 // fits (every single request is a few hundred bytes).
 inline constexpr int kMaxGrpcRequestBytes = 256 * 1024;
+// gRPC request threads kept waiting between bursts of calls.
+inline constexpr int kGrpcIdleThreads = 8;
 
 // The assembled daemon: runtime directory, the two Unix sockets, the session
 // server and the gRPC service. Tests start it in-process; main() adds flags and

@@ -203,10 +203,9 @@ absl::StatusOr<devmem::v1::Binding> Binder::BindRx(
   const std::string reservation = *res != nullptr ? (*res)->id : "";
   // A queue the kernel shows bound is not free even if devmemd released it:
   // a workload may still hold the anchor of a binding devmemd let go.
-  auto taken =
-      reservation.empty()
-          ? nic.pool.Take(want, d_.profiles->KernelBound(nic), nic.name)
-          : nic.pool.TakeReserved(reservation, want, nic.name);
+  auto taken = reservation.empty()
+                   ? nic.pool.Take(want, d_.profiles->BusyQueues(nic), nic.name)
+                   : nic.pool.TakeReserved(reservation, want, nic.name);
   if (!taken.ok()) return taken.status();
   const std::vector<uint32_t> queues = *std::move(taken);
   // Taken from the pool now; given back on any failure below.

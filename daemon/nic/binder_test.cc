@@ -47,6 +47,28 @@ TEST_F(BinderTest, BindRxTakesPoolQueuesJournalsAndReleaseGivesThemBack) {
   EXPECT_EQ(withdrawn_[b->handle()], 1);
 }
 
+TEST_F(BinderTest, AQueueAKeptAnchorStillBindsIsNotTakenAgain) {
+  auto first = binder_->BindRx(1, {"sim0", ""}, 1, Memfd());
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_THAT(first->queues(), ElementsAre(6));
+  // The workload keeps a copy of the anchor after the binding is released:
+  // queue 6 is free for devmemd but still bound in the kernel.
+  auto kept = binder_->DupAnchor(1, first->handle());
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  binder_->Release(first->handle(), rule_cause::kReleased);
+  EXPECT_TRUE(Sim0Record().pool.has_unchecked());
+  auto second = binder_->BindRx(1, {"sim0", ""}, 1, Memfd());
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_THAT(second->queues(), ElementsAre(7));
+  EXPECT_TRUE(Sim0Record().pool.has_unchecked()) << "6 is still bound";
+  // Once the workload lets go, 6 is taken again.
+  kept->Reset();
+  auto third = binder_->BindRx(2, {"sim0", ""}, 1, Memfd());
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_THAT(third->queues(), ElementsAre(6));
+  EXPECT_FALSE(Sim0Record().pool.has_unchecked());
+}
+
 TEST_F(BinderTest, RefusalsLeaveThePoolTheLeasesAndTheJournalAsTheyWere) {
   int p[2];
   ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);

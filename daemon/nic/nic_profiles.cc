@@ -365,12 +365,26 @@ std::string NicProfiles::CheckDrift(NicRecord& nic) {
   return nic.degraded;
 }
 
+absl::flat_hash_set<uint32_t> NicProfiles::BusyQueues(NicRecord& nic) const {
+  if (!nic.pool.has_unchecked()) return {};
+  auto queues = options_.control->GetQueues(nic.ifindex);
+  if (!queues.ok()) return {};  // unknown: asked again next time
+  absl::flat_hash_set<uint32_t> out = BoundRxQueues(*queues);
+  nic.pool.NoteKernelBound(out);
+  return out;
+}
+
 absl::flat_hash_set<uint32_t> NicProfiles::KernelBound(
     const NicRecord& nic) const {
-  absl::flat_hash_set<uint32_t> out;
   auto queues = options_.control->GetQueues(nic.ifindex);
-  if (!queues.ok()) return out;
-  for (const QueueInfo& q : *queues) {
+  if (!queues.ok()) return {};
+  return BoundRxQueues(*queues);
+}
+
+absl::flat_hash_set<uint32_t> NicProfiles::BoundRxQueues(
+    const std::vector<QueueInfo>& queues) {
+  absl::flat_hash_set<uint32_t> out;
+  for (const QueueInfo& q : queues) {
     if (q.type == QueueInfo::Type::kRx && q.dmabuf.has_value()) {
       out.insert(q.id);
     }

@@ -107,12 +107,20 @@ class NicProfiles {
   std::string CheckDrift(NicRecord& nic);
   // Pool queues of `nic` the kernel shows bound to a dma-buf right now.
   absl::flat_hash_set<uint32_t> KernelBound(const NicRecord& nic) const;
+  // The `busy` set for taking free queues of `nic`'s pool: KernelBound,
+  // asked only while the pool has queues that may still be bound
+  // (QueuePool::has_unchecked), and settling the rest. A netlink queue
+  // dump per binding made 1000 bindings cost O(pool) each.
+  absl::flat_hash_set<uint32_t> BusyQueues(NicRecord& nic) const;
 
  private:
   // Before the first change: the original settings of `nic`, from an earlier
   // run's record file, the journal, or the NIC itself, saved to a file and
   // journaled. The error says which step failed.
   absl::Status RecordOriginal(NicRecord& nic);
+  // The RX queues of `queues` bound to a dma-buf.
+  static absl::flat_hash_set<uint32_t> BoundRxQueues(
+      const std::vector<QueueInfo>& queues);
   // The end of Apply for a header_split_only profile: PARTIAL, no pool.
   std::string FinishPartial(NicRecord& nic);
 

@@ -12,6 +12,11 @@ QueuePool::QueuePool(std::vector<uint32_t> queues)
   std::sort(queues_.begin(), queues_.end());
   queues_.erase(std::unique(queues_.begin(), queues_.end()), queues_.end());
   free_ = queues_;
+  unchecked_.insert(queues_.begin(), queues_.end());
+}
+
+void QueuePool::NoteKernelBound(const absl::flat_hash_set<uint32_t>& bound) {
+  absl::erase_if(unchecked_, [&](uint32_t q) { return !bound.contains(q); });
 }
 
 std::vector<uint32_t> QueuePool::PickFree(
@@ -65,6 +70,7 @@ void QueuePool::Release(absl::Span<const uint32_t> queues) {
     if (!std::binary_search(queues_.begin(), queues_.end(), q)) continue;
     auto it = std::lower_bound(free_.begin(), free_.end(), q);
     if (it == free_.end() || *it != q) free_.insert(it, q);
+    unchecked_.insert(q);
   }
 }
 
@@ -72,6 +78,7 @@ void QueuePool::Clear() {
   queues_.clear();
   free_.clear();
   reserved_.clear();
+  unchecked_.clear();
 }
 
 std::vector<uint32_t> QueuePool::reserved() const {

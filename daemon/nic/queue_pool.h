@@ -48,6 +48,14 @@ class QueuePool {
   void Claim(absl::Span<const uint32_t> queues);
   // Frees `queues`. Queues outside the pool, or already free, are ignored.
   void Release(absl::Span<const uint32_t> queues);
+
+  // Whether a free queue may still be bound in the kernel (through an
+  // anchor a workload kept after its binding was released): every queue
+  // starts so, and every released one. Take()'s `busy` comes from a kernel
+  // dump only while some are; NoteKernelBound() settles the others.
+  bool has_unchecked() const { return !unchecked_.empty(); }
+  // The kernel's answer: queues not in `bound` are known unbound now.
+  void NoteKernelBound(const absl::flat_hash_set<uint32_t>& bound);
   // Forgets every queue (the NIC's profile was restored).
   void Clear();
 
@@ -83,6 +91,8 @@ class QueuePool {
 
   std::vector<uint32_t> queues_;  // sorted
   std::vector<uint32_t> free_;    // sorted, a subset of queues_
+  // Queues that may still be bound in the kernel (see has_unchecked()).
+  absl::flat_hash_set<uint32_t> unchecked_;
   // Per reservation id: its unbound queues, sorted. Disjoint from free_.
   std::map<std::string, std::vector<uint32_t>> reserved_;
 };

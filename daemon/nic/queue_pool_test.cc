@@ -121,5 +121,21 @@ TEST(QueuePoolTest, ClaimReservedTakesOnlyFreeQueues) {
   EXPECT_EQ(pool.reserved_count(), 0u);
 }
 
+TEST(QueuePoolTest, QueuesAreUncheckedUntilTheKernelSaysTheyAreUnbound) {
+  QueuePool pool({6, 7, 8});
+  EXPECT_TRUE(pool.has_unchecked()) << "a new pool has not asked the kernel";
+  pool.NoteKernelBound({7});
+  EXPECT_TRUE(pool.has_unchecked()) << "7 is still bound";
+  pool.NoteKernelBound({});
+  EXPECT_FALSE(pool.has_unchecked());
+  auto taken = pool.Take(1, {}, "sim0");
+  ASSERT_TRUE(taken.ok());
+  EXPECT_FALSE(pool.has_unchecked());
+  pool.Release(*taken);  // its anchor may be kept
+  EXPECT_TRUE(pool.has_unchecked());
+  pool.Clear();
+  EXPECT_FALSE(pool.has_unchecked());
+}
+
 }  // namespace
 }  // namespace devmem

@@ -126,10 +126,10 @@ absl::StatusOr<std::vector<ReservationRecord::Item>> Reserver::TakeItems(
                        "); see `devmemctl nic show ", (*nic)->name, "`"));
     }
     absl::StatusOr<std::vector<uint32_t>> queues =
-        nic.ok() ? (*nic)->pool.Reserve(id, want.queue_count(),
-                                        d_.profiles->KernelBound(**nic),
-                                        (*nic)->name)
-                 : absl::StatusOr<std::vector<uint32_t>>(nic.status());
+        nic.ok()
+            ? (*nic)->pool.Reserve(id, want.queue_count(),
+                                   d_.profiles->BusyQueues(**nic), (*nic)->name)
+            : absl::StatusOr<std::vector<uint32_t>>(nic.status());
     if (!queues.ok()) {
       undo();
       return queues.status();
