@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "kernel/close_fds.h"
 #include "kernel/errno_status.h"
 #include "kernel/scm_rights.h"
 #include "proto/devmem/v1/frame.h"
@@ -429,12 +430,13 @@ bool SessionServer::HandleRedeemMany(uint64_t session_id, int fd,
     granted.push_back(*std::move(taken));
     kinds.push_back(kind);
   }
-  // As for Redeem, our copies close with `granted` once the kernel has its
-  // own in the message; if the send fails the session closes, and they
-  // would have been closed with it.
-  if (!Reply(session_id, fd, reply, pass)) return false;
-  NoteHandedOff(granted, kinds);
-  return true;
+  // As for Redeem, our copies close once the kernel has its own in the
+  // message (a few close_range calls for up to 253 fds); if the send fails
+  // the session closes, and they would have been closed with it.
+  const bool sent = Reply(session_id, fd, reply, pass);
+  if (sent) NoteHandedOff(granted, kinds);
+  CloseFds(&granted);
+  return sent;
 }
 
 bool SessionServer::HandleDeposit(uint64_t session_id, int fd,
