@@ -8,8 +8,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "kernel/errno_status.h"
 #include "kernel/nic_control.h"
 
@@ -136,6 +140,56 @@ absl::StatusOr<SockAddr> AskRouteSource(absl::string_view ifname,
   return Name(probe->get_unowned(), /*peer=*/false);
 }
 
+// IP_LOCAL_PORT_RANGE (linux/in.h, Linux 6.3): a socket's own port range,
+// (low | high << 16), within the netns's ip_local_port_range; 0 clears it.
+constexpr int kIpLocalPortRange = 51;
+
+// The upper half of the netns's local port range, as IP_LOCAL_PORT_RANGE
+// takes it, or 0 if it cannot be read. The sysctl is read at most once a
+// second.
+uint32_t UpperPortHalf() {
+  static absl::Mutex mu(absl::kConstInit);
+  static uint32_t cached ABSL_GUARDED_BY(mu) = 0;
+  static absl::Time read_at ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  absl::MutexLock lock(&mu);
+  const absl::Time now = absl::Now();
+  if (now - read_at < absl::Seconds(1)) return cached;
+  read_at = now;
+  cached = 0;
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  uint32_t low = 0;
+  uint32_t high = 0;
+  if (in >> low >> high && low < high && high <= 65535) {
+    // The kernel's own split (inet_csk_find_open_port()).
+    const uint32_t half = low + (((high - low) >> 2) << 1);
+    cached = half | (high << 16);
+  }
+  return cached;
+}
+
+// bind(2) for a socket that will connect. With port 0 the kernel searches
+// odd ports first, in the lower half of the range for SO_REUSEADDR sockets
+// (listeners): many steered connects bound there made every later
+// listener's search long (connect(2) itself would have taken an even
+// port). So port 0 is looked for in the upper half first, then anywhere.
+// Returns 0 or the errno.
+int BindForConnect(int s, const SockAddr& addr) {
+  const auto* sa = reinterpret_cast<const sockaddr*>(&addr.storage);
+  const uint32_t half = AddressPort(addr) == 0 ? UpperPortHalf() : 0;
+  const bool narrowed =
+      half != 0 &&
+      ::setsockopt(s, IPPROTO_IP, kIpLocalPortRange, &half, sizeof(half)) == 0;
+  if (::bind(s, sa, addr.len) == 0) return 0;
+  int err = errno;
+  if (narrowed && err == EADDRINUSE) {
+    const uint32_t whole = 0;
+    ::setsockopt(s, IPPROTO_IP, kIpLocalPortRange, &whole, sizeof(whole));
+    if (::bind(s, sa, addr.len) == 0) return 0;
+    err = errno;
+  }
+  return err;
+}
+
 }  // namespace
 
 absl::StatusOr<SockAddr> RouteSources::Source(absl::string_view ifname,
@@ -237,11 +291,11 @@ absl::StatusOr<PendingConnect> StartConnect(absl::string_view ifname,
     SetPort(&*source, AddressPort(bind_to));
     bind_to = *source;
   }
-  if (bind_to.len > 0 &&
-      ::bind(s, reinterpret_cast<const sockaddr*>(&bind_to.storage),
-             bind_to.len) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("bind ", AddressIp(bind_to),
+  if (bind_to.len > 0) {
+    if (const int err = BindForConnect(s, bind_to); err != 0) {
+      return ErrnoStatus(err, absl::StrCat("bind ", AddressIp(bind_to),
                                            " port ", AddressPort(bind_to)));
+    }
   }
   PendingConnect p;
   if (before_connect) {

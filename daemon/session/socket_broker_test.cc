@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <fstream>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -159,6 +161,37 @@ TEST_F(SocketBrokerTest, TheHookGetsTheBoundAddressBeforeTheSyn) {
   auto local = LocalAddress(one[0].fd.get_unowned());
   ASSERT_TRUE(local.ok());
   EXPECT_EQ(AddressPort(*local), AddressPort(seen));
+}
+
+// Port 0 for a steered connect comes from the upper half of the range,
+// out of the way of listeners (SO_REUSEADDR: lower half first).
+TEST_F(SocketBrokerTest, ASteeredConnectTakesItsPortFromTheUpperHalf) {
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  uint32_t low = 0, high = 0;
+  ASSERT_TRUE(range >> low >> high);
+  UniqueFd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  uint32_t mine = low | (high << 16);
+  if (::setsockopt(probe.get_unowned(), IPPROTO_IP, 51, &mine, sizeof(mine)) !=
+      0) {
+    GTEST_SKIP() << "no IP_LOCAL_PORT_RANGE (Linux 6.3+): "
+                 << std::strerror(errno);
+  }
+  const uint32_t half = low + (((high - low) >> 2) << 1);
+  UniqueFd peer = Listener();
+  ASSERT_TRUE(peer);
+  auto remote = ParseSockAddr("127.0.0.1", PortOf(peer.get_unowned()), AF_INET);
+  ASSERT_TRUE(remote.ok());
+  for (int i = 0; i < 20; ++i) {
+    uint32_t port = 0;
+    auto p = StartConnect("lo", *remote, nullptr, absl::Seconds(5),
+                          [&](int, const SockAddr& local) {
+                            port = AddressPort(local);
+                            return absl::OkStatus();
+                          });
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_GE(port, half);
+    EXPECT_LE(port, high);
+  }
 }
 
 TEST_F(SocketBrokerTest, NothingToWaitForIsNothing) {
