@@ -1,5 +1,7 @@
 #include "daemon/nic/change_recorder.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 
 namespace devmem {
@@ -42,10 +44,10 @@ absl::StatusOr<uint64_t> ChangeRecorder::IntentNoWait(
   return seq;
 }
 
-absl::StatusOr<uint64_t> ChangeRecorder::Staged(
-    const devmem::v1::JournalEntry& entry, bool start_flush) {
+absl::StatusOr<uint64_t> ChangeRecorder::Staged(devmem::v1::JournalEntry entry,
+                                                bool start_flush) {
   if (journal_ == nullptr) return uint64_t{0};
-  absl::StatusOr<uint64_t> seq = journal_->Stage(entry);
+  absl::StatusOr<uint64_t> seq = journal_->Stage(std::move(entry));
   if (!seq.ok()) return Explained(seq.status(), /*durable=*/false);
   if (start_flush) journal_->Flush();
   return seq;

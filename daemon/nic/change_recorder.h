@@ -56,7 +56,7 @@ class ChangeRecorder {
   // caller answers only after AwaitDurable of the returned sequence number
   // (0 without a journal); on error it undoes the change. `start_flush`
   // writes the group and starts its flush at once.
-  absl::StatusOr<uint64_t> Staged(const devmem::v1::JournalEntry& entry,
+  absl::StatusOr<uint64_t> Staged(devmem::v1::JournalEntry entry,
                                   bool start_flush = true);
   // Waits until the record `seq` (and all before it) is on disk. On error
   // the caller undoes the change and fails the request.

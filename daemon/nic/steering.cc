@@ -132,7 +132,8 @@ absl::StatusOr<devmem::v1::FlowRule> Steering::Install(
   *made.mutable_rule_put() = RuleRecord(nic->name, nic->ifindex, r);
   // Without this record a restart would remove a rule in use: undo instead.
   *cause = rule_cause::kJournal;
-  absl::StatusOr<uint64_t> seq = d_.recorder->Staged(made, start_flush);
+  absl::StatusOr<uint64_t> seq =
+      d_.recorder->Staged(std::move(made), start_flush);
   if (!seq.ok()) {
     (void)d_.control->DeleteRule(nic->ifindex, *loc);
     return seq.status();

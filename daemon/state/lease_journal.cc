@@ -11,6 +11,17 @@ namespace devmem {
 using devmem::v1::JournalEntry;
 using devmem::v1::JournalState;
 
+void FoldJournalEntry(JournalEntry&& e, JournalState* s) {
+  if (!e.has_rule_put()) {
+    FoldJournalEntry(static_cast<const JournalEntry&>(e), s);
+    return;
+  }
+  // A rule, one per steered socket: taken over, not copied.
+  const uint64_t id = e.rule_put().id();
+  if (id + 1 > s->next_id()) s->set_next_id(id + 1);
+  (*s->mutable_rules())[id].Swap(e.mutable_rule_put());
+}
+
 void FoldJournalEntry(const JournalEntry& e, JournalState* s) {
   auto bump = [s](uint64_t id) {
     if (id + 1 > s->next_id()) s->set_next_id(id + 1);
@@ -162,15 +173,16 @@ LeaseJournal::LeaseJournal(Options options, std::unique_ptr<Journal> journal,
       state_(std::move(state)) {}
 
 absl::StatusOr<uint64_t> LeaseJournal::Write(const JournalEntry& entry) {
-  return Append(entry, /*staged=*/false);
+  return Append(entry, /*staged=*/false, nullptr);
 }
 
-absl::StatusOr<uint64_t> LeaseJournal::Stage(const JournalEntry& entry) {
-  return Append(entry, /*staged=*/true);
+absl::StatusOr<uint64_t> LeaseJournal::Stage(JournalEntry entry) {
+  return Append(entry, /*staged=*/true, &entry);
 }
 
 absl::StatusOr<uint64_t> LeaseJournal::Append(const JournalEntry& entry,
-                                              bool staged) {
+                                              bool staged,
+                                              JournalEntry* movable) {
   absl::MutexLock lock(&mu_);
   const std::string payload = entry.SerializeAsString();
   absl::StatusOr<uint64_t> seq =
@@ -179,7 +191,11 @@ absl::StatusOr<uint64_t> LeaseJournal::Append(const JournalEntry& entry,
     NoteErrorLocked(seq.status());
     return seq;
   }
-  FoldJournalEntry(entry, &state_);
+  if (movable != nullptr) {
+    FoldJournalEntry(std::move(*movable), &state_);
+  } else {
+    FoldJournalEntry(entry, &state_);
+  }
   MaybeCompactLocked();
   return seq;
 }

@@ -19,6 +19,9 @@ namespace devmem {
 // grows). Entries that name nothing are ignored, so replay never fails.
 void FoldJournalEntry(const devmem::v1::JournalEntry& entry,
                       devmem::v1::JournalState* state);
+// The same, taking over what `entry` holds where that saves a copy.
+void FoldJournalEntry(devmem::v1::JournalEntry&& entry,
+                      devmem::v1::JournalState* state);
 
 // The entries that rebuild `state` from nothing (compaction).
 std::vector<devmem::v1::JournalEntry> SnapshotEntries(
@@ -60,7 +63,7 @@ class LeaseJournal {
   // devmem pool: an unclaimed one is an orphan). If its group write fails,
   // WaitDurable says so and the entry stays folded in until the caller's
   // undo records its removal.
-  absl::StatusOr<uint64_t> Stage(const devmem::v1::JournalEntry& entry)
+  absl::StatusOr<uint64_t> Stage(devmem::v1::JournalEntry entry)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Starts flushing every record written so far; does not wait.
   void Flush();
@@ -96,8 +99,12 @@ class LeaseJournal {
  private:
   LeaseJournal(Options options, std::unique_ptr<Journal> journal,
                devmem::v1::JournalState state);
+  // `movable` (may be null) is `entry` itself when the fold may take its
+  // contents over.
   absl::StatusOr<uint64_t> Append(const devmem::v1::JournalEntry& entry,
-                                  bool staged) ABSL_LOCKS_EXCLUDED(mu_);
+                                  bool staged,
+                                  devmem::v1::JournalEntry* movable)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void NoteErrorLocked(const absl::Status& status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeCompactLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

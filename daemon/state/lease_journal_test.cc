@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <utility>
 
 #include <google/protobuf/util/message_differencer.h>
 
@@ -77,6 +78,24 @@ TEST(FoldJournalEntryTest, PutsReplaceDeletesRemoveIdsOnlyGrow) {
   del.set_rule_del(999);
   FoldJournalEntry(del, &s);
   EXPECT_EQ(s.sessions_size(), 1);
+}
+
+TEST(FoldJournalEntryTest, ARuleTakenOverFoldsAsACopyWould) {
+  JournalEntry put;
+  put.mutable_rule_put()->set_id(41);
+  put.mutable_rule_put()->set_nic("eth1");
+  put.mutable_rule_put()->set_location(7);
+  put.mutable_rule_put()->set_installed(true);
+  JournalState copied;
+  FoldJournalEntry(static_cast<const JournalEntry&>(put), &copied);
+  JournalState moved;
+  JournalEntry taken = put;
+  FoldJournalEntry(std::move(taken), &moved);
+  EXPECT_EQ(moved.SerializeAsString(), copied.SerializeAsString());
+  EXPECT_EQ(moved.next_id(), 42u);
+  ASSERT_EQ(moved.rules_size(), 1);
+  EXPECT_EQ(moved.rules().at(41).nic(), "eth1");
+  EXPECT_EQ(moved.rules().at(41).location(), 7u);
 }
 
 TEST(FoldJournalEntryTest, SnapshotRebuildsTheSameState) {
