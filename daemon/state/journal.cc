@@ -424,24 +424,28 @@ absl::Status RecordSizeError(const std::string& path, size_t size) {
 
 }  // namespace
 
+absl::Status Journal::WritableLocked() {
+  while (rewriting_) done_cv_.Wait(&mu_);
+  if (broken_.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "journal ", path_, " is broken: ", broken_,
+      "; restart devmemd (Open cuts the torn tail) or Rewrite it"));
+}
+
 absl::StatusOr<uint64_t> Journal::Write(absl::string_view payload) {
   if (payload.size() > kMaxJournalRecordBytes) {
     return RecordSizeError(path_, payload.size());
   }
   const std::string record = EncodeJournalRecord(payload);
   absl::MutexLock lock(&mu_);
-  while (rewriting_) done_cv_.Wait(&mu_);
-  if (!broken_.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "journal ", path_, " is broken: ", broken_,
-        "; restart devmemd (Open cuts the torn tail) or Rewrite it"));
+  if (absl::Status writable = WritableLocked(); !writable.ok()) {
+    return writable;
   }
   // Staged records go first, so the file keeps the order of the seqs. Their
   // failure is theirs (their waiters get it); this record is tried anyway.
   (void)WriteStagedLocked();
-  if (!broken_.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("journal ", path_, " is broken: ", broken_));
+  if (absl::Status writable = WritableLocked(); !writable.ok()) {
+    return writable;
   }
   if (const int err = WriteAllLocked(fd_.get_unowned(), record, end_);
       err != 0) {
@@ -459,11 +463,8 @@ absl::StatusOr<uint64_t> Journal::Stage(absl::string_view payload) {
     return RecordSizeError(path_, payload.size());
   }
   absl::MutexLock lock(&mu_);
-  while (rewriting_) done_cv_.Wait(&mu_);
-  if (!broken_.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "journal ", path_, " is broken: ", broken_,
-        "; restart devmemd (Open cuts the torn tail) or Rewrite it"));
+  if (absl::Status writable = WritableLocked(); !writable.ok()) {
+    return writable;
   }
   staged_ += EncodeJournalRecord(payload);
   const uint64_t seq = ++written_;
@@ -542,8 +543,12 @@ absl::Status Journal::WaitDurable(uint64_t seq) {
     // A Rewrite meanwhile took the staged records into its snapshot.
     if (seq > on_file_ && broken_.empty()) (void)WriteStagedLocked();
     if (seq > on_file_) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("journal ", path_, " is broken: ", broken_));
+      // Only a broken journal leaves a staged record unwritten here.
+      absl::Status writable = WritableLocked();
+      return writable.ok() ? absl::InternalError(absl::StrCat(
+                                 "journal ", path_, ": record ", seq,
+                                 " was staged but not written"))
+                           : writable;
     }
   }
   if (absl::Status failed = StagedFailureLocked(seq); !failed.ok()) {

@@ -171,6 +171,9 @@ class Journal {
   // Writes all of `data` at `offset`; returns 0 or the errno.
   int WriteAllLocked(int fd, absl::string_view data, uint64_t offset)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits out a Rewrite's swap; FAILED_PRECONDITION once the journal is
+  // broken, saying why and what to do.
+  absl::Status WritableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes the staged records (one write(2)). On failure they are dropped
   // and their seqs remembered as failed; returns the error.
   absl::Status WriteStagedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
