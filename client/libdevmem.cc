@@ -16,6 +16,7 @@
 #include <limits>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -65,7 +66,13 @@ Session::Session(UniqueFd session_fd, std::shared_ptr<grpc::Channel> channel,
   // kernel can unbind.
   if (stub_ != nullptr) {
     stop_fd_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (stop_fd_.valid()) watcher_ = std::thread([this] { WatchLoop(); });
+    if (stop_fd_.valid()) {
+      {
+        absl::MutexLock lock(&reconnect_mu_);
+        watching_ = true;
+      }
+      watcher_ = std::thread([this] { WatchLoop(); });
+    }
   }
 }
 
@@ -169,7 +176,61 @@ absl::Status Session::CheckRpcReady() const {
     return absl::FailedPreconditionError(
         "this session has no gRPC channel (created without one)");
   }
+  AwaitResume();
   return absl::OkStatus();
+}
+
+bool Session::AwaitResume() const {
+  if (!options_.auto_reconnect) return false;
+  // A call that reached a restarted devmemd before the resume would fail
+  // with UNAUTHENTICATED (its token is not known there yet): wait for the
+  // watch thread instead. Past the deadline the call goes as it is.
+  const absl::Time deadline = absl::Now() + options_.reconnect_timeout;
+  bool waited = false;
+  absl::MutexLock lock(&reconnect_mu_);
+  while (watching_ && absl::Now() < deadline) {
+    if (!reconnecting_) {
+      reconnect_mu_.Unlock();
+      const bool hung_up = SessionSocketHungUp();
+      reconnect_mu_.Lock();
+      // Hung up but not reconnecting: the watch thread is about to start.
+      if (!hung_up && !reconnecting_) break;
+    }
+    waited = true;
+    reconnect_cv_.WaitWithDeadline(
+        &reconnect_mu_,
+        std::min(deadline, absl::Now() + absl::Milliseconds(10)));
+  }
+  return waited;
+}
+
+grpc::Status Session::CallResuming(
+    const std::function<grpc::Status(grpc::ClientContext*)>& call) const {
+  const uint64_t before = reconnects_.load();
+  grpc::Status status;
+  {
+    grpc::ClientContext context;
+    status = call(&context);
+  }
+  if (status.error_code() != grpc::StatusCode::UNAUTHENTICATED ||
+      !options_.auto_reconnect) {
+    return status;
+  }
+  // Refused by a daemon that did not know the session yet: devmemd went
+  // away before the hang-up showed on the session socket. Once the resume
+  // is done, once more (a refused call changed nothing).
+  if (!AwaitResume() && reconnects_.load() == before) return status;
+  grpc::ClientContext again;
+  return call(&again);
+}
+
+bool Session::SessionSocketHungUp() const {
+  absl::MutexLock lock(&mu_);
+  struct pollfd pfd = {};
+  pfd.fd = session_fd_.get_unowned();
+  pfd.events = POLLRDHUP;
+  if (pfd.fd < 0 || ::poll(&pfd, 1, 0) != 1) return false;
+  return (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 absl::StatusOr<devmem::v1::GetInventoryResponse> Session::GetInventory(
@@ -201,9 +262,10 @@ absl::StatusOr<SocketHandle> Session::Listen(const ListenOptions& options) {
   const devmem::v1::ListenRequest request =
       ListenRequestFor(options, session_token());
   SocketHandle handle;
-  grpc::ClientContext context;
-  SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
-  grpc::Status status = stub_->Listen(&context, request, &handle.info);
+  grpc::Status status = CallResuming([&](grpc::ClientContext* context) {
+    SetRpcDeadline(*context, options_.rpc_timeout, options_.auto_reconnect);
+    return stub_->Listen(context, request, &handle.info);
+  });
   if (!status.ok()) return StatusFromGrpc(status);
   absl::StatusOr<UniqueFd> fd = Redeem(handle.info.ticket());
   if (!fd.ok()) return fd.status();
@@ -216,12 +278,13 @@ absl::StatusOr<SocketHandle> Session::Connect(const ConnectOptions& options) {
   const devmem::v1::ConnectRequest request =
       ConnectRequestFor(options, session_token());
   SocketHandle handle;
-  grpc::ClientContext context;
   // The daemon may spend the whole connect timeout inside the call, so that
   // time is on top of the RPC budget.
-  SetRpcDeadline(context, options_.rpc_timeout + ConnectTime(request),
-                 options_.auto_reconnect);
-  grpc::Status status = stub_->Connect(&context, request, &handle.info);
+  grpc::Status status = CallResuming([&](grpc::ClientContext* context) {
+    SetRpcDeadline(*context, options_.rpc_timeout + ConnectTime(request),
+                   options_.auto_reconnect);
+    return stub_->Connect(context, request, &handle.info);
+  });
   if (!status.ok()) return StatusFromGrpc(status);
   absl::StatusOr<UniqueFd> fd = Redeem(handle.info.ticket());
   if (!fd.ok()) return fd.status();
@@ -296,10 +359,11 @@ absl::StatusOr<devmem::v1::OpenSocketsResponse> Session::CallOpenSockets(
   const devmem::v1::OpenSocketsRequest request =
       OpenSocketsRequestFor(specs, session_token());
   devmem::v1::OpenSocketsResponse response;
-  grpc::ClientContext context;
-  SetRpcDeadline(context, options_.rpc_timeout + ConnectTime(request),
-                 options_.auto_reconnect);
-  grpc::Status status = stub_->OpenSockets(&context, request, &response);
+  grpc::Status status = CallResuming([&](grpc::ClientContext* context) {
+    SetRpcDeadline(*context, options_.rpc_timeout + ConnectTime(request),
+                   options_.auto_reconnect);
+    return stub_->OpenSockets(context, request, &response);
+  });
   if (!status.ok()) return StatusFromGrpc(status);
   if (response.results_size() != static_cast<int>(specs.size())) {
     return absl::InternalError(
@@ -361,9 +425,10 @@ Session::SteerMany(absl::Span<const int> fds, uint64_t binding) {
       item->set_binding(binding);
     }
     devmem::v1::SteerManyResponse response;
-    grpc::ClientContext context;
-    SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
-    grpc::Status status = stub_->SteerMany(&context, request, &response);
+    grpc::Status status = CallResuming([&](grpc::ClientContext* context) {
+      SetRpcDeadline(*context, options_.rpc_timeout, options_.auto_reconnect);
+      return stub_->SteerMany(context, request, &response);
+    });
     if (!status.ok()) return StatusFromGrpc(status);
     if (response.results_size() != static_cast<int>(n)) {
       return absl::InternalError(
@@ -464,9 +529,10 @@ absl::StatusOr<devmem::v1::Binding> Session::BindRx(
   request.set_queue_count(options.queue_count);
   request.set_reservation_token(ReservationToken(options));
   devmem::v1::BindResponse response;
-  grpc::ClientContext context;
-  SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
-  grpc::Status status = stub_->BindRx(&context, request, &response);
+  grpc::Status status = CallResuming([&](grpc::ClientContext* context) {
+    SetRpcDeadline(*context, options_.rpc_timeout, options_.auto_reconnect);
+    return stub_->BindRx(context, request, &response);
+  });
   if (!status.ok()) return StatusFromGrpc(status);
   KeepAnchor(response);
   return response.binding();
@@ -484,9 +550,10 @@ absl::StatusOr<devmem::v1::Binding> Session::BindTx(
   request.set_gpu_pci_address(options.gpu_pci_address);
   request.set_reservation_token(ReservationToken(options));
   devmem::v1::BindResponse response;
-  grpc::ClientContext context;
-  SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
-  grpc::Status status = stub_->BindTx(&context, request, &response);
+  grpc::Status status = CallResuming([&](grpc::ClientContext* context) {
+    SetRpcDeadline(*context, options_.rpc_timeout, options_.auto_reconnect);
+    return stub_->BindTx(context, request, &response);
+  });
   if (!status.ok()) return StatusFromGrpc(status);
   KeepAnchor(response);
   return response.binding();
@@ -498,9 +565,10 @@ absl::StatusOr<uint32_t> Session::ReleaseBinding(uint64_t binding) {
   request.set_session_token(session_token());
   request.set_binding(binding);
   devmem::v1::ReleaseBindingResponse response;
-  grpc::ClientContext context;
-  SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
-  grpc::Status status = stub_->ReleaseBinding(&context, request, &response);
+  grpc::Status status = CallResuming([&](grpc::ClientContext* context) {
+    SetRpcDeadline(*context, options_.rpc_timeout, options_.auto_reconnect);
+    return stub_->ReleaseBinding(context, request, &response);
+  });
   if (status.ok() || status.error_code() == grpc::StatusCode::NOT_FOUND) {
     // Our copy of the anchor must go too, or the kernel binding stays.
     absl::MutexLock lock(&state_mu_);
@@ -519,9 +587,10 @@ absl::StatusOr<devmem::v1::FlowRule> Session::Steer(int fd, uint64_t binding) {
   request.set_socket_ticket(*ticket);
   request.set_binding(binding);
   devmem::v1::SteerResponse response;
-  grpc::ClientContext context;
-  SetRpcDeadline(context, options_.rpc_timeout, options_.auto_reconnect);
-  grpc::Status status = stub_->Steer(&context, request, &response);
+  grpc::Status status = CallResuming([&](grpc::ClientContext* context) {
+    SetRpcDeadline(*context, options_.rpc_timeout, options_.auto_reconnect);
+    return stub_->Steer(context, request, &response);
+  });
   if (!status.ok()) return StatusFromGrpc(status);
   return response.rule();
 }
@@ -972,6 +1041,11 @@ absl::StatusOr<bool> Session::ReconnectSessionSocket(absl::Duration timeout) {
 }
 
 void Session::WatchLoop() {
+  absl::Cleanup stopped = [this] {
+    absl::MutexLock lock(&reconnect_mu_);
+    watching_ = false;
+    reconnect_cv_.SignalAll();
+  };
   for (;;) {
     struct pollfd fds[2] = {};
     fds[0].fd = session_fd_unowned();
@@ -991,8 +1065,18 @@ void Session::WatchLoop() {
       anchors_.clear();
       return;
     }
+    {
+      absl::MutexLock lock(&reconnect_mu_);
+      reconnecting_ = true;
+    }
     absl::StatusOr<bool> resumed = Reconnect(options_.reconnect_timeout);
     if (resumed.ok() && *resumed) ++resumes_;
+    ++reconnects_;
+    {
+      absl::MutexLock lock(&reconnect_mu_);
+      reconnecting_ = false;
+      reconnect_cv_.SignalAll();
+    }
     if (options_.on_reconnect) {
       options_.on_reconnect(resumed.status(), resumed.ok() && *resumed);
     }

@@ -59,7 +59,10 @@ struct SessionOptions {
   // background thread reconnects with backoff and resumes this session by
   // its token, handing back the anchors of its bindings, so that bindings,
   // rules and the sockets' steering survive a daemon restart or upgrade.
-  // Only for sessions made with Open().
+  // Only for sessions made with Open(). A call made while the session is
+  // being resumed (or after devmemd went away, before the reconnect began)
+  // waits for the resume, up to reconnect_timeout, instead of reaching the
+  // new daemon with a session it does not know yet.
   bool auto_reconnect = false;
   // How long one reconnect keeps trying before giving up (the daemon's
   // restart_grace_ms is the useful upper bound).
@@ -321,7 +324,21 @@ class Session {
       absl::Span<const UniqueFd> fds, absl::Span<const std::string> labels);
   // Fds per frame the daemon takes (Hello), at most kMaxFdsPerMessage.
   size_t FdsPerFrame() const ABSL_LOCKS_EXCLUDED(state_mu_);
+  // OK if a gRPC call can be made now: with auto_reconnect, first waits
+  // out a resume in progress, or one a hung-up session socket is about to
+  // start (bounded by reconnect_timeout).
   absl::Status CheckRpcReady() const;
+  // With auto_reconnect, waits while the session is being resumed or its
+  // socket shows devmemd gone (bounded by reconnect_timeout); true if it
+  // had to wait.
+  bool AwaitResume() const;
+  // One unary call made by `call` with a fresh context; with
+  // auto_reconnect, made once more if it was refused as UNAUTHENTICATED by a
+  // restarted devmemd that had not seen this session's resume yet.
+  grpc::Status CallResuming(
+      const std::function<grpc::Status(grpc::ClientContext*)>& call) const;
+  // Whether the session socket shows devmemd gone (a poll with no wait).
+  bool SessionSocketHungUp() const ABSL_LOCKS_EXCLUDED(mu_);
   // Redeems a BindResponse's anchor ticket and keeps the fd.
   void KeepAnchor(const devmem::v1::BindResponse& response);
   void WatchLoop();
@@ -346,6 +363,13 @@ class Session {
   std::map<uint64_t, UniqueFd> anchors_ ABSL_GUARDED_BY(state_mu_);
 
   std::atomic<uint64_t> resumes_{0};
+  std::atomic<uint64_t> reconnects_{0};  // attempts by the watch thread
+  // Set by the watch thread while it reconnects (calls wait on it).
+  mutable absl::Mutex reconnect_mu_;
+  mutable absl::CondVar reconnect_cv_;
+  bool reconnecting_ ABSL_GUARDED_BY(reconnect_mu_) = false;
+  // False once the watch thread stopped (no reconnect will come).
+  bool watching_ ABSL_GUARDED_BY(reconnect_mu_) = false;
   UniqueFd stop_fd_;  // eventfd that stops the watch thread
   std::thread watcher_;
 

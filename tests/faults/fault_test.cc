@@ -366,6 +366,10 @@ TEST_F(FaultTest, DaemonKilledDuringBatchesKeepsWhatItAnswered) {
         "killed %d us into a batch: %zu batch(es) failed as a "
         "whole, %u sockets answered, %u rules kept\n",
         delay_us, broken, acked, snap.rules);
+    // Only the batch in flight when devmemd died: the next ones wait for
+    // the resume (auto_reconnect) instead of reaching the new daemon with a
+    // session it does not know yet.
+    EXPECT_LE(broken, 1u) << client->output();
     client->Send("release");
     EXPECT_TRUE(client->WaitLine("RELEASED OK").has_value())
         << client->output();
