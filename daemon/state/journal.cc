@@ -334,8 +334,8 @@ Journal::~Journal() {
   {
     absl::MutexLock lock(&mu_);
     // Staged records go to the file (best effort: a record lost here is one
-    // that recovery can do without).
-    if (broken_.empty()) (void)WriteStagedLocked();
+    // that recovery can do without). No Rewrite can be in progress.
+    if (WritableLocked().ok()) (void)WriteStagedLocked();
     stopping_ = true;
     work_cv_.Signal();
   }
@@ -526,8 +526,7 @@ void Journal::RollBackLocked(const absl::Status& cause) {
 
 void Journal::Flush() {
   absl::MutexLock lock(&mu_);
-  while (rewriting_) done_cv_.Wait(&mu_);
-  if (broken_.empty()) (void)WriteStagedLocked();
+  if (WritableLocked().ok()) (void)WriteStagedLocked();
   if (sync_) WantLocked(on_file_);
 }
 
@@ -539,17 +538,12 @@ absl::Status Journal::WaitDurable(uint64_t seq) {
                      " was never written (last is ", written_, ")"));
   }
   if (seq > on_file_) {
-    while (rewriting_) done_cv_.Wait(&mu_);
-    // A Rewrite meanwhile took the staged records into its snapshot.
-    if (seq > on_file_ && broken_.empty()) (void)WriteStagedLocked();
-    if (seq > on_file_) {
-      // Only a broken journal leaves a staged record unwritten here.
-      absl::Status writable = WritableLocked();
-      return writable.ok() ? absl::InternalError(absl::StrCat(
-                                 "journal ", path_, ": record ", seq,
-                                 " was staged but not written"))
-                           : writable;
+    if (absl::Status writable = WritableLocked(); !writable.ok()) {
+      return writable;
     }
+    // Written now (a failure is kept in failed_groups_), or taken into the
+    // snapshot of a Rewrite that ran meanwhile: either way seq <= on_file_.
+    (void)WriteStagedLocked();
   }
   if (absl::Status failed = StagedFailureLocked(seq); !failed.ok()) {
     return failed;
