@@ -228,10 +228,20 @@ absl::StatusOr<SocketHandle> Session::Connect(const ConnectOptions& options) {
 
 absl::StatusOr<std::vector<absl::StatusOr<SocketHandle>>> Session::OpenSockets(
     absl::Span<const SocketSpec> specs) {
-  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
   std::vector<absl::StatusOr<SocketHandle>> out;
   out.reserve(specs.size());
-  if (specs.empty()) return out;
+  absl::Status status = OpenSocketsEach(
+      specs, [&out](size_t, absl::StatusOr<SocketHandle> result) {
+        out.push_back(std::move(result));
+      });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::Status Session::OpenSocketsEach(absl::Span<const SocketSpec> specs,
+                                      OpenedFn on_opened) {
+  if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
+  if (specs.empty()) return absl::OkStatus();
   // More than one call: kOpenSocketsInFlight are in flight at once (the
   // daemon makes the next ones on its other threads while this one's
   // tickets are redeemed), so each takes that share of the ticket limit.
@@ -258,25 +268,30 @@ absl::StatusOr<std::vector<absl::StatusOr<SocketHandle>>> Session::OpenSockets(
          in_flight.size() + 1 < kOpenSocketsInFlight && response.ok()) {
     start_next();
   }
+  size_t first = 0;
   for (;;) {
-    absl::Status taken =
-        response.ok() ? TakeOpened(&*response, &out) : response.status();
+    absl::Status taken = response.ok()
+                             ? TakeOpened(&*response, first, on_opened)
+                             : response.status();
     if (!taken.ok()) {
       // Nothing of the calls in flight is left pending: their sockets are
       // redeemed and closed.
-      std::vector<absl::StatusOr<SocketHandle>> dropped;
       for (std::future<Answer>& late : in_flight) {
         Answer a = late.get();
-        if (a.ok()) TakeOpened(&*a, &dropped).IgnoreError();
+        if (a.ok()) {
+          TakeOpened(&*a, 0, [](size_t, absl::StatusOr<SocketHandle>) {
+          }).IgnoreError();
+        }
       }
       return taken;
     }
+    first += static_cast<size_t>(response->results_size());
     if (in_flight.empty()) break;
     response = in_flight.front().get();
     in_flight.pop_front();
     if (started < chunks.size() && response.ok()) start_next();
   }
-  return out;
+  return absl::OkStatus();
 }
 
 size_t Session::SocketsPerCall() const {
@@ -307,9 +322,8 @@ absl::StatusOr<devmem::v1::OpenSocketsResponse> Session::CallOpenSockets(
   return response;
 }
 
-absl::Status Session::TakeOpened(
-    devmem::v1::OpenSocketsResponse* response,
-    std::vector<absl::StatusOr<SocketHandle>>* out) {
+absl::Status Session::TakeOpened(devmem::v1::OpenSocketsResponse* response,
+                                 size_t first, OpenedFn on_opened) {
   std::vector<std::string> tickets;
   for (const devmem::v1::SocketResult& r : response->results()) {
     if (r.code() == 0) tickets.push_back(r.socket().ticket());
@@ -317,21 +331,22 @@ absl::Status Session::TakeOpened(
   auto fds = RedeemMany(tickets);
   if (!fds.ok()) return fds.status();
   size_t next = 0;
+  size_t index = first;
   for (devmem::v1::SocketResult& r : *response->mutable_results()) {
     if (r.code() != 0) {
-      out->push_back(
-          absl::Status(static_cast<absl::StatusCode>(r.code()), r.message()));
+      on_opened(index++, absl::Status(static_cast<absl::StatusCode>(r.code()),
+                                      r.message()));
       continue;
     }
     absl::StatusOr<UniqueFd>& fd = (*fds)[next++];
     if (!fd.ok()) {
-      out->push_back(fd.status());
+      on_opened(index++, fd.status());
       continue;
     }
     SocketHandle handle;
     handle.fd = *std::move(fd);
     handle.info = std::move(*r.mutable_socket());
-    out->push_back(std::move(handle));
+    on_opened(index++, std::move(handle));
   }
   return absl::OkStatus();
 }

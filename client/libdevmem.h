@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -161,6 +162,16 @@ class Session {
   // timeout.
   absl::StatusOr<std::vector<absl::StatusOr<SocketHandle>>> OpenSockets(
       absl::Span<const SocketSpec> specs);
+  // The same calls, but each result goes to `on_opened(index, result)` as
+  // soon as its call is answered and its fd is here, in spec order, on the
+  // calling thread, while devmemd is still making the later calls' sockets:
+  // a job can check or start using the first sockets meanwhile. On a
+  // failure of a whole call the results already handed over stay the
+  // caller's, the later ones are closed, and that error is returned.
+  using OpenedFn =
+      absl::FunctionRef<void(size_t index, absl::StatusOr<SocketHandle>)>;
+  absl::Status OpenSocketsEach(absl::Span<const SocketSpec> specs,
+                               OpenedFn on_opened);
   // Steers many sockets this process made (`fds` borrowed) to `binding`:
   // DepositMany, then SteerMany calls of up to 1024. One result per fd.
   absl::StatusOr<std::vector<absl::StatusOr<devmem::v1::FlowRule>>> SteerMany(
@@ -315,10 +326,11 @@ class Session {
   // One OpenSockets call; its response has one result per spec.
   absl::StatusOr<devmem::v1::OpenSocketsResponse> CallOpenSockets(
       absl::Span<const SocketSpec> specs);
-  // RedeemMany of the response's tickets; appends one result per item to
-  // `out` (the sockets' descriptions are moved out of `response`).
+  // RedeemMany of the response's tickets; hands one result per item to
+  // `on_opened`, numbered from `first` (the sockets' descriptions are moved
+  // out of `response`).
   absl::Status TakeOpened(devmem::v1::OpenSocketsResponse* response,
-                          std::vector<absl::StatusOr<SocketHandle>>* out);
+                          size_t first, OpenedFn on_opened);
   // One DepositMany frame with `fds` (borrowed): its tickets.
   absl::StatusOr<std::vector<std::string>> DepositFrame(
       absl::Span<const UniqueFd> fds, absl::Span<const std::string> labels);

@@ -158,6 +158,34 @@ TEST_F(BatchSocketsTest, TwoHundredSteeredSocketsInOneCall) {
   EXPECT_TRUE(WaitUntil([&] { return Rules() == 0; }, absl::Seconds(10)));
 }
 
+// OpenSocketsEach hands each socket over as soon as its call is answered:
+// the first arrives while the later calls have not been made (200 sockets
+// take 13 calls of 16 here, 4 in flight), and all arrive in spec order.
+TEST_F(BatchSocketsTest, EachSocketArrivesBeforeTheLaterCallsAreMade) {
+  std::vector<SocketSpec> specs(200);
+  for (SocketSpec& spec : specs) {
+    spec.listen = ListenOptions{};
+    spec.listen->binding = binding_;
+    spec.listen->ip = "127.0.0.1";
+  }
+  std::vector<UniqueFd> kept;
+  uint32_t rules_at_first = 0;
+  absl::Status status = session_->OpenSocketsEach(
+      specs, [&](size_t index, absl::StatusOr<SocketHandle> h) {
+        ASSERT_EQ(index, kept.size());
+        ASSERT_TRUE(h.ok()) << index << ": " << h.status();
+        EXPECT_EQ(PortOf(h->fd.get_unowned()), h->info.local().port());
+        if (index == 0) rules_at_first = Rules();
+        kept.push_back(std::move(h->fd));
+      });
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(kept.size(), specs.size());
+  EXPECT_GE(rules_at_first, 16u);
+  EXPECT_LE(rules_at_first, 4u * 16u);
+  EXPECT_EQ(Rules(), specs.size());
+  EXPECT_EQ(PendingTickets(), 0u);
+}
+
 TEST_F(BatchSocketsTest, EachItemFailsOnItsOwnAndLeavesNothing) {
   ListenOptions good;
   good.binding = binding_;

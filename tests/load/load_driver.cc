@@ -17,8 +17,9 @@
 //       With --steer each session first binds a memfd (BindRx, NIC lo, 1
 //       queue) and every socket is steered to that binding (an ntuple rule
 //       each; the daemon needs a simulated devmem NIC on lo). With --batch
-//       each session takes all of its sockets with Session::OpenSockets (its
-//       tickets redeemed with RedeemMany) instead of one Listen or Connect
+//       each session takes all of its sockets with Session::OpenSocketsEach
+//       (its tickets redeemed with RedeemMany, each socket checked as it
+//       arrives) instead of one Listen or Connect
 //       call per socket. The OPENED line also has journal_syncs=N (the
 //       daemon's fdatasyncs while the sockets were opened, from GetStatus;
 //       -1 if unknown), syncs_before/syncs_after (the counter itself), and
@@ -454,14 +455,14 @@ void FillSlotWithDaemon(const Config& c, uint16_t acceptor_port, Slot& slot,
     }
     return;
   }
-  auto opened = slot.session->OpenSockets(specs);
+  // Each socket is checked as it arrives, while devmemd makes the later
+  // calls' sockets (direct checks each one right after making it too).
+  absl::Status opened = slot.session->OpenSocketsEach(
+      specs, [&](size_t k, absl::StatusOr<SocketHandle> h) {
+        Keep(c, specs[k], acceptor_port, std::move(h), slot, failures, tally);
+      });
   if (!opened.ok()) {
-    failures.Add(absl::StrCat("OpenSockets: ", opened.status().ToString()));
-    return;
-  }
-  for (size_t k = 0; k < specs.size(); ++k) {
-    Keep(c, specs[k], acceptor_port, std::move((*opened)[k]), slot, failures,
-         tally);
+    failures.Add(absl::StrCat("OpenSockets: ", opened.ToString()));
   }
 }
 
