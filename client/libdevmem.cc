@@ -242,17 +242,16 @@ absl::Status Session::OpenSocketsEach(absl::Span<const SocketSpec> specs,
                                       OpenedFn on_opened) {
   if (absl::Status ready = CheckRpcReady(); !ready.ok()) return ready;
   if (specs.empty()) return absl::OkStatus();
-  // More than one call: kOpenSocketsInFlight are in flight at once (the
-  // daemon makes the next ones on its other threads while this one's
-  // tickets are redeemed), so each takes that share of the ticket limit.
-  size_t per_call = SocketsPerCall();
-  if (specs.size() > per_call) {
-    per_call = std::max<size_t>(per_call / kOpenSocketsInFlight, 1);
-  }
+  // kOpenSocketsInFlight calls are out at once (made or being redeemed):
+  // devmemd makes the next ones on its other threads while this one's
+  // sockets are redeemed and handed over.
+  const size_t tickets = SocketsPerCall();
+  const size_t calls_at_once = std::min(kOpenSocketsInFlight, tickets);
   std::vector<absl::Span<const SocketSpec>> chunks;
-  for (size_t first = 0; first < specs.size(); first += per_call) {
-    chunks.push_back(
-        specs.subspan(first, std::min(per_call, specs.size() - first)));
+  size_t next_spec = 0;
+  for (size_t n : OpenSocketsCalls(specs.size(), tickets, calls_at_once)) {
+    chunks.push_back(specs.subspan(next_spec, n));
+    next_spec += n;
   }
   using Answer = absl::StatusOr<devmem::v1::OpenSocketsResponse>;
   std::deque<std::future<Answer>> in_flight;
@@ -262,34 +261,28 @@ absl::Status Session::OpenSocketsEach(absl::Span<const SocketSpec> specs,
     in_flight.push_back(std::async(
         std::launch::async, [this, chunk] { return CallOpenSockets(chunk); }));
   };
-  // The first call on this thread; the others alongside it.
-  Answer response = CallOpenSockets(chunks[started++]);
-  while (started < chunks.size() &&
-         in_flight.size() + 1 < kOpenSocketsInFlight && response.ok()) {
+  while (started < chunks.size() && in_flight.size() < calls_at_once) {
     start_next();
   }
   size_t first = 0;
-  for (;;) {
-    absl::Status taken = response.ok()
-                             ? TakeOpened(&*response, first, on_opened)
-                             : response.status();
-    if (!taken.ok()) {
+  while (!in_flight.empty()) {
+    Answer response = in_flight.front().get();
+    in_flight.pop_front();
+    absl::StatusOr<std::vector<absl::StatusOr<UniqueFd>>> fds =
+        response.ok() ? RedeemOpened(*response) : response.status();
+    if (!fds.ok()) {
       // Nothing of the calls in flight is left pending: their sockets are
       // redeemed and closed.
       for (std::future<Answer>& late : in_flight) {
         Answer a = late.get();
-        if (a.ok()) {
-          TakeOpened(&*a, 0, [](size_t, absl::StatusOr<SocketHandle>) {
-          }).IgnoreError();
-        }
+        if (a.ok()) RedeemOpened(*a).IgnoreError();
       }
-      return taken;
+      return fds.status();
     }
+    // Its tickets are redeemed: the next call may take them.
+    if (started < chunks.size()) start_next();
+    HandOver(&*response, &*fds, first, on_opened);
     first += static_cast<size_t>(response->results_size());
-    if (in_flight.empty()) break;
-    response = in_flight.front().get();
-    in_flight.pop_front();
-    if (started < chunks.size() && response.ok()) start_next();
   }
   return absl::OkStatus();
 }
@@ -322,14 +315,18 @@ absl::StatusOr<devmem::v1::OpenSocketsResponse> Session::CallOpenSockets(
   return response;
 }
 
-absl::Status Session::TakeOpened(devmem::v1::OpenSocketsResponse* response,
-                                 size_t first, OpenedFn on_opened) {
+absl::StatusOr<std::vector<absl::StatusOr<UniqueFd>>> Session::RedeemOpened(
+    const devmem::v1::OpenSocketsResponse& response) {
   std::vector<std::string> tickets;
-  for (const devmem::v1::SocketResult& r : response->results()) {
+  for (const devmem::v1::SocketResult& r : response.results()) {
     if (r.code() == 0) tickets.push_back(r.socket().ticket());
   }
-  auto fds = RedeemMany(tickets);
-  if (!fds.ok()) return fds.status();
+  return RedeemMany(tickets);
+}
+
+void Session::HandOver(devmem::v1::OpenSocketsResponse* response,
+                       std::vector<absl::StatusOr<UniqueFd>>* fds, size_t first,
+                       OpenedFn on_opened) {
   size_t next = 0;
   size_t index = first;
   for (devmem::v1::SocketResult& r : *response->mutable_results()) {
@@ -348,7 +345,6 @@ absl::Status Session::TakeOpened(devmem::v1::OpenSocketsResponse* response,
     handle.info = std::move(*r.mutable_socket());
     on_opened(index++, std::move(handle));
   }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<absl::StatusOr<devmem::v1::FlowRule>>>

@@ -148,12 +148,12 @@ class Session {
   absl::StatusOr<SocketHandle> Connect(const ConnectOptions& options);
 
   // Many sockets in few round trips (a job's start; docs/PROTOCOL.md
-  // section 9): OpenSockets calls of up to 1024 sockets (and no more than
-  // the session's ticket limit from Hello), each followed by RedeemMany of
-  // its tickets, 253 fds per frame. With more than one call,
-  // kOpenSocketsInFlight are in flight: the next ones are made while this
-  // one's tickets are redeemed (each then takes that share of the ticket
-  // limit). One result per spec, in order: the
+  // section 9): OpenSockets calls (split as OpenSocketsCalls says: up to
+  // 64 sockets in one, more in calls that together stay within the
+  // session's ticket limit from Hello), each followed by RedeemMany of its
+  // tickets, 253 fds per frame. kOpenSocketsInFlight calls are in flight:
+  // the next ones are made while this one's tickets are redeemed, and the
+  // first calls are smaller. One result per spec, in order: the
   // socket, or that socket's own failure, with the code and message the
   // single call would give. The call fails as a whole only for what
   // concerns every socket (UNAUTHENTICATED, a broken session, transport).
@@ -326,11 +326,16 @@ class Session {
   // One OpenSockets call; its response has one result per spec.
   absl::StatusOr<devmem::v1::OpenSocketsResponse> CallOpenSockets(
       absl::Span<const SocketSpec> specs);
-  // RedeemMany of the response's tickets; hands one result per item to
-  // `on_opened`, numbered from `first` (the sockets' descriptions are moved
-  // out of `response`).
-  absl::Status TakeOpened(devmem::v1::OpenSocketsResponse* response,
-                          size_t first, OpenedFn on_opened);
+  // RedeemMany of the response's tickets: one fd (or failure) per item
+  // that succeeded, in order.
+  absl::StatusOr<std::vector<absl::StatusOr<UniqueFd>>> RedeemOpened(
+      const devmem::v1::OpenSocketsResponse& response);
+  // Hands one result per item of `response` to `on_opened`, numbered from
+  // `first`: the item's failure, or its fd from `fds` with its description
+  // (both moved out).
+  static void HandOver(devmem::v1::OpenSocketsResponse* response,
+                       std::vector<absl::StatusOr<UniqueFd>>* fds, size_t first,
+                       OpenedFn on_opened);
   // One DepositMany frame with `fds` (borrowed): its tickets.
   absl::StatusOr<std::vector<std::string>> DepositFrame(
       absl::Span<const UniqueFd> fds, absl::Span<const std::string> labels);

@@ -70,4 +70,25 @@ devmem::v1::OpenSocketsRequest OpenSocketsRequestFor(
   return request;
 }
 
+std::vector<size_t> OpenSocketsCalls(size_t n, size_t ticket_limit,
+                                     size_t in_flight) {
+  // Below this many sockets one call is cheaper than any overlap.
+  constexpr size_t kOneCall = 64;
+  constexpr size_t kFirstCall = 16;
+  std::vector<size_t> calls;
+  if (n == 0) return calls;
+  ticket_limit = std::max<size_t>(ticket_limit, 1);
+  if (n <= std::min(kOneCall, ticket_limit)) return {n};
+  const size_t share =
+      std::max<size_t>(ticket_limit / std::max<size_t>(in_flight, 1), 1);
+  size_t size = std::min(share, std::max(share / 8, kFirstCall));
+  for (size_t left = n; left > 0;) {
+    const size_t call = std::min(size, left);
+    calls.push_back(call);
+    left -= call;
+    size = std::min(share, size * 2);
+  }
+  return calls;
+}
+
 }  // namespace devmem

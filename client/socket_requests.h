@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -58,5 +59,14 @@ absl::Duration ConnectTime(const devmem::v1::OpenSocketsRequest& request);
 // with that item's INVALID_ARGUMENT.
 devmem::v1::OpenSocketsRequest OpenSocketsRequestFor(
     absl::Span<const SocketSpec> specs, const std::string& session_token);
+
+// How Session::OpenSockets splits `n` sockets into calls, in order, with
+// `in_flight` calls made at once. A few sockets go in one call. More are
+// split so that the calls in flight hold at most `ticket_limit` tickets
+// together; the first calls are smaller (doubling up to that share), so
+// the first sockets are in the workload's hands while devmemd still makes
+// the rest.
+std::vector<size_t> OpenSocketsCalls(size_t n, size_t ticket_limit,
+                                     size_t in_flight);
 
 }  // namespace devmem
