@@ -143,29 +143,39 @@ absl::Status SocketMaker::OpenSockets(uint64_t session,
   auto result = [&](int i) { return resp->mutable_results(i); };
   std::vector<Made> made;
   std::vector<int> ok_items;
-  // Listeners are made in order; connects are started in order, all of
-  // their SYNs go out, and then they are waited for together.
+  // Connects are started in order, all of their SYNs go out, and then
+  // they are waited for together.
   std::vector<int> dial_items;
   std::vector<Dialing> dialing;
+  // Listeners are made in order, then steered together (one hold of the
+  // NicManager lock for all their rules) and parked.
+  std::vector<int> listen_items;
+  std::vector<Listener> listeners;
   RouteSources routes;  // the call's connects dial the same few peers
+  NicMemo nics;         // and name the same binding
   for (int i = 0; i < req.sockets_size(); ++i) {
     const devmem::v1::SocketRequest& item = req.sockets(i);
     absl::Status s;
-    Made m;
-    m.start_flush = false;  // Settle's wait flushes once for all
     if (item.has_listen()) {
       s = CheckItemToken(item.listen().session_token(), req.session_token(), i);
       if (s.ok()) {
-        s = ListenOne(session, item.listen(), result(i)->mutable_socket(), &m);
+        absl::StatusOr<Listener> l =
+            MakeListener(session, item.listen(), &nics);
+        if (l.ok()) {
+          listen_items.push_back(i);
+          listeners.push_back(*std::move(l));
+          continue;
+        }
+        s = l.status();
       }
     } else if (item.has_connect()) {
       s = CheckItemToken(item.connect().session_token(), req.session_token(),
                          i);
       Dialing d;
-      d.made.start_flush = false;
+      d.made.start_flush = false;  // Settle's wait flushes once for all
       if (s.ok()) {
         s = ConnectStart(session, item.connect(), result(i)->mutable_socket(),
-                         &d, &routes);
+                         &d, &routes, &nics);
       }
       if (s.ok()) {
         dial_items.push_back(i);
@@ -176,13 +186,9 @@ absl::Status SocketMaker::OpenSockets(uint64_t session,
       s = absl::InvalidArgumentError(absl::StrCat(
           "item ", i, " must set exactly one of listen and connect"));
     }
-    if (!s.ok()) {
-      SetFailure(s, result(i));
-      continue;
-    }
-    made.push_back(std::move(m));
-    ok_items.push_back(i);
+    SetFailure(s, result(i));
   }
+  SteerListeners(session, listen_items, listeners, result, &made, &ok_items);
   FinishDialing(session, dial_items, dialing, result, &made, &ok_items);
   resp->set_failed(
       SettleItems(session, req.sockets_size(), made, ok_items,
@@ -278,10 +284,22 @@ absl::Status SocketMaker::ListenOne(uint64_t session,
                                     const devmem::v1::ListenRequest& req,
                                     devmem::v1::SocketResponse* resp,
                                     Made* made) {
-  auto nic = SocketNic(session, req.nic(), req.binding());
+  absl::StatusOr<Listener> l = MakeListener(session, req, nullptr);
+  if (!l.ok()) return l.status();
+  if (l->binding != 0) {
+    absl::Status steered =
+        SteerInto(session, l->binding, l->tuple, resp->mutable_rule(), made);
+    if (!steered.ok()) return steered;
+  }
+  return ParkListener(session, &*l, resp, made);
+}
+
+absl::StatusOr<SocketMaker::Listener> SocketMaker::MakeListener(
+    uint64_t session, const devmem::v1::ListenRequest& req, NicMemo* memo) {
+  Listener l;
+  auto nic = SocketNic(session, req.nic(), req.binding(), memo);
   if (!nic.ok()) return nic.status();
-  auto ifindex = d_.inventory->IfIndex(*nic);
-  if (!ifindex.ok()) return ifindex.status();
+  l.nic = *std::move(nic);
   auto local = ParseSockAddr(req.local().ip(), req.local().port(),
                              FamilyOf(req.family()));
   if (!local.ok()) return local.status();
@@ -292,27 +310,72 @@ absl::Status SocketMaker::ListenOne(uint64_t session,
   const int backlog = req.backlog() != 0
                           ? static_cast<int>(req.backlog())
                           : static_cast<int>(d_.config->default_backlog());
-  auto fd = CreateBoundListener(*nic, *local, backlog);
+  auto fd = CreateBoundListener(l.nic.nic, *local, backlog);
   if (!fd.ok()) return fd.status();
-  auto bound = LocalAddress(fd->get_unowned());
+  l.fd = *std::move(fd);
+  auto bound = LocalAddress(l.fd.get_unowned());
   if (!bound.ok()) return bound.status();
+  l.bound = *bound;
   if (req.binding() != 0) {
     // The rule goes in before the socket is handed over, so the first SYN
     // already lands on the binding's queue.
-    auto tuple = ListenerFlowTuple(*bound);
+    auto tuple = ListenerFlowTuple(l.bound);
     if (!tuple.ok()) return tuple.status();
-    absl::Status steered =
-        SteerInto(session, req.binding(), *tuple, resp->mutable_rule(), made);
-    if (!steered.ok()) return steered;
+    l.tuple = *std::move(tuple);
+    l.binding = req.binding();
   }
-  absl::Status parked =
-      Park(session, std::move(*fd), *nic, *ifindex, resp, &*bound);
+  return l;
+}
+
+absl::Status SocketMaker::ParkListener(uint64_t session, Listener* l,
+                                       devmem::v1::SocketResponse* resp,
+                                       Made* made) {
+  absl::Status parked = Park(session, std::move(l->fd), l->nic.nic,
+                             l->nic.ifindex, resp, &l->bound);
   if (!parked.ok()) {
     Undo(session, *made);
     return parked;
   }
   made->ticket = resp->ticket();
   return absl::OkStatus();
+}
+
+void SocketMaker::SteerListeners(
+    uint64_t session, const std::vector<int>& items,
+    std::vector<Listener>& listeners,
+    const std::function<devmem::v1::SocketResult*(int)>& result,
+    std::vector<Made>* made, std::vector<int>* ok_items) {
+  std::vector<NicManager::FlowToSteer> flows;
+  for (const Listener& l : listeners) {
+    if (l.binding != 0) flows.push_back({l.binding, l.tuple});
+  }
+  uint64_t durable_at = 0;
+  std::vector<absl::StatusOr<devmem::v1::FlowRule>> rules;
+  if (!flows.empty()) rules = d_.nics->SteerFlows(session, flows, &durable_at);
+  size_t next_rule = 0;
+  for (size_t k = 0; k < listeners.size(); ++k) {
+    Listener& l = listeners[k];
+    devmem::v1::SocketResult* out = result(items[k]);
+    Made m;
+    if (l.binding != 0) {
+      absl::StatusOr<devmem::v1::FlowRule>& rule = rules[next_rule++];
+      if (!rule.ok()) {
+        SetFailure(rule.status(), out);
+        continue;
+      }
+      m.durable_at = durable_at;
+      m.binding = l.binding;
+      m.location = rule->location();
+      *out->mutable_socket()->mutable_rule() = *std::move(rule);
+    }
+    absl::Status parked = ParkListener(session, &l, out->mutable_socket(), &m);
+    if (!parked.ok()) {
+      SetFailure(parked, out);
+      continue;
+    }
+    made->push_back(std::move(m));
+    ok_items->push_back(items[k]);
+  }
 }
 
 absl::Status SocketMaker::ConnectOne(uint64_t session,
@@ -331,13 +394,12 @@ absl::Status SocketMaker::ConnectOne(uint64_t session,
 absl::Status SocketMaker::ConnectStart(uint64_t session,
                                        const devmem::v1::ConnectRequest& req,
                                        devmem::v1::SocketResponse* resp,
-                                       Dialing* d, RouteSources* routes) {
-  auto nic = SocketNic(session, req.nic(), req.binding());
+                                       Dialing* d, RouteSources* routes,
+                                       NicMemo* memo) {
+  auto nic = SocketNic(session, req.nic(), req.binding(), memo);
   if (!nic.ok()) return nic.status();
-  auto ifindex = d_.inventory->IfIndex(*nic);
-  if (!ifindex.ok()) return ifindex.status();
-  d->nic = *nic;
-  d->ifindex = *ifindex;
+  d->nic = nic->nic;
+  d->ifindex = nic->ifindex;
   if (req.remote().ip().empty() || req.remote().port() == 0) {
     return absl::InvalidArgumentError(
         "remote.ip and remote.port are required for Connect");
@@ -369,7 +431,7 @@ absl::Status SocketMaker::ConnectStart(uint64_t session,
                        made);
     };
   }
-  auto pending = StartConnect(*nic, *remote, &local,
+  auto pending = StartConnect(d->nic, *remote, &local,
                               absl::Milliseconds(timeout_ms), steer, routes);
   if (!pending.ok()) {
     Undo(session, *made);
@@ -431,24 +493,39 @@ absl::Status SocketMaker::SteerInto(uint64_t session, uint64_t binding,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> SocketMaker::SocketNic(uint64_t session,
-                                                   const std::string& nic,
-                                                   uint64_t binding) {
+absl::StatusOr<SocketMaker::ItemNic> SocketMaker::SocketNic(
+    uint64_t session, const std::string& nic, uint64_t binding, NicMemo* memo) {
+  if (memo != nullptr && memo->valid && memo->binding == binding &&
+      memo->nic == nic) {
+    return memo->found;
+  }
+  ItemNic found;
   if (binding == 0) {
     if (nic.empty()) {
       return absl::InvalidArgumentError(
           "nic is required: name the interface the socket is bound to");
     }
-    return nic;
+    found.nic = nic;
+  } else {
+    auto of = d_.nics->NicOfBinding(session, binding);
+    if (!of.ok()) return of.status();
+    if (!nic.empty() && nic != of->nic) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "nic \"", nic, "\" differs from the NIC of binding ", binding, " (",
+          of->nic, "); leave nic empty or match it"));
+    }
+    found.nic = of->nic;
   }
-  auto of = d_.nics->NicOfBinding(session, binding);
-  if (!of.ok()) return of.status();
-  if (!nic.empty() && nic != of->nic) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("nic \"", nic, "\" differs from the NIC of binding ",
-                     binding, " (", of->nic, "); leave nic empty or match it"));
+  auto ifindex = d_.inventory->IfIndex(found.nic);
+  if (!ifindex.ok()) return ifindex.status();
+  found.ifindex = *ifindex;
+  if (memo != nullptr) {
+    memo->valid = true;
+    memo->nic = nic;
+    memo->binding = binding;
+    memo->found = found;
   }
-  return of->nic;
+  return found;
 }
 
 }  // namespace devmem

@@ -71,8 +71,47 @@ class SocketMaker {
     bool start_flush = true;
   };
 
+  // The NIC an item's socket is bound to.
+  struct ItemNic {
+    std::string nic;
+    uint32_t ifindex = 0;
+  };
+  // A call's last NIC lookup, for the items after it that ask the same
+  // (nic, binding): a batch's items usually all name one binding.
+  struct NicMemo {
+    bool valid = false;
+    std::string nic;
+    uint64_t binding = 0;
+    ItemNic found;
+  };
+  // A listening socket made and bound, before its rule and its ticket.
+  struct Listener {
+    UniqueFd fd;
+    ItemNic nic;
+    SockAddr bound;
+    uint64_t binding = 0;  // 0: not steered
+    FlowTuple tuple;       // its rule's, if steered
+  };
+
   absl::Status ListenOne(uint64_t session, const devmem::v1::ListenRequest& req,
                          devmem::v1::SocketResponse* resp, Made* made);
+  // Checks the request and makes the listening socket (socket, bind,
+  // listen). `memo` (may be null) keeps the NIC lookup for the next items.
+  absl::StatusOr<Listener> MakeListener(uint64_t session,
+                                        const devmem::v1::ListenRequest& req,
+                                        NicMemo* memo);
+  // Parks a listener whose rule (if any) is in `made`; on failure its rule
+  // is removed and the error returned.
+  absl::Status ParkListener(uint64_t session, Listener* l,
+                            devmem::v1::SocketResponse* resp, Made* made);
+  // A batch's listeners (items[k] is the call's index of listeners[k]):
+  // all of their rules in one NicManager call, then each parked; adds the
+  // ones made to `made` and `ok_items`, fails the others.
+  void SteerListeners(
+      uint64_t session, const std::vector<int>& items,
+      std::vector<Listener>& listeners,
+      const std::function<devmem::v1::SocketResult*(int)>& result,
+      std::vector<Made>* made, std::vector<int>* ok_items);
   absl::Status ConnectOne(uint64_t session,
                           const devmem::v1::ConnectRequest& req,
                           devmem::v1::SocketResponse* resp, Made* made);
@@ -88,7 +127,8 @@ class SocketMaker {
   absl::Status ConnectStart(uint64_t session,
                             const devmem::v1::ConnectRequest& req,
                             devmem::v1::SocketResponse* resp, Dialing* d,
-                            RouteSources* routes = nullptr);
+                            RouteSources* routes = nullptr,
+                            NicMemo* memo = nullptr);
   // With `connected` (FinishConnects' answer): parks the socket, or undoes
   // its rule and returns why it failed.
   absl::Status ConnectFinish(uint64_t session, const absl::Status& connected,
@@ -129,10 +169,10 @@ class SocketMaker {
   absl::Status Settle(uint64_t session, const std::vector<Made>& made);
   void Undo(uint64_t session, const Made& made);
   // The NIC a socket request uses: `nic`, or the binding's NIC if `nic` is
-  // empty; INVALID_ARGUMENT if they differ.
-  absl::StatusOr<std::string> SocketNic(uint64_t session,
-                                        const std::string& nic,
-                                        uint64_t binding);
+  // empty; INVALID_ARGUMENT if they differ. With `memo`, the answer for the
+  // same (nic, binding) as the last lookup is the one kept there.
+  absl::StatusOr<ItemNic> SocketNic(uint64_t session, const std::string& nic,
+                                    uint64_t binding, NicMemo* memo = nullptr);
   // Parks `fd` behind a ticket and fills the common response fields
   // (`local`: its address if known, else asked of the socket).
   absl::Status Park(uint64_t session, UniqueFd fd, const std::string& nic,

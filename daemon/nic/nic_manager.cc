@@ -265,6 +265,24 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
   return rule;
 }
 
+std::vector<absl::StatusOr<devmem::v1::FlowRule>> NicManager::SteerFlows(
+    uint64_t session, absl::Span<const FlowToSteer> flows,
+    uint64_t* durable_at) {
+  std::vector<absl::StatusOr<devmem::v1::FlowRule>> out;
+  out.reserve(flows.size());
+  absl::MutexLock lock(&mu_);
+  for (const FlowToSteer& f : flows) {
+    NicRecord* nic = nullptr;
+    const char* cause = kFailedInvalid;
+    uint64_t at = 0;
+    out.push_back(steering_.Steer(session, f.handle, f.tuple, &nic, &cause, &at,
+                                  /*start_flush=*/false));
+    if (!out.back().ok() && nic != nullptr) ++nic->rules_failed[cause];
+    *durable_at = std::max(*durable_at, at);
+  }
+  return out;
+}
+
 absl::Status NicManager::AwaitDurable(uint64_t seq) {
   // The recorder's journal is thread-safe and fixed for the manager's life.
   return recorder_.AwaitDurable(seq);

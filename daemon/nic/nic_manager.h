@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "daemon/base/clock.h"
 #include "daemon/nic/binder.h"
 #include "daemon/nic/change_recorder.h"
@@ -220,6 +221,17 @@ class NicManager {
   absl::StatusOr<devmem::v1::FlowRule> SteerFlow(
       uint64_t session, uint64_t handle, const FlowTuple& tuple,
       uint64_t* durable_at, bool start_flush = true) ABSL_LOCKS_EXCLUDED(mu_);
+  // Many flows at once, under one hold of the manager's lock (a batch of
+  // sockets): flows[k] steered to binding handles[k], as the SteerFlow
+  // above with `start_flush` false. One result per flow, in order;
+  // `*durable_at` becomes the largest sequence number of the rules made.
+  struct FlowToSteer {
+    uint64_t handle = 0;
+    FlowTuple tuple;
+  };
+  std::vector<absl::StatusOr<devmem::v1::FlowRule>> SteerFlows(
+      uint64_t session, absl::Span<const FlowToSteer> flows,
+      uint64_t* durable_at) ABSL_LOCKS_EXCLUDED(mu_);
   // Waits until journal record `seq` (and every one before it) is on disk;
   // 0 (nothing recorded) returns at once. Does not hold the manager's lock,
   // so other requests go on meanwhile (group commit).

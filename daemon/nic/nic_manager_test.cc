@@ -316,6 +316,37 @@ TEST_F(NicManagerTest, ConflictingTupleIsAlreadyExists) {
   EXPECT_EQ(clash.status().code(), absl::StatusCode::kAlreadyExists);
 }
 
+// SteerFlows: each flow succeeds or fails on its own, in order, with the
+// same codes and metrics as SteerFlow, and one sequence number to wait for.
+TEST_F(NicManagerTest, SteerFlowsAnswersEachFlowInOrder) {
+  auto m = Make();
+  m->ApplyAll();
+  auto a = m->BindRx(1, {"sim0", ""}, 1, Memfd());
+  auto b = m->BindRx(2, {"sim0", ""}, 1, Memfd());
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(m->SteerFlow(2, b->handle(), TestTuple(1000, 2000)).ok());
+  const std::vector<NicManager::FlowToSteer> flows = {
+      {a->handle(), TestTuple(1001, 2000)},
+      {a->handle(), TestTuple(1000, 2000)},  // binding b's tuple
+      {9999, TestTuple(1002, 2000)},         // not a binding of session 1
+      {a->handle(), TestTuple(1003, 2000)},
+  };
+  uint64_t durable_at = 0;
+  auto rules = m->SteerFlows(1, flows, &durable_at);
+  ASSERT_EQ(rules.size(), flows.size());
+  ASSERT_TRUE(rules[0].ok()) << rules[0].status();
+  EXPECT_EQ(rules[0]->src_port(), 1001u);
+  EXPECT_EQ(rules[1].status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(rules[2].status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(rules[3].ok()) << rules[3].status();
+  EXPECT_EQ(rules[3]->src_port(), 1003u);
+  EXPECT_NE(rules[0]->location(), rules[3]->location());
+  EXPECT_EQ(sim_->GetCounters(kIfindex)->rules, 3u);
+  EXPECT_TRUE(m->AwaitDurable(durable_at).ok());  // no journal here: at once
+  EXPECT_EQ(m->Metrics()[0].rules_failed,
+            (std::map<std::string, uint64_t>{{"conflict", 1}}));
+}
+
 TEST_F(NicManagerTest, SessionCloseReleasesEverythingAndRestoreWorks) {
   auto m = Make();
   m->ApplyAll();
