@@ -143,8 +143,8 @@ absl::Status SocketMaker::OpenSockets(uint64_t session,
   auto result = [&](int i) { return resp->mutable_results(i); };
   std::vector<Made> made;
   std::vector<int> ok_items;
-  // Connects are started in order, all of their SYNs go out, and then
-  // they are waited for together.
+  // Connects are made and bound in order, steered together, then all of
+  // their SYNs go out, and they are waited for together.
   std::vector<int> dial_items;
   std::vector<Dialing> dialing;
   // Listeners are made in order, then steered together (one hold of the
@@ -172,11 +172,8 @@ absl::Status SocketMaker::OpenSockets(uint64_t session,
       s = CheckItemToken(item.connect().session_token(), req.session_token(),
                          i);
       Dialing d;
-      d.made.start_flush = false;  // Settle's wait flushes once for all
-      if (s.ok()) {
-        s = ConnectStart(session, item.connect(), result(i)->mutable_socket(),
-                         &d, &routes, &nics);
-      }
+      if (s.ok())
+        s = ConnectPrepare(session, item.connect(), &d, &routes, &nics);
       if (s.ok()) {
         dial_items.push_back(i);
         dialing.push_back(std::move(d));
@@ -189,6 +186,7 @@ absl::Status SocketMaker::OpenSockets(uint64_t session,
     SetFailure(s, result(i));
   }
   SteerListeners(session, listen_items, listeners, result, &made, &ok_items);
+  SteerAndDial(session, dial_items, dialing, result);
   FinishDialing(session, dial_items, dialing, result, &made, &ok_items);
   resp->set_failed(
       SettleItems(session, req.sockets_size(), made, ok_items,
@@ -394,8 +392,23 @@ absl::Status SocketMaker::ConnectOne(uint64_t session,
 absl::Status SocketMaker::ConnectStart(uint64_t session,
                                        const devmem::v1::ConnectRequest& req,
                                        devmem::v1::SocketResponse* resp,
-                                       Dialing* d, RouteSources* routes,
-                                       NicMemo* memo) {
+                                       Dialing* d) {
+  absl::Status s = ConnectPrepare(session, req, d, nullptr, nullptr);
+  if (!s.ok()) return s;
+  if (d->binding != 0) {
+    s = SteerInto(session, d->binding, d->tuple, resp->mutable_rule(),
+                  &d->made);
+    if (!s.ok()) return s;
+  }
+  s = Dial(&d->pending);
+  if (!s.ok()) Undo(session, d->made);
+  return s;
+}
+
+absl::Status SocketMaker::ConnectPrepare(uint64_t session,
+                                         const devmem::v1::ConnectRequest& req,
+                                         Dialing* d, RouteSources* routes,
+                                         NicMemo* memo) {
   auto nic = SocketNic(session, req.nic(), req.binding(), memo);
   if (!nic.ok()) return nic.status();
   d->nic = nic->nic;
@@ -418,27 +431,67 @@ absl::Status SocketMaker::ConnectStart(uint64_t session,
   const uint32_t timeout_ms = req.timeout_ms() != 0
                                   ? req.timeout_ms()
                                   : d_.config->default_connect_timeout_ms();
-  Made* made = &d->made;
-  BeforeConnect steer;
-  if (req.binding() != 0) {
-    steer = [&](int, const SockAddr& bound) -> absl::Status {
-      auto tuple = ListenerFlowTuple(bound);
-      if (!tuple.ok()) return tuple.status();
-      // Not connected yet: the peer is the address we are about to dial.
-      tuple->src_ip = AddressIp(*remote);
-      tuple->src_port = static_cast<uint16_t>(AddressPort(*remote));
-      return SteerInto(session, req.binding(), *tuple, resp->mutable_rule(),
-                       made);
-    };
-  }
-  auto pending = StartConnect(d->nic, *remote, &local,
-                              absl::Milliseconds(timeout_ms), steer, routes);
-  if (!pending.ok()) {
-    Undo(session, *made);
-    return pending.status();
-  }
+  // A steered connect is bound first: its rule needs the local address
+  // and port before the SYN goes out.
+  const bool steered = req.binding() != 0;
+  auto pending = PrepareConnect(
+      d->nic, *remote, &local, absl::Milliseconds(timeout_ms), steered, routes);
+  if (!pending.ok()) return pending.status();
   d->pending = *std::move(pending);
+  if (steered) {
+    auto tuple = ListenerFlowTuple(d->pending.local);
+    if (!tuple.ok()) return tuple.status();
+    // Not connected yet: the peer is the address it is about to dial.
+    tuple->src_ip = AddressIp(*remote);
+    tuple->src_port = static_cast<uint16_t>(AddressPort(*remote));
+    d->tuple = *std::move(tuple);
+    d->binding = req.binding();
+  }
   return absl::OkStatus();
+}
+
+void SocketMaker::SteerAndDial(
+    uint64_t session, std::vector<int>& items, std::vector<Dialing>& dialing,
+    const std::function<devmem::v1::SocketResult*(int)>& result) {
+  std::vector<NicManager::FlowToSteer> flows;
+  for (const Dialing& d : dialing) {
+    if (d.binding != 0) flows.push_back({d.binding, d.tuple});
+  }
+  uint64_t durable_at = 0;
+  std::vector<absl::StatusOr<devmem::v1::FlowRule>> rules;
+  if (!flows.empty()) rules = d_.nics->SteerFlows(session, flows, &durable_at);
+  size_t next_rule = 0;
+  size_t kept = 0;
+  for (size_t k = 0; k < dialing.size(); ++k) {
+    Dialing& d = dialing[k];
+    devmem::v1::SocketResult* out = result(items[k]);
+    absl::Status s;
+    if (d.binding != 0) {
+      absl::StatusOr<devmem::v1::FlowRule>& rule = rules[next_rule++];
+      s = rule.status();
+      if (s.ok()) {
+        d.made.durable_at = durable_at;
+        d.made.binding = d.binding;
+        d.made.location = rule->location();
+        *out->mutable_socket()->mutable_rule() = *std::move(rule);
+      }
+    }
+    if (s.ok()) {
+      s = Dial(&d.pending);
+      if (!s.ok()) Undo(session, d.made);
+    }
+    if (!s.ok()) {
+      SetFailure(s, out);
+      continue;
+    }
+    if (kept != k) {
+      items[kept] = items[k];
+      dialing[kept] = std::move(d);
+    }
+    ++kept;
+  }
+  items.resize(kept);
+  dialing.resize(kept);
 }
 
 absl::Status SocketMaker::ConnectFinish(uint64_t session,

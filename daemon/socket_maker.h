@@ -115,20 +115,33 @@ class SocketMaker {
   absl::Status ConnectOne(uint64_t session,
                           const devmem::v1::ConnectRequest& req,
                           devmem::v1::SocketResponse* resp, Made* made);
-  // A Connect between its SYN and its answer.
+  // A Connect between its socket and its answer.
   struct Dialing {
     PendingConnect pending;
     Made made;  // its rule, if steered; its ticket once parked
     std::string nic;
     uint32_t ifindex = 0;
+    uint64_t binding = 0;  // 0: not steered
+    FlowTuple tuple;       // its rule's, if steered
   };
   // Checks the request, binds the socket, steers it and sends the SYN.
-  // `routes` (may be null) remembers route lookups across a call's items.
   absl::Status ConnectStart(uint64_t session,
                             const devmem::v1::ConnectRequest& req,
-                            devmem::v1::SocketResponse* resp, Dialing* d,
-                            RouteSources* routes = nullptr,
-                            NicMemo* memo = nullptr);
+                            devmem::v1::SocketResponse* resp, Dialing* d);
+  // Checks the request and makes the socket, bound first if it is to be
+  // steered (its rule's tuple then in `d`). `routes` (may be null)
+  // remembers route lookups across a call's items; `memo` (may be null)
+  // the NIC lookup.
+  absl::Status ConnectPrepare(uint64_t session,
+                              const devmem::v1::ConnectRequest& req, Dialing* d,
+                              RouteSources* routes, NicMemo* memo);
+  // A batch's prepared connects (items[k] is the call's index of
+  // dialing[k]): all of their rules in one NicManager call, then each SYN
+  // sent. The ones that fail are failed in their results and dropped from
+  // both vectors.
+  void SteerAndDial(
+      uint64_t session, std::vector<int>& items, std::vector<Dialing>& dialing,
+      const std::function<devmem::v1::SocketResult*(int)>& result);
   // With `connected` (FinishConnects' answer): parks the socket, or undoes
   // its rule and returns why it failed.
   absl::Status ConnectFinish(uint64_t session, const absl::Status& connected,

@@ -264,6 +264,21 @@ absl::StatusOr<PendingConnect> StartConnect(absl::string_view ifname,
                                             absl::Duration timeout,
                                             const BeforeConnect& before_connect,
                                             RouteSources* routes) {
+  absl::StatusOr<PendingConnect> p = PrepareConnect(
+      ifname, remote, local, timeout, before_connect != nullptr, routes);
+  if (!p.ok()) return p.status();
+  if (before_connect) {
+    absl::Status hook = before_connect(p->fd.get_unowned(), p->local);
+    if (!hook.ok()) return hook;
+  }
+  absl::Status dialled = Dial(&*p);
+  if (!dialled.ok()) return dialled;
+  return p;
+}
+
+absl::StatusOr<PendingConnect> PrepareConnect(
+    absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
+    absl::Duration timeout, bool bind_first, RouteSources* routes) {
   // Non-blocking from the start; FinishConnects makes it blocking again.
   auto fd = DeviceSocket(ifname, remote.family(), SOCK_STREAM, SOCK_NONBLOCK);
   if (!fd.ok()) return fd.status();
@@ -275,13 +290,13 @@ absl::StatusOr<PendingConnect> StartConnect(absl::string_view ifname,
           "local and remote addresses are of different families");
     }
     bind_to = *local;
-  } else if (before_connect) {
-    // The hook needs the local port now, before the SYN goes out.
+  } else if (bind_first) {
+    // The caller needs the local port now, before the SYN goes out.
     auto wildcard = ParseSockAddr("", 0, remote.family());
     if (!wildcard.ok()) return wildcard.status();
     bind_to = *wildcard;
   }
-  if (before_connect && IsWildcard(bind_to)) {
+  if (bind_first && IsWildcard(bind_to)) {
     // ... and the local address: connect(2) would pick it only with the SYN,
     // too late for a 5-tuple rule. Ask the routing table now, as connect
     // would (same device, same remote), and bind to what it answers.
@@ -298,25 +313,29 @@ absl::StatusOr<PendingConnect> StartConnect(absl::string_view ifname,
     }
   }
   PendingConnect p;
-  if (before_connect) {
+  if (bind_first) {
     absl::StatusOr<SockAddr> bound = LocalAddress(s);
     if (!bound.ok()) return bound.status();
     p.local = *bound;
-    absl::Status hook = before_connect(s, p.local);
-    if (!hook.ok()) return hook;
   }
   p.remote = remote;
-  p.target = absl::StrCat(AddressIp(remote), " port ", AddressPort(remote));
   p.timeout = timeout;
-  p.deadline = absl::Now() + timeout;
-  if (::connect(s, reinterpret_cast<const sockaddr*>(&remote.storage),
-                remote.len) == 0) {
-    p.connected = true;
-  } else if (errno != EINPROGRESS) {
-    return ErrnoStatus(errno, absl::StrCat("connect ", p.target));
-  }
   p.fd = *std::move(fd);
   return p;
+}
+
+absl::Status Dial(PendingConnect* p) {
+  p->target =
+      absl::StrCat(AddressIp(p->remote), " port ", AddressPort(p->remote));
+  p->deadline = absl::Now() + p->timeout;
+  if (::connect(p->fd.get_unowned(),
+                reinterpret_cast<const sockaddr*>(&p->remote.storage),
+                p->remote.len) == 0) {
+    p->connected = true;
+  } else if (errno != EINPROGRESS) {
+    return ErrnoStatus(errno, absl::StrCat("connect ", p->target));
+  }
+  return absl::OkStatus();
 }
 
 namespace {

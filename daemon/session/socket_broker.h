@@ -82,7 +82,7 @@ struct PendingConnect {
   UniqueFd fd;
   std::string target;  // "IP port N", for messages
   SockAddr remote;     // what it dials
-  SockAddr local;      // its address, if before_connect ran (else len 0)
+  SockAddr local;      // its address if bound before the SYN (else len 0)
   absl::Duration timeout;
   absl::Time deadline;
   bool connected = false;  // connect(2) completed at once
@@ -92,6 +92,14 @@ absl::StatusOr<PendingConnect> StartConnect(
     absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
     absl::Duration timeout, const BeforeConnect& before_connect = nullptr,
     RouteSources* routes = nullptr);
+// StartConnect in two steps, for a caller that steers many connects at once
+// between them. PrepareConnect makes the socket and, with `bind_first` (or
+// a `local` address), binds it (`local` in the answer is then its address);
+// Dial sends the SYN (non-blocking connect(2), the deadline starts).
+absl::StatusOr<PendingConnect> PrepareConnect(
+    absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
+    absl::Duration timeout, bool bind_first, RouteSources* routes = nullptr);
+absl::Status Dial(PendingConnect* p);
 // Polls every pending connect together until each is connected, refused or
 // past its own deadline. One status per item, in order: OK (its fd is
 // connected and blocking again), DEADLINE_EXCEEDED, or the connect errno
