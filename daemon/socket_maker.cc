@@ -172,8 +172,9 @@ absl::Status SocketMaker::OpenSockets(uint64_t session,
       s = CheckItemToken(item.connect().session_token(), req.session_token(),
                          i);
       Dialing d;
-      if (s.ok())
+      if (s.ok()) {
         s = ConnectPrepare(session, item.connect(), &d, &routes, &nics);
+      }
       if (s.ok()) {
         dial_items.push_back(i);
         dialing.push_back(std::move(d));
