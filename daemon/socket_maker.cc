@@ -339,33 +339,60 @@ absl::Status SocketMaker::ParkListener(uint64_t session, Listener* l,
   return absl::OkStatus();
 }
 
+template <typename Item>
+std::vector<absl::StatusOr<devmem::v1::FlowRule>> SocketMaker::SteerAll(
+    uint64_t session, const std::vector<Item>& items, uint64_t* durable_at) {
+  std::vector<NicManager::FlowToSteer> flows;
+  for (const Item& item : items) {
+    if (item.binding != 0) flows.push_back({item.binding, item.tuple});
+  }
+  std::vector<absl::StatusOr<devmem::v1::FlowRule>> steered;
+  if (!flows.empty()) {
+    steered = d_.nics->SteerFlows(session, flows, durable_at);
+  }
+  std::vector<absl::StatusOr<devmem::v1::FlowRule>> out;
+  out.reserve(items.size());
+  size_t next = 0;
+  for (const Item& item : items) {
+    if (item.binding != 0) {
+      out.push_back(std::move(steered[next++]));
+    } else {
+      out.push_back(devmem::v1::FlowRule());
+    }
+  }
+  return out;
+}
+
+absl::Status SocketMaker::TakeRule(uint64_t binding, uint64_t durable_at,
+                                   absl::StatusOr<devmem::v1::FlowRule>* rule,
+                                   devmem::v1::SocketResponse* resp,
+                                   Made* made) {
+  if (binding == 0) return absl::OkStatus();
+  if (!rule->ok()) return rule->status();
+  made->durable_at = durable_at;
+  made->binding = binding;
+  made->location = (*rule)->location();
+  *resp->mutable_rule() = *std::move(*rule);
+  return absl::OkStatus();
+}
+
 void SocketMaker::SteerListeners(
     uint64_t session, const std::vector<int>& items,
     std::vector<Listener>& listeners,
     const std::function<devmem::v1::SocketResult*(int)>& result,
     std::vector<Made>* made, std::vector<int>* ok_items) {
-  std::vector<NicManager::FlowToSteer> flows;
-  for (const Listener& l : listeners) {
-    if (l.binding != 0) flows.push_back({l.binding, l.tuple});
-  }
   uint64_t durable_at = 0;
-  std::vector<absl::StatusOr<devmem::v1::FlowRule>> rules;
-  if (!flows.empty()) rules = d_.nics->SteerFlows(session, flows, &durable_at);
-  size_t next_rule = 0;
+  std::vector<absl::StatusOr<devmem::v1::FlowRule>> rules =
+      SteerAll(session, listeners, &durable_at);
   for (size_t k = 0; k < listeners.size(); ++k) {
     Listener& l = listeners[k];
     devmem::v1::SocketResult* out = result(items[k]);
     Made m;
-    if (l.binding != 0) {
-      absl::StatusOr<devmem::v1::FlowRule>& rule = rules[next_rule++];
-      if (!rule.ok()) {
-        SetFailure(rule.status(), out);
-        continue;
-      }
-      m.durable_at = durable_at;
-      m.binding = l.binding;
-      m.location = rule->location();
-      *out->mutable_socket()->mutable_rule() = *std::move(rule);
+    absl::Status steered =
+        TakeRule(l.binding, durable_at, &rules[k], out->mutable_socket(), &m);
+    if (!steered.ok()) {
+      SetFailure(steered, out);
+      continue;
     }
     absl::Status parked = ParkListener(session, &l, out->mutable_socket(), &m);
     if (!parked.ok()) {
@@ -454,29 +481,15 @@ absl::Status SocketMaker::ConnectPrepare(uint64_t session,
 void SocketMaker::SteerAndDial(
     uint64_t session, std::vector<int>& items, std::vector<Dialing>& dialing,
     const std::function<devmem::v1::SocketResult*(int)>& result) {
-  std::vector<NicManager::FlowToSteer> flows;
-  for (const Dialing& d : dialing) {
-    if (d.binding != 0) flows.push_back({d.binding, d.tuple});
-  }
   uint64_t durable_at = 0;
-  std::vector<absl::StatusOr<devmem::v1::FlowRule>> rules;
-  if (!flows.empty()) rules = d_.nics->SteerFlows(session, flows, &durable_at);
-  size_t next_rule = 0;
+  std::vector<absl::StatusOr<devmem::v1::FlowRule>> rules =
+      SteerAll(session, dialing, &durable_at);
   size_t kept = 0;
   for (size_t k = 0; k < dialing.size(); ++k) {
     Dialing& d = dialing[k];
     devmem::v1::SocketResult* out = result(items[k]);
-    absl::Status s;
-    if (d.binding != 0) {
-      absl::StatusOr<devmem::v1::FlowRule>& rule = rules[next_rule++];
-      s = rule.status();
-      if (s.ok()) {
-        d.made.durable_at = durable_at;
-        d.made.binding = d.binding;
-        d.made.location = rule->location();
-        *out->mutable_socket()->mutable_rule() = *std::move(rule);
-      }
-    }
+    absl::Status s = TakeRule(d.binding, durable_at, &rules[k],
+                              out->mutable_socket(), &d.made);
     if (s.ok()) {
       s = Dial(&d.pending);
       if (!s.ok()) Undo(session, d.made);

@@ -104,6 +104,17 @@ class SocketMaker {
   // is removed and the error returned.
   absl::Status ParkListener(uint64_t session, Listener* l,
                             devmem::v1::SocketResponse* resp, Made* made);
+  // The rules of a batch's items that have a binding (Listener or
+  // Dialing), in one NicManager call: one result per item (an empty rule
+  // for one without a binding); `*durable_at` is what to wait for.
+  template <typename Item>
+  std::vector<absl::StatusOr<devmem::v1::FlowRule>> SteerAll(
+      uint64_t session, const std::vector<Item>& items, uint64_t* durable_at);
+  // An item's result of SteerAll: with a binding, its failure, or the rule
+  // moved into `resp` and noted in `made` to wait for and to undo.
+  static absl::Status TakeRule(uint64_t binding, uint64_t durable_at,
+                               absl::StatusOr<devmem::v1::FlowRule>* rule,
+                               devmem::v1::SocketResponse* resp, Made* made);
   // A batch's listeners (items[k] is the call's index of listeners[k]):
   // all of their rules in one NicManager call, then each parked; adds the
   // ones made to `made` and `ok_items`, fails the others.
