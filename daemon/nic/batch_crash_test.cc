@@ -97,9 +97,11 @@ void Say(int fd, const std::string& line) {
 // The child: binds, hands the anchor to the parent, then steers a batch,
 // dying at step `kill_at` (counted from the first steer). Exit 0: it got
 // through every step.
-// What the child does once armed: a batch of rules on a binding made before,
-// or the bind itself (the workload gets the anchor only with the answer).
-enum class Mode { kRules, kBind };
+// What the child does once armed: a batch of rules on a binding made before
+// (one SteerFlow per rule, as SteerMany does, or all of them in one
+// SteerFlows, as OpenSockets does), or the bind itself (the workload gets
+// the anchor only with the answer).
+enum class Mode { kRules, kRulesTogether, kBind };
 
 [[noreturn]] void RunChild(const std::string& dir, Mode mode, int kill_at,
                            int report, int anchor_sock) {
@@ -141,7 +143,19 @@ enum class Mode { kRules, kBind };
   std::vector<uint32_t> locations;
   std::vector<int> ports;
   uint64_t last = 0;
-  for (int i = 0; i < kBatch; ++i) {
+  if (mode == Mode::kRulesTogether) {
+    std::vector<NicManager::FlowToSteer> flows;
+    for (int i = 0; i < kBatch; ++i) {
+      flows.push_back(
+          {b->handle(), TestTuple(static_cast<uint16_t>(40000 + i), 5000)});
+      ports.push_back(40000 + i);
+    }
+    for (const auto& rule : h->manager->SteerFlows(1, flows, &last)) {
+      if (!rule.ok()) ::_exit(6);
+      locations.push_back(rule->location());
+    }
+  }
+  for (int i = 0; mode == Mode::kRules && i < kBatch; ++i) {
     uint64_t seq = 0;
     auto rule = h->manager->SteerFlow(
         1, b->handle(), TestTuple(static_cast<uint16_t>(40000 + i), 5000),
@@ -281,13 +295,18 @@ void ExpectAckedRulesDurable(const std::string& journal_path,
   }
 }
 
-TEST(BatchCrashTest, KillAtEveryStepLeaksNoRuleAndLosesNoAcknowledgedOne) {
-  const std::string base = absl::StrCat(std::getenv("TEST_TMPDIR"), "/crash");
+class BatchRulesCrashTest : public ::testing::TestWithParam<Mode> {};
+
+TEST_P(BatchRulesCrashTest,
+       KillAtEveryStepLeaksNoRuleAndLosesNoAcknowledgedOne) {
+  const std::string base =
+      absl::StrCat(std::getenv("TEST_TMPDIR"), "/crash",
+                   GetParam() == Mode::kRules ? "" : "-together");
   int kill_points = 0;
   for (int k = 1; k <= 200; ++k) {
     SCOPED_TRACE(absl::StrCat("kill point ", k));
     const std::string dir = absl::StrCat(base, k);
-    ChildRun run = Fork(dir, Mode::kRules, k);
+    ChildRun run = Fork(dir, GetParam(), k);
     ASSERT_TRUE(run.anchor) << "the child did not hand over its anchor";
     ExpectAckedRulesDurable(dir + "/journal", run);
     std::unique_ptr<Host> h = Boot(dir, nullptr);
@@ -322,6 +341,9 @@ TEST(BatchCrashTest, KillAtEveryStepLeaksNoRuleAndLosesNoAcknowledgedOne) {
   EXPECT_GE(kill_points, 2 * kBatch + 2 + 2);
   std::printf("killed at %d distinct steps\n", kill_points);
 }
+
+INSTANTIATE_TEST_SUITE_P(OneCallPerRuleAndOneForAll, BatchRulesCrashTest,
+                         ::testing::Values(Mode::kRules, Mode::kRulesTogether));
 
 // kill -9 at every step of a BindRx made with group commit (its records
 // written, the flush shared, the answer after it): a binding whose answer
