@@ -11,8 +11,10 @@
 //
 //   steered  a fresh devmemd on a simulated devmem NIC over lo, journal on
 //            the disk under --state_root: Session::Open, BindRx of a memfd
-//            (1 queue), then one Session::OpenSockets of all the sockets,
-//            each steered to that binding (an ntuple rule each)
+//            (1 queue), then one Session::OpenSocketsEach of all the
+//            sockets (256: calls of 32, 64, 128 and 32, each socket checked
+//            as its call comes back), each steered to that binding (an
+//            ntuple rule each)
 //   direct   the baseline: socket, SO_BINDTODEVICE lo, bind, listen /
 //            connect in the process itself
 //

@@ -31,7 +31,8 @@
 //   direct-1s   (b) the baseline for one session: 1 x (--sessions x
 //               --sockets) sockets opened by the driver itself, one thread
 //   batched-1s  (b) one session, one binding, all of those sockets steered
-//               and taken with OpenSockets
+//               and taken with OpenSocketsEach (each checked as its call
+//               comes back)
 //
 // Each daemon path gets a fresh devmemd, so its idle -> loaded growth is its
 // own. Printed: devmemd VmRSS idle / loaded / after close, per session, the
