@@ -93,9 +93,11 @@ absl::StatusOr<PendingConnect> StartConnect(
     absl::Duration timeout, const BeforeConnect& before_connect = nullptr,
     RouteSources* routes = nullptr);
 // StartConnect in two steps, for a caller that steers many connects at once
-// between them. PrepareConnect makes the socket and, with `bind_first` (or
-// a `local` address), binds it (`local` in the answer is then its address);
-// Dial sends the SYN (non-blocking connect(2), the deadline starts).
+// between them. PrepareConnect makes the socket and binds it to `local` if
+// that has an address; with `bind_first` it is bound in any case (else to
+// the route's source address and a port the kernel picks) and `local` in
+// the answer is the address it got. Dial sends the SYN (non-blocking
+// connect(2)) and starts the timeout.
 absl::StatusOr<PendingConnect> PrepareConnect(
     absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
     absl::Duration timeout, bool bind_first, RouteSources* routes = nullptr);
