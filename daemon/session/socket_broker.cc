@@ -247,35 +247,6 @@ absl::StatusOr<UniqueFd> CreateBoundListener(absl::string_view ifname,
   return fd;
 }
 
-absl::StatusOr<UniqueFd> CreateBoundConnected(
-    absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
-    absl::Duration timeout, const BeforeConnect& before_connect) {
-  absl::StatusOr<PendingConnect> pending =
-      StartConnect(ifname, remote, local, timeout, before_connect);
-  if (!pending.ok()) return pending.status();
-  absl::Status done = FinishConnects(absl::MakeSpan(&*pending, 1))[0];
-  if (!done.ok()) return done;
-  return std::move(pending->fd);
-}
-
-absl::StatusOr<PendingConnect> StartConnect(absl::string_view ifname,
-                                            const SockAddr& remote,
-                                            const SockAddr* local,
-                                            absl::Duration timeout,
-                                            const BeforeConnect& before_connect,
-                                            RouteSources* routes) {
-  absl::StatusOr<PendingConnect> p = PrepareConnect(
-      ifname, remote, local, timeout, before_connect != nullptr, routes);
-  if (!p.ok()) return p.status();
-  if (before_connect) {
-    absl::Status hook = before_connect(p->fd.get_unowned(), p->local);
-    if (!hook.ok()) return hook;
-  }
-  absl::Status dialled = Dial(&*p);
-  if (!dialled.ok()) return dialled;
-  return p;
-}
-
 absl::StatusOr<PendingConnect> PrepareConnect(
     absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
     absl::Duration timeout, bool bind_first, RouteSources* routes) {

@@ -3,7 +3,6 @@
 #include <sys/socket.h>
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -58,26 +57,14 @@ class RouteSources {
   absl::flat_hash_map<std::string, SockAddr> known_;  // "dev|ip" -> source
 };
 
-// Runs on a bound socket just before connect(2), with its local address.
-using BeforeConnect =
-    std::function<absl::Status(int fd, const SockAddr& local)>;
-
-// Creates a TCP socket bound to `ifname` (and to `local` if it has a family),
-// connects it to `remote` within `timeout`, and returns it blocking.
-// DEADLINE_EXCEEDED on timeout; UNAVAILABLE for refused/unreachable.
-//
-// `before_connect`, if set, runs on the bound socket just before connect(2)
-// (the socket is then bound to `local`, or to the route's source address
-// with a port the kernel picked), e.g. to install a steering rule for the
-// flow first. Its error aborts and is returned.
-absl::StatusOr<UniqueFd> CreateBoundConnected(
-    absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
-    absl::Duration timeout, const BeforeConnect& before_connect = nullptr);
-
-// CreateBoundConnected in two halves, so that many connects can be in
-// flight at once (OpenSockets): StartConnect does everything up to and
-// including the non-blocking connect(2) (the SYN is out), FinishConnects
-// waits for a whole set together.
+// A TCP connect in steps, so that a caller can steer a connect before its
+// SYN and have many in flight at once (OpenSockets). PrepareConnect makes
+// the socket bound to `ifname`, and binds it to `local` if that has an
+// address; with `bind_first` it is bound in any case (else to the route's
+// source address, asked of `routes` if not null, and a port the kernel
+// picks) and `local` in the answer is the address it got. Dial sends the
+// SYN (non-blocking connect(2)) and starts the timeout. FinishConnects waits
+// for a whole set together.
 struct PendingConnect {
   UniqueFd fd;
   std::string target;  // "IP port N", for messages
@@ -87,17 +74,6 @@ struct PendingConnect {
   absl::Time deadline;
   bool connected = false;  // connect(2) completed at once
 };
-// `routes` (may be null) remembers route lookups across calls.
-absl::StatusOr<PendingConnect> StartConnect(
-    absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
-    absl::Duration timeout, const BeforeConnect& before_connect = nullptr,
-    RouteSources* routes = nullptr);
-// StartConnect in two steps, for a caller that steers many connects at once
-// between them. PrepareConnect makes the socket and binds it to `local` if
-// that has an address; with `bind_first` it is bound in any case (else to
-// the route's source address and a port the kernel picks) and `local` in
-// the answer is the address it got. Dial sends the SYN (non-blocking
-// connect(2)) and starts the timeout.
 absl::StatusOr<PendingConnect> PrepareConnect(
     absl::string_view ifname, const SockAddr& remote, const SockAddr* local,
     absl::Duration timeout, bool bind_first, RouteSources* routes = nullptr);

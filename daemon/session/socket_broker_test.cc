@@ -1,5 +1,5 @@
-// StartConnect/FinishConnects: many connects in flight at once, each with
-// its own outcome, on loopback. DeviceSocket binds to "lo" with
+// PrepareConnect, Dial and FinishConnects: many connects in flight at once,
+// each with its own outcome, on loopback. DeviceSocket binds to "lo" with
 // SO_BINDTODEVICE, which needs CAP_NET_RAW: without root the tests skip.
 #include "daemon/session/socket_broker.h"
 
@@ -65,11 +65,13 @@ TEST_F(SocketBrokerTest, ManyConnectsInFlightEachWithItsOwnOutcome) {
     auto remote = ParseSockAddr(
         "127.0.0.1", ok ? PortOf(peer.get_unowned()) : closed, AF_INET);
     ASSERT_TRUE(remote.ok());
-    auto p = StartConnect("lo", *remote, nullptr, absl::Seconds(5));
-    if (!p.ok()) {
+    auto p = PrepareConnect("lo", *remote, nullptr, absl::Seconds(5),
+                            /*bind_first=*/false);
+    ASSERT_TRUE(p.ok()) << p.status();
+    if (absl::Status dialled = Dial(&*p); !dialled.ok()) {
       // Loopback may refuse at once; that is the refused item's answer.
-      EXPECT_FALSE(ok) << p.status();
-      EXPECT_THAT(p.status().message(), HasSubstr("refused"));
+      EXPECT_FALSE(ok) << dialled;
+      EXPECT_THAT(dialled.message(), HasSubstr("refused"));
       continue;
     }
     pending.push_back(*std::move(p));
@@ -90,7 +92,7 @@ TEST_F(SocketBrokerTest, ManyConnectsInFlightEachWithItsOwnOutcome) {
     socklen_t len = sizeof(a);
     EXPECT_EQ(getpeername(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
     EXPECT_EQ(ntohs(a.sin_port), PortOf(peer.get_unowned()));
-    // Blocking again, as CreateBoundConnected returns it.
+    // Blocking again, as devmemd hands it over.
     EXPECT_EQ(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
   }
 }
@@ -100,8 +102,10 @@ TEST_F(SocketBrokerTest, ConnectPastItsDeadlineWhenWaitedForTimesOut) {
   ASSERT_TRUE(peer);
   auto remote = ParseSockAddr("127.0.0.1", PortOf(peer.get_unowned()), AF_INET);
   ASSERT_TRUE(remote.ok());
-  auto p = StartConnect("lo", *remote, nullptr, absl::Nanoseconds(1));
+  auto p = PrepareConnect("lo", *remote, nullptr, absl::Nanoseconds(1),
+                          /*bind_first=*/false);
   ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(Dial(&*p).ok());
   if (p->connected) GTEST_SKIP() << "connect(2) completed at once";
   std::vector<PendingConnect> one;
   one.push_back(*std::move(p));
@@ -132,27 +136,24 @@ TEST_F(SocketBrokerTest, RouteSourcesAsksOncePerDeviceAndPeer) {
   EXPECT_EQ(routes.remembered(), 2u);
 }
 
-TEST_F(SocketBrokerTest, TheHookGetsTheBoundAddressBeforeTheSyn) {
+TEST_F(SocketBrokerTest, BindFirstGivesTheBoundAddressBeforeTheSyn) {
   UniqueFd peer = Listener();
   ASSERT_TRUE(peer);
   auto remote = ParseSockAddr("127.0.0.1", PortOf(peer.get_unowned()), AF_INET);
   ASSERT_TRUE(remote.ok());
-  SockAddr seen;
-  bool connected_in_hook = true;
-  auto p = StartConnect(
-      "lo", *remote, nullptr, absl::Seconds(5),
-      [&](int fd, const SockAddr& local) {
-        seen = local;
-        sockaddr_in peer_addr{};
-        socklen_t len = sizeof(peer_addr);
-        connected_in_hook =
-            getpeername(fd, reinterpret_cast<sockaddr*>(&peer_addr), &len) == 0;
-        return absl::OkStatus();
-      });
+  auto p = PrepareConnect("lo", *remote, nullptr, absl::Seconds(5),
+                          /*bind_first=*/true);
   ASSERT_TRUE(p.ok()) << p.status();
-  EXPECT_FALSE(connected_in_hook) << "the hook ran after connect(2)";
+  const SockAddr seen = p->local;
+  sockaddr_in peer_addr{};
+  socklen_t len = sizeof(peer_addr);
+  EXPECT_NE(getpeername(p->fd.get_unowned(),
+                        reinterpret_cast<sockaddr*>(&peer_addr), &len),
+            0)
+      << "connected before Dial";
   EXPECT_EQ(AddressIp(seen), "127.0.0.1");
   EXPECT_NE(AddressPort(seen), 0u);
+  ASSERT_TRUE(Dial(&*p).ok());
   EXPECT_EQ(AddressPort(p->local), AddressPort(seen));
   EXPECT_EQ(AddressPort(p->remote), PortOf(peer.get_unowned()));
   std::vector<PendingConnect> one;
@@ -182,13 +183,10 @@ TEST_F(SocketBrokerTest, ASteeredConnectTakesItsPortFromTheUpperHalf) {
   auto remote = ParseSockAddr("127.0.0.1", PortOf(peer.get_unowned()), AF_INET);
   ASSERT_TRUE(remote.ok());
   for (int i = 0; i < 20; ++i) {
-    uint32_t port = 0;
-    auto p = StartConnect("lo", *remote, nullptr, absl::Seconds(5),
-                          [&](int, const SockAddr& local) {
-                            port = AddressPort(local);
-                            return absl::OkStatus();
-                          });
+    auto p = PrepareConnect("lo", *remote, nullptr, absl::Seconds(5),
+                            /*bind_first=*/true);
     ASSERT_TRUE(p.ok()) << p.status();
+    const uint32_t port = AddressPort(p->local);
     EXPECT_GE(port, half);
     EXPECT_LE(port, high);
   }
