@@ -257,6 +257,12 @@ absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerFlow(
     uint64_t session, uint64_t handle, const FlowTuple& tuple,
     uint64_t* durable_at, bool start_flush) {
   absl::MutexLock lock(&mu_);
+  return SteerLocked(session, handle, tuple, durable_at, start_flush);
+}
+
+absl::StatusOr<devmem::v1::FlowRule> NicManager::SteerLocked(
+    uint64_t session, uint64_t handle, const FlowTuple& tuple,
+    uint64_t* durable_at, bool start_flush) {
   NicRecord* nic = nullptr;
   const char* cause = kFailedInvalid;
   absl::StatusOr<devmem::v1::FlowRule> rule = steering_.Steer(
@@ -272,12 +278,9 @@ std::vector<absl::StatusOr<devmem::v1::FlowRule>> NicManager::SteerFlows(
   out.reserve(flows.size());
   absl::MutexLock lock(&mu_);
   for (const FlowToSteer& f : flows) {
-    NicRecord* nic = nullptr;
-    const char* cause = kFailedInvalid;
     uint64_t at = 0;
-    out.push_back(steering_.Steer(session, f.handle, f.tuple, &nic, &cause, &at,
-                                  /*start_flush=*/false));
-    if (!out.back().ok() && nic != nullptr) ++nic->rules_failed[cause];
+    out.push_back(
+        SteerLocked(session, f.handle, f.tuple, &at, /*start_flush=*/false));
     *durable_at = std::max(*durable_at, at);
   }
   return out;

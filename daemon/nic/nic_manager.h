@@ -352,6 +352,14 @@ class NicManager {
   absl::StatusOr<devmem::v1::Binding> Settled(
       uint64_t session, absl::StatusOr<devmem::v1::Binding> b,
       uint64_t durable_at) ABSL_LOCKS_EXCLUDED(mu_);
+  // One rule, as SteerFlow says; a refusal is counted in its NIC's
+  // rules_failed by cause.
+  absl::StatusOr<devmem::v1::FlowRule> SteerLocked(uint64_t session,
+                                                   uint64_t handle,
+                                                   const FlowTuple& tuple,
+                                                   uint64_t* durable_at,
+                                                   bool start_flush)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PublishProfile(const NicRecord& nic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // restorer_.State plus the profile in force and any pending change.
   devmem::v1::NicState StateOf(const NicRecord& nic) const
