@@ -253,24 +253,17 @@ absl::Status Session::OpenSocketsEach(absl::Span<const SocketSpec> specs,
     chunks.push_back(specs.subspan(next_spec, n));
     next_spec += n;
   }
-  if (chunks.size() == 1) {
-    // One call: on this thread (a thread per call costs more than the
-    // call's 64 sockets at most).
-    absl::StatusOr<devmem::v1::OpenSocketsResponse> response =
-        CallOpenSockets(specs);
-    if (!response.ok()) return response.status();
-    auto fds = RedeemOpened(*response);
-    if (!fds.ok()) return fds.status();
-    HandOver(&*response, &*fds, 0, on_opened);
-    return absl::OkStatus();
-  }
+  // One call is made on this thread (deferred: a thread per call costs
+  // more than the call's 64 sockets at most).
+  const std::launch launch =
+      chunks.size() == 1 ? std::launch::deferred : std::launch::async;
   using Answer = absl::StatusOr<devmem::v1::OpenSocketsResponse>;
   std::deque<std::future<Answer>> in_flight;
   size_t started = 0;
   auto start_next = [&] {
     const absl::Span<const SocketSpec> chunk = chunks[started++];
-    in_flight.push_back(std::async(
-        std::launch::async, [this, chunk] { return CallOpenSockets(chunk); }));
+    in_flight.push_back(
+        std::async(launch, [this, chunk] { return CallOpenSockets(chunk); }));
   };
   while (started < chunks.size() && in_flight.size() < calls_at_once) {
     start_next();
