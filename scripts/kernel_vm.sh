@@ -260,7 +260,7 @@ cmd_run() {
   pwd >"$work/cwd"
   cp "$(dirname "$0")/kernel_vm_guest.sh" "$work/guest.sh"
   local -a qemu=(
-    qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m "$mem" -smp 2
+    qemu-system-x86_64 -cpu max -m "$mem" -smp 2
     -nographic -no-reboot -nic none -monitor none -serial stdio
     -kernel "$dir/vmlinuz" -initrd "$initrd"
     -append "console=ttyS0 loglevel=4 panic=-1 rdinit=/init devmemd.work=$work devmemd.modules=$(readlink -f "$dir/modules")"
@@ -269,12 +269,12 @@ cmd_run() {
     -fsdev "local,id=w,path=$work,security_model=none,multidevs=remap"
     -device virtio-9p-pci,fsdev=w,mount_tag=work
   )
-  local status=0 attempt
-  for attempt in 1 2; do
+  local status=0 attempt accel=tcg,thread=multi
+  for attempt in 1 2 3; do
     # -serial stdio: the guest's console is this output (the firmware's
     # banner and terminal escapes dropped); stdin is not wired.
     set +e
-    timeout --kill-after=10 "$timeout" "${qemu[@]}" </dev/null |
+    timeout --kill-after=10 "$timeout" "${qemu[@]}" -accel "$accel" </dev/null |
       sed -u -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' \
         -e '/^SeaBIOS (version/d' -e '/^Booting from ROM/d' \
         -e 's/^Probing EDD (edd=off to disable)\.\.\. o\(k$\)\{0,1\}//' \
@@ -282,13 +282,18 @@ cmd_run() {
     status=${PIPESTATUS[0]}
     set -e
     # A kernel that dies before the command starts (multi-threaded TCG
-    # sometimes trips the kernel's own code patching at boot: an int3 oops)
-    # is booted once more; a command that started is never run twice.
+    # sometimes trips the kernel's own code patching at boot: an int3 oops,
+    # and it can do so twice running) is booted again, from the second try
+    # on single-threaded TCG, which has no such race but runs slower; a
+    # command that started is never run twice.
     if [[ -f $work/rc ]] || grep -q '^kernel_vm: guest .* up after' "$work/console" ||
       ((status == 124 || status == 137)); then
       break
     fi
-    ((attempt == 1)) && say "$version: the guest died while booting; booting it once more"
+    if ((attempt < 3)); then
+      accel=tcg,thread=single
+      say "$version: the guest died while booting; booting it again on single-threaded TCG (try $((attempt + 1)) of 3)"
+    fi
   done
   local rc=125
   if [[ -f $work/rc ]]; then

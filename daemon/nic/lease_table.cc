@@ -31,7 +31,12 @@ void LeaseTable::SkipIdsBelow(uint64_t next) {
 }
 
 void LeaseTable::SetOwner(uint64_t session, uint32_t uid) {
-  sessions_[session].uid = uid;
+  SessionTotals& t = sessions_[session];
+  if (t.uid == uid) return;
+  const auto bindings = static_cast<int64_t>(t.bindings.size());
+  CountForUid(t.uid, -bindings, -int64_t{t.rules});
+  CountForUid(uid, bindings, t.rules);
+  t.uid = uid;
 }
 
 std::optional<uint32_t> LeaseTable::OwnerOf(uint64_t session) const {
@@ -59,6 +64,8 @@ bool LeaseTable::ForgetSession(uint64_t session) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return false;
   const bool journaled = it->second.journaled;
+  CountForUid(it->second.uid, -static_cast<int64_t>(it->second.bindings.size()),
+              -int64_t{it->second.rules});
   sessions_.erase(it);
   return journaled;
 }
@@ -91,7 +98,9 @@ const BindingLease* LeaseTable::Get(uint64_t handle) const {
 
 BindingLease& LeaseTable::Add(BindingLease b) {
   const uint64_t handle = b.handle;
-  sessions_[b.session].bindings.push_back(handle);
+  SessionTotals& t = sessions_[b.session];
+  t.bindings.push_back(handle);
+  CountForUid(t.uid, 1, 0);
   BindingLease& stored = bindings_[handle];
   stored = std::move(b);
   return stored;
@@ -105,7 +114,9 @@ BindingLease LeaseTable::Remove(uint64_t handle) {
   auto sit = sessions_.find(b.session);
   if (sit != sessions_.end()) {
     auto& list = sit->second.bindings;
-    list.erase(std::remove(list.begin(), list.end(), handle), list.end());
+    const auto gone = std::remove(list.begin(), list.end(), handle);
+    CountForUid(sit->second.uid, gone - list.end(), 0);
+    list.erase(gone, list.end());
   }
   return b;
 }
@@ -145,7 +156,9 @@ void LeaseTable::AddRule(absl::string_view nic, uint32_t location,
     b->rule_locations.insert(location);
     b->rules_made++;
   }
-  sessions_[r.session].rules++;
+  SessionTotals& t = sessions_[r.session];
+  t.rules++;
+  CountForUid(t.uid, 0, 1);
   rules.by_location[location] = std::move(r);
 }
 
@@ -160,7 +173,10 @@ std::optional<RuleLease> LeaseTable::RemoveRule(absl::string_view nic,
   nit->second.by_tuple.erase(TupleKey(r.requested));
   if (BindingLease* b = Get(r.binding)) b->rule_locations.erase(location);
   auto sit = sessions_.find(r.session);
-  if (sit != sessions_.end() && sit->second.rules > 0) sit->second.rules--;
+  if (sit != sessions_.end() && sit->second.rules > 0) {
+    sit->second.rules--;
+    CountForUid(sit->second.uid, 0, -1);
+  }
   return r;
 }
 
@@ -175,15 +191,17 @@ size_t LeaseTable::RuleCount() const {
   return n;
 }
 
-void LeaseTable::UidTotals(uint32_t uid, uint32_t* bindings,
-                           uint32_t* rules) const {
-  *bindings = 0;
-  *rules = 0;
-  for (const auto& [id, totals] : sessions_) {
-    if (totals.uid != uid) continue;
-    *bindings += static_cast<uint32_t>(totals.bindings.size());
-    *rules += totals.rules;
-  }
+LeaseTable::UidTotals LeaseTable::TotalsOf(uint32_t uid) const {
+  auto it = uids_.find(uid);
+  return it == uids_.end() ? UidTotals() : it->second;
+}
+
+void LeaseTable::CountForUid(uint32_t uid, int64_t bindings, int64_t rules) {
+  if (bindings == 0 && rules == 0) return;
+  UidTotals& t = uids_[uid];
+  t.bindings = static_cast<uint32_t>(t.bindings + bindings);
+  t.rules = static_cast<uint32_t>(t.rules + rules);
+  if (t.bindings == 0 && t.rules == 0) uids_.erase(uid);
 }
 
 absl::Status LeaseTable::CheckBindQuota(uint64_t session, uint32_t uid) const {
@@ -194,9 +212,7 @@ absl::Status LeaseTable::CheckBindQuota(uint64_t session, uint32_t uid) const {
         "this session holds ", held, " of ", quotas_.bindings_per_session,
         " bindings (max_bindings_per_session); release one first"));
   }
-  uint32_t uid_bindings = 0;
-  uint32_t uid_rules = 0;
-  UidTotals(uid, &uid_bindings, &uid_rules);
+  const uint32_t uid_bindings = TotalsOf(uid).bindings;
   if (uid_bindings >= quotas_.bindings_per_uid) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "uid ", uid, " holds ", uid_bindings, " of ", quotas_.bindings_per_uid,
@@ -216,9 +232,7 @@ absl::Status LeaseTable::CheckRuleQuota(uint64_t session) const {
         "release a binding"));
   }
   if (sit == sessions_.end()) return absl::OkStatus();
-  uint32_t uid_bindings = 0;
-  uint32_t uid_rules = 0;
-  UidTotals(sit->second.uid, &uid_bindings, &uid_rules);
+  const uint32_t uid_rules = TotalsOf(sit->second.uid).rules;
   if (uid_rules >= quotas_.rules_per_uid) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "uid ", sit->second.uid, " holds ", uid_rules, " of ",

@@ -138,12 +138,21 @@ class LeaseTable {
     std::map<uint32_t, RuleLease> by_location;
     absl::flat_hash_map<std::string, uint32_t> by_tuple;
   };
-  void UidTotals(uint32_t uid, uint32_t* bindings, uint32_t* rules) const;
+  // What all of a uid's sessions hold, kept up to date by every change to a
+  // session's totals, so that a quota check does not walk every session.
+  struct UidTotals {
+    uint32_t bindings = 0;
+    uint32_t rules = 0;
+  };
+  UidTotals TotalsOf(uint32_t uid) const;
+  // Adds (or takes away) what one session holds to its uid's totals.
+  void CountForUid(uint32_t uid, int64_t bindings, int64_t rules);
 
   const Quotas quotas_;
   uint64_t next_id_ = 1;
   absl::flat_hash_map<uint64_t, BindingLease> bindings_;
   absl::flat_hash_map<uint64_t, SessionTotals> sessions_;
+  absl::flat_hash_map<uint32_t, UidTotals> uids_;
   absl::flat_hash_map<std::string, NicRules> rules_;
 };
 

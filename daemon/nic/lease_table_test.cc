@@ -146,6 +146,52 @@ TEST(LeaseTableTest, RuleQuotasPerSessionAndPerUid) {
   EXPECT_TRUE(t.CheckRuleQuota(7).ok());  // a session with nothing yet
 }
 
+// The per-uid totals are kept as leases come and go (not summed over every
+// session at each check): each way a lease leaves frees its uid's quota.
+TEST(LeaseTableTest, UidTotalsFollowEveryChange) {
+  LeaseTable t(Small());
+  t.SetOwner(1, 1000);
+  t.SetOwner(2, 1000);
+  const uint64_t a = t.Add(Lease(t, 1, "eth1")).handle;
+  const uint64_t b = t.Add(Lease(t, 2, "eth1")).handle;
+  const uint64_t c = t.Add(Lease(t, 2, "eth1")).handle;
+  EXPECT_EQ(t.CheckBindQuota(3, 1000).code(),
+            absl::StatusCode::kResourceExhausted);
+  t.Remove(c);  // a binding released
+  EXPECT_TRUE(t.CheckBindQuota(3, 1000).ok());
+
+  t.AddRule("eth1", 1, Rule(1, a, 1, t.NextId()));
+  t.AddRule("eth1", 2, Rule(2, b, 2, t.NextId()));
+  t.AddRule("eth1", 3, Rule(2, b, 3, t.NextId()));
+  t.SetOwner(3, 1000);
+  EXPECT_EQ(t.CheckRuleQuota(3).code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(t.RemoveRule("eth1", 3).has_value());  // a rule removed
+  EXPECT_TRUE(t.CheckRuleQuota(3).ok());
+
+  // Session 1's binding and rule move with it to its new owner.
+  t.AddRule("eth1", 3, Rule(1, a, 3, t.NextId()));
+  EXPECT_EQ(t.CheckRuleQuota(3).code(), absl::StatusCode::kResourceExhausted);
+  t.SetOwner(1, 2000);
+  EXPECT_TRUE(t.CheckRuleQuota(3).ok());
+  t.SetOwner(4, 2000);
+  t.AddRule("eth1", 4, Rule(4, a, 4, t.NextId()));
+  EXPECT_EQ(t.CheckRuleQuota(4).message(),
+            "uid 2000 holds 3 of 3 steering rules over all its sessions "
+            "(max_rules_per_uid)");
+
+  // A forgotten session no longer counts.
+  ASSERT_TRUE(t.RemoveRule("eth1", 2).has_value());
+  t.Remove(b);
+  t.ForgetSession(2);
+  t.Add(Lease(t, 3, "eth1"));
+  t.Add(Lease(t, 3, "eth1"));
+  EXPECT_TRUE(t.CheckBindQuota(5, 1000).ok());
+  t.SetOwner(5, 1000);
+  t.Add(Lease(t, 5, "eth1"));
+  EXPECT_EQ(t.CheckBindQuota(5, 1000).code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
 TEST(LeaseTableTest, SessionsAreJournaledOnceAndForgotten) {
   LeaseTable t(Small());
   EXPECT_FALSE(t.Known(5));
