@@ -4,7 +4,6 @@
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -47,28 +46,33 @@ Session::Session(UniqueFd session_fd, std::shared_ptr<grpc::Channel> channel,
       options_(options),
       hello_(hello),
       token_(hello.session_token()),
+      watcher_(&HangupWatcher::Shared()),
       session_fd_(std::move(session_fd)) {
   // Sessions with a daemon to go back to watch their socket: a lost session
   // is resumed (auto_reconnect), or its binding anchors are let go so the
   // kernel can unbind.
   if (stub_ != nullptr) {
-    stop_fd_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (stop_fd_.valid()) {
-      {
-        absl::MutexLock lock(&reconnect_mu_);
-        watching_ = true;
-      }
-      watcher_ = std::thread([this] { WatchLoop(); });
-    }
+    const int fd = session_fd_unowned();
+    absl::MutexLock lock(&reconnect_mu_);
+    watching_ = true;
+    WatchSocket(fd);
   }
 }
 
 Session::~Session() {
-  if (watcher_.joinable()) {
-    uint64_t one = 1;
-    (void)!::write(stop_fd_.get_unowned(), &one, sizeof(one));
-    watcher_.join();
+  uint64_t id = 0;
+  {
+    absl::MutexLock lock(&reconnect_mu_);
+    closing_ = true;
+    id = std::exchange(watch_id_, 0);
   }
+  watcher_->Unwatch(id);  // its callback is not running after this
+  std::thread reconnector;
+  {
+    absl::MutexLock lock(&reconnect_mu_);
+    reconnector = std::move(reconnector_);
+  }
+  if (reconnector.joinable()) reconnector.join();
 }
 
 uint64_t Session::session_id() const {

@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "client/hangup_watcher.h"
 #include "client/host_port.h"
 #include "client/socket_requests.h"
 #include "kernel/unique_fd.h"
@@ -56,14 +57,14 @@ struct SessionOptions {
   absl::Duration frame_timeout = absl::Seconds(10);
   // Deadline for each gRPC call (Connect adds its own connect timeout).
   absl::Duration rpc_timeout = absl::Seconds(30);
-  // Live restart (docs/PROTOCOL.md section 8): when devmemd goes away, a
-  // background thread reconnects with backoff and resumes this session by
-  // its token, handing back the anchors of its bindings, so that bindings,
-  // rules and the sockets' steering survive a daemon restart or upgrade.
-  // Only for sessions made with Open(). A call made while the session is
-  // being resumed (or after devmemd went away, before the reconnect began)
-  // waits for the resume, up to reconnect_timeout, instead of reaching the
-  // new daemon with a session it does not know yet.
+  // Live restart (docs/PROTOCOL.md section 8): when devmemd goes away (the
+  // process's one hang-up thread notices), a thread reconnects with backoff and
+  // resumes this session by its token, handing back the anchors of its
+  // bindings, so that bindings, rules and the sockets' steering survive a
+  // daemon restart or upgrade. Only for sessions made with Open(). A call made
+  // while the session is being resumed (or after devmemd went away, before the
+  // reconnect began) waits for the resume, up to reconnect_timeout, instead of
+  // reaching the new daemon with a session it does not know yet.
   bool auto_reconnect = false;
   // How long one reconnect keeps trying before giving up (the daemon's
   // restart_grace_ms is the useful upper bound).
@@ -358,7 +359,16 @@ class Session {
   bool SessionSocketHungUp() const ABSL_LOCKS_EXCLUDED(mu_);
   // Redeems a BindResponse's anchor ticket and keeps the fd.
   void KeepAnchor(const devmem::v1::BindResponse& response);
-  void WatchLoop();
+  // Registers the session socket `fd` with the process's hang-up watcher
+  // (watching_ goes false if it cannot be).
+  void WatchSocket(int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(reconnect_mu_);
+  // Moves the watch to `fd`, the socket about to replace the current one.
+  void RewatchSocket(int fd) ABSL_LOCKS_EXCLUDED(reconnect_mu_);
+  // The watcher's callback: lets the anchors go, or starts the reconnect
+  // thread (or tells the running one to go again).
+  void OnHangup() ABSL_LOCKS_EXCLUDED(reconnect_mu_, state_mu_);
+  // The reconnect thread: reconnects and resumes until no hang-up is left.
+  void ReconnectLoop() ABSL_LOCKS_EXCLUDED(reconnect_mu_);
   // After a Resume on the new session socket `fd`: sends back the anchors the
   // daemon awaits and returns those it holds now; our other copies go.
   std::map<uint64_t, UniqueFd> ResendAnchors(int fd,
@@ -380,15 +390,23 @@ class Session {
   std::map<uint64_t, UniqueFd> anchors_ ABSL_GUARDED_BY(state_mu_);
 
   std::atomic<uint64_t> resumes_{0};
-  std::atomic<uint64_t> reconnects_{0};  // attempts by the watch thread
-  // Set by the watch thread while it reconnects (calls wait on it).
-  mutable absl::Mutex reconnect_mu_;
+  std::atomic<uint64_t> reconnects_{0};  // automatic attempts
+  // The process's hang-up watcher (one thread for all sessions), kept so
+  // that the session unwatches where it watched even after a fork.
+  HangupWatcher* const watcher_;
+  mutable absl::Mutex reconnect_mu_ ABSL_ACQUIRED_AFTER(mu_);
   mutable absl::CondVar reconnect_cv_;
+  // True while a hang-up waits to be resumed (calls wait on it).
   bool reconnecting_ ABSL_GUARDED_BY(reconnect_mu_) = false;
-  // False once the watch thread stopped (no reconnect will come).
+  // False once no reconnect will come (none wanted, or one failed).
   bool watching_ ABSL_GUARDED_BY(reconnect_mu_) = false;
-  UniqueFd stop_fd_;  // eventfd that stops the watch thread
-  std::thread watcher_;
+  uint64_t watch_id_ ABSL_GUARDED_BY(reconnect_mu_) = 0;  // 0: none
+  bool closing_ ABSL_GUARDED_BY(reconnect_mu_) = false;   // in ~Session
+  // The reconnect thread, started at a hang-up and ended once resumed.
+  std::thread reconnector_ ABSL_GUARDED_BY(reconnect_mu_);
+  bool reconnector_running_ ABSL_GUARDED_BY(reconnect_mu_) = false;
+  // A hang-up of the new socket while the reconnect thread still ran.
+  bool hangup_pending_ ABSL_GUARDED_BY(reconnect_mu_) = false;
 
   mutable absl::Mutex mu_;
   UniqueFd session_fd_ ABSL_GUARDED_BY(mu_);

@@ -13,6 +13,8 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -583,6 +585,44 @@ TEST(SessionOpenTest, ListenConnectAndStatusThroughFakeDaemon) {
   ASSERT_EQ(send(connected->fd.get_unowned(), "ping", 4, MSG_NOSIGNAL), 4);
   shutdown(connected->fd.get_unowned(), SHUT_WR);
   EXPECT_EQ(ReadAll(accepted.get_unowned()), "ping");
+}
+
+// This process's threads, and those of them named `name`.
+std::pair<int, int> ThreadsOfThisProcess(absl::string_view name) {
+  std::pair<int, int> n{0, 0};
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/self/task")) {
+    ++n.first;
+    std::ifstream comm(task.path() / "comm");
+    std::string line;
+    if (std::getline(comm, line) && line == name) ++n.second;
+  }
+  return n;
+}
+
+// Sessions share one hang-up watch thread (HangupWatcher) instead of taking
+// a thread each: 64 more sessions add no thread of the client's (the fake
+// daemon, in this process, serves each session on a thread of its own).
+TEST(SessionOpenTest, ManySessionsShareOneWatchThread) {
+  testing::FakeDevmemd daemon;
+  std::vector<std::unique_ptr<Session>> sessions;
+  auto first = Session::Open(daemon.runtime_dir());
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE((*first)->GetStatus().ok());  // gRPC's own threads started
+  sessions.push_back(*std::move(first));
+  const auto [before, watchers] = ThreadsOfThisProcess(kHangupThreadName);
+  EXPECT_EQ(watchers, 1);
+  for (int i = 0; i < 64; ++i) {
+    auto session = Session::Open(daemon.runtime_dir());
+    ASSERT_TRUE(session.ok()) << session.status();
+    sessions.push_back(*std::move(session));
+  }
+  const auto [after, watchers_after] = ThreadsOfThisProcess(kHangupThreadName);
+  EXPECT_EQ(watchers_after, 1);
+  EXPECT_LE(after, before + 64 + 2);
+  EXPECT_GE(HangupWatcher::Shared().watched(), 65u);
+  sessions.clear();
+  EXPECT_EQ(HangupWatcher::Shared().watched(), 0u);
 }
 
 TEST(SessionOpenTest, GrpcErrorsKeepCodeAndMessage) {

@@ -1,13 +1,13 @@
-// Session's live restart (docs/PROTOCOL.md section 8): the watch thread
-// that notices devmemd going away, the reconnect and Resume with the
-// binding anchors handed back, and the waiting of calls made meanwhile.
+// Session's live restart (docs/PROTOCOL.md section 8): the hang-up watch
+// that notices devmemd going away (one thread per process, HangupWatcher),
+// the reconnect thread and its Resume with the binding anchors handed back,
+// and the waiting of calls made meanwhile.
 #include <poll.h>
 
 #include <algorithm>
 #include <map>
 #include <utility>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -168,6 +168,7 @@ absl::StatusOr<bool> Session::ReconnectSessionSocket(absl::Duration timeout) {
           hello_ = *hello;
           hello_.set_session_id(answer->frame.resumed().session_id());
         }
+        RewatchSocket(fd->get_unowned());
         session_fd_ = *std::move(fd);
         broken_ = absl::OkStatus();
         return true;
@@ -176,6 +177,7 @@ absl::StatusOr<bool> Session::ReconnectSessionSocket(absl::Duration timeout) {
           answer->frame.error().code() ==
               static_cast<int>(absl::StatusCode::kNotFound)) {
         // Unknown to this daemon: carry on with the fresh session.
+        RewatchSocket(fd->get_unowned());
         absl::MutexLock state(&state_mu_);
         anchors_.clear();
         hello_ = *hello;
@@ -210,41 +212,64 @@ absl::StatusOr<bool> Session::ReconnectSessionSocket(absl::Duration timeout) {
   }
 }
 
-void Session::WatchLoop() {
-  absl::Cleanup stopped = [this] {
+void Session::WatchSocket(int fd) {
+  absl::StatusOr<uint64_t> id = watcher_->Watch(fd, [this] { OnHangup(); });
+  if (id.ok()) {
+    watch_id_ = *id;
+    return;
+  }
+  watching_ = false;  // no hang-up will be noticed
+  reconnect_cv_.SignalAll();
+}
+
+void Session::RewatchSocket(int fd) {
+  uint64_t old = 0;
+  {
     absl::MutexLock lock(&reconnect_mu_);
-    watching_ = false;
-    reconnect_cv_.SignalAll();
-  };
-  for (;;) {
-    struct pollfd fds[2] = {};
-    fds[0].fd = session_fd_unowned();
-    fds[0].events = POLLRDHUP;  // never POLLIN: answers are Exchange()'s
-    fds[1].fd = stop_fd_.get_unowned();
-    fds[1].events = POLLIN;
-    int n = ::poll(fds, 2, 250);
-    if (n < 0 && errno != EINTR) return;
-    if (fds[1].revents & POLLIN) return;
-    if (n <= 0 || !(fds[0].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-      continue;
-    }
-    if (!options_.auto_reconnect) {
-      // The leases are gone with the session: our anchor copies must not
-      // keep the kernel bindings (and their queues) alive.
-      absl::MutexLock lock(&state_mu_);
-      anchors_.clear();
+    old = std::exchange(watch_id_, 0);
+  }
+  // Not under reconnect_mu_: the callback Unwatch may wait for takes it.
+  watcher_->Unwatch(old);
+  absl::MutexLock lock(&reconnect_mu_);
+  if (!closing_ && watching_) WatchSocket(fd);
+}
+
+void Session::OnHangup() {
+  {
+    absl::MutexLock lock(&reconnect_mu_);
+    watch_id_ = 0;
+    if (closing_) return;
+    if (options_.auto_reconnect) {
+      reconnecting_ = true;
+      if (reconnector_running_) {
+        hangup_pending_ = true;  // the running thread goes once more
+        return;
+      }
+      // The last reconnect thread, if any, has finished its work.
+      if (reconnector_.joinable()) reconnector_.join();
+      reconnector_running_ = true;
+      reconnector_ = std::thread([this] { ReconnectLoop(); });
       return;
     }
-    {
-      absl::MutexLock lock(&reconnect_mu_);
-      reconnecting_ = true;
-    }
+    watching_ = false;
+    reconnect_cv_.SignalAll();
+  }
+  // The leases are gone with the session: our anchor copies must not keep
+  // the kernel bindings (and their queues) alive.
+  absl::MutexLock lock(&state_mu_);
+  anchors_.clear();
+}
+
+void Session::ReconnectLoop() {
+  for (;;) {
+    // Watches the new socket itself (RewatchSocket) once it is resumed.
     absl::StatusOr<bool> resumed = Reconnect(options_.reconnect_timeout);
     if (resumed.ok() && *resumed) ++resumes_;
     ++reconnects_;
     {
       absl::MutexLock lock(&reconnect_mu_);
-      reconnecting_ = false;
+      reconnecting_ = hangup_pending_ && resumed.ok();
+      if (!resumed.ok()) watching_ = false;  // the session stays broken
       reconnect_cv_.SignalAll();
     }
     if (options_.on_reconnect) {
@@ -253,8 +278,16 @@ void Session::WatchLoop() {
     if (!resumed.ok()) {
       absl::MutexLock lock(&state_mu_);
       anchors_.clear();
-      return;  // the session stays broken
     }
+    absl::MutexLock lock(&reconnect_mu_);
+    if (!hangup_pending_ || closing_ || !watching_) {
+      hangup_pending_ = false;
+      reconnecting_ = false;
+      reconnector_running_ = false;
+      reconnect_cv_.SignalAll();
+      return;
+    }
+    hangup_pending_ = false;
   }
 }
 
