@@ -400,8 +400,9 @@ class Session {
   bool reconnecting_ ABSL_GUARDED_BY(reconnect_mu_) = false;
   // False once no reconnect will come (none wanted, or one failed).
   bool watching_ ABSL_GUARDED_BY(reconnect_mu_) = false;
-  uint64_t watch_id_ ABSL_GUARDED_BY(reconnect_mu_) = 0;  // 0: none
-  bool closing_ ABSL_GUARDED_BY(reconnect_mu_) = false;   // in ~Session
+  // The latest registration with watcher_ (0: none), fired or not.
+  uint64_t watch_id_ ABSL_GUARDED_BY(reconnect_mu_) = 0;
+  bool closing_ ABSL_GUARDED_BY(reconnect_mu_) = false;  // in ~Session
   // The reconnect thread, started at a hang-up and ended once resumed.
   std::thread reconnector_ ABSL_GUARDED_BY(reconnect_mu_);
   bool reconnector_running_ ABSL_GUARDED_BY(reconnect_mu_) = false;

@@ -236,8 +236,9 @@ void Session::RewatchSocket(int fd) {
 
 void Session::OnHangup() {
   {
+    // watch_id_ stays this registration's: ~Session unwatches it, which
+    // waits for this callback to end before the session goes.
     absl::MutexLock lock(&reconnect_mu_);
-    watch_id_ = 0;
     if (closing_) return;
     if (options_.auto_reconnect) {
       reconnecting_ = true;
