@@ -205,33 +205,50 @@ struct GroupRow {
 
 // `clients` threads steer kGroupRules rules between them through the
 // journaled daemon path, `batch` per wait: SteerFlow for each rule of the
-// batch, then one AwaitDurable for the last (what OpenSockets and
-// SteerMany do; batch 1 is the single Steer/Listen/Connect call).
+// batch (or, `one_lock`, all of them in one SteerFlows: what OpenSockets
+// and SteerMany do), then one AwaitDurable for the last; batch 1 is the
+// single Steer/Listen/Connect call.
 std::optional<GroupRow> GroupPath(const std::string& dir,
                                   const std::string& name, int clients,
-                                  uint32_t batch) {
+                                  uint32_t batch, bool one_lock) {
   std::unique_ptr<Host> h = MakeHost(dir);
   if (h == nullptr) return std::nullopt;
   const uint64_t syncs0 = h->syncs();
   const uint32_t per_client = kGroupRules / static_cast<uint32_t>(clients);
   std::atomic<bool> failed{false};
+  // Steers rules [from, from + n): their statuses, and the journal
+  // sequence number to wait for in *last.
+  auto steer = [&](uint32_t from, uint32_t n, uint64_t* last) {
+    if (one_lock) {
+      std::vector<NicManager::FlowToSteer> flows(n);
+      for (uint32_t i = 0; i < n; ++i) {
+        flows[i] = {h->binding, TupleFor(from + i)};
+      }
+      return h->manager->SteerFlows(1, flows, last);
+    }
+    std::vector<absl::StatusOr<devmem::v1::FlowRule>> rules;
+    for (uint32_t i = 0; i < n; ++i) {
+      uint64_t seq = 0;
+      // A batch leaves the flush to its one wait.
+      rules.push_back(h->manager->SteerFlow(1, h->binding, TupleFor(from + i),
+                                            &seq, /*start_flush=*/n == 1));
+      *last = std::max(*last, seq);
+    }
+    return rules;
+  };
   auto client = [&](uint32_t first) {
     for (uint32_t done = 0; done < per_client && !failed;) {
       uint64_t last = 0;
       const uint32_t n = std::min(batch, per_client - done);
-      for (uint32_t i = 0; i < n; ++i, ++done) {
-        uint64_t seq = 0;
-        // A batch leaves the flush to its one wait, as OpenSockets does.
-        auto rule = h->manager->SteerFlow(1, h->binding, TupleFor(first + done),
-                                          &seq, /*start_flush=*/batch == 1);
+      for (const auto& rule : steer(first + done, n, &last)) {
         if (!rule.ok()) {
           absl::FPrintF(stderr, "rule_bench: %s: %s\n", name,
                         rule.status().ToString());
           failed = true;
           return;
         }
-        last = std::max(last, seq);
       }
+      done += n;
       if (!h->manager->AwaitDurable(last).ok()) failed = true;
     }
   };
@@ -264,14 +281,17 @@ bool GroupCommit() {
     const char* name;
     int clients;
     uint32_t batch;
+    bool one_lock;
   };
   const Path paths[] = {
-      {"1 client, 1 rule per call", 1, 1},
-      {"8 clients, 1 rule per call", 8, 1},
-      {"64 clients, 1 rule per call", 64, 1},
-      {"1 client, batch of 64", 1, 64},
-      {"1 client, batch of 1024", 1, 1024},
-      {"8 clients, batch of 1024", 8, 1024},
+      {"1 client, 1 rule per call", 1, 1, false},
+      {"8 clients, 1 rule per call", 8, 1, false},
+      {"64 clients, 1 rule per call", 64, 1, false},
+      {"1 client, batch of 64", 1, 64, false},
+      {"1 client, batch of 1024", 1, 1024, false},
+      {"8 clients, batch of 1024", 8, 1024, false},
+      {"1 client, 1024 in one lock", 1, 1024, true},
+      {"8 clients, 1024 in one lock", 8, 1024, true},
   };
   absl::PrintF(
       "\njournaled with group commit: %u rules per path; this disk's "
@@ -281,9 +301,10 @@ bool GroupCommit() {
                "vs 1 fsync/rule");
   double best = 0;
   for (const Path& p : paths) {
-    const std::string sub = absl::StrCat(dir, "/", p.clients, "_", p.batch);
+    const std::string sub = absl::StrCat(dir, "/", p.clients, "_", p.batch,
+                                         p.one_lock ? "_lock" : "");
     std::filesystem::create_directories(sub);
-    auto row = GroupPath(sub, p.name, p.clients, p.batch);
+    auto row = GroupPath(sub, p.name, p.clients, p.batch, p.one_lock);
     std::error_code ec;
     std::filesystem::remove_all(sub, ec);
     if (!row) return false;

@@ -95,31 +95,12 @@ absl::Status SocketMaker::Connect(uint64_t session,
 absl::Status SocketMaker::Steer(uint64_t session,
                                 const devmem::v1::SteerRequest& req,
                                 devmem::v1::FlowRule* rule) {
+  absl::StatusOr<ToSteer> item = PrepareSteer(session, req, nullptr);
+  if (!item.ok()) return item.status();
   Made made;
-  absl::Status s = SteerOne(session, req, rule, &made);
+  absl::Status s = SteerInto(session, item->binding, item->tuple, rule, &made);
   if (!s.ok()) return s;
   return Settle(session, {made});
-}
-
-template <typename Result>
-uint32_t SocketMaker::Batch(
-    uint64_t session, int n,
-    const std::function<absl::Status(int, Result*, Made*)>& make,
-    const std::function<Result*(int)>& result) {
-  std::vector<Made> made;
-  std::vector<int> ok_items;
-  for (int i = 0; i < n; ++i) {
-    Made m;
-    m.start_flush = false;  // Settle's wait flushes once for all
-    absl::Status s = make(i, result(i), &m);
-    if (!s.ok()) {
-      SetFailure(s, result(i));
-      continue;
-    }
-    made.push_back(std::move(m));
-    ok_items.push_back(i);
-  }
-  return SettleItems(session, n, made, ok_items, result);
 }
 
 template <typename Result>
@@ -225,16 +206,48 @@ absl::Status SocketMaker::SteerMany(uint64_t session,
   absl::Status count = CheckItemCount(req.items_size(), "SteerMany");
   if (!count.ok()) return count;
   for (int i = 0; i < req.items_size(); ++i) resp->add_results();
-  using Result = devmem::v1::SteerResult;
-  resp->set_failed(Batch<Result>(
-      session, req.items_size(),
-      [&](int i, Result* out, Made* m) -> absl::Status {
-        absl::Status s = CheckItemToken(req.items(i).session_token(),
-                                        req.session_token(), i);
-        if (!s.ok()) return s;
-        return SteerOne(session, req.items(i), out->mutable_rule(), m);
-      },
-      [&](int i) { return resp->mutable_results(i); }));
+  auto result = [&](int i) { return resp->mutable_results(i); };
+  // Each deposit is taken, checked and bound in order; then all of their
+  // rules go in under one hold of the NicManager lock; then one wait.
+  std::vector<int> items;
+  std::vector<ToSteer> steer;
+  NicMemo nics;  // a call's items usually name one binding
+  for (int i = 0; i < req.items_size(); ++i) {
+    absl::Status s =
+        CheckItemToken(req.items(i).session_token(), req.session_token(), i);
+    if (s.ok()) {
+      absl::StatusOr<ToSteer> item = PrepareSteer(session, req.items(i), &nics);
+      if (item.ok()) {
+        items.push_back(i);
+        steer.push_back(*std::move(item));
+        continue;
+      }
+      s = item.status();
+    }
+    SetFailure(s, result(i));
+  }
+  uint64_t durable_at = 0;
+  std::vector<absl::StatusOr<devmem::v1::FlowRule>> rules =
+      SteerAll(session, steer, &durable_at);
+  std::vector<Made> made;
+  std::vector<int> ok_items;
+  for (size_t k = 0; k < steer.size(); ++k) {
+    devmem::v1::SteerResult* out = result(items[k]);
+    if (!rules[k].ok()) {
+      SetFailure(rules[k].status(), out);
+      continue;
+    }
+    Made m;
+    m.durable_at = durable_at;
+    m.binding = steer[k].binding;
+    m.location = rules[k]->location();
+    *out->mutable_rule() = *std::move(rules[k]);
+    made.push_back(std::move(m));
+    ok_items.push_back(items[k]);
+  }
+  resp->set_failed(
+      SettleItems(session, req.items_size(), made, ok_items,
+                  std::function<devmem::v1::SteerResult*(int)>(result)));
   return absl::OkStatus();
 }
 
@@ -530,22 +543,33 @@ absl::Status SocketMaker::ConnectFinish(uint64_t session,
   return absl::OkStatus();
 }
 
-absl::Status SocketMaker::SteerOne(uint64_t session,
-                                   const devmem::v1::SteerRequest& req,
-                                   devmem::v1::FlowRule* rule, Made* made) {
+absl::StatusOr<SocketMaker::ToSteer> SocketMaker::PrepareSteer(
+    uint64_t session, const devmem::v1::SteerRequest& req, NicMemo* memo) {
   auto fd =
       TakeDeposit(d_.sessions, session, req.socket_ticket(), "socket_ticket");
   if (!fd.ok()) return fd.status();
   absl::Status tcp = CheckTcpSocket(fd->get_unowned());
   if (!tcp.ok()) return tcp;
-  auto nic = d_.nics->NicOfBinding(session, req.binding());
-  if (!nic.ok()) return nic.status();
+  std::string nic;
+  if (req.binding() != 0) {
+    auto of = SocketNic(session, "", req.binding(), memo);
+    if (!of.ok()) return of.status();
+    nic = of->nic;
+  } else {
+    // NicOfBinding's NOT_FOUND, the same as for any unknown handle.
+    auto of = d_.nics->NicOfBinding(session, 0);
+    if (!of.ok()) return of.status();
+    nic = of->nic;
+  }
+  ToSteer item;
   auto tuple = SocketFlowTuple(fd->get_unowned());
   if (!tuple.ok()) return tuple.status();
-  absl::Status bound = BindToDevice(fd->get_unowned(), nic->nic);
+  absl::Status bound = BindToDevice(fd->get_unowned(), nic);
   if (!bound.ok()) return bound;
+  item.binding = req.binding();
+  item.tuple = *std::move(tuple);
   // The daemon's copy of the socket closes here; the workload keeps its own.
-  return SteerInto(session, req.binding(), *tuple, rule, made);
+  return item;
 }
 
 absl::Status SocketMaker::SteerInto(uint64_t session, uint64_t binding,

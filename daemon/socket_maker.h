@@ -165,16 +165,17 @@ class SocketMaker {
       std::vector<Dialing>& dialing,
       const std::function<devmem::v1::SocketResult*(int)>& result,
       std::vector<Made>* made, std::vector<int>* ok_items);
-  absl::Status SteerOne(uint64_t session, const devmem::v1::SteerRequest& req,
-                        devmem::v1::FlowRule* rule, Made* made);
-  // One batch of `n` items: `make(i, result, made)` makes item i and fills
-  // in its result; a failed item's result becomes its failure. Then one
-  // wait for every rule made (Settle); if that fails, every item made is
-  // undone and fails with it. Returns the number of failed items.
-  template <typename Result>
-  uint32_t Batch(uint64_t session, int n,
-                 const std::function<absl::Status(int, Result*, Made*)>& make,
-                 const std::function<Result*(int)>& result);
+  // A deposited socket checked and bound to its binding's NIC, before its
+  // rule (the daemon's copy of the socket is closed by then).
+  struct ToSteer {
+    uint64_t binding = 0;
+    FlowTuple tuple;
+  };
+  // Takes the deposit, checks it is a TCP socket on an address, and binds
+  // it to the binding's NIC. `memo` (may be null) keeps the NIC lookup.
+  absl::StatusOr<ToSteer> PrepareSteer(uint64_t session,
+                                       const devmem::v1::SteerRequest& req,
+                                       NicMemo* memo);
   // The end of a batch of `n` items of which `ok_items` (with `made`)
   // succeeded so far: one wait for all their rules; on failure all of them
   // are undone and fail with it. Returns the number of failed items.

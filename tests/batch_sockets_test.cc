@@ -395,5 +395,38 @@ TEST_F(BatchSocketsTest, SteerManyOfSocketsTheWorkloadMade) {
   EXPECT_EQ(PendingTickets(), 0u);
 }
 
+// One SteerMany call past the rule table: its items are checked and bound in
+// order, then steered together, and each still fails alone, in order.
+TEST_F(BatchSocketsTest, SteerManyPastAFullRuleTableFailsTheLastAlone) {
+  std::vector<UniqueFd> own;
+  std::vector<int> fds;
+  for (int i = 0; i < 258; ++i) {
+    UniqueFd fd = i == 100
+                      ? UniqueFd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0))
+                      : PlainListener();
+    ASSERT_TRUE(fd);
+    fds.push_back(fd.get_unowned());
+    own.push_back(std::move(fd));
+  }
+  auto steered = session_->SteerMany(fds, binding_);
+  ASSERT_TRUE(steered.ok()) << steered.status();
+  ASSERT_EQ(steered->size(), fds.size());
+  EXPECT_EQ((*steered)[100].status().code(),
+            absl::StatusCode::kInvalidArgument);
+  for (size_t i = 0; i < fds.size(); ++i) {
+    if (i == 100) continue;
+    if (i < 257) {  // 256 listeners before the last one: the whole table
+      ASSERT_TRUE((*steered)[i].ok()) << i << ": " << (*steered)[i].status();
+      EXPECT_EQ((*steered)[i]->dst_port(), PortOf(fds[i])) << i;
+    } else {
+      EXPECT_EQ((*steered)[i].status().code(),
+                absl::StatusCode::kResourceExhausted)
+          << (*steered)[i].status();
+    }
+  }
+  EXPECT_EQ(Rules(), 256u);
+  EXPECT_EQ(PendingTickets(), 0u);
+}
+
 }  // namespace
 }  // namespace devmem
